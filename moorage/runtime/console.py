@@ -1,0 +1,51 @@
+"""Terminals: a pty created inside the container, its master sent over --console-socket.
+
+The master travels as SCM_RIGHTS ancillary data, as runc sends it, so any
+runc-compatible caller (containerd, our shim) can receive it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import termios
+
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTPEER = 0x5441
+
+
+def open_pty() -> tuple[int, int]:
+    """(master, slave) of a new pty from this mount namespace's /dev/ptmx."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, _TIOCSPTLCK, b"\0\0\0\0")
+    # TIOCGPTPEER opens the slave through the master, never by a path a
+    # container process could have swapped.
+    slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    return master, slave
+
+
+def send_master(sock_fd: int, master: int) -> None:
+    import socket
+
+    with socket.socket(fileno=os.dup(sock_fd)) as sock:
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+
+
+def receive_master(sock: object) -> int:
+    import socket
+
+    assert isinstance(sock, socket.socket)
+    _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
+    if not fds:
+        raise OSError("console socket: no file descriptor received")
+    return fds[0]
+
+
+def make_controlling(slave: int) -> None:
+    """Make the pty slave the session's terminal and the process's stdio."""
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
