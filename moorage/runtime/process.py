@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import TYPE_CHECKING
 
 from moorage.errors import NotFound
 from moorage.linux import libc
 from moorage.runtime.capabilities import CapabilitySets, switch_user
 from moorage.runtime.config import RLIMITS
 
+# Not typing.TYPE_CHECKING: importing typing costs milliseconds on the start path.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from moorage.runtime.seccomp import SeccompFilter
 
