@@ -1,0 +1,142 @@
+"""What the v1 and v2 managers share: directories, membership, signalling, removal."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from moorage.errors import MoorError, SystemError
+from moorage.runtime.cgroups import fs
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see fs.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+# paths[CREATED] lists, one a line, the topmost directory create() made in each
+# hierarchy: destroy() removes up to there and never a level that existed before.
+CREATED = "created"
+
+
+class CgroupManager:
+    """A container's cgroup in every hierarchy it uses.
+
+    `paths` maps a subsystem ("memory", "cpu", "name=systemd"; "" for the cgroup2
+    tree) to the container's directory, plus the CREATED record. It is plain JSON:
+    the runtime keeps it in state.json and reopens it with load_manager().
+    """
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.paths = paths
+
+    def _dirs(self) -> list[str]:
+        """Each directory once: co-mounted subsystems share one."""
+        return list(dict.fromkeys(v for k, v in self.paths.items() if k != CREATED))
+
+    def create(self, resources: dict[str, Any] | None) -> None:
+        """mkdir the cgroup in every hierarchy and apply `resources`; on error undo the mkdirs."""
+        resources = resources or {}
+        self._validate(resources)
+        created: list[str] = []
+        try:
+            for directory in self._dirs():
+                top = fs.make_path(directory)
+                if top is not None:
+                    created.append(top)
+                    # Recorded as it goes, so that a failure in the next hierarchy
+                    # still removes this one.
+                    self.paths[CREATED] = "\n".join(created)
+            self._prepare()
+            self._set(resources)
+        except BaseException:
+            try:
+                self.destroy()
+            except MoorError:
+                pass  # the error that stopped create() is the one worth reporting
+            raise
+
+    def apply(self, resources: dict[str, Any] | None) -> None:
+        """Write `resources` into the cgroup create() made (for `update`)."""
+        resources = resources or {}
+        self._validate(resources)
+        self._set(resources)
+
+    def add_process(self, pid: int) -> None:
+        for directory in self._dirs():
+            fs.write(directory + "/cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup and in the sub-cgroups its processes made."""
+        pids = []
+        for dirpath, _, _ in os.walk(self._main_dir()):
+            procs = fs.read_if_exists(dirpath + "/cgroup.procs")
+            if procs:
+                pids.extend(int(pid) for pid in procs.split())
+        return pids
+
+    def kill_all(self, sig: int) -> None:
+        """Send `sig` to every process in the cgroup."""
+        was_frozen = self.frozen()
+        # Frozen processes cannot fork between our reading the pid list and the
+        # signal, so none escapes (runc's signalAllProcesses does the same). If the
+        # freeze fails, signal anyway: this is what delete --force relies on.
+        froze = False
+        if not was_frozen:
+            try:
+                self.freeze()
+                froze = True
+            except SystemError:
+                pass
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            # Other signals wait for `resume` on a paused container as they should;
+            # SIGKILL must thaw it, or cgroup v1's frozen processes never die.
+            if froze or (was_frozen and sig == signal.SIGKILL):
+                self.thaw()
+
+    def destroy(self) -> None:
+        """rmdir what create() made, deepest first; idempotent."""
+        tops = self.paths.get(CREATED)
+        if not tops:
+            return
+        for directory in self._dirs():
+            for top in tops.split("\n"):
+                if directory == top or directory.startswith(top + "/"):
+                    fs.remove_path(directory, top)
+                    break
+        # Forget them: a directory of the same name made later is not ours.
+        del self.paths[CREATED]
+
+    def _main_dir(self) -> str:
+        """The directory whose cgroup.procs lists the container's processes."""
+        raise NotImplementedError
+
+    def _validate(self, resources: dict[str, Any]) -> None:
+        """Reject what this cgroup version cannot do, before anything is written."""
+        raise NotImplementedError
+
+    def _prepare(self) -> None:
+        """Make freshly created directories usable (cpuset in v1)."""
+
+    def _set(self, resources: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, int | None]:
+        """memory_usage, memory_limit (None: unlimited), cpu_usage_ns, pids_current.
+
+        A key is absent when its controller is not in use.
+        """
+        raise NotImplementedError
