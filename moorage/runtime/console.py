@@ -1,5 +1,8 @@
 """Terminals: a pty created inside the container, its master sent over --console-socket.
 
+Imported by the init before pivot_root: past it, the host's Python library is
+out of reach, so nothing here may import lazily.
+
 The master travels as SCM_RIGHTS ancillary data, as runc sends it, so any
 runc-compatible caller (containerd, our shim) can receive it.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import termios
 
 _TIOCSPTLCK = 0x40045431
@@ -25,15 +29,11 @@ def open_pty() -> tuple[int, int]:
 
 
 def send_master(sock_fd: int, master: int) -> None:
-    import socket
-
     with socket.socket(fileno=os.dup(sock_fd)) as sock:
         socket.send_fds(sock, [b"/dev/ptmx"], [master])
 
 
 def receive_master(sock: object) -> int:
-    import socket
-
     assert isinstance(sock, socket.socket)
     _, fds, _, _ = socket.recv_fds(sock, 4096, 1)
     if not fds:
@@ -49,3 +49,12 @@ def make_controlling(slave: int) -> None:
         os.dup2(slave, fd)
     if slave > 2:
         os.close(slave)
+
+
+def attach_new_pty(console_fd: int) -> None:
+    """Open a pty, send its master to the console socket, take the slave as terminal."""
+    master, slave = open_pty()
+    send_master(console_fd, master)
+    os.close(master)
+    os.close(console_fd)
+    make_controlling(slave)

@@ -415,19 +415,22 @@ def run(opts: CreateOptions, *, detach: bool) -> int:
     set_subreaper()
     created = create(opts, internal_console=not detach)
     st = created.state
+    master = None
     try:
+        if created.console is not None:
+            from moorage.runtime.console import receive_master
+            from moorage.runtime.foreground import copy_size
+
+            master = receive_master(created.console)
+            created.console.close()  # type: ignore[attr-defined]
+            # Before start, so the process never sees a 0x0 terminal.
+            copy_size(master)
         start(opts.root, opts.container_id)
     except BaseException:
         destroy(st, current_status(st))
         raise
     if detach:
         return 0
-    master = None
-    if created.console is not None:
-        from moorage.runtime.console import receive_master
-
-        master = receive_master(created.console)
-        created.console.close()  # type: ignore[attr-defined]
     try:
         return wait_for(st.pid, master)
     finally:

@@ -112,9 +112,11 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
             console.close()
         else:
             from moorage.runtime.console import receive_master
+            from moorage.runtime.foreground import copy_size
 
             master = receive_master(console)
             console.close()
+            copy_size(master)
     if detach:
         return 0
     from moorage.runtime.foreground import wait_for
@@ -141,6 +143,9 @@ def _join_and_fork(channel: Channel, namespaces: dict[str, int], prepared: Prepa
     from moorage.runtime.init import keep_only_preserved_fds, report_and_exit
 
     try:
+        # Joining the mount namespace hides the host's Python library: import first.
+        if console_fd is not None:
+            from moorage.runtime.console import attach_new_pty
         channel.expect("go")
         for name in _JOIN_ORDER:
             if name in namespaces:
@@ -151,13 +156,7 @@ def _join_and_fork(channel: Channel, namespaces: dict[str, int], prepared: Prepa
             channel.send(f"pid {pid}")
             os._exit(0)
         if console_fd is not None:
-            from moorage.runtime.console import make_controlling, open_pty, send_master
-
-            master, slave = open_pty()
-            send_master(console_fd, master)
-            os.close(master)
-            os.close(console_fd)
-            make_controlling(slave)
+            attach_new_pty(console_fd)
         executable = prepared.finalize()
         keep_only_preserved_fds(3 + preserve_fds)
         prepared.execve(executable)

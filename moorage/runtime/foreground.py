@@ -47,7 +47,7 @@ def wait_for(pid: int, master: int | None = None) -> int:
             return exit_code(status)
 
 
-def _copy_size(master: int) -> None:
+def copy_size(master: int) -> None:
     import fcntl
     import termios
 
@@ -69,8 +69,8 @@ def _relay_terminal(master: int) -> None:
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
         tty.setraw(stdin)
-        _copy_size(master)
-        signal.signal(signal.SIGWINCH, lambda _s, _f: _copy_size(master))
+        copy_size(master)
+        signal.signal(signal.SIGWINCH, lambda _s, _f: copy_size(master))
 
     def pump_stdin() -> None:
         while True:

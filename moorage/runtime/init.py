@@ -19,6 +19,8 @@ from moorage.runtime.config import NAMESPACE_FLAGS
 # Not typing.TYPE_CHECKING: importing typing costs milliseconds on the start path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from moorage.runtime.process import PreparedProcess
     from moorage.runtime.sync import Channel
 
@@ -126,9 +128,13 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts, userns)
     if any(m["destination"] == "/dev" for m in mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], userns)
+    hooks = config.get("hooks", {})
+    # Past pivot_root the host's Python library is out of reach: import now.
+    console = _import_console() if ctx.console_fd is not None else None
+    if hooks.get("startContainer"):
+        import moorage.runtime.hooks  # noqa: F401
     channel.send("hooks")
     channel.expect("continue")
-    hooks = config.get("hooks", {})
     if hooks.get("createContainer"):
         # In the container's namespaces but before pivot_root, so the hook's
         # path is still the host's (runtime-spec config.md createContainer).
@@ -147,14 +153,8 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
         fs.readonly_path(path)
     for path in linux.get("maskedPaths") or ():
         fs.mask_path(path)
-    if ctx.console_fd is not None:
-        from moorage.runtime.console import make_controlling, open_pty, send_master
-
-        master, slave = open_pty()
-        send_master(ctx.console_fd, master)
-        os.close(master)
-        os.close(ctx.console_fd)
-        make_controlling(slave)
+    if console is not None and ctx.console_fd is not None:
+        console.attach_new_pty(ctx.console_fd)
     else:
         os.setsid()
     if config["root"].get("readonly"):
@@ -172,6 +172,12 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     if hooks.get("startContainer"):
         _run_hooks(ctx, "startContainer", "created", os.getpid())
     ctx.process.execve(executable)
+
+
+def _import_console() -> ModuleType:
+    from moorage.runtime import console
+
+    return console
 
 
 def _run_hooks(ctx: InitContext, name: str, status: str, pid: int) -> None:
