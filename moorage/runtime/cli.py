@@ -245,10 +245,12 @@ def _list(args: Options) -> None:
     if args.quiet:
         sys.stdout.write("".join(d["id"] + "\n" for d in documents))
         return
+    owner = _owner_name()
+    for document in documents:
+        document["owner"] = owner
     if args.format == "json":
         sys.stdout.write(json.dumps(documents) + "\n")
         return
-    owner = _owner_name()
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     rows += [(d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], owner)
              for d in documents]

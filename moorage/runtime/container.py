@@ -170,7 +170,9 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
     cgroup.create(cgroup_resources(linux))
     cleanup.append(cgroup.destroy)
     fifo_path = os.path.join(directory, state_mod.FIFO_NAME)
-    os.mkfifo(fifo_path, 0o622)
+    os.mkfifo(fifo_path)
+    # Writable by the container's user whoever it is, readable only by us (runc's mode).
+    os.chmod(fifo_path, 0o622)
     # runc opens the fifo O_PATH before pivot_root and re-opens it through
     # /proc/self/fd later, when the host path is out of the container's reach.
     fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
@@ -230,8 +232,8 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         _reap(stage1_pid)
         st.start_time = state_mod.process_start_time(st.pid)
         parent.expect("hooks")
-        _hooks(st, "prestart", "created")
-        _hooks(st, "createRuntime", "created")
+        _hooks(st, "prestart", "creating")
+        _hooks(st, "createRuntime", "creating")
         parent.send("continue")
         parent.expect("ready")
     except ChildFailed as err:
@@ -279,7 +281,8 @@ def start(root: str, container_id: str) -> state_mod.ContainerState:
     finally:
         os.close(fd)
     os.unlink(st.fifo)
-    _hooks(st, "poststart", "running")
+    # runc 1.1 reports "created" to poststart hooks: the state it last recorded.
+    _hooks(st, "poststart", "created")
     return st
 
 

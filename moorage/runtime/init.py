@@ -16,6 +16,9 @@ from moorage.linux import libc
 from moorage.runtime import rootfs as fs
 from moorage.runtime.config import NAMESPACE_FLAGS
 
+# Imported up front when asked for: past pivot_root nothing can be imported.
+_traceback = __import__("traceback") if os.environ.get("MOOR_RUNTIME_DEBUG") else None
+
 # Not typing.TYPE_CHECKING: importing typing costs milliseconds on the start path.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,15 +53,23 @@ class InitContext:
 
 
 def report_and_exit(channel: Channel, err: BaseException) -> None:
-    """Send the failure up as one line and leave without running Python's exit hooks."""
-    if os.environ.get("MOOR_RUNTIME_DEBUG"):
-        import traceback
+    """Send the failure up as one line and leave without running Python's exit hooks.
 
-        traceback.print_exception(err)
-    text = getattr(err, "strerror", None) if isinstance(err, OSError) else None
-    message = str(err) if not text else (text if not err.filename else f"{text}: {err.filename}")
+    Never returns, whatever happens while reporting: a forked child that
+    unwound into the runtime's own code would act as a second runtime.
+    """
     try:
-        channel.send("error " + " ".join(message.split()))
+        if _traceback is not None:
+            _traceback.print_exception(err)
+        text = err.strerror if isinstance(err, OSError) else None
+        message = str(err) if not text else (f"{text}: {err.filename}" if err.filename else text)
+        line = " ".join(message.split())
+        try:
+            channel.send("error " + line)
+        except OSError:
+            # The runtime stopped listening once the container was created: the
+            # failure happened between create and exec, stderr is all that is left.
+            os.write(2, f"moor-runtime: container init: {line}\n".encode())
     finally:
         os._exit(1)
 
@@ -125,7 +136,8 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     mounts = config.get("mounts", [])
     rootfs = ctx.rootfs
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
-    fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts, userns)
+    fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts,
+                 cgroupns=any(ns["type"] == "cgroup" for ns in linux.get("namespaces", [])))
     if any(m["destination"] == "/dev" for m in mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], userns)
     hooks = config.get("hooks", {})
@@ -138,7 +150,7 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     if hooks.get("createContainer"):
         # In the container's namespaces but before pivot_root, so the hook's
         # path is still the host's (runtime-spec config.md createContainer).
-        _run_hooks(ctx, "createContainer", "created", host_pid)
+        _run_hooks(ctx, "createContainer", "creating", host_pid)
     if ctx.no_pivot:
         fs.move_root(rootfs)
     else:

@@ -44,6 +44,19 @@ def find_executable(name: str, env: list[str]) -> str:
     raise NotFound(f"exec: {name!r}: executable file not found in $PATH")
 
 
+def home_of(uid: int) -> str:
+    """The user's home in the container's /etc/passwd, "/" when it has none (as runc)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
 class PreparedProcess:
     """Everything the last steps need, computed before the fork so errors surface early."""
 
@@ -82,7 +95,12 @@ class PreparedProcess:
             libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
         if self.seccomp is not None and not self.nnp:
             self.seccomp.load()
+        if not any(item.startswith("HOME=") for item in self.env):
+            self.env = [*self.env, f"HOME={home_of(self.uid)}"]
         switch_user(self.uid, self.gid, self.groups, self.caps)
+        # Changing credentials made us non-dumpable, which locks /proc/self/fd
+        # (the exec fifo is reopened through it); execve resets the flag anyway.
+        libc.prctl(libc.PR_SET_DUMPABLE, 1)
         executable = find_executable(self.args[0], self.env)
         if self.seccomp is not None and self.nnp:
             self.seccomp.load()

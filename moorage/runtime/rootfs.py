@@ -62,14 +62,14 @@ def _make_parent_mount_private(rootfs: str) -> None:
         libc.mount(None, best, None, libc.MS_PRIVATE)
 
 
-def mount_all(rootfs: str, bundle: str, mounts: list[dict], cgroup_mounts: list[tuple[str, str]],
-              userns: bool) -> None:
+def mount_all(rootfs: str, bundle: str, mounts: list[dict],
+              cgroup_mounts: list[tuple[str, str]], cgroupns: bool) -> None:
     for entry in mounts:
-        mount_entry(rootfs, bundle, entry, cgroup_mounts, userns)
+        mount_entry(rootfs, bundle, entry, cgroup_mounts, cgroupns)
 
 
-def mount_entry(rootfs: str, bundle: str, entry: dict, cgroup_mounts: list[tuple[str, str]],
-                userns: bool) -> None:
+def mount_entry(rootfs: str, bundle: str, entry: dict,
+                cgroup_mounts: list[tuple[str, str]], cgroupns: bool) -> None:
     destination = entry["destination"]
     fstype = entry.get("type") or None
     source = entry.get("source")
@@ -77,7 +77,7 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, cgroup_mounts: list[tuple
     if fstype == "bind" or options.is_bind:
         _bind(rootfs, bundle, source, destination, options)
     elif fstype == "cgroup":
-        _mount_cgroup_v1(rootfs, destination, options, cgroup_mounts)
+        _mount_cgroup_v1(rootfs, destination, options, cgroup_mounts, cgroupns)
     else:
         if fstype is None:
             raise InvalidParameter(f"mount {destination}: no type given")
@@ -89,12 +89,7 @@ def mount_entry(rootfs: str, bundle: str, entry: dict, cgroup_mounts: list[tuple
             return
         fd = open_target(rootfs, host_path)
         try:
-            if fstype == "mqueue" and userns:
-                # mqueue cannot be mounted from a user namespace that does not own
-                # the ipc namespace's mqueue instance; runc binds the host's then.
-                _mount_fd("/dev/mqueue", fd, None, libc.MS_BIND | libc.MS_REC, None, destination)
-            else:
-                _mount_fd(source, fd, fstype, flags, data, destination)
+            _mount_fd(source, fd, fstype, flags, data, destination)
         finally:
             os.close(fd)
         _set_propagation(rootfs, host_path, destination, options)
@@ -141,13 +136,14 @@ def _set_propagation(rootfs: str, host_path: str, destination: str,
 
 
 def _mount_cgroup_v1(rootfs: str, destination: str, options: MountOptions,
-                     cgroup_mounts: list[tuple[str, str]]) -> None:
-    """A tmpfs holding one read-only bind of the container's own cgroup per hierarchy.
+                     cgroup_mounts: list[tuple[str, str]], cgroupns: bool) -> None:
+    """A tmpfs holding the container's own cgroup of each hierarchy, as runc shows them.
 
-    Without a cgroup namespace this is how runc shows a container its cgroups:
-    each /sys/fs/cgroup/<hierarchy> is the container's folder, not the host's tree.
-    `cgroup_mounts` pairs each hierarchy's name with the container's folder in it;
-    a cgroup2-only host gets a cgroup2 bind instead.
+    Without a cgroup namespace each /sys/fs/cgroup/<hierarchy> is a read-only
+    bind of the container's folder; inside one, a fresh cgroup mount, whose
+    root the namespace makes that folder. `cgroup_mounts` pairs each
+    hierarchy's name with the container's folder in it; a cgroup2-only host
+    gets a cgroup2 bind instead.
     """
     if len(cgroup_mounts) == 1 and cgroup_mounts[0][0] == "":
         _mount_cgroup2(rootfs, destination, options, cgroup_mounts)
@@ -161,7 +157,26 @@ def _mount_cgroup_v1(rootfs: str, destination: str, options: MountOptions,
         os.close(fd)
     sub = MountOptions(["rbind", *(o for o in _option_names(options))])
     for name, cgroup_dir in cgroup_mounts:
-        _bind(rootfs, "/", cgroup_dir, f"{destination}/{name}", sub)
+        if cgroupns:
+            _mount_cgroup_in_namespace(rootfs, f"{destination}/{name}", name, options)
+        else:
+            _bind(rootfs, "/", cgroup_dir, f"{destination}/{name}", sub)
+    # runc leaves the folder of hierarchies read-only to all (0555): without
+    # CAP_DAC_OVERRIDE even the container's root cannot add to it.
+    os.chmod(host_path, 0o555)
+
+
+def _mount_cgroup_in_namespace(rootfs: str, destination: str, name: str,
+                               options: MountOptions) -> None:
+    # runc's source and options: named hierarchies go by their bare name.
+    source, data = ("systemd", "name=systemd") if name == "systemd" else ("cgroup", name)
+    host_path = create_destination(rootfs, destination, is_dir=True)
+    fd = open_target(rootfs, host_path)
+    try:
+        _mount_fd(source, fd, "cgroup", libc.MS_NOEXEC | libc.MS_NOSUID | libc.MS_NODEV
+                  | (options.flags & libc.MS_RDONLY), data, destination)
+    finally:
+        os.close(fd)
 
 
 def _mount_cgroup2(rootfs: str, destination: str, options: MountOptions,

@@ -86,12 +86,14 @@ class ContainerState:
         return self.config.get("annotations") or {}
 
     def save(self) -> None:
-        """Atomic replace: a reader sees the old record or the new, never half."""
+        """Atomic replace: a reader sees the old record or the new, never half.
+
+        No fsync: the state describes processes, which a reboot ends anyway
+        (runc keeps it on /run for the same reason).
+        """
         tmp = os.path.join(self.dir, ".state.json.tmp")
         with open(tmp, "w") as f:
             json.dump(self.record(), f)
-            f.flush()
-            os.fsync(f.fileno())
         os.rename(tmp, os.path.join(self.dir, "state.json"))
 
 
