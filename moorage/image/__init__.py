@@ -1,0 +1,1 @@
+"""Pure image model: references, manifests and configs; layer application."""
