@@ -24,10 +24,11 @@ $(STAMP_APT): Makefile
 $(STAMP_PIP): pyproject.toml
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
+	@$(PY) -m compileall -q moorage >/dev/null
 	@touch $@
 
 demo: deps
-	@$(PY) -m moorage.demo
+	@$(PY) scripts/demo.py
 
 lint: deps
 	$(VENV)/bin/ruff check moorage tests bench
@@ -36,7 +37,10 @@ lint: deps
 test: lint
 	$(VENV)/bin/pytest -q tests
 
+# Byte-compile first: PYTHONDONTWRITEBYTECODE may be set, and timing the
+# compiler is not timing the runtime.
 bench: deps
+	@$(PY) -m compileall -q moorage >/dev/null
 	$(PY) bench/runtime.py
 
 clean:
