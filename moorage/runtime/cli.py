@@ -142,9 +142,15 @@ def _report(args: Options, message: str) -> None:
 
 
 def _dispatch(args: Options) -> int:
+    command = args.command
+    if command in ("create", "run", "exec"):
+        # First thing: the kernel's wait for the first cgroup migration then
+        # overlaps with the imports and the config below.
+        from moorage.runtime.cgroups import warmup
+
+        warmup.start()
     from moorage.runtime import container
 
-    command = args.command
     if command in ("create", "run"):
         opts = container.CreateOptions(
             root=args.root, container_id=args.container_id, bundle=args.bundle or ".",
