@@ -44,6 +44,26 @@ def find_executable(name: str, env: list[str]) -> str:
     raise NotFound(f"exec: {name!r}: executable file not found in $PATH")
 
 
+def _warn_unsupported_lsm(process: dict) -> None:
+    """AppArmor and SELinux labels need the LSM on the host; without it runc goes on."""
+    profile = process.get("apparmorProfile")
+    if profile and not _apparmor_enabled():
+        os.write(2, f"moor-runtime: warning: AppArmor is not enabled on this host, "
+                    f"ignoring apparmorProfile {profile!r}\n".encode())
+    label = process.get("selinuxLabel")
+    if label and not os.path.exists("/sys/fs/selinux/enforce"):
+        os.write(2, f"moor-runtime: warning: SELinux is not enabled on this host, "
+                    f"ignoring selinuxLabel {label!r}\n".encode())
+
+
+def _apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
 def home_of(uid: int) -> str:
     """The user's home in the container's /etc/passwd, "/" when it has none (as runc)."""
     try:
@@ -64,6 +84,7 @@ class PreparedProcess:
                  "rlimits", "seccomp", "uid", "umask")
 
     def __init__(self, process: dict, seccomp: SeccompFilter | None) -> None:
+        _warn_unsupported_lsm(process)
         user = process.get("user") or {}
         self.args: list[str] = process["args"]
         self.env: list[str] = process.get("env") or []

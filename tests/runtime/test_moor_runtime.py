@@ -1,0 +1,111 @@
+"""moor-runtime behaviours with no runc counterpart to compare against on this host.
+
+cgroup v2 (forced on the hybrid host's unified tree, where runc would use v1),
+--no-pivot, LSM options on a host without the LSM, and oomScoreAdj.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import BundleFactory, Runtime, new_id
+
+from moorage.devkit import busybox
+
+UNIFIED = Path("/sys/fs/cgroup/unified")
+
+
+@pytest.fixture
+def moor(make_runtime: Callable[[str], Runtime]) -> Runtime:
+    return make_runtime("moor-runtime")
+
+
+def _config(args: list[str], cgroup: str | None = None) -> dict:
+    cfg = busybox.default_config(args)
+    if cgroup:
+        cfg["linux"]["cgroupsPath"] = cgroup
+    return cfg
+
+
+@pytest.mark.skipif(not (UNIFIED / "cgroup.controllers").exists(), reason="no cgroup2 tree")
+def test_cgroup_v2_mode_runs_pauses_and_cleans_up(moor: Runtime, bundle: BundleFactory) -> None:
+    moor.global_args = ["--cgroup-mode", "v2"]
+    cid = new_id()
+    cgroup = f"/{cid}"
+    assert moor("create", "--bundle", bundle(_config(["sleep", "100"], cgroup)), cid).rc == 0
+    assert moor("start", cid).rc == 0
+    pid = moor.state(cid)["pid"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        assert f"0::{cgroup}\n" in f.read()
+    assert moor("pause", cid).rc == 0
+    assert moor.state(cid)["status"] == "paused"
+    assert (UNIFIED / cid / "cgroup.freeze").read_text().strip() == "1"
+    assert moor("resume", cid).rc == 0
+    assert moor.state(cid)["status"] == "running"
+    assert moor("delete", "--force", cid).rc == 0
+    assert not (UNIFIED / cid).exists()
+
+
+@pytest.mark.skipif(not (UNIFIED / "cgroup.controllers").exists(), reason="no cgroup2 tree")
+def test_cgroup_v2_missing_controller_is_one_clear_line(
+    moor: Runtime, bundle: BundleFactory
+) -> None:
+    if "memory" in (UNIFIED / "cgroup.controllers").read_text().split():
+        pytest.skip("memory controller available on the cgroup2 tree here")
+    moor.global_args = ["--cgroup-mode", "v2"]
+    cid = new_id()
+    cfg = _config(["true"], f"/{cid}")
+    cfg["linux"]["resources"]["memory"] = {"limit": 64 << 20}
+    r = moor("run", "--bundle", bundle(cfg), cid)
+    assert r.rc == 1
+    assert r.err.count("\n") == 1 and "controller 'memory' is not available" in r.err
+    assert not (UNIFIED / cid).exists()
+    assert not (Path(moor.root) / cid).exists()
+
+
+def test_no_pivot(moor: Runtime, bundle: BundleFactory) -> None:
+    cid = new_id()
+    r = moor("run", "--no-pivot", "--bundle", bundle(_config(["sh", "-c", "ls /; exit 3"])), cid)
+    assert r.rc == 3, r.err
+    assert "bin" in r.out.split()
+
+
+def test_apparmor_profile_ignored_with_a_warning(moor: Runtime, bundle: BundleFactory) -> None:
+    if Path("/sys/module/apparmor/parameters/enabled").exists():
+        pytest.skip("AppArmor is present on this host")
+    cfg = _config(["true"])
+    cfg["process"]["apparmorProfile"] = "docker-default"
+    r = moor("run", "--bundle", bundle(cfg), new_id())
+    assert r.rc == 0
+    assert "AppArmor is not enabled" in r.err and "docker-default" in r.err
+
+
+def test_oom_score_adj(moor: Runtime, bundle: BundleFactory) -> None:
+    cfg = _config(["cat", "/proc/self/oom_score_adj"])
+    cfg["process"]["oomScoreAdj"] = 500
+    r = moor("run", "--bundle", bundle(cfg), new_id())
+    assert (r.rc, r.out) == (0, "500\n"), r.err
+
+
+def test_features_match_the_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT4
+
+    contracts = Path(__file__).resolve().parents[3] / "shared/contracts/oci-runtime-spec-v1.3.0"
+    if not contracts.exists():
+        pytest.skip("shared/contracts not beside the checkout")
+    registry: Registry = Registry().with_resources(
+        (path.name, Resource.from_contents(json.loads(path.read_text()),
+                                           default_specification=DRAFT4))
+        for path in contracts.glob("*.json"))
+    schema = json.loads((contracts / "features-schema.json").read_text())
+    binary = os.path.join(os.path.dirname(sys.executable), "moor-runtime")
+    out = subprocess.run([binary, "features"], capture_output=True, text=True, check=True).stdout
+    jsonschema.Draft4Validator(schema, registry=registry).validate(json.loads(out))
