@@ -1,8 +1,125 @@
-"""Entry point of the ``moord`` daemon (grows with the engine issue)."""
+"""`moord`: the engine daemon, serving the Docker Engine API."""
 
+from __future__ import annotations
+
+import argparse
+import asyncio
+import grp
+import logging
+import os
+import signal
 import sys
 
+from moorage.errors import MoorError
 
-def main() -> int:
-    sys.stderr.write("moord: not implemented yet\n")
-    return 1
+log = logging.getLogger("moord")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moord", description="moorage's engine daemon")
+    parser.add_argument("--config-file", default=None,
+                        help="daemon configuration file (default /etc/moor/daemon.json)")
+    parser.add_argument("--data-root", help="root of persistent state (default /var/lib/moor)")
+    parser.add_argument("--exec-root", help="root of runtime state (default /run/moor)")
+    parser.add_argument("-H", "--host", action="append", dest="hosts", default=[],
+                        help="socket(s) to listen on (unix:///path)")
+    parser.add_argument("-l", "--log-level", choices=("debug", "info", "warn", "error", "fatal"))
+    parser.add_argument("--default-runtime")
+    parser.add_argument("--add-runtime", action="append", default=[], metavar="NAME=PATH")
+    parser.add_argument("--registry-mirror", action="append", default=[])
+    parser.add_argument("--insecure-registry", action="append", default=[])
+    parser.add_argument("--live-restore", action="store_true", default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from moorage.daemon import config as config_mod
+
+    runtimes = {}
+    for item in args.add_runtime:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            sys.stderr.write(f"moord: --add-runtime {item!r}: expected NAME=PATH\n")
+            return 1
+        runtimes[name] = {"path": path}
+    try:
+        file_data = config_mod.read_file(args.config_file or config_mod.DEFAULT_CONFIG_FILE,
+                                         required=args.config_file is not None)
+        if runtimes:
+            file_data = {**file_data, "runtimes": {**file_data.get("runtimes", {}), **runtimes}}
+        config = config_mod.build(file_data, {
+            "data-root": args.data_root, "exec-root": args.exec_root, "hosts": args.hosts,
+            "log-level": args.log_level, "default-runtime": args.default_runtime,
+            "registry-mirrors": args.registry_mirror,
+            "insecure-registries": args.insecure_registry, "live-restore": args.live_restore})
+    except MoorError as err:
+        sys.stderr.write(f"moord: {err}\n")
+        return 1
+    level = {"warn": "WARNING", "fatal": "CRITICAL"}.get(config.log_level,
+                                                         config.log_level.upper())
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="time=%(asctime)s level=%(levelname)s msg=%(message)s")
+    try:
+        return asyncio.run(serve(config))
+    except MoorError as err:
+        sys.stderr.write(f"moord: {err}\n")
+        return 1
+
+
+async def serve(config: object) -> int:
+    from aiohttp import web
+
+    from moorage.api.containers.routes import add_routes as container_routes
+    from moorage.api.images.routes import add_routes as image_routes
+    from moorage.api.server import create_app
+    from moorage.api.system.routes import add_routes as system_routes
+    from moorage.daemon.config import DaemonConfig
+    from moorage.daemon.engine import Engine
+
+    assert isinstance(config, DaemonConfig)
+    engine = Engine(config)
+    await engine.start()
+    app = create_app()
+    system_routes(app, engine)
+    image_routes(app, engine.images)
+    container_routes(app, engine.containers)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    sockets = []
+    for host in config.hosts:
+        if not host.startswith("unix://"):
+            raise MoorError(f"unsupported host {host!r}: only unix:// sockets for now")
+        path = host[len("unix://"):]
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.exists(path):
+            os.unlink(path)
+        site = web.UnixSite(runner, path)
+        await site.start()
+        _restrict_socket(path)
+        sockets.append(path)
+        log.info("API listen on %s", path)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("moord ready")
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    await engine.stop()
+    for path in sockets:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    return 0
+
+
+def _restrict_socket(path: str) -> None:
+    """0660, group `moor` when it exists: like docker.sock and its `docker` group."""
+    try:
+        os.chown(path, 0, grp.getgrnam("moor").gr_gid)
+    except KeyError:
+        pass
+    os.chmod(path, 0o660)

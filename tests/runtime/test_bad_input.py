@@ -15,14 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from runtimekit import (
     BundleFactory,
     Runtime,
-    _cgroups,
-    _is_leaked_process,
-    _mounts,
-    _procs,
+    cgroup_dirs,
+    is_leaked_process,
+    mount_table,
     new_id,
+    processes,
 )
 
 from moorage.devkit import busybox
@@ -110,21 +110,21 @@ def host_snapshot() -> Iterator[Leftovers]:
     Only things naming the container id or its bundle count: other suites may be
     creating containers on this machine at the same time.
     """
-    mounts, cgroups, procs = _mounts(), _cgroups(), _procs()
+    mounts, cgroups, procs = mount_table(), cgroup_dirs(), processes()
     me = os.getpid()
 
     def leftovers(cid: str, bundle: str) -> list[str]:
         tokens = (cid, bundle)
         found = [
             f"mount: {m}"
-            for m in sorted(_mounts() - mounts)
+            for m in sorted(mount_table() - mounts)
             if any(t in f for f in m for t in tokens)
         ]
-        found += [f"cgroup: {c}" for c in sorted(_cgroups() - cgroups) if cid in c]
+        found += [f"cgroup: {c}" for c in sorted(cgroup_dirs() - cgroups) if cid in c]
         found += [
             f"process: {pid} {cmd}"
-            for pid, cmd in _procs().items()
-            if pid not in procs and _is_leaked_process(pid, me) and _mentions(pid, tokens)
+            for pid, cmd in processes().items()
+            if pid not in procs and is_leaked_process(pid, me) and _mentions(pid, tokens)
         ]
         return found
 
@@ -178,13 +178,13 @@ def test_id_in_use(runtime: Runtime, bundle: BundleFactory) -> None:
     path = bundle(args=["sleep", "100"])
     assert runtime("create", "--bundle", path, cid).rc == 0
     first = runtime.state(cid)
-    before_mounts, before_cgroups = _mounts(), _cgroups()
+    before_mounts, before_cgroups = mount_table(), cgroup_dirs()
     r = runtime("create", "--bundle", bundle(args=["true"]), cid)
     # runc: 'container with id exists: <id>'
     assert_refused(r, ("exists", "in use", "already"))
     assert runtime.state(cid) == first
-    assert _mounts() == before_mounts
-    assert _cgroups() == before_cgroups
+    assert mount_table() == before_mounts
+    assert cgroup_dirs() == before_cgroups
 
 
 @pytest.fixture

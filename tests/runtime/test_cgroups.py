@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import BundleFactory, Runtime, available, new_id
+from runtimekit import BundleFactory, Runtime, available, new_id
 
 from moorage.devkit import busybox
 from moorage.errors import InvalidParameter, SystemError

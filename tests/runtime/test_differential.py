@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BundleFactory, Runtime, available, new_id
 from rt_probe import PROBE_SH, diff, parse
+from runtimekit import BundleFactory, Runtime, available, new_id
 
 from moorage.devkit import busybox
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BundleFactory, Runtime, new_id
+from runtimekit import BundleFactory, Runtime, new_id
 
 from moorage.devkit import busybox
 

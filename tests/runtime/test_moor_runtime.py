@@ -10,20 +10,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BundleFactory, Runtime, new_id
+from runtimekit import BundleFactory, Runtime, new_id
 
 from moorage.devkit import busybox
 
 UNIFIED = Path("/sys/fs/cgroup/unified")
-
-
-@pytest.fixture
-def moor(make_runtime: Callable[[str], Runtime]) -> Runtime:
-    return make_runtime("moor-runtime")
 
 
 def _config(args: list[str], cgroup: str | None = None) -> dict:

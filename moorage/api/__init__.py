@@ -1,0 +1,1 @@
+"""The Docker Engine API: routes and thin handlers over backend Protocols."""

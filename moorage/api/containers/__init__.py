@@ -1,0 +1,1 @@
+"""Container routes (Engine API "Container" section)."""

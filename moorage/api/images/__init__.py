@@ -1,0 +1,1 @@
+"""Image routes (Engine API "Image" section)."""

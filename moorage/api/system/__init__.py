@@ -1,0 +1,1 @@
+"""System routes: /_ping, /version, /info (Engine API "System" section)."""

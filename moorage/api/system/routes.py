@@ -1,0 +1,122 @@
+"""/_ping, /version and /info: what clients read first to negotiate and describe the engine."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
+
+from moorage import __version__
+from moorage.api import versions
+from moorage.api.server import add_route, json_response
+
+GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
+           "s390x": "s390x"}
+
+
+@dataclass(frozen=True, slots=True)
+class SystemInfo:
+    containers: int
+    running: int
+    paused: int
+    stopped: int
+    images: int
+    data_root: str
+    default_runtime: str
+    runtimes: tuple[str, ...]
+    cgroup_version: str
+    name: str
+    ncpu: int
+    mem_total: int
+
+
+class SystemBackend(Protocol):
+    def info(self) -> SystemInfo:
+        """Counts and settings of the running engine. Never raises."""
+        ...
+
+
+def add_routes(app: web.Application, backend: SystemBackend) -> None:
+    add_route(app, "GET", "/_ping", ping)
+    add_route(app, "HEAD", "/_ping", ping)
+    add_route(app, "GET", "/version", version)
+
+    async def info(_request: web.Request) -> web.Response:
+        return json_response(_info_document(backend.info()))
+
+    add_route(app, "GET", "/info", info)
+
+
+async def ping(request: web.Request) -> web.Response:
+    headers = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+               "Builder-Version": "1"}
+    body = "" if request.method == "HEAD" else "OK"
+    return web.Response(text=body, headers=headers, content_type="text/plain")
+
+
+def _arch() -> str:
+    machine = platform.machine()
+    return GO_ARCH.get(machine, machine)
+
+
+async def version(_request: web.Request) -> web.Response:
+    uname = platform.uname()
+    return json_response({
+        "Platform": {"Name": "moorage"},
+        "Components": [{"Name": "Engine", "Version": __version__,
+                        "Details": {"ApiVersion": versions.MAX_VERSION,
+                                    "MinAPIVersion": versions.MIN_VERSION,
+                                    "Os": "linux", "Arch": _arch(),
+                                    "KernelVersion": uname.release}}],
+        "Version": __version__,
+        "ApiVersion": versions.MAX_VERSION,
+        "MinAPIVersion": versions.MIN_VERSION,
+        "GitCommit": "",
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": "linux",
+        "Arch": _arch(),
+        "KernelVersion": uname.release,
+        "BuildTime": "",
+    })
+
+
+def _operating_system() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _info_document(info: SystemInfo) -> dict:
+    uname = platform.uname()
+    return {
+        "ID": "", "Containers": info.containers, "ContainersRunning": info.running,
+        "ContainersPaused": info.paused, "ContainersStopped": info.stopped,
+        "Images": info.images, "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file", "none"]},
+        "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+        "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+        "Debug": False, "NFd": 0, "OomKillDisable": False, "NGoroutines": 0,
+        "SystemTime": "", "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs", "CgroupVersion": info.cgroup_version,
+        "NEventsListener": 0, "KernelVersion": uname.release,
+        "OperatingSystem": _operating_system(), "OSVersion": "", "OSType": "linux",
+        "Architecture": uname.machine, "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                           "Mirrors": []},
+        "NCPU": info.ncpu, "MemTotal": info.mem_total, "DockerRootDir": info.data_root,
+        "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": info.name, "Labels": [],
+        "ExperimentalBuild": False, "ServerVersion": __version__,
+        "Runtimes": {name: {"path": name} for name in info.runtimes},
+        "DefaultRuntime": info.default_runtime, "Swarm": {"LocalNodeState": "inactive"},
+        "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "moor-init",
+        "SecurityOptions": ["name=seccomp,profile=builtin"], "Warnings": [],
+    }

@@ -1,0 +1,104 @@
+"""moord's configuration: command-line flags over /etc/moor/daemon.json (Docker's keys)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from moorage.errors import InvalidParameter
+
+DEFAULT_CONFIG_FILE = "/etc/moor/daemon.json"
+DEFAULT_SOCKET = "unix:///run/moor/moord.sock"
+# Keys of Docker's daemon.json this daemon understands; others are refused as
+# dockerd refuses them, so a typo never silently falls back to a default.
+_KNOWN_KEYS = {
+    "data-root", "exec-root", "hosts", "log-level", "default-runtime", "runtimes",
+    "registry-mirrors", "insecure-registries", "live-restore", "log-driver", "log-opts",
+    "bip", "default-address-pools", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
+    "debug", "storage-driver", "features", "experimental",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    name: str
+    path: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonConfig:
+    data_root: str = "/var/lib/moor"
+    exec_root: str = "/run/moor"
+    hosts: tuple[str, ...] = (DEFAULT_SOCKET,)
+    log_level: str = "info"
+    default_runtime: str = "moor-runtime"
+    runtimes: tuple[Runtime, ...] = field(default_factory=tuple)
+    registry_mirrors: tuple[str, ...] = ()
+    insecure_registries: tuple[str, ...] = ()
+    live_restore: bool = False
+
+    def runtime(self, name: str) -> Runtime:
+        for runtime in self.runtimes:
+            if runtime.name == name:
+                return runtime
+        raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+
+
+def builtin_runtimes() -> tuple[Runtime, ...]:
+    """moor-runtime always; runc and crun when installed (selectable with --runtime)."""
+    found = [Runtime("moor-runtime", "moor-runtime")]
+    for name in ("runc", "crun"):
+        for directory in ("/usr/sbin", "/usr/bin", "/usr/local/bin", "/usr/local/sbin"):
+            path = os.path.join(directory, name)
+            if os.access(path, os.X_OK):
+                found.append(Runtime(name, path))
+                break
+    return tuple(found)
+
+
+def read_file(path: str, *, required: bool) -> dict:
+    try:
+        with open(path) as f:
+            raw = f.read()
+    except FileNotFoundError:
+        if required:
+            raise InvalidParameter(f"unable to configure the daemon: open {path}: "
+                                   "no such file or directory") from None
+        return {}
+    try:
+        data = json.loads(raw) if raw.strip() else {}
+    except ValueError as err:
+        raise InvalidParameter(f"unable to configure the daemon with file {path}: {err}") \
+            from None
+    if not isinstance(data, dict):
+        raise InvalidParameter(f"unable to configure the daemon with file {path}: "
+                               "not a JSON object")
+    unknown = sorted(set(data) - _KNOWN_KEYS)
+    if unknown:
+        raise InvalidParameter("the following directives don't match any configuration "
+                               f"option: {', '.join(unknown)}")
+    return data
+
+
+def build(file_data: dict, flags: dict) -> DaemonConfig:
+    """Flags win over the file; both use daemon.json's key names."""
+    merged = {**file_data, **{k: v for k, v in flags.items() if v not in (None, [], ())}}
+    runtimes = list(builtin_runtimes())
+    for name, spec in (merged.get("runtimes") or {}).items():
+        runtimes = [r for r in runtimes if r.name != name]
+        runtimes.append(Runtime(name, spec["path"], tuple(spec.get("runtimeArgs") or ())))
+    config = DaemonConfig(
+        data_root=merged.get("data-root", DaemonConfig.data_root),
+        exec_root=merged.get("exec-root", DaemonConfig.exec_root),
+        hosts=tuple(merged.get("hosts") or (DEFAULT_SOCKET,)),
+        log_level=merged.get("log-level", "info"),
+        default_runtime=merged.get("default-runtime", "moor-runtime"),
+        runtimes=tuple(runtimes),
+        registry_mirrors=tuple(merged.get("registry-mirrors") or ()),
+        insecure_registries=tuple(merged.get("insecure-registries") or ()),
+        live_restore=bool(merged.get("live-restore", False)),
+    )
+    config.runtime(config.default_runtime)
+    return config
