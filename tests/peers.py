@@ -1,0 +1,77 @@
+"""Reference peers started by the tests: a real dockerd on its own socket and data-root.
+
+Started with --iptables=false --bridge=none (DESIGN.md) so that it never touches
+the host's firewall or moord's bridge; its containerd is its own child, under
+its exec-root, and goes away with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DOCKER_CLI = "/usr/local/bin/docker"
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
+
+
+@dataclass
+class Dockerd:
+    socket: str
+    data_root: str
+    process: subprocess.Popen
+    log_path: str
+
+    @property
+    def host(self) -> str:
+        return f"unix://{self.socket}"
+
+    def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 120,
+               check: bool = False) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DOCKER_HOST": self.host,
+               "DOCKER_CONFIG": os.path.join(self.data_root, "..", "docker-config")}
+        data = input.encode() if isinstance(input, str) else input
+        return subprocess.run([DOCKER_CLI, *args], env=env, input=data, capture_output=True,
+                              timeout=timeout, check=check)
+
+
+def dockerd_available() -> bool:
+    return os.access(DOCKERD, os.X_OK)
+
+
+def start_dockerd(base: str) -> Dockerd:
+    socket_path = os.path.join(base, "docker.sock")
+    data_root = os.path.join(base, "data")
+    config = os.path.join(base, "daemon.json")
+    Path(config).write_text(json.dumps({}))
+    log_path = os.path.join(base, "dockerd.log")
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
+             "-H", f"unix://{socket_path}", "--pidfile", os.path.join(base, "docker.pid"),
+             "--config-file", config, "--iptables=false", "--ip6tables=false",
+             "--bridge=none"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    daemon = Dockerd(socket_path, data_root, process, log_path)
+    deadline = time.monotonic() + 60
+    while daemon.docker("version", timeout=10).returncode != 0:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_dockerd(daemon)
+            raise RuntimeError("dockerd did not start:\n" + Path(log_path).read_text())
+        time.sleep(0.2)
+    return daemon
+
+
+def stop_dockerd(daemon: Dockerd) -> None:
+    if daemon.process.poll() is None:
+        daemon.process.send_signal(signal.SIGTERM)
+        try:
+            daemon.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.process.kill()
+            daemon.process.wait()
