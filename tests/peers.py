@@ -20,6 +20,27 @@ DOCKER_CLI = "/usr/local/bin/docker"
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 
 
+def run_docker(host: str, config_dir: str, args: tuple[str, ...], *,
+               input: str | bytes | None = None, timeout: float = 120,
+               check: bool = False) -> subprocess.CompletedProcess:
+    """The real docker CLI against `host`, with a private config folder (no contexts)."""
+    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": config_dir}
+    data = input.encode() if isinstance(input, str) else input
+    return subprocess.run([DOCKER_CLI, *args], env=env, input=data, capture_output=True,
+                          timeout=timeout, check=check)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class Dockerd:
     socket: str
@@ -33,11 +54,8 @@ class Dockerd:
 
     def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 120,
                check: bool = False) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DOCKER_HOST": self.host,
-               "DOCKER_CONFIG": os.path.join(self.data_root, "..", "docker-config")}
-        data = input.encode() if isinstance(input, str) else input
-        return subprocess.run([DOCKER_CLI, *args], env=env, input=data, capture_output=True,
-                              timeout=timeout, check=check)
+        return run_docker(self.host, os.path.join(self.data_root, "..", "docker-config"), args,
+                          input=input, timeout=timeout, check=check)
 
 
 def dockerd_available() -> bool:
@@ -68,10 +86,4 @@ def start_dockerd(base: str) -> Dockerd:
 
 
 def stop_dockerd(daemon: Dockerd) -> None:
-    if daemon.process.poll() is None:
-        daemon.process.send_signal(signal.SIGTERM)
-        try:
-            daemon.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            daemon.process.kill()
-            daemon.process.wait()
+    stop_process(daemon.process)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DOCKER_CLI = "/usr/local/bin/docker"
+from peers import run_docker, stop_process
+
 MOORD = os.path.join(os.path.dirname(sys.executable), "moord")
 
 
@@ -34,11 +34,8 @@ class Daemon:
     def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
                check: bool = False) -> subprocess.CompletedProcess:
         """Run the real docker CLI against this daemon (no config, no contexts)."""
-        env = {**os.environ, "DOCKER_HOST": self.host,
-               "DOCKER_CONFIG": os.path.join(self.data_root, "..", "docker-config")}
-        data = input.encode() if isinstance(input, str) else input
-        return subprocess.run([DOCKER_CLI, *args], env=env, input=data, capture_output=True,
-                              timeout=timeout, check=check)
+        return run_docker(self.host, os.path.join(self.data_root, "..", "docker-config"), args,
+                          input=input, timeout=timeout, check=check)
 
 
 def start_daemon(base: str, *extra: str) -> Daemon:
@@ -61,12 +58,4 @@ def start_daemon(base: str, *extra: str) -> Daemon:
 
 
 def stop_daemon(daemon: Daemon) -> None:
-    if daemon.process.poll() is None:
-        daemon.process.send_signal(signal.SIGTERM)
-        try:
-            daemon.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            daemon.process.kill()
-            daemon.process.wait()
-
-
+    stop_process(daemon.process, timeout=20)
