@@ -1,0 +1,333 @@
+"""Container lifecycle and queries: start … wait, logs, inspect, top, port, stats, …"""
+
+from __future__ import annotations
+
+import sys
+
+from moorage.cli.common import FORMAT, filters, for_each, template
+from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
+from moorage.cli.output import human_size, indented_json, tabulate, write
+from moorage.cli.session import CommandError
+from moorage.client.errors import APIError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from moorage.cli.flags import Options
+    from moorage.cli.session import Session
+
+
+def start(session: Session, opts: Options, args: list[str]) -> int:
+    client = session.client
+    if not (opts.attach or opts.interactive):
+        return for_each(args, lambda c: (client.post(f"/containers/{c}/start"), c)[1])
+    if len(args) > 1:
+        raise CommandError("you cannot start and attach multiple containers at once")
+    from moorage.cli.cmd_run import start_error
+    from moorage.cli.interactive import stream
+
+    info = client.get(f"/containers/{args[0]}/json")
+
+    def go() -> None:
+        try:
+            client.post(f"/containers/{info['Id']}/start")
+        except APIError as err:
+            raise start_error(err) from None
+
+    if stream(session, info["Id"], stdin=opts.interactive and info["Config"]["OpenStdin"],
+              tty=info["Config"]["Tty"], detach_keys=opts.detach_keys, start=go):
+        return 0
+    result = client.post(f"/containers/{info['Id']}/wait") or {}
+    return int(result.get("StatusCode", 0))
+
+
+def _timeout(opts: Options) -> dict[str, Any]:
+    return {"t": opts.timeout, "signal": getattr(opts, "signal", None)}
+
+
+def stop(session: Session, opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda c: (session.client.post(f"/containers/{c}/stop",
+                                                         _timeout(opts)), c)[1])
+
+
+def restart(session: Session, opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda c: (session.client.post(f"/containers/{c}/restart",
+                                                         _timeout(opts)), c)[1])
+
+
+def kill(session: Session, opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda c: (session.client.post(f"/containers/{c}/kill",
+                                                         {"signal": opts.signal}), c)[1])
+
+
+def rm(session: Session, opts: Options, args: list[str]) -> int:
+    params = {"force": opts.force, "v": opts.volumes, "link": opts.link}
+    return for_each(args, lambda c: (session.client.delete(f"/containers/{c}", params), c)[1])
+
+
+def pause(session: Session, _opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda c: (session.client.post(f"/containers/{c}/pause"), c)[1])
+
+
+def unpause(session: Session, _opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda c: (session.client.post(f"/containers/{c}/unpause"), c)[1])
+
+
+def rename(session: Session, _opts: Options, args: list[str]) -> int:
+    session.client.post(f"/containers/{args[0]}/rename", {"name": args[1]})
+    return 0
+
+
+def wait(session: Session, _opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda c: str(
+        (session.client.post(f"/containers/{c}/wait") or {}).get("StatusCode", 0)))
+
+
+def logs(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.client.api import demux
+
+    client = session.client
+    tty = client.get(f"/containers/{args[0]}/json")["Config"]["Tty"]
+    params = {"stdout": 1, "stderr": 1, "follow": opts.follow, "timestamps": opts.timestamps,
+              "tail": opts.tail, "since": opts.since, "until": opts.until,
+              "details": opts.details}
+    chunks = client.stream_raw("GET", f"/containers/{args[0]}/logs", params)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    if tty:
+        for data in chunks:
+            out.write(data)
+            out.flush()
+        return 0
+    for fd, payload in demux(chunks):
+        stream = err if fd == 2 else out
+        stream.write(payload)
+        stream.flush()
+    return 0
+
+
+def inspect(session: Session, opts: Options, args: list[str]) -> int:
+    """Containers first, then images (docker's `inspect` without --type)."""
+    client = session.client
+    kind = getattr(opts, "type", None) or ("container" if session.command.startswith(
+        "container") else None)
+    found: list[Any] = []
+    missing = []
+    for name in args:
+        paths = {"container": [f"/containers/{name}/json"], "image": [f"/images/{name}/json"],
+                 None: [f"/containers/{name}/json", f"/images/{name}/json"]}[kind]
+        for path in paths:
+            try:
+                found.append(client.get(path, {"size": opts.size or None}))
+                break
+            except APIError as err:
+                if err.status != 404:
+                    raise
+        else:
+            missing.append(name)
+    _print_inspect(found, opts.format)
+    for name in missing:
+        what = {"container": "container", "image": "image"}.get(kind or "", "object")
+        sys.stderr.write(f"Error: No such {what}: {name}\n")
+    return 1 if missing else 0
+
+
+def _print_inspect(found: list[Any], fmt: str | None) -> None:
+    if fmt:
+        write("".join(template(fmt, item) + "\n" for item in found))
+    else:
+        write(indented_json(found) + "\n")
+
+
+def top(session: Session, _opts: Options, args: list[str]) -> int:
+    params = {"ps_args": " ".join(args[1:])} if args[1:] else None
+    result = session.client.get(f"/containers/{args[0]}/top", params)
+    lines = ["\t".join(result["Titles"])]
+    lines += ["\t".join(process) for process in result.get("Processes") or []]
+    # docker's top uses a wider tabwriter (minwidth 20, padding 1).
+    rows = [line.split("\t") for line in lines]
+    widths = [max(max(len(r[i]) + 1, 20) for r in rows if i < len(r) - 1)
+              for i in range(max(len(r) for r in rows) - 1)]
+    write("".join("".join(c.ljust(widths[i]) for i, c in enumerate(r[:-1])) + r[-1] + "\n"
+                  for r in rows))
+    return 0
+
+
+def port(session: Session, _opts: Options, args: list[str]) -> int:
+    info = session.client.get(f"/containers/{args[0]}/json")
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    wanted = args[1] if len(args) > 1 else None
+    if wanted and "/" not in wanted:
+        wanted += "/tcp"
+    lines = []
+    for private, bindings in sorted(ports.items()):
+        if wanted and private != wanted:
+            continue
+        for b in bindings or []:
+            ip = b.get("HostIp") or "0.0.0.0"
+            address = f"[{ip}]:{b['HostPort']}" if ":" in ip else f"{ip}:{b['HostPort']}"
+            lines.append(address if wanted else f"{private} -> {address}")
+    if wanted and not lines:
+        raise CommandError(f"Error: No public port '{wanted}' published for {args[0]}")
+    write("".join(line + "\n" for line in lines))
+    return 0
+
+
+def diff(session: Session, _opts: Options, args: list[str]) -> int:
+    changes = session.client.get(f"/containers/{args[0]}/changes") or []
+    write("".join(f"{'CAD'[c['Kind']]} {c['Path']}\n" for c in changes))
+    return 0
+
+
+def _to_output(chunks: Any, output: str | None) -> None:
+    if not output and sys.stdout.isatty():
+        raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or "
+                           "redirect")
+    target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for data in chunks:
+            target.write(data)
+    finally:
+        if output:
+            target.close()
+
+
+def export(session: Session, opts: Options, args: list[str]) -> int:
+    _to_output(session.client.stream_raw("GET", f"/containers/{args[0]}/export"), opts.output)
+    return 0
+
+
+def commit(session: Session, opts: Options, args: list[str]) -> int:
+    repo, _, tag = (args[1] if len(args) > 1 else "").partition(":")
+    params = {"container": args[0], "repo": repo or None, "tag": tag or None,
+              "comment": opts.message, "author": opts.author, "pause": opts.pause,
+              "changes": "\n".join(opts.change) or None}
+    result = session.client.post("/commit", params, {})
+    write(result["Id"] + "\n")
+    return 0
+
+
+def update(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli.cmd_run import ram_in_bytes
+
+    body: dict[str, Any] = {}
+    if opts.memory:
+        body["Memory"] = ram_in_bytes(opts.memory)
+    if opts.cpus:
+        body["NanoCpus"] = int(float(opts.cpus) * 1e9)
+    if opts.pids_limit is not None:
+        body["PidsLimit"] = opts.pids_limit
+    if opts.restart:
+        from moorage.cli.cmd_run import _restart
+
+        body["RestartPolicy"] = _restart(opts.restart)
+    return for_each(args, lambda c: (session.client.post(f"/containers/{c}/update",
+                                                         body=body), c)[1])
+
+
+def stats(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli.output import binary_size
+
+    client = session.client
+    names = args or [c["Id"] for c in client.get("/containers/json")]
+    lines = ["CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS"]
+    for name in names:
+        s = client.get(f"/containers/{name}/stats", {"stream": 0, "one-shot": 1})
+        mem = s.get("memory_stats") or {}
+        usage = mem.get("usage", 0) - (mem.get("stats") or {}).get("inactive_file", 0)
+        limit = mem.get("limit", 0) or 1
+        cpu, pre = s.get("cpu_stats") or {}, s.get("precpu_stats") or {}
+        delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - \
+            (pre.get("cpu_usage") or {}).get("total_usage", 0)
+        system = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+        cpus = cpu.get("online_cpus") or 1
+        cpu_pct = delta / system * cpus * 100 if system > 0 and delta > 0 else 0.0
+        nets = (s.get("networks") or {}).values()
+        rx, tx = sum(n.get("rx_bytes", 0) for n in nets), sum(n.get("tx_bytes", 0) for n in nets)
+        blk = (s.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
+        read = sum(b.get("value", 0) for b in blk if b.get("op", "").lower() == "read")
+        wrote = sum(b.get("value", 0) for b in blk if b.get("op", "").lower() == "write")
+        lines.append(f"{s.get('id', name)[:12]}\t{s.get('name', '').lstrip('/')}\t"
+                     f"{cpu_pct:.2f}%\t{binary_size(usage)} / {binary_size(limit)}\t"
+                     f"{usage / limit * 100:.2f}%\t{human_size(rx)} / {human_size(tx)}\t"
+                     f"{human_size(read)} / {human_size(wrote)}\t"
+                     f"{(s.get('pids_stats') or {}).get('current', 0)}")
+    write(tabulate(lines))
+    return 0
+
+
+def prune(session: Session, opts: Options, _args: list[str]) -> int:
+    if not opts.force:
+        write("WARNING! This will remove all stopped containers.\n"
+              "Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    report = session.client.post("/containers/prune", {"filters": filters(opts.filter)}) or {}
+    deleted = report.get("ContainersDeleted") or []
+    if deleted:
+        write("Deleted Containers:\n" + "".join(d + "\n" for d in deleted) + "\n")
+    write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
+    return 0
+
+
+def cp(session: Session, _opts: Options, args: list[str]) -> int:
+    raise CommandError("moor cp: not supported by this client yet")
+
+
+_TIME = flag("t|timeout", INT, "Seconds to wait before killing the container")
+_SIGNAL = flag("s|signal", STR, "Signal to send to the container")
+_CONTAINERS = "[OPTIONS] CONTAINER [CONTAINER...]"
+SPECS = {
+    "start": Spec(_CONTAINERS, start, (
+        flag("a|attach", BOOL, "Attach STDOUT/STDERR and forward signals"),
+        flag("detach-keys", STR, "Override the key sequence for detaching a container"),
+        flag("i|interactive", BOOL, "Attach container's STDIN")), min_args=1),
+    "stop": Spec(_CONTAINERS, stop, (_SIGNAL, _TIME), min_args=1),
+    "restart": Spec(_CONTAINERS, restart, (_SIGNAL, _TIME), min_args=1),
+    "kill": Spec(_CONTAINERS, kill, (flag("s|signal", STR, "Signal to send to the container"),),
+                 min_args=1),
+    "rm": Spec(_CONTAINERS, rm, (
+        flag("f|force", BOOL, "Force the removal of a running container (uses SIGKILL)"),
+        flag("l|link", BOOL, "Remove the specified link"),
+        flag("v|volumes", BOOL, "Remove anonymous volumes associated with the container")),
+        min_args=1, aliases=("moor container rm", "moor container remove", "moor rm")),
+    "pause": Spec("CONTAINER [CONTAINER...]", pause, min_args=1),
+    "unpause": Spec("CONTAINER [CONTAINER...]", unpause, min_args=1),
+    "rename": Spec("CONTAINER NEW_NAME", rename, min_args=2, max_args=2),
+    "wait": Spec("CONTAINER [CONTAINER...]", wait, min_args=1),
+    "logs": Spec("[OPTIONS] CONTAINER", logs, (
+        flag("details", BOOL, "Show extra details provided to logs"),
+        flag("f|follow", BOOL, "Follow log output"),
+        flag("since", STR, "Show logs since timestamp or relative (e.g. 42m for 42 minutes)"),
+        flag("n|tail", STR, 'Number of lines to show from the end of the logs', "all"),
+        flag("t|timestamps", BOOL, "Show timestamps"),
+        flag("until", STR, "Show logs before a timestamp or relative")),
+        min_args=1, max_args=1),
+    "inspect": Spec("[OPTIONS] NAME|ID [NAME|ID...]", inspect, (
+        FORMAT, flag("s|size", BOOL, "Display total file sizes if the type is container"),
+        flag("type", STR, "Only inspect objects of the given type")), min_args=1),
+    "top": Spec("CONTAINER [ps OPTIONS]", top, min_args=1, interspersed=False),
+    "port": Spec("CONTAINER [PRIVATE_PORT[/PROTO]]", port, min_args=1, max_args=2),
+    "diff": Spec("CONTAINER", diff, min_args=1, max_args=1),
+    "export": Spec("[OPTIONS] CONTAINER", export, (
+        flag("o|output", STR, "Write to a file, instead of STDOUT"),), min_args=1, max_args=1),
+    "commit": Spec("[OPTIONS] CONTAINER [REPOSITORY[:TAG]]", commit, (
+        flag("a|author", STR, 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'),
+        flag("c|change", LIST, "Apply Dockerfile instruction to the created image"),
+        flag("m|message", STR, "Commit message"),
+        flag("p|pause", BOOL, "Pause container during commit", True)), min_args=1, max_args=2),
+    "update": Spec(_CONTAINERS, update, (
+        flag("cpus", STR, "Number of CPUs"), flag("m|memory", STR, "Memory limit"),
+        flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
+        flag("restart", STR, "Restart policy to apply when a container exits")), min_args=1),
+    "stats": Spec("[OPTIONS] [CONTAINER...]", stats, (
+        flag("a|all", BOOL, "Show all containers (default shows just running)"),
+        flag("format", STR, "Format output using a custom template"),
+        flag("no-stream", BOOL, "Disable streaming stats and only pull the first result"),
+        flag("no-trunc", BOOL, "Do not truncate output"))),
+    "prune": Spec("[OPTIONS]", prune, (
+        flag("filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"),
+        flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
+    "cp": Spec("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-", cp, min_args=2, max_args=2),
+}

@@ -1,0 +1,343 @@
+"""images, pull, push, tag, rmi, save, load, import, history, image inspect/prune, login."""
+
+from __future__ import annotations
+
+import sys
+
+from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
+from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
+from moorage.cli.output import human_size, render, since, tabulate, write
+from moorage.cli.session import CommandError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+    from moorage.cli.flags import Options
+    from moorage.cli.session import Session
+
+DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}
+
+
+def _short(image_id: str) -> str:
+    return image_id.removeprefix("sha256:")[:12]
+
+
+def _rows(images: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]]:
+    from moorage.cli.output import go_time
+
+    rows = []
+    for image in images:
+        tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"] or ["<none>:<none>"]
+        repo_digests = image.get("RepoDigests") or []
+        for tag in tags:
+            repo, _, name = tag.rpartition(":")
+            digest = next((d.partition("@")[2] for d in repo_digests
+                           if d.startswith(repo + "@")), "<none>")
+            rows.append({
+                "Repository": repo, "Tag": name,
+                "ID": _short(image["Id"]) if trunc else image["Id"],
+                "Digest": digest,
+                "CreatedSince": since(image.get("Created", 0)),
+                "CreatedAt": go_time(image.get("Created", 0)),
+                "Size": human_size(image.get("Size", 0)),
+                "Containers": str(image.get("Containers", -1)) if image.get(
+                    "Containers", -1) >= 0 else "N/A",
+            })
+    return rows
+
+
+def images(session: Session, opts: Options, args: list[str]) -> int:
+    params = {"all": opts.all, "digests": opts.digests, "filters": filters(opts.filter)}
+    if args:
+        params["filters"] = {**(params["filters"] or {}), "reference": [args[0]]}
+    found = session.client.get("/images/json", params)
+    found.sort(key=lambda i: i.get("Created", 0), reverse=True)
+    if opts.quiet:
+        ids = [_short(i["Id"]) if not opts.no_trunc else i["Id"] for i in found]
+        write("".join(i + "\n" for i in dict.fromkeys(ids)))
+        return 0
+    rows = _rows(found, not opts.no_trunc)
+    default = DEFAULT.replace("{{.Tag}}", "{{.Tag}}\t{{.Digest}}") if opts.digests else DEFAULT
+    write(render(rows, opts.format, default, HEADERS))
+    return 0
+
+
+class Progress:
+    """Docker's JSON progress stream as lines (not a tty) or per-layer bars (a tty)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.lines: list[str] = []  # layer ids in the order shown, for cursor movement
+
+    def show(self, message: dict[str, Any]) -> None:
+        if message.get("errorDetail") or message.get("error"):
+            detail = message.get("errorDetail") or {}
+            raise CommandError(detail.get("message") or message.get("error", ""))
+        status = message.get("status") or message.get("stream") or ""
+        layer = message.get("id")
+        text = f"{layer}: {status}" if layer else status
+        bar = message.get("progress") or ""
+        if not self.tty:
+            if not bar:
+                self.out.write(text.rstrip("\n") + "\n")
+            return
+        line = f"{text} {bar}".rstrip()
+        if layer and layer in self.lines:
+            up = len(self.lines) - self.lines.index(layer)
+            self.out.write(f"\x1b[{up}A\r\x1b[2K{line}\x1b[{up}B\r")
+        else:
+            if layer:
+                self.lines.append(layer)
+            self.out.write(line.rstrip("\n") + "\n")
+        self.out.flush()
+
+
+def _auth_header(registry: str) -> dict[str, str]:
+    """X-Registry-Auth from ~/.docker/config.json's "auths" (base64 of user:password)."""
+    import base64
+    import json
+
+    from moorage.client.contexts import read_config
+
+    entry = (read_config().get("auths") or {}).get(registry) or {}
+    if not entry.get("auth"):
+        return {}
+    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+    doc = json.dumps({"username": user, "password": password, "serveraddress": registry})
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(doc.encode()).decode()}
+
+
+def _registry(reference: str) -> str:
+    first = reference.split("/", 1)[0]
+    return first if "/" in reference and ("." in first or ":" in first
+                                          or first == "localhost") else "https://index.docker.io/v1/"
+
+
+def pull_image(session: Session, reference: str, quiet: bool, stream: TextIO) -> None:
+    name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] \
+        else (reference, "", "latest")
+    if "@" in reference:
+        name, tag = reference, ""
+    progress = Progress(stream)
+    for message in session.client.stream_json(
+            "POST", "/images/create", {"fromImage": name, "tag": tag or None},
+            headers=_auth_header(_registry(reference))):
+        if not quiet:
+            progress.show(message)
+        elif message.get("error"):
+            raise CommandError(message["error"])
+
+
+def pull(session: Session, opts: Options, args: list[str]) -> int:
+    reference = args[0]
+    pull_image(session, reference, opts.quiet, sys.stdout)
+    if opts.quiet:
+        write(reference + "\n")
+    return 0
+
+
+def push(session: Session, opts: Options, args: list[str]) -> int:
+    name, _, tag = args[0].rpartition(":") if ":" in args[0].rsplit("/", 1)[-1] \
+        else (args[0], "", "")
+    progress = Progress(sys.stdout)
+    for message in session.client.stream_json(
+            "POST", f"/images/{name}/push", {"tag": tag or None},
+            headers={"X-Registry-Auth": "e30=", **_auth_header(_registry(args[0]))}):
+        if not opts.quiet:
+            progress.show(message)
+    return 0
+
+
+def tag(session: Session, _opts: Options, args: list[str]) -> int:
+    repo, _, name = args[1].rpartition(":") if ":" in args[1].rsplit("/", 1)[-1] \
+        else (args[1], "", "latest")
+    session.client.post(f"/images/{args[0]}/tag", {"repo": repo, "tag": name})
+    return 0
+
+
+def rmi(session: Session, opts: Options, args: list[str]) -> int:
+    def remove(name: str) -> str:
+        report = session.client.delete(f"/images/{name}", {"force": opts.force,
+                                                           "noprune": opts.no_prune})
+        return "\n".join(f"{k}: {v}" for item in report or [] for k, v in item.items())
+    return for_each(args, remove)
+
+
+def save(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli.cmd_containers import _to_output
+
+    chunks = session.client.stream_raw("GET", "/images/get", {"names": args})
+    _to_output(chunks, opts.output)
+    return 0
+
+
+def _file_chunks(path: str | None) -> Any:
+    source = open(path, "rb") if path and path != "-" else sys.stdin.buffer  # noqa: SIM115
+    try:
+        while data := source.read(1 << 20):
+            yield data
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
+
+
+def load(session: Session, opts: Options, _args: list[str]) -> int:
+    if not opts.input and sys.stdin.isatty():
+        raise CommandError("requested load from stdin, but stdin is empty")
+    progress = Progress(sys.stdout)
+    for message in session.client.stream_json(
+            "POST", "/images/load", {"quiet": opts.quiet},
+            chunks=_file_chunks(opts.input), headers={"Content-Type": "application/x-tar"}):
+        progress.show(message)
+    return 0
+
+
+def import_(session: Session, opts: Options, args: list[str]) -> int:
+    repo, _, name = (args[1].rpartition(":") if ":" in args[1].rsplit("/", 1)[-1]
+                     else (args[1], "", "")) if len(args) > 1 else ("", "", "")
+    params = {"fromSrc": "-", "repo": repo or None, "tag": name or None,
+              "message": opts.message, "changes": None}
+    last: dict[str, Any] = {}
+    for message in session.client.stream_json("POST", "/images/create", params,
+                                              chunks=_file_chunks(args[0])):
+        if message.get("error"):
+            raise CommandError(message["error"])
+        last = message
+    write(str(last.get("status", "")).strip() + "\n")
+    return 0
+
+
+def history(session: Session, opts: Options, args: list[str]) -> int:
+    entries = session.client.get(f"/images/{args[0]}/history")
+    if opts.quiet:
+        write("".join(_short(e["Id"]) + "\n" for e in entries))
+        return 0
+    lines = ["IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT"]
+    for e in entries:
+        created_by = e.get("CreatedBy", "")
+        if not opts.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        image = e["Id"] if e["Id"] == "<missing>" or opts.no_trunc else _short(e["Id"])
+        lines.append(f"{image}\t{since(e.get('Created', 0))}\t{created_by}\t"
+                     f"{human_size(e.get('Size', 0))}\t{e.get('Comment', '')}")
+    write(tabulate(lines))
+    return 0
+
+
+def inspect(session: Session, opts: Options, args: list[str]) -> int:
+    found = []
+    missing = []
+    from moorage.client.errors import APIError
+
+    for name in args:
+        try:
+            found.append(session.client.get(f"/images/{name}/json"))
+        except APIError as err:
+            if err.status != 404:
+                raise
+            missing.append(name)
+    from moorage.cli.output import indented_json
+
+    write("".join(template(opts.format, i) + "\n" for i in found) if opts.format
+          else indented_json(found) + "\n")
+    for name in missing:
+        sys.stderr.write(f"Error response from daemon: No such image: {name}\n")
+    return 1 if missing else 0
+
+
+def prune(session: Session, opts: Options, _args: list[str]) -> int:
+    if not opts.force:
+        write(f"WARNING! This will remove all {'images without at least one container associated to them' if opts.all else 'dangling images'}.\n"  # noqa: E501
+              "Are you sure you want to continue? [y/N] ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    wanted = filters(opts.filter) or {}
+    wanted["dangling"] = ["false" if opts.all else "true"]
+    report = session.client.post("/images/prune", {"filters": wanted}) or {}
+    deleted = report.get("ImagesDeleted") or []
+    if deleted:
+        write("Deleted Images:\n" + "".join(f"{k.lower()}: {v}\n" for d in deleted
+                                            for k, v in d.items()) + "\n")
+    write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
+    return 0
+
+
+def login(session: Session, opts: Options, args: list[str]) -> int:
+    import base64
+
+    from moorage.client.contexts import read_config, write_config
+
+    server = args[0] if args else "https://index.docker.io/v1/"
+    password = sys.stdin.readline().rstrip("\n") if opts.password_stdin else opts.password
+    if not opts.username or password is None:
+        raise CommandError("Error: Cannot perform an interactive login from a non TTY device"
+                           if not sys.stdin.isatty() else "Username and password required")
+    result = session.client.post("/auth", body={"username": opts.username, "password": password,
+                                                "serveraddress": server}) or {}
+    config = read_config()
+    token = base64.b64encode(f"{opts.username}:{password}".encode()).decode()
+    config.setdefault("auths", {})[server] = {"auth": token}
+    write_config(config)
+    write(f"{result.get('Status') or 'Login Succeeded'}\n")
+    return 0
+
+
+def logout(session: Session, _opts: Options, args: list[str]) -> int:
+    from moorage.client.contexts import read_config, write_config
+
+    server = args[0] if args else "https://index.docker.io/v1/"
+    config = read_config()
+    if server not in (config.get("auths") or {}):
+        write(f"Not logged in to {server}\n")
+        return 0
+    del config["auths"][server]
+    write_config(config)
+    write(f"Removing login credentials for {server}\n")
+    return 0
+
+
+SPECS = {
+    "images": Spec("[OPTIONS] [REPOSITORY[:TAG]]", images, (
+        flag("a|all", BOOL, "Show all images (default hides intermediate images)"),
+        flag("digests", BOOL, "Show digests"), FILTER,
+        flag("format", STR, "Format output using a custom template"),
+        flag("no-trunc", BOOL, "Don't truncate output"),
+        flag("q|quiet", BOOL, "Only show image IDs")), max_args=1),
+    "pull": Spec("[OPTIONS] NAME[:TAG|@DIGEST]", pull, (
+        flag("a|all-tags", BOOL, "Download all tagged images in the repository"),
+        flag("platform", STR, "Set platform if server is multi-platform capable"),
+        flag("q|quiet", BOOL, "Suppress verbose output")), min_args=1, max_args=1),
+    "push": Spec("[OPTIONS] NAME[:TAG]", push, (
+        flag("q|quiet", BOOL, "Suppress verbose output"),), min_args=1, max_args=1),
+    "tag": Spec("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]", tag, min_args=2, max_args=2),
+    "rmi": Spec("[OPTIONS] IMAGE [IMAGE...]", rmi, (
+        flag("f|force", BOOL, "Force removal of the image"),
+        flag("no-prune", BOOL, "Do not delete untagged parents")), min_args=1),
+    "save": Spec("[OPTIONS] IMAGE [IMAGE...]", save, (
+        flag("o|output", STR, "Write to a file, instead of STDOUT"),), min_args=1),
+    "load": Spec("[OPTIONS]", load, (
+        flag("i|input", STR, "Read from tar archive file, instead of STDIN"),
+        flag("q|quiet", BOOL, "Suppress the load output")), max_args=0),
+    "import": Spec("[OPTIONS] file|URL|- [REPOSITORY[:TAG]]", import_, (
+        flag("c|change", STR, "Apply Dockerfile instruction to the created image"),
+        flag("m|message", STR, "Set commit message for imported image")),
+        min_args=1, max_args=2),
+    "history": Spec("[OPTIONS] IMAGE", history, (
+        flag("H|human", BOOL, "Print sizes and dates in human readable format", True),
+        flag("no-trunc", BOOL, "Don't truncate output"),
+        flag("q|quiet", BOOL, "Only show image IDs")), min_args=1, max_args=1),
+    "inspect": Spec("[OPTIONS] IMAGE [IMAGE...]", inspect, (FORMAT,), min_args=1),
+    "prune": Spec("[OPTIONS]", prune, (
+        flag("a|all", BOOL, "Remove all unused images, not just dangling ones"),
+        flag("filter", LIST, "Provide filter values"),
+        flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
+    "login": Spec("[OPTIONS] [SERVER]", login, (
+        flag("p|password", STR, "Password"),
+        flag("password-stdin", BOOL, "Take the password from stdin"),
+        flag("u|username", STR, "Username")), max_args=1),
+    "logout": Spec("[SERVER]", logout, max_args=1),
+}

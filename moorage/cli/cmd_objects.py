@@ -1,0 +1,136 @@
+"""network and volume groups: thin wrappers over their endpoints."""
+
+from __future__ import annotations
+
+from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
+from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
+from moorage.cli.output import human_size, indented_json, tabulate, write
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from moorage.cli.flags import Options
+    from moorage.cli.session import Session
+
+
+def _inspect(session: Session, opts: Options, paths: list[str]) -> int:
+    found = [session.client.get(path) for path in paths]
+    write("".join(template(opts.format, f) + "\n" for f in found) if opts.format
+          else indented_json(found) + "\n")
+    return 0
+
+
+def network_ls(session: Session, opts: Options, _args: list[str]) -> int:
+    nets = session.client.get("/networks", {"filters": filters(opts.filter)})
+    if opts.quiet:
+        write("".join(n["Id"][:12] + "\n" for n in nets))
+        return 0
+    lines = ["NETWORK ID\tNAME\tDRIVER\tSCOPE"]
+    lines += [f"{n['Id'][:12]}\t{n['Name']}\t{n['Driver']}\t{n['Scope']}"
+              for n in sorted(nets, key=lambda n: n["Name"])]
+    write(tabulate(lines))
+    return 0
+
+
+def network_create(session: Session, opts: Options, args: list[str]) -> int:
+    body = {"Name": args[0], "Driver": opts.driver, "Internal": opts.internal,
+            "Labels": dict(item.partition("=")[::2] for item in opts.label)}
+    if opts.subnet:
+        body["IPAM"] = {"Config": [{"Subnet": opts.subnet}]}
+    write(session.client.post("/networks/create", body=body)["Id"] + "\n")
+    return 0
+
+
+def network_rm(session: Session, _opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda n: (session.client.delete(f"/networks/{n}"), n)[1])
+
+
+def network_inspect(session: Session, opts: Options, args: list[str]) -> int:
+    return _inspect(session, opts, [f"/networks/{n}" for n in args])
+
+
+def network_prune(session: Session, _opts: Options, _args: list[str]) -> int:
+    report = session.client.post("/networks/prune") or {}
+    deleted = report.get("NetworksDeleted") or []
+    if deleted:
+        write("Deleted Networks:\n" + "".join(n + "\n" for n in deleted) + "\n")
+    return 0
+
+
+def network_connect(session: Session, _opts: Options, args: list[str]) -> int:
+    session.client.post(f"/networks/{args[0]}/connect", body={"Container": args[1]})
+    return 0
+
+
+def network_disconnect(session: Session, opts: Options, args: list[str]) -> int:
+    session.client.post(f"/networks/{args[0]}/disconnect",
+                        body={"Container": args[1], "Force": opts.force})
+    return 0
+
+
+def volume_ls(session: Session, opts: Options, _args: list[str]) -> int:
+    volumes = (session.client.get("/volumes", {"filters": filters(opts.filter)}) or {}).get(
+        "Volumes") or []
+    if opts.quiet:
+        write("".join(v["Name"] + "\n" for v in volumes))
+        return 0
+    lines = ["DRIVER\tVOLUME NAME"] + [f"{v['Driver']}\t{v['Name']}" for v in volumes]
+    write(tabulate(lines))
+    return 0
+
+
+def volume_create(session: Session, opts: Options, args: list[str]) -> int:
+    body = {"Name": args[0] if args else "", "Driver": opts.driver,
+            "Labels": dict(item.partition("=")[::2] for item in opts.label)}
+    write(session.client.post("/volumes/create", body=body)["Name"] + "\n")
+    return 0
+
+
+def volume_rm(session: Session, opts: Options, args: list[str]) -> int:
+    return for_each(args, lambda v: (session.client.delete(f"/volumes/{v}",
+                                                           {"force": opts.force}), v)[1])
+
+
+def volume_inspect(session: Session, opts: Options, args: list[str]) -> int:
+    return _inspect(session, opts, [f"/volumes/{v}" for v in args])
+
+
+def volume_prune(session: Session, opts: Options, _args: list[str]) -> int:
+    params = {"filters": {"all": ["true"]} if opts.all else None}
+    report = session.client.post("/volumes/prune", params) or {}
+    deleted = report.get("VolumesDeleted") or []
+    if deleted:
+        write("Deleted Volumes:\n" + "".join(v + "\n" for v in deleted) + "\n")
+    write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
+    return 0
+
+
+_QUIET = flag("q|quiet", BOOL, "Only display names")
+_LABEL = flag("label", LIST, "Set metadata")
+SPECS = {
+    "network_ls": Spec("[OPTIONS]", network_ls, (FILTER, _QUIET), max_args=0),
+    "network_create": Spec("[OPTIONS] NETWORK", network_create, (
+        flag("d|driver", STR, "Driver to manage the Network", "bridge"),
+        flag("internal", BOOL, "Restrict external access to the network"), _LABEL,
+        flag("subnet", STR, "Subnet in CIDR format that represents a network segment")),
+        min_args=1, max_args=1),
+    "network_rm": Spec("NETWORK [NETWORK...]", network_rm, min_args=1),
+    "network_inspect": Spec("[OPTIONS] NETWORK [NETWORK...]", network_inspect, (FORMAT,),
+                            min_args=1),
+    "network_prune": Spec("[OPTIONS]", network_prune, (
+        flag("f|force", BOOL, "Do not prompt for confirmation"),), max_args=0),
+    "network_connect": Spec("[OPTIONS] NETWORK CONTAINER", network_connect, min_args=2,
+                            max_args=2),
+    "network_disconnect": Spec("[OPTIONS] NETWORK CONTAINER", network_disconnect, (
+        flag("f|force", BOOL, "Force the container to disconnect from a network"),),
+        min_args=2, max_args=2),
+    "volume_ls": Spec("[OPTIONS]", volume_ls, (FILTER, _QUIET), max_args=0),
+    "volume_create": Spec("[OPTIONS] [VOLUME]", volume_create, (
+        flag("d|driver", STR, "Specify volume driver name", "local"), _LABEL), max_args=1),
+    "volume_rm": Spec("[OPTIONS] VOLUME [VOLUME...]", volume_rm, (
+        flag("f|force", BOOL, "Force the removal of one or more volumes"),), min_args=1),
+    "volume_inspect": Spec("[OPTIONS] VOLUME [VOLUME...]", volume_inspect, (FORMAT,),
+                           min_args=1),
+    "volume_prune": Spec("[OPTIONS]", volume_prune, (
+        flag("a|all", BOOL, "Remove all unused volumes, not just anonymous ones"),
+        flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
+}

@@ -1,0 +1,275 @@
+"""create and run: docker's container flags → the create body, then start and stream."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
+from moorage.cli.session import CommandError
+from moorage.client.errors import APIError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from moorage.cli.flags import Options
+    from moorage.cli.session import Session
+
+CREATE_FLAGS = (
+    flag("add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
+    flag("a|attach", LIST, "Attach to STDIN, STDOUT or STDERR"),
+    flag("cap-add", LIST, "Add Linux capabilities"),
+    flag("cap-drop", LIST, "Drop Linux capabilities"),
+    flag("cpus", STR, "Number of CPUs"),
+    flag("c|cpu-shares", INT, "CPU shares (relative weight)"),
+    flag("device", LIST, "Add a host device to the container"),
+    flag("dns", LIST, "Set custom DNS servers"),
+    flag("entrypoint", STR, "Overwrite the default ENTRYPOINT of the image"),
+    flag("e|env", LIST, "Set environment variables"),
+    flag("env-file", LIST, "Read in a file of environment variables"),
+    flag("expose", LIST, "Expose a port or a range of ports"),
+    flag("h|hostname", STR, "Container host name"),
+    flag("init", BOOL, "Run an init inside the container that forwards signals and reaps "
+                       "processes"),
+    flag("i|interactive", BOOL, "Keep STDIN open even if not attached"),
+    flag("l|label", LIST, "Set meta data on a container"),
+    flag("m|memory", STR, "Memory limit"),
+    flag("mount", LIST, "Attach a filesystem mount to the container"),
+    flag("name", STR, "Assign a name to the container"),
+    flag("network", STR, "Connect a container to a network"),
+    flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
+    flag("platform", STR, "Set platform if server is multi-platform capable"),
+    flag("privileged", BOOL, "Give extended privileges to this container"),
+    flag("p|publish", LIST, "Publish a container's port(s) to the host"),
+    flag("P|publish-all", BOOL, "Publish all exposed ports to random ports"),
+    flag("pull", STR, 'Pull image before creating ("always", "missing", "never")', "missing"),
+    flag("read-only", BOOL, "Mount the container's root filesystem as read only"),
+    flag("restart", STR, "Restart policy to apply when a container exits", "no"),
+    flag("rm", BOOL, "Automatically remove the container and its associated anonymous volumes "
+                     "when it exits"),
+    flag("runtime", STR, "Runtime to use for this container"),
+    flag("security-opt", LIST, "Security Options"),
+    flag("shm-size", STR, "Size of /dev/shm"),
+    flag("stop-signal", STR, "Signal to stop the container"),
+    flag("stop-timeout", INT, "Timeout (in seconds) to stop a container"),
+    flag("sysctl", LIST, "Sysctl options"),
+    flag("tmpfs", LIST, "Mount a tmpfs directory"),
+    flag("t|tty", BOOL, "Allocate a pseudo-TTY"),
+    flag("ulimit", LIST, "Ulimit options"),
+    flag("u|user", STR, "Username or UID (format: <name|uid>[:<group|gid>])"),
+    flag("v|volume", LIST, "Bind mount a volume"),
+    flag("w|workdir", STR, "Working directory inside the container"),
+)
+RUN_FLAGS = (
+    *CREATE_FLAGS,
+    flag("d|detach", BOOL, "Run container in background and print container ID"),
+    flag("detach-keys", STR, "Override the key sequence for detaching a container"),
+    flag("sig-proxy", BOOL, "Proxy received signals to the process", True),
+)
+
+_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def ram_in_bytes(text: str) -> int:
+    """go-units RAMInBytes: "512m", "1.5g", "1024" (binary multiples)."""
+    lowered = text.strip().lower().removesuffix("b") if len(text) > 1 else text.lower()
+    unit = lowered[-1] if lowered and lowered[-1] in _UNITS else "b"
+    number = lowered[:-1] if lowered and lowered[-1] in _UNITS else lowered
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError:
+        raise CommandError(f"invalid size: '{text}'", 125, with_help=True) from None
+
+
+def _env(opts: Options) -> list[str]:
+    items: list[str] = []
+    for path in opts.env_file:
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError as err:
+            raise CommandError(f"open {path}: {err.strerror.lower()}", 125,
+                               with_help=True) from None
+        items += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    items += opts.env
+    out = []
+    for item in items:
+        if "=" in item:
+            out.append(item)
+        elif item in os.environ:  # `-e NAME` passes the caller's value, if it has one
+            out.append(f"{item}={os.environ[item]}")
+    return out
+
+
+def _ports(specs: list[str], exposed: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in specs:
+        container, _, proto = spec.partition("/")
+        parts = container.rsplit(":", 2) if not container.startswith("[") else [container]
+        host_ip, host_port, private = "", "", parts[-1]
+        if len(parts) == 2:
+            host_port = parts[0]
+        elif len(parts) == 3:
+            host_ip, host_port = parts[0].strip("[]"), parts[1]
+        key = f"{private}/{proto or 'tcp'}"
+        exposed[key] = {}
+        bindings.setdefault(key, []).append({"HostIp": host_ip, "HostPort": host_port})
+    return bindings
+
+
+def _volumes(specs: list[str], volumes: dict[str, Any]) -> list[str]:
+    binds = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) == 1:
+            volumes[parts[0]] = {}  # an anonymous volume
+        else:
+            binds.append(spec)
+    return binds
+
+
+def _restart(text: str) -> dict[str, Any]:
+    name, _, count = text.partition(":")
+    policy: dict[str, Any] = {"Name": "" if name == "no" else name}
+    if count:
+        policy["MaximumRetryCount"] = int(count)
+    return policy
+
+
+def _tmpfs(specs: list[str]) -> dict[str, str]:
+    return {path: options for path, _, options in (s.partition(":") for s in specs)}
+
+
+def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]:
+    exposed: dict[str, Any] = {f"{p}/tcp" if "/" not in p else p: {} for p in opts.expose}
+    volumes: dict[str, Any] = {}
+    attach = {s.lower() for s in opts.attach}
+    detached = getattr(opts, "detach", False)
+    config: dict[str, Any] = {
+        "Image": image, "Cmd": command or None, "Env": _env(opts),
+        "Tty": opts.tty, "OpenStdin": opts.interactive, "StdinOnce": opts.interactive,
+        "AttachStdin": opts.interactive or "stdin" in attach,
+        "AttachStdout": not detached and (not attach or "stdout" in attach),
+        "AttachStderr": not detached and (not attach or "stderr" in attach),
+        "Labels": dict(item.partition("=")[::2] for item in opts.label),
+        "WorkingDir": opts.workdir or "", "User": opts.user or "",
+        "Hostname": opts.hostname or "",
+    }
+    if opts.entrypoint is not None:
+        config["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
+    if opts.stop_signal:
+        config["StopSignal"] = opts.stop_signal
+    if opts.stop_timeout is not None:
+        config["StopTimeout"] = opts.stop_timeout
+    host: dict[str, Any] = {
+        "Binds": _volumes(opts.volume, volumes) or None,
+        "PortBindings": _ports(opts.publish, exposed) or None,
+        "PublishAllPorts": opts.publish_all, "AutoRemove": opts.rm,
+        "CapAdd": opts.cap_add or None, "CapDrop": opts.cap_drop or None,
+        "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged,
+        "RestartPolicy": _restart(opts.restart), "Tmpfs": _tmpfs(opts.tmpfs) or None,
+        "Dns": opts.dns or None, "ExtraHosts": opts.add_host or None,
+        "SecurityOpt": opts.security_opt or None,
+        "Sysctls": dict(s.partition("=")[::2] for s in opts.sysctl) or None,
+    }
+    if opts.init:
+        host["Init"] = True
+    if opts.runtime:
+        host["Runtime"] = opts.runtime
+    if opts.memory:
+        host["Memory"] = ram_in_bytes(opts.memory)
+    if opts.shm_size:
+        host["ShmSize"] = ram_in_bytes(opts.shm_size)
+    if opts.cpus:
+        try:
+            host["NanoCpus"] = int(float(opts.cpus) * 1e9)
+        except ValueError:
+            raise CommandError(f'invalid argument "{opts.cpus}" for "--cpus" flag',
+                               125, with_help=True) from None
+    if opts.cpu_shares:
+        host["CpuShares"] = opts.cpu_shares
+    if opts.pids_limit is not None:
+        host["PidsLimit"] = opts.pids_limit
+    if opts.network:
+        host["NetworkMode"] = opts.network
+    config["ExposedPorts"] = exposed or None
+    config["Volumes"] = volumes or None
+    config["HostConfig"] = host
+    return config
+
+
+def _pull(session: Session, image: str) -> None:
+    from moorage.cli.cmd_images import pull_image
+
+    pull_image(session, image, quiet=False, stream=sys.stderr)
+
+
+def _normalized(image: str) -> str:
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last or "@" in image else image + ":latest"
+
+
+def create_container(session: Session, opts: Options, args: list[str]) -> str:
+    image, command = args[0], args[1:]
+    body = create_body(opts, image, command)
+    params = {"name": opts.name, "platform": opts.platform}
+    client = session.client
+    if opts.pull == "always":
+        _pull(session, image)
+    try:
+        created = client.post("/containers/create", params, body)
+    except APIError as err:
+        if err.status != 404 or opts.pull == "never" or "image" not in err.message.lower():
+            raise CommandError(f"Error response from daemon: {err.message}", 125,
+                               with_help=True) from None
+        sys.stderr.write(f"Unable to find image '{_normalized(image)}' locally\n")
+        try:
+            _pull(session, image)
+            created = client.post("/containers/create", params, body)
+        except APIError as again:
+            raise CommandError(f"Error response from daemon: {again.message}", 125,
+                               with_help=True) from None
+    for warning in created.get("Warnings") or []:
+        sys.stderr.write(f"WARNING: {warning}\n")
+    return str(created["Id"])
+
+
+def create(session: Session, opts: Options, args: list[str]) -> int:
+    sys.stdout.write(create_container(session, opts, args) + "\n")
+    return 0
+
+
+def start_error(err: APIError) -> CommandError:
+    """docker run's exit codes for a process that cannot be started: 127 not found,
+    126 not executable, 125 anything else the engine refused."""
+    text = err.message
+    code = 125
+    if "executable file not found" in text or "no such file or directory" in text:
+        code = 127
+    elif "permission denied" in text:
+        code = 126
+    return CommandError(f"Error response from daemon: {text}", code, with_help=True)
+
+
+def run(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli import interactive
+
+    container = create_container(session, opts, args)
+    client = session.client
+    if opts.detach:
+        try:
+            client.post(f"/containers/{container}/start")
+        except APIError as err:
+            raise start_error(err) from None
+        sys.stdout.write(container + "\n")
+        return 0
+    return interactive.run_attached(session, container, opts)
+
+
+SPECS = {
+    "create": Spec("[OPTIONS] IMAGE [COMMAND] [ARG...]", create, CREATE_FLAGS, min_args=1,
+                   interspersed=False, aliases=("moor container create", "moor create")),
+    "run": Spec("[OPTIONS] IMAGE [COMMAND] [ARG...]", run, RUN_FLAGS, min_args=1,
+                interspersed=False, aliases=("moor container run", "moor run")),
+}

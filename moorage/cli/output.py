@@ -1,0 +1,162 @@
+"""Output as the docker CLI writes it: tabwriter tables, go-units sizes and durations,
+`--format` templates with the `table` prefix, and indented inspect JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def tabulate(lines: list[str]) -> str:
+    """text/tabwriter as docker configures it: minwidth 10, padding 3, spaces.
+
+    Cells end with a tab; a line's last cell is not part of any column.
+    """
+    rows = [line.split("\t") for line in lines]
+    widths: list[int] = []
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            if i == len(widths):
+                widths.append(0)
+            widths[i] = max(widths[i], len(cell) + 3, 10)
+    out = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.append("".join(cells) + row[-1])
+    return "".join(line + "\n" for line in out)
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{s // 3600 // 24 // 365} years"
+
+
+def since(timestamp: float) -> str:
+    return human_duration(time.time() - timestamp) + " ago"
+
+
+def _scaled(size: float, base: float, units: tuple[str, ...], precision: int) -> str:
+    i = 0
+    while size >= base and i < len(units) - 1:
+        size /= base
+        i += 1
+    return f"{size:.{precision}g}{units[i]}"
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """go-units HumanSizeWithPrecision: decimal units (kB, MB), as `images` and `ps -s`."""
+    return _scaled(size, 1000.0, ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"), precision)
+
+
+def binary_size(size: float) -> str:
+    """go-units BytesSize: binary units (KiB, MiB), as `stats`."""
+    return _scaled(size, 1024.0, ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"),
+                   4)
+
+
+def parse_time(text: str) -> float:
+    """RFC 3339 with nanoseconds (as the API writes it) → seconds since the epoch."""
+    from datetime import datetime
+
+    if not text or text.startswith("0001-"):
+        return 0.0
+    main, _, frac = text.rstrip("Z").partition(".")
+    tz = ""
+    for sign in "+-":
+        if sign in frac:
+            frac, _, tz = frac.partition(sign)
+            tz = sign + tz
+    if not frac and len(main) > 19:
+        main, tz = main[:19], main[19:]
+    stamp = datetime.fromisoformat(main + (tz or "+00:00"))
+    return stamp.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
+
+
+def go_time(timestamp: float) -> str:
+    """Go's time.String() in local time, as `ps --format {{.CreatedAt}}` prints it."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(timestamp))
+
+
+def indented_json(value: Any) -> str:
+    """`inspect` output: 4-space indent, HTML characters escaped like Go's encoder."""
+    text = json.dumps(value, indent=4, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def write(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def render(rows: list[dict[str, Any]], fmt: str | None, default: str,
+           headers: dict[str, str]) -> str:
+    """Rows through `--format` (or the command's default `table …` format).
+
+    `table` prints a header line whose cells are the columns' titles; docker derives
+    those from the field names, so does this.
+    """
+    from moorage.cli.template import Template
+
+    fmt = fmt or default
+    if fmt == "json":
+        fmt = "{{json .}}"
+    is_table = fmt.startswith("table")
+    if is_table:
+        fmt = fmt[5:].lstrip() or default[5:].lstrip()
+    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
+    template = Template(fmt)
+    lines = [template.execute(row) for row in rows]
+    if not is_table:
+        return "".join(line + "\n" for line in lines)
+    header = Template(fmt).execute(_HeaderRow(headers))
+    return tabulate([header, *lines])
+
+
+class _HeaderRow(dict):  # type: ignore[type-arg]
+    """Answers every field with its column title ("ID" → "CONTAINER ID")."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__()
+        self._headers = headers
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: str) -> str:
+        return self._headers.get(key, _upper_words(key))
+
+
+def _upper_words(name: str) -> str:
+    out = ""
+    for i, c in enumerate(name):
+        if c.isupper() and i and not name[i - 1].isupper():
+            out += " "
+        out += c.upper()
+    return out

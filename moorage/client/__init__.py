@@ -1,0 +1,1 @@
+"""Engine API client: unix, tcp+TLS and ssh transports, stdlib only (fast to import)."""

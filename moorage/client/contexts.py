@@ -1,0 +1,171 @@
+"""Contexts stored exactly as the docker CLI stores them, so both tools share them.
+
+Layout (docker/cli cli/context/store): <config>/contexts/meta/<sha256(name)>/meta.json
+holds {"Name", "Metadata", "Endpoints": {"docker": {"Host", "SkipTLSVerify"}}};
+TLS files live in <config>/contexts/tls/<sha256(name)>/docker/{ca,cert,key}.pem;
+the current context is "currentContext" in <config>/config.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from moorage.client.endpoint import DEFAULT_HOST, Endpoint, TLSOptions
+from moorage.client.errors import EndpointError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
+
+
+def config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def _config_path() -> str:
+    return os.path.join(config_dir(), "config.json")
+
+
+def read_config() -> dict[str, Any]:
+    try:
+        with open(_config_path()) as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        raise EndpointError(f"loading config file {_config_path()}: {err}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def write_config(data: dict[str, Any]) -> None:
+    os.makedirs(config_dir(), exist_ok=True)
+    tmp = _config_path() + ".tmp"
+    with open(tmp, "w") as f:
+        # docker writes config.json indented with a tab; keep it diff-friendly for both tools.
+        json.dump(data, f, indent="\t")
+    os.replace(tmp, _config_path())
+
+
+def current() -> str:
+    return os.environ.get("DOCKER_CONTEXT") or read_config().get("currentContext") or "default"
+
+
+def _digest(name: str) -> str:
+    import hashlib  # only for named contexts: keeps `moor ps` on the default one fast
+
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def meta_dir(name: str) -> str:
+    return os.path.join(config_dir(), "contexts", "meta", _digest(name))
+
+
+def tls_dir(name: str) -> str:
+    return os.path.join(config_dir(), "contexts", "tls", _digest(name))
+
+
+def _not_found(name: str) -> EndpointError:
+    return EndpointError(f'context "{name}" does not exist')
+
+
+def default_document() -> dict[str, Any]:
+    host = os.environ.get("MOOR_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    return {"Name": "default", "Metadata": {},
+            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}},
+            "TLSMaterial": {}, "Storage": {"MetadataPath": "<IN MEMORY>", "TLSPath": "<IN MEMORY>"}}
+
+
+def document(name: str) -> dict[str, Any]:
+    """What `context inspect` prints: the metadata plus TLS files and storage paths."""
+    if name == "default":
+        return default_document()
+    try:
+        with open(os.path.join(meta_dir(name), "meta.json")) as f:
+            meta: dict[str, Any] = json.load(f)
+    except FileNotFoundError:
+        raise _not_found(name) from None
+    tls_files = _tls_files(name)
+    meta["TLSMaterial"] = {"docker": sorted(tls_files)} if tls_files else {}
+    meta["Storage"] = {"MetadataPath": meta_dir(name), "TLSPath": tls_dir(name)}
+    return meta
+
+
+def _tls_files(name: str) -> dict[str, str]:
+    base = os.path.join(tls_dir(name), "docker")
+    names = ("ca.pem", "cert.pem", "key.pem")
+    return {n: os.path.join(base, n) for n in names if os.path.exists(os.path.join(base, n))}
+
+
+def load(name: str) -> Endpoint:
+    docker = document(name)["Endpoints"].get("docker", {})
+    files = _tls_files(name)
+    tls = None
+    if files or docker.get("SkipTLSVerify"):
+        tls = TLSOptions(ca=files.get("ca.pem"), cert=files.get("cert.pem"),
+                         key=files.get("key.pem"), verify=not docker.get("SkipTLSVerify"))
+    return Endpoint(docker.get("Host") or DEFAULT_HOST, tls, context=name)
+
+
+def names() -> list[str]:
+    root = os.path.join(config_dir(), "contexts", "meta")
+    found = ["default"]
+    for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        try:
+            with open(os.path.join(root, entry, "meta.json")) as f:
+                found.append(json.load(f)["Name"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(found)
+
+
+def create(name: str, description: str, host: str, skip_tls_verify: bool,
+           tls_material: dict[str, str]) -> None:
+    if not _NAME.match(name) or name == "default":
+        raise EndpointError(f'context name "{name}" is invalid, names are validated against '
+                            f'regexp "{_NAME.pattern}"' if name != "default"
+                            else '"default" is a reserved context name')
+    if os.path.exists(meta_dir(name)):
+        raise EndpointError(f'context "{name}" already exists')
+    metadata = {"Description": description} if description else {}
+    meta = {"Name": name, "Metadata": metadata,
+            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_tls_verify}}}
+    os.makedirs(meta_dir(name), exist_ok=True)
+    with open(os.path.join(meta_dir(name), "meta.json"), "w") as f:
+        json.dump(meta, f, separators=(",", ":"))
+    if tls_material:
+        import shutil
+
+        base = os.path.join(tls_dir(name), "docker")
+        os.makedirs(base, exist_ok=True)
+        for target, source in tls_material.items():
+            shutil.copyfile(source, os.path.join(base, target))
+
+
+def remove(name: str) -> None:
+    if name == "default":
+        raise EndpointError('default: context "default" cannot be removed')
+    if not os.path.exists(meta_dir(name)):
+        raise _not_found(name)
+    import shutil
+
+    shutil.rmtree(meta_dir(name))
+    shutil.rmtree(tls_dir(name), ignore_errors=True)
+    config = read_config()
+    if config.get("currentContext") == name:
+        del config["currentContext"]
+        write_config(config)
+
+
+def use(name: str) -> None:
+    if name != "default":
+        document(name)
+    config = read_config()
+    if name == "default":
+        config.pop("currentContext", None)
+    else:
+        config["currentContext"] = name
+    write_config(config)

@@ -1,0 +1,70 @@
+"""Errors without a daemon, and contexts shared with the docker CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from conftest import MOOR, Clis
+
+
+def moor(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([MOOR, *args], env=env, capture_output=True, timeout=30)
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DOCKER_HOST", "MOOR_HOST", "DOCKER_CONTEXT")}
+    return {**env, "DOCKER_CONFIG": str(tmp_path / "config"), **extra}
+
+
+def test_daemon_not_running_names_the_socket(tmp_path: Path) -> None:
+    sock = tmp_path / "none.sock"
+    done = moor("ps", env=clean_env(tmp_path, DOCKER_HOST=f"unix://{sock}"))
+    assert done.returncode == 1
+    assert done.stderr.decode() == (
+        f"Cannot connect to the moorage daemon at unix://{sock}. Is the moord daemon running? "
+        "(start it with: moord)\n")
+    default = moor("-H", "unix:///run/moor/moord.sock", "version", env=clean_env(tmp_path))
+    assert b"Client:" in default.stdout and b"unix:///run/moor/moord.sock" in default.stderr
+    assert b"Traceback" not in default.stderr
+
+
+def test_contexts_are_shared_with_docker(clis: Clis, tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    made = moor("context", "create", "dd", "--docker", f"host={clis.host}",
+                "--description", "the dockerd", env=env)
+    assert made.returncode == 0 and made.stdout == b"dd\n"
+    docker = subprocess.run(["docker", "context", "ls", "--format",
+                             "{{.Name}} {{.DockerEndpoint}}"], env=env, capture_output=True)
+    assert f"dd {clis.host}".encode() in docker.stdout
+    assert moor("--context", "dd", "images", "-q", env=env).stdout.strip()
+    assert moor("context", "use", "dd", env=env).returncode == 0
+    assert b"dd *" in subprocess.run(["docker", "context", "ls"], env=env,
+                                     capture_output=True).stdout
+    assert moor("images", "-q", env=env).stdout.strip()  # through the current context
+    ours = moor("context", "inspect", "dd", env=env).stdout
+    theirs = subprocess.run(["docker", "context", "inspect", "dd"], env=env,
+                            capture_output=True).stdout
+    assert ours == theirs
+    subprocess.run(["docker", "context", "use", "default"], env=env, check=True,
+                   capture_output=True)
+    assert moor("context", "rm", "dd", env=env).stdout == b"dd\n"
+    gone = moor("context", "rm", "dd", env=env)
+    assert gone.returncode == 1 and gone.stderr == b'context "dd" does not exist\n'
+
+
+def test_ssh_transport_through_dial_stdio(clis: Clis, tmp_path: Path) -> None:
+    """ssh://: an `ssh` stand-in that runs the remote command locally (no sshd here),
+    so the CLI side, `system dial-stdio` and the relay are the real ones."""
+    fake = tmp_path / "ssh"
+    fake.write_text(f'#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; shift\n'
+                    f'PATH={Path(MOOR).parent}:$PATH DOCKER_HOST={clis.host} exec "$@"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    env = clean_env(tmp_path, DOCKER_HOST="ssh://me@remote:2222", MOOR_SSH_COMMAND=str(fake))
+    done = moor("version", "--format", "{{.Server.Version}}", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == clis.docker("version", "--format", "{{.Server.Version}}").stdout
+    assert moor("run", "--rm", "busybox", "echo", "over ssh", env=env).stdout == b"over ssh\n"
