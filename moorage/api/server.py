@@ -31,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+    return json_response({"message": message}, status=status)
 
 
 def status_of(err: errors.MoorError) -> int:
@@ -147,4 +147,7 @@ def query_filters(request: web.Request) -> dict[str, list[str]]:
 
 
 def json_response(data: object, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
+    # Exactly "application/json", no charset: the docker CLI decodes an error body
+    # as {"message": ...} only when the Content-Type is that string.
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={"Content-Type": "application/json"})

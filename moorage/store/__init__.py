@@ -1,0 +1,1 @@
+"""Persistent state under the data-root: blobs, metadata and snapshots."""

@@ -1,0 +1,142 @@
+"""The overlay snapshotter: one unpacked layer per chain ID, shared by every image.
+
+snapshots/<chain hex>/fs holds a single layer in overlayfs's format (whiteouts as
+0/0 devices, opaque directories by xattr), applied on its own, as Docker's
+overlay2 driver stores its diff directories. Keying by chain ID (image-spec
+config.md, "Layer ChainID") rather than diff ID matters because a layer's
+meaning depends on what lies below it. A snapshot is unpacked into tmp/ and
+renamed into place, so a visible directory is complete; its row in moor.db is
+written after the rename, so a row always has its directory. This module never
+mounts: containers get ``lower_dirs`` and mount them themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from typing import BinaryIO
+
+from moorage.errors import InvalidParameter, NotFound
+from moorage.image.config import chain_id_of
+from moorage.image.layer import apply_layer
+from moorage.store.content import hex_of
+from moorage.store.metadata import Metadata, SnapshotRecord
+
+_UNPACK_PREFIX = "unpack-"
+_REMOVE_PREFIX = "remove-"
+# What this module stages under tmp/: unpacks in progress, trees being deleted.
+TMP_PREFIXES = (_UNPACK_PREFIX, _REMOVE_PREFIX)
+
+
+class Snapshotter:
+    def __init__(self, root: str, tmp_dir: str, metadata: Metadata) -> None:
+        self.root = root
+        self.tmp_dir = tmp_dir
+        self.metadata = metadata
+        os.makedirs(root, mode=0o700, exist_ok=True)
+
+    def dir_of(self, chain_id: str) -> str:
+        return os.path.join(self.root, hex_of(chain_id))
+
+    def fs_of(self, chain_id: str) -> str:
+        return os.path.join(self.dir_of(chain_id), "fs")
+
+    def get(self, chain_id: str) -> SnapshotRecord | None:
+        record = self.metadata.snapshot(chain_id)
+        if record is not None and os.path.isdir(self.fs_of(chain_id)):
+            return record
+        return None
+
+    def unpack(self, parent: str | None, open_layer: Callable[[], BinaryIO],
+               expected_diff_id: str | None = None) -> SnapshotRecord:
+        """The snapshot of the layer ``open_layer()`` yields, on top of chain ``parent``.
+
+        With ``expected_diff_id`` (from an image config) an existing snapshot is
+        reused without reading the layer, and a layer whose content hashes to
+        another diff ID is refused (InvalidParameter). Idempotent and safe to
+        race: two unpacks of one chain leave one directory.
+        """
+        if parent is not None and self.get(parent) is None:
+            raise NotFound(f"parent snapshot {parent} does not exist")
+        if expected_diff_id is not None:
+            existing = self.get(chain_id_of(parent, expected_diff_id))
+            if existing is not None:
+                return existing
+        work = tempfile.mkdtemp(prefix=_UNPACK_PREFIX, dir=self.tmp_dir)
+        try:
+            fs = os.path.join(work, "fs")
+            os.mkdir(fs, 0o755)
+            with open_layer() as stream:
+                applied = apply_layer(stream, fs)
+            if expected_diff_id is not None and applied.diff_id != expected_diff_id:
+                raise InvalidParameter(
+                    f"layer content has diff ID {applied.diff_id}, the image config "
+                    f"says {expected_diff_id}")
+            chain_id = chain_id_of(parent, applied.diff_id)
+            record = SnapshotRecord(chain_id, parent, applied.diff_id, disk_size(fs))
+            try:
+                os.rename(work, self.dir_of(chain_id))
+            except OSError:
+                # Another unpack of the same chain won (ENOTEMPTY/EEXIST), or a
+                # leftover directory without its row: keep the one in place
+                # only if it is complete.
+                if not os.path.isdir(self.fs_of(chain_id)):
+                    raise
+            self.metadata.add_snapshot(record)
+            return self.metadata.snapshot(chain_id) or record
+        finally:
+            if os.path.exists(work):
+                shutil.rmtree(work, ignore_errors=True)
+
+    def lower_dirs(self, top_chain_id: str) -> list[str]:
+        """The fs directories from ``top_chain_id`` down to its base, top first
+        (overlayfs's lowerdir order). NotFound when a link of the chain is missing."""
+        dirs = []
+        chain: str | None = top_chain_id
+        while chain is not None:
+            record = self.get(chain)
+            if record is None:
+                raise NotFound(f"snapshot {chain} does not exist")
+            dirs.append(self.fs_of(chain))
+            chain = record.parent
+        return dirs
+
+    def remove(self, chain_id: str) -> None:
+        """Forget the snapshot, then delete its directory (a crash between leaves an
+        orphan directory that ``on_disk`` reports). Idempotent."""
+        self.metadata.delete_snapshot(chain_id)
+        self.remove_dir(hex_of(chain_id))
+
+    def remove_dir(self, name: str) -> None:
+        path = os.path.join(self.root, name)
+        if not os.path.lexists(path):
+            return
+        # Out of sight first, so a half-deleted tree is never taken for a snapshot.
+        doomed = tempfile.mkdtemp(prefix=_REMOVE_PREFIX, dir=self.tmp_dir)
+        os.rename(path, os.path.join(doomed, "s"))
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def on_disk(self) -> list[str]:
+        """Names of the directories under snapshots/."""
+        return sorted(os.listdir(self.root))
+
+
+def disk_size(root: str) -> int:
+    """moby's pkg/directory Size, which overlay2 reports as a layer's size: the
+    lstat sizes of everything but directories, each hard-linked inode once."""
+    seen: set[int] = set()
+    total = 0
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                    continue
+                st = entry.stat(follow_symlinks=False)
+                if st.st_size and st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_size
+    return total
