@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import _socket
-import json
 import os
 
+from moorage import json_codec
 from moorage.client.endpoint import Endpoint
 from moorage.client.errors import APIError, ConnectionFailed
 from moorage.client.http import ProtocolError, Response, send_chunked, send_request
@@ -42,7 +42,7 @@ def query(params: dict[str, Any] | None) -> str:
         if value is True:
             value = "1"
         elif isinstance(value, dict):
-            value = json.dumps(value, separators=(",", ":"))
+            value = json_codec.dumps(value, compact=True)
         parts.append(f"{name}={quote(str(value))}")
     return "?" + "&".join(parts) if parts else ""
 
@@ -131,7 +131,7 @@ class Client:
         target = f"/v{self.version}{path}{query(params)}"
         headers = dict(headers or {})
         if body is not None:
-            data = json.dumps(body).encode()
+            data = json_codec.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         response = self._send(method, target, headers, data, chunks)
         if response.status >= 400:
@@ -144,7 +144,7 @@ class Client:
         message = raw.decode(errors="replace").strip()
         if response.headers.get("content-type", "").startswith("application/json"):
             try:
-                message = json.loads(raw).get("message", message)
+                message = json_codec.loads(raw).get("message", message)
             except (ValueError, AttributeError):
                 pass
         return APIError(response.status, message or f"{response.status} {response.reason}")
@@ -155,7 +155,7 @@ class Client:
         response = self.request(method, path, params, body=body, data=data)
         raw = response.read()
         self._release(response)
-        return json.loads(raw) if raw.strip() else None
+        return json_codec.loads(raw) if raw.strip() else None
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.call("GET", path, params)
@@ -172,7 +172,7 @@ class Client:
         """JSON-lines streams (events, pull, push, load, stats)."""
         response = self.request(method, path, params, body=body, chunks=chunks, headers=headers)
         for line in response.iter_lines():
-            yield json.loads(line)
+            yield json_codec.loads(line)
         self._release(response)
 
     def stream_raw(self, method: str, path: str,

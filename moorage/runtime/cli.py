@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from moorage import __version__
+from moorage import __version__, json_codec
 from moorage.errors import InvalidParameter, MoorError
 from moorage.runtime.args import Command, parse
 from moorage.runtime.spec import OCI_VERSION
@@ -134,7 +133,7 @@ def _report(args: Options, message: str) -> None:
         from moorage.runtime.state import now_rfc3339
 
         if args.log_format == "json":
-            line = json.dumps({"level": "error", "msg": message, "time": now_rfc3339()})
+            line = json_codec.dumps({"level": "error", "msg": message, "time": now_rfc3339()})
         else:
             line = f'time="{now_rfc3339()}" level=error msg="{message}"'
         with open(args.log, "a") as f:
@@ -164,6 +163,8 @@ def _dispatch(args: Options) -> int:
         container.start(args.root, args.container_id)
     elif command == "state":
         document = container.state_document(args.root, args.container_id)
+        import json
+
         sys.stdout.write(json.dumps(document, indent=2))
     elif command == "kill":
         if len(args.signal) > 1:
@@ -197,7 +198,7 @@ def _exec(args: Options) -> int:
     if args.process:
         try:
             with open(args.process) as f:
-                process = json.load(f)
+                process = json_codec.loads(f.read())
         except ValueError as err:
             raise InvalidParameter(f"{args.process}: invalid JSON: {err}") from None
     else:
@@ -223,7 +224,7 @@ def _ps(args: Options) -> int:
     st = load(args.root, args.container_id)
     pids = sorted(load_manager(st.cgroup_paths).pids())
     if args.format == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(json_codec.dumps(pids) + "\n")
         return 0
     ps_args = args.ps_args[1:] if args.ps_args[:1] == ["--"] else args.ps_args
     output = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,
@@ -255,7 +256,7 @@ def _list(args: Options) -> None:
     for document in documents:
         document["owner"] = owner
     if args.format == "json":
-        sys.stdout.write(json.dumps(documents) + "\n")
+        sys.stdout.write(json_codec.dumps(documents) + "\n")
         return
     rows = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
     rows += [(d["id"], str(d["pid"]), d["status"], d["bundle"], d["created"], owner)
@@ -284,10 +285,14 @@ def _spec(args: Options) -> None:
     if os.path.exists(path):
         raise Conflict("File config.json exists. Remove it first")
     with open(path, "w") as f:
+        import json
+
         json.dump(default_spec(), f, indent="\t")
 
 
 def _features() -> None:
+    import json
+
     from moorage.runtime.capabilities import NAMES
     from moorage.runtime.mounts import OPTION_NAMES
     from moorage.runtime.spec import features

@@ -6,9 +6,9 @@ bundle fails with one line naming the field and leaves nothing behind.
 
 from __future__ import annotations
 
-import json
 import os
 
+from moorage import json_codec
 from moorage.errors import InvalidParameter, NotFound
 
 NAMESPACE_FLAGS = {
@@ -40,7 +40,7 @@ def load(bundle: str) -> dict:
     except OSError as err:
         raise InvalidParameter(f"cannot read {path}: {err.strerror}") from None
     try:
-        config = json.loads(raw)
+        config = json_codec.loads(raw)
     except ValueError as err:
         raise InvalidParameter(f"{path}: invalid JSON: {err}") from None
     validate(config)
@@ -54,7 +54,14 @@ def _fail(field: str, problem: str) -> InvalidParameter:
 def _expect(value: object, kind: type | tuple[type, ...], field: str, name: str) -> None:
     # bool is an int in Python, never a valid number in JSON schema terms.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise _fail(field, f"must be {name}, got {json.dumps(value)[:40]}")
+        raise _fail(field, f"must be {name}, got {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    try:
+        return json_codec.dumps(value)[:40]
+    except TypeError:
+        return type(value).__name__
 
 
 def _string_list(value: object, field: str) -> None:

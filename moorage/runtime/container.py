@@ -7,11 +7,10 @@ and messages follow runc so that callers written for runc work unchanged.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
-from moorage.linux import libc
+from moorage.linux import libc, signals
 from moorage.runtime import config as config_mod
 from moorage.runtime import state as state_mod
 from moorage.runtime.cgroups import load_manager, new_manager
@@ -208,7 +207,7 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         for pid in (st.pid, stage1_pid):
             if pid > 0:
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signals.SIGKILL)
                 except ProcessLookupError:
                     pass
         _reap(stage1_pid)
@@ -327,16 +326,13 @@ def state_document(root: str, container_id: str) -> dict:
 
 
 def parse_signal(value: str) -> int:
-    text = value.upper()
-    if text.isdigit():
-        number = int(text)
-        if 0 < number < signal.NSIG:
-            return number
+    if value.isdigit():
+        if 0 < int(value) < signals.NSIG:
+            return int(value)
     else:
-        name = text if text.startswith("SIG") else "SIG" + text
-        number = getattr(signal.Signals, name, None)
+        number = signals.number(value)
         if number is not None:
-            return int(number)
+            return number
     raise InvalidParameter(f"unknown signal {value!r}")
 
 
@@ -367,15 +363,15 @@ def destroy(st: state_mod.ContainerState, current: str) -> None:
     cgroup = load_manager(st.cgroup_paths)
     if current != "stopped":
         if current == "paused":
-            cgroup.kill_all(signal.SIGKILL)
+            cgroup.kill_all(signals.SIGKILL)
             cgroup.thaw()
         try:
-            os.kill(st.pid, signal.SIGKILL)
+            os.kill(st.pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
         _wait_gone(st)
     # Without a pid namespace the init's death does not end its children.
-    cgroup.kill_all(signal.SIGKILL)
+    cgroup.kill_all(signals.SIGKILL)
     cgroup.destroy()
     try:
         _hooks(st, "poststop", "stopped")

@@ -7,12 +7,13 @@ the process (a grandchild after the double fork) is reparented to it.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
+from moorage.linux import signals
+
 # runc forwards every signal it may catch except these.
-_NOT_FORWARDED = {signal.SIGCHLD, signal.SIGWINCH, signal.SIGURG, signal.SIGKILL,
-                  signal.SIGSTOP}
+_NOT_FORWARDED = {signals.SIGCHLD, signals.SIGWINCH, signals.SIGURG, signals.SIGKILL,
+                  signals.SIGSTOP}
 
 
 def exit_code(status: int) -> int:
@@ -30,10 +31,10 @@ def wait_for(pid: int, master: int | None = None) -> int:
         except ProcessLookupError:
             pass
 
-    for sig in signal.valid_signals():
+    for sig in signals.valid_signals():
         if sig not in _NOT_FORWARDED:
             try:
-                signal.signal(sig, forward)
+                signals.signal(sig, forward)
             except (OSError, ValueError):
                 pass
     if master is not None:
@@ -70,7 +71,7 @@ def _relay_terminal(master: int) -> None:
         saved = termios.tcgetattr(stdin)
         tty.setraw(stdin)
         copy_size(master)
-        signal.signal(signal.SIGWINCH, lambda _s, _f: copy_size(master))
+        signals.signal(signals.SIGWINCH, lambda _s, _f: copy_size(master))
 
     def pump_stdin() -> None:
         while True:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
+from moorage import json_codec
 from moorage.errors import SystemError
 
 
 def run_hooks(hooks: list[dict], name: str, state: dict) -> None:
-    payload = json.dumps(state).encode()
+    payload = json_codec.dumps(state).encode()
     for hook in hooks:
         run_hook(hook, name, payload)
 

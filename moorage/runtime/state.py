@@ -9,20 +9,20 @@ the fifo, and the freezer give it, exactly as runc does (runtime-spec runtime.md
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 
+from moorage import json_codec
 from moorage.errors import Conflict, InvalidParameter, NotFound
 
 DEFAULT_ROOT = "/run/moor-runtime"
-_VALID_ID = re.compile(r"^[\w+\-.]+$")
+# runc's id rule, ^[\w+-\.]+$ with Go's ASCII-only \w.
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 FIFO_NAME = "exec.fifo"
 
 
 def check_id(container_id: str) -> None:
-    if not _VALID_ID.match(container_id) or container_id in (".", ".."):
+    if not container_id or not _ID_CHARS.issuperset(container_id) or container_id in (".", ".."):
         raise InvalidParameter(f"invalid container id format: {container_id}")
 
 
@@ -93,7 +93,7 @@ class ContainerState:
         """
         tmp = os.path.join(self.dir, ".state.json.tmp")
         with open(tmp, "w") as f:
-            json.dump(self.record(), f)
+            f.write(json_codec.dumps(self.record()))
         os.rename(tmp, os.path.join(self.dir, "state.json"))
 
 
@@ -114,7 +114,7 @@ def load(root: str, container_id: str) -> ContainerState:
     directory = os.path.join(root, container_id)
     try:
         with open(os.path.join(directory, "state.json"), "rb") as f:
-            record = json.loads(f.read())
+            record = json_codec.loads(f.read())
     except FileNotFoundError:
         raise NotFound(f"container does not exist: {container_id}") from None
     return ContainerState(directory, record)

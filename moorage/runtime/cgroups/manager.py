@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from moorage.errors import MoorError, SystemError
+from moorage.linux import signals
 from moorage.runtime.cgroups import fs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see fs.py)
@@ -95,7 +95,7 @@ class CgroupManager:
         finally:
             # Other signals wait for `resume` on a paused container as they should;
             # SIGKILL must thaw it, or cgroup v1's frozen processes never die.
-            if froze or (was_frozen and sig == signal.SIGKILL):
+            if froze or (was_frozen and sig == signals.SIGKILL):
                 self.thaw()
 
     def destroy(self) -> None:

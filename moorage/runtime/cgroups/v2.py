@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from moorage.errors import InvalidParameter, SystemError
+from moorage.linux import signals
 from moorage.runtime.cgroups import convert, fs
 from moorage.runtime.cgroups.manager import CgroupManager
 from moorage.runtime.cgroups.paths import v2_mountpoint
@@ -122,7 +122,7 @@ class V2Manager(CgroupManager):
 
     def kill_all(self, sig: int) -> None:
         # cgroup.kill (Linux 5.14) kills the whole subtree at once, forks included.
-        if sig == signal.SIGKILL and os.path.exists(self._leaf + "/cgroup.kill"):
+        if sig == signals.SIGKILL and os.path.exists(self._leaf + "/cgroup.kill"):
             fs.write(self._leaf + "/cgroup.kill", "1")
             return
         super().kill_all(sig)
