@@ -3,7 +3,7 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
-APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 procps hyperfine docker.io docker-registry skopeo
+APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 procps hyperfine docker.io docker-registry skopeo wrk openssl
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
@@ -42,6 +42,8 @@ test: lint
 bench: deps
 	@$(PY) -m compileall -q moorage >/dev/null
 	$(PY) bench/runtime.py
+	$(PY) bench/cli.py
+	$(PY) bench/registry.py
 
 clean:
 	rm -rf $(VENV)

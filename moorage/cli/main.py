@@ -38,6 +38,7 @@ def _top_help() -> str:
     lines += [f"  {name:<11} {summary}" for name, (_, _, summary) in commands.TOP.items()]
     lines += ["", "Management Commands:"]
     lines += [f"  {name:<11} {summary}" for name, (summary, _) in commands.GROUPS.items()]
+    lines += [f"  {'registry':<11} Run a registry server (serve, gc)"]
     lines += ["", "Global Options:"]
     spec = Spec("", lambda: None, GLOBAL_FLAGS)
     lines += help_text(PROG, spec, "").split("Options:\n", 1)[1].splitlines()
@@ -92,6 +93,10 @@ def _run(argv: list[str], session_box: list[Session]) -> int:
     if not rest or options.help:
         sys.stdout.write(_top_help())
         return 0
+    if rest[0] == "registry":
+        # A server, not a client of the engine: it runs in its own interpreter
+        # so that the CLI keeps importing nothing but the API client.
+        os.execv(sys.executable, [sys.executable, "-m", "moorage.registry", *rest[1:]])
     path, (module_name, key, summary), args = _lookup(rest)
     spec: Spec = __import__(module_name, fromlist=["SPECS"]).SPECS[key]
     session = Session(options, PROG)
