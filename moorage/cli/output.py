@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -107,6 +106,8 @@ def go_time(timestamp: float) -> str:
 
 def indented_json(value: Any) -> str:
     """`inspect` output: 4-space indent, HTML characters escaped like Go's encoder."""
+    import json  # here, not at the top: `json` costs ~8 ms and most commands never indent
+
     text = json.dumps(value, indent=4, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

@@ -8,10 +8,9 @@ the current context is "currentContext" in <config>/config.json.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 
+from moorage import json_codec
 from moorage.client.endpoint import DEFAULT_HOST, Endpoint, TLSOptions
 from moorage.client.errors import EndpointError
 
@@ -19,7 +18,14 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$")
+# docker's rule, ^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$, checked without `re` (read on every start).
+_NAME_PATTERN = "^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$"
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = _NAME_FIRST | frozenset("_.+-")
+
+
+def _valid_name(name: str) -> bool:
+    return len(name) > 1 and name[0] in _NAME_FIRST and _NAME_REST.issuperset(name[1:])
 
 
 def config_dir() -> str:
@@ -33,7 +39,7 @@ def _config_path() -> str:
 def read_config() -> dict[str, Any]:
     try:
         with open(_config_path()) as f:
-            data = json.load(f)
+            data = json_codec.loads(f.read())
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as err:
@@ -46,6 +52,8 @@ def write_config(data: dict[str, Any]) -> None:
     tmp = _config_path() + ".tmp"
     with open(tmp, "w") as f:
         # docker writes config.json indented with a tab; keep it diff-friendly for both tools.
+        import json  # only when writing: indented output needs the json package
+
         json.dump(data, f, indent="\t")
     os.replace(tmp, _config_path())
 
@@ -85,7 +93,7 @@ def document(name: str) -> dict[str, Any]:
         return default_document()
     try:
         with open(os.path.join(meta_dir(name), "meta.json")) as f:
-            meta: dict[str, Any] = json.load(f)
+            meta: dict[str, Any] = json_codec.loads(f.read())  # type: ignore[assignment]
     except FileNotFoundError:
         raise _not_found(name) from None
     tls_files = _tls_files(name)
@@ -116,7 +124,7 @@ def names() -> list[str]:
     for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         try:
             with open(os.path.join(root, entry, "meta.json")) as f:
-                found.append(json.load(f)["Name"])
+                found.append(json_codec.loads(f.read())["Name"])  # type: ignore[index]
         except (OSError, ValueError, KeyError):
             continue
     return sorted(found)
@@ -124,9 +132,9 @@ def names() -> list[str]:
 
 def create(name: str, description: str, host: str, skip_tls_verify: bool,
            tls_material: dict[str, str]) -> None:
-    if not _NAME.match(name) or name == "default":
+    if not _valid_name(name) or name == "default":
         raise EndpointError(f'context name "{name}" is invalid, names are validated against '
-                            f'regexp "{_NAME.pattern}"' if name != "default"
+                            f'regexp "{_NAME_PATTERN}"' if name != "default"
                             else '"default" is a reserved context name')
     if os.path.exists(meta_dir(name)):
         raise EndpointError(f'context "{name}" already exists')
@@ -135,7 +143,7 @@ def create(name: str, description: str, host: str, skip_tls_verify: bool,
             "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_tls_verify}}}
     os.makedirs(meta_dir(name), exist_ok=True)
     with open(os.path.join(meta_dir(name), "meta.json"), "w") as f:
-        json.dump(meta, f, separators=(",", ":"))
+        f.write(json_codec.dumps(meta, compact=True))
     if tls_material:
         import shutil
 
