@@ -71,6 +71,7 @@ async def serve(config: object) -> int:
     from aiohttp import web
 
     from moorage.api.containers.routes import add_routes as container_routes
+    from moorage.api.exec.routes import add_routes as exec_routes
     from moorage.api.images.routes import add_routes as image_routes
     from moorage.api.server import create_app
     from moorage.api.system.routes import add_routes as system_routes
@@ -84,6 +85,7 @@ async def serve(config: object) -> int:
     system_routes(app, engine)
     image_routes(app, engine.images)
     container_routes(app, engine.containers)
+    exec_routes(app, engine.containers)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets = []

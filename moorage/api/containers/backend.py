@@ -1,0 +1,97 @@
+"""What the container and exec routes need from the daemon (implemented by ContainerService)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from moorage.api.containers.models import Container, ContainerConfig, ExecConfig, HostConfig
+
+
+class ProcessStream(Protocol):
+    """A process's output frames and its stdin (attach, exec start)."""
+
+    pid: int
+    exit: dict | None
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """(stream id, payload), or None once the process is done."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    def close_stdin(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LogLine(Protocol):
+    stream: str
+    time: str
+    line: bytes
+
+
+class ExecInstance(Protocol):
+    id: str
+    container_id: str
+    config: ExecConfig
+    pid: int
+    running: bool
+    exit_code: int | None
+
+
+class ExecBackend(Protocol):
+    def get(self, exec_id: str) -> ExecInstance:
+        """NotFound("No such exec instance: x")."""
+
+    def exec_create(self, ref: str, config: ExecConfig) -> ExecInstance:
+        """Conflict when the container is not running or paused."""
+
+    async def exec_start(self, exec_id: str, *, detach: bool) -> ProcessStream:
+        """Conflict when already started; the stream ends when the process exits."""
+
+    def ids_of(self, container_id: str) -> list[str]: ...
+
+
+class ContainerBackend(Protocol):
+    execs: ExecBackend
+
+    def get(self, ref: str) -> Container:
+        """By id, name or unique id prefix; NotFound("No such container: x")."""
+
+    async def container_create(self, name: str, config: ContainerConfig,
+                               host: HostConfig) -> Container:
+        """NotFound for a missing image, Conflict for a taken name, InvalidParameter."""
+
+    async def container_start(self, ref: str) -> None:
+        """NotModified when running; InvalidParameter/SystemError when the runtime fails."""
+
+    async def container_stop(self, ref: str, timeout: int | None = None,
+                             sig: str = "") -> None: ...
+
+    async def container_restart(self, ref: str, timeout: int | None = None,
+                                sig: str = "") -> None: ...
+
+    async def container_kill(self, ref: str, sig: str = "") -> None: ...
+
+    async def container_pause(self, ref: str, pause: bool) -> None: ...
+
+    def container_wait(self, ref: str, condition: str) -> asyncio.Future:
+        """Registers at once; the future gives (StatusCode, Error) when `condition` holds."""
+
+    async def container_rm(self, ref: str, force: bool = False) -> None: ...
+
+    async def container_rename(self, ref: str, new_name: str) -> None: ...
+
+    def container_list(self, *, all: bool, limit: int | None,
+                       filters: dict[str, list[str]]) -> list[Container]: ...
+
+    def container_logs(self, ref: str, *, follow: bool, since: float, until: float,
+                       tail: int | None) -> tuple[Container, AsyncIterator[LogLine]]: ...
+
+    async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
+                               stderr: bool) -> tuple[Container, asyncio.Future]:
+        """The future gives the ProcessStream once the container runs."""
+
+    async def container_resize(self, ref: str, height: int, width: int,
+                               exec_id: str = "") -> None: ...

@@ -1,0 +1,194 @@
+"""Container wire models (Engine API v1.41+ ContainerConfig, HostConfig, State, inspect)."""
+
+# w() returns dataclasses.field(...) with the JSON key; ruff cannot see through it.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from moorage.api.wire import w
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    hostname: str = w("Hostname", "")
+    domainname: str = w("Domainname", "")
+    user: str = w("User", "")
+    attach_stdin: bool = w("AttachStdin", False)
+    attach_stdout: bool = w("AttachStdout", False)
+    attach_stderr: bool = w("AttachStderr", False)
+    exposed_ports: dict[str, Any] | None = w("ExposedPorts")
+    tty: bool = w("Tty", False)
+    open_stdin: bool = w("OpenStdin", False)
+    stdin_once: bool = w("StdinOnce", False)
+    env: tuple[str, ...] | None = w("Env")
+    cmd: tuple[str, ...] | None = w("Cmd")
+    healthcheck: dict[str, Any] | None = w("Healthcheck")
+    image: str = w("Image", "")
+    volumes: dict[str, Any] | None = w("Volumes")
+    working_dir: str = w("WorkingDir", "")
+    entrypoint: tuple[str, ...] | None = w("Entrypoint")
+    on_build: tuple[str, ...] | None = w("OnBuild")
+    labels: dict[str, str] = w("Labels", factory=dict)
+    stop_signal: str | None = w("StopSignal")
+    stop_timeout: int | None = w("StopTimeout")
+
+
+@dataclass(frozen=True, slots=True)
+class TmpfsOptions:
+    size_bytes: int = w("SizeBytes", 0)
+    mode: int = w("Mode", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class BindOptions:
+    propagation: str = w("Propagation", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    type: str = w("Type", "")
+    source: str = w("Source", "")
+    target: str = w("Target", "")
+    read_only: bool = w("ReadOnly", False)
+    bind_options: BindOptions | None = w("BindOptions")
+    tmpfs_options: TmpfsOptions | None = w("TmpfsOptions")
+
+
+@dataclass(frozen=True, slots=True)
+class Ulimit:
+    name: str = w("Name", "")
+    soft: int = w("Soft", 0)
+    hard: int = w("Hard", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    type: str = w("Type", "")
+    config: dict[str, str] = w("Config", factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    name: str = w("Name", "no")
+    maximum_retry_count: int = w("MaximumRetryCount", 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    binds: tuple[str, ...] | None = w("Binds")
+    container_id_file: str = w("ContainerIDFile", "")
+    log_config: LogConfig = w("LogConfig", factory=LogConfig)
+    network_mode: str = w("NetworkMode", "")
+    restart_policy: RestartPolicy = w("RestartPolicy", factory=RestartPolicy)
+    auto_remove: bool = w("AutoRemove", False)
+    volume_driver: str = w("VolumeDriver", "")
+    volumes_from: tuple[str, ...] | None = w("VolumesFrom")
+    cap_add: tuple[str, ...] | None = w("CapAdd")
+    cap_drop: tuple[str, ...] | None = w("CapDrop")
+    dns: tuple[str, ...] = w("Dns", ())
+    dns_options: tuple[str, ...] = w("DnsOptions", ())
+    dns_search: tuple[str, ...] = w("DnsSearch", ())
+    extra_hosts: tuple[str, ...] | None = w("ExtraHosts")
+    group_add: tuple[str, ...] | None = w("GroupAdd")
+    ipc_mode: str = w("IpcMode", "")
+    oom_score_adj: int = w("OomScoreAdj", 0)
+    pid_mode: str = w("PidMode", "")
+    privileged: bool = w("Privileged", False)
+    readonly_rootfs: bool = w("ReadonlyRootfs", False)
+    security_opt: tuple[str, ...] | None = w("SecurityOpt")
+    tmpfs: dict[str, str] | None = w("Tmpfs")
+    uts_mode: str = w("UTSMode", "")
+    shm_size: int = w("ShmSize", 0)
+    sysctls: dict[str, str] | None = w("Sysctls")
+    runtime: str = w("Runtime", "")
+    cpu_shares: int = w("CpuShares", 0)
+    memory: int = w("Memory", 0)
+    nano_cpus: int = w("NanoCpus", 0)
+    cpu_period: int = w("CpuPeriod", 0)
+    cpu_quota: int = w("CpuQuota", 0)
+    cpuset_cpus: str = w("CpusetCpus", "")
+    cpuset_mems: str = w("CpusetMems", "")
+    memory_reservation: int = w("MemoryReservation", 0)
+    memory_swap: int = w("MemorySwap", 0)
+    oom_kill_disable: bool | None = w("OomKillDisable")
+    pids_limit: int | None = w("PidsLimit")
+    ulimits: tuple[Ulimit, ...] | None = w("Ulimits")
+    mounts: tuple[Mount, ...] | None = w("Mounts")
+    init: bool | None = w("Init")
+    console_size: tuple[int, ...] | None = w("ConsoleSize")  # [height, width], API 1.42
+
+
+@dataclass(frozen=True, slots=True)
+class MountPoint:
+    """A mount as inspect's `Mounts` shows it."""
+
+    type: str = w("Type")
+    source: str = w("Source")
+    destination: str = w("Destination")
+    mode: str = w("Mode", "")
+    rw: bool = w("RW", True)
+    propagation: str = w("Propagation", "")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    status: str = w("Status", "created")
+    running: bool = w("Running", False)
+    paused: bool = w("Paused", False)
+    restarting: bool = w("Restarting", False)
+    oom_killed: bool = w("OOMKilled", False)
+    dead: bool = w("Dead", False)
+    pid: int = w("Pid", 0)
+    exit_code: int = w("ExitCode", 0)
+    error: str = w("Error", "")
+    started_at: str = w("StartedAt", ZERO_TIME)
+    finished_at: str = w("FinishedAt", ZERO_TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A container as the service keeps it and inspect shows it."""
+
+    id: str = w("Id")
+    created: str = w("Created")
+    path: str = w("Path")
+    args: tuple[str, ...] = w("Args")
+    state: State = w("State")
+    image: str = w("Image")
+    resolv_conf_path: str = w("ResolvConfPath")
+    hostname_path: str = w("HostnamePath")
+    hosts_path: str = w("HostsPath")
+    log_path: str = w("LogPath")
+    name: str = w("Name")
+    restart_count: int = w("RestartCount", 0)
+    driver: str = w("Driver", "overlay2")
+    platform: str = w("Platform", "linux")
+    mount_label: str = w("MountLabel", "")
+    process_label: str = w("ProcessLabel", "")
+    app_armor_profile: str = w("AppArmorProfile", "")
+    exec_ids: tuple[str, ...] | None = w("ExecIDs")
+    host_config: HostConfig = w("HostConfig", factory=HostConfig)
+    mounts: tuple[MountPoint, ...] = w("Mounts", ())
+    config: ContainerConfig = w("Config", factory=ContainerConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecConfig:
+    """POST /containers/{id}/exec."""
+
+    attach_stdin: bool = w("AttachStdin", False)
+    attach_stdout: bool = w("AttachStdout", False)
+    attach_stderr: bool = w("AttachStderr", False)
+    detach_keys: str = w("DetachKeys", "")
+    tty: bool = w("Tty", False)
+    env: tuple[str, ...] | None = w("Env")
+    cmd: tuple[str, ...] | None = w("Cmd")
+    privileged: bool = w("Privileged", False)
+    user: str = w("User", "")
+    working_dir: str = w("WorkingDir", "")
+    console_size: tuple[int, ...] | None = w("ConsoleSize")

@@ -1,0 +1,1 @@
+"""Exec instances: create, start (hijacked or detached), resize, inspect."""

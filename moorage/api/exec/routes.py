@@ -1,0 +1,58 @@
+"""Exec routes (Engine API: Exec section)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from moorage.api.containers.backend import ContainerBackend
+from moorage.api.containers.models import ExecConfig
+from moorage.api.containers.routes import relay
+from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack
+from moorage.api.server import add_route, json_response, query_int, read_json
+from moorage.api.wire import decode
+
+
+def add_routes(app: web.Application, backend: ContainerBackend) -> None:
+    execs = backend.execs
+
+    async def post_container_exec_create(request: web.Request) -> web.Response:
+        config = decode(ExecConfig, await read_json(request))
+        instance = execs.exec_create(request.match_info["name"], config)
+        return json_response({"Id": instance.id}, status=201)
+
+    async def post_exec_start(request: web.Request) -> web.StreamResponse:
+        body = await read_json(request, required=False)
+        detach = bool(body.get("Detach"))
+        instance = execs.get(request.match_info["id"])
+        tty = bool(body.get("Tty", instance.config.tty))
+        process = await execs.exec_start(instance.id, detach=detach)
+        if detach:
+            return web.Response(status=200)
+        client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+        await relay(client, process, tty, instance.config.attach_stdin)
+        return client.response
+
+    async def post_exec_resize(request: web.Request) -> web.Response:
+        instance = execs.get(request.match_info["id"])
+        await backend.container_resize(instance.container_id, query_int(request, "h", 0) or 0,
+                                       query_int(request, "w", 0) or 0, instance.id)
+        return web.Response(status=200)
+
+    async def get_exec_inspect(request: web.Request) -> web.Response:
+        instance = execs.get(request.match_info["id"])
+        config = instance.config
+        cmd = list(config.cmd or ())
+        return json_response({
+            "ID": instance.id, "Running": instance.running, "ExitCode": instance.exit_code,
+            "ProcessConfig": {"tty": config.tty, "entrypoint": cmd[0] if cmd else "",
+                              "arguments": cmd[1:], "privileged": config.privileged,
+                              "user": config.user},
+            "OpenStdin": config.attach_stdin, "OpenStderr": config.attach_stderr,
+            "OpenStdout": config.attach_stdout, "CanRemove": False,
+            "ContainerID": instance.container_id, "DetachKeys": config.detach_keys,
+            "Pid": instance.pid})
+
+    add_route(app, "POST", "/containers/{name}/exec", post_container_exec_create)
+    add_route(app, "POST", "/exec/{id}/start", post_exec_start)
+    add_route(app, "POST", "/exec/{id}/resize", post_exec_resize)
+    add_route(app, "GET", "/exec/{id}/json", get_exec_inspect)

@@ -1,0 +1,254 @@
+"""A container's files and mounts: validation and defaults at create, rootfs at start.
+
+Create merges the image's config into the container's (moby daemon/create.go,
+merge.go) and turns Binds, Mounts and Tmpfs into one list of mount points;
+start mounts the overlay rootfs and writes /etc/hostname, /etc/hosts and
+/etc/resolv.conf under containers/<id>/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import replace
+
+from moorage.api.containers.models import ContainerConfig, HostConfig, MountPoint
+from moorage.errors import InvalidParameter, SystemError
+from moorage.linux import libc
+
+NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_LOG_DRIVERS = ("json-file", "none")
+
+
+def validate_name(name: str) -> str:
+    """'/name' as Docker stores it; InvalidParameter in Docker's words otherwise."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidParameter(f"Invalid container name ({name}), only "
+                               "[a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return "/" + name.lstrip("/")
+
+
+def merge_image_config(config: ContainerConfig, image: dict, container_id: str) -> ContainerConfig:
+    """Fill what the request left empty from the image's config (moby's merge())."""
+    defaults = image.get("config") or {}
+    env = list(defaults.get("Env") or [])
+    for item in config.env or ():
+        key = item.partition("=")[0]
+        env = [e for e in env if e.partition("=")[0] != key]
+        env.append(item)
+    cmd = config.cmd
+    entrypoint = config.entrypoint
+    if entrypoint is None:
+        entrypoint = tuple(defaults.get("Entrypoint") or ()) or None
+        if not cmd:
+            cmd = tuple(defaults.get("Cmd") or ()) or None
+    volumes = {**(defaults.get("Volumes") or {}), **(config.volumes or {})}
+    return replace(
+        config, env=tuple(env), cmd=cmd, entrypoint=entrypoint,
+        hostname=config.hostname or container_id[:12],
+        working_dir=config.working_dir or defaults.get("WorkingDir") or "",
+        user=config.user or defaults.get("User") or "",
+        labels={**(defaults.get("Labels") or {}), **config.labels},
+        stop_signal=config.stop_signal or defaults.get("StopSignal"),
+        volumes=volumes or None, exposed_ports=config.exposed_ports
+        or defaults.get("ExposedPorts"))
+
+
+def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
+    if host.log_config.type and host.log_config.type not in _LOG_DRIVERS:
+        raise InvalidParameter(f"logger: no log driver named '{host.log_config.type}' "
+                               "is registered")
+    if host.runtime and host.runtime not in runtimes:
+        raise InvalidParameter(f"unknown or invalid runtime name: {host.runtime}")
+    if host.memory and host.memory < 6 * 1024 * 1024:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if host.memory_swap and host.memory_swap > 0 and host.memory \
+            and host.memory_swap < host.memory:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, "
+                               "see usage")
+    if host.nano_cpus and (host.cpu_quota or host.cpu_period):
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be "
+                               "set")
+    if host.nano_cpus < 0 or host.nano_cpus > (os.cpu_count() or 1) * 1_000_000_000:
+        raise InvalidParameter(f"Range of CPUs is from 0.01 to {os.cpu_count()}.00, as there "
+                               f"are only {os.cpu_count()} CPUs available")
+    if host.shm_size < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
+    for mode in (host.pid_mode, host.ipc_mode, host.uts_mode):
+        if mode not in ("", "host", "private", "shareable") and not mode.startswith("container:"):
+            raise InvalidParameter(f"invalid mode: {mode}")
+
+
+def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
+    """Binds ("src:dst[:opts]"), Mounts (bind, tmpfs, volume) and Tmpfs, checked."""
+    points: list[MountPoint] = []
+    for bind in host.binds or ():
+        parts = bind.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise InvalidParameter(f"invalid volume specification: '{bind}'")
+        source, target = parts[0], parts[1]
+        options = parts[2].split(",") if len(parts) == 3 else []
+        if not os.path.isabs(source):
+            raise InvalidParameter(f"invalid volume specification: '{bind}': named volumes "
+                                   "are not supported yet")
+        bad = [o for o in options if o not in ("ro", "rw", "z", "Z", "private", "rprivate",
+                                               "shared", "rshared", "slave", "rslave")]
+        if bad:
+            raise InvalidParameter(f"invalid mode: {bad[0]}")
+        propagation = next((o for o in options if "private" in o or "shared" in o
+                            or "slave" in o), "rprivate")
+        points.append(MountPoint("bind", source, target, parts[2] if len(parts) == 3 else "",
+                                 "ro" not in options, propagation))
+    for mount in host.mounts or ():
+        if mount.type == "bind":
+            if not os.path.isabs(mount.source or ""):
+                raise InvalidParameter("invalid mount config for type \"bind\": invalid mount "
+                                       f"path: '{mount.source}' mount path must be absolute")
+            if not os.path.exists(mount.source):
+                raise InvalidParameter("invalid mount config for type \"bind\": bind source "
+                                       f"path does not exist: {mount.source}")
+            propagation = (mount.bind_options.propagation if mount.bind_options else "") \
+                or "rprivate"
+            points.append(MountPoint("bind", mount.source, mount.target, "",
+                                     not mount.read_only, propagation))
+        elif mount.type == "tmpfs":
+            if mount.source:
+                raise InvalidParameter("invalid mount config for type \"tmpfs\": field Source "
+                                       "must not be specified")
+            opts = []
+            if mount.tmpfs_options and mount.tmpfs_options.size_bytes:
+                opts.append(f"size={mount.tmpfs_options.size_bytes}")
+            if mount.tmpfs_options and mount.tmpfs_options.mode:
+                opts.append(f"mode={mount.tmpfs_options.mode:o}")
+            points.append(MountPoint("tmpfs", "", mount.target, ",".join(opts),
+                                     not mount.read_only, ""))
+        else:
+            raise InvalidParameter(f"mount type unknown or not supported yet: "
+                                   f"\"{mount.type}\"")
+    for target, options in (host.tmpfs or {}).items():
+        points.append(MountPoint("tmpfs", "", target, options, True, ""))
+    seen = set()
+    for point in points:
+        if not point.destination or not os.path.isabs(point.destination):
+            raise InvalidParameter(f"invalid mount config: mount path must be absolute: "
+                                   f"'{point.destination}'")
+        if point.destination == "/":
+            raise InvalidParameter("invalid specification: destination can't be '/'")
+        if point.destination in seen:
+            raise InvalidParameter(f"Duplicate mount point: {point.destination}")
+        seen.add(point.destination)
+    return tuple(points)
+
+
+# ---------------------------------------------------------------------- at start
+
+
+def mount_rootfs(container_dir: str, lower_dirs: list[str]) -> str:
+    """Overlay of the image's layers plus the container's writable layer; its path."""
+    rootfs = os.path.join(container_dir, "rootfs")
+    upper = os.path.join(container_dir, "diff")
+    work = os.path.join(container_dir, "work")
+    empty = os.path.join(container_dir, "empty")
+    for directory in (rootfs, upper, work, empty):
+        os.makedirs(directory, exist_ok=True)
+    if os.path.ismount(rootfs):
+        return rootfs
+    lowers = ":".join(lower_dirs or [empty])
+    try:
+        libc.mount("overlay", rootfs, "overlay", 0,
+                   f"lowerdir={lowers},upperdir={upper},workdir={work}")
+    except OSError as err:
+        raise SystemError(f"error mounting the container's rootfs: {err}") from None
+    return rootfs
+
+
+def unmount_rootfs(container_dir: str) -> None:
+    rootfs = os.path.join(container_dir, "rootfs")
+    if os.path.ismount(rootfs):
+        libc.umount2(rootfs, libc.MNT_DETACH)
+
+
+def remove_container_dir(container_dir: str) -> None:
+    unmount_rootfs(container_dir)
+    shutil.rmtree(container_dir, ignore_errors=True)
+
+
+def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfig) -> None:
+    """hostname, hosts, resolv.conf, as Docker writes them for a container without a network."""
+    _write(os.path.join(container_dir, "hostname"), config.hostname + "\n")
+    hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+             "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+             "ff02::2\tip6-allrouters"]
+    for entry in host.extra_hosts or ():
+        name, _, address = entry.partition(":")
+        hosts.append(f"{address}\t{name}")
+    _write(os.path.join(container_dir, "hosts"), "\n".join(hosts) + "\n")
+    _write(os.path.join(container_dir, "resolv.conf"), _resolv_conf(host))
+
+
+def _resolv_conf(host: HostConfig) -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    # Docker drops localhost resolvers: they are unreachable from the container.
+    servers = list(host.dns) or [line.split()[1] for line in lines
+                                 if line.startswith("nameserver") and len(line.split()) > 1
+                                 and not line.split()[1].startswith(("127.", "::1"))]
+    out = [f"nameserver {s}" for s in servers]
+    search = list(host.dns_search) or [" ".join(line.split()[1:]) for line in lines
+                                       if line.startswith("search")]
+    out += [f"search {' '.join(search)}"] if search else []
+    options = list(host.dns_options) or [" ".join(line.split()[1:]) for line in lines
+                                         if line.startswith("options")]
+    out += [f"options {' '.join(options)}"] if options else []
+    return "\n".join(out) + "\n"
+
+
+def _write(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def resolve_user(rootfs: str, user: str, group_add: tuple[str, ...]) \
+        -> tuple[int, int, tuple[int, ...]]:
+    """uid, gid and supplementary groups from the container's /etc/passwd and /etc/group."""
+    passwd = _table(os.path.join(rootfs, "etc/passwd"))
+    groups = _table(os.path.join(rootfs, "etc/group"))
+    name, _, group = (user or "0").partition(":")
+    uid, gid = 0, 0
+    entry = next((p for p in passwd if p[0] == name or (name.isdigit() and p[2] == name)), None)
+    if entry is not None:
+        uid, gid = int(entry[2]), int(entry[3])
+    elif name.isdigit():
+        uid = int(name)
+    else:
+        raise InvalidParameter(f"unable to find user {name}: no matching entries in passwd file")
+    if group:
+        gid = _group_id(groups, group)
+    extra = [int(g[2]) for g in groups if entry is not None and len(g) > 3
+             and entry[0] in g[3].split(",") and int(g[2]) != gid]
+    extra += [_group_id(groups, g) for g in group_add]
+    return uid, gid, tuple(extra)
+
+
+def _group_id(groups: list[list[str]], group: str) -> int:
+    found = next((g for g in groups if g[0] == group or g[2] == group), None)
+    if found is not None:
+        return int(found[2])
+    if group.isdigit():
+        return int(group)
+    raise InvalidParameter(f"unable to find group {group}: no matching entries in group file")
+
+
+def _table(path: str) -> list[list[str]]:
+    try:
+        with open(path) as f:
+            return [line.split(":") for line in f.read().splitlines()
+                    if line and not line.startswith("#") and line.count(":") >= 2]
+    except OSError:
+        return []

@@ -1,0 +1,314 @@
+"""The OCI config.json of a container, from Docker's Config and HostConfig.
+
+Docker's defaults (moby daemon/pkg/oci/defaults.go, daemon/oci_linux.go): its
+capability set, masked and read-only paths, /dev and /dev/shm mounts, the
+default seccomp profile (data/seccomp-default.json, filtered as moby's
+profiles/seccomp/seccomp_linux.go filters it), per-container /etc files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+from dataclasses import dataclass
+from functools import cache
+
+from moorage.api.containers.models import Container
+from moorage.errors import InvalidParameter
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+                "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+                "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE")
+MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/sched_debug", "/proc/scsi", "/proc/timer_list",
+                "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+INIT_PATH = "/sbin/docker-init"
+_DATA = os.path.join(os.path.dirname(__file__), "data")
+_ARCH = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}
+_RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+            "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
+
+
+@dataclass(frozen=True, slots=True)
+class SpecInputs:
+    """What the spec needs beyond the container record."""
+
+    rootfs: str
+    container_dir: str
+    init_binary: str                  # host path of moor-init when HostConfig.Init
+    namespace_pids: dict[str, int]    # "pid"/"ipc" → the pid of a container: target
+    user: tuple[int, int, tuple[int, ...]]
+
+
+@cache
+def all_capabilities() -> tuple[str, ...]:
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last = int(f.read())
+    from moorage.runtime.capabilities import NAMES
+
+    return tuple(NAMES[: last + 1])
+
+
+def capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
+                 privileged: bool) -> list[str]:
+    """Docker's TweakCapabilities: ALL in add or drop, names with or without CAP_."""
+    if privileged:
+        return list(all_capabilities())
+    known = set(all_capabilities())
+
+    def norm(names: tuple[str, ...]) -> list[str]:
+        out = []
+        for name in names:
+            upper = name.upper()
+            full = upper if upper.startswith("CAP_") or upper == "ALL" else "CAP_" + upper
+            if full != "ALL" and full not in known:
+                raise InvalidParameter(f"unknown capability: {name!r}")
+            out.append(full)
+        return out
+
+    add, drop = norm(cap_add), norm(cap_drop)
+    if "ALL" in add:
+        base = list(all_capabilities())
+    elif "ALL" in drop:
+        base = []
+    else:
+        base = [c for c in DEFAULT_CAPS if c not in drop]
+    return base + [c for c in add if c != "ALL" and c not in base and c not in drop]
+
+
+def seccomp_profile(profile: dict, caps: list[str]) -> dict:
+    """A Docker seccomp profile as linux.seccomp, for this arch and capability set."""
+    native, arch = _ARCH.get(platform.machine(), ("", ""))
+    out = {k: v for k, v in profile.items() if k not in ("archMap", "syscalls")}
+    for entry in profile.get("archMap") or ():
+        if entry["architecture"] == arch:
+            out["architectures"] = [arch, *(entry.get("subArchitectures") or ())]
+    syscalls = []
+    for call in profile.get("syscalls") or ():
+        excludes, includes = call.get("excludes") or {}, call.get("includes") or {}
+        if native in excludes.get("arches", ()) or any(c in caps for c in excludes.get("caps", ())):
+            continue
+        if includes.get("arches") and native not in includes["arches"]:
+            continue
+        if any(c not in caps for c in includes.get("caps", ())):
+            continue
+        if "minKernel" in includes and not _kernel_at_least(includes["minKernel"]):
+            continue
+        names = call.get("names") or ([call["name"]] if call.get("name") else [])
+        syscalls.append({k: v for k, v in {**call, "names": names}.items()
+                         if k in ("names", "action", "args", "errnoRet")})
+    out["syscalls"] = syscalls
+    return out
+
+
+def _kernel_at_least(version: str) -> bool:
+    def parts(text: str) -> tuple[int, ...]:
+        return tuple(int("".join(ch for ch in p if ch.isdigit()) or 0)
+                     for p in text.split("-")[0].split(".")[:2])
+
+    return parts(platform.release()) >= parts(version)
+
+
+@cache
+def default_seccomp() -> dict:
+    with open(os.path.join(_DATA, "seccomp-default.json")) as f:
+        return json.load(f)
+
+
+def security_options(options: tuple[str, ...]) -> tuple[bool, dict | None, bool]:
+    """(no_new_privileges, seccomp profile or None for the default, unconfined)."""
+    no_new_privs, profile, unconfined = False, None, False
+    for option in options:
+        key, sep, value = option.partition("=" if "=" in option else ":")
+        if key == "no-new-privileges":
+            no_new_privs = not sep or value.lower() in ("true", "1", "")
+        elif key == "seccomp" and sep:
+            if value == "unconfined":
+                unconfined = True
+            else:
+                try:
+                    profile = json.loads(value)
+                except ValueError as err:
+                    raise InvalidParameter(f"Decoding seccomp profile failed: {err}") from None
+        elif key in ("apparmor", "label"):
+            continue
+        else:
+            raise InvalidParameter(f"Invalid --security-opt: {option!r}")
+    return no_new_privs, profile, unconfined
+
+
+def environment(container: Container) -> list[str]:
+    """Docker's CreateDaemonEnvironment: PATH, HOSTNAME, TERM, then the container's."""
+    env = [DEFAULT_PATH, f"HOSTNAME={container.config.hostname}"]
+    if container.config.tty:
+        env.append("TERM=xterm")
+    for item in container.config.env or ():
+        key = item.partition("=")[0]
+        env = [e for e in env if e.partition("=")[0] != key]
+        env.append(item)
+    return env
+
+
+def _mounts(container: Container, inputs: SpecInputs) -> list[dict]:
+    host = container.host_config
+    shm = host.shm_size or 64 * 1024 * 1024
+    privileged = host.privileged
+    mounts = [
+        {"destination": "/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
+    ]
+    user_targets = {m.destination for m in container.mounts}
+    for name in ("resolv.conf", "hostname", "hosts"):
+        target = f"/etc/{name}"
+        if target not in user_targets:
+            mounts.append({"destination": target, "type": "bind",
+                           "source": os.path.join(inputs.container_dir, name),
+                           "options": ["rbind", "rprivate"]})
+    for point in container.mounts:
+        if point.type == "tmpfs":
+            mounts.append({"destination": point.destination, "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev", "noexec",
+                                       *(o for o in point.mode.split(",") if o)]})
+        else:
+            options = ["rbind", point.propagation or "rprivate"]
+            options.append("rw" if point.rw else "ro")
+            mounts.append({"destination": point.destination, "type": "bind",
+                           "source": point.source, "options": options})
+    if inputs.init_binary:
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": inputs.init_binary,
+                       "options": ["bind", "ro"]})
+    return mounts
+
+
+def _resources(container: Container) -> dict:
+    host = container.host_config
+    resources: dict = {"devices": [{"allow": False, "access": "rwm"}]}
+    memory: dict = {}
+    if host.memory:
+        memory["limit"] = host.memory
+        # Docker: no --memory-swap means swap = 2 x memory; -1 unlimited.
+        memory["swap"] = host.memory_swap or host.memory * 2
+    if host.memory_reservation:
+        memory["reservation"] = host.memory_reservation
+    if memory:
+        resources["memory"] = memory
+    cpu: dict = {}
+    if host.nano_cpus:
+        cpu["period"] = 100000
+        cpu["quota"] = host.nano_cpus * 100000 // 1_000_000_000
+    if host.cpu_quota:
+        cpu["quota"] = host.cpu_quota
+    if host.cpu_period:
+        cpu["period"] = host.cpu_period
+    if host.cpu_shares:
+        cpu["shares"] = host.cpu_shares
+    if host.cpuset_cpus:
+        cpu["cpus"] = host.cpuset_cpus
+    if host.cpuset_mems:
+        cpu["mems"] = host.cpuset_mems
+    if cpu:
+        resources["cpu"] = cpu
+    if host.pids_limit and host.pids_limit > 0:
+        resources["pids"] = {"limit": host.pids_limit}
+    return resources
+
+
+def _namespaces(container: Container, inputs: SpecInputs) -> list[dict]:
+    host = container.host_config
+    namespaces: list[dict] = [{"type": "mount"}]
+    if host.network_mode != "host":
+        namespaces.append({"type": "network"})
+    if host.uts_mode != "host":
+        namespaces.append({"type": "uts"})
+    for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode)):
+        if mode == "host":
+            continue
+        if mode.startswith("container:"):
+            namespaces.append({"type": kind,
+                               "path": f"/proc/{inputs.namespace_pids[kind]}/ns/{kind}"})
+        else:
+            namespaces.append({"type": kind})
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        namespaces.append({"type": "cgroup"})
+    return namespaces
+
+
+def build(container: Container, inputs: SpecInputs) -> dict:
+    """The runtime-spec config.json for `container` (runtime-spec config.md, config-linux.md)."""
+    host = container.host_config
+    config = container.config
+    caps = capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
+    no_new_privs, profile, unconfined = security_options(host.security_opt or ())
+    uid, gid, groups = inputs.user
+    args = [container.path, *container.args]
+    if inputs.init_binary:
+        args = [INIT_PATH, "--", *args]
+    process: dict = {
+        "terminal": config.tty, "user": {"uid": uid, "gid": gid},
+        "args": args, "env": environment(container), "cwd": config.working_dir or "/",
+        "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
+        "noNewPrivileges": no_new_privs,
+    }
+    if groups:
+        process["user"]["additionalGids"] = list(groups)
+    if host.oom_score_adj:
+        process["oomScoreAdj"] = host.oom_score_adj
+    rlimits = []
+    for ulimit in host.ulimits or ():
+        if ulimit.name not in _RLIMITS:
+            raise InvalidParameter(f"invalid ulimit type: {ulimit.name}")
+        rlimits.append({"type": f"RLIMIT_{ulimit.name.upper()}", "soft": ulimit.soft,
+                        "hard": ulimit.hard})
+    if rlimits:
+        process["rlimits"] = rlimits
+    linux: dict = {
+        "resources": _resources(container),
+        "cgroupsPath": f"/moor/{container.id}",
+        "namespaces": _namespaces(container, inputs),
+        "sysctl": dict(host.sysctls or {}),
+    }
+    if not host.privileged:
+        linux["maskedPaths"] = list(MASKED_PATHS)
+        linux["readonlyPaths"] = list(READONLY_PATHS)
+        if not unconfined:
+            linux["seccomp"] = seccomp_profile(profile or default_seccomp(), caps)
+    spec = {
+        "ociVersion": "1.0.2-dev", "process": process,
+        "root": {"path": inputs.rootfs, "readonly": host.readonly_rootfs},
+        "hostname": config.hostname, "mounts": _mounts(container, inputs), "linux": linux,
+    }
+    if config.domainname:
+        spec["domainname"] = config.domainname
+    return spec
+
+
+def parse_signal(value: str) -> int:
+    """Docker's signal syntax: a number, or a name with or without SIG."""
+    text = value.strip().upper()
+    if text.isdigit() and 0 < int(text) < signal.NSIG:
+        return int(text)
+    number = getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text, None)
+    if number is None:
+        raise InvalidParameter(f"Invalid signal: {value}")
+    return int(number)
+
+
+def stop_signal(container: Container) -> int:
+    """The container's stop signal as a number (StopSignal, else SIGTERM)."""
+    return parse_signal(container.config.stop_signal or "SIGTERM")

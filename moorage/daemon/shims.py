@@ -1,0 +1,132 @@
+"""The daemon's side of the shims: the zygote process and per-shim connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+from moorage.errors import MoorError, NotFound, SystemError
+from moorage.protocol import stdcopy
+from moorage.shim.wire import EXIT_STREAM, ShimConfig, encode
+
+
+class ShimError(MoorError):
+    """The shim or the runtime refused a request; the message is theirs."""
+
+
+class Zygote:
+    """`python -m moorage.shim.zygote`, exec'd once; forks every shim."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        # close_fds: the zygote must not hold the daemon's sockets, shims inherit its fds.
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moorage.shim.zygote"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, close_fds=True)
+
+    def spawn(self, config: ShimConfig) -> dict:
+        """Blocking: fork a shim that creates the container; its pids or the runtime's error."""
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self.start()
+            assert self._process and self._process.stdin and self._process.stdout
+            try:
+                self._process.stdin.write(config.to_json().encode() + b"\n")
+                self._process.stdin.flush()
+                line = self._process.stdout.readline()
+            except OSError as err:
+                raise SystemError(f"zygote: {err}") from None
+            if not line:
+                raise SystemError("zygote: exited unexpectedly")
+            return json.loads(line)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            assert self._process.stdin
+            self._process.stdin.close()
+            self._process.wait()
+            self._process = None
+
+
+async def request(socket_path: str, message: dict) -> dict:
+    """One request to a shim and its one-line reply; NotFound when the shim is gone."""
+    reader, writer = await _connect(socket_path)
+    try:
+        writer.write(encode(message))
+        await writer.drain()
+        return _reply(await reader.readline())
+    finally:
+        writer.close()
+
+
+async def _connect(socket_path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.open_unix_connection(socket_path, limit=1 << 20)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise NotFound("container is not running") from None
+
+
+def _reply(line: bytes) -> dict:
+    if not line:
+        raise NotFound("container is not running")
+    reply = json.loads(line)
+    if "error" in reply:
+        raise ShimError(reply["error"])
+    return reply
+
+
+class ShimStream:
+    """An attach or exec connection: frames out of the container, stdin into it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 pid: int) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.pid = pid
+        self.exit: dict | None = None
+        self.on_exit: Callable[[dict], None] | None = None
+
+    @classmethod
+    async def open(cls, socket_path: str, message: dict) -> ShimStream:
+        reader, writer = await _connect(socket_path)
+        try:
+            writer.write(encode(message))
+            await writer.drain()
+            reply = _reply(await reader.readline())
+        except BaseException:
+            writer.close()
+            raise
+        return cls(reader, writer, int(reply.get("pid") or 0))
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next (stream, payload) frame, or None at the end (self.exit is then set)."""
+        try:
+            stream, size = stdcopy.parse_header(
+                await self._reader.readexactly(stdcopy.HEADER_SIZE))
+            payload = await self._reader.readexactly(size)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+        if stream == EXIT_STREAM:
+            self.exit = json.loads(payload)
+            if self.on_exit is not None:
+                self.on_exit(self.exit)
+            return None
+        return stream, payload
+
+    async def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def close_stdin(self) -> None:
+        if self._writer.can_write_eof() and not self._writer.is_closing():
+            self._writer.write_eof()
+
+    def close(self) -> None:
+        self._writer.close()

@@ -1,0 +1,1 @@
+"""The zygote and the per-container supervisor (moor-shim)."""

@@ -1,0 +1,171 @@
+"""The runtime operations a shim needs, in-process (moor-runtime) or by exec (runc, crun).
+
+Both take the container's stdio from the caller's fds 0-2 and, with a
+terminal, send the pty master to a console socket (runc's protocol), so the
+shim treats them alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+
+from moorage.errors import MoorError
+from moorage.runtime import container as rt
+from moorage.runtime.execute import exec_process
+
+
+class RuntimeFailed(MoorError):
+    """The runtime refused or failed an operation; the message is the runtime's."""
+
+
+def _default_sigpipe() -> None:
+    # Python ignores SIGPIPE and exec keeps ignored dispositions: the
+    # container's processes must get the default back (as under runc).
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+
+class Driver:
+    def __init__(self, root: str, path: str, args: tuple[str, ...]) -> None:
+        self.root = root
+        self.path = path
+        self.args = args
+
+    def _run(self, *argv: str, stdio: bool = False) -> str:
+        """Run the runtime; with `stdio` it passes our fds 0-2 on to the container
+        (runc's pass-through mode), so its errors come through --log instead."""
+        if not stdio:
+            done = subprocess.run([self.path, *self.args, "--root", self.root, *argv],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeFailed(_runc_error(done.stderr) or f"{self.path} {argv[0]} failed")
+            return done.stdout
+        with tempfile.NamedTemporaryFile("r", suffix=".log") as log:
+            done = subprocess.run([self.path, *self.args, "--root", self.root, "--log",
+                                   log.name, "--log-format", "json", *argv],
+                                  preexec_fn=_default_sigpipe)
+            if done.returncode != 0:
+                raise RuntimeFailed(_runc_error(log.read()) or f"{self.path} {argv[0]} failed")
+        return ""
+
+    def create(self, container_id: str, bundle: str, console_socket: str | None,
+               pid_file: str) -> int:
+        """Create the container (its init waits for start); return the init's pid."""
+        if not self.path:
+            previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            try:
+                created = rt.create(rt.CreateOptions(
+                    root=self.root, container_id=container_id, bundle=bundle,
+                    console_socket=console_socket, pid_file=pid_file))
+            except MoorError as err:
+                raise RuntimeFailed(str(err)) from None
+            finally:
+                signal.signal(signal.SIGPIPE, previous)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(pid_file)
+            return created.state.pid
+        argv = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        if console_socket:
+            argv += ["--console-socket", console_socket]
+        self._run(*argv, container_id, stdio=True)
+        with open(pid_file) as f:
+            pid = int(f.read())
+        os.unlink(pid_file)
+        return pid
+
+    def start(self, container_id: str) -> None:
+        if self.path:
+            self._run("start", container_id)
+            return
+        try:
+            rt.start(self.root, container_id)
+        except MoorError as err:
+            raise RuntimeFailed(str(err)) from None
+
+    def kill(self, container_id: str, sig: int, all_processes: bool) -> None:
+        if self.path:
+            self._run("kill", *(["--all"] if all_processes else []), container_id, str(sig))
+            return
+        rt.kill(self.root, container_id, sig, all_processes)
+
+    def pause(self, container_id: str, paused: bool) -> None:
+        if self.path:
+            self._run("pause" if paused else "resume", container_id)
+        elif paused:
+            rt.pause(self.root, container_id)
+        else:
+            rt.resume(self.root, container_id)
+
+    def delete(self, container_id: str) -> None:
+        if self.path:
+            self._run("delete", "--force", container_id)
+            return
+        rt.delete(self.root, container_id, force=True)
+
+    def exec(self, container_id: str, process: dict, console_socket: str | None,
+             pid_file: str) -> int:
+        """Start `process` in the container, detached; return its pid."""
+        if not self.path:
+            previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            try:
+                exec_process(self.root, container_id, process, detach=True,
+                             pid_file=pid_file, console_socket=console_socket,
+                             preserve_fds=0)
+            except MoorError as err:
+                raise RuntimeFailed(str(err)) from None
+            finally:
+                signal.signal(signal.SIGPIPE, previous)
+        else:
+            with tempfile.NamedTemporaryFile("w", suffix=".json",
+                                             dir=os.path.dirname(pid_file)) as f:
+                json.dump(process, f)
+                f.flush()
+                argv = ["exec", "--process", f.name, "--detach", "--pid-file", pid_file]
+                if console_socket:
+                    argv += ["--console-socket", console_socket]
+                self._run(*argv, container_id, stdio=True)
+        with open(pid_file) as f:
+            pid = int(f.read())
+        os.unlink(pid_file)
+        return pid
+
+    def cgroup_oom_kills(self, container_id: str) -> int:
+        """The cgroup's oom_kill count (cgroup v2), read before delete; 0 when unknown.
+
+        Only in-process: runc forgets the cgroup path once the init is gone.
+        """
+        if self.path:
+            return 0
+        try:
+            st, _ = rt.status(self.root, container_id)
+            directory = next(iter(st.cgroup_paths.values()))
+            with open(os.path.join(directory, "memory.events")) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError, MoorError, StopIteration):
+            pass
+        return 0
+
+
+def _runc_error(stderr: str) -> str:
+    """runc logs JSON or logfmt lines; keep the last message."""
+    message = ""
+    for line in stderr.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            message = json.loads(line).get("msg", line)
+        except ValueError:
+            key = 'msg="'
+            if key in line:
+                message = line.split(key, 1)[1].rsplit('"', 1)[0].replace('\\"', '"')
+            else:
+                message = line
+    return message
