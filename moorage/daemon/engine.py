@@ -9,6 +9,7 @@ from moorage.api.system.routes import SystemInfo
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.images import ImageService
+from moorage.distribution.mirrors import RegistryConfig
 
 
 class Engine:
@@ -18,7 +19,8 @@ class Engine:
         self.config = config
         for directory in (config.data_root, config.exec_root):
             os.makedirs(directory, mode=0o711, exist_ok=True)
-        self.images = ImageService(config.data_root)
+        self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
+            config.registry_mirrors, config.insecure_registries))
         self.containers = ContainerService(config, self.images)
 
     async def start(self) -> None:

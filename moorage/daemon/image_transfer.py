@@ -42,25 +42,38 @@ def register(service: ImageService, config_digest: str, blobs: list[str]) -> str
                                f"{len(diff_ids)}, got {len(blobs)}")
     parent: str | None = None
     layers: list[LayerRecord] = []
-    size = 0
     for blob, diff_id in zip(blobs, diff_ids, strict=True):
         snapshot = service.snapshots.unpack(parent, _opener(service, blob), diff_id)
         with service.content.open(blob) as f:
             media_type = layer_media_type(f.read(8))
         layers.append(LayerRecord(blob, media_type, service.content.size(blob), diff_id,
                                   snapshot.chain_id))
-        size += snapshot.size
         parent = snapshot.chain_id
     manifest = encode_manifest(
         Descriptor(OCI_CONFIG, config_digest, service.content.size(config_digest)),
         [Descriptor(lay.media_type, lay.digest, lay.blob_size) for lay in layers])
     manifest_digest = service.content.write_bytes(manifest).digest
+    add_image(service, config_digest, manifest_digest, layers)
+    return config_digest
+
+
+def add_image(service: ImageService, config_digest: str, manifest_digest: str,
+              layers: list[LayerRecord]) -> None:
+    """Record the image whose config, manifest, layer blobs and snapshots are all in
+    the store (a load's or a pull's last step); a no-op when it exists."""
+    config = image_config.decode(service.content.read(config_digest), config_digest)
+    size = 0
+    for layer in layers:
+        snapshot = service.metadata.snapshot(layer.chain_id)
+        if snapshot is None:
+            raise NotFound(f"snapshot {layer.chain_id} does not exist")
+        size += snapshot.size
     with service.lock:
         service.metadata.add_image(ImageRecord(
-            id=config_digest, manifest=manifest_digest, parent="", top_chain=parent,
-            size=size, created=image_config.parse_time(config.get("created", "")),
+            id=config_digest, manifest=manifest_digest, parent="",
+            top_chain=layers[-1].chain_id if layers else None, size=size,
+            created=image_config.parse_time(config.get("created", "")),
             last_tag_time="", retained=False), layers)
-    return config_digest
 
 
 def _opener(service: ImageService, digest: str) -> Callable[[], BinaryIO]:

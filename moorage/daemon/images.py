@@ -19,6 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from moorage.api.distribution.backend import (
+    AuthConfig,
+    DistributionInspect,
+    Emit,
+    PullRequest,
+    PushRequest,
+)
 from moorage.api.images.backend import (
     CheckReport,
     DeleteItem,
@@ -29,7 +36,9 @@ from moorage.api.images.backend import (
     ImportRequest,
     PruneReport,
 )
-from moorage.daemon import image_filters, image_transfer, store_check
+from moorage.daemon import image_distribution, image_filters, image_transfer, store_check
+from moorage.distribution.auth import TokenCache
+from moorage.distribution.mirrors import RegistryConfig
 from moorage.errors import Conflict, NotFound
 from moorage.image import config as image_config
 from moorage.image.reference import Reference, parse_normalized
@@ -59,8 +68,11 @@ def familiar(ref: str) -> str:
 
 
 class ImageService:
-    def __init__(self, data_root: str) -> None:
+    def __init__(self, data_root: str, registry: RegistryConfig | None = None) -> None:
         self.data_root = data_root
+        self.registry = registry or RegistryConfig()
+        # Registry tokens outlive one pull: the next pull of the repository reuses them.
+        self.tokens = TokenCache()
         self.tmp_dir = os.path.join(data_root, "tmp")
         os.makedirs(self.tmp_dir, mode=0o700, exist_ok=True)
         self.metadata = Metadata(os.path.join(data_root, "moor.db"))
@@ -385,6 +397,20 @@ class ImageService:
 
     def store_check(self, repair: bool) -> CheckReport:
         return store_check.check(self, repair)
+
+    # --- registries (image_distribution.py) --------------------------------------------
+
+    async def pull_image(self, request: PullRequest, emit: Emit) -> None:
+        await image_distribution.pull_image(self, request, emit)
+
+    async def push_image(self, request: PushRequest, emit: Emit) -> None:
+        await image_distribution.push_image(self, request, emit)
+
+    async def login(self, auth: AuthConfig) -> str:
+        return await image_distribution.login_registry(self, auth)
+
+    async def distribution_inspect(self, name: str, auth: AuthConfig) -> DistributionInspect:
+        return await image_distribution.distribution_inspect(self, name, auth)
 
 
 def _could_be_id(s: str) -> bool:

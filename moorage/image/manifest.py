@@ -133,9 +133,32 @@ def is_index(media_type: str) -> bool:
     return media_type in _INDEXES
 
 
-def pick_platform(candidates: list[Descriptor]) -> Descriptor:
-    """The entry of a multi-platform index for this host (linux/<arch>), else the
-    only entry; image-index.md leaves the choice to the client."""
+def parse_platform(value: str) -> tuple[str, str, str]:
+    """``os/arch[/variant]`` (containerd's platforms.Parse, without the aliases
+    beyond arm64's default variant); InvalidParameter for anything else."""
+    parts = value.lower().split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InvalidParameter(f'"{value}": unknown operating system or architecture: '
+                               "invalid argument")
+    variant = parts[2] if len(parts) == 3 else ""
+    if parts[1] == "arm64" and variant == "v8":
+        variant = ""
+    return parts[0], parts[1], variant
+
+
+def pick_platform(candidates: list[Descriptor],
+                  wanted: tuple[str, str, str] | None = None) -> Descriptor:
+    """The entry of a multi-platform index for ``wanted`` (os, arch, variant; default
+    this host, linux/<arch>), else the only entry; image-index.md leaves the
+    choice to the client."""
+    if wanted is not None:
+        for descriptor in candidates:
+            platform = descriptor.platform
+            if platform and platform[:2] == wanted[:2] and (
+                    not wanted[2] or platform[2] in (wanted[2], "")):
+                return descriptor
+        name = "/".join(p for p in wanted if p)
+        raise InvalidParameter(f"no matching manifest for {name} in the manifest list entries")
     arch = host_architecture()
     for descriptor in candidates:
         if descriptor.platform and descriptor.platform[:2] == ("linux", arch):
@@ -143,4 +166,4 @@ def pick_platform(candidates: list[Descriptor]) -> Descriptor:
     manifests = [d for d in candidates if not d.platform or d.platform[0] in ("linux", "")]
     if len(manifests) == 1:
         return manifests[0]
-    raise InvalidParameter(f"no manifest for linux/{arch} in the image index")
+    raise InvalidParameter(f"no matching manifest for linux/{arch} in the manifest list entries")

@@ -75,6 +75,10 @@ class ContentStore:
     def size(self, digest: str) -> int:
         return os.stat(self.path(digest)).st_size
 
+    def ingest(self) -> Ingest:
+        """A blob being written piece by piece (a download); commit or abort it."""
+        return Ingest(self)
+
     def write(self, chunks: Iterable[bytes], expected: str | None = None) -> Committed:
         """Ingest ``chunks`` and commit them.
 
@@ -83,30 +87,10 @@ class ContentStore:
         """
         if expected is not None:
             hex_of(expected)
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=self.tmp_dir)
-        try:
-            sha = hashlib.sha256()
-            size = 0
-            with os.fdopen(fd, "wb") as f:
-                for chunk in chunks:
-                    sha.update(chunk)
-                    size += len(chunk)
-                    f.write(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            digest = f"sha256:{sha.hexdigest()}"
-            if expected is not None and digest != expected:
-                raise InvalidParameter(
-                    f"content digest {digest} does not match the expected {expected}")
-            target = self.path(digest)
-            created = not os.path.exists(target)
-            if created:
-                os.rename(tmp, target)
-                _fsync_dir(self.blob_dir)
-            return Committed(digest, size, created)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with self.ingest() as ingest:
+            for chunk in chunks:
+                ingest.write(chunk)
+            return ingest.commit(expected)
 
     def write_stream(self, stream: BinaryIO, expected: str | None = None) -> Committed:
         return self.write(iter(lambda: stream.read(CHUNK), b""), expected)
@@ -140,6 +124,62 @@ class ContentStore:
             for chunk in iter(lambda: f.read(CHUNK), b""):
                 sha.update(chunk)
         return f"sha256:{sha.hexdigest()}" == digest
+
+
+class Ingest:
+    """One blob in tmp/, hashed as it is written; invisible until ``commit``.
+
+    A context manager: leaving it without a commit removes the temp file, so a
+    failed download leaves nothing behind."""
+
+    def __init__(self, store: ContentStore) -> None:
+        self._store = store
+        fd, self._tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=store.tmp_dir)
+        self._file = os.fdopen(fd, "wb")
+        self._sha = hashlib.sha256()
+        self.size = 0
+
+    def __enter__(self) -> Ingest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self._sha.update(chunk)
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def digest(self) -> str:
+        """The digest of what was written so far."""
+        return f"sha256:{self._sha.hexdigest()}"
+
+    def commit(self, expected: str | None = None) -> Committed:
+        """fsync and rename into place. With ``expected``, a mismatch raises
+        InvalidParameter and nothing becomes visible (the temp file goes)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        digest = self.digest()
+        if expected is not None and digest != expected:
+            self.abort()
+            raise InvalidParameter(
+                f"content digest {digest} does not match the expected {expected}")
+        target = self._store.path(digest)
+        created = not os.path.exists(target)
+        if created:
+            os.rename(self._tmp, target)
+            _fsync_dir(self._store.blob_dir)
+        self.abort()
+        return Committed(digest, self.size, created)
+
+    def abort(self) -> None:
+        """Drop the temp file (idempotent; a no-op after a commit renamed it)."""
+        self._file.close()
+        try:
+            os.unlink(self._tmp)
+        except FileNotFoundError:
+            pass
 
 
 def _fsync_dir(path: str) -> None:

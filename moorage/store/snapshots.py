@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from moorage.errors import InvalidParameter, NotFound
@@ -28,6 +29,15 @@ _UNPACK_PREFIX = "unpack-"
 _REMOVE_PREFIX = "remove-"
 # What this module stages under tmp/: unpacks in progress, trees being deleted.
 TMP_PREFIXES = (_UNPACK_PREFIX, _REMOVE_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A layer unpacked under tmp/ (``work``/fs), not yet a snapshot."""
+
+    work: str
+    diff_id: str
+    size: int
 
 
 class Snapshotter:
@@ -64,20 +74,39 @@ class Snapshotter:
             existing = self.get(chain_id_of(parent, expected_diff_id))
             if existing is not None:
                 return existing
+        with open_layer() as stream:
+            staged = self.stage(stream, expected_diff_id)
+        return self.commit(parent, staged)
+
+    def stage(self, stream: BinaryIO, expected_diff_id: str | None = None) -> Staged:
+        """Unpack one layer into tmp/, before its parent exists: a pull unpacks its
+        layers in parallel, then commits them bottom first. InvalidParameter when
+        ``expected_diff_id`` is given and the content differs; nothing is left
+        behind on any error."""
         work = tempfile.mkdtemp(prefix=_UNPACK_PREFIX, dir=self.tmp_dir)
         try:
             fs = os.path.join(work, "fs")
             os.mkdir(fs, 0o755)
-            with open_layer() as stream:
-                applied = apply_layer(stream, fs)
+            applied = apply_layer(stream, fs)
             if expected_diff_id is not None and applied.diff_id != expected_diff_id:
                 raise InvalidParameter(
                     f"layer content has diff ID {applied.diff_id}, the image config "
                     f"says {expected_diff_id}")
-            chain_id = chain_id_of(parent, applied.diff_id)
-            record = SnapshotRecord(chain_id, parent, applied.diff_id, disk_size(fs))
+            return Staged(work, applied.diff_id, disk_size(fs))
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    def commit(self, parent: str | None, staged: Staged) -> SnapshotRecord:
+        """Move a staged layer into place on top of chain ``parent`` (which must be
+        committed); idempotent, and the staged directory is gone afterwards."""
+        try:
+            if parent is not None and self.get(parent) is None:
+                raise NotFound(f"parent snapshot {parent} does not exist")
+            chain_id = chain_id_of(parent, staged.diff_id)
+            record = SnapshotRecord(chain_id, parent, staged.diff_id, staged.size)
             try:
-                os.rename(work, self.dir_of(chain_id))
+                os.rename(staged.work, self.dir_of(chain_id))
             except OSError:
                 # Another unpack of the same chain won (ENOTEMPTY/EEXIST), or a
                 # leftover directory without its row: keep the one in place
@@ -87,8 +116,11 @@ class Snapshotter:
             self.metadata.add_snapshot(record)
             return self.metadata.snapshot(chain_id) or record
         finally:
-            if os.path.exists(work):
-                shutil.rmtree(work, ignore_errors=True)
+            self.discard(staged)
+
+    def discard(self, staged: Staged) -> None:
+        if os.path.exists(staged.work):
+            shutil.rmtree(staged.work, ignore_errors=True)
 
     def lower_dirs(self, top_chain_id: str) -> list[str]:
         """The fs directories from ``top_chain_id`` down to its base, top first

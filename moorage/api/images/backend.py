@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Protocol
 
+from moorage.api.distribution.backend import DistributionBackend
+
 
 @dataclass(frozen=True, slots=True)
 class ImageSummary:
@@ -106,7 +108,7 @@ class ImageExport(Protocol):
         ...
 
 
-class ImageBackend(Protocol):
+class ImageBackend(DistributionBackend, Protocol):
     """Blocking calls that may take long run in a worker thread (the routes see to it)."""
 
     def images(self, filters: dict[str, list[str]], all_images: bool) -> list[ImageSummary]:

@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from moorage.api import versions
+from moorage.api.distribution.routes import Handlers as DistributionHandlers
+from moorage.api.distribution.routes import add_routes as distribution_routes
 from moorage.api.images.backend import (
     CheckReport,
     DeleteItem,
@@ -29,7 +31,7 @@ from moorage.api.images.backend import (
 )
 from moorage.api.images.streams import BodyReader, ResponseWriter
 from moorage.api.server import add_route, json_response, query_bool, query_filters
-from moorage.errors import InvalidParameter, SystemError
+from moorage.errors import InvalidParameter
 
 log = logging.getLogger("moord.api.images")
 
@@ -37,6 +39,7 @@ log = logging.getLogger("moord.api.images")
 def add_routes(app: web.Application, backend: ImageBackend) -> None:
     """Register the image routes on ``app``, served by ``backend``."""
     handlers = _Handlers(backend)
+    distribution_routes(app, backend)
     add_route(app, "GET", "/images/json", handlers.get_images_json)
     add_route(app, "POST", "/images/create", handlers.post_images_create)
     add_route(app, "POST", "/images/load", handlers.post_images_load)
@@ -119,6 +122,7 @@ def _check(report: CheckReport) -> dict[str, Any]:
 class _Handlers:
     def __init__(self, backend: ImageBackend) -> None:
         self.backend = backend
+        self.distribution = DistributionHandlers(backend)
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -159,13 +163,10 @@ class _Handlers:
         lines = await self._call(self.backend.load_image, body)
         return _json_lines([{"stream": line + "\n"} for line in lines])
 
-    async def post_images_create(self, request: web.Request) -> web.Response:
+    async def post_images_create(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         if query.get("fromImage"):
-            # dockerd answers 500 when the registry cannot be reached; so do we.
-            raise SystemError(f"pulling {query['fromImage']!r} is not supported yet: "
-                              "moord has no registry client (it comes with the "
-                              "registry issue); use docker load or docker import")
+            return await self.distribution.pull(request)
         source = query.get("fromSrc")
         if not source:
             raise InvalidParameter("fromImage or fromSrc is required")

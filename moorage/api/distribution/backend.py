@@ -1,0 +1,82 @@
+"""What the registry routes need from the engine: pull, push, login, distribution inspect.
+
+Names mirror moby's (PullImage, PushImage, AuthenticateToRegistry,
+GetRepositories/DistributionInspect). Progress goes out as JSON messages
+through ``emit``, which the route writes to the response as they come.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from moorage.protocol.jsonmessage import JSONMessage
+
+Emit = Callable[[JSONMessage], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """Engine API AuthConfig: X-Registry-Auth on pull and push, the body of /auth."""
+
+    username: str = ""
+    password: str = ""
+    server_address: str = ""
+    identity_token: str = ""
+    registry_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    from_image: str
+    tag: str
+    platform: str
+    auth: AuthConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    name: str
+    tag: str
+    auth: AuthConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionInspect:
+    """GET /distribution/{name}/json: the descriptor the reference resolves to."""
+
+    media_type: str
+    digest: str
+    size: int
+    platforms: tuple[Platform, ...]
+
+
+class DistributionBackend(Protocol):
+    async def pull_image(self, request: PullRequest, emit: Emit) -> None:
+        """Pull, reporting progress. Errors raised before the first ``emit`` (bad
+        reference: InvalidParameter; unknown image: NotFound; refused credentials:
+        Unauthorized; unreachable registry: SystemError) leave nothing to undo;
+        later ones leave the store as it was."""
+        ...
+
+    async def push_image(self, request: PushRequest, emit: Emit) -> None:
+        """Push the image's tag (every tag of the repository when ``tag`` is empty).
+        NotFound when there is no such local image."""
+        ...
+
+    async def login(self, auth: AuthConfig) -> str:
+        """Check the credentials with the registry; returns an identity token ("" for
+        registries that issue none). Unauthorized with the registry's refusal."""
+        ...
+
+    async def distribution_inspect(self, name: str, auth: AuthConfig) -> DistributionInspect:
+        """Resolve ``name`` on its registry without pulling. Errors as pull_image's."""
+        ...
