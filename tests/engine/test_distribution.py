@@ -29,6 +29,7 @@ from distkit import (
     rootfs_layer,
 )
 from enginekit import Daemon, start_daemon, stop_daemon
+from registrykit import start_moor, stop_server, write_htpasswd
 
 from moorage.devkit import busybox
 from moorage.distribution.auth import TokenCache
@@ -209,6 +210,32 @@ def test_login_and_auth_pull_push(work: str, layout: Layout, moord: Daemon) -> N
             ok(moord.docker("rmi", f"{reg.host}/bb:{tag}"))
     finally:
         reg.stop()
+
+
+def test_our_registry_bearer_tokens(work: str, layout: Layout, moord: Daemon) -> None:
+    """moord against `moor registry serve --htpasswd`, whose 401s carry a Bearer challenge."""
+    base = os.path.join(work, "ours")
+    os.makedirs(base, exist_ok=True)
+    htpasswd = write_htpasswd(os.path.join(base, "htpasswd"), {"bob": "hunter2"})
+    server = start_moor(base, "--htpasswd", htpasswd)
+    try:
+        name = f"{server.host}/team/bb:v1"
+        subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false",
+                        "--dest-creds", "bob:hunter2", f"oci:{layout.path}:busybox",
+                        f"docker://{name}"], check=True, capture_output=True, timeout=120)
+        assert err(moord.docker("pull", name))
+        assert "Login Succeeded" in ok(moord.docker("login", "-u", "bob", "-p", "hunter2",
+                                                    server.host))
+        ok(moord.docker("pull", name))
+        ok(moord.docker("tag", name, f"{server.host}/team/bb:v2"))
+        assert "v2: digest:" in ok(moord.docker("push", f"{server.host}/team/bb:v2"))
+        assert "Bearer" in server.request("GET", "/v2/").headers.get("WWW-Authenticate", "")
+        ok(moord.docker("logout", server.host))
+        for tag in ("v1", "v2"):
+            ok(moord.docker("rmi", f"{server.host}/team/bb:{tag}"))
+        store_clean(moord)
+    finally:
+        stop_server(server)
 
 
 # --- TLS and certs.d ----------------------------------------------------------------------
