@@ -19,10 +19,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engine")]
-from distkit import Entry, Image, Layout, layer_tar, make_registry  # noqa: E402
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "engine"),
+                str(ROOT / "tests" / "registry")]
 from enginekit import start_daemon, stop_daemon  # noqa: E402
 from peers import start_dockerd, stop_dockerd  # noqa: E402
+from registrykit import (  # noqa: E402
+    Entry,
+    Image,
+    Layout,
+    layer_tar,
+    start_distribution,
+    stop_server,
+)
 
 
 def _check(result: object) -> None:
@@ -42,7 +50,7 @@ def main() -> None:
                   for i in range(args.layers)]
         layout.tag("v1", layout.image(Image(layers)))
         size_mb = sum(len(t) for t, _ in layers) / 1e6
-        registry = make_registry(os.path.join(base, "registry")).start()
+        registry = start_distribution(os.path.join(base, "registry"))
         engines = {}
         try:
             registry.seed(layout.path, "v1", "bench/big")
@@ -58,7 +66,7 @@ def main() -> None:
                     start = time.perf_counter()
                     _check(engine.docker("pull", "-q", image, timeout=600))
                     pulls[name].append(time.perf_counter() - start)
-                    target = make_registry(os.path.join(base, f"push-{name}-{run}")).start()
+                    target = start_distribution(os.path.join(base, f"push-{name}-{run}"))
                     try:
                         pushed = f"{target.host}/bench/pushed:v1"
                         _check(engine.docker("tag", image, pushed))
@@ -66,7 +74,7 @@ def main() -> None:
                         _check(engine.docker("push", "-q", pushed, timeout=600))
                         pushes[name].append(time.perf_counter() - start)
                     finally:
-                        target.stop()
+                        stop_server(target)
                     _check(engine.docker("rmi", pushed))
                     _check(engine.docker("rmi", image))
         finally:
@@ -74,7 +82,7 @@ def main() -> None:
                 stop_daemon(engines["moord"])
             if "dockerd" in engines:
                 stop_dockerd(engines["dockerd"])
-            registry.stop()
+            stop_server(registry)
     print(f"image: {args.layers} layers, {size_mb:.0f} MB uncompressed, {args.runs} runs")
     for label, results, goal in (("pull", pulls, 1.5), ("push", pushes, 1.0)):
         medians = {n: statistics.median(v) for n, v in results.items()}

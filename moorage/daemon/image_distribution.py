@@ -64,6 +64,12 @@ def pull_reference(from_image: str, tag: str) -> Reference:
 
 
 async def pull_image(service: ImageService, request: PullRequest, emit: Emit) -> None:
+    named = parse_normalized(request.from_image)
+    if not request.tag and named.tag is None and named.digest is None:
+        # Engine API: fromImage without tag asks for every tag (docker pull --all-tags).
+        raise InvalidParameter(
+            f"pulling all tags of {named.familiar_name} (docker pull --all-tags) is not "
+            "supported by moorage: pull the tags one by one")
     ref = pull_reference(request.from_image, request.tag)
     platform = parse_platform(request.platform) if request.platform else None
     failed = True

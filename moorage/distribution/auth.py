@@ -142,6 +142,9 @@ class Authorizer:
     async def _fetch(self) -> tuple[str, float]:
         assert self._challenge is not None
         realm = self._challenge.param("realm")
+        if not realm:
+            # docker/distribution registry/client/auth/session.go's wording.
+            raise Unauthorized("no realm specified for token auth challenge")
         service = self._challenge.param("service")
         query: list[tuple[str, str]] = [("service", service)] if service else []
         query += [("scope", s) for s in self._scopes]

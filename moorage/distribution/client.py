@@ -24,7 +24,7 @@ import aiohttp
 from moorage.distribution.auth import Authorizer, Credentials, TokenCache, error_message, json_body
 from moorage.distribution.mirrors import Endpoint, RegistryConfig, ssl_context
 from moorage.errors import MoorError, NotFound, SystemError, Unauthorized
-from moorage.protocol.challenge import Challenge, parse_challenges
+from moorage.protocol.challenge import Challenge, preferred_challenge
 
 log = logging.getLogger("moord.distribution")
 
@@ -107,13 +107,10 @@ class Registry:
         try:
             async with self.http.get(url, headers=headers or {},
                                      ssl=ssl_context(endpoint, self.config.certs_dir)) as r:
-                challenges = [c for header in r.headers.getall("WWW-Authenticate", [])
-                              for c in parse_challenges(header)]
-                preferred = next((c for c in challenges if c.scheme == "bearer"),
-                                 challenges[0] if challenges else None)
+                challenge = preferred_challenge(r.headers.getall("WWW-Authenticate", []))
                 message = "" if r.status == 200 else error_message(
                     await json_body(r), f"{r.status} {r.reason}")
-                return r.status, preferred, message
+                return r.status, challenge, message
         except aiohttp.ClientConnectorError as e:
             raise SystemError(_dial_error("GET", url, e)) from None
         except (aiohttp.ClientError, TimeoutError) as e:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from moorage.image import config as image_config
 from moorage.image.manifest import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
+    DOCKER_SCHEMA1,
     OCI_INDEX,
     OCI_MANIFEST,
     Descriptor,
@@ -45,8 +47,6 @@ Emit = Callable[[JSONMessage], None]
 CONCURRENT_DOWNLOADS = 3
 MAX_MANIFEST = 4 << 20
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
-_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-            "application/vnd.docker.distribution.manifest.v1+prettyjws")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +101,24 @@ async def fetch_manifest(repo: Repository, ref: Reference, reference: str,
     if reference.startswith("sha256:") and digest != reference:
         raise InvalidParameter(f"manifest verification failed for digest {reference}")
     media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-    if media_type in _SCHEMA1 or b'"schemaVersion": 1' in data[:200] or \
-            b'"schemaVersion":1' in data[:200]:
+    if media_type in DOCKER_SCHEMA1 or _schema_version(data) == 1:
+        # moby distribution/errors.go DeprecatedSchema1ImageError, word for word
+        # (Docker 28 removed schema 1 pulls).
         raise InvalidParameter(
-            f"[DEPRECATION NOTICE] Docker Image Format v1 and Docker Image manifest version "
-            f"2, schema 1 support has been removed. Suggest the author of "
-            f"{ref.familiar_string()} to upgrade the image to the OCI Format or Docker "
-            f"Image manifest v2, schema 2. More information at "
-            f"https://docs.docker.com/go/deprecated-image-specs/")
+            "Docker Image Format v1 and Docker Image manifest version 2, schema 1 support "
+            f"has been removed. Suggest the author of {ref} to upgrade the image to the OCI "
+            "Format or Docker Image manifest v2, schema 2. More information at "
+            "https://docs.docker.com/go/deprecated-image-specs/")
     return Resolved(repo, data, media_type, digest)
+
+
+def _schema_version(data: bytes) -> object:
+    """The document's schemaVersion: registries that omit Content-Type still say it."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return None
+    return document.get("schemaVersion") if isinstance(document, dict) else None
 
 
 async def resolve(registry: Registry, ref: Reference, credentials: Credentials) -> Resolved:

@@ -15,13 +15,9 @@ from urllib.parse import urlencode
 import aiohttp
 from aiohttp import web
 
+from moorage.image.manifest import OCI_INDEX
 from moorage.registry.errors import RegistryError
-from moorage.registry.manifests import (
-    MANIFEST_TYPES,
-    MAX_MANIFEST_SIZE,
-    OCI_INDEX,
-    parse_manifest,
-)
+from moorage.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_SIZE, parse_manifest
 from moorage.registry.names import is_tag, parse_digest_str
 from moorage.registry.state import REGISTRY, Registry, Route
 

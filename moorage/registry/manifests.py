@@ -13,17 +13,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from moorage.image.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    DOCKER_SCHEMA1,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 from moorage.registry.errors import RegistryError
 from moorage.registry.names import Digest, parse_digest_str
 
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST_TYPES = (DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX)
 INDEX_TYPES = (DOCKER_LIST, OCI_INDEX)
-SCHEMA1_TYPES = ("application/vnd.docker.distribution.manifest.v1+json",
-                 "application/vnd.docker.distribution.manifest.v1+prettyjws")
 # Layers a registry is not expected to hold (image-spec "non-distributable", Docker
 # "foreign" layers): their blobs live at their `urls`, so their presence is not checked.
 FOREIGN_LAYER_TYPES = ("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
@@ -99,7 +100,7 @@ def parse_manifest(data: bytes, content_type: str, algorithm: str = "sha256") ->
         raise _invalid(f"not JSON: {err}") from None
     if not isinstance(doc, dict):
         raise _invalid("not a JSON object")
-    if doc.get("schemaVersion") == 1 or content_type in SCHEMA1_TYPES:
+    if doc.get("schemaVersion") == 1 or content_type in DOCKER_SCHEMA1:
         raise RegistryError("MANIFEST_INVALID", "manifest invalid: schema 1 is not supported",
                             detail={"reason": "schema1 manifests are deprecated and refused"})
     if doc.get("schemaVersion") != 2:

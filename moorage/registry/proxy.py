@@ -11,31 +11,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import time
 from dataclasses import dataclass
 
 import aiohttp
 
+from moorage.protocol.challenge import Challenge, preferred_challenge
 from moorage.registry.errors import RegistryError
 from moorage.registry.manifests import MANIFEST_TYPES
 from moorage.registry.names import Digest
 from moorage.registry.storage import Storage
 from moorage.registry.uploads import write_and_hash
 
-_PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
 _TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10, sock_read=60)
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    scheme: str
-    params: dict[str, str]
-
-
-def parse_challenge(header: str) -> Challenge:
-    scheme, _, rest = header.strip().partition(" ")
-    return Challenge(scheme.lower(), dict(_PARAM_RE.findall(rest)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +64,17 @@ class Upstream:
                 auth=self.auth if "Authorization" not in auth_headers and attempt else None)
             if response.status != 401 or attempt:
                 return response
-            challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+            challenge = preferred_challenge(response.headers.getall("WWW-Authenticate", []))
             response.release()
-            if challenge.scheme == "bearer":
+            if challenge is not None and challenge.scheme == "bearer":
                 await self._fetch_token(challenge, scope)
         raise AssertionError("unreachable")
 
     async def _fetch_token(self, challenge: Challenge, scope: str) -> None:
         params = {"scope": scope}
-        if "service" in challenge.params:
-            params["service"] = challenge.params["service"]
-        async with self.session.get(challenge.params.get("realm", ""), params=params,
+        if challenge.param("service"):
+            params["service"] = challenge.param("service")
+        async with self.session.get(challenge.param("realm"), params=params,
                                     auth=self.auth) as response:
             if response.status != 200:
                 raise RegistryError("UNAUTHORIZED", "upstream token service refused: "

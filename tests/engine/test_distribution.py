@@ -4,32 +4,39 @@ the real docker CLI: pull, push, login, TLS with certs.d, mirrors, and faults.""
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import os
 import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import bcrypt
 import pytest
 from aiohttp import web
-from distkit import (
+from enginekit import Daemon, start_daemon, stop_daemon
+from registrykit import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_MANIFEST,
+    AppThread,
     Entry,
     Image,
     Layout,
-    Registry,
+    Server,
     free_port,
     layer_tar,
-    make_registry,
+    make_tls,
+    restart_server,
     rootfs_layer,
+    start_distribution,
+    start_moor,
+    stop_server,
+    write_htpasswd,
 )
-from enginekit import Daemon, start_daemon, stop_daemon
-from registrykit import start_moor, stop_server, write_htpasswd
 
 from moorage.devkit import busybox
 from moorage.distribution.auth import TokenCache
@@ -51,11 +58,12 @@ def inspect(daemon: Daemon, name: str) -> dict:
     return json.loads(ok(daemon.docker("image", "inspect", name)))[0]
 
 
-def api(daemon: Daemon, method: str, path: str) -> tuple[int, bytes]:
+def api(daemon: Daemon, method: str, path: str,
+        headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("localhost", timeout=120)
     conn.sock = socket.socket(socket.AF_UNIX)
     conn.sock.connect(daemon.socket)
-    conn.request(method, path)
+    conn.request(method, path, headers=headers or {})
     response = conn.getresponse()
     return response.status, response.read()
 
@@ -96,18 +104,16 @@ def layout(work: str) -> Layout:
 
 
 @pytest.fixture(scope="module")
-def registry(work: str, layout: Layout) -> Iterator[Registry]:
-    reg = make_registry(os.path.join(work, "plain")).start()
-    try:
+def registry(work: str, layout: Layout) -> Iterator[Server]:
+    # No descriptor cache: test_tampered_and_missing_blobs deletes a blob behind its back.
+    with start_distribution(os.path.join(work, "plain"), descriptor_cache=False) as reg:
         for tag in ("busybox", "multi", "big"):
             reg.seed(layout.path, tag, tag.replace("busybox", "bb"))
         reg.seed(layout.path, "multiarch", "multiarch", "--all")
         yield reg
-    finally:
-        reg.stop()
 
 
-def test_pull_run_and_repo_digests(moord: Daemon, registry: Registry) -> None:
+def test_pull_run_and_repo_digests(moord: Daemon, registry: Server) -> None:
     name = f"{registry.host}/bb:busybox"
     out = ok(moord.docker("pull", name))
     digest = registry.manifest("bb", "busybox")
@@ -125,7 +131,7 @@ def test_pull_run_and_repo_digests(moord: Daemon, registry: Registry) -> None:
     store_clean(moord)
 
 
-def test_pull_whiteouts_opaque_zstd(moord: Daemon, registry: Registry) -> None:
+def test_pull_whiteouts_opaque_zstd(moord: Daemon, registry: Server) -> None:
     name = f"{registry.host}/multi:multi"
     ok(moord.docker("pull", name))
     out = ok(moord.docker("run", "--rm", name, "sh", "-c",
@@ -137,7 +143,7 @@ def test_pull_whiteouts_opaque_zstd(moord: Daemon, registry: Registry) -> None:
     store_clean(moord)
 
 
-def test_pull_platforms(moord: Daemon, registry: Registry) -> None:
+def test_pull_platforms(moord: Daemon, registry: Server) -> None:
     name = f"{registry.host}/multiarch:multiarch"
     ok(moord.docker("pull", name))
     assert ok(moord.docker("run", "--rm", name, "cat", "/arch")) == "amd64\n"
@@ -148,7 +154,7 @@ def test_pull_platforms(moord: Daemon, registry: Registry) -> None:
     ok(moord.docker("rmi", name))
 
 
-def test_push_monolithic_chunked_mount(moord: Daemon, registry: Registry) -> None:
+def test_push_monolithic_chunked_mount(moord: Daemon, registry: Server) -> None:
     ok(moord.docker("pull", f"{registry.host}/big:big"))
     target = f"{registry.host}/pushed/big:v1"
     ok(moord.docker("tag", f"{registry.host}/big:big", target))
@@ -174,7 +180,7 @@ def test_push_monolithic_chunked_mount(moord: Daemon, registry: Registry) -> Non
     store_clean(moord)
 
 
-def test_pull_errors_before_streaming(moord: Daemon, registry: Registry) -> None:
+def test_pull_errors_before_streaming(moord: Daemon, registry: Server) -> None:
     assert "manifest unknown" in err(moord.docker("pull", f"{registry.host}/bb:nope"))
     port = free_port()
     assert "connection refused" in err(moord.docker("pull", f"127.0.0.1:{port}/x:y"))
@@ -187,11 +193,8 @@ def test_pull_errors_before_streaming(moord: Daemon, registry: Registry) -> None
 
 
 def test_login_and_auth_pull_push(work: str, layout: Layout, moord: Daemon) -> None:
-    htpasswd = os.path.join(work, "htpasswd")
-    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=5, prefix=b"2a")).decode()
-    Path(htpasswd).write_text(f"alice:{hashed}\n")
-    reg = make_registry(os.path.join(work, "auth"), htpasswd=htpasswd).start()
-    try:
+    htpasswd = write_htpasswd(os.path.join(work, "htpasswd"), {"alice": "secret"})
+    with start_distribution(os.path.join(work, "auth"), htpasswd=htpasswd) as reg:
         name = f"{reg.host}/bb:v1"
         assert "Login Succeeded" not in err(moord.docker("pull", name))
         assert "401 Unauthorized" in err(moord.docker("login", "-u", "alice", "-p", "wrong",
@@ -208,8 +211,6 @@ def test_login_and_auth_pull_push(work: str, layout: Layout, moord: Daemon) -> N
         assert err(moord.docker("pull", f"{reg.host}/bb:v2"))
         for tag in ("v1", "v2"):
             ok(moord.docker("rmi", f"{reg.host}/bb:{tag}"))
-    finally:
-        reg.stop()
 
 
 def test_our_registry_bearer_tokens(work: str, layout: Layout, moord: Daemon) -> None:
@@ -217,8 +218,7 @@ def test_our_registry_bearer_tokens(work: str, layout: Layout, moord: Daemon) ->
     base = os.path.join(work, "ours")
     os.makedirs(base, exist_ok=True)
     htpasswd = write_htpasswd(os.path.join(base, "htpasswd"), {"bob": "hunter2"})
-    server = start_moor(base, "--htpasswd", htpasswd)
-    try:
+    with start_moor(base, "--htpasswd", htpasswd) as server:
         name = f"{server.host}/team/bb:v1"
         subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false",
                         "--dest-creds", "bob:hunter2", f"oci:{layout.path}:busybox",
@@ -234,119 +234,98 @@ def test_our_registry_bearer_tokens(work: str, layout: Layout, moord: Daemon) ->
         for tag in ("v1", "v2"):
             ok(moord.docker("rmi", f"{server.host}/team/bb:{tag}"))
         store_clean(moord)
-    finally:
-        stop_server(server)
 
 
 # --- TLS and certs.d ----------------------------------------------------------------------
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
 def test_tls_client_certs(work: str, layout: Layout, monkeypatch: pytest.MonkeyPatch) -> None:
-    pki = os.path.join(work, "pki")
-    os.makedirs(pki)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ca",
-             "-keyout", f"{pki}/ca.key", "-out", f"{pki}/ca.crt")
-    for who, ext in (("server", "subjectAltName=IP:127.0.0.1"),
-                     ("client", "extendedKeyUsage=clientAuth")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={who}",
-                 "-keyout", f"{pki}/{who}.key", "-out", f"{pki}/{who}.csr")
-        Path(pki, f"{who}.ext").write_text(ext + "\n")
-        _openssl("x509", "-req", "-in", f"{pki}/{who}.csr", "-CA", f"{pki}/ca.crt",
-                 "-CAkey", f"{pki}/ca.key", "-CAcreateserial", "-days", "2",
-                 "-extfile", f"{pki}/{who}.ext", "-out", f"{pki}/{who}.crt")
-    reg = make_registry(os.path.join(work, "tls"), tls=(f"{pki}/server.crt", f"{pki}/server.key"),
-                        client_ca=f"{pki}/ca.crt").start()
-    certs = os.path.join(work, "certs.d")
-    host_dir = os.path.join(certs, reg.host)
-    os.makedirs(host_dir)
-    Path(host_dir, "ca.crt").write_bytes(Path(pki, "ca.crt").read_bytes())
-    Path(host_dir, "client.cert").write_bytes(Path(pki, "client.crt").read_bytes())
-    Path(host_dir, "client.key").write_bytes(Path(pki, "client.key").read_bytes())
-    base = os.path.join(work, "moord-tls")
-    os.makedirs(base)
-    monkeypatch.setenv("MOOR_CERTS_D", certs)
-    daemon = start_daemon(base)
-    try:
-        subprocess.run(["skopeo", "copy", "-q", "--dest-cert-dir", host_dir,
-                        f"oci:{layout.path}:busybox", f"docker://{reg.host}/bb:tls"],
-                       check=True, capture_output=True, timeout=120)
-        ok(daemon.docker("pull", f"{reg.host}/bb:tls"))
-        ok(daemon.docker("tag", f"{reg.host}/bb:tls", f"{reg.host}/c:1"))
-        assert "Mounted from bb" in ok(daemon.docker("push", f"{reg.host}/c:1"))
+    pki_dir = os.path.join(work, "pki")
+    os.makedirs(pki_dir)
+    pki = make_tls(pki_dir, client=True)
+    with start_distribution(os.path.join(work, "tls"), tls=pki, client_ca=True) as reg:
+        certs = os.path.join(work, "certs.d")
+        host_dir = os.path.join(certs, reg.host)
+        os.makedirs(host_dir)
+        Path(host_dir, "ca.crt").write_bytes(Path(pki.ca).read_bytes())
+        Path(host_dir, "client.cert").write_bytes(Path(pki.client_cert).read_bytes())
+        Path(host_dir, "client.key").write_bytes(Path(pki.client_key).read_bytes())
+        base = os.path.join(work, "moord-tls")
+        os.makedirs(base)
+        monkeypatch.setenv("MOOR_CERTS_D", certs)
+        daemon = start_daemon(base)
+        try:
+            subprocess.run(["skopeo", "copy", "-q", "--dest-cert-dir", host_dir,
+                            f"oci:{layout.path}:busybox", f"docker://{reg.host}/bb:tls"],
+                           check=True, capture_output=True, timeout=120)
+            ok(daemon.docker("pull", f"{reg.host}/bb:tls"))
+            ok(daemon.docker("tag", f"{reg.host}/bb:tls", f"{reg.host}/c:1"))
+            assert "Mounted from bb" in ok(daemon.docker("push", f"{reg.host}/c:1"))
 
-        async def ping(certs_dir: str) -> int:
-            client = Client(RegistryConfig(certs_dir=certs_dir), TokenCache())
-            async with client:
-                endpoint = Endpoint(reg.url, reg.host, mirror=False, verify=True)
-                return (await client.ping(endpoint))[0]
+            async def ping(certs_dir: str) -> int:
+                client = Client(RegistryConfig(certs_dir=certs_dir), TokenCache())
+                async with client:
+                    endpoint = Endpoint(reg.url, reg.host, mirror=False, verify=True)
+                    return (await client.ping(endpoint))[0]
 
-        # Verified against certs.d's CA (not merely insecure): without it, refused.
-        assert asyncio.run(ping(certs)) == 200
-        with pytest.raises(Exception, match="certificate verify failed"):
-            asyncio.run(ping(os.path.join(work, "nowhere")))
-    finally:
-        stop_daemon(daemon)
-        reg.stop()
-    # Without the client certificate the registry refuses the handshake.
-    monkeypatch.setenv("MOOR_CERTS_D", os.path.join(work, "nowhere"))
-    reg.start()
-    base = os.path.join(work, "moord-notls")
-    os.makedirs(base)
-    daemon = start_daemon(base)
-    try:
-        assert err(daemon.docker("pull", f"{reg.host}/bb:tls"))
-    finally:
-        stop_daemon(daemon)
-        reg.stop()
+            # Verified against certs.d's CA (not merely insecure): without it, refused.
+            assert asyncio.run(ping(certs)) == 200
+            with pytest.raises(Exception, match="certificate verify failed"):
+                asyncio.run(ping(os.path.join(work, "nowhere")))
+        finally:
+            stop_daemon(daemon)
+        # Without the client certificate the registry refuses the handshake.
+        monkeypatch.setenv("MOOR_CERTS_D", os.path.join(work, "nowhere"))
+        base = os.path.join(work, "moord-notls")
+        os.makedirs(base)
+        daemon = start_daemon(base)
+        try:
+            assert err(daemon.docker("pull", f"{reg.host}/bb:tls"))
+        finally:
+            stop_daemon(daemon)
 
 
 # --- mirrors ------------------------------------------------------------------------------
 
 
 def test_mirror_then_upstream(work: str, layout: Layout) -> None:
-    upstream = make_registry(os.path.join(work, "upstream")).start()
-    mirror = make_registry(os.path.join(work, "mirror"), proxy_remote=upstream.url).start()
-    base = os.path.join(work, "moord-mirror")
-    os.makedirs(base)
-    daemon = start_daemon(base, "--registry-mirror", mirror.url)
-    name = f"{upstream.host}/mirrored:busybox"
-    try:
-        upstream.seed(layout.path, "busybox", "mirrored")
-        ok(daemon.docker("pull", name))
-        assert os.path.isdir(os.path.join(mirror.storage, "docker/registry/v2/blobs"))
-        ok(daemon.docker("rmi", name))
-        upstream.stop()  # the mirror's cache alone serves the pull
-        ok(daemon.docker("pull", name))
-        ok(daemon.docker("rmi", name))
-        upstream.start()
-        mirror.stop()  # the mirror is down: straight to the registry
-        ok(daemon.docker("pull", name))
-        store_clean(daemon)
-    finally:
-        stop_daemon(daemon)
-        mirror.stop()
-        upstream.stop()
+    with start_distribution(os.path.join(work, "upstream")) as upstream, \
+            start_distribution(os.path.join(work, "mirror"), proxy_remote=upstream.url) as mirror:
+        base = os.path.join(work, "moord-mirror")
+        os.makedirs(base)
+        daemon = start_daemon(base, "--registry-mirror", mirror.url)
+        name = f"{upstream.host}/mirrored:busybox"
+        try:
+            upstream.seed(layout.path, "busybox", "mirrored")
+            ok(daemon.docker("pull", name))
+            assert os.path.isdir(os.path.join(mirror.storage, "docker/registry/v2/blobs"))
+            ok(daemon.docker("rmi", name))
+            stop_server(upstream)  # the mirror's cache alone serves the pull
+            ok(daemon.docker("pull", name))
+            ok(daemon.docker("rmi", name))
+            restart_server(upstream)
+            stop_server(mirror)  # the mirror is down: straight to the registry
+            ok(daemon.docker("pull", name))
+            store_clean(daemon)
+        finally:
+            stop_daemon(daemon)
 
 
 # --- faults -------------------------------------------------------------------------------
 
 
-def _unique_image(work: str, name: str, size: int = 4096) -> tuple[str, dict]:
+def _unique_image(work: str, name: str, size: int = 4096) -> tuple[Layout, dict]:
     lay = Layout(os.path.join(work, f"layout-{name}"))
     descriptor = lay.image(Image([(layer_tar([Entry("blob", os.urandom(size))]), "gzip")]))
     lay.tag("v1", descriptor)
-    return lay.path, descriptor
+    return lay, descriptor
 
 
-def test_tampered_and_missing_blobs(work: str, moord: Daemon, registry: Registry) -> None:
-    path, _ = _unique_image(work, "tamper")
-    registry.seed(path, "v1", "tamper")
+def test_tampered_and_missing_blobs(work: str, moord: Daemon, registry: Server) -> None:
+    lay, _ = _unique_image(work, "tamper")
+    registry.seed(lay.path, "v1", "tamper")
     layer = registry.manifest("tamper", "v1")["layers"][0]["digest"]
-    blob = registry.blob_path(layer)
+    blob = registry.distribution_blob_path(layer)
     data = bytearray(Path(blob).read_bytes())
     data[len(data) // 2] ^= 0xFF
     Path(blob).write_bytes(bytes(data))
@@ -355,25 +334,24 @@ def test_tampered_and_missing_blobs(work: str, moord: Daemon, registry: Registry
     assert err(moord.docker("image", "inspect", f"{registry.host}/tamper:v1"))
     store_clean(moord)
 
-    path, _ = _unique_image(work, "missing")
-    registry.seed(path, "v1", "missing")
+    lay, _ = _unique_image(work, "missing")
+    registry.seed(lay.path, "v1", "missing")
     layer = registry.manifest("missing", "v1")["layers"][0]["digest"]
-    os.unlink(registry.blob_path(layer))
+    os.unlink(registry.distribution_blob_path(layer))
     assert "blob unknown" in err(moord.docker("pull", f"{registry.host}/missing:v1"))
     store_clean(moord)
 
 
-class CuttingProxy:
+class CuttingProxy(AppThread):
     """Forwards to the registry; cuts the first response of each big blob halfway."""
 
     def __init__(self, upstream: str) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        super().__init__(app)
         self.upstream = upstream
-        self.port = free_port()
         self.cut: set[str] = set()
         self.ranges: list[str] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("accept", "range")}
@@ -398,31 +376,10 @@ class CuttingProxy:
             await out.write_eof()
             return out
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self._ready.set()
-        self._loop.run_forever()
 
-    def __enter__(self) -> CuttingProxy:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-
-def test_interrupted_download_resumes(work: str, moord: Daemon, registry: Registry) -> None:
-    path, _ = _unique_image(work, "cut", size=2 << 20)
-    registry.seed(path, "v1", "cut")
+def test_interrupted_download_resumes(work: str, moord: Daemon, registry: Server) -> None:
+    lay, _ = _unique_image(work, "cut", size=2 << 20)
+    registry.seed(lay.path, "v1", "cut")
     with CuttingProxy(registry.url) as proxy:
         name = f"127.0.0.1:{proxy.port}/cut:v1"
         ok(moord.docker("pull", name))
@@ -431,9 +388,9 @@ def test_interrupted_download_resumes(work: str, moord: Daemon, registry: Regist
     store_clean(moord)
 
 
-def test_full_disk(work: str, registry: Registry) -> None:
-    path, _ = _unique_image(work, "huge", size=60 << 20)
-    registry.seed(path, "v1", "huge")
+def test_full_disk(work: str, registry: Server) -> None:
+    lay, _ = _unique_image(work, "huge", size=60 << 20)
+    registry.seed(lay.path, "v1", "huge")
     base = os.path.join(work, "moord-full")
     os.makedirs(os.path.join(base, "data"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=50m", "tmpfs",
@@ -448,3 +405,157 @@ def test_full_disk(work: str, registry: Registry) -> None:
             stop_daemon(daemon)
     finally:
         subprocess.run(["umount", os.path.join(base, "data")], check=True)
+
+
+# --- what a real registry cannot be made to do ------------------------------------------
+
+
+class BlobStorage(AppThread):
+    """Blob storage on another port (an S3 or CDN URL): records the headers it gets."""
+
+    def __init__(self, layout: Layout) -> None:
+        app = web.Application()
+        app.router.add_get("/blobs/{digest}", self._get)
+        super().__init__(app)
+        self.layout = layout
+        self.headers: list[dict[str, str]] = []
+
+    async def _get(self, request: web.Request) -> web.Response:
+        self.headers.append(dict(request.headers))
+        return web.Response(body=self.layout.read(request.match_info["digest"]))
+
+
+class FakeRegistry(AppThread):
+    """Bearer tokens from its own realm (an identity token by OAuth2's refresh-token
+    grant, anonymous otherwise), every blob redirected to ``storage``, manifests served
+    with the media type given, and a token revoked on demand."""
+
+    def __init__(self, storage: BlobStorage, manifests: dict[str, tuple[str, bytes]]) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/token", self._token)
+        app.router.add_get("/v2/", self._ping)
+        app.router.add_get("/v2/{name:.+}/manifests/{reference}", self._manifest)
+        app.router.add_get("/v2/{name:.+}/blobs/{digest}", self._blob)
+        super().__init__(app)
+        self.storage = storage
+        self.manifests = manifests
+        self.grants: list[dict[str, str]] = []
+        self.tokens: set[str] = set()
+        self.revoke_once = False  # refuse the next valid token, as after its revocation
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def _token(self, request: web.Request) -> web.Response:
+        grant = dict(await request.post()) if request.method == "POST" else dict(request.query)
+        self.grants.append({k: str(v) for k, v in grant.items()})
+        if request.method == "POST" and grant.get("refresh_token") != "idt-secret":
+            return web.json_response({"error": "invalid_grant"}, status=401)
+        token = f"tok-{len(self.grants)}"
+        self.tokens.add(token)
+        return web.json_response({"access_token": token, "expires_in": 300})
+
+    def _refuse(self, request: web.Request) -> web.Response | None:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token in self.tokens and not self.revoke_once:
+            return None
+        if token in self.tokens:
+            self.revoke_once = False
+            self.tokens.discard(token)
+        name = request.match_info.get("name", "")
+        return web.json_response(
+            {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+            status=401, headers={"WWW-Authenticate": (
+                f'Bearer realm="{self.url}/token",service="fake",'
+                f'scope="repository:{name}:pull"')})
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return self._refuse(request) or web.json_response({})
+
+    async def _manifest(self, request: web.Request) -> web.Response:
+        if (refused := self._refuse(request)) is not None:
+            return refused
+        media_type, body = self.manifests[request.match_info["reference"]]
+        return web.Response(body=body, headers={"Content-Type": media_type})
+
+    async def _blob(self, request: web.Request) -> web.Response:
+        if (refused := self._refuse(request)) is not None:
+            return refused
+        location = f"{self.storage.url}/blobs/{request.match_info['digest']}"
+        return web.Response(status=307, headers={"Location": location})
+
+
+def _auth_header(config: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(config).encode()).decode()
+
+
+def test_redirected_blobs_identity_token_and_revoked_token(work: str, moord: Daemon) -> None:
+    lay, descriptor = _unique_image(work, "redirect")
+    manifest = lay.read(descriptor["digest"])
+    with BlobStorage(lay) as storage, \
+            FakeRegistry(storage, {"v1": (OCI_MANIFEST, manifest)}) as fake:
+        fake.revoke_once = True
+        name = f"{fake.host}/team/app:v1"
+        status, body = api(moord, "POST", f"/images/create?fromImage={fake.host}/team/app&tag=v1",
+                           {"X-Registry-Auth": _auth_header({"identitytoken": "idt-secret"})})
+        assert status == 200 and b"errorDetail" not in body, body
+        assert inspect(moord, name)["RepoDigests"] == [
+            f"{fake.host}/team/app@{descriptor['digest']}"]
+        # The identity token went to the realm by the refresh-token grant, twice: the
+        # registry refused the first token once and the engine fetched another.
+        assert [g["grant_type"] for g in fake.grants] == ["refresh_token"] * 2
+        assert fake.grants[0]["scope"] == "repository:team/app:pull"
+        # Config and layer came from blob storage, without the registry's credentials.
+        assert len(storage.headers) == 2
+        assert not any("Authorization" in h for h in storage.headers)
+        ok(moord.docker("rmi", name))
+    store_clean(moord)
+
+
+SCHEMA1 = json.dumps({"schemaVersion": 1, "name": "legacy", "tag": "old",
+                      "architecture": "amd64", "fsLayers": [], "history": [],
+                      "signatures": []}, indent=3).encode()
+
+
+def test_schema1_refused(work: str, moord: Daemon) -> None:
+    lay, _ = _unique_image(work, "schema1")
+    with BlobStorage(lay) as storage, FakeRegistry(storage, {
+            "old": ("application/vnd.docker.distribution.manifest.v1+prettyjws", SCHEMA1),
+            "untyped": ("application/json", SCHEMA1)}) as fake:
+        for tag in ("old", "untyped"):
+            # moby distribution/errors.go DeprecatedSchema1ImageError (Docker 28).
+            assert ("Docker Image Format v1 and Docker Image manifest version 2, schema 1 "
+                    f"support has been removed. Suggest the author of {fake.host}/legacy:{tag} "
+                    "to upgrade the image to the OCI Format or Docker Image manifest v2, "
+                    "schema 2. More information at "
+                    "https://docs.docker.com/go/deprecated-image-specs/") in \
+                err(moord.docker("pull", f"{fake.host}/legacy:{tag}"))
+        assert not storage.headers  # refused before any blob
+    store_clean(moord)
+
+
+def test_pull_all_tags_is_refused(moord: Daemon, registry: Server) -> None:
+    out = err(moord.docker("pull", "--all-tags", f"{registry.host}/bb"))
+    assert "pulling all tags of" in out and "is not supported" in out
+
+
+def test_docker_schema2_and_distribution_inspect(moord: Daemon, registry: Server,
+                                                 layout: Layout) -> None:
+    """Docker's media types (manifest list and schema 2, as skopeo converts them) pull like
+    OCI's; GET /distribution/{name}/json describes a reference without pulling it."""
+    registry.seed(layout.path, "multiarch", "docker2", "--all", "--format", "v2s2")
+    index = registry.manifest("docker2", "multiarch")
+    assert index["mediaType"] == DOCKER_LIST
+    name = f"{registry.host}/docker2:multiarch"
+    status, body = api(moord, "GET", f"/distribution/{name}/json")
+    assert status == 200, body
+    described = json.loads(body)
+    assert described["Descriptor"]["mediaType"] == DOCKER_LIST
+    assert sorted(p["architecture"] for p in described["Platforms"]) == ["amd64", "arm64"]
+    ok(moord.docker("pull", name))
+    assert ok(moord.docker("run", "--rm", name, "cat", "/arch")) == "amd64\n"
+    platform = index["manifests"][0]["digest"]
+    assert registry.manifest("docker2", platform)["mediaType"] == DOCKER_MANIFEST
+    ok(moord.docker("rmi", name))
+    store_clean(moord)

@@ -6,27 +6,20 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from registrykit import Server, start_distribution, start_moor, stop_server
+from registrykit import Server, start_distribution, start_moor
 
 
 @pytest.fixture(scope="module")
 def moor_registry() -> Iterator[Server]:
-    with tempfile.TemporaryDirectory(prefix="moor-registry-") as base:
-        server = start_moor(base)
-        try:
-            yield server
-        finally:
-            stop_server(server)
+    with tempfile.TemporaryDirectory(prefix="moor-registry-") as base, start_moor(base) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def distribution() -> Iterator[Server]:
-    with tempfile.TemporaryDirectory(prefix="distribution-") as base:
-        server = start_distribution(base)
-        try:
-            yield server
-        finally:
-            stop_server(server)
+    with tempfile.TemporaryDirectory(prefix="distribution-") as base, \
+            start_distribution(base) as server:
+        yield server
 
 
 @pytest.fixture(params=["moor", "distribution"])

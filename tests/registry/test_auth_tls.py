@@ -15,7 +15,6 @@ from registrykit import (
     make_tls,
     skopeo,
     start_moor,
-    stop_server,
     write_htpasswd,
     write_oci_layout,
 )
@@ -29,18 +28,15 @@ def secured() -> Iterator[tuple[Server, str]]:
     with tempfile.TemporaryDirectory(prefix="moor-registry-tls-") as base:
         certs = os.path.join(base, "certs")
         os.makedirs(certs)
-        ca, cert, key = make_tls(certs)
+        pki = make_tls(certs)
         htpasswd = write_htpasswd(os.path.join(base, "htpasswd"), {USER: PASSWORD})
-        server = start_moor(base, "--htpasswd", htpasswd, "--tls-cert", cert, "--tls-key", key,
-                            tls_ca=ca)
         # containers/image reads a CA from a directory of *.crt files.
         ca_dir = os.path.join(base, "ca-dir")
         os.makedirs(ca_dir)
-        Path(ca_dir, "ca.crt").write_text(Path(ca).read_text())
-        try:
+        Path(ca_dir, "ca.crt").write_text(Path(pki.ca).read_text())
+        with start_moor(base, "--htpasswd", htpasswd, "--tls-cert", pki.cert,
+                        "--tls-key", pki.key, tls_ca=pki.ca) as server:
             yield server, ca_dir
-        finally:
-            stop_server(server)
 
 
 def _basic(user: str, password: str) -> dict[str, str]:

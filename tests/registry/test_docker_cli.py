@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
-from registrykit import Server, start_moor, stop_server, write_htpasswd
+from registrykit import Server, start_moor, write_htpasswd
 
 from moorage.devkit.busybox import build_rootfs
 
@@ -31,11 +31,8 @@ def dockerd() -> Iterator[Dockerd]:
 def authed_registry() -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="moor-registry-docker-") as base:
         htpasswd = write_htpasswd(os.path.join(base, "htpasswd"), {"dev": "letmein"})
-        server = start_moor(base, "--htpasswd", htpasswd)
-        try:
+        with start_moor(base, "--htpasswd", htpasswd) as server:
             yield server
-        finally:
-            stop_server(server)
 
 
 def _ok(result: subprocess.CompletedProcess[bytes]) -> str:

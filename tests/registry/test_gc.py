@@ -21,19 +21,15 @@ from registrykit import (
     put_manifest,
     sha256,
     start_moor,
-    stop_server,
 )
 
 
 @pytest.fixture
 def fresh() -> Iterator[tuple[Server, str]]:
     """A registry of its own (GC sees the whole store); yields (server, storage dir)."""
-    with tempfile.TemporaryDirectory(prefix="moor-registry-gc-") as base:
-        server = start_moor(base)
-        try:
-            yield server, os.path.join(base, "storage")
-        finally:
-            stop_server(server)
+    with tempfile.TemporaryDirectory(prefix="moor-registry-gc-") as base, \
+            start_moor(base) as server:
+        yield server, server.storage
 
 
 def _gc(server: Server, grace: float = 0) -> dict[str, float]:
