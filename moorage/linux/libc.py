@@ -13,8 +13,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 # Syscalls glibc does not wrap, by machine (asm/unistd.h).
 _SYSCALL_NUMBERS = {
-    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437},
-    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437},
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437,
+               "seccomp": 317},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437,
+                "seccomp": 277},
 }
 _NR = _SYSCALL_NUMBERS[os.uname().machine]
 
@@ -107,6 +109,11 @@ def setdomainname(name: str) -> None:
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
     return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
                               ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+
+
+def seccomp(operation: int, flags: int, args: object) -> None:
+    """seccomp(2); `args` is a ctypes pointer (a struct sock_fprog for SET_MODE_FILTER)."""
+    _check(_libc.syscall(_NR["seccomp"], operation, flags, args), "seccomp")
 
 
 class _CapHeader(ctypes.Structure):

@@ -3,17 +3,20 @@
 Both take the container's stdio from the caller's fds 0-2 and, with a
 terminal, send the pty master to a console socket (runc's protocol), so the
 shim treats them alike.
+
+The zygote imports this module, so every shim maps what it imports: the
+runc path's subprocess and tempfile (~2.4 MB of RSS with their imports) are
+imported by the shims that use runc, and _signal stands in for signal, whose
+IntEnums import enum.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
-import subprocess
-import tempfile
+from _signal import SIG_DFL, SIGPIPE
+from _signal import signal as set_handler
 
+from moorage import json_codec
 from moorage.errors import MoorError
 from moorage.runtime import container as rt
 from moorage.runtime.execute import exec_process
@@ -26,7 +29,7 @@ class RuntimeFailed(MoorError):
 def _default_sigpipe() -> None:
     # Python ignores SIGPIPE and exec keeps ignored dispositions: the
     # container's processes must get the default back (as under runc).
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    set_handler(SIGPIPE, SIG_DFL)
 
 
 class Driver:
@@ -38,6 +41,9 @@ class Driver:
     def _run(self, *argv: str, stdio: bool = False) -> str:
         """Run the runtime; with `stdio` it passes our fds 0-2 on to the container
         (runc's pass-through mode), so its errors come through --log instead."""
+        import subprocess
+        import tempfile
+
         if not stdio:
             done = subprocess.run([self.path, *self.args, "--root", self.root, *argv],
                                   stdin=subprocess.DEVNULL, capture_output=True, text=True)
@@ -56,7 +62,7 @@ class Driver:
                pid_file: str) -> int:
         """Create the container (its init waits for start); return the init's pid."""
         if not self.path:
-            previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            previous = set_handler(SIGPIPE, SIG_DFL)
             try:
                 created = rt.create(rt.CreateOptions(
                     root=self.root, container_id=container_id, bundle=bundle,
@@ -64,9 +70,11 @@ class Driver:
             except MoorError as err:
                 raise RuntimeFailed(str(err)) from None
             finally:
-                signal.signal(signal.SIGPIPE, previous)
-                with contextlib.suppress(FileNotFoundError):
+                set_handler(SIGPIPE, previous)
+                try:
                     os.unlink(pid_file)
+                except FileNotFoundError:
+                    pass
             return created.state.pid
         argv = ["create", "--bundle", bundle, "--pid-file", pid_file]
         if console_socket:
@@ -110,7 +118,7 @@ class Driver:
              pid_file: str) -> int:
         """Start `process` in the container, detached; return its pid."""
         if not self.path:
-            previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            previous = set_handler(SIGPIPE, SIG_DFL)
             try:
                 exec_process(self.root, container_id, process, detach=True,
                              pid_file=pid_file, console_socket=console_socket,
@@ -118,11 +126,13 @@ class Driver:
             except MoorError as err:
                 raise RuntimeFailed(str(err)) from None
             finally:
-                signal.signal(signal.SIGPIPE, previous)
+                set_handler(SIGPIPE, previous)
         else:
+            import tempfile
+
             with tempfile.NamedTemporaryFile("w", suffix=".json",
                                              dir=os.path.dirname(pid_file)) as f:
-                json.dump(process, f)
+                f.write(json_codec.dumps(process))
                 f.flush()
                 argv = ["exec", "--process", f.name, "--detach", "--pid-file", pid_file]
                 if console_socket:
@@ -161,7 +171,8 @@ def _runc_error(stderr: str) -> str:
         if not line:
             continue
         try:
-            message = json.loads(line).get("msg", line)
+            record = json_codec.loads(line)
+            message = record.get("msg", line) if isinstance(record, dict) else line
         except ValueError:
             key = 'msg="'
             if key in line:

@@ -3,27 +3,33 @@
 It is the init's parent (a child subreaper), owns its stdio, writes its log,
 records its exit status to a file in the exec-root and serves the daemon on a
 unix socket (wire.py), so the container outlives a daemon restart. It stays
-single-threaded: one selector loop, SIGCHLD through the wakeup fd.
+single-threaded: one epoll loop, SIGCHLD through the wakeup fd.
+
+The zygote imports this module, so every shim maps what it imports. The C
+modules beneath socket, selectors and signal stand in for them: those wrap
+their constants in IntEnums, and enum with its imports cost ~1.6 MB of RSS
+in the zygote and in each shim.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import selectors
-import signal
-import socket
 import struct
 import termios
 import time
+from _signal import SIGCHLD, set_wakeup_fd
+from _signal import signal as set_handler
+from _socket import AF_UNIX, MSG_NOSIGNAL, SOCK_STREAM
+from _socket import socket as Socket
+from select import EPOLLIN, epoll
 
+from moorage import json_codec
 from moorage.linux import libc
 from moorage.protocol import stdcopy
-from moorage.runtime.console import receive_master
 from moorage.shim.driver import Driver, RuntimeFailed
 from moorage.shim.stdio import Client, JsonLog, Process, now_rfc3339nano
-from moorage.shim.wire import EXIT_STREAM, ShimConfig, encode
+from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode, encode
 
 # Output still buffered in pipes after the init's exit is drained for this long:
 # processes outside the container's pid namespace may hold the pipes open.
@@ -51,14 +57,25 @@ class Shim:
     def __init__(self, config: ShimConfig) -> None:
         self.config = config
         self.driver = Driver(config.runtime_root, config.runtime_path, config.runtime_args)
-        self.selector = selectors.DefaultSelector()
+        self.poller = epoll()
+        # What each registered fd is for: "signal", "accept", ("output", process),
+        # ("request", conn, buffer) or ("stdin", conn, process, client).
+        self.handlers: dict[int, tuple] = {}
         self.init = Process("", config.tty, config.stdin_once,
                             JsonLog(config.log_path) if config.log_path else None, self._close)
         self.execs: dict[str, Process] = {}
-        self.waiters: list[socket.socket] = []
+        self.waiters: list[Socket] = []
         self.started = False
         self.drain_deadline: float | None = None
-        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server = Socket(AF_UNIX, SOCK_STREAM)
+
+    def _register(self, fd: int, handler: tuple) -> None:
+        self.poller.register(fd, EPOLLIN)
+        self.handlers[fd] = handler
+
+    def _unregister(self, fd: int) -> None:
+        if self.handlers.pop(fd, None) is not None:
+            self.poller.unregister(fd)
 
     # ------------------------------------------------------------------ setup
 
@@ -77,6 +94,12 @@ class Shim:
         base = f"{self.config.socket_path}.{(process.key or 'init')[:8]}"
         pid_file = f"{base}.pid"
         if process.tty:
+            # The runtime's console connection imports socket in this process
+            # anyway: only the shims of terminal containers pay for it.
+            import socket
+
+            from moorage.runtime.console import receive_master
+
             console_path = f"{base}.tty"
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -95,7 +118,7 @@ class Shim:
                 os.unlink(console_path)
             os.set_blocking(process.master, False)
             process.outputs[process.master] = stdcopy.STDOUT
-            self.selector.register(process.master, selectors.EVENT_READ, process)
+            self._register(process.master, ("output", process))
             return pid
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -120,7 +143,7 @@ class Shim:
         for fd, stream in ((out_r, stdcopy.STDOUT), (err_r, stdcopy.STDERR)):
             os.set_blocking(fd, False)
             process.outputs[fd] = stream
-            self.selector.register(fd, selectors.EVENT_READ, process)
+            self._register(fd, ("output", process))
         return pid
 
     def listen(self) -> None:
@@ -131,7 +154,7 @@ class Shim:
         self.server.bind(self.config.socket_path)
         os.chmod(self.config.socket_path, 0o600)
         self.server.listen(64)
-        self.selector.register(self.server, selectors.EVENT_READ, "accept")
+        self._register(self.server.fileno(), ("accept",))
 
     # ------------------------------------------------------------------ loop
 
@@ -139,30 +162,35 @@ class Shim:
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
-        signal.set_wakeup_fd(wfd)
-        signal.signal(signal.SIGCHLD, lambda _s, _f: None)
-        self.selector.register(rfd, selectors.EVENT_READ, "signal")
+        set_wakeup_fd(wfd)
+        set_handler(SIGCHLD, lambda _s, _f: None)
+        self._register(rfd, ("signal",))
         self._reap()  # a child that exited before the handler was installed
         while self.init.exit is None:
-            timeout = None
+            timeout = -1.0
             if self.drain_deadline is not None:
                 timeout = max(0.0, self.drain_deadline - time.monotonic())
-            for key, _ in self.selector.select(timeout):
-                if key.data == "signal":
+            for fd, _ in self.poller.poll(timeout):
+                handler = self.handlers.get(fd)
+                if handler is None:  # unregistered by an earlier event of this round
+                    continue
+                kind = handler[0]
+                if kind == "signal":
                     try:
                         os.read(rfd, 512)
                     except BlockingIOError:
                         pass
                     self._reap()
-                elif key.data == "accept":
-                    conn, _ = self.server.accept()
-                    self.selector.register(conn, selectors.EVENT_READ, [b""])
-                elif isinstance(key.data, Process):
-                    self._read_output(key.data, key.fd)
-                elif isinstance(key.data, list):
-                    self._read_request(key.fileobj, key.data)  # type: ignore[arg-type]
+                elif kind == "accept":
+                    # What socket.socket.accept does, without the socket module.
+                    conn = Socket(fileno=self.server._accept()[0])
+                    self._register(conn.fileno(), ("request", conn, [b""]))
+                elif kind == "output":
+                    self._read_output(handler[1], fd)
+                elif kind == "request":
+                    self._read_request(handler[1], handler[2])
                 else:
-                    self._read_stdin(key.fileobj, *key.data)  # type: ignore[arg-type]
+                    self._read_stdin(handler[1], handler[2], handler[3])
             self._check_finished()
         self.server.close()
         try:
@@ -170,11 +198,9 @@ class Shim:
         except FileNotFoundError:
             pass
 
-    def _close(self, sock: socket.socket) -> None:
-        try:
-            self.selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
+    def _close(self, sock: Socket) -> None:
+        if sock.fileno() >= 0:
+            self._unregister(sock.fileno())
         sock.close()
 
     def _reap(self) -> None:
@@ -201,7 +227,7 @@ class Shim:
         if data:
             process.output(fd, data)
             return
-        self.selector.unregister(fd)
+        self._unregister(fd)
         del process.outputs[fd]
         if fd != process.master:
             os.close(fd)
@@ -219,7 +245,7 @@ class Shim:
         if init.outputs and time.monotonic() < (self.drain_deadline or 0):
             return
         for fd in list(init.outputs):
-            self.selector.unregister(fd)
+            self._unregister(fd)
             os.close(fd)
             if fd == init.master:
                 init.master = None
@@ -231,7 +257,7 @@ class Shim:
             pass
         record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
                   "finished_at": now_rfc3339nano(), "error": ""}
-        write_atomic(self.config.exit_file, json.dumps(record).encode())
+        write_atomic(self.config.exit_file, json_codec.dumps(record).encode())
         for process in self.execs.values():
             if process.exit is None:
                 process.finish({"exit_code": 137})
@@ -242,7 +268,7 @@ class Shim:
 
     # ------------------------------------------------------------------ requests
 
-    def _read_request(self, conn: socket.socket, buffer: list[bytes]) -> None:
+    def _read_request(self, conn: Socket, buffer: list[bytes]) -> None:
         try:
             data = conn.recv(65536)
         except OSError:
@@ -255,7 +281,7 @@ class Shim:
             return
         line, _, rest = buffer[0].partition(b"\n")
         try:
-            request = json.loads(line)
+            request = decode(line)
             self._handle(conn, request, rest)
         except RuntimeFailed as err:
             self._reply(conn, {"error": str(err)})
@@ -264,28 +290,28 @@ class Shim:
             self._reply(conn, {"error": f"shim: {type(err).__name__}: {err}"})
             self._close(conn)
 
-    def _reply(self, conn: socket.socket, message: dict) -> None:
+    def _reply(self, conn: Socket, message: dict) -> None:
         try:
-            conn.sendall(encode(message), socket.MSG_NOSIGNAL)
+            conn.sendall(encode(message), MSG_NOSIGNAL)
         except OSError:
             pass
 
-    def _handle(self, conn: socket.socket, request: dict, rest: bytes) -> None:
+    def _handle(self, conn: Socket, request: dict, rest: bytes) -> None:
         op = request.get("op")
         cid = self.config.container_id
         if op == "attach" or op == "exec":
             process = self.init if op == "attach" else self._exec(request)
             if process.exit is not None:
                 self._reply(conn, {"ok": True, "pid": process.pid})
-                Client(conn, False, False, False).send(EXIT_STREAM,
-                                                       json.dumps(process.exit).encode())
+                Client(conn, False, False, False).send(
+                    EXIT_STREAM, json_codec.dumps(process.exit).encode())
                 self._close(conn)
                 return
             client = Client(conn, bool(request.get("stdout")), bool(request.get("stderr")),
                             bool(request.get("stdin")))
             self._reply(conn, {"ok": True, "pid": process.pid})
             process.clients.append(client)
-            self.selector.modify(conn, selectors.EVENT_READ, (process, client))
+            self.handlers[conn.fileno()] = ("stdin", conn, process, client)
             if rest:
                 self._read_stdin(conn, process, client, rest)
             return
@@ -294,7 +320,7 @@ class Shim:
                 self._reply(conn, self.init.exit)
                 self._close(conn)
             else:
-                self.selector.unregister(conn)
+                self._unregister(conn.fileno())
                 self.waiters.append(conn)
             return
         if op == "start":
@@ -341,7 +367,7 @@ class Shim:
             _set_size(process.master, height, width)
         return process
 
-    def _read_stdin(self, conn: socket.socket, process: Process, client: Client,
+    def _read_stdin(self, conn: Socket, process: Process, client: Client,
                     data: bytes | None = None) -> None:
         if data is None:
             try:
@@ -351,7 +377,7 @@ class Shim:
             if not data:
                 # Half-closed by the daemon: stdin's EOF; output still flows.
                 process.stdin_done(client)
-                self.selector.unregister(conn)
+                self._unregister(conn.fileno())
                 return
         if client.stdin:
             process.write_stdin(data)

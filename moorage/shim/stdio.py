@@ -7,23 +7,30 @@ the json-file log.
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import socket
-from collections.abc import Callable
+import time
+from _socket import MSG_NOSIGNAL
+from _socket import socket as Socket
 
+from moorage import json_codec
 from moorage.protocol import stdcopy
 from moorage.shim.wire import EXIT_STREAM
+
+# Not typing.TYPE_CHECKING, nor collections.abc at run time: the zygote imports
+# this module, and collections with its imports would be mapped in every shim.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _MAX_LOG_LINE = 16 * 1024  # Docker's json-file splits longer lines into partial entries
 
 
 def now_rfc3339nano() -> str:
     """Go's RFC3339Nano in UTC: nanoseconds with trailing zeros trimmed."""
-    ns = datetime.datetime.now(datetime.UTC)
-    frac = f"{ns.microsecond:06d}000".rstrip("0")
-    return ns.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    frac = f"{ns:09d}".rstrip("0")
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        (f".{frac}" if frac else "") + "Z"
 
 
 class JsonLog:
@@ -57,14 +64,14 @@ class JsonLog:
 
     @staticmethod
     def _entry(stream: str, line: bytes) -> bytes:
-        return json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
-                           "time": now_rfc3339nano()}, separators=(",", ":")).encode() + b"\n"
+        return json_codec.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
+                                 "time": now_rfc3339nano()}, compact=True).encode() + b"\n"
 
 
 class Client:
     """A daemon connection attached to a process's streams."""
 
-    def __init__(self, sock: socket.socket, stdout: bool, stderr: bool, stdin: bool) -> None:
+    def __init__(self, sock: Socket, stdout: bool, stderr: bool, stdin: bool) -> None:
         self.sock = sock
         self.streams = {stdcopy.STDOUT} if stdout else set()
         if stderr:
@@ -73,7 +80,7 @@ class Client:
 
     def send(self, stream: int, data: bytes) -> bool:
         try:
-            self.sock.sendall(stdcopy.frame(stream, data), socket.MSG_NOSIGNAL)
+            self.sock.sendall(stdcopy.frame(stream, data), MSG_NOSIGNAL)
             return True
         except OSError:
             return False
@@ -83,7 +90,7 @@ class Process:
     """The init or an exec: output fds, stdin, exit status, attached clients."""
 
     def __init__(self, key: str, tty: bool, stdin_once: bool, log: JsonLog | None,
-                 close_socket: Callable[[socket.socket], None]) -> None:
+                 close_socket: Callable[[Socket], None]) -> None:
         self.key = key
         self.close_socket = close_socket
         self.tty = tty
@@ -136,7 +143,7 @@ class Process:
         if self.log is not None:
             self.log.close()
             self.log = None
-        payload = json.dumps(record).encode()
+        payload = json_codec.dumps(record).encode()
         for client in self.clients:
             client.send(EXIT_STREAM, payload)
             self.close_socket(client.sock)
