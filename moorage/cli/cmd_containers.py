@@ -6,7 +6,7 @@ import sys
 
 from moorage.cli.common import FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
-from moorage.cli.output import human_size, indented_json, tabulate, write
+from moorage.cli.output import human_size, indented_json, write
 from moorage.cli.session import CommandError
 from moorage.client.errors import APIError
 
@@ -75,7 +75,11 @@ def unpause(session: Session, _opts: Options, args: list[str]) -> int:
 
 
 def rename(session: Session, _opts: Options, args: list[str]) -> int:
-    session.client.post(f"/containers/{args[0]}/rename", {"name": args[1]})
+    try:
+        session.client.post(f"/containers/{args[0]}/rename", {"name": args[1]})
+    except APIError as err:
+        sys.stderr.write(f"Error response from daemon: {err.message}\n")
+        raise CommandError(f"Error: failed to rename container named {args[0]}") from None
     return 0
 
 
@@ -225,37 +229,6 @@ def update(session: Session, opts: Options, args: list[str]) -> int:
                                                          body=body), c)[1])
 
 
-def stats(session: Session, opts: Options, args: list[str]) -> int:
-    from moorage.cli.output import binary_size
-
-    client = session.client
-    names = args or [c["Id"] for c in client.get("/containers/json")]
-    lines = ["CONTAINER ID\tNAME\tCPU %\tMEM USAGE / LIMIT\tMEM %\tNET I/O\tBLOCK I/O\tPIDS"]
-    for name in names:
-        s = client.get(f"/containers/{name}/stats", {"stream": 0, "one-shot": 1})
-        mem = s.get("memory_stats") or {}
-        usage = mem.get("usage", 0) - (mem.get("stats") or {}).get("inactive_file", 0)
-        limit = mem.get("limit", 0) or 1
-        cpu, pre = s.get("cpu_stats") or {}, s.get("precpu_stats") or {}
-        delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - \
-            (pre.get("cpu_usage") or {}).get("total_usage", 0)
-        system = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
-        cpus = cpu.get("online_cpus") or 1
-        cpu_pct = delta / system * cpus * 100 if system > 0 and delta > 0 else 0.0
-        nets = (s.get("networks") or {}).values()
-        rx, tx = sum(n.get("rx_bytes", 0) for n in nets), sum(n.get("tx_bytes", 0) for n in nets)
-        blk = (s.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []
-        read = sum(b.get("value", 0) for b in blk if b.get("op", "").lower() == "read")
-        wrote = sum(b.get("value", 0) for b in blk if b.get("op", "").lower() == "write")
-        lines.append(f"{s.get('id', name)[:12]}\t{s.get('name', '').lstrip('/')}\t"
-                     f"{cpu_pct:.2f}%\t{binary_size(usage)} / {binary_size(limit)}\t"
-                     f"{usage / limit * 100:.2f}%\t{human_size(rx)} / {human_size(tx)}\t"
-                     f"{human_size(read)} / {human_size(wrote)}\t"
-                     f"{(s.get('pids_stats') or {}).get('current', 0)}")
-    write(tabulate(lines))
-    return 0
-
-
 def prune(session: Session, opts: Options, _args: list[str]) -> int:
     if not opts.force:
         write("WARNING! This will remove all stopped containers.\n"
@@ -269,10 +242,6 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
         write("Deleted Containers:\n" + "".join(d + "\n" for d in deleted) + "\n")
     write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
     return 0
-
-
-def cp(session: Session, _opts: Options, args: list[str]) -> int:
-    raise CommandError("moor cp: not supported by this client yet")
 
 
 _TIME = flag("t|timeout", INT, "Seconds to wait before killing the container")
@@ -321,13 +290,7 @@ SPECS = {
         flag("cpus", STR, "Number of CPUs"), flag("m|memory", STR, "Memory limit"),
         flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
         flag("restart", STR, "Restart policy to apply when a container exits")), min_args=1),
-    "stats": Spec("[OPTIONS] [CONTAINER...]", stats, (
-        flag("a|all", BOOL, "Show all containers (default shows just running)"),
-        flag("format", STR, "Format output using a custom template"),
-        flag("no-stream", BOOL, "Disable streaming stats and only pull the first result"),
-        flag("no-trunc", BOOL, "Do not truncate output"))),
     "prune": Spec("[OPTIONS]", prune, (
         flag("filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"),
         flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
-    "cp": Spec("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-", cp, min_args=2, max_args=2),
 }

@@ -7,6 +7,7 @@ import sys
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import human_size, render, since, tabulate, write
+from moorage.cli.progress import Progress
 from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
@@ -64,49 +65,18 @@ def images(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
-class Progress:
-    """Docker's JSON progress stream as lines (not a tty) or per-layer bars (a tty)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.lines: list[str] = []  # layer ids in the order shown, for cursor movement
-
-    def show(self, message: dict[str, Any]) -> None:
-        if message.get("errorDetail") or message.get("error"):
-            detail = message.get("errorDetail") or {}
-            raise CommandError(detail.get("message") or message.get("error", ""))
-        status = message.get("status") or message.get("stream") or ""
-        layer = message.get("id")
-        text = f"{layer}: {status}" if layer else status
-        bar = message.get("progress") or ""
-        if not self.tty:
-            if not bar:
-                self.out.write(text.rstrip("\n") + "\n")
-            return
-        line = f"{text} {bar}".rstrip()
-        if layer and layer in self.lines:
-            up = len(self.lines) - self.lines.index(layer)
-            self.out.write(f"\x1b[{up}A\r\x1b[2K{line}\x1b[{up}B\r")
-        else:
-            if layer:
-                self.lines.append(layer)
-            self.out.write(line.rstrip("\n") + "\n")
-        self.out.flush()
-
-
 def _auth_header(registry: str) -> dict[str, str]:
-    """X-Registry-Auth from ~/.docker/config.json's "auths" (base64 of user:password)."""
-    import base64
-    import json
+    """X-Registry-Auth (base64url JSON) from the credentials `login` stored."""
+    from moorage.cli.cmd_login import stored
 
-    from moorage.client.contexts import read_config
-
-    entry = (read_config().get("auths") or {}).get(registry) or {}
-    if not entry.get("auth"):
+    user, password = stored(registry)
+    if not user:
         return {}
-    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-    doc = json.dumps({"username": user, "password": password, "serveraddress": registry})
+    import base64
+
+    from moorage import json_codec
+
+    doc = json_codec.dumps({"username": user, "password": password, "serveraddress": registry})
     return {"X-Registry-Auth": base64.urlsafe_b64encode(doc.encode()).decode()}
 
 
@@ -175,21 +145,31 @@ def save(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def _file_chunks(path: str | None) -> Any:
-    source = open(path, "rb") if path and path != "-" else sys.stdin.buffer  # noqa: SIM115
+    """The file (or stdin) in pieces; opened now, so a missing file is the command's error
+    (docker's words) and not a broken request."""
     try:
-        while data := source.read(1 << 20):
-            yield data
-    finally:
-        if source is not sys.stdin.buffer:
-            source.close()
+        source = open(path, "rb") if path and path != "-" else sys.stdin.buffer  # noqa: SIM115
+    except OSError as err:
+        raise CommandError(f"open {path}: {(err.strerror or str(err)).lower()}") from None
+
+    def chunks() -> Any:
+        try:
+            while data := source.read(1 << 20):
+                yield data
+        finally:
+            if source is not sys.stdin.buffer:
+                source.close()
+    return chunks()
 
 
 def load(session: Session, opts: Options, _args: list[str]) -> int:
     if not opts.input and sys.stdin.isatty():
         raise CommandError("requested load from stdin, but stdin is empty")
     progress = Progress(sys.stdout)
+    # dockerd's default is quiet: progress is asked for explicitly, and only for a terminal
+    quiet = "1" if opts.quiet or not progress.tty else "0"
     for message in session.client.stream_json(
-            "POST", "/images/load", {"quiet": opts.quiet},
+            "POST", "/images/load", {"quiet": quiet},
             chunks=_file_chunks(opts.input), headers={"Content-Type": "application/x-tar"}):
         progress.show(message)
     return 0
@@ -238,13 +218,13 @@ def inspect(session: Session, opts: Options, args: list[str]) -> int:
         except APIError as err:
             if err.status != 404:
                 raise
-            missing.append(name)
+            missing.append(err.message)
     from moorage.cli.output import indented_json
 
     write("".join(template(opts.format, i) + "\n" for i in found) if opts.format
           else indented_json(found) + "\n")
-    for name in missing:
-        sys.stderr.write(f"Error response from daemon: No such image: {name}\n")
+    for message in missing:
+        sys.stderr.write(f"Error response from daemon: {message}\n")
     return 1 if missing else 0
 
 
@@ -263,40 +243,6 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
         write("Deleted Images:\n" + "".join(f"{k.lower()}: {v}\n" for d in deleted
                                             for k, v in d.items()) + "\n")
     write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
-    return 0
-
-
-def login(session: Session, opts: Options, args: list[str]) -> int:
-    import base64
-
-    from moorage.client.contexts import read_config, write_config
-
-    server = args[0] if args else "https://index.docker.io/v1/"
-    password = sys.stdin.readline().rstrip("\n") if opts.password_stdin else opts.password
-    if not opts.username or password is None:
-        raise CommandError("Error: Cannot perform an interactive login from a non TTY device"
-                           if not sys.stdin.isatty() else "Username and password required")
-    result = session.client.post("/auth", body={"username": opts.username, "password": password,
-                                                "serveraddress": server}) or {}
-    config = read_config()
-    token = base64.b64encode(f"{opts.username}:{password}".encode()).decode()
-    config.setdefault("auths", {})[server] = {"auth": token}
-    write_config(config)
-    write(f"{result.get('Status') or 'Login Succeeded'}\n")
-    return 0
-
-
-def logout(session: Session, _opts: Options, args: list[str]) -> int:
-    from moorage.client.contexts import read_config, write_config
-
-    server = args[0] if args else "https://index.docker.io/v1/"
-    config = read_config()
-    if server not in (config.get("auths") or {}):
-        write(f"Not logged in to {server}\n")
-        return 0
-    del config["auths"][server]
-    write_config(config)
-    write(f"Removing login credentials for {server}\n")
     return 0
 
 
@@ -335,9 +281,4 @@ SPECS = {
         flag("a|all", BOOL, "Remove all unused images, not just dangling ones"),
         flag("filter", LIST, "Provide filter values"),
         flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
-    "login": Spec("[OPTIONS] [SERVER]", login, (
-        flag("p|password", STR, "Password"),
-        flag("password-stdin", BOOL, "Take the password from stdin"),
-        flag("u|username", STR, "Username")), max_args=1),
-    "logout": Spec("[SERVER]", logout, max_args=1),
 }

@@ -43,6 +43,17 @@ def ports(entries: list[dict[str, Any]]) -> str:
     return ", ".join(dict.fromkeys(shown))
 
 
+class Row(dict):  # type: ignore[type-arg]
+    """One container's fields, and docker's ContainerContext method `{{.Label "key"}}`."""
+
+    def __init__(self, fields: dict[str, Any], labels: dict[str, str]) -> None:
+        super().__init__(fields)
+        self._labels = labels
+
+    def Label(self, name: str) -> str:  # spelt as templates call it
+        return self._labels.get(name, "")
+
+
 def row(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
     from moorage.cli.output import go_time
 
@@ -58,7 +69,7 @@ def row(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
         image = image[7:19]
     labels = c.get("Labels") or {}
     networks = (c.get("NetworkSettings") or {}).get("Networks") or {}
-    return {
+    return Row({
         "ID": c["Id"][:12] if trunc else c["Id"],
         "Image": image,
         "Command": _go_quote(_ellipsis(command, 20) if trunc else command),
@@ -75,7 +86,7 @@ def row(c: dict[str, Any], trunc: bool) -> dict[str, Any]:
                            for m in c.get("Mounts") or []),
         "Networks": ",".join(sorted(networks)),
         "LocalVolumes": str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")),
-    }
+    }, labels)
 
 
 def ps(session: Session, opts: Options, _args: list[str]) -> int:

@@ -15,6 +15,9 @@ IMAGES = "moorage.cli.cmd_images"
 CONTEXT = "moorage.cli.cmd_context"
 OBJECTS = "moorage.cli.cmd_objects"
 COMPLETION = "moorage.cli.completion"
+STATS = "moorage.cli.cmd_stats"
+CP = "moorage.cli.cmd_cp"
+LOGIN = "moorage.cli.cmd_login"
 
 # name → (module, spec key, summary); docker's wording for the summaries.
 TOP: dict[str, tuple[str, str, str]] = {
@@ -24,14 +27,14 @@ TOP: dict[str, tuple[str, str, str]] = {
     "images": (IMAGES, "images", "List images"),
     "pull": (IMAGES, "pull", "Download an image from a registry"),
     "push": (IMAGES, "push", "Upload an image to a registry"),
-    "login": (IMAGES, "login", "Authenticate to a registry"),
-    "logout": (IMAGES, "logout", "Log out from a registry"),
+    "login": (LOGIN, "login", "Authenticate to a registry"),
+    "logout": (LOGIN, "logout", "Log out from a registry"),
     "version": (SYSTEM, "version", "Show the moorage version information"),
     "info": (SYSTEM, "info", "Display system-wide information"),
     "attach": (INTERACTIVE, "attach",
                "Attach local standard input, output, and error streams to a running container"),
     "commit": (CONTAINERS, "commit", "Create a new image from a container's changes"),
-    "cp": (CONTAINERS, "cp", "Copy files/folders between a container and the local filesystem"),
+    "cp": (CP, "cp", "Copy files/folders between a container and the local filesystem"),
     "create": (RUN, "create", "Create a new container"),
     "diff": (CONTAINERS, "diff",
              "Inspect changes to files or directories on a container's filesystem"),
@@ -52,7 +55,7 @@ TOP: dict[str, tuple[str, str, str]] = {
     "save": (IMAGES, "save", "Save one or more images to a tar archive (streamed to STDOUT by "
                              "default)"),
     "start": (CONTAINERS, "start", "Start one or more stopped containers"),
-    "stats": (CONTAINERS, "stats",
+    "stats": (STATS, "stats",
               "Display a live stream of container(s) resource usage statistics"),
     "stop": (CONTAINERS, "stop", "Stop one or more running containers"),
     "tag": (IMAGES, "tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),

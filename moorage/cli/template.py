@@ -94,6 +94,11 @@ def _field(value: Any, path: str) -> Any:
         if not name:
             continue
         if isinstance(value, dict):
+            method = getattr(type(value), name, None) if name[:1].isupper() else None
+            if method is not None and name not in value:
+                # a row's method, as docker's contexts have (`{{.Label "tier"}}`)
+                value = method.__get__(value)
+                continue
             if name not in value:
                 # Go templates see struct field names (APIVersion) where the JSON says
                 # ApiVersion: match those case-insensitively.
@@ -136,9 +141,16 @@ def _command(tokens: list[str], dot: Any, piped: tuple[Any, ...],
             return FUNCS[head](*args)
         except (TypeError, KeyError, IndexError, AttributeError) as err:
             raise TemplateError(f"error calling {head}: {err}") from None
+    value = _operand(head, dot, groups)
+    if callable(value) and head.startswith("."):
+        args = [_operand(t, dot, groups) for t in tokens[1:]] + list(piped)
+        try:
+            return value(*args)
+        except TypeError as err:
+            raise TemplateError(f"error calling {head}: {err}") from None
     if len(tokens) > 1 or piped:
         raise TemplateError(f"can't give argument to non-function {head}")
-    return _operand(head, dot, groups)
+    return value
 
 
 def _pipeline(tokens: list[str], dot: Any, groups: dict[str, Any]) -> Any:

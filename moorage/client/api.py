@@ -150,12 +150,21 @@ class Client:
         return APIError(response.status, message or f"{response.status} {response.reason}")
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-             body: Any = None, data: bytes | None = None) -> Any:
+             body: Any = None, data: bytes | None = None, chunks: Iterator[bytes] | None = None,
+             headers: dict[str, str] | None = None) -> Any:
         """A request whose whole answer is read: the decoded JSON, or None when empty."""
-        response = self.request(method, path, params, body=body, data=data)
+        response = self.request(method, path, params, body=body, data=data, chunks=chunks,
+                                headers=headers)
         raw = response.read()
         self._release(response)
         return json_codec.loads(raw) if raw.strip() else None
+
+    def head(self, path: str, params: dict[str, Any] | None = None) -> dict[str, str]:
+        """The headers of a HEAD request (container archive stat)."""
+        response = self.request("HEAD", path, params)
+        response.read()
+        self._release(response)
+        return response.headers
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.call("GET", path, params)

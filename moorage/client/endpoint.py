@@ -106,8 +106,11 @@ def tls_from_flags(tls: bool, verify: bool, ca: str | None, cert: str | None,
         default = os.path.join(cert_path, name)
         return default if os.path.exists(default) else None
 
-    return TLSOptions(ca=pick(ca, "ca.pem"), cert=pick(cert, "cert.pem"),
-                      key=pick(key, "key.pem"), verify=verify)
+    # docker drops a default cert.pem/key.pem that does not exist, but keeps ca.pem:
+    # verifying against a CA file that is missing is an error, not the system's CAs.
+    ca = ca or (os.path.join(cert_path, "ca.pem") if verify else pick(None, "ca.pem"))
+    return TLSOptions(ca=ca, cert=pick(cert, "cert.pem"), key=pick(key, "key.pem"),
+                      verify=verify)
 
 
 def resolve(host: str | None, context: str | None, tls: TLSOptions | None) -> Endpoint:

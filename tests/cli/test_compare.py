@@ -1,16 +1,20 @@
-"""The same command lines through `moor` and `docker` against one dockerd: same exit
-codes, same output once IDs and times are masked."""
+"""The same command lines through `moor` and `docker` against one daemon (dockerd, then
+moord): same exit codes, same output once IDs and times are masked. Where the output is
+deterministic it is also checked against the expected text, so an engine that ignores
+a flag is not excused by both command lines printing the same wrong thing."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import Clis
+from conftest import Clis, engine_gap
 
-ID = re.compile(rb"\b[0-9a-f]{12}(?:[0-9a-f]{52})?\b")
-TIMES = re.compile(rb"(Less than a second|About a minute|\d+ (second|minute)s?)")
-NAME = re.compile(rb"[a-z]+_[a-z]+\b")
+ID = re.compile(rb"\b(?:sha256:)?[0-9a-f]{12}(?:[0-9a-f]{52})?\b")
+TIMES = re.compile(rb"(Less than a second|About an? (minute|hour)|\d+ (second|minute|hour)s?)")
 
 
 def masked(data: bytes) -> bytes:
@@ -20,33 +24,77 @@ def masked(data: bytes) -> bytes:
     return b" ".join(data.split())
 
 
-def same(clis: Clis, *args: str, stderr: bool = True, **kw: object) -> None:
+def same(clis: Clis, *args: str, stderr: bool = True,
+         **kw: object) -> subprocess.CompletedProcess:
+    """Run `args` through both; assert they agree; return moor's result."""
     ours, theirs = clis.moor(*args, **kw), clis.docker(*args, **kw)
     assert ours.returncode == theirs.returncode, (args, ours.stderr, theirs.stderr)
     assert masked(ours.stdout) == masked(theirs.stdout), (args, ours.stdout, theirs.stdout)
     if stderr:
         assert masked(ours.stderr.replace(b"moor", b"docker")) == \
             masked(theirs.stderr), (args, ours.stderr, theirs.stderr)
+    return ours
 
 
-@pytest.mark.parametrize("args", [
-    ("run", "--rm", "busybox", "echo", "hello"),
-    ("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"),
-    ("run", "--rm", "-e", "A=1", "-e", "B", "-w", "/tmp", "-u", "1:2", "busybox", "sh", "-c",
-     "echo $A $B; pwd; id -u; id -g"),
-    ("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint"),
-    ("run", "--rm", "-i", "busybox", "cat"),
-    ("run", "--rm", "--read-only", "busybox", "touch", "/x"),
-    ("run", "--rm", "--tmpfs", "/scratch", "busybox", "sh", "-c", "grep -c scratch /proc/mounts"),
-    ("run", "--rm", "--label", "a=b", "busybox", "true"),
-    ("images",),
-    ("images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}"),
-    ("images", "-q"),
-    ("image", "ls", "busybox"),
-    ("ps", "-a"),
-])
-def test_same_output(clis: Clis, args: tuple[str, ...]) -> None:
-    same(clis, *args, stderr=False, input=b"typed\n")
+CG = "/sys/fs/cgroup"
+V2 = os.path.exists(f"{CG}/cgroup.controllers")
+MEMORY = f"{CG}/memory.max" if V2 else f"{CG}/memory/memory.limit_in_bytes"
+CPU = f"{CG}/cpu.max" if V2 else f"{CG}/cpu/cpu.cfs_quota_us"
+PIDS = f"{CG}/pids.max" if V2 else f"{CG}/pids/pids.max"
+_WAIT_GAP = ("moord: POST /containers/{id}/wait?condition=next-exit answers an Error.Message "
+             "when the start fails, dockerd does not, so the docker CLI logs 'Error waiting "
+             "for container' on stderr")
+# Scenarios where moord differs from dockerd (engine gaps): test id → reason.
+MOORD_GAPS = {"busybox nosuchcmd": _WAIT_GAP, "busybox /etc": _WAIT_GAP}
+# (command line, moor's expected stdout or None when only the two CLIs are compared)
+RUNS: list[tuple[tuple[str, ...], bytes | None]] = [
+    (("run", "--rm", "busybox", "echo", "hello"), b"hello\n"),
+    (("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"), b"out\n"),
+    (("run", "--rm", "-e", "A=1", "-e", "B", "-w", "/tmp", "-u", "1:2", "busybox", "sh", "-c",
+      "echo $A $B; pwd; id -u; id -g"), b"1\n/tmp\n1\n2\n"),
+    (("run", "--rm", "--entrypoint", "echo", "busybox", "via", "entrypoint"),
+     b"via entrypoint\n"),
+    (("run", "--rm", "-i", "busybox", "cat"), b"typed\n"),
+    (("run", "--rm", "-t", "busybox", "echo", "on a tty"), b"on a tty\r\n"),
+    (("run", "--rm", "--name", "named", "busybox", "cat", "/etc/hostname"), None),
+    (("run", "--rm", "--read-only", "busybox", "touch", "/x"), b""),
+    (("run", "--rm", "--tmpfs", "/scratch", "busybox", "sh", "-c",
+      "grep -c ' /scratch tmpfs' /proc/mounts"), b"1\n"),
+    (("run", "--rm", "--label", "a=b", "busybox", "true"), b""),
+    (("run", "--rm", "--memory", "64m", "busybox", "cat", MEMORY), b"67108864\n"),
+    (("run", "--rm", "--cpus", "0.5", "busybox", "cat", CPU),
+     b"50000 100000\n" if V2 else b"50000\n"),
+    (("run", "--rm", "--pids-limit", "20", "busybox", "cat", PIDS), b"20\n"),
+    (("run", "--rm", "--cap-drop", "CHOWN", "busybox", "sh", "-c",
+      "chown 1000 /tmp 2>/dev/null; echo rc=$?"), b"rc=1\n"),
+    (("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"),
+     b"/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' ' "),
+    (("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c", "echo via-runc; exit 4"),
+     b"via-runc\n"),
+    (("run", "--rm", "busybox", "nosuchcmd"), None),
+    (("run", "--rm", "busybox", "/etc"), None),
+    (("run", "--rm", "nosuchimage:v1", "true"), b""),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), RUNS, ids=[" ".join(a[2:5]) for a, _ in RUNS])
+def test_run(clis: Clis, args: tuple[str, ...], expected: bytes | None,
+             request: pytest.FixtureRequest) -> None:
+    test_id = request.node.callspec.id.partition("-")[2]
+    if test_id in MOORD_GAPS:
+        engine_gap(request, clis, MOORD_GAPS[test_id])
+    # stderr differs by design where the engines word their errors differently;
+    # the two CLIs against one engine must still agree on it, modulo the program name.
+    ours = same(clis, *args, stderr="nosuchimage" not in args[2], input=b"typed\n")
+    if expected is not None:
+        assert ours.stdout == expected, ours.stderr
+
+
+def test_run_bind_mount(clis: Clis, tmp_path: Path) -> None:
+    (tmp_path / "data.txt").write_text("from the host\n")
+    ours = same(clis, "run", "--rm", "-v", f"{tmp_path}:/data:ro", "busybox", "sh", "-c",
+                "cat /data/data.txt; touch /data/x 2>/dev/null || echo ro")
+    assert ours.stdout == b"from the host\nro\n"
 
 
 def test_run_errors_exit_codes(clis: Clis) -> None:
@@ -56,42 +104,13 @@ def test_run_errors_exit_codes(clis: Clis) -> None:
         assert b"Run 'moor run --help' for more information" in ours.stderr
 
 
-def test_lifecycle(clis: Clis) -> None:
-    for cli in (clis.moor, clis.docker):
-        assert cli("run", "-d", "--name", "life", "-l", "k=v", "busybox", "sleep", "60"
-                   ).returncode == 0
-        ps = cli("ps", "--format", "{{.Names}} {{.State}} {{.Labels}} {{.Command}}")
-        assert ps.stdout == b'life running k=v "sleep 60"\n'
-        assert cli("exec", "life", "sh", "-c", "exit 5").returncode == 5
-        assert cli("exec", "-e", "X=7", "life", "sh", "-c", "echo $X").stdout == b"7\n"
-        assert cli("inspect", "-f", "{{.State.Status}} {{.Config.Labels.k}}", "life"
-                   ).stdout == b"running v\n"
-        assert cli("pause", "life").stdout == b"life\n"
-        assert cli("inspect", "-f", "{{.State.Paused}}", "life").stdout == b"true\n"
-        assert cli("unpause", "life").returncode == 0
-        assert cli("rename", "life", "life2").returncode == 0
-        assert cli("top", "life2").stdout.startswith(b"UID")
-        assert cli("kill", "-s", "KILL", "life2").stdout == b"life2\n"
-        assert cli("wait", "life2").stdout == b"137\n"
-        assert cli("start", "life2").stdout == b"life2\n"
-        assert cli("stop", "-t", "1", "life2").stdout == b"life2\n"
-        assert cli("rm", "life2").stdout == b"life2\n"
-
-
-def test_logs(clis: Clis) -> None:
-    clis.docker("run", "--name", "talk", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; done")
-    same(clis, "logs", "talk")
-    same(clis, "logs", "--tail", "1", "talk")
-    ours, theirs = clis.moor("logs", "-t", "talk"), clis.docker("logs", "-t", "talk")
-    assert ours.stdout == theirs.stdout
-
-
 def test_missing_objects(clis: Clis) -> None:
     same(clis, "rm", "nosuch")
     same(clis, "rmi", "nosuch")
     same(clis, "inspect", "nosuch")
     same(clis, "logs", "nosuch")
     same(clis, "stop", "nosuch", "nosuch2")
+    same(clis, "exec", "nosuch", "true")
 
 
 def test_flag_errors(clis: Clis) -> None:
@@ -104,23 +123,19 @@ def test_flag_errors(clis: Clis) -> None:
     same(clis, "container", "foo")
 
 
-def test_tag_rmi_save_load(clis: Clis, tmp_path: object) -> None:
-    for cli in (clis.moor, clis.docker):
-        assert cli("tag", "busybox", "mybox:1").returncode == 0
-        listed = cli("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-        assert b"mybox:1" in listed
-        out = cli("rmi", "mybox:1")
-        assert out.stdout == b"Untagged: mybox:1\n", out
-    archive = f"{tmp_path}/b.tar"
-    assert clis.moor("save", "-o", archive, "busybox").returncode == 0
-    loaded = clis.moor("load", "-i", archive)
-    assert loaded.returncode == 0 and b"busybox:latest" in loaded.stdout
-
-
 def test_version_and_info(clis: Clis) -> None:
-    fmt = "{{.Server.Version}} {{.Server.APIVersion}} {{.Client.APIVersion}}"
-    assert clis.moor("version", "--format", fmt).stdout == clis.docker(
-        "version", "--format", fmt).stdout
-    fmt = "{{.Images}} {{.Containers}} {{.Driver}} {{json .Plugins.Volume}}"
-    assert clis.moor("info", "--format", fmt).stdout == clis.docker("info", "--format", fmt).stdout
+    fmt = "{{.Server.Version}} {{.Server.APIVersion}} {{.Client.APIVersion}} {{.Server.Os}}"
+    same(clis, "version", "--format", fmt)
+    fmt = "{{.Images}} {{.Containers}} {{.Driver}} {{.DockerRootDir}} {{json .Plugins.Volume}}"
+    same(clis, "info", "--format", fmt)
     assert b"Server Version:" in clis.moor("info").stdout
+    assert b"Server:" in clis.moor("version").stdout
+
+
+def test_system_check(clis: Clis) -> None:
+    """moorage's own fsck of the store; dockerd has no such endpoint."""
+    done = clis.moor("system", "check")
+    if clis.engine == "dockerd":
+        assert done.returncode == 1 and b"page not found" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr

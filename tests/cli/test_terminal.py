@@ -5,12 +5,16 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import struct
+import subprocess
 import termios
 import time
+from pathlib import Path
 
-from conftest import MOOR, Clis
+import pytest
+from conftest import MOOR, Clis, engine_gap
 
 
 class Pty:
@@ -81,3 +85,34 @@ def test_detach_keys_leave_container_running_and_restore_terminal(clis: Clis) ->
     state = clis.docker("inspect", "-f", "{{.State.Running}}", "det").stdout
     assert state == b"true\n"
     assert clis.moor("exec", "det", "true").returncode == 0
+
+
+def test_exec_it_resize_and_exit_code(clis: Clis) -> None:
+    assert clis.docker("run", "-d", "--name", "exit", "busybox", "sleep", "60").returncode == 0
+    term = Pty([MOOR, "exec", "-it", "exit", "sh"], clis.env(), rows=33, cols=90)
+    term.expect(b"# ")
+    term.send(b"stty size; echo ma''rk\r")
+    term.expect(b"mark")
+    assert b"33 90" in term.seen
+    term.send(b"exit 3\r")
+    assert term.wait() == 3
+
+
+def test_load_draws_layer_progress_on_a_tty(clis: Clis, tmp_path: Path,
+                                            request: pytest.FixtureRequest) -> None:
+    engine_gap(request, clis, "moord: POST /images/load streams no per-layer progress "
+                              "(\"Loading layer\" with progressDetail), only the result")
+    # a new, unique layer: an engine skips (and draws nothing for) layers it has
+    (tmp_path / "blob").write_bytes(os.urandom(3 << 20))
+    layer = subprocess.run(["tar", "-C", str(tmp_path), "-c", "blob"], capture_output=True,
+                           check=True).stdout
+    assert clis.docker("import", "-", "progress:1", input=layer).returncode == 0
+    archive = str(tmp_path / "progress.tar")
+    assert clis.docker("save", "-o", archive, "progress:1").returncode == 0
+    assert clis.docker("rmi", "progress:1").returncode == 0
+    term = Pty([MOOR, "load", "-i", archive], clis.env(), rows=30, cols=140)
+    assert term.wait() == 0
+    clis.docker("rmi", "progress:1")
+    assert b"Loaded image: progress:1" in term.seen
+    assert re.search(rb"\x1b\[2K\r[0-9a-f]{12}: Loading layer \[=+>\s*\]\s+[\d.]+[kM]B/",
+                     term.seen), term.seen
