@@ -80,10 +80,7 @@ class Driver:
         if console_socket:
             argv += ["--console-socket", console_socket]
         self._run(*argv, container_id, stdio=True)
-        with open(pid_file) as f:
-            pid = int(f.read())
-        os.unlink(pid_file)
-        return pid
+        return _take_pid(pid_file)
 
     def start(self, container_id: str) -> None:
         if self.path:
@@ -138,10 +135,7 @@ class Driver:
                 if console_socket:
                     argv += ["--console-socket", console_socket]
                 self._run(*argv, container_id, stdio=True)
-        with open(pid_file) as f:
-            pid = int(f.read())
-        os.unlink(pid_file)
-        return pid
+        return _take_pid(pid_file)
 
     def cgroup_oom_kills(self, container_id: str) -> int:
         """The cgroup's oom_kill count (cgroup v2), read before delete; 0 when unknown.
@@ -180,3 +174,11 @@ def _runc_error(stderr: str) -> str:
             else:
                 message = line
     return message
+
+
+def _take_pid(pid_file: str) -> int:
+    """The pid a runtime wrote with --pid-file; the file is ours to remove."""
+    with open(pid_file) as f:
+        pid = int(f.read())
+    os.unlink(pid_file)
+    return pid
