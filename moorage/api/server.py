@@ -9,9 +9,11 @@ bodies with the matching status, so a handler never builds an error response.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -91,19 +93,122 @@ def create_app() -> web.Application:
 
 
 async def read_json(request: web.Request, *, required: bool = True) -> dict:
-    """The request body as a JSON object, or InvalidParameter in Docker's words."""
+    """The request body as a JSON object, or InvalidParameter in dockerd's words
+    (moby's loadJSON: "invalid JSON: " and Go's encoding/json message)."""
     raw = await request.read()
     if not raw.strip():
         if required:
-            raise errors.InvalidParameter("invalid JSON: request body is empty")
+            raise errors.InvalidParameter("invalid JSON: got EOF while reading request body")
         return {}
+    return parse_json_object(raw, request.match_info.route.resource.canonical
+                             if request.match_info.route.resource else "")
+
+
+# The Go struct each route decodes its body into, as encoding/json names it in errors.
+_BODY_TYPES = {"/containers/create": "runconfig.ContainerConfigWrapper",
+               "/containers/{name}/exec": "types.ExecConfig"}
+
+
+def parse_json_object(raw: bytes, route: str = "") -> dict:
+    text = raw.decode("utf-8", "surrogateescape")
     try:
-        body = json.loads(raw)
+        body, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
     except ValueError as err:
-        raise errors.InvalidParameter(f"invalid JSON: {err}") from None
+        raise errors.InvalidParameter("invalid JSON: " + go_json_error(text, err)) from None
+    if text[end:].strip():
+        raise errors.InvalidParameter("unexpected content after JSON")
     if not isinstance(body, dict):
-        raise errors.InvalidParameter("invalid JSON: the body must be a JSON object")
+        kind = {list: "array", str: "string", bool: "bool"}.get(type(body), "number")
+        target = next((t for r, t in _BODY_TYPES.items() if route.endswith(r)),
+                      "map[string]interface {}")
+        raise errors.InvalidParameter(f"invalid JSON: json: cannot unmarshal {kind} into Go "
+                                      f"value of type {target}")
     return body
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(name)  # NaN and Infinity are not JSON; Go refuses them
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _quote_char(char: str) -> str:
+    """Go's encoding/json quoteChar: the offending byte, as strconv.Quote shows it."""
+    byte = char.encode("utf-8", "surrogateescape")[:1]
+    shown = chr(byte[0]) if byte else ""
+    if shown in ("'", '"'):
+        return "'\\''" if shown == "'" else "'\"'"
+    escapes = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+               "\t": "\\t", "\v": "\\v", "\\": "\\\\"}
+    if shown in escapes:
+        return f"'{escapes[shown]}'"
+    return f"'{shown}'" if shown.isprintable() else f"'\\x{byte[0]:02x}'"
+
+
+def _container_at(text: str, pos: int) -> str:
+    """The innermost open '{' or '[' before `pos` (strings skipped)."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in text[:pos]:
+        if in_string:
+            escaped = not escaped and char == "\\"
+            in_string = escaped or char != '"'
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append(char)
+        elif char in "}]" and stack:
+            stack.pop()
+    return stack[-1] if stack else ""
+
+
+def go_json_error(text: str, err: ValueError) -> str:
+    """Python's JSONDecodeError in the words of Go's encoding/json SyntaxError."""
+    if not isinstance(err, json.JSONDecodeError):
+        literal = str(err)  # NaN, Infinity, -Infinity
+        return f"invalid character {_quote_char(literal.lstrip('-')[0])} looking for " \
+            "beginning of value"
+    pos, message = err.pos, err.msg
+    if message.startswith("Unterminated string") or not text[pos:].strip():
+        return "unexpected EOF"
+    char = text[pos]
+    quoted = _quote_char(char)
+    if message.startswith("Invalid control character"):
+        return f"invalid character {quoted} in string literal"
+    if message.startswith("Invalid \\escape"):
+        return f"invalid character {_quote_char(text[pos + 1])} in string escape code"
+    if message.startswith("Expecting property name"):
+        return f"invalid character {quoted} looking for beginning of object key string"
+    if message.startswith("Expecting ':'"):
+        return f"invalid character {quoted} after object key"
+    if message.startswith("Expecting ','"):
+        where = "object key:value pair" if _container_at(text, pos) == "{" \
+            else "array element"
+        return f"invalid character {quoted} after {where}"
+    for literal in ("true", "false", "null"):
+        if char == literal[0]:
+            got = text[pos:pos + len(literal)]
+            bad = next((i for i, c in enumerate(got) if c != literal[i]), len(got))
+            if bad < len(got):
+                return (f"invalid character {_quote_char(got[bad])} in literal {literal} "
+                        f"(expecting {_quote_char(literal[bad])})")
+            return "unexpected EOF"
+    return f"invalid character {quoted} looking for beginning of value"
+
+
+async def unless_disconnected(request: web.Request, future: asyncio.Future) -> Any:
+    """The future's result, unless the client goes away first: then the future is cancelled
+    and ConnectionResetError raised. aiohttp does not cancel a handler whose client left,
+    and a wait the docker CLI gave up on (`run -d` registers one) must not live on."""
+    while True:
+        done, _ = await asyncio.wait({future}, timeout=0.5)
+        if done:
+            return future.result()
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            future.cancel()
+            raise ConnectionResetError("the client went away")
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -18,11 +18,15 @@ from moorage.errors import InvalidParameter
 T = TypeVar("T")
 
 
-def w(name: str, default: Any = None, *, factory: Any = None) -> Any:
-    """A dataclass field whose JSON key is `name`."""
+def w(name: str, default: Any = None, *, factory: Any = None, strslice: bool = False,
+      omitempty: bool = False) -> Any:
+    """A dataclass field whose JSON key is `name`; `strslice` for Docker's StrSlice fields
+    (Cmd, Entrypoint, CapAdd, CapDrop), which also take a lone string; `omitempty` as Go's
+    tag: left out of the JSON when None or an empty string, list or map."""
+    metadata = {"wire": name, "strslice": strslice, "omitempty": omitempty}
     if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata={"wire": name})
-    return dataclasses.field(default=default, metadata={"wire": name})
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @cache
@@ -30,47 +34,72 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-# Go's names for the types dockerd decodes into, as its json errors print them.
-_JSON_NAMES = {str: "string", int: "int64", bool: "bool", float: "float64"}
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _go_type(tp: Any) -> str:
+    """The Go type dockerd decodes into, as encoding/json's errors print it."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return _go_type(next(a for a in typing.get_args(tp) if a is not type(None)))
+    if origin is tuple:
+        return "[]" + _go_type(typing.get_args(tp)[0])
+    if origin is dict:
+        key, item = typing.get_args(tp)
+        return f"map[{_go_type(key)}]{_go_type(item)}"
+    if dataclasses.is_dataclass(tp):
+        return f"container.{tp.__name__}"
+    return {str: "string", int: "int64", bool: "bool", float: "float64"}.get(
+        tp, "interface {}")
 
 
 def _type_error(where: str, expected: Any, value: Any) -> InvalidParameter:
-    got = {str: "string", bool: "bool", int: "number", float: "number", list: "array",
-           dict: "object"}.get(type(value), type(value).__name__)
-    name = _JSON_NAMES.get(expected, getattr(expected, "__name__", str(expected)))
+    """encoding/json's UnmarshalTypeError (Go 1.16, as dockerd 20.10 prints it):
+    `where` is "Struct.Field.Path", the innermost struct first."""
+    got = {str: "string", bool: "bool", list: "array", dict: "object"}.get(type(value))
+    if got is None:  # a number: Go names it with its literal when it does not fit
+        got = f"number {value}" if expected is int else "number"
     return InvalidParameter(f"json: cannot unmarshal {got} into Go struct field {where} "
-                            f"of type {name}")
+                            f"of type {_go_type(expected)}")
 
 
-def _value(tp: Any, value: Any, where: str) -> Any:
+def _value(tp: Any, value: Any, where: str, strslice: bool = False) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None:
             return None
         inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _value(inner[0], value, where)
+        return _value(inner[0], value, where, strslice)
     if value is None:
         return None
     if origin is tuple:
         item = typing.get_args(tp)[0]
-        if item is str and isinstance(value, str):  # Docker's strslice takes a lone string
-            return (value,)
+        if strslice:
+            # StrSlice.UnmarshalJSON falls back to a string: its errors name `string`.
+            if isinstance(value, str):
+                return (value,)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise _type_error(where, str, value)
         if not isinstance(value, list):
-            raise _type_error(where, list, value)
+            raise _type_error(where, tp, value)
         return tuple(_value(item, v, where) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise _type_error(where, dict, value)
+            raise _type_error(where, tp, value)
         _, item = typing.get_args(tp)
         return {str(k): _value(item, v, where) for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise _type_error(where, tp, value)
-        return decode(tp, value, where)  # type: ignore[arg-type]
+        path = where.partition(".")[2]
+        return decode(tp, value, path, struct=tp.__name__)  # type: ignore[arg-type]
     if tp is Any:
         return value
     if tp is int and isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if tp is int and isinstance(value, int) and not isinstance(value, bool) \
+            and not _INT64[0] <= value <= _INT64[1]:
+        raise _type_error(where, tp, value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
@@ -78,23 +107,36 @@ def _value(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def decode(cls: type[T], data: dict, where: str = "") -> T:
+def decode(cls: type[T], data: dict, path: str = "", *, struct: str = "") -> T:
+    """`data` as a `cls`; InvalidParameter naming "struct.path.Field" for a wrong type.
+    `path` is the field path of `data` in the request body (Go's UnmarshalTypeError.Field)
+    and `struct` the Go struct that holds it (the class name by default)."""
     hints = _hints(cls)
     kwargs = {}
+    struct = struct or cls.__name__  # type: ignore[attr-defined]
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         key = f.metadata["wire"]
         if key in data and data[key] is not None:
-            kwargs[f.name] = _value(hints[f.name], data[key],
-                                    f"{where}.{key}" if where else key)
+            field_path = f"{path}.{key}" if path else key
+            kwargs[f.name] = _value(hints[f.name], data[key], f"{struct}.{field_path}",
+                                    f.metadata.get("strslice", False))
     return cls(**kwargs)
 
 
 def encode(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.metadata["wire"]: encode(getattr(obj, f.name))
-                for f in dataclasses.fields(obj)}
+        doc = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if not (f.metadata.get("omitempty") and _empty(value)):
+                doc[f.metadata["wire"]] = encode(value)
+        return doc
     if isinstance(obj, tuple):
         return [encode(v) for v in obj]
     if isinstance(obj, dict):
         return {k: encode(v) for k, v in obj.items()}
     return obj
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | tuple | dict) and not value)

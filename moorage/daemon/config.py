@@ -38,6 +38,14 @@ class DaemonConfig:
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     live_restore: bool = False
+    # TLS for tcp:// hosts, dockerd's --tls/--tlsverify/--tlscacert/--tlscert/--tlskey.
+    # tls is None when neither the flag nor daemon.json said: tcp:// is then refused
+    # unless encrypted (dockerd 27+); tls=False asks for plain tcp:// explicitly.
+    tls: bool | None = None
+    tls_verify: bool = False
+    tls_ca_cert: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
     def runtime(self, name: str) -> Runtime:
         for runtime in self.runtimes:
@@ -99,6 +107,17 @@ def build(file_data: dict, flags: dict) -> DaemonConfig:
         registry_mirrors=tuple(merged.get("registry-mirrors") or ()),
         insecure_registries=tuple(merged.get("insecure-registries") or ()),
         live_restore=bool(merged.get("live-restore", False)),
+        tls=_tri_state(merged.get("tls")), tls_verify=bool(merged.get("tlsverify", False)),
+        tls_ca_cert=merged.get("tlscacert", ""), tls_cert=merged.get("tlscert", ""),
+        tls_key=merged.get("tlskey", ""),
     )
     config.runtime(config.default_runtime)
     return config
+
+
+def _tri_state(value: object) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.lower() not in ("false", "0", "no")
+    return bool(value)

@@ -19,7 +19,7 @@ class _Lookup(Protocol):
 def matches(container: Container, filters: dict[str, list[str]], lookup: _Lookup) -> bool:
     for key, values in filters.items():
         if key not in _KNOWN:
-            raise InvalidParameter(f"invalid filter '{key}'")
+            raise InvalidParameter(f"Invalid filter '{key}'")
         if values and not any(_one(container, key, v, lookup) for v in values):
             return False
     return True

@@ -14,11 +14,13 @@ import shutil
 from dataclasses import replace
 
 from moorage.api.containers.models import ContainerConfig, HostConfig, MountPoint
+from moorage.daemon.oci_spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemError
 from moorage.linux import libc
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LOG_DRIVERS = ("json-file", "none")
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
 def validate_name(name: str) -> str:
@@ -55,10 +57,37 @@ def merge_image_config(config: ContainerConfig, image: dict, container_id: str) 
         or defaults.get("ExposedPorts"))
 
 
+def validate_config(config: ContainerConfig) -> None:
+    """moby's validateContainerConfig."""
+    if config.working_dir and not os.path.isabs(config.working_dir):
+        raise InvalidParameter(f"the working directory '{config.working_dir}' is invalid, it "
+                               "needs to be an absolute path")
+    for item in config.env or ():
+        if not item.partition("=")[0]:
+            raise InvalidParameter(f"invalid environment variable: {item}")
+
+
+def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
+    """What dockerd fills in at create (daemon/create.go, adaptContainerSettings), so that
+    inspect shows the values the container really gets."""
+    swap = host.memory_swap
+    if host.memory > 0 and swap == 0:
+        swap = host.memory * 2
+    return replace(
+        host, runtime=host.runtime or default_runtime,
+        log_config=replace(host.log_config, type=host.log_config.type or "json-file"),
+        shm_size=host.shm_size or DEFAULT_SHM_SIZE, memory_swap=swap,
+        ipc_mode=host.ipc_mode or "private", network_mode=host.network_mode or "default",
+        masked_paths=host.masked_paths if host.masked_paths is not None or host.privileged
+        else MASKED_PATHS,
+        readonly_paths=host.readonly_paths if host.readonly_paths is not None
+        or host.privileged else READONLY_PATHS)
+
+
 def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
     if host.log_config.type and host.log_config.type not in _LOG_DRIVERS:
-        raise InvalidParameter(f"logger: no log driver named '{host.log_config.type}' "
-                               "is registered")
+        raise InvalidParameter(f"error looking up logging plugin {host.log_config.type}: "
+                               f'plugin "{host.log_config.type}" not found')
     if host.runtime and host.runtime not in runtimes:
         raise InvalidParameter(f"unknown or invalid runtime name: {host.runtime}")
     if host.memory and host.memory < 6 * 1024 * 1024:
@@ -75,13 +104,85 @@ def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
                                f"are only {os.cpu_count()} CPUs available")
     if host.shm_size < 0:
         raise InvalidParameter("SHM size can not be less than 0")
-    for mode in (host.pid_mode, host.ipc_mode, host.uts_mode):
+    if host.cpu_shares < 0:
+        raise InvalidParameter(f"invalid CPU shares ({host.cpu_shares}): value must be a "
+                               "positive integer")
+    if not -1000 <= host.oom_score_adj <= 1000:
+        raise InvalidParameter(f"Invalid value {host.oom_score_adj}, range for oom score adj "
+                               "is [-1000, 1000]")
+    _check_cpuset(host.cpuset_cpus, "cpus", "CPUs", "cpus")
+    _check_cpuset(host.cpuset_mems, "mems", "memory nodes", "mems")
+    for name in host.sysctls or {}:
+        _check_sysctl(name, host)
+    for kind, mode in (("PID", host.pid_mode), ("IPC", host.ipc_mode),
+                       ("UTS", host.uts_mode)):
         if mode not in ("", "host", "private", "shareable") and not mode.startswith("container:"):
-            raise InvalidParameter(f"invalid mode: {mode}")
+            raise InvalidParameter(f"Invalid {kind} mode: {mode}")
+
+
+def _destination(target: str, kind: str) -> None:
+    """moby's mount validation of a destination, in its words; `kind` prefixes them."""
+    prefix = f'invalid mount config for type "{kind}": ' if kind else ""
+    if not target or not os.path.isabs(target):
+        raise InvalidParameter(f"{prefix}invalid mount path: '{target}' mount path must be "
+                               "absolute")
+    if target == "/":
+        raise InvalidParameter(f"{prefix}invalid specification: destination can't be '/'")
+
+
+def _cpu_list(text: str) -> set[int] | None:
+    """A cpuset list ("0-2,5") as numbers; None when malformed."""
+    found: set[int] = set()
+    for part in text.split(","):
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            return None
+        first, last = int(low), int(high) if sep else int(low)
+        if last < first:
+            return None
+        found.update(range(first, last + 1))
+    return found
+
+
+def _check_cpuset(value: str, kind: str, what: str, cgroup_file: str) -> None:
+    """moby's IsCpusetCpusAvailable / IsCpusetMemsAvailable, in its words."""
+    if not value:
+        return
+    wanted = _cpu_list(value)
+    if wanted is None:
+        raise InvalidParameter(f"Invalid value {value} for cpuset {kind}")
+    try:
+        with open(f"/sys/fs/cgroup/cpuset/cpuset.{cgroup_file}") as f:
+            available_text = f.read().strip()
+    except OSError:
+        try:
+            with open(f"/sys/fs/cgroup/cpuset.{cgroup_file}.effective") as f:
+                available_text = f.read().strip()
+        except OSError:
+            return  # no cpuset controller: the runtime reports it
+    available = _cpu_list(available_text) or set()
+    if not wanted <= available:
+        raise InvalidParameter(f"Requested {what} are not available - requested {value}, "
+                               f"available: {available_text}")
+
+
+# Sysctls that live in the container's own namespaces (moby opts.ValidateSysctl).
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _check_sysctl(name: str, host: HostConfig) -> None:
+    if (name in _IPC_SYSCTLS or name.startswith("fs.mqueue.")) and host.ipc_mode != "host":
+        return
+    if name.startswith("net.") and host.network_mode != "host":
+        return
+    if name == "kernel.domainname" and host.uts_mode != "host":
+        return
+    raise InvalidParameter(f"sysctl '{name}' is not whitelisted")
 
 
 def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
-    """Binds ("src:dst[:opts]"), Mounts (bind, tmpfs, volume) and Tmpfs, checked."""
+    """Binds ("src:dst[:opts]"), Mounts (bind, tmpfs) and Tmpfs, checked."""
     points: list[MountPoint] = []
     for bind in host.binds or ():
         parts = bind.split(":")
@@ -92,6 +193,10 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
         if not os.path.isabs(source):
             raise InvalidParameter(f"invalid volume specification: '{bind}': named volumes "
                                    "are not supported yet")
+        try:
+            _destination(target, "bind")
+        except InvalidParameter as err:
+            raise InvalidParameter(f"invalid volume specification: '{bind}': {err}") from None
         bad = [o for o in options if o not in ("ro", "rw", "z", "Z", "private", "rprivate",
                                                "shared", "rshared", "slave", "rslave")]
         if bad:
@@ -105,6 +210,7 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             if not os.path.isabs(mount.source or ""):
                 raise InvalidParameter("invalid mount config for type \"bind\": invalid mount "
                                        f"path: '{mount.source}' mount path must be absolute")
+            _destination(mount.target, "bind")
             if not os.path.exists(mount.source):
                 raise InvalidParameter("invalid mount config for type \"bind\": bind source "
                                        f"path does not exist: {mount.source}")
@@ -116,6 +222,7 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             if mount.source:
                 raise InvalidParameter("invalid mount config for type \"tmpfs\": field Source "
                                        "must not be specified")
+            _destination(mount.target, "tmpfs")
             opts = []
             if mount.tmpfs_options and mount.tmpfs_options.size_bytes:
                 opts.append(f"size={mount.tmpfs_options.size_bytes}")
@@ -127,14 +234,10 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             raise InvalidParameter(f"mount type unknown or not supported yet: "
                                    f"\"{mount.type}\"")
     for target, options in (host.tmpfs or {}).items():
+        _destination(target, "")
         points.append(MountPoint("tmpfs", "", target, options, True, ""))
     seen = set()
     for point in points:
-        if not point.destination or not os.path.isabs(point.destination):
-            raise InvalidParameter(f"invalid mount config: mount path must be absolute: "
-                                   f"'{point.destination}'")
-        if point.destination == "/":
-            raise InvalidParameter("invalid specification: destination can't be '/'")
         if point.destination in seen:
             raise InvalidParameter(f"Duplicate mount point: {point.destination}")
         seen.add(point.destination)
@@ -167,6 +270,26 @@ def unmount_rootfs(container_dir: str) -> None:
     rootfs = os.path.join(container_dir, "rootfs")
     if os.path.ismount(rootfs):
         libc.umount2(rootfs, libc.MNT_DETACH)
+
+
+def graph_driver_data(container_dir: str, lower_dirs: list[str]) -> dict[str, str]:
+    """overlay2's GraphDriver.Data as dockerd shows it: the container's layer paths."""
+    return {"LowerDir": ":".join(lower_dirs),
+            "MergedDir": os.path.join(container_dir, "rootfs"),
+            "UpperDir": os.path.join(container_dir, "diff"),
+            "WorkDir": os.path.join(container_dir, "work")}
+
+
+def tree_size(path: str) -> int:
+    """Bytes of the regular files under `path` (links not followed), as `docker ps -s`."""
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except OSError:
+                pass  # removed while we walk
+    return total
 
 
 def remove_container_dir(container_dir: str) -> None:
@@ -230,8 +353,10 @@ def resolve_user(rootfs: str, user: str, group_add: tuple[str, ...]) \
         raise InvalidParameter(f"unable to find user {name}: no matching entries in passwd file")
     if group:
         gid = _group_id(groups, group)
-    extra = [int(g[2]) for g in groups if entry is not None and len(g) > 3
-             and entry[0] in g[3].split(",") and int(g[2]) != gid]
+    # The primary group is also a supplementary one, as with dockerd and runc (`id` shows
+    # groups=<gid>).
+    extra = [gid] + [int(g[2]) for g in groups if entry is not None and len(g) > 3
+                     and entry[0] in g[3].split(",") and int(g[2]) != gid]
     extra += [_group_id(groups, g) for g in group_add]
     return uid, gid, tuple(extra)
 

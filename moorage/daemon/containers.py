@@ -34,7 +34,14 @@ from moorage.daemon.execs import ExecManager
 from moorage.daemon.images import ImageService
 from moorage.daemon.names import generate_name
 from moorage.daemon.shims import ShimError, ShimStream, Zygote, request
-from moorage.errors import Conflict, InvalidParameter, NotFound, NotModified, SystemError
+from moorage.errors import (
+    Conflict,
+    InvalidParameter,
+    MoorError,
+    NotFound,
+    NotModified,
+    SystemError,
+)
 from moorage.shim.stdio import now_rfc3339nano
 from moorage.shim.wire import ShimConfig
 
@@ -83,8 +90,13 @@ class ContainerService:
                     await self._exited(container.id, self._read_exit_file(container.id))
 
     async def stop(self) -> None:
+        """The daemon is going away; containers are not (their shims outlive it)."""
         for task in self._monitors.values():
             task.cancel()
+        # Pending waits end with the daemon, as their connections do with dockerd's.
+        for waiters in self._waiters.values():
+            for _, future in waiters:
+                future.cancel()
         self.zygote.stop()
         self.store.close()
 
@@ -155,30 +167,32 @@ class ContainerService:
             name = setup.validate_name(name)
         if not config.image:
             raise InvalidParameter("config cannot be empty in order to create a container")
+        # dockerd's order (daemon/create.go): the settings, then the image, then the command.
+        setup.validate_config(config)
+        setup.validate_host_config(host, tuple(r.name for r in self.config.runtimes))
+        if host.security_opt:
+            oci_spec.security_options(host.security_opt)
+        oci_spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
+        if config.stop_signal:
+            oci_spec.parse_signal(config.stop_signal)
+        mounts = setup.mount_points(host)
+        for mode in (host.pid_mode, host.ipc_mode):
+            if mode.startswith("container:"):
+                self.get(mode.partition(":")[2])
         image = await asyncio.to_thread(self.images.resolve, config.image)
         container_id = secrets.token_hex(32)
         merged = setup.merge_image_config(config, image.config, container_id)
         command = [*(merged.entrypoint or ()), *(merged.cmd or ())]
         if not command:
             raise InvalidParameter("No command specified")
-        setup.validate_host_config(host, tuple(r.name for r in self.config.runtimes))
-        if host.security_opt:
-            oci_spec.security_options(host.security_opt)
-        oci_spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
         if merged.stop_signal:
             oci_spec.parse_signal(merged.stop_signal)
-        mounts = setup.mount_points(host)
-        for mode in (host.pid_mode, host.ipc_mode):
-            if mode.startswith("container:"):
-                self.get(mode.partition(":")[2])
         if not name:
             taken = {c.name for c in self.containers.values()}
             name = "/" + generate_name(lambda n: "/" + n in taken)
         self._check_name_free(name)
         directory = self._dir(container_id)
-        host = replace(host, runtime=host.runtime or self.config.default_runtime,
-                       log_config=replace(host.log_config,
-                                          type=host.log_config.type or "json-file"))
+        host = setup.host_defaults(host, self.config.default_runtime)
         container = Container(
             id=container_id, created=now_rfc3339nano(), path=command[0],
             args=tuple(command[1:]), state=State(), image=image.id,
@@ -217,21 +231,19 @@ class ContainerService:
             await self._start(container)
 
     async def _start(self, container: Container) -> None:
-        directory = self._dir(container.id)
         try:
             shim_config = await asyncio.to_thread(self._prepare, container)
             reply = await asyncio.to_thread(self.zygote.spawn, shim_config)
-        except Exception:
-            await asyncio.to_thread(setup.unmount_rootfs, directory)
+        except MoorError as err:
+            await self._start_failed(container, 128, err)
             raise
+        except Exception as err:
+            failure = SystemError(f"starting container: {err}")
+            await self._start_failed(container, 128, failure)
+            raise failure from err
         if "error" in reply:
-            await asyncio.to_thread(setup.unmount_rootfs, directory)
             code, error = _start_error(reply["error"])
-            self._set_state(container.id, exit_code=code, error=str(error),
-                            finished_at=now_rfc3339nano())
-            self._notify(container.id, "start-failed", code, str(error))
-            if container.host_config.auto_remove:
-                await self._remove(self.containers[container.id])
+            await self._start_failed(container, code, error)
             raise error
         socket_path = shim_config.socket_path
         for options, future in self._pending_attach.pop(container.id, []):
@@ -250,6 +262,16 @@ class ContainerService:
                         pid=int(started["pid"]), exit_code=0, error="", oom_killed=False,
                         started_at=now_rfc3339nano(), finished_at=ZERO_TIME)
         self._monitor(container.id)
+
+    async def _start_failed(self, container: Container, code: int, error: Exception) -> None:
+        """As dockerd's start failure: the container stays created with the code and error;
+        waiters and pending attaches learn of it, AutoRemove removes it."""
+        await asyncio.to_thread(setup.unmount_rootfs, self._dir(container.id))
+        self._set_state(container.id, exit_code=code, error=str(error),
+                        finished_at=now_rfc3339nano())
+        self._notify(container.id, "start-failed", code, str(error))
+        if container.host_config.auto_remove:
+            await self._remove(self.containers[container.id])
 
     def _prepare(self, container: Container) -> ShimConfig:
         """Blocking: rootfs, /etc files, config.json; the shim's configuration."""
@@ -322,7 +344,9 @@ class ContainerService:
         """Wake waiters: exits satisfy not-running/next-exit, removal satisfies all."""
         kept = []
         for condition, future in self._waiters.get(container_id, []):
-            done = event == "removed" or condition != "removed" or event == "start-failed"
+            # dockerd clears the error when it removes the container: a "removed" waiter
+            # sees the exit code alone (State.SetRemoved).
+            done = event == "removed" or condition != "removed"
             if done and not future.done():
                 future.set_result((code, error))
             elif not done:
@@ -356,11 +380,14 @@ class ContainerService:
         return container
 
     async def container_kill(self, ref: str, sig: str = "") -> None:
-        container = self.get(ref)
+        try:
+            container = self.get(ref)
+        except NotFound as err:
+            raise NotFound(f"Cannot kill container: {ref}: {err}") from None
+        number = oci_spec.parse_signal(sig or "SIGKILL")
         if not container.state.running:
             raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not "
                            "running")
-        number = oci_spec.parse_signal(sig or "SIGKILL")
         await request(self._socket(container.id), {"op": "kill", "signal": number,
                                                    "all": number == signal.SIGKILL})
 
@@ -399,6 +426,9 @@ class ContainerService:
         await self.container_start(container.id)
 
     async def container_pause(self, ref: str, pause: bool) -> None:
+        container = self.get(ref)
+        if not pause and not container.state.paused:
+            raise Conflict(f"Container {container.id} is not paused")
         container = self._running(ref)
         if pause and container.state.paused:
             raise Conflict(f"Container {container.id} is already paused")
@@ -440,7 +470,10 @@ class ContainerService:
         container = self.get(ref)
         if not new_name:
             raise InvalidParameter("Neither old nor new names may be empty")
-        name = setup.validate_name(new_name)
+        try:
+            name = setup.validate_name("/" + new_name.lstrip("/"))
+        except InvalidParameter as err:
+            raise InvalidParameter(f"Error when allocating new name: {err}") from None
         if name == container.name:
             raise InvalidParameter("Renaming a container with the same name as its current "
                                    "name")
@@ -454,7 +487,9 @@ class ContainerService:
         from moorage.daemon.container_filters import matches
 
         found = sorted(self.containers.values(), key=lambda c: c.created, reverse=True)
-        if not all and not filters.get("status") and not filters.get("exited"):
+        # A limit lists containers in every state (docker ps --last/-n "includes all states").
+        if not all and not (limit and limit > 0) and not filters.get("status") \
+                and not filters.get("exited"):
             found = [c for c in found if c.state.running]
         found = [c for c in found if matches(c, filters, self)]
         return found[:limit] if limit and limit > 0 else found
@@ -467,6 +502,23 @@ class ContainerService:
         return container, read_log(
             container.log_path, since=since, until=until, tail=tail, follow=follow,
             running=lambda: self._is_running(container.id))
+
+    def graph_driver_data(self, container: Container) -> dict[str, str]:
+        try:
+            lower = self.images.resolve(container.image).lower_dirs
+        except NotFound:  # the image was removed by force: the container keeps its layers
+            lower = []
+        return setup.graph_driver_data(self._dir(container.id), lower)
+
+    async def container_size(self, container: Container) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): the writable layer, and it plus the image."""
+        rw = await asyncio.to_thread(setup.tree_size, os.path.join(self._dir(container.id),
+                                                                   "diff"))
+        try:
+            image = self.images.lookup(container.image, retained=True).size
+        except NotFound:
+            image = 0
+        return rw, rw + image
 
     def _is_running(self, container_id: str) -> bool:
         container = self.containers.get(container_id)

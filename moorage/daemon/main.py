@@ -8,6 +8,7 @@ import grp
 import logging
 import os
 import signal
+import ssl
 import sys
 
 from moorage.errors import MoorError
@@ -29,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--registry-mirror", action="append", default=[])
     parser.add_argument("--insecure-registry", action="append", default=[])
     parser.add_argument("--live-restore", action="store_true", default=None)
+    parser.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
+                        help="use TLS on tcp:// hosts (--tls=false: plain TCP, insecure)")
+    parser.add_argument("--tlsverify", action="store_true", default=None,
+                        help="use TLS and require client certificates signed by --tlscacert")
+    parser.add_argument("--tlscacert", help="CA certificate that client certificates must "
+                        "chain to")
+    parser.add_argument("--tlscert", help="the daemon's certificate")
+    parser.add_argument("--tlskey", help="the daemon's private key")
     return parser
 
 
@@ -52,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             "data-root": args.data_root, "exec-root": args.exec_root, "hosts": args.hosts,
             "log-level": args.log_level, "default-runtime": args.default_runtime,
             "registry-mirrors": args.registry_mirror,
-            "insecure-registries": args.insecure_registry, "live-restore": args.live_restore})
+            "insecure-registries": args.insecure_registry, "live-restore": args.live_restore,
+            "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
+            "tlscert": args.tlscert, "tlskey": args.tlskey})
     except MoorError as err:
         sys.stderr.write(f"moord: {err}\n")
         return 1
@@ -88,19 +99,32 @@ async def serve(config: object) -> int:
     exec_routes(app, engine.containers)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    sockets = []
-    for host in config.hosts:
-        if not host.startswith("unix://"):
-            raise MoorError(f"unsupported host {host!r}: only unix:// sockets for now")
-        path = host[len("unix://"):]
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        if os.path.exists(path):
-            os.unlink(path)
-        site = web.UnixSite(runner, path)
-        await site.start()
-        _restrict_socket(path)
-        sockets.append(path)
-        log.info("API listen on %s", path)
+    sockets: list[str] = []
+    try:
+        # Every tcp:// host is checked (addresses, TLS files) before anything listens.
+        tcp = {host: _tcp_listener(host, config) for host in config.hosts
+               if host.startswith("tcp://")}
+        for host in config.hosts:
+            if host in tcp:
+                address, port, context = tcp[host]
+                await web.TCPSite(runner, address, port, ssl_context=context).start()
+                log.info("API listen on %s:%s%s", address, port, " (TLS)" if context else "")
+                continue
+            if not host.startswith("unix://"):
+                raise MoorError(f"unsupported host {host!r}: unix:// or tcp://")
+            path = host[len("unix://"):]
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if os.path.exists(path):
+                os.unlink(path)
+            site = web.UnixSite(runner, path)
+            await site.start()
+            _restrict_socket(path)
+            sockets.append(path)
+            log.info("API listen on %s", path)
+    except BaseException:
+        await runner.cleanup()
+        await engine.stop()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -116,6 +140,47 @@ async def serve(config: object) -> int:
         except FileNotFoundError:
             pass
     return 0
+
+
+def _tcp_listener(host: str, config: object) -> tuple[str, int, ssl.SSLContext | None]:
+    """tcp://ADDR:PORT: its address, port and TLS context (client certificates required
+    with tlsverify), as dockerd. Plain TCP only with an explicit --tls=false."""
+    from moorage.daemon.config import DaemonConfig
+
+    assert isinstance(config, DaemonConfig)
+    address, _, port = host[len("tcp://"):].rpartition(":")
+    if not port.isdigit():
+        raise MoorError(f"invalid host {host!r}: expected tcp://ADDRESS:PORT")
+    address = address.strip("[]") or "0.0.0.0"
+    if config.tls_verify or config.tls:
+        return address, int(port), _tls_context(config)
+    if config.tls is None:
+        raise MoorError(f"refusing to serve the API on {host} without encryption: it gives "
+                        "root on this host to anyone who can reach it. Use --tlsverify with "
+                        "--tlscacert, --tlscert and --tlskey, or --tls=false to accept it")
+    log.warning("API is accessible on http://%s:%s without encryption: access to the "
+                "remote API is equivalent to root access on the host", address, port)
+    return address, int(port), None
+
+
+def _tls_context(config: object) -> ssl.SSLContext:
+    from moorage.daemon.config import DaemonConfig
+
+    assert isinstance(config, DaemonConfig)
+    if not (config.tls_cert and config.tls_key):
+        raise MoorError("TLS needs --tlscert and --tlskey")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2  # dockerd's minimum
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+        if config.tls_verify:
+            if not config.tls_ca_cert:
+                raise MoorError("--tlsverify needs --tlscacert")
+            context.load_verify_locations(config.tls_ca_cert)
+            context.verify_mode = ssl.CERT_REQUIRED
+    except (OSError, ssl.SSLError) as err:
+        raise MoorError(f"could not load the TLS configuration: {err}") from None
+    return context
 
 
 def _restrict_socket(path: str) -> None:

@@ -60,17 +60,18 @@ def capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
         return list(all_capabilities())
     known = set(all_capabilities())
 
-    def norm(names: tuple[str, ...]) -> list[str]:
+    def norm(names: tuple[str, ...], field: str) -> list[str]:
         out = []
         for name in names:
             upper = name.upper()
             full = upper if upper.startswith("CAP_") or upper == "ALL" else "CAP_" + upper
             if full != "ALL" and full not in known:
-                raise InvalidParameter(f"unknown capability: {name!r}")
+                # moby: validateCapabilities wraps NormalizeLegacyCapabilities' %q error.
+                raise InvalidParameter(f'invalid {field}: unknown capability: "{full}"')
             out.append(full)
         return out
 
-    add, drop = norm(cap_add), norm(cap_drop)
+    add, drop = norm(cap_add, "CapAdd"), norm(cap_drop, "CapDrop")
     if "ALL" in add:
         base = list(all_capabilities())
     elif "ALL" in drop:
@@ -284,8 +285,10 @@ def build(container: Container, inputs: SpecInputs) -> dict:
         "sysctl": dict(host.sysctls or {}),
     }
     if not host.privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
-        linux["readonlyPaths"] = list(READONLY_PATHS)
+        linux["maskedPaths"] = list(MASKED_PATHS if host.masked_paths is None
+                                    else host.masked_paths)
+        linux["readonlyPaths"] = list(READONLY_PATHS if host.readonly_paths is None
+                                      else host.readonly_paths)
         if not unconfined:
             linux["seccomp"] = seccomp_profile(profile or default_seccomp(), caps)
     spec = {

@@ -242,9 +242,9 @@ def _api(moord: Daemon, method: str, path: str, body: bytes | None = None) -> tu
 @pytest.mark.parametrize(("body", "message"), [
     (b"{bad", "invalid"),
     (json.dumps({"Image": IMAGE, "Cmd": ["true"], "HostConfig": {"Memory": "x"}}).encode(),
-     "cannot unmarshal string into Go struct field HostConfig.Memory of type int64"),
+     "cannot unmarshal string into Go struct field HostConfig.HostConfig.Memory of type int64"),
     (json.dumps({"Image": IMAGE, "Cmd": ["true"], "Tty": "yes"}).encode(),
-     "cannot unmarshal string into Go struct field Tty of type bool"),
+     "cannot unmarshal string into Go struct field ContainerConfigWrapper.Tty of type bool"),
     (json.dumps({"Image": IMAGE, "Cmd": ["true"],
                  "HostConfig": {"Binds": ["relative:/x"]}}).encode(), "invalid volume"),
     (json.dumps({"Image": IMAGE, "Cmd": ["true"],

@@ -93,5 +93,11 @@ class ContainerBackend(Protocol):
                                stderr: bool) -> tuple[Container, asyncio.Future]:
         """The future gives the ProcessStream once the container runs."""
 
+    def graph_driver_data(self, container: Container) -> dict[str, str]:
+        """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
+
+    async def container_size(self, container: Container) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs) in bytes; walks the writable layer."""
+
     async def container_resize(self, ref: str, height: int, width: int,
                                exec_id: str = "") -> None: ...

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import os
 import time
 
 from aiohttp import web
@@ -20,18 +21,48 @@ from moorage.api.server import (
     query_filters,
     query_int,
     read_json,
+    unless_disconnected,
 )
 from moorage.api.wire import decode, encode
-from moorage.errors import InvalidParameter
+from moorage.errors import InvalidParameter, MoorError
 from moorage.protocol import stdcopy
 
+# dockerd's NetworkSettings before the container has joined a network (networking has an
+# issue of its own): every field present, empty.
+_NETWORK_SETTINGS = {
+    "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+    "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
+    "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+    "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+    "MacAddress": "", "Networks": {},
+}
+# HostConfig fields this engine does not implement, with the values dockerd shows for them
+# (API v1.41 HostConfig), so that inspect has every key a client may read.
+_HOST_CONFIG_DEFAULTS = {
+    "PortBindings": {}, "PublishAllPorts": False, "Links": None, "Cgroup": "",
+    "CgroupnsMode": "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    else "host", "UsernsMode": "", "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
+    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0, "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None,
+    "KernelMemory": 0, "KernelMemoryTCP": 0, "MemorySwappiness": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+}
 
-def inspect_document(container: Container, exec_ids: list[str]) -> dict:
+
+def inspect_document(container: Container, exec_ids: list[str], graph: dict[str, str],
+                     size: tuple[int, int] | None) -> dict:
     doc = encode(container)
     doc["ExecIDs"] = exec_ids or None
-    doc["SizeRw"] = None
-    doc["GraphDriver"] = {"Name": "overlay2", "Data": None}
-    doc["NetworkSettings"] = {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {}}
+    doc["HostConfig"] = {**_HOST_CONFIG_DEFAULTS, **doc["HostConfig"]}
+    if size is not None:
+        doc["SizeRw"], doc["SizeRootFs"] = size
+    # HostConfig.Tmpfs mounts are not mount points: dockerd's Mounts leaves them out.
+    tmpfs = container.host_config.tmpfs or {}
+    doc["Mounts"] = [m for m in doc["Mounts"]
+                     if not (m["Type"] == "tmpfs" and m["Destination"] in tmpfs)]
+    doc["GraphDriver"] = {"Name": "overlay2", "Data": graph}
+    doc["NetworkSettings"] = _NETWORK_SETTINGS
     return doc
 
 
@@ -78,27 +109,39 @@ def status_text(container: Container) -> str:
     return state.status.capitalize()
 
 
-def summary(container: Container) -> dict:
-    command = " ".join([container.path, *container.args])
-    return {
+def command_text(container: Container) -> str:
+    """The list's Command: arguments with a space quoted in '' (moby daemon/list.go)."""
+    args = [f"'{a}'" if " " in a else a for a in container.args]
+    return " ".join([container.path, *args])
+
+
+def summary(container: Container, size: tuple[int, int] | None) -> dict:
+    doc = {
         "Id": container.id, "Names": [container.name], "Image": container.config.image,
-        "ImageID": container.image, "Command": command,
+        "ImageID": container.image, "Command": command_text(container),
         "Created": int(_seconds(container.created)), "Ports": [],
         "Labels": container.config.labels, "State": container.state.status,
         "Status": status_text(container),
-        "HostConfig": {"NetworkMode": container.host_config.network_mode or "none"},
+        "HostConfig": {"NetworkMode": container.host_config.network_mode or "default"},
         "NetworkSettings": {"Networks": {}},
         "Mounts": [encode(m) for m in container.mounts],
     }
+    if size is not None:
+        doc["SizeRw"], doc["SizeRootFs"] = size
+    return doc
 
 
 def _body_models(body: dict) -> tuple[ContainerConfig, HostConfig]:
-    host_raw = body.get("HostConfig") or {}
-    if not isinstance(host_raw, dict):
-        raise InvalidParameter("json: cannot unmarshal into Go struct field "
-                               "HostConfig of type container.HostConfig")
-    return decode(ContainerConfig, body), decode(HostConfig, host_raw, "HostConfig")
-
+    host_raw = body.get("HostConfig")
+    if host_raw is not None and not isinstance(host_raw, dict):
+        kind = "array" if isinstance(host_raw, list) else "string" \
+            if isinstance(host_raw, str) else "number"
+        raise InvalidParameter(f"json: cannot unmarshal {kind} into Go struct field "
+                               "ContainerConfigWrapper.HostConfig of type container.HostConfig")
+    # dockerd decodes the body into runconfig.ContainerConfigWrapper (Config embedded);
+    # errors name its fields so.
+    return (decode(ContainerConfig, body, struct="ContainerConfigWrapper"),
+            decode(HostConfig, host_raw or {}, "HostConfig"))
 
 
 async def relay(client: Hijacked, process: ProcessStream, tty: bool, stdin: bool) -> None:
@@ -137,11 +180,16 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         found = backend.container_list(all=query_bool(request, "all"),
                                        limit=query_int(request, "limit"),
                                        filters=query_filters(request))
-        return json_response([summary(c) for c in found])
+        size = query_bool(request, "size")
+        return json_response([summary(c, await backend.container_size(c) if size else None)
+                              for c in found])
 
     async def get_container_inspect(request: web.Request) -> web.Response:
         container = backend.get(request.match_info["name"])
-        return json_response(inspect_document(container, backend.execs.ids_of(container.id)))
+        size = await backend.container_size(container) if query_bool(request, "size") \
+            else None
+        return json_response(inspect_document(container, backend.execs.ids_of(container.id),
+                                              backend.graph_driver_data(container), size))
 
     async def post_containers_start(request: web.Request) -> web.Response:
         await backend.container_start(request.match_info["name"])
@@ -177,7 +225,10 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         # before it starts the container.
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
-        code, error = await future
+        try:
+            code, error = await unless_disconnected(request, future)
+        except ConnectionResetError:
+            return response
         result: dict = {"StatusCode": code}
         if error:
             result["Error"] = {"Message": error}
@@ -202,17 +253,34 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         return web.Response(status=200)
 
     async def post_containers_attach(request: web.Request) -> web.StreamResponse:
-        stdin = query_bool(request, "stdin")
-        container, future = await backend.container_attach(
-            request.match_info["name"], stdin=stdin, stdout=query_bool(request, "stdout"),
-            stderr=query_bool(request, "stderr"))
+        name = request.match_info["name"]
+        stdin, stdout = query_bool(request, "stdin"), query_bool(request, "stdout")
+        stderr = query_bool(request, "stderr")
+        container = backend.get(name)
+        # logs=1 replays the log first (moby containerAttach); read before attaching, so a
+        # line is replayed or streamed, not both.
+        replay = [e async for e in backend.container_logs(
+            name, follow=False, since=0, until=0, tail=None)[1]] \
+            if query_bool(request, "logs") and container.log_path else []
+        future = None
+        if query_bool(request, "stream"):
+            # Registered before the 101: the client starts the container once it has it.
+            container, future = await backend.container_attach(
+                name, stdin=stdin, stdout=stdout, stderr=stderr)
         tty = container.config.tty
         client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
         try:
-            process = await future
-        except Exception:
+            for entry in replay:
+                stream = stdcopy.STDOUT if entry.stream == "stdout" else stdcopy.STDERR
+                if (stdout and stream == stdcopy.STDOUT) or (stderr and stream == stdcopy.STDERR):
+                    await client.write(entry.line if tty else stdcopy.frame(stream, entry.line))
+            process = await future if future is not None else None
+        except ConnectionError:
             return client.response
-        await relay(client, process, tty, stdin)
+        except MoorError:  # the start failed or the container went away: end the stream
+            return client.response
+        if process is not None:
+            await relay(client, process, tty, stdin)
         return client.response
 
     async def get_containers_logs(request: web.Request) -> web.StreamResponse:
