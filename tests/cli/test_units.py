@@ -7,10 +7,11 @@ import io
 import pytest
 
 from moorage.cli.flags import BOOL, LIST, STR, UsageError, flag, parse
-from moorage.cli.output import human_duration, human_size, tabulate
+from moorage.cli.output import human_size, tabulate
 from moorage.cli.progress import Progress, bar, go_duration
 from moorage.cli.session import CommandError
 from moorage.cli.template import Template
+from moorage.protocol.units import human_duration
 
 FLAGS = (flag("d|detach", BOOL, ""), flag("i|interactive", BOOL, ""), flag("t|tty", BOOL, ""),
          flag("e|env", LIST, ""), flag("name", STR, ""), flag("p|publish", LIST, ""))

@@ -26,6 +26,7 @@ from moorage.api.server import (
 from moorage.api.wire import decode, encode
 from moorage.errors import InvalidParameter, MoorError
 from moorage.protocol import stdcopy
+from moorage.protocol.units import human_duration
 
 # dockerd's NetworkSettings before the container has joined a network (networking has an
 # issue of its own): every field present, empty.
@@ -69,33 +70,6 @@ def inspect_document(container: Container, exec_ids: list[str], graph: dict[str,
 def _seconds(stamp: str) -> float:
     whole = stamp.rstrip("Z").partition(".")[0]
     return datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
-
-
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration, as `docker ps` shows ages."""
-    s = int(seconds)
-    minutes, hours = s // 60, s // 3600
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def status_text(container: Container) -> str:
