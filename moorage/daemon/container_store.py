@@ -30,6 +30,10 @@ class ContainerStore:
                                    check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
+        # As the image tables (store/metadata.py): WAL + NORMAL survives a process
+        # crash (kill -9), the guarantee DESIGN.md asks for; FULL added an fdatasync
+        # to every commit, on the event loop: 0.3-2.7 ms each, four per `run --rm`.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
 
     def load_all(self) -> list[Container]:

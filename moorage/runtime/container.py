@@ -166,8 +166,6 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
             directory: str, cleanup: list, internal_console: bool) -> Created:
     linux = config.get("linux", {})
     cgroup = new_manager(linux.get("cgroupsPath"), opts.container_id, opts.cgroup_mode)
-    cgroup.create(cgroup_resources(linux))
-    cleanup.append(cgroup.destroy)
     fifo_path = os.path.join(directory, state_mod.FIFO_NAME)
     os.mkfifo(fifo_path)
     # Writable by the container's user whoever it is, readable only by us (runc's mode).
@@ -183,9 +181,14 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         import socket
 
         console, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The cgroups are made while the init forks, unshares and mounts on the other
+    # CPU (they took 5.6 ms of the shim's 23 ms create before its fork, measured).
+    # The init waits for EOF on this pipe before it mounts them: a close, unlike a
+    # message, cannot SIGPIPE us when the init has failed first.
+    cgroups_r, cgroups_w = os.pipe()
     ctx = InitContext(
         container_id=opts.container_id, config=config, bundle=opts.bundle, rootfs=rootfs,
-        process=prepared, fifo_fd=fifo_fd,
+        process=prepared, fifo_fd=fifo_fd, cgroups_fd=cgroups_r,
         console_fd=console_child.fileno() if console_child is not None else None,
         preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
         cgroup_mounts=_cgroup_mounts(cgroup.paths),
@@ -197,8 +200,10 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
     stage1_pid = os.fork()
     if stage1_pid == 0:
         parent.close()
+        os.close(cgroups_w)
         stage1(ctx, child)
     child.close()
+    os.close(cgroups_r)
     os.close(fifo_fd)
     if console_child is not None and console_child is not console:
         console_child.close()  # type: ignore[attr-defined]
@@ -215,6 +220,12 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
     cleanup.append(kill_init)
     new_namespaces = _new_namespaces(config)
     try:
+        try:
+            cgroup.create(cgroup_resources(linux))
+        finally:
+            os.close(cgroups_w)
+        # Destroyed after the init is killed: a cgroup with a process in it stays.
+        cleanup.insert(len(cleanup) - 1, cgroup.destroy)
         if ctx.join_cgroup_first:
             cgroup.add_process(stage1_pid)
             parent.send("go")

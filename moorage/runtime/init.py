@@ -31,12 +31,13 @@ if TYPE_CHECKING:
 class InitContext:
     """What the init stages need; built by the runtime before it forks."""
 
-    __slots__ = ("bundle", "cgroup_mounts", "config", "console_fd", "container_id", "fifo_fd",
-                 "join_cgroup_first", "no_pivot", "preserve_fds", "process", "rootfs")
+    __slots__ = ("bundle", "cgroup_mounts", "cgroups_fd", "config", "console_fd",
+                 "container_id", "fifo_fd", "join_cgroup_first", "no_pivot", "preserve_fds",
+                 "process", "rootfs")
 
     def __init__(self, *, container_id: str, config: dict, bundle: str, rootfs: str,
-                 process: PreparedProcess,
-                 fifo_fd: int, console_fd: int | None, preserve_fds: int, no_pivot: bool,
+                 process: PreparedProcess, fifo_fd: int, cgroups_fd: int,
+                 console_fd: int | None, preserve_fds: int, no_pivot: bool,
                  cgroup_mounts: list[tuple[str, str]], join_cgroup_first: bool) -> None:
         self.container_id = container_id
         self.config = config
@@ -44,6 +45,8 @@ class InitContext:
         self.rootfs = rootfs
         self.process = process
         self.fifo_fd = fifo_fd
+        # Reaches EOF once the runtime has made the container's cgroups.
+        self.cgroups_fd = cgroups_fd
         self.console_fd = console_fd
         self.preserve_fds = preserve_fds
         self.no_pivot = no_pivot
@@ -137,7 +140,8 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     rootfs = ctx.rootfs
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
     fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts,
-                 cgroupns=any(ns["type"] == "cgroup" for ns in linux.get("namespaces", [])))
+                 cgroupns=any(ns["type"] == "cgroup" for ns in linux.get("namespaces", [])),
+                 cgroups_ready=lambda: _wait_for_eof(ctx.cgroups_fd))
     if any(m["destination"] == "/dev" for m in mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], userns)
     hooks = config.get("hooks", {})
@@ -184,6 +188,12 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     if hooks.get("startContainer"):
         _run_hooks(ctx, "startContainer", "created", os.getpid())
     ctx.process.execve(executable)
+
+
+def _wait_for_eof(fd: int) -> None:
+    while os.read(fd, 1):
+        pass
+    os.close(fd)
 
 
 def _import_console() -> ModuleType:

@@ -21,6 +21,10 @@ from moorage.runtime.mounts import (
     resolve_in_root,
 )
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see init.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # (name, type, major, minor): the devices every container gets
 # (runtime-spec config-linux.md "Default Devices").
 DEFAULT_DEVICES = (
@@ -63,9 +67,18 @@ def _make_parent_mount_private(rootfs: str) -> None:
 
 
 def mount_all(rootfs: str, bundle: str, mounts: list[dict],
-              cgroup_mounts: list[tuple[str, str]], cgroupns: bool) -> None:
+              cgroup_mounts: list[tuple[str, str]], cgroupns: bool,
+              cgroups_ready: Callable[[], object]) -> None:
+    """Mount every entry; `cgroups_ready` (called once, before the first cgroup mount
+    or at the end) waits for the runtime to finish making the container's cgroups."""
+    waiting = True
     for entry in mounts:
+        if waiting and entry.get("type") in ("cgroup", "cgroup2"):
+            cgroups_ready()
+            waiting = False
         mount_entry(rootfs, bundle, entry, cgroup_mounts, cgroupns)
+    if waiting:
+        cgroups_ready()
 
 
 def mount_entry(rootfs: str, bundle: str, entry: dict,
