@@ -122,8 +122,10 @@ def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
 
 def _destination(target: str, kind: str) -> None:
     """moby's mount validation of a destination, in its words; `kind` prefixes them."""
-    prefix = f'invalid mount config for type "{kind}": ' if kind else ""
-    if not target or not os.path.isabs(target):
+    prefix = _config_error(kind) if kind else ""
+    if not target and kind:
+        raise InvalidParameter(f"{prefix}field Target must not be empty")
+    if not os.path.isabs(target):
         raise InvalidParameter(f"{prefix}invalid mount path: '{target}' mount path must be "
                                "absolute")
     if target == "/":
@@ -181,48 +183,90 @@ def _check_sysctl(name: str, host: HostConfig) -> None:
     raise InvalidParameter(f"sysctl '{name}' is not whitelisted")
 
 
+# moby volume/mounts/linux_parser.go: the words a Binds mode may hold, one of each kind.
+_MODE_KINDS = ({"ro", "rw"}, {"z", "Z"}, {"private", "rprivate", "shared", "rshared", "slave",
+                                         "rslave"},
+               {"nocopy"}, {"consistent", "cached", "delegated"})
+_PROPAGATIONS = _MODE_KINDS[2]
+
+
+def _valid_mode(mode: str) -> bool:
+    words = mode.split(",") if mode else []
+    counts = [sum(1 for w in words if w in kind) for kind in _MODE_KINDS]
+    return sum(counts) == len(words) and max(counts, default=0) <= 1
+
+
+def _bind_spec(bind: str) -> MountPoint:
+    """One Binds entry, "src:dst[:mode]": a host path (bind) or a volume name (volume)."""
+    parts = bind.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise InvalidParameter(f"invalid volume specification: '{bind}'")
+    source, target = parts[0], parts[1]
+    mode = parts[2] if len(parts) == 3 else ""
+    if not _valid_mode(mode):
+        raise InvalidParameter(f"invalid mode: {mode}")
+    options = mode.split(",")
+    kind = "bind" if os.path.isabs(source) else "volume"
+    try:
+        _destination(target, kind)
+        if kind == "bind" and "nocopy" in options:
+            raise InvalidParameter(f"{_config_error(kind)}field VolumeOptions must not be "
+                                   "specified")
+        if kind == "volume" and _PROPAGATIONS.intersection(options):
+            raise InvalidParameter(f"{_config_error(kind)}field BindOptions must not be "
+                                   "specified")
+    except InvalidParameter as err:
+        raise InvalidParameter(f"invalid volume specification: '{bind}': {err}") from None
+    if kind == "volume":
+        # dockerd shows "z" for a volume given without a mode.
+        return MountPoint("volume", "", target, mode or "z", "ro" not in options, "",
+                          name=source, driver="local")
+    propagation = next((o for o in options if o in _PROPAGATIONS), "rprivate")
+    return MountPoint("bind", source, target, mode, "ro" not in options, propagation)
+
+
+def _config_error(kind: str) -> str:
+    return f'invalid mount config for type "{kind}": '
+
+
 def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
-    """Binds ("src:dst[:opts]"), Mounts (bind, tmpfs) and Tmpfs, checked."""
-    points: list[MountPoint] = []
-    for bind in host.binds or ():
-        parts = bind.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise InvalidParameter(f"invalid volume specification: '{bind}'")
-        source, target = parts[0], parts[1]
-        options = parts[2].split(",") if len(parts) == 3 else []
-        if not os.path.isabs(source):
-            raise InvalidParameter(f"invalid volume specification: '{bind}': named volumes "
-                                   "are not supported yet")
-        try:
-            _destination(target, "bind")
-        except InvalidParameter as err:
-            raise InvalidParameter(f"invalid volume specification: '{bind}': {err}") from None
-        bad = [o for o in options if o not in ("ro", "rw", "z", "Z", "private", "rprivate",
-                                               "shared", "rshared", "slave", "rslave")]
-        if bad:
-            raise InvalidParameter(f"invalid mode: {bad[0]}")
-        propagation = next((o for o in options if "private" in o or "shared" in o
-                            or "slave" in o), "rprivate")
-        points.append(MountPoint("bind", source, target, parts[2] if len(parts) == 3 else "",
-                                 "ro" not in options, propagation))
+    """Binds ("src:dst[:opts]"), Mounts (bind, volume, tmpfs) and Tmpfs, checked. Volumes
+    have their name (empty for an anonymous one) and no source yet: container_volumes
+    creates them."""
+    points = [_bind_spec(bind) for bind in host.binds or ()]
     for mount in host.mounts or ():
-        if mount.type == "bind":
+        kind = mount.type
+        if kind not in ("bind", "volume", "tmpfs"):
+            raise InvalidParameter(f"mount type unknown or not supported yet: \"{kind}\"")
+        # moby's validateMountConfig order: the target, then fields of another type.
+        _destination(mount.target, kind)
+        for field, value, allowed in (("BindOptions", mount.bind_options, "bind"),
+                                      ("VolumeOptions", mount.volume_options, "volume"),
+                                      ("TmpfsOptions", mount.tmpfs_options, "tmpfs")):
+            if value is not None and kind != allowed:
+                raise InvalidParameter(f"{_config_error(kind)}field {field} must not be "
+                                       "specified")
+        if kind == "bind":
             if not os.path.isabs(mount.source or ""):
-                raise InvalidParameter("invalid mount config for type \"bind\": invalid mount "
-                                       f"path: '{mount.source}' mount path must be absolute")
-            _destination(mount.target, "bind")
+                raise InvalidParameter(f"{_config_error(kind)}invalid mount path: "
+                                       f"'{mount.source}' mount path must be absolute")
             if not os.path.exists(mount.source):
-                raise InvalidParameter("invalid mount config for type \"bind\": bind source "
-                                       f"path does not exist: {mount.source}")
+                raise InvalidParameter(f"{_config_error(kind)}bind source path does not "
+                                       f"exist: {mount.source}")
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
             points.append(MountPoint("bind", mount.source, mount.target, "",
                                      not mount.read_only, propagation))
-        elif mount.type == "tmpfs":
+        elif kind == "volume":
+            if not mount.source and mount.read_only:
+                raise InvalidParameter(f"{_config_error(kind)}must not set ReadOnly mode when "
+                                       "using anonymous volumes")
+            points.append(MountPoint("volume", "", mount.target, "z", not mount.read_only, "",
+                                     name=mount.source, driver="local"))
+        else:
             if mount.source:
-                raise InvalidParameter("invalid mount config for type \"tmpfs\": field Source "
-                                       "must not be specified")
-            _destination(mount.target, "tmpfs")
+                raise InvalidParameter(f"{_config_error(kind)}field Source must not be "
+                                       "specified")
             opts = []
             if mount.tmpfs_options and mount.tmpfs_options.size_bytes:
                 opts.append(f"size={mount.tmpfs_options.size_bytes}")
@@ -230,9 +274,6 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
                 opts.append(f"mode={mount.tmpfs_options.mode:o}")
             points.append(MountPoint("tmpfs", "", mount.target, ",".join(opts),
                                      not mount.read_only, ""))
-        else:
-            raise InvalidParameter(f"mount type unknown or not supported yet: "
-                                   f"\"{mount.type}\"")
     for target, options in (host.tmpfs or {}).items():
         _destination(target, "")
         points.append(MountPoint("tmpfs", "", target, options, True, ""))

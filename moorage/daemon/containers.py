@@ -26,7 +26,7 @@ from moorage.api.containers.models import (
     State,
 )
 from moorage.daemon import container_setup as setup
-from moorage.daemon import oci_spec
+from moorage.daemon import container_volumes, oci_spec
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.container_logs import LogEntry, read_log
 from moorage.daemon.container_store import ContainerStore
@@ -34,6 +34,7 @@ from moorage.daemon.execs import ExecManager
 from moorage.daemon.images import ImageService
 from moorage.daemon.names import generate_name
 from moorage.daemon.shims import ShimError, ShimStream, Zygote, request
+from moorage.daemon.volumes import VolumeStore
 from moorage.errors import (
     Conflict,
     InvalidParameter,
@@ -59,9 +60,14 @@ def _start_error(message: str) -> tuple[int, Exception]:
 
 
 class ContainerService:
-    def __init__(self, config: DaemonConfig, images: ImageService) -> None:
+    def __init__(self, config: DaemonConfig, images: ImageService,
+                 volumes: VolumeStore) -> None:
         self.config = config
         self.images = images
+        self.volumes = volumes
+        volumes.set_in_use_check(lambda name: [
+            c.id for c in self.containers.values()
+            if any(p.type == "volume" and p.name == name for p in c.mounts)])
         self.root = os.path.join(config.data_root, "containers")
         os.makedirs(self.root, mode=0o710, exist_ok=True)
         self.store = ContainerStore(config.data_root)
@@ -193,6 +199,7 @@ class ContainerService:
         self._check_name_free(name)
         directory = self._dir(container_id)
         host = setup.host_defaults(host, self.config.default_runtime)
+        mounts = container_volumes.attach(mounts, merged.volumes, self.volumes)
         container = Container(
             id=container_id, created=now_rfc3339nano(), path=command[0],
             args=tuple(command[1:]), state=State(), image=image.id,
@@ -204,10 +211,14 @@ class ContainerService:
             name=name, host_config=host, mounts=mounts, config=merged)
         os.makedirs(directory, mode=0o710)
         try:
+            await asyncio.to_thread(container_volumes.populate, directory, image.lower_dirs,
+                                    container)
             self._save(container)
-        except sqlite3.IntegrityError:
+        except Exception as err:
             setup.remove_container_dir(directory)
-            self._check_name_free(name)
+            container_volumes.remove_anonymous(self.volumes, container)
+            if isinstance(err, sqlite3.IntegrityError):
+                self._check_name_free(name)
             raise
         return container
 
@@ -271,7 +282,7 @@ class ContainerService:
                         finished_at=now_rfc3339nano())
         self._notify(container.id, "start-failed", code, str(error))
         if container.host_config.auto_remove:
-            await self._remove(self.containers[container.id])
+            await self._remove(self.containers[container.id], remove_volumes=True)
 
     def _prepare(self, container: Container) -> ShimConfig:
         """Blocking: rootfs, /etc files, config.json; the shim's configuration."""
@@ -338,7 +349,7 @@ class ContainerService:
         self.execs.container_exited(container_id)
         self._notify(container_id, "exit", container.state.exit_code, "")
         if container.host_config.auto_remove:
-            await self._remove(container)
+            await self._remove(container, remove_volumes=True)
 
     def _notify(self, container_id: str, event: str, code: int, error: str) -> None:
         """Wake waiters: exits satisfy not-running/next-exit, removal satisfies all."""
@@ -439,7 +450,8 @@ class ContainerService:
 
     # ------------------------------------------------------------------ remove, rename
 
-    async def container_rm(self, ref: str, force: bool = False) -> None:
+    async def container_rm(self, ref: str, force: bool = False,
+                           remove_volumes: bool = False) -> None:
         container = self.get(ref)
         if container.state.running:
             if not force:
@@ -452,14 +464,17 @@ class ContainerService:
             await waiter
             container = self.containers.get(container.id, container)
         if container.id in self.containers:
-            await self._remove(container)
+            await self._remove(container, remove_volumes)
 
-    async def _remove(self, container: Container) -> None:
+    async def _remove(self, container: Container, remove_volumes: bool) -> None:
+        """`remove_volumes`: also the anonymous volumes (rm -v; AutoRemove, as dockerd's)."""
         if self.containers.pop(container.id, None) is None:
             return
         self.store.delete(container.id)
         self.execs.container_removed(container.id)
         await asyncio.to_thread(setup.remove_container_dir, self._dir(container.id))
+        if remove_volumes:
+            await asyncio.to_thread(container_volumes.remove_anonymous, self.volumes, container)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._exit_file(container.id))
         self._locks.pop(container.id, None)

@@ -9,6 +9,7 @@ from moorage.api.system.routes import SystemInfo
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.images import ImageService
+from moorage.daemon.volumes import VolumeStore
 from moorage.distribution.mirrors import RegistryConfig
 
 
@@ -21,7 +22,8 @@ class Engine:
             os.makedirs(directory, mode=0o711, exist_ok=True)
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
             config.registry_mirrors, config.insecure_registries))
-        self.containers = ContainerService(config, self.images)
+        self.volumes = VolumeStore(config.data_root)
+        self.containers = ContainerService(config, self.images, self.volumes)
 
     async def start(self) -> None:
         await self.containers.start()

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Clis, engine_gap
+from conftest import Clis
 
 ID = re.compile(rb"\b(?:sha256:)?[0-9a-f]{12}(?:[0-9a-f]{52})?\b")
 TIMES = re.compile(rb"(Less than a second|About an? (minute|hour)|\d+ (second|minute|hour)s?)")
@@ -41,11 +41,6 @@ V2 = os.path.exists(f"{CG}/cgroup.controllers")
 MEMORY = f"{CG}/memory.max" if V2 else f"{CG}/memory/memory.limit_in_bytes"
 CPU = f"{CG}/cpu.max" if V2 else f"{CG}/cpu/cpu.cfs_quota_us"
 PIDS = f"{CG}/pids.max" if V2 else f"{CG}/pids/pids.max"
-_WAIT_GAP = ("moord: POST /containers/{id}/wait?condition=next-exit answers an Error.Message "
-             "when the start fails, dockerd does not, so the docker CLI logs 'Error waiting "
-             "for container' on stderr")
-# Scenarios where moord differs from dockerd (engine gaps): test id → reason.
-MOORD_GAPS = {"busybox nosuchcmd": _WAIT_GAP, "busybox /etc": _WAIT_GAP}
 # (command line, moor's expected stdout or None when only the two CLIs are compared)
 RUNS: list[tuple[tuple[str, ...], bytes | None]] = [
     (("run", "--rm", "busybox", "echo", "hello"), b"hello\n"),
@@ -78,11 +73,7 @@ RUNS: list[tuple[tuple[str, ...], bytes | None]] = [
 
 
 @pytest.mark.parametrize(("args", "expected"), RUNS, ids=[" ".join(a[2:5]) for a, _ in RUNS])
-def test_run(clis: Clis, args: tuple[str, ...], expected: bytes | None,
-             request: pytest.FixtureRequest) -> None:
-    test_id = request.node.callspec.id.partition("-")[2]
-    if test_id in MOORD_GAPS:
-        engine_gap(request, clis, MOORD_GAPS[test_id])
+def test_run(clis: Clis, args: tuple[str, ...], expected: bytes | None) -> None:
     # stderr differs by design where the engines word their errors differently;
     # the two CLIs against one engine must still agree on it, modulo the program name.
     ours = same(clis, *args, stderr="nosuchimage" not in args[2], input=b"typed\n")

@@ -9,78 +9,24 @@ contract, and HTTP 400 where dockerd 20.10 answered a malformed body with a 500.
 from __future__ import annotations
 
 import http.client
-import json
-import re
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from enginekit import Daemon, start_daemon, stop_daemon
-from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
+from comparekit import Pair, mask
+from enginekit import start_daemon, stop_daemon
+from peers import dockerd_available, start_dockerd, stop_dockerd
 from ptykit import run_in_pty
 
 from moorage.devkit import busybox
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
 IMAGE = "busybox:latest"
-_MASKS = (
-    (re.compile(rb"sha256:[0-9a-f]{64}"), b"sha256:<ID>"),
-    (re.compile(rb"\b[0-9a-f]{64}\b"), b"<ID>"),
-    (re.compile(rb"\b[0-9a-f]{12}\b"), b"<SHORT>"),
-    (re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), b"<TIME>"),
-    # The CLI's own logrus lines carry the local time.
-    (re.compile(rb'time="[^"]*"'), b'time="<TIME>"'),
-)
-
-
-def mask(data: bytes) -> str:
-    for pattern, replacement in _MASKS:
-        data = pattern.sub(replacement, data)
-    return data.decode(errors="replace")
-
-
-@dataclass
-class Pair:
-    moord: Daemon
-    dockerd: Dockerd
-    base: Path
-
-    def both(self, *args: str, input: bytes | None = None,
-             timeout: float = 60) -> tuple[subprocess.CompletedProcess, ...]:
-        return (self.moord.docker(*args, input=input, timeout=timeout),
-                self.dockerd.docker(*args, input=input, timeout=timeout))
-
-    def same(self, *args: str, input: bytes | None = None, stderr_lines: int | None = None,
-             compare_stderr: bool = True, compare_stdout: bool = True) -> int:
-        """Run on both; assert the same exit code, stdout and stderr (its first lines)."""
-        ours, theirs = self.both(*args, input=input)
-        view = [(r.returncode, mask(r.stdout) if compare_stdout else "",
-                 "\n".join(mask(r.stderr).splitlines()[:stderr_lines])
-                 if compare_stderr else "") for r in (ours, theirs)]
-        assert view[0] == view[1], f"docker {' '.join(args)}: moord {view[0]} dockerd {view[1]}"
-        return ours.returncode
-
-    def inspect(self, name: str, fields: list[str]) -> tuple[dict, dict]:
-        found = []
-        for result in (self.moord.docker("inspect", name), self.dockerd.docker("inspect", name)):
-            assert result.returncode == 0, result.stderr
-            doc = json.loads(result.stdout)[0]
-            found.append({f: _field(doc, f) for f in fields})
-        return found[0], found[1]
-
-
-def _field(doc: dict, path: str) -> object:
-    for key in path.split("."):
-        doc = doc.get(key) if isinstance(doc, dict) else None  # type: ignore[assignment]
-    return doc
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
     with tempfile.TemporaryDirectory(prefix="moor-compat-") as base:

@@ -246,7 +246,7 @@ def _api(moord: Daemon, method: str, path: str, body: bytes | None = None) -> tu
     (json.dumps({"Image": IMAGE, "Cmd": ["true"], "Tty": "yes"}).encode(),
      "cannot unmarshal string into Go struct field ContainerConfigWrapper.Tty of type bool"),
     (json.dumps({"Image": IMAGE, "Cmd": ["true"],
-                 "HostConfig": {"Binds": ["relative:/x"]}}).encode(), "invalid volume"),
+                 "HostConfig": {"Binds": ["bad$name:/x"]}}).encode(), "invalid characters"),
     (json.dumps({"Image": IMAGE, "Cmd": ["true"],
                  "HostConfig": {"Mounts": [{"Type": "bind", "Source": "/nonexistent-x",
                                             "Target": "/x"}]}}).encode(),

@@ -79,7 +79,9 @@ class ContainerBackend(Protocol):
     def container_wait(self, ref: str, condition: str) -> asyncio.Future:
         """Registers at once; the future gives (StatusCode, Error) when `condition` holds."""
 
-    async def container_rm(self, ref: str, force: bool = False) -> None: ...
+    async def container_rm(self, ref: str, force: bool = False,
+                           remove_volumes: bool = False) -> None:
+        """`remove_volumes` (?v=1) also removes the container's anonymous volumes."""
 
     async def container_rename(self, ref: str, new_name: str) -> None: ...
 

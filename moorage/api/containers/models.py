@@ -50,12 +50,18 @@ class BindOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class VolumeOptions:
+    no_copy: bool = w("NoCopy", False)
+
+
+@dataclass(frozen=True, slots=True)
 class Mount:
     type: str = w("Type", "")
     source: str = w("Source", "")
     target: str = w("Target", "")
     read_only: bool = w("ReadOnly", False)
     bind_options: BindOptions | None = w("BindOptions")
+    volume_options: VolumeOptions | None = w("VolumeOptions")
     tmpfs_options: TmpfsOptions | None = w("TmpfsOptions")
 
 
@@ -128,7 +134,7 @@ class HostConfig:
 
 @dataclass(frozen=True, slots=True)
 class MountPoint:
-    """A mount as inspect's `Mounts` shows it."""
+    """A mount as inspect's `Mounts` shows it; `name` and `driver` for volumes only."""
 
     type: str = w("Type")
     source: str = w("Source")
@@ -136,6 +142,8 @@ class MountPoint:
     mode: str = w("Mode", "")
     rw: bool = w("RW", True)
     propagation: str = w("Propagation", "")
+    name: str = w("Name", "", omitempty=True)
+    driver: str = w("Driver", "", omitempty=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,7 +212,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         return response
 
     async def delete_containers(request: web.Request) -> web.Response:
-        await backend.container_rm(request.match_info["name"], query_bool(request, "force"))
+        await backend.container_rm(request.match_info["name"], query_bool(request, "force"),
+                                   query_bool(request, "v"))
         return web.Response(status=204)
 
     async def post_containers_rename(request: web.Request) -> web.Response:
