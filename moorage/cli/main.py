@@ -142,9 +142,22 @@ def _daemon_down(host: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure becomes a message on stderr and an exit code."""
+    code = _main(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        # Skip interpreter teardown (module and GC finalisation): 4-6 ms of every command.
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str]) -> int:
     box: list[Session] = []
     try:
-        code = _run(sys.argv[1:] if argv is None else argv, box)
+        code = _run(argv, box)
         sys.stdout.flush()
         return code
     except CommandError as err:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 
+from moorage import signals
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
-from moorage.linux import libc, signals
+from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime import state as state_mod
 from moorage.runtime.cgroups import load_manager, new_manager

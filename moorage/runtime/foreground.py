@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from moorage.linux import signals
+from moorage import signals
 
 # runc forwards every signal it may catch except these.
 _NOT_FORWARDED = {signals.SIGCHLD, signals.SIGWINCH, signals.SIGURG, signals.SIGKILL,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from moorage import signals
 from moorage.errors import MoorError, SystemError
-from moorage.linux import signals
 from moorage.runtime.cgroups import fs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see fs.py)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from moorage import signals
 from moorage.errors import InvalidParameter, SystemError
-from moorage.linux import signals
 from moorage.runtime.cgroups import convert, fs
 from moorage.runtime.cgroups.manager import CgroupManager
 from moorage.runtime.cgroups.paths import v2_mountpoint

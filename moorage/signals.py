@@ -1,7 +1,8 @@
 """Signal numbers and handlers without the `signal` module.
 
 `signal` wraps every number in an IntEnum, which imports `enum` (~4 ms measured
-here); the runtime starts for every command, so it uses the C module beneath.
+here); the runtime and the CLI start for every command, so they use the C
+module beneath.
 """
 
 from __future__ import annotations
@@ -10,16 +11,22 @@ import _signal
 from _signal import (
     NSIG,
     SIGCHLD,
+    SIGHUP,
+    SIGINT,
     SIGKILL,
+    SIGQUIT,
     SIGSTOP,
+    SIGTERM,
     SIGURG,
+    SIGUSR1,
+    SIGUSR2,
     SIGWINCH,
     signal,
     valid_signals,
 )
 
-__all__ = ["NSIG", "SIGCHLD", "SIGKILL", "SIGSTOP", "SIGURG", "SIGWINCH", "number",
-           "signal", "valid_signals"]
+__all__ = ["NSIG", "SIGCHLD", "SIGHUP", "SIGINT", "SIGKILL", "SIGQUIT", "SIGSTOP", "SIGTERM",
+           "SIGURG", "SIGUSR1", "SIGUSR2", "SIGWINCH", "number", "signal", "valid_signals"]
 
 
 def number(name: str) -> int | None:
