@@ -42,7 +42,9 @@ test: lint
 bench: deps
 	@$(PY) -m compileall -q moorage >/dev/null
 	$(PY) bench/runtime.py
+	$(PY) bench/engine.py
 	$(PY) bench/cli.py
+	$(PY) bench/pull.py
 	$(PY) bench/registry.py
 
 clean:
