@@ -7,6 +7,7 @@ its exec-root, and goes away with it.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -41,12 +42,18 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
             process.wait()
 
 
+def _docker_cgroup_parents() -> set[str]:
+    return set(glob.glob("/sys/fs/cgroup/*/docker"))
+
+
 @dataclass
 class Dockerd:
     socket: str
     data_root: str
     process: subprocess.Popen
     log_path: str
+    # dockerd leaves its /docker cgroup parents behind; the tests remove the ones it made.
+    cgroup_parents_before: set[str]
 
     @property
     def host(self) -> str:
@@ -68,6 +75,7 @@ def start_dockerd(base: str) -> Dockerd:
     config = os.path.join(base, "daemon.json")
     Path(config).write_text(json.dumps({}))
     log_path = os.path.join(base, "dockerd.log")
+    cgroup_parents = _docker_cgroup_parents()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
@@ -75,7 +83,7 @@ def start_dockerd(base: str) -> Dockerd:
              "--config-file", config, "--iptables=false", "--ip6tables=false",
              "--bridge=none"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    daemon = Dockerd(socket_path, data_root, process, log_path)
+    daemon = Dockerd(socket_path, data_root, process, log_path, cgroup_parents)
     deadline = time.monotonic() + 60
     while daemon.docker("version", timeout=10).returncode != 0:
         if process.poll() is not None or time.monotonic() > deadline:
@@ -87,3 +95,8 @@ def start_dockerd(base: str) -> Dockerd:
 
 def stop_dockerd(daemon: Dockerd) -> None:
     stop_process(daemon.process)
+    for parent in _docker_cgroup_parents() - daemon.cgroup_parents_before:
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass  # not empty: a container of another dockerd still lives in it

@@ -43,6 +43,7 @@ from moorage.errors import (
     NotModified,
     SystemError,
 )
+from moorage.runtime.cgroups import new_manager
 from moorage.shim.stdio import now_rfc3339nano
 from moorage.shim.wire import ShimConfig
 
@@ -105,6 +106,7 @@ class ContainerService:
                 future.cancel()
         self.zygote.stop()
         self.store.close()
+        new_manager(oci_spec.CGROUP_PARENT, "moor").remove_if_empty()
 
     def counts(self) -> tuple[int, int, int]:
         states = [c.state for c in self.containers.values()]

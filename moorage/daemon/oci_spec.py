@@ -18,6 +18,9 @@ from functools import cache
 from moorage.api.containers.models import Container
 from moorage.errors import InvalidParameter
 
+# Every container's cgroup lives under this parent, as dockerd's under /docker.
+CGROUP_PARENT = "/moor"
+
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
                 "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
@@ -280,7 +283,7 @@ def build(container: Container, inputs: SpecInputs) -> dict:
         process["rlimits"] = rlimits
     linux: dict = {
         "resources": _resources(container),
-        "cgroupsPath": f"/moor/{container.id}",
+        "cgroupsPath": f"{CGROUP_PARENT}/{container.id}",
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),
     }

@@ -32,6 +32,18 @@ class CgroupManager:
         """Each directory once: co-mounted subsystems share one."""
         return list(dict.fromkeys(v for k, v in self.paths.items() if k != CREATED))
 
+    def remove_if_empty(self) -> None:
+        """rmdir every directory of this cgroup that holds nothing; never waits or raises.
+
+        For a parent shared by many containers, such as the daemon's /moor: the
+        last container out cannot know it was last, the daemon leaving can.
+        """
+        for directory in self._dirs():
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass  # still holds a container, or already gone
+
     def create(self, resources: dict[str, Any] | None) -> None:
         """mkdir the cgroup in every hierarchy and apply `resources`; on error undo the mkdirs."""
         resources = resources or {}
