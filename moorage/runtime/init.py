@@ -45,7 +45,7 @@ class InitContext:
         self.rootfs = rootfs
         self.process = process
         self.fifo_fd = fifo_fd
-        # Reaches EOF once the runtime has made the container's cgroups.
+        # Gives one byte once the runtime has made the container's cgroups.
         self.cgroups_fd = cgroups_fd
         self.console_fd = console_fd
         self.preserve_fds = preserve_fds
@@ -141,7 +141,7 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
     fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts,
                  cgroupns=any(ns["type"] == "cgroup" for ns in linux.get("namespaces", [])),
-                 cgroups_ready=lambda: _wait_for_eof(ctx.cgroups_fd))
+                 cgroups_ready=lambda: _wait_for_cgroups(ctx.cgroups_fd))
     if any(m["destination"] == "/dev" for m in mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], userns)
     hooks = config.get("hooks", {})
@@ -190,10 +190,16 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     ctx.process.execve(executable)
 
 
-def _wait_for_eof(fd: int) -> None:
-    while os.read(fd, 1):
-        pass
+def _wait_for_cgroups(fd: int) -> None:
+    """Block until the runtime has made the cgroups; leave quietly if it gave up.
+
+    End of file without the go byte means the runtime failed and is reporting
+    its own error: a second line from here would only confuse the user.
+    """
+    ready = os.read(fd, 1)
     os.close(fd)
+    if not ready:
+        os._exit(1)
 
 
 def _import_console() -> ModuleType:
