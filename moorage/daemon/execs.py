@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from moorage.api.containers.models import ExecConfig
 from moorage.daemon import container_setup as setup
 from moorage.daemon import oci_spec
-from moorage.daemon.shims import ShimStream
-from moorage.errors import Conflict, NotFound
+from moorage.daemon.shims import ShimError, ShimStream
+from moorage.errors import Conflict, NotFound, SystemError
 
 if TYPE_CHECKING:
     from moorage.daemon.containers import ContainerService
@@ -88,12 +88,17 @@ class ExecManager:
             raise Conflict(f"Container {container.id} is not running")
         instance.started = True
         config = instance.config
-        stream = await ShimStream.open(self.service._socket(container.id), {
-            "op": "exec", "exec_id": instance.id, "process": instance.process,
-            "stdin": config.attach_stdin and not detach,
-            "stdout": config.attach_stdout and not detach,
-            "stderr": config.attach_stderr and not detach,
-            "console_size": list(config.console_size or ())[:2]})
+        try:
+            stream = await ShimStream.open(self.service._socket(container.id), {
+                "op": "exec", "exec_id": instance.id, "process": instance.process,
+                "stdin": config.attach_stdin and not detach,
+                "stdout": config.attach_stdout and not detach,
+                "stderr": config.attach_stderr and not detach,
+                "console_size": list(config.console_size or ())[:2]})
+        except ShimError as err:
+            # dockerd's wording and code for a process that could not be started.
+            instance.exit_code = 126
+            raise SystemError(f"OCI runtime exec failed: exec failed: {err}: unknown") from None
         instance.pid = stream.pid
         instance.running = True
         stream.on_exit = lambda record: self._finished(instance, record)

@@ -27,6 +27,10 @@ def set_rlimits(rlimits: list[dict]) -> None:
         resource.setrlimit(RLIMITS[rlimit["type"]], (rlimit["soft"], rlimit["hard"]))
 
 
+# runc's words, which dockerd and the docker CLI pass on to the user.
+_STARTING = "unable to start container process: "
+
+
 def find_executable(name: str, env: list[str]) -> str:
     """Resolve args[0] with the container's PATH, before the start, as runc does."""
     if "/" in name:
@@ -39,9 +43,9 @@ def find_executable(name: str, env: list[str]) -> str:
             return candidate
     if "/" in name:
         if os.path.exists(name):
-            raise PermissionError(13, f"exec: {name!r}: permission denied")
-        raise NotFound(f"exec: {name!r}: no such file or directory")
-    raise NotFound(f"exec: {name!r}: executable file not found in $PATH")
+            raise PermissionError(13, f'{_STARTING}exec: "{name}": permission denied')
+        raise NotFound(f'{_STARTING}exec: "{name}": stat {name}: no such file or directory')
+    raise NotFound(f'{_STARTING}exec: "{name}": executable file not found in $PATH')
 
 
 def _warn_unsupported_lsm(process: dict) -> None:

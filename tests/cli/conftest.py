@@ -5,43 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
+from clikit import Clis
 from enginekit import Daemon, start_daemon, stop_daemon
-from peers import DOCKER_CLI, dockerd_available, start_dockerd, stop_dockerd
+from peers import dockerd_available, start_dockerd, stop_dockerd
 
 from moorage.devkit import busybox
-
-MOOR = os.path.join(os.path.dirname(sys.executable), "moor")
-
-
-@dataclass
-class Clis:
-    """The two command lines, pointed at the same daemon (`engine`: "dockerd" or "moord")."""
-
-    host: str
-    config: str
-    engine: str
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("DOCKER_HOST", "MOOR_HOST", "DOCKER_CONTEXT")}
-        return {**env, "DOCKER_HOST": self.host, "DOCKER_CONFIG": self.config, **extra}
-
-    def run(self, binary: str, *args: str, input: bytes | None = None,
-            timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([binary, *args], env=self.env(**env), input=input,
-                              capture_output=True, timeout=timeout)
-
-    def moor(self, *args: str, **kw: object) -> subprocess.CompletedProcess:
-        return self.run(MOOR, *args, **kw)  # type: ignore[arg-type]
-
-    def docker(self, *args: str, **kw: object) -> subprocess.CompletedProcess:
-        return self.run(DOCKER_CLI, *args, **kw)  # type: ignore[arg-type]
 
 
 def _import_busybox(clis: Clis, base: str) -> None:
@@ -92,10 +64,3 @@ def clis(request: pytest.FixtureRequest) -> Iterator[Clis]:
     left = both.docker("ps", "-aq").stdout.decode().split()
     if left:
         both.docker("rm", "-f", *left)
-
-
-def engine_gap(request: pytest.FixtureRequest, clis: Clis, reason: str) -> None:
-    """Against moord, expect this test to fail for `reason` (an engine gap): a strict
-    xfail, so the test still runs and reports XPASS as a failure once the engine is fixed."""
-    if clis.engine == "moord":
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))

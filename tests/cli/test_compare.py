@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Clis
+from clikit import Clis
 
 ID = re.compile(rb"\b(?:sha256:)?[0-9a-f]{12}(?:[0-9a-f]{52})?\b")
 TIMES = re.compile(rb"(Less than a second|About an? (minute|hour)|\d+ (second|minute|hour)s?)")

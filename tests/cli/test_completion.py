@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import MOOR, Clis
+from clikit import MOOR, Clis
 
 
 def complete(clis: Clis, line: str, shell: str = "bash") -> list[str]:

@@ -7,7 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import Clis, engine_gap
+from clikit import Clis, engine_gap
 from test_compare import same
 
 

@@ -7,7 +7,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from conftest import MOOR, Clis
+from clikit import MOOR, Clis
 
 
 def moor(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

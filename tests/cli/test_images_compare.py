@@ -6,7 +6,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from conftest import Clis
+from clikit import Clis
 from test_compare import masked, same
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MOOR, Clis
+from clikit import MOOR, Clis
 from test_terminal import Pty
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import MOOR
+from clikit import MOOR
 from enginekit import Daemon
 
 

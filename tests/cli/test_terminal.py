@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MOOR, Clis, engine_gap
+from clikit import MOOR, Clis, engine_gap
 
 
 class Pty:

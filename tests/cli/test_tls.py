@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Clis
+from clikit import Clis
 
 SUBJECTS = {"ca": "/CN=moor test CA", "server": "/CN=localhost", "client": "/CN=client"}
 

@@ -10,6 +10,8 @@ from moorage.api.containers.routes import relay
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack
 from moorage.api.server import add_route, json_response, query_int, read_json
 from moorage.api.wire import decode
+from moorage.errors import SystemError
+from moorage.protocol import stdcopy
 
 
 def add_routes(app: web.Application, backend: ContainerBackend) -> None:
@@ -25,7 +27,17 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         detach = bool(body.get("Detach"))
         instance = execs.get(request.match_info["id"])
         tty = bool(body.get("Tty", instance.config.tty))
-        process = await execs.exec_start(instance.id, detach=detach)
+        try:
+            process = await execs.exec_start(instance.id, detach=detach)
+        except SystemError as err:
+            if detach:
+                raise
+            # As dockerd: the connection is upgraded anyway and the failure is the
+            # stream's only output; the exec's exit code (126) says the rest.
+            client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+            message = f"{err}\r\n".encode()
+            await client.write(message if tty else stdcopy.frame(1, message))
+            return client.response
         if detach:
             return web.Response(status=200)
         client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
