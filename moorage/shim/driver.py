@@ -19,6 +19,7 @@ from _signal import signal as set_handler
 from moorage import json_codec
 from moorage.errors import MoorError
 from moorage.runtime import container as rt
+from moorage.runtime.cgroups import load_manager
 from moorage.runtime.execute import exec_process
 
 
@@ -138,7 +139,7 @@ class Driver:
         return _take_pid(pid_file)
 
     def cgroup_oom_kills(self, container_id: str) -> int:
-        """The cgroup's oom_kill count (cgroup v2), read before delete; 0 when unknown.
+        """The cgroup's OOM-kill count (v1 or v2), read before delete; 0 when unknown.
 
         Only in-process: runc forgets the cgroup path once the init is gone.
         """
@@ -146,15 +147,9 @@ class Driver:
             return 0
         try:
             st, _ = rt.status(self.root, container_id)
-            directory = next(iter(st.cgroup_paths.values()))
-            with open(os.path.join(directory, "memory.events")) as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value)
-        except (OSError, ValueError, MoorError, StopIteration):
-            pass
-        return 0
+            return load_manager(st.cgroup_paths).stats().get("oom_kills") or 0
+        except (OSError, ValueError, MoorError):
+            return 0
 
 
 def _runc_error(stderr: str) -> str:

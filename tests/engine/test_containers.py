@@ -114,6 +114,17 @@ def test_cap_drop_and_init(moord: Daemon, image: str) -> None:
     assert out(result).startswith("/sbin/docker-init -- sh"), result.stderr
 
 
+def test_oom_killed(moord: Daemon, image: str, names: list[str]) -> None:
+    name = _name(names)
+    result = moord.docker("run", "--name", name, "--memory", "8m", "--memory-swap", "8m",
+                          image, "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a)")
+    assert result.returncode == 137, result.stderr
+    assert out(moord.docker("inspect", "-f", "{{.State.OOMKilled}}", name)) == "true\n"
+    moord.docker("rm", name)
+    moord.docker("run", "--name", name, image, "true")
+    assert out(moord.docker("inspect", "-f", "{{.State.OOMKilled}}", name)) == "false\n"
+
+
 def test_runtime_runc(moord: Daemon, image: str) -> None:
     result = moord.docker("run", "--rm", "--runtime", "runc", image, "sh", "-c",
                           "echo via-runc; exit 4")

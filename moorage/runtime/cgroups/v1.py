@@ -183,6 +183,8 @@ class V1Manager(CgroupManager):
             stats["memory_usage"] = int(fs.read(memory + "/memory.usage_in_bytes"))
             limit = int(fs.read(memory + "/memory.limit_in_bytes"))
             stats["memory_limit"] = None if limit >= _UNLIMITED else limit
+            # memory.oom_control counts the OOM kills in this cgroup (kernel 4.13+).
+            stats["oom_kills"] = _field(fs.read(memory + "/memory.oom_control"), "oom_kill")
         cpuacct = self.paths.get("cpuacct")
         if cpuacct:
             stats["cpu_usage_ns"] = int(fs.read(cpuacct + "/cpuacct.usage"))
@@ -190,6 +192,15 @@ class V1Manager(CgroupManager):
         if pids:
             stats["pids_current"] = int(fs.read(pids + "/pids.current"))
         return stats
+
+
+def _field(text: str, name: str) -> int | None:
+    """The value of `name` in a flat keyed file ("key value" lines)."""
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == name:
+            return int(value)
+    return None
 
 
 def _set_memory_limit(directory: str, limit: int) -> None:

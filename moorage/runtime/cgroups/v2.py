@@ -135,6 +135,10 @@ class V2Manager(CgroupManager):
             stats["memory_usage"] = int(usage)
             limit = fs.read(leaf + "/memory.max").strip()
             stats["memory_limit"] = None if limit == "max" else int(limit)
+            for line in fs.read(leaf + "/memory.events").splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    stats["oom_kills"] = int(value)
         cpu = fs.read_if_exists(leaf + "/cpu.stat")
         if cpu is not None:
             for line in cpu.splitlines():
