@@ -17,6 +17,7 @@ from moorage.api.containers.models import ContainerConfig, HostConfig, MountPoin
 from moorage.daemon.oci_spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemError
 from moorage.linux import libc
+from moorage.runtime.mounts import resolve_in_root
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LOG_DRIVERS = ("json-file", "none")
@@ -381,8 +382,8 @@ def _write(path: str, text: str) -> None:
 def resolve_user(rootfs: str, user: str, group_add: tuple[str, ...]) \
         -> tuple[int, int, tuple[int, ...]]:
     """uid, gid and supplementary groups from the container's /etc/passwd and /etc/group."""
-    passwd = _table(os.path.join(rootfs, "etc/passwd"))
-    groups = _table(os.path.join(rootfs, "etc/group"))
+    passwd = _table(rootfs, "/etc/passwd")
+    groups = _table(rootfs, "/etc/group")
     name, _, group = (user or "0").partition(":")
     uid, gid = 0, 0
     entry = next((p for p in passwd if p[0] == name or (name.isdigit() and p[2] == name)), None)
@@ -411,10 +412,16 @@ def _group_id(groups: list[list[str]], group: str) -> int:
     raise InvalidParameter(f"unable to find group {group}: no matching entries in group file")
 
 
-def _table(path: str) -> list[list[str]]:
+def _table(rootfs: str, path: str) -> list[list[str]]:
+    """A colon-separated file of the image, its symlinks followed inside the rootfs only.
+
+    The image may make /etc/passwd a link to the host's files: resolved as the
+    container would see it, and opened without following a last swapped link.
+    """
     try:
-        with open(path) as f:
-            return [line.split(":") for line in f.read().splitlines()
-                    if line and not line.startswith("#") and line.count(":") >= 2]
-    except OSError:
+        fd = os.open(resolve_in_root(rootfs, path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, InvalidParameter):
         return []
+    with open(fd) as f:
+        return [line.split(":") for line in f.read().splitlines()
+                if line and not line.startswith("#") and line.count(":") >= 2]

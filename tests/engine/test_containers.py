@@ -114,6 +114,24 @@ def test_cap_drop_and_init(moord: Daemon, image: str) -> None:
     assert out(result).startswith("/sbin/docker-init -- sh"), result.stderr
 
 
+def test_passwd_symlink_stays_in_the_image(moord: Daemon, tmp_path: Path) -> None:
+    """An image whose /etc/passwd points out of its rootfs never reads the host's."""
+    rootfs = tmp_path / "rootfs"
+    busybox.build_rootfs(str(rootfs))
+    (rootfs / "etc/passwd").unlink()
+    (rootfs / "etc/passwd").symlink_to("../../../../../../../etc/passwd")
+    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True)
+    name = "hostile-passwd:latest"
+    moord.docker("import", "-", name, input=tar.stdout, check=True)
+    try:
+        # `daemon` exists in the host's passwd (Debian), not in the image's.
+        result = moord.docker("run", "--rm", "-u", "daemon", name, "id", "-u")
+        assert result.returncode != 0
+        assert "unable to find user daemon" in result.stderr.decode()
+    finally:
+        moord.docker("rmi", name)
+
+
 def test_oom_killed(moord: Daemon, image: str, names: list[str]) -> None:
     name = _name(names)
     result = moord.docker("run", "--name", name, "--memory", "8m", "--memory-swap", "8m",
