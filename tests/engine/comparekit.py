@@ -19,6 +19,9 @@ _MASKS = (
     (re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), b"<TIME>"),
     # The CLI's own logrus lines carry the local time.
     (re.compile(rb'time="[^"]*"'), b'time="<TIME>"'),
+    # Ages in Status columns depend on when each daemon was asked, not on the daemon.
+    (re.compile(rb"(Less than a second|About a minute|About an hour|\d+ (second|minute|hour)s?)"
+                rb"( ago)?"), b"<AGE>\\3"),
 )
 
 
