@@ -75,19 +75,25 @@ def container_config(section: dict[str, Any] | None) -> dict[str, Any]:
     return {**_CONTAINER_CONFIG_ZERO, **(section or {})}
 
 
-def encode(config: dict[str, Any]) -> bytes:
-    """The bytes stored for a config we create; its digest is the image ID."""
-    return json.dumps(config, separators=(",", ":")).encode()
+def encode(document: dict[str, Any]) -> bytes:
+    """Compact JSON, the bytes stored for a config or manifest we create (their digest)."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def parse_object(data: bytes, problem: str) -> dict[str, Any]:
+    """A JSON object, or InvalidParameter("<problem>: <why>")."""
+    try:
+        document = json.loads(data)
+    except ValueError as e:
+        raise InvalidParameter(f"{problem}: {e}") from None
+    if not isinstance(document, dict):
+        raise InvalidParameter(f"{problem}: not a JSON object")
+    return document
 
 
 def decode(data: bytes, what: str) -> dict[str, Any]:
     """Parse and sanity-check an image config (image-spec config.md required fields)."""
-    try:
-        config = json.loads(data)
-    except ValueError as e:
-        raise InvalidParameter(f"{what}: invalid image config: {e}") from None
-    if not isinstance(config, dict):
-        raise InvalidParameter(f"{what}: invalid image config: not a JSON object")
+    config = parse_object(data, f"{what}: invalid image config")
     rootfs = config.get("rootfs")
     if not isinstance(rootfs, dict) or rootfs.get("type") != "layers":
         raise InvalidParameter(f"{what}: invalid image config: rootfs.type must be layers")

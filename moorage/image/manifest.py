@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from moorage.errors import InvalidParameter
-from moorage.image.config import host_architecture
+from moorage.image.config import encode, host_architecture, parse_object
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -71,27 +70,14 @@ def layer_media_type(head: bytes) -> str:
 
 
 def encode_manifest(config: Descriptor, layers: list[Descriptor]) -> bytes:
-    return _encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+    return encode({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                     "config": config.to_json(), "layers": [d.to_json() for d in layers]})
 
 
 def encode_index(manifests: list[Descriptor]) -> bytes:
-    return _encode({"schemaVersion": 2, "mediaType": OCI_INDEX,
+    return encode({"schemaVersion": 2, "mediaType": OCI_INDEX,
                     "manifests": [d.to_json() for d in manifests]})
 
-
-def _encode(document: dict[str, Any]) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
-def _load(data: bytes, what: str) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except ValueError as e:
-        raise InvalidParameter(f"invalid {what}: {e}") from None
-    if not isinstance(document, dict):
-        raise InvalidParameter(f"invalid {what}: not a JSON object")
-    return document
 
 
 def _descriptor(raw: Any, what: str) -> Descriptor:
@@ -110,7 +96,7 @@ def _descriptor(raw: Any, what: str) -> Descriptor:
 
 
 def parse_manifest(data: bytes) -> Manifest:
-    document = _load(data, "manifest")
+    document = parse_object(data, "invalid manifest")
     if document.get("mediaType", OCI_MANIFEST) not in _MANIFESTS:
         raise InvalidParameter(f"unsupported manifest media type {document['mediaType']!r}")
     layers = document.get("layers") or []
@@ -125,7 +111,7 @@ def parse_manifest(data: bytes) -> Manifest:
 
 def parse_index(data: bytes) -> list[Descriptor]:
     """The manifests an index (or an OCI layout's index.json) lists."""
-    document = _load(data, "index")
+    document = parse_object(data, "invalid index")
     manifests = document.get("manifests")
     if not isinstance(manifests, list):
         raise InvalidParameter("invalid index: manifests is not a list")
