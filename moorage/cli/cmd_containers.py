@@ -6,7 +6,7 @@ import sys
 
 from moorage.cli.common import FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
-from moorage.cli.output import human_size, indented_json, write
+from moorage.cli.output import indented_json, prune_report, write
 from moorage.cli.session import CommandError
 from moorage.client.errors import APIError
 
@@ -237,10 +237,8 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     report = session.client.post("/containers/prune", {"filters": filters(opts.filter)}) or {}
-    deleted = report.get("ContainersDeleted") or []
-    if deleted:
-        write("Deleted Containers:\n" + "".join(d + "\n" for d in deleted) + "\n")
-    write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
+    write(prune_report("Deleted Containers:", report.get("ContainersDeleted") or [],
+                       report.get("SpaceReclaimed") or 0))
     return 0
 
 

@@ -6,7 +6,7 @@ import sys
 
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import human_size, render, since, tabulate, write
+from moorage.cli.output import human_size, prune_report, render, since, tabulate, write
 from moorage.cli.progress import Progress
 from moorage.cli.session import CommandError
 
@@ -238,11 +238,8 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
     wanted = filters(opts.filter) or {}
     wanted["dangling"] = ["false" if opts.all else "true"]
     report = session.client.post("/images/prune", {"filters": wanted}) or {}
-    deleted = report.get("ImagesDeleted") or []
-    if deleted:
-        write("Deleted Images:\n" + "".join(f"{k.lower()}: {v}\n" for d in deleted
-                                            for k, v in d.items()) + "\n")
-    write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
+    write(prune_report("Deleted Images:", report.get("ImagesDeleted") or [],
+                       report.get("SpaceReclaimed") or 0))
     return 0
 
 

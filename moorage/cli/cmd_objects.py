@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import human_size, indented_json, tabulate, write
+from moorage.cli.output import indented_json, prune_report, tabulate, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,10 +97,8 @@ def volume_inspect(session: Session, opts: Options, args: list[str]) -> int:
 def volume_prune(session: Session, opts: Options, _args: list[str]) -> int:
     params = {"filters": {"all": ["true"]} if opts.all else None}
     report = session.client.post("/volumes/prune", params) or {}
-    deleted = report.get("VolumesDeleted") or []
-    if deleted:
-        write("Deleted Volumes:\n" + "".join(v + "\n" for v in deleted) + "\n")
-    write(f"Total reclaimed space: {human_size(report.get('SpaceReclaimed') or 0, 4)}\n")
+    write(prune_report("Deleted Volumes:", report.get("VolumesDeleted") or [],
+                       report.get("SpaceReclaimed") or 0))
     return 0
 
 

@@ -8,7 +8,7 @@ import sys
 from moorage import __version__
 from moorage.cli.common import FORMAT, filters, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import human_size, write
+from moorage.cli.output import human_size, prune_report, write
 from moorage.client.api import MAX_API_VERSION
 from moorage.client.errors import APIError
 
@@ -207,18 +207,10 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
                 raise
             continue
         reclaimed += report.get("SpaceReclaimed", 0) or 0
-        deleted = report.get(key) or []
-        if deleted:
-            title = {"ContainersDeleted": "Deleted Containers:",
-                     "NetworksDeleted": "Deleted Networks:",
-                     "ImagesDeleted": "Deleted Images:"}[key]
-            write(title + "\n")
-            for item in deleted:
-                if isinstance(item, dict):
-                    item = " ".join(f"{k.lower()}: {v}" for k, v in item.items())
-                write(f"{item}\n")
-            write("\n")
-    write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")
+        title = {"ContainersDeleted": "Deleted Containers:",
+                 "NetworksDeleted": "Deleted Networks:", "ImagesDeleted": "Deleted Images:"}[key]
+        write(prune_report(title, report.get(key) or []))
+    write(prune_report("", [], reclaimed))
     return 0
 
 

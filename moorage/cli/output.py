@@ -135,3 +135,18 @@ def _upper_words(name: str) -> str:
             out += " "
         out += c.upper()
     return out
+
+
+def prune_report(title: str, deleted: list, reclaimed: int | None = None) -> str:
+    """docker's prune output: a titled block of what went (if anything), then the total.
+
+    Image entries are {"untagged"|"deleted": id} objects, one line per pair.
+    """
+    text = ""
+    if deleted:
+        lines = [f"{k.lower()}: {v}" for item in deleted if isinstance(item, dict)
+                 for k, v in item.items()] or [str(item) for item in deleted]
+        text = title + "\n" + "".join(line + "\n" for line in lines) + "\n"
+    if reclaimed is not None:
+        text += f"Total reclaimed space: {human_size(reclaimed, 4)}\n"
+    return text
