@@ -8,7 +8,6 @@ accepts this machine (its 1.8 refuses hybrid cgroup hierarchies outright).
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ class Host:
     """Host-side material a scenario may point its config at."""
 
     tmp: Path
-    netns: str | None = None
+    netns: Path | None = None
     cgroups_path: str = ""
     known_ns: dict[str, str] = field(default_factory=dict)
 
@@ -180,7 +179,7 @@ def _join_netns(cfg: dict[str, Any], host: Host) -> None:
     assert host.netns
     for ns in cfg["linux"]["namespaces"]:
         if ns["type"] == "network":
-            ns["path"] = f"/run/netns/{host.netns}"
+            ns["path"] = str(host.netns)
 
 
 def _rootfs_propagation(cfg: dict[str, Any], host: Host) -> None:
@@ -230,7 +229,11 @@ SCENARIOS: dict[str, Configure] = {
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
-    """Bind sources, a submount for rbind and a named netns, all removed afterwards."""
+    """Bind sources, a submount for rbind and a netns, all removed afterwards.
+
+    The netns is bound onto a file of the test's own: `ip netns add` would make
+    /run/netns a mount point that outlives the run (iproute2 keeps it by design),
+    host state a fresh machine does not have."""
     h = Host(tmp=tmp_path / "host")
     h.tmp.mkdir()
     (h.tmp / "file").write_text("bound file\n")
@@ -242,14 +245,14 @@ def host(tmp_path: Path) -> Iterator[Host]:
     # A submount makes rbind observable: a plain bind would not carry it along.
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=701", "probe-sub", str(sub)],
                    check=True)
-    h.netns = new_id()
-    subprocess.run(["ip", "netns", "add", h.netns], check=True)
-    ino = os.stat(f"/run/netns/{h.netns}").st_ino
-    h.known_ns[f"net:[{ino}]"] = "joined-netns"
+    h.netns = tmp_path / "netns"
+    h.netns.touch()
+    subprocess.run(["unshare", f"--net={h.netns}", "true"], check=True)
+    h.known_ns[f"net:[{h.netns.stat().st_ino}]"] = "joined-netns"
     try:
         yield h
     finally:
-        subprocess.run(["ip", "netns", "delete", h.netns], check=False)
+        subprocess.run(["umount", str(h.netns)], check=False)
         subprocess.run(["umount", str(sub)], check=False)
 
 
