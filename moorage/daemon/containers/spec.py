@@ -15,8 +15,8 @@ import signal
 from dataclasses import dataclass
 from functools import cache
 
-from moorage.api.containers.models import Container
 from moorage.errors import InvalidParameter
+from moorage.model.records import ContainerRecord
 
 # Every container's cgroup lives under this parent, as dockerd's under /docker.
 CGROUP_PARENT = "/moor"
@@ -30,7 +30,7 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
                 "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 INIT_PATH = "/sbin/docker-init"
-_DATA = os.path.join(os.path.dirname(__file__), "data")
+_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 _ARCH = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}
 _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
             "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
@@ -145,7 +145,7 @@ def security_options(options: tuple[str, ...]) -> tuple[bool, dict | None, bool]
     return no_new_privs, profile, unconfined
 
 
-def environment(container: Container) -> list[str]:
+def environment(container: ContainerRecord) -> list[str]:
     """Docker's CreateDaemonEnvironment: PATH, HOSTNAME, TERM, then the container's."""
     env = [DEFAULT_PATH, f"HOSTNAME={container.config.hostname}"]
     if container.config.tty:
@@ -157,7 +157,7 @@ def environment(container: Container) -> list[str]:
     return env
 
 
-def _mounts(container: Container, inputs: SpecInputs) -> list[dict]:
+def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
     shm = host.shm_size or 64 * 1024 * 1024
     privileged = host.privileged
@@ -200,7 +200,7 @@ def _mounts(container: Container, inputs: SpecInputs) -> list[dict]:
     return mounts
 
 
-def _resources(container: Container) -> dict:
+def _resources(container: ContainerRecord) -> dict:
     host = container.host_config
     resources: dict = {"devices": [{"allow": False, "access": "rwm"}]}
     memory: dict = {}
@@ -233,7 +233,7 @@ def _resources(container: Container) -> dict:
     return resources
 
 
-def _namespaces(container: Container, inputs: SpecInputs) -> list[dict]:
+def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
     namespaces: list[dict] = [{"type": "mount"}]
     if host.network_mode != "host":
@@ -248,12 +248,12 @@ def _namespaces(container: Container, inputs: SpecInputs) -> list[dict]:
                                "path": f"/proc/{inputs.namespace_pids[kind]}/ns/{kind}"})
         else:
             namespaces.append({"type": kind})
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+    if host.cgroupns_mode == "private":
         namespaces.append({"type": "cgroup"})
     return namespaces
 
 
-def build(container: Container, inputs: SpecInputs) -> dict:
+def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
     """The runtime-spec config.json for `container` (runtime-spec config.md, config-linux.md)."""
     host = container.host_config
     config = container.config
@@ -315,6 +315,6 @@ def parse_signal(value: str) -> int:
     return int(number)
 
 
-def stop_signal(container: Container) -> int:
+def stop_signal(container: ContainerRecord) -> int:
     """The container's stop signal as a number (StopSignal, else SIGTERM)."""
     return parse_signal(container.config.stop_signal or "SIGTERM")

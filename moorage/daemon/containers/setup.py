@@ -13,15 +13,17 @@ import re
 import shutil
 from dataclasses import replace
 
-from moorage.api.containers.models import ContainerConfig, HostConfig, MountPoint
-from moorage.daemon.oci_spec import MASKED_PATHS, READONLY_PATHS
-from moorage.errors import InvalidParameter, SystemError
+from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.linux import libc
+from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.runtime.mounts import resolve_in_root
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LOG_DRIVERS = ("json-file", "none")
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+# dockerd's default cgroup namespace: private on a cgroup v2 host, host on v1 and hybrid.
+CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
 def validate_name(name: str) -> str:
@@ -78,7 +80,8 @@ def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
         host, runtime=host.runtime or default_runtime,
         log_config=replace(host.log_config, type=host.log_config.type or "json-file"),
         shm_size=host.shm_size or DEFAULT_SHM_SIZE, memory_swap=swap,
-        ipc_mode=host.ipc_mode or "private", network_mode=host.network_mode or "default",
+        ipc_mode=host.ipc_mode or "private", cgroupns_mode=host.cgroupns_mode
+        or ("private" if CGROUP_V2 else "host"), network_mode=host.network_mode or "default",
         masked_paths=host.masked_paths if host.masked_paths is not None or host.privileged
         else MASKED_PATHS,
         readonly_paths=host.readonly_paths if host.readonly_paths is not None
@@ -115,6 +118,12 @@ def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
     _check_cpuset(host.cpuset_mems, "mems", "memory nodes", "mems")
     for name in host.sysctls or {}:
         _check_sysctl(name, host)
+    if host.cgroupns_mode not in ("", "host", "private"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {host.cgroupns_mode}")
+    if host.restart_policy.name not in ("", "no"):
+        # Restart policies land with the engine's operations: refused until they act.
+        raise InvalidParameter(f'restart policy "{host.restart_policy.name}" is not '
+                               "supported yet")
     for kind, mode in (("PID", host.pid_mode), ("IPC", host.ipc_mode),
                        ("UTS", host.uts_mode)):
         if mode not in ("", "host", "private", "shareable") and not mode.startswith("container:"):
@@ -304,7 +313,7 @@ def mount_rootfs(container_dir: str, lower_dirs: list[str]) -> str:
         libc.mount("overlay", rootfs, "overlay", 0,
                    f"lowerdir={lowers},upperdir={upper},workdir={work}")
     except OSError as err:
-        raise SystemError(f"error mounting the container's rootfs: {err}") from None
+        raise SystemFailure(f"error mounting the container's rootfs: {err}") from None
     return rootfs
 
 

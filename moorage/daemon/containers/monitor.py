@@ -1,0 +1,49 @@
+"""One task per running container, waiting on its shim for the exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from moorage.daemon.containers.context import Context
+from moorage.daemon.containers.exits import apply_exit
+from moorage.daemon.containers.paths import read_exit_file
+from moorage.daemon.containers.remove import remove_locked
+from moorage.daemon.shims import request
+from moorage.errors import MoorError
+
+
+class Monitors:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    def watch(self, container_id: str) -> None:
+        self._tasks[container_id] = asyncio.get_running_loop().create_task(
+            self._watch(container_id))
+
+    async def _watch(self, container_id: str) -> None:
+        try:
+            exit_record = await request(self.ctx.paths.socket(container_id), {"op": "wait"})
+        except (MoorError, OSError, ValueError):
+            exit_record = read_exit_file(self.ctx.paths, container_id)
+        self._tasks.pop(container_id, None)
+        async with self.ctx.states.lock(container_id):
+            await exited(self.ctx, container_id, exit_record)
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        self._tasks.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def exited(ctx: Context, container_id: str, exit_record: dict) -> None:
+    """Caller holds the lock: record the exit, then AutoRemove (with its anonymous volumes,
+    as dockerd's --rm)."""
+    record = await apply_exit(ctx, container_id, exit_record)
+    if record is not None and not record.state.running and record.host_config.auto_remove:
+        await remove_locked(ctx, record, remove_volumes=True)

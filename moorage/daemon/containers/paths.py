@@ -1,0 +1,53 @@
+"""Where a container's files live: its directory under the data-root, its shim's socket
+and exit record under the exec-root."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+from moorage.model.times import now_ns, parse_rfc3339_ns
+
+
+class ContainerPaths:
+    def __init__(self, data_root: str, exec_root: str) -> None:
+        self.root = os.path.join(data_root, "containers")
+        self.shims = os.path.join(exec_root, "shims")
+        os.makedirs(self.root, mode=0o710, exist_ok=True)
+
+    def dir(self, container_id: str) -> str:
+        return os.path.join(self.root, container_id)
+
+    def socket(self, container_id: str) -> str:
+        # sun_path holds 108 bytes: a 24-hex prefix of the id keeps deep exec-roots usable.
+        return os.path.join(self.shims, container_id[:24] + ".sock")
+
+    def exit_file(self, container_id: str) -> str:
+        return os.path.join(self.shims, container_id[:24] + ".exit")
+
+    def remove_exit_file(self, container_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.exit_file(container_id))
+
+
+def exit_status(record: dict) -> tuple[int, bool, str, int]:
+    """A shim's exit record as (exit code, OOM killed, error, finished at in ns)."""
+    try:
+        finished = parse_rfc3339_ns(str(record.get("finished_at") or ""))
+    except ValueError:
+        finished = 0
+    return (int(record.get("exit_code", 255)), bool(record.get("oom_killed")),
+            str(record.get("error") or ""), finished or now_ns())
+
+
+def read_exit_file(paths: ContainerPaths, container_id: str) -> dict:
+    """The exit record the shim left; a synthetic one when the shim died without it."""
+    try:
+        with open(paths.exit_file(container_id)) as f:
+            record = json.load(f)
+        if isinstance(record, dict):
+            return record
+    except (OSError, ValueError):
+        pass
+    return {"exit_code": 255, "error": "the container's shim is gone"}
