@@ -276,3 +276,35 @@ def test_daemon_stop_stops_containers(tmp_path: Path) -> None:
     finally:
         daemon.docker("rm", "-f", "goes", "deaf")
         stop_daemon(daemon)
+
+
+def test_daemon_stop_with_hung_clients(tmp_path: Path) -> None:
+    """SIGTERM ends attach and wait connections at once: moord exits within seconds.
+    With live-restore the container keeps running and is adopted again."""
+    daemon = start_daemon(str(tmp_path), "--live-restore")
+    clients: list[subprocess.Popen] = []
+    try:
+        _import_busybox(daemon, tmp_path)
+        daemon.docker("run", "-d", "-i", "--name", "held", IMAGE, "cat", check=True)
+        env = {**os.environ, "DOCKER_HOST": daemon.host,
+               "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        for command in (["attach", "held"], ["wait", "held"]):
+            clients.append(subprocess.Popen(["docker", *command], env=env,
+                                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL))
+        time.sleep(1)
+        pid = int(_out(daemon.docker("inspect", "-f", "{{.State.Pid}}", "held")))
+        started = time.monotonic()
+        daemon.process.send_signal(15)
+        daemon.process.wait(timeout=20)
+        assert time.monotonic() - started < 5
+        assert _alive(pid)
+        daemon = start_daemon(str(tmp_path), "--live-restore")
+        state = daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "held")
+        assert _out(state) == f"running {pid}"
+    finally:
+        for client in clients:
+            client.kill()
+            client.wait()
+        daemon.docker("rm", "-f", "held")
+        stop_daemon(daemon)

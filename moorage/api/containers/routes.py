@@ -10,6 +10,7 @@ from aiohttp import web
 
 from moorage.api.containers.backend import ContainerBackend, ProcessStream
 from moorage.api.containers.documents import inspect_document, summary
+from moorage.api.containers.streams import tracked
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, hijack
 from moorage.api.server import (
     add_route,
@@ -214,12 +215,12 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/kill", post_containers_kill),
         ("POST", "/containers/{name}/pause", post_containers_pause),
         ("POST", "/containers/{name}/unpause", post_containers_unpause),
-        ("POST", "/containers/{name}/wait", post_containers_wait),
+        ("POST", "/containers/{name}/wait", tracked(app, post_containers_wait)),
         ("DELETE", "/containers/{name}", delete_containers),
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
-        ("POST", "/containers/{name}/attach", post_containers_attach),
-        ("GET", "/containers/{name}/logs", get_containers_logs),
+        ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
+        ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):
         add_route(app, method, path, handler)
 

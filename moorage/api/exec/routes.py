@@ -6,6 +6,7 @@ from aiohttp import web
 
 from moorage.api.containers.backend import ContainerBackend
 from moorage.api.containers.routes import relay
+from moorage.api.containers.streams import tracked
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack
 from moorage.api.server import add_route, json_response, query_int, read_json
 from moorage.api.wire import decode
@@ -65,6 +66,6 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             "Pid": instance.pid})
 
     add_route(app, "POST", "/containers/{name}/exec", post_container_exec_create)
-    add_route(app, "POST", "/exec/{id}/start", post_exec_start)
+    add_route(app, "POST", "/exec/{id}/start", tracked(app, post_exec_start))
     add_route(app, "POST", "/exec/{id}/resize", post_exec_resize)
     add_route(app, "GET", "/exec/{id}/json", get_exec_inspect)
