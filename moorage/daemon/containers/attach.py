@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from moorage.daemon.containers.context import Context
-from moorage.daemon.shims import ShimStream
+from moorage.daemon.containers.shim_calls import open_stream
 from moorage.errors import Conflict
 from moorage.model.records import ContainerRecord
 
@@ -25,20 +25,19 @@ class Attachments:
                    "stderr": stderr}
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         if record.state.running:
-            future.set_result(await ShimStream.open(self.ctx.paths.socket(record.id),
-                                                    {"op": "attach", **options}))
+            future.set_result(await open_stream(self.ctx.paths, record.id,
+                                                {"op": "attach", **options}))
         else:
             self._pending.setdefault(record.id, []).append((options, future))
         return record, future
 
     async def resolve(self, container_id: str) -> None:
         """The shim exists, the process has not started: the pending attaches connect."""
-        socket_path = self.ctx.paths.socket(container_id)
         for options, future in self._pending.pop(container_id, []):
             if not future.done():
                 try:
-                    future.set_result(await ShimStream.open(socket_path,
-                                                            {"op": "attach", **options}))
+                    future.set_result(await open_stream(self.ctx.paths, container_id,
+                                                        {"op": "attach", **options}))
                 except Exception as err:  # the attach fails, not the start
                     future.set_exception(err)
 

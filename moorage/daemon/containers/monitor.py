@@ -28,6 +28,8 @@ class Monitors:
         except (MoorError, OSError, ValueError):
             exit_record = read_exit_file(self.ctx.paths, container_id)
         self._tasks.pop(container_id, None)
+        if self.ctx.registry.find(container_id) is None:  # removed meanwhile (rm -f)
+            return
         async with self.ctx.states.lock(container_id):
             await exited(self.ctx, container_id, exit_record)
 
