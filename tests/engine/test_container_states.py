@@ -308,3 +308,33 @@ def test_daemon_stop_with_hung_clients(tmp_path: Path) -> None:
             client.wait()
         daemon.docker("rm", "-f", "held")
         stop_daemon(daemon)
+
+
+def test_start_with_a_vanished_bind_source(daemon: Daemon | Dockerd, tmp_path: Path) -> None:
+    """Refused at start as at create, before anything runs: the exit code stays (it was
+    exit 127, as if the command were missing)."""
+    source = tmp_path / "gone"
+    source.mkdir()
+    name = _name()
+    daemon.docker("create", "--name", name, "--mount", f"type=bind,src={source},dst=/x",
+                  IMAGE, "true", check=True)
+    try:
+        source.rmdir()
+        result = daemon.docker("start", name)
+        assert result.returncode != 0
+        assert "bind source path does not exist" in result.stderr.decode()
+        code = daemon.docker("inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", name)
+        assert _out(code) == "0 created", result.stderr
+    finally:
+        daemon.docker("rm", "-f", name)
+
+
+def test_start_with_a_missing_command(daemon: Daemon | Dockerd) -> None:
+    name = _name()
+    daemon.docker("create", "--name", name, IMAGE, "/no/such/command", check=True)
+    try:
+        assert daemon.docker("start", name).returncode != 0
+        code = daemon.docker("inspect", "-f", "{{.State.ExitCode}} {{.State.Status}}", name)
+        assert _out(code) == "127 created"
+    finally:
+        daemon.docker("rm", "-f", name)

@@ -235,6 +235,20 @@ def _bind_spec(bind: str) -> MountPoint:
     return MountPoint("bind", source, target, mode, "ro" not in options, propagation)
 
 
+def _check_bind_source(source: str) -> None:
+    if not os.path.exists(source):
+        raise InvalidParameter(f"{_config_error('bind')}bind source path does not exist: "
+                               f"{source}")
+
+
+def check_bind_sources(host: HostConfig) -> None:
+    """At start, as at create (moby verifyContainerSettings): a Mounts bind whose source
+    went away since is refused before anything runs."""
+    for mount in host.mounts or ():
+        if mount.type == "bind":
+            _check_bind_source(mount.source)
+
+
 def _config_error(kind: str) -> str:
     return f'invalid mount config for type "{kind}": '
 
@@ -260,9 +274,7 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             if not os.path.isabs(mount.source or ""):
                 raise InvalidParameter(f"{_config_error(kind)}invalid mount path: "
                                        f"'{mount.source}' mount path must be absolute")
-            if not os.path.exists(mount.source):
-                raise InvalidParameter(f"{_config_error(kind)}bind source path does not "
-                                       f"exist: {mount.source}")
+            _check_bind_source(mount.source)
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
             points.append(MountPoint("bind", mount.source, mount.target, "",

@@ -61,6 +61,7 @@ class Starter:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if record.state.running:
                 raise NotModified("container already started")
+            setup.check_bind_sources(record.host_config)
             await self._start(record)
 
     async def _start(self, record: ContainerRecord) -> None:
