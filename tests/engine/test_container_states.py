@@ -258,7 +258,8 @@ def test_daemon_stop_stops_containers(tmp_path: Path) -> None:
         _import_busybox(daemon, tmp_path)
         daemon.docker("run", "-d", "--name", "goes", IMAGE, "sh", "-c",
                       "trap 'exit 3' TERM; while :; do sleep 0.1; done", check=True)
-        daemon.docker("run", "-d", "--name", "deaf", IMAGE, "sleep", "999", check=True)
+        daemon.docker("run", "-d", "--name", "deaf", "--stop-timeout", "1", IMAGE, "sleep",
+                      "999", check=True)
         pids = [int(_out(daemon.docker("inspect", "-f", "{{.State.Pid}}", n)))
                 for n in ("goes", "deaf")]
         shims = [_shim_of(p) for p in pids]
@@ -338,3 +339,95 @@ def test_start_with_a_missing_command(daemon: Daemon | Dockerd) -> None:
         assert _out(code) == "127 created"
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_many_clients_on_one_container(moord: Daemon, image: str) -> None:
+    """8 clients start, kill, exec, read logs, inspect and force-remove one container
+    (re-created under its name) for a bounded time: never a 500."""
+    import random
+
+    api = _Api(moord.socket)
+    name = f"shared-{uuid.uuid4().hex[:8]}"
+    body = {"Image": image, "Cmd": ["sh", "-c", "while :; do echo x; sleep 0.01; done"]}
+    failures: list[str] = []
+    deadline = time.monotonic() + 12
+    api.call("POST", f"/containers/create?name={name}", body)
+
+    def step(rng: random.Random, calls: list[str]) -> tuple[str, int, bytes]:
+        action = rng.choice(["start", "kill", "exec", "logs", "inspect", "rm", "stop",
+                             "create", "wait"])
+        calls.append(action)
+        if action == "start":
+            return (action, *api.call("POST", f"/containers/{name}/start"))
+        if action == "kill":
+            return (action, *api.call("POST", f"/containers/{name}/kill"))
+        if action == "stop":
+            return (action, *api.call("POST", f"/containers/{name}/stop?t=0"))
+        if action == "exec":
+            status, raw = api.call("POST", f"/containers/{name}/exec",
+                                   {"Cmd": ["echo", "hi"], "AttachStdout": False})
+            if status != 201:
+                return action, status, raw
+            exec_id = json.loads(raw)["Id"]
+            return (action, *api.call("POST", f"/exec/{exec_id}/start", {"Detach": True}))
+        if action == "logs":
+            return (action, *api.call("GET", f"/containers/{name}/logs?stdout=1&tail=5"))
+        if action == "inspect":
+            return (action, *api.call("GET", f"/containers/{name}/json"))
+        if action == "wait":
+            return (action, *api.call("POST", f"/containers/{name}/wait?condition=next-exit"))
+        if action == "rm":
+            return (action, *api.call("DELETE", f"/containers/{name}?force=1"))
+        return (action, *api.call("POST", f"/containers/create?name={name}", body))
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        calls: list[str] = []
+        while time.monotonic() < deadline:
+            try:
+                action, status, raw = step(rng, calls)
+            except OSError as err:
+                failures.append(f"{calls[-1]}: {err!r}")
+                continue
+            if status >= 500:
+                failures.append(f"{action}: {status} {raw[:200]!r}")
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    killer = threading.Thread(target=lambda: [
+        api.call("POST", f"/containers/{name}/kill") for _ in iter(
+            lambda: time.monotonic() < deadline + 1, False)])
+    killer.start()
+    # Waits for a next exit end with the removal of the container.
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline + 60:
+        api.call("DELETE", f"/containers/{name}?force=1")
+        time.sleep(0.2)
+    killer.join(30)
+    moord.docker("rm", "-f", name)
+    assert not any(t.is_alive() for t in threads)
+    assert not failures, "\n".join(failures[:20])
+
+
+def test_one_name_one_container(moord: Daemon, image: str) -> None:
+    """Creates of one name at once: one wins, the others get 409, one record remains
+    (the store's OR REPLACE used to drop the other row while memory kept both)."""
+    api = _Api(moord.socket)
+    name = _name()
+    results: list[int] = []
+
+    def create() -> None:
+        results.append(api.call("POST", f"/containers/create?name={name}",
+                                {"Image": image, "Cmd": ["true"]})[0])
+
+    threads = [threading.Thread(target=create) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert sorted(results) == [201] + [409] * 7
+        listed = _out(moord.docker("ps", "-aq", "--filter", f"name=^/{name}$"))
+        assert len(listed.split()) == 1
+    finally:
+        moord.docker("rm", "-f", name)

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import sqlite3
 
 from moorage.daemon.containers import setup, spec, volumes
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
-from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.model.records import ContainerRecord
 from moorage.model.times import now_ns
 
@@ -43,13 +42,23 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     if merged.stop_signal:
         spec.parse_signal(merged.stop_signal)
     name = name or ctx.registry.new_name()
-    ctx.registry.check_name_free(name)
+    ctx.registry.reserve(name, container_id)
+    try:
+        return await _create(ctx, container_id, name, merged, host, mounts, command,
+                             image.id, image.lower_dirs)
+    finally:
+        ctx.registry.release(name, container_id)
+
+
+async def _create(ctx: Context, container_id: str, name: str, merged: ContainerConfig,
+                  host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
+                  image_id: str, lower_dirs: list[str]) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
     host = setup.host_defaults(host, ctx.config.default_runtime)
     mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
     record = ContainerRecord(
         id=container_id, name=name, created=now_ns(), path=command[0],
-        args=tuple(command[1:]), image=image.id, config=merged, host_config=host,
+        args=tuple(command[1:]), image=image_id, config=merged, host_config=host,
         mounts=mounts, resolv_conf_path=os.path.join(directory, "resolv.conf"),
         hostname_path=os.path.join(directory, "hostname"),
         hosts_path=os.path.join(directory, "hosts"),
@@ -57,12 +66,10 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
         if host.log_config.type == "json-file" else "")
     os.makedirs(directory, mode=0o710)
     try:
-        await asyncio.to_thread(volumes.populate, directory, image.lower_dirs, record)
+        await asyncio.to_thread(volumes.populate, directory, lower_dirs, record)
         ctx.registry.put(record)
-    except Exception as err:
+    except Exception:
         setup.remove_container_dir(directory)
         volumes.remove_anonymous(ctx.volumes, record)
-        if isinstance(err, sqlite3.IntegrityError):
-            ctx.registry.check_name_free(name)
         raise
     return record

@@ -15,6 +15,10 @@ from moorage.model.config import ExecConfig
 from moorage.model.records import ContainerRecord, ExecRecord
 from moorage.model.times import now_ns
 
+# Seconds an exec's failure waits for the container's exit before it counts as the
+# runtime's own failure.
+_EXIT_GRACE = 0.5
+
 
 class ExecManager:
     def __init__(self, ctx: Context) -> None:
@@ -90,8 +94,10 @@ class ExecManager:
                 "stderr": config.attach_stderr and not detach,
                 "console_size": list(config.console_size or ())[:2]})
         except (ShimError, NotFound, OSError) as err:
-            # dockerd's wording and code for a process that could not be started.
             record.exit_code = 126
+            if await self._ending(container):
+                raise Conflict(f"Container {container.id} is not running") from None
+            # dockerd's wording and code for a process that could not be started.
             raise SystemFailure(f"OCI runtime exec failed: exec failed: {err}: unknown") \
                 from None
         record.pid = stream.pid
@@ -102,6 +108,21 @@ class ExecManager:
             self._drains.add(task)
             task.add_done_callback(self._drains.discard)
         return stream
+
+    async def _ending(self, container: ContainerRecord) -> bool:
+        """After a failed exec: whether the container was dying (its exit comes within
+        moments); an exec into a dying container fails with ENOMEM or a reset socket."""
+        current = self.ctx.registry.find(container.id)
+        if current is None or not current.state.running:
+            return True
+        waiter = self.ctx.states.wait(current, "not-running")
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), _EXIT_GRACE)
+        except TimeoutError:
+            return False
+        finally:
+            waiter.cancel()
+        return True
 
     def _finished(self, record: ExecRecord, status: dict) -> None:
         record.running = False

@@ -18,6 +18,7 @@ import time
 from moorage.daemon.containers import setup
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.paths import exit_status, read_exit_file
+from moorage.daemon.containers.shim_calls import SHIM_DEADLINE
 from moorage.daemon.containers.spec import CGROUP_PARENT
 from moorage.daemon.shims import request
 from moorage.errors import MoorError
@@ -26,8 +27,7 @@ from moorage.runtime.cgroups import new_manager
 
 log = logging.getLogger("moord.containers")
 
-SHIM_DEADLINE = 5.0   # seconds a shim has to answer a kill or report an exit
-_GONE_DEADLINE = 2.0  # seconds processes have to vanish once killed
+_GONE_DEADLINE = 1.0  # seconds processes have to vanish once killed
 
 
 async def apply_exit(ctx: Context, container_id: str, exit_record: dict) -> ContainerRecord | None:
@@ -50,22 +50,25 @@ async def end_process(ctx: Context, record: ContainerRecord) -> dict:
     try:
         async with asyncio.timeout(SHIM_DEADLINE):
             waiting = asyncio.ensure_future(request(socket_path, {"op": "wait"}))
-            try:
+            # A kill that fails (the process is already gone) still ends in the exit
+            # the wait reports.
+            with contextlib.suppress(MoorError, OSError):
                 await request(socket_path, {"op": "kill", "signal": int(signal.SIGKILL),
                                             "all": True})
-            except (MoorError, OSError):
-                if not waiting.done():  # not an exit that beat the kill
-                    raise
             exit_record = await waiting
     except (TimeoutError, MoorError, OSError, ValueError) as err:
         if waiting is not None:
             waiting.cancel()
-        log.warning("container %s: its shim did not end it (%s): killing its processes",
-                    record.id, err)
-        await asyncio.to_thread(_kill_cgroup, record.id)
-        exit_record = read_exit_file(ctx.paths, record.id)
-        if exit_record.get("error"):
-            exit_record = {"exit_code": 137}
+        # The shim writes the exit record before it answers (and request() takes the
+        # record's own "error" key for a failure): the file is the truth when present.
+        recorded = read_exit_file(ctx.paths, record.id)
+        if recorded is not None:
+            exit_record = recorded
+        else:
+            log.warning("container %s: its shim did not end it (%r): killing its processes",
+                        record.id, err)
+            await asyncio.to_thread(_kill_cgroup, record.id)
+            exit_record = read_exit_file(ctx.paths, record.id) or {"exit_code": 137}
     await asyncio.to_thread(_reap_shim, record.shim_pid)
     return exit_record
 
@@ -88,6 +91,7 @@ def _reap_shim(pid: int) -> None:
     while _is_shim(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
     if _is_shim(pid):
+        log.warning("shim %d did not exit after its container: killed", pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -7,7 +7,7 @@ import contextlib
 
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import apply_exit
-from moorage.daemon.containers.paths import read_exit_file
+from moorage.daemon.containers.paths import SHIM_GONE, read_exit_file
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.shims import request
 from moorage.errors import MoorError
@@ -26,7 +26,7 @@ class Monitors:
         try:
             exit_record = await request(self.ctx.paths.socket(container_id), {"op": "wait"})
         except (MoorError, OSError, ValueError):
-            exit_record = read_exit_file(self.ctx.paths, container_id)
+            exit_record = read_exit_file(self.ctx.paths, container_id) or SHIM_GONE
         self._tasks.pop(container_id, None)
         if self.ctx.registry.find(container_id) is None:  # removed meanwhile (rm -f)
             return

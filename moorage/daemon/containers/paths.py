@@ -41,13 +41,15 @@ def exit_status(record: dict) -> tuple[int, bool, str, int]:
             str(record.get("error") or ""), finished or now_ns())
 
 
-def read_exit_file(paths: ContainerPaths, container_id: str) -> dict:
-    """The exit record the shim left; a synthetic one when the shim died without it."""
+def read_exit_file(paths: ContainerPaths, container_id: str) -> dict | None:
+    """The exit record the shim left, None when it left none."""
     try:
         with open(paths.exit_file(container_id)) as f:
             record = json.load(f)
-        if isinstance(record, dict):
-            return record
     except (OSError, ValueError):
-        pass
-    return {"exit_code": 255, "error": "the container's shim is gone"}
+        return None
+    return record if isinstance(record, dict) else None
+
+
+# The exit of a container whose shim died without recording one.
+SHIM_GONE = {"exit_code": 255, "error": "the container's shim is gone"}

@@ -37,7 +37,7 @@ class Registry:
         if ref in self._records:
             return self._records[ref]
         by_name = self._names.get("/" + ref.lstrip("/"))
-        if by_name is not None:
+        if by_name in self._records:
             return self._records[by_name]
         matches = [r for r in self._records.values() if ref and r.id.startswith(ref)]
         if len(matches) > 1:
@@ -56,19 +56,31 @@ class Registry:
     def new_name(self) -> str:
         return "/" + generate_name(lambda n: "/" + n in self._names)
 
+    def reserve(self, name: str, container_id: str) -> None:
+        """Hold `name` for a container being created (Conflict when taken), so that two
+        creates of one name cannot both pass the check while they prepare."""
+        self.check_name_free(name)
+        self._names[name] = container_id
+
+    def release(self, name: str, container_id: str) -> None:
+        if self._names.get(name) == container_id and container_id not in self._records:
+            del self._names[name]
+
     def put(self, record: ContainerRecord) -> None:
         """Saves `record` (new, changed or renamed); sqlite3.IntegrityError for a taken name."""
         old = self._records.get(record.id)
         self._store.save(record)
-        if old is not None and old.name != record.name:
-            self._names.pop(old.name, None)
+        if old is not None and old.name != record.name \
+                and self._names.get(old.name) == record.id:
+            del self._names[old.name]
         self._records[record.id] = record
         self._names[record.name] = record.id
 
     def drop(self, container_id: str) -> None:
         record = self._records.pop(container_id, None)
         if record is not None:
-            self._names.pop(record.name, None)
+            if self._names.get(record.name) == container_id:
+                del self._names[record.name]
             self._store.delete(container_id)
 
     def using_image(self, image_id: str) -> list[str]:

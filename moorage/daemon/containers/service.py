@@ -22,7 +22,7 @@ from moorage.daemon.containers.exits import end_process
 from moorage.daemon.containers.filters import select
 from moorage.daemon.containers.logs import LogEntry, read_log
 from moorage.daemon.containers.monitor import Monitors, exited
-from moorage.daemon.containers.paths import ContainerPaths, read_exit_file
+from moorage.daemon.containers.paths import SHIM_GONE, ContainerPaths, read_exit_file
 from moorage.daemon.containers.registry import Registry
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.spec import CGROUP_PARENT
@@ -75,7 +75,8 @@ class ContainerService:
                 try:
                     await call(ctx.paths, record.id, {"op": "state"})
                 except MoorError:
-                    await exited(ctx, record.id, read_exit_file(ctx.paths, record.id))
+                    await exited(ctx, record.id,
+                                 read_exit_file(ctx.paths, record.id) or SHIM_GONE)
                     continue
                 if ctx.config.live_restore:
                     self.monitors.watch(record.id)

@@ -1,17 +1,26 @@
-"""Requests to a container's shim, their failures in the error taxonomy."""
+"""Requests to a container's shim, each with a deadline, their failures in the error
+taxonomy. A shim that does not answer must not hold its container's lock forever."""
 
 from __future__ import annotations
+
+import asyncio
 
 from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.shims import ShimError, ShimStream, request
 from moorage.errors import Conflict, NotFound, SystemFailure
+
+SHIM_DEADLINE = 5.0  # seconds a shim has to answer a request
 
 
 async def call(paths: ContainerPaths, container_id: str, message: dict) -> dict:
     """The shim's reply; Conflict when the shim is gone (the container is not running),
     SystemFailure when it or the runtime refused."""
     try:
-        return await request(paths.socket(container_id), message)
+        async with asyncio.timeout(SHIM_DEADLINE):
+            return await request(paths.socket(container_id), message)
+    except TimeoutError:
+        raise SystemFailure(f"container {container_id}: its shim did not answer "
+                            f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
     except NotFound:
         raise Conflict(f"Container {container_id} is not running") from None
     except ShimError as err:
@@ -23,7 +32,11 @@ async def call(paths: ContainerPaths, container_id: str, message: dict) -> dict:
 async def open_stream(paths: ContainerPaths, container_id: str, message: dict) -> ShimStream:
     """An attach or exec stream, its failures as call()'s."""
     try:
-        return await ShimStream.open(paths.socket(container_id), message)
+        async with asyncio.timeout(SHIM_DEADLINE):
+            return await ShimStream.open(paths.socket(container_id), message)
+    except TimeoutError:
+        raise SystemFailure(f"container {container_id}: its shim did not answer "
+                            f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
     except NotFound:
         raise Conflict(f"Container {container_id} is not running") from None
     except ShimError as err:

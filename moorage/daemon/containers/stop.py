@@ -13,9 +13,9 @@ import signal
 
 from moorage.daemon.containers import spec
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.exits import SHIM_DEADLINE, end_process
+from moorage.daemon.containers.exits import end_process
 from moorage.daemon.containers.monitor import exited
-from moorage.daemon.containers.shim_calls import call
+from moorage.daemon.containers.shim_calls import SHIM_DEADLINE, call
 from moorage.errors import Conflict, MoorError, NotFound, NotModified
 from moorage.model.records import PAUSED, RUNNING, ContainerRecord
 

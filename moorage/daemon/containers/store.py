@@ -90,11 +90,13 @@ class ContainerStore:
         return records
 
     def save(self, record: ContainerRecord) -> None:
-        """Insert or replace; sqlite3.IntegrityError when another container has the name."""
+        """Insert or update by id; sqlite3.IntegrityError when another container has the
+        name (OR REPLACE would silently delete that other container's row)."""
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO container_records (id, name, version, record) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO container_records (id, name, version, record) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                "version = excluded.version, record = excluded.record",
                 (record.id, record.name, SCHEMA_VERSION, json.dumps(to_plain(record))))
 
     def delete(self, container_id: str) -> None:
