@@ -431,3 +431,26 @@ def test_one_name_one_container(moord: Daemon, image: str) -> None:
         assert len(listed.split()) == 1
     finally:
         moord.docker("rm", "-f", name)
+
+
+def test_restart_after_a_crash_stops_what_was_left(tmp_path: Path) -> None:
+    """Without live-restore, a container a killed daemon left running is stopped when
+    the daemon starts again (dockerd's restore), not adopted."""
+    daemon = start_daemon(str(tmp_path))
+    try:
+        _import_busybox(daemon, tmp_path)
+        daemon.docker("run", "-d", "--name", "left", IMAGE, "sleep", "999", check=True)
+        pid = int(_out(daemon.docker("inspect", "-f", "{{.State.Pid}}", "left")))
+        shim = _shim_of(pid)
+        daemon.process.kill()
+        daemon.process.wait(timeout=10)
+        assert _alive(pid)
+        os.unlink(daemon.socket)  # left by the kill: start_daemon waits for a new one
+        daemon = start_daemon(str(tmp_path))
+        state = daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "left")
+        assert _out(state) == "exited 137"
+        assert not _alive(pid) and not _alive(shim)
+        assert daemon.docker("rm", "left").returncode == 0
+    finally:
+        daemon.docker("rm", "-f", "left")
+        stop_daemon(daemon)

@@ -72,6 +72,7 @@ def test_old_rows_are_migrated_on_open(tmp_path: Path) -> None:
     assert record.config.cmd == ("sleep", "9") and record.config.labels == {"k": "v"}
     assert record.host_config.binds == ("/a:/b",) and record.host_config.cap_add == ("NET_ADMIN",)
     assert record.mounts[0].destination == "/b"
+    assert record.host_config.cgroupns_mode in ("host", "private")
     tables = sqlite3.connect(tmp_path / "moor.db").execute(
         "SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     assert ("containers",) not in tables

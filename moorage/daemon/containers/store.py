@@ -15,7 +15,9 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
+from moorage.daemon.containers.setup import CGROUP_V2
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.model.plain import from_plain, to_plain
 from moorage.model.records import SCHEMA_VERSION, ContainerRecord, ContainerState
@@ -119,11 +121,14 @@ def _load(version: int, plain: dict) -> ContainerRecord:
 def record_from_document(doc: dict) -> ContainerRecord:
     """A record from the inspect document the store kept before version 1."""
     state = doc.get("State") or {}
+    # Before records, a container had a cgroup namespace exactly when the host had v2.
+    host = from_plain(HostConfig, doc.get("HostConfig") or {}, wire=True)
     return ContainerRecord(
         id=doc["Id"], name=doc["Name"], created=parse_rfc3339_ns(doc["Created"]),
         path=doc.get("Path", ""), args=tuple(doc.get("Args") or ()), image=doc["Image"],
         config=from_plain(ContainerConfig, doc.get("Config") or {}, wire=True),
-        host_config=from_plain(HostConfig, doc.get("HostConfig") or {}, wire=True),
+        host_config=replace(host, cgroupns_mode=host.cgroupns_mode
+                            or ("private" if CGROUP_V2 else "host")),
         mounts=tuple(from_plain(MountPoint, m, wire=True) for m in doc.get("Mounts") or ()),
         state=ContainerState(
             status=state.get("Status", "created"), running=bool(state.get("Running")),
