@@ -60,12 +60,7 @@ class ExecManager:
         process = dict(base)
         process["args"] = list(config.cmd or ())
         process["terminal"] = config.tty
-        env = list(base.get("env") or [])
-        for item in config.env or ():
-            key = item.partition("=")[0]
-            env = [e for e in env if e.partition("=")[0] != key]
-            env.append(item)
-        process["env"] = env
+        process["env"] = spec.merge_env(list(base.get("env") or []), config.env or ())
         if config.working_dir:
             process["cwd"] = config.working_dir
         if config.user:

@@ -13,7 +13,7 @@ import re
 import shutil
 from dataclasses import replace
 
-from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
+from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS, merge_env
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.linux import libc
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
@@ -37,11 +37,7 @@ def validate_name(name: str) -> str:
 def merge_image_config(config: ContainerConfig, image: dict, container_id: str) -> ContainerConfig:
     """Fill what the request left empty from the image's config (moby's merge())."""
     defaults = image.get("config") or {}
-    env = list(defaults.get("Env") or [])
-    for item in config.env or ():
-        key = item.partition("=")[0]
-        env = [e for e in env if e.partition("=")[0] != key]
-        env.append(item)
+    env = merge_env(list(defaults.get("Env") or []), config.env or ())
     cmd = config.cmd
     entrypoint = config.entrypoint
     if entrypoint is None:

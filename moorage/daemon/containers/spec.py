@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from moorage import signals
 from moorage.errors import InvalidParameter
 from moorage.model.records import ContainerRecord
 
@@ -150,7 +151,13 @@ def environment(container: ContainerRecord) -> list[str]:
     env = [DEFAULT_PATH, f"HOSTNAME={container.config.hostname}"]
     if container.config.tty:
         env.append("TERM=xterm")
-    for item in container.config.env or ():
+    return merge_env(env, container.config.env or ())
+
+
+def merge_env(base: list[str], overrides: Iterable[str]) -> list[str]:
+    """`base` with each KEY=value of `overrides` replacing the same KEY (appended last)."""
+    env = list(base)
+    for item in overrides:
         key = item.partition("=")[0]
         env = [e for e in env if e.partition("=")[0] != key]
         env.append(item)
@@ -159,7 +166,7 @@ def environment(container: ContainerRecord) -> list[str]:
 
 def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
-    shm = host.shm_size or 64 * 1024 * 1024
+    shm = host.shm_size  # defaults are applied once, at create (setup.host_defaults)
     privileged = host.privileged
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc",
@@ -206,8 +213,7 @@ def _resources(container: ContainerRecord) -> dict:
     memory: dict = {}
     if host.memory:
         memory["limit"] = host.memory
-        # Docker: no --memory-swap means swap = 2 x memory; -1 unlimited.
-        memory["swap"] = host.memory_swap or host.memory * 2
+        memory["swap"] = host.memory_swap  # 2 x memory unless given; -1 unlimited
     if host.memory_reservation:
         memory["reservation"] = host.memory_reservation
     if memory:
@@ -288,10 +294,8 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         "sysctl": dict(host.sysctls or {}),
     }
     if not host.privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS if host.masked_paths is None
-                                    else host.masked_paths)
-        linux["readonlyPaths"] = list(READONLY_PATHS if host.readonly_paths is None
-                                      else host.readonly_paths)
+        linux["maskedPaths"] = list(host.masked_paths or ())
+        linux["readonlyPaths"] = list(host.readonly_paths or ())
         if not unconfined:
             linux["seccomp"] = seccomp_profile(profile or default_seccomp(), caps)
     spec = {
@@ -306,13 +310,13 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
 
 def parse_signal(value: str) -> int:
     """Docker's signal syntax: a number, or a name with or without SIG."""
-    text = value.strip().upper()
-    if text.isdigit() and 0 < int(text) < signal.NSIG:
-        return int(text)
-    number = getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text, None)
-    if number is None:
-        raise InvalidParameter(f"Invalid signal: {value}")
-    return int(number)
+    text = value.strip()
+    if text.isdigit():
+        if 0 < int(text) < signals.NSIG:
+            return int(text)
+    elif (number := signals.number(text)) is not None:
+        return number
+    raise InvalidParameter(f"Invalid signal: {value}")
 
 
 def stop_signal(container: ContainerRecord) -> int:
