@@ -454,3 +454,21 @@ def test_restart_after_a_crash_stops_what_was_left(tmp_path: Path) -> None:
     finally:
         daemon.docker("rm", "-f", "left")
         stop_daemon(daemon)
+
+
+def test_paused_container_stop_and_force_removal(daemon: Daemon | Dockerd) -> None:
+    name = _name()
+    daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "999", check=True)
+    try:
+        daemon.docker("pause", name, check=True)
+        refused = daemon.docker("rm", name)
+        assert refused.returncode != 0 and "paused container" in refused.stderr.decode()
+        assert daemon.docker("stop", "-t", "1", name).returncode == 0
+        state = daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name)
+        assert _out(state) == "exited 137"
+        daemon.docker("start", name, check=True)
+        daemon.docker("pause", name, check=True)
+        assert daemon.docker("rm", "-f", name).returncode == 0
+        assert daemon.docker("inspect", name).returncode != 0
+    finally:
+        daemon.docker("rm", "-f", name)

@@ -23,14 +23,13 @@ async def container_rm(ctx: Context, ref: str, force: bool, remove_volumes: bool
                                "the container before attempting removal or force remove")
             await apply_exit(ctx, record.id, await end_process(ctx, record))
             record = ctx.states.current(record.id)
-        if record.state.status == REMOVING:
-            raise Conflict(f"removal of container {record.id} is already in progress")
         await remove_locked(ctx, record, remove_volumes)
 
 
 async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: bool) -> None:
     """Caller holds the lock; the container is not running. Its files, its record, its
-    anonymous volumes with `remove_volumes`; waiters for "removed" are woken."""
+    anonymous volumes with `remove_volumes`; waiters for "removed" are woken. A removal
+    cut short (status removing) is finished by the next one."""
     if ctx.registry.find(record.id) is None:
         return
     if record.state.status != REMOVING:
