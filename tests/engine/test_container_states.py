@@ -342,8 +342,8 @@ def test_start_with_a_missing_command(daemon: Daemon | Dockerd) -> None:
 
 
 def test_many_clients_on_one_container(moord: Daemon, image: str) -> None:
-    """8 clients start, kill, exec, read logs, inspect and force-remove one container
-    (re-created under its name) for a bounded time: never a 500."""
+    """8 clients start, kill, exec, attach, read logs, inspect and force-remove one
+    container (re-created under its name) for a bounded time: never a 500."""
     import random
 
     api = _Api(moord.socket)
@@ -355,7 +355,7 @@ def test_many_clients_on_one_container(moord: Daemon, image: str) -> None:
 
     def step(rng: random.Random, calls: list[str]) -> tuple[str, int, bytes]:
         action = rng.choice(["start", "kill", "exec", "logs", "inspect", "rm", "stop",
-                             "create", "wait"])
+                             "create", "wait", "attach"])
         calls.append(action)
         if action == "start":
             return (action, *api.call("POST", f"/containers/{name}/start"))
@@ -374,6 +374,8 @@ def test_many_clients_on_one_container(moord: Daemon, image: str) -> None:
             return (action, *api.call("GET", f"/containers/{name}/logs?stdout=1&tail=5"))
         if action == "inspect":
             return (action, *api.call("GET", f"/containers/{name}/json"))
+        if action == "attach":
+            return (action, *api.call("POST", f"/containers/{name}/attach?stream=1&stdout=1"))
         if action == "wait":
             return (action, *api.call("POST", f"/containers/{name}/wait?condition=next-exit"))
         if action == "rm":
@@ -472,3 +474,21 @@ def test_paused_container_stop_and_force_removal(daemon: Daemon | Dockerd) -> No
         assert daemon.docker("inspect", name).returncode != 0
     finally:
         daemon.docker("rm", "-f", name)
+
+
+def test_a_lost_shim_takes_its_processes(moord: Daemon, image: str) -> None:
+    """A shim that dies without an exit record: the container's processes are killed
+    before its exit is recorded, so a later rm leaves nothing running."""
+    name = _name()
+    moord.docker("run", "-d", "--name", name, image, "sleep", "999", check=True)
+    try:
+        pid = int(_out(moord.docker("inspect", "-f", "{{.State.Pid}}", name)))
+        os.kill(_shim_of(pid), 9)
+        deadline = time.monotonic() + 10
+        while _out(moord.docker("inspect", "-f", "{{.State.Running}}", name)) != "false":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not _alive(pid)
+        assert moord.docker("rm", name).returncode == 0
+    finally:
+        moord.docker("rm", "-f", name)

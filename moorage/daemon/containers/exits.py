@@ -17,7 +17,7 @@ import time
 
 from moorage.daemon.containers import setup
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.paths import exit_status, read_exit_file
+from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
 from moorage.daemon.containers.shim_calls import SHIM_DEADLINE
 from moorage.daemon.containers.spec import CGROUP_PARENT
 from moorage.daemon.shims import request
@@ -61,26 +61,38 @@ async def end_process(ctx: Context, record: ContainerRecord) -> dict:
             waiting.cancel()
         # The shim writes the exit record before it answers (and request() takes the
         # record's own "error" key for a failure): the file is the truth when present.
-        recorded = read_exit_file(ctx.paths, record.id)
-        if recorded is not None:
-            exit_record = recorded
-        else:
-            log.warning("container %s: its shim did not end it (%r): killing its processes",
-                        record.id, err)
-            await asyncio.to_thread(_kill_cgroup, record.id)
-            exit_record = read_exit_file(ctx.paths, record.id) or {"exit_code": 137}
+        exit_record = read_exit_file(ctx.paths, record.id) \
+            or await kill_remains(ctx, record, repr(err))
     await asyncio.to_thread(_reap_shim, record.shim_pid)
     return exit_record
 
 
-def _kill_cgroup(container_id: str) -> None:
-    with contextlib.suppress(MoorError, OSError):
+async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
+    """The shim cannot be asked and left no exit record: whatever still runs in the
+    container's cgroup, and the shim itself, are killed; an exit record for them."""
+    found = await asyncio.to_thread(_kill_cgroup, record.id)
+    await asyncio.to_thread(_reap_shim, record.shim_pid)
+    if found:
+        log.warning("container %s: its shim is unreachable (%s): killed its processes",
+                    record.id, why)
+        return {"exit_code": 137}
+    return read_exit_file(ctx.paths, record.id) or SHIM_GONE
+
+
+def _kill_cgroup(container_id: str) -> bool:
+    """Blocking: SIGKILL what runs in the container's cgroup; whether anything did."""
+    try:
         cgroup = new_manager(f"{CGROUP_PARENT}/{container_id}", container_id)
-        cgroup.kill_all(int(signal.SIGKILL))
-        deadline = time.monotonic() + _GONE_DEADLINE
-        while cgroup.pids() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        found = bool(cgroup.pids())
+        if found:
+            cgroup.kill_all(int(signal.SIGKILL))
+            deadline = time.monotonic() + _GONE_DEADLINE
+            while cgroup.pids() and time.monotonic() < deadline:
+                time.sleep(0.01)
         cgroup.remove_if_empty()
+        return found
+    except (MoorError, OSError):
+        return False
 
 
 def _reap_shim(pid: int) -> None:

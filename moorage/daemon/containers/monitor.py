@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.exits import apply_exit
-from moorage.daemon.containers.paths import SHIM_GONE, read_exit_file
+from moorage.daemon.containers.exits import apply_exit, kill_remains
+from moorage.daemon.containers.paths import read_exit_file
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.shims import request
 from moorage.errors import MoorError
+from moorage.model.records import ContainerRecord
 
 
 class Monitors:
@@ -18,19 +19,28 @@ class Monitors:
         self.ctx = ctx
         self._tasks: dict[str, asyncio.Task] = {}
 
-    def watch(self, container_id: str) -> None:
-        self._tasks[container_id] = asyncio.get_running_loop().create_task(
-            self._watch(container_id))
+    def watch(self, record: ContainerRecord) -> None:
+        """Wait for the exit of this run of the container (its shim's)."""
+        self._tasks[record.id] = asyncio.get_running_loop().create_task(
+            self._watch(record.id, record.shim_pid))
 
-    async def _watch(self, container_id: str) -> None:
+    async def _watch(self, container_id: str, shim_pid: int) -> None:
         try:
             exit_record = await request(self.ctx.paths.socket(container_id), {"op": "wait"})
-        except (MoorError, OSError, ValueError):
-            exit_record = read_exit_file(self.ctx.paths, container_id) or SHIM_GONE
-        self._tasks.pop(container_id, None)
+        except (MoorError, OSError, ValueError) as err:
+            exit_record = read_exit_file(self.ctx.paths, container_id) or {"lost": repr(err)}
+        if self._tasks.get(container_id) is asyncio.current_task():
+            del self._tasks[container_id]
         if self.ctx.registry.find(container_id) is None:  # removed meanwhile (rm -f)
             return
         async with self.ctx.states.lock(container_id):
+            record = self.ctx.registry.find(container_id)
+            if record is None or record.shim_pid != shim_pid or not record.state.running:
+                return  # this run's exit was recorded already (rm -f, stop, a restart)
+            if "lost" in exit_record:
+                # Never record an exit of processes that may still run: they would
+                # outlive their container's removal.
+                exit_record = await kill_remains(self.ctx, record, exit_record["lost"])
             await exited(self.ctx, container_id, exit_record)
 
     async def stop(self) -> None:

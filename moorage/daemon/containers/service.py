@@ -18,11 +18,11 @@ from moorage.daemon.containers import create, remove, setup, stop
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
-from moorage.daemon.containers.exits import end_process
+from moorage.daemon.containers.exits import end_process, kill_remains
 from moorage.daemon.containers.filters import select
 from moorage.daemon.containers.logs import LogEntry, read_log
 from moorage.daemon.containers.monitor import Monitors, exited
-from moorage.daemon.containers.paths import SHIM_GONE, ContainerPaths, read_exit_file
+from moorage.daemon.containers.paths import ContainerPaths, read_exit_file
 from moorage.daemon.containers.registry import Registry
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.spec import CGROUP_PARENT
@@ -74,12 +74,12 @@ class ContainerService:
                     continue
                 try:
                     await call(ctx.paths, record.id, {"op": "state"})
-                except MoorError:
-                    await exited(ctx, record.id,
-                                 read_exit_file(ctx.paths, record.id) or SHIM_GONE)
+                except MoorError as err:
+                    await exited(ctx, record.id, read_exit_file(ctx.paths, record.id)
+                                 or await kill_remains(ctx, record, str(err)))
                     continue
                 if ctx.config.live_restore:
-                    self.monitors.watch(record.id)
+                    self.monitors.watch(record)
                 else:
                     await exited(ctx, record.id, await end_process(ctx, record))
 

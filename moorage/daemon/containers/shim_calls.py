@@ -21,7 +21,7 @@ async def call(paths: ContainerPaths, container_id: str, message: dict) -> dict:
     except TimeoutError:
         raise SystemFailure(f"container {container_id}: its shim did not answer "
                             f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
-    except NotFound:
+    except (NotFound, ConnectionError):  # the shim is gone or going with its container
         raise Conflict(f"Container {container_id} is not running") from None
     except ShimError as err:
         raise SystemFailure(str(err)) from None
@@ -37,7 +37,7 @@ async def open_stream(paths: ContainerPaths, container_id: str, message: dict) -
     except TimeoutError:
         raise SystemFailure(f"container {container_id}: its shim did not answer "
                             f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
-    except NotFound:
+    except (NotFound, ConnectionError):  # the shim is gone or going with its container
         raise Conflict(f"Container {container_id} is not running") from None
     except ShimError as err:
         raise SystemFailure(str(err)) from None

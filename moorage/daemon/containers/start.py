@@ -90,10 +90,9 @@ class Starter:
             failure = SystemFailure(f"failed to start container: {err}")
             await self._failed(record, 128, failure)
             raise failure from None
-        ctx.states.transition(record.id, RUNNING, event="start", pid=int(started["pid"]),
-                              exit_code=0, error="", oom_killed=False, started_at=now_ns(),
-                              finished_at=0)
-        self.monitors.watch(record.id)
+        self.monitors.watch(ctx.states.transition(
+            record.id, RUNNING, event="start", pid=int(started["pid"]), exit_code=0, error="",
+            oom_killed=False, started_at=now_ns(), finished_at=0))
 
     async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
         """As dockerd's start failure: the container stays as it was with the code and
