@@ -53,6 +53,7 @@ class ContainerRecord:
     log_path: str = ""
     restart_count: int = 0
     shim_pid: int = 0              # the shim serving the running container
+    shim_socket: str = ""          # its socket, a new path for every run
 
 
 @dataclass(slots=True)

@@ -25,7 +25,7 @@ class Attachments:
                    "stderr": stderr}
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         if record.state.running:
-            future.set_result(await open_stream(self.ctx.paths, record.id,
+            future.set_result(await open_stream(self.ctx.paths, record,
                                                 {"op": "attach", **options}))
         else:
             self._pending.setdefault(record.id, []).append((options, future))
@@ -33,10 +33,11 @@ class Attachments:
 
     async def resolve(self, container_id: str) -> None:
         """The shim exists, the process has not started: the pending attaches connect."""
+        record = self.ctx.states.current(container_id)
         for options, future in self._pending.pop(container_id, []):
             if not future.done():
                 try:
-                    future.set_result(await open_stream(self.ctx.paths, container_id,
+                    future.set_result(await open_stream(self.ctx.paths, record,
                                                         {"op": "attach", **options}))
                 except Exception as err:  # the attach fails, not the start
                     future.set_exception(err)

@@ -82,7 +82,7 @@ class ExecManager:
         record.started = True
         config = record.config
         try:
-            stream = await ShimStream.open(self.ctx.paths.socket(container.id), {
+            stream = await ShimStream.open(self.ctx.paths.socket(container), {
                 "op": "exec", "exec_id": record.id, "process": self._processes.pop(record.id),
                 "stdin": config.attach_stdin and not detach,
                 "stdout": config.attach_stdout and not detach,

@@ -45,7 +45,7 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: dict) -> Cont
 
 async def end_process(ctx: Context, record: ContainerRecord) -> dict:
     """SIGKILL every process of the container and wait for the exit; its exit record."""
-    socket_path = ctx.paths.socket(record.id)
+    socket_path = ctx.paths.socket(record)
     waiting: asyncio.Future | None = None
     try:
         async with asyncio.timeout(SHIM_DEADLINE):

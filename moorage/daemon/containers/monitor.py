@@ -22,11 +22,11 @@ class Monitors:
     def watch(self, record: ContainerRecord) -> None:
         """Wait for the exit of this run of the container (its shim's)."""
         self._tasks[record.id] = asyncio.get_running_loop().create_task(
-            self._watch(record.id, record.shim_pid))
+            self._watch(record.id, record.shim_pid, self.ctx.paths.socket(record)))
 
-    async def _watch(self, container_id: str, shim_pid: int) -> None:
+    async def _watch(self, container_id: str, shim_pid: int, socket_path: str) -> None:
         try:
-            exit_record = await request(self.ctx.paths.socket(container_id), {"op": "wait"})
+            exit_record = await request(socket_path, {"op": "wait"})
         except (MoorError, OSError, ValueError) as err:
             exit_record = read_exit_file(self.ctx.paths, container_id) or {"lost": repr(err)}
         if self._tasks.get(container_id) is asyncio.current_task():

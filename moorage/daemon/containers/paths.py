@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 
+from moorage.model.records import ContainerRecord
 from moorage.model.times import now_ns, parse_rfc3339_ns
 
 
@@ -19,9 +21,16 @@ class ContainerPaths:
     def dir(self, container_id: str) -> str:
         return os.path.join(self.root, container_id)
 
-    def socket(self, container_id: str) -> str:
-        # sun_path holds 108 bytes: a 24-hex prefix of the id keeps deep exec-roots usable.
-        return os.path.join(self.shims, container_id[:24] + ".sock")
+    def socket(self, record: ContainerRecord) -> str:
+        """The socket of the container's shim (records before shim_socket: by id alone)."""
+        return record.shim_socket or os.path.join(self.shims, record.id[:24] + ".sock")
+
+    def new_socket(self, container_id: str) -> str:
+        """A socket path for a new run: an exiting shim unlinks its own path, which must
+        not be its successor's. sun_path holds 108 bytes: 16 hex of the id and 8 of the
+        run (30 bytes with the suffix, as long as the 24-hex name before) keep deep
+        exec-roots usable."""
+        return os.path.join(self.shims, f"{container_id[:16]}-{secrets.token_hex(4)}.sock")
 
     def exit_file(self, container_id: str) -> str:
         return os.path.join(self.shims, container_id[:24] + ".exit")

@@ -73,7 +73,7 @@ class ContainerService:
                 if not record.state.running:
                     continue
                 try:
-                    await call(ctx.paths, record.id, {"op": "state"})
+                    await call(ctx.paths, record, {"op": "state"})
                 except MoorError as err:
                     await exited(ctx, record.id, read_exit_file(ctx.paths, record.id)
                                  or await kill_remains(ctx, record, str(err)))
@@ -192,7 +192,7 @@ class ContainerService:
         record = self.get(ref)
         if not record.state.running:
             raise Conflict(f"Container {record.id} is not running")
-        await call(self.ctx.paths, record.id, {"op": "resize", "h": height, "w": width,
+        await call(self.ctx.paths, record, {"op": "resize", "h": height, "w": width,
                                                "exec_id": exec_id})
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:

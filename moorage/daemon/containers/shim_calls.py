@@ -8,38 +8,40 @@ import asyncio
 from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.shims import ShimError, ShimStream, request
 from moorage.errors import Conflict, NotFound, SystemFailure
+from moorage.model.records import ContainerRecord
 
 SHIM_DEADLINE = 5.0  # seconds a shim has to answer a request
 
 
-async def call(paths: ContainerPaths, container_id: str, message: dict) -> dict:
+async def call(paths: ContainerPaths, record: ContainerRecord, message: dict) -> dict:
     """The shim's reply; Conflict when the shim is gone (the container is not running),
     SystemFailure when it or the runtime refused."""
     try:
         async with asyncio.timeout(SHIM_DEADLINE):
-            return await request(paths.socket(container_id), message)
+            return await request(paths.socket(record), message)
     except TimeoutError:
-        raise SystemFailure(f"container {container_id}: its shim did not answer "
+        raise SystemFailure(f"container {record.id}: its shim did not answer "
                             f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
     except (NotFound, ConnectionError):  # the shim is gone or going with its container
-        raise Conflict(f"Container {container_id} is not running") from None
+        raise Conflict(f"Container {record.id} is not running") from None
     except ShimError as err:
         raise SystemFailure(str(err)) from None
     except OSError as err:
-        raise SystemFailure(f"container {container_id}: its shim: {err}") from None
+        raise SystemFailure(f"container {record.id}: its shim: {err}") from None
 
 
-async def open_stream(paths: ContainerPaths, container_id: str, message: dict) -> ShimStream:
+async def open_stream(paths: ContainerPaths, record: ContainerRecord,
+                      message: dict) -> ShimStream:
     """An attach or exec stream, its failures as call()'s."""
     try:
         async with asyncio.timeout(SHIM_DEADLINE):
-            return await ShimStream.open(paths.socket(container_id), message)
+            return await ShimStream.open(paths.socket(record), message)
     except TimeoutError:
-        raise SystemFailure(f"container {container_id}: its shim did not answer "
+        raise SystemFailure(f"container {record.id}: its shim did not answer "
                             f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
     except (NotFound, ConnectionError):  # the shim is gone or going with its container
-        raise Conflict(f"Container {container_id} is not running") from None
+        raise Conflict(f"Container {record.id} is not running") from None
     except ShimError as err:
         raise SystemFailure(str(err)) from None
     except OSError as err:
-        raise SystemFailure(f"container {container_id}: its shim: {err}") from None
+        raise SystemFailure(f"container {record.id}: its shim: {err}") from None

@@ -67,7 +67,8 @@ class Starter:
     async def _start(self, record: ContainerRecord) -> None:
         ctx = self.ctx
         try:
-            shim_config = await asyncio.to_thread(self._prepare, record)
+            shim_config = await asyncio.to_thread(self._prepare, record,
+                                                  ctx.paths.new_socket(record.id))
             reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
         except MoorError as err:
             await self._failed(record, 128, err)
@@ -80,11 +81,12 @@ class Starter:
             code, error = start_error(reply, record.path)
             await self._failed(record, code, error)
             raise error
-        record = replace(record, shim_pid=int(reply.get("pid") or 0))
+        record = replace(record, shim_pid=int(reply.get("pid") or 0),
+                         shim_socket=shim_config.socket_path)
         ctx.registry.put(record)
         await self.attachments.resolve(record.id)
         try:
-            started = await call(ctx.paths, record.id, {"op": "start"})
+            started = await call(ctx.paths, record, {"op": "start"})
         except (MoorError, OSError, ValueError) as err:
             await end_process(ctx, record)
             failure = SystemFailure(f"failed to start container: {err}")
@@ -105,7 +107,7 @@ class Starter:
         if record.host_config.auto_remove:
             await remove_locked(self.ctx, record, remove_volumes=True)
 
-    def _prepare(self, record: ContainerRecord) -> ShimConfig:
+    def _prepare(self, record: ContainerRecord, socket_path: str) -> ShimConfig:
         """Blocking: rootfs, /etc files, config.json; the shim's configuration."""
         ctx = self.ctx
         paths = ctx.paths
@@ -138,7 +140,7 @@ class Starter:
             container_id=record.id, bundle=directory,
             runtime_root=os.path.join(ctx.config.exec_root, "runtime", runtime.name),
             runtime_path="" if runtime.name == "moor-runtime" else runtime.path,
-            runtime_args=runtime.args, socket_path=paths.socket(record.id),
+            runtime_args=runtime.args, socket_path=socket_path,
             exit_file=paths.exit_file(record.id), log_path=record.log_path,
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,

@@ -31,11 +31,11 @@ async def container_kill(ctx: Context, ref: str, sig: str = "") -> None:
     if not record.state.running:
         raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not running")
     if number != signal.SIGKILL:
-        await call(ctx.paths, record.id, {"op": "kill", "signal": number})
+        await call(ctx.paths, record, {"op": "kill", "signal": number})
         return
     waiter = ctx.states.wait(record, "not-running")
     with contextlib.suppress(MoorError):  # a shim gone: its exit is being recorded
-        await call(ctx.paths, record.id, {"op": "kill", "signal": number, "all": True})
+        await call(ctx.paths, record, {"op": "kill", "signal": number, "all": True})
     await _until_exited(ctx, record, waiter, SHIM_DEADLINE)
 
 
@@ -51,8 +51,8 @@ async def container_stop(ctx: Context, ref: str, timeout: int | None = None,
     waiter = ctx.states.wait(record, "not-running")
     try:
         if record.state.paused:
-            await call(ctx.paths, record.id, {"op": "resume"})
-        await call(ctx.paths, record.id, {"op": "kill", "signal": number})
+            await call(ctx.paths, record, {"op": "resume"})
+        await call(ctx.paths, record, {"op": "kill", "signal": number})
         if timeout < 0:
             await waiter
             return
@@ -88,7 +88,7 @@ async def container_pause(ctx: Context, ref: str, pause: bool) -> None:
             raise Conflict(f"Container {record.id} is already paused")
         if not pause and not record.state.paused:
             raise Conflict(f"Container {record.id} is not paused")
-        await call(ctx.paths, record.id, {"op": "pause" if pause else "resume"})
+        await call(ctx.paths, record, {"op": "pause" if pause else "resume"})
         ctx.states.transition(record.id, PAUSED if pause else RUNNING,
                               event="pause" if pause else "unpause")
 
