@@ -38,5 +38,5 @@ class Unavailable(MoorError):
     """A dependency is not available right now (HTTP 503)."""
 
 
-class SystemError(MoorError):
+class SystemFailure(MoorError):
     """The system failed to do what was asked (HTTP 500)."""

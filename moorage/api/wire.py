@@ -1,6 +1,7 @@
-"""Wire models: frozen dataclasses decoded from and encoded to Docker's PascalCase JSON.
+"""The codec of the wire models (moorage.model): Docker's PascalCase JSON to and from
+frozen dataclasses.
 
-A field's `wire` metadata names its JSON key; decode() checks every value's
+A field's `wire` metadata (moorage.model.fields.w) names its JSON key; decode() checks every value's
 type against the annotation and raises InvalidParameter naming the field,
 the way dockerd's json decoder refuses a wrong type.
 """
@@ -16,17 +17,6 @@ from typing import Any, TypeVar
 from moorage.errors import InvalidParameter
 
 T = TypeVar("T")
-
-
-def w(name: str, default: Any = None, *, factory: Any = None, strslice: bool = False,
-      omitempty: bool = False) -> Any:
-    """A dataclass field whose JSON key is `name`; `strslice` for Docker's StrSlice fields
-    (Cmd, Entrypoint, CapAdd, CapDrop), which also take a lone string; `omitempty` as Go's
-    tag: left out of the JSON when None or an empty string, list or map."""
-    metadata = {"wire": name, "strslice": strslice, "omitempty": omitempty}
-    if factory is not None:
-        return dataclasses.field(default_factory=factory, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 @cache

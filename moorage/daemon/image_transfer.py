@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, BinaryIO
 
 from moorage.api.images.backend import ImportRequest
-from moorage.errors import InvalidParameter, NotFound, SystemError
+from moorage.errors import InvalidParameter, NotFound, SystemFailure
 from moorage.image import config as image_config
 from moorage.image.archive import ExportImage, read_archive, write_archive
 from moorage.image.changes import apply_changes
@@ -235,4 +235,4 @@ def _open_url(url: str) -> BinaryIO:
     try:
         return urllib.request.urlopen(url, timeout=_URL_TIMEOUT)  # type: ignore[no-any-return]
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise SystemError(f'Get "{url}": {getattr(e, "reason", e)}') from None
+        raise SystemFailure(f'Get "{url}": {getattr(e, "reason", e)}') from None

@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from moorage.errors import MoorError, NotFound, SystemError
+from moorage.errors import MoorError, NotFound, SystemFailure
 from moorage.protocol import stdcopy
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, encode
 
@@ -42,9 +42,9 @@ class Zygote:
                 self._process.stdin.flush()
                 line = self._process.stdout.readline()
             except OSError as err:
-                raise SystemError(f"zygote: {err}") from None
+                raise SystemFailure(f"zygote: {err}") from None
             if not line:
-                raise SystemError("zygote: exited unexpectedly")
+                raise SystemFailure("zygote: exited unexpectedly")
             return json.loads(line)
 
     def stop(self) -> None:

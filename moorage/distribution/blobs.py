@@ -23,7 +23,7 @@ from collections.abc import Callable
 import aiohttp
 
 from moorage.distribution.client import Repository
-from moorage.errors import InvalidParameter, SystemError
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.image.manifest import Descriptor
 from moorage.store.content import Ingest
 
@@ -101,7 +101,7 @@ class BlobSource:
         self.close()
         self.resumes += 1
         if self.resumes > MAX_RESUMES:
-            raise SystemError(f"error pulling {self.descriptor.digest}: {error or 'EOF'} "
+            raise SystemFailure(f"error pulling {self.descriptor.digest}: {error or 'EOF'} "
                               f"(gave up after {MAX_RESUMES} retries)")
         log.info("blob %s interrupted at %d bytes (%s): resuming", self.descriptor.digest,
                  self.offset, error)
@@ -117,7 +117,7 @@ async def _skip(response: aiohttp.ClientResponse, count: int) -> None:
     while count > 0:
         data = await response.content.read(min(count, _CHUNK))
         if not data:
-            raise SystemError("unexpected EOF skipping to the resume offset")
+            raise SystemFailure("unexpected EOF skipping to the resume offset")
         count -= len(data)
 
 

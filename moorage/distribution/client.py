@@ -23,7 +23,7 @@ import aiohttp
 
 from moorage.distribution.auth import Authorizer, Credentials, TokenCache, error_message, json_body
 from moorage.distribution.mirrors import Endpoint, RegistryConfig, ssl_context
-from moorage.errors import MoorError, NotFound, SystemError, Unauthorized
+from moorage.errors import MoorError, NotFound, SystemFailure, Unauthorized
 from moorage.protocol.challenge import Challenge, preferred_challenge
 
 log = logging.getLogger("moord.distribution")
@@ -60,14 +60,14 @@ class Repository:
                       data: Any = None, replayable: bool = True) -> aiohttp.ClientResponse:
         """Send with credentials; a 401 is retried once with a fresh token when the
         body can be sent again. The caller closes the response. Connection
-        failures raise SystemError with Go's wording, as dockerd reports them."""
+        failures raise SystemFailure with Go's wording, as dockerd reports them."""
         for attempt in (0, 1):
             sent = {**(headers or {}), **await self.auth.headers()}
             try:
                 response = await self.http.request(method, url, headers=sent, data=data,
                                                    ssl=self.ssl)
             except aiohttp.ClientConnectorError as e:
-                raise SystemError(_dial_error(method, url, e)) from None
+                raise SystemFailure(_dial_error(method, url, e)) from None
             if response.status != 401 or attempt or not replayable:
                 return response
             response.release()
@@ -112,9 +112,9 @@ class Registry:
                     await json_body(r), f"{r.status} {r.reason}")
                 return r.status, challenge, message
         except aiohttp.ClientConnectorError as e:
-            raise SystemError(_dial_error("GET", url, e)) from None
+            raise SystemFailure(_dial_error("GET", url, e)) from None
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise SystemError(f'Get "{url}": {e or type(e).__name__}') from None
+            raise SystemFailure(f'Get "{url}": {e or type(e).__name__}') from None
 
     async def repository(self, endpoint: Endpoint, path: str, credentials: Credentials,
                          actions: str, *, mount_from: tuple[str, ...] = ()) -> Repository:
@@ -139,7 +139,7 @@ async def first_answer(endpoints: list[Endpoint],
     for index, endpoint in enumerate(endpoints):
         try:
             return await attempt(endpoint)
-        except (SystemError, aiohttp.ClientError, TimeoutError, OSError) as e:
+        except (SystemFailure, aiohttp.ClientError, TimeoutError, OSError) as e:
             last = e
         except (RegistryError, NotFound, Unauthorized) as e:
             if not endpoint.mirror:
@@ -151,7 +151,7 @@ async def first_answer(endpoints: list[Endpoint],
     assert last is not None
     if isinstance(last, MoorError):
         raise last
-    raise SystemError(str(last) or type(last).__name__) from last
+    raise SystemFailure(str(last) or type(last).__name__) from last
 
 
 def _dial_error(method: str, url: str, e: aiohttp.ClientConnectorError) -> str:
@@ -176,7 +176,7 @@ async def login(registry: Registry, endpoints_: list[Endpoint],
         if status == 200:
             return
         if status != 401 or challenge is None:
-            raise SystemError(f"login attempt to {endpoint.url}/v2/ failed with status: "
+            raise SystemFailure(f"login attempt to {endpoint.url}/v2/ failed with status: "
                               f"{status} {HTTPStatus(status).phrase}: {message}")
         auth = Authorizer(registry.http, challenge, credentials, (), registry.tokens)
         status, _, message = await registry.ping(endpoint, await auth.headers())

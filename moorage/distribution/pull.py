@@ -21,7 +21,7 @@ from moorage.distribution.auth import Credentials, error_message, json_body
 from moorage.distribution.blobs import Aborted, BlobSource, VerifyingReader
 from moorage.distribution.client import Registry, RegistryError, Repository, first_answer
 from moorage.distribution.mirrors import Endpoint, endpoints
-from moorage.errors import InvalidParameter, MoorError, NotFound, SystemError, Unauthorized
+from moorage.errors import InvalidParameter, MoorError, NotFound, SystemFailure, Unauthorized
 from moorage.image import config as image_config
 from moorage.image.manifest import (
     DOCKER_LIST,
@@ -151,7 +151,7 @@ async def pull(registry: Registry, ref: Reference, platform: tuple[str, str, str
     """Fetch ``ref`` into the store (blobs and committed snapshots; no image row).
 
     Raises before emitting anything when the reference cannot be resolved
-    (NotFound, Unauthorized, SystemError for an unreachable registry), so the
+    (NotFound, Unauthorized, SystemFailure for an unreachable registry), so the
     API can still answer with a plain error status."""
     top = await resolve(registry, ref, credentials)
     repo, resolved = top.repo, top
@@ -262,7 +262,7 @@ async def _layer(source: BlobSource, diff_id: str, content: ContentStore,
         except MoorError as e:
             raise type(e)(_layer_error(e)) from None
         except OSError as e:  # the blob's ingest failed: disk full, I/O error
-            raise SystemError(_layer_error(SystemError(
+            raise SystemFailure(_layer_error(SystemFailure(
                 f"write {e.filename or 'blob'}: {(e.strerror or str(e)).lower()}"))) from None
     emit(JSONMessage("Verifying Checksum", layer_id))
     emit(JSONMessage("Download complete", layer_id))

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, TypeVar
 
-from moorage.errors import InvalidParameter, MoorError, SystemError
+from moorage.errors import InvalidParameter, MoorError, SystemFailure
 from moorage.image.compression import CHUNK, decompressed
 
 _T = TypeVar("_T")
@@ -74,7 +74,7 @@ def apply_layer(stream: BinaryIO, dest: str) -> AppliedLayer:
     to while this runs; it is trusted (it may itself be reached through symlinks).
     On any error, everything this call created in ``dest`` is removed (``dest``
     itself stays) and it raises ``InvalidParameter("layer: <entry>: <problem>")``
-    for a bad or hostile layer, or ``SystemError`` when the host fails (disk full,
+    for a bad or hostile layer, or ``SystemFailure`` when the host fails (disk full,
     I/O error). Not idempotent: a second call onto the same ``dest`` merges.
     """
     source = _TarSource(decompressed(stream, "layer"))
@@ -564,5 +564,5 @@ def _printable(name: str) -> str:
 def _host_error(name: str, e: OSError) -> MoorError:
     message = f"layer: {_printable(name)}: {e.strerror or e}"
     if e.errno in _SYSTEM_ERRNOS:
-        return SystemError(message)
+        return SystemFailure(message)
     return InvalidParameter(message)

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from moorage import json_codec
-from moorage.errors import SystemError
+from moorage.errors import SystemFailure
 
 
 def run_hooks(hooks: list[dict], name: str, state: dict) -> None:
@@ -22,11 +22,11 @@ def run_hook(hook: dict, name: str, payload: bytes) -> None:
         proc = subprocess.run(args, executable=hook["path"], input=payload, env=env,
                               capture_output=True, timeout=hook.get("timeout"), check=False)
     except subprocess.TimeoutExpired:
-        raise SystemError(f"{name} hook {hook['path']}: timed out after "
+        raise SystemFailure(f"{name} hook {hook['path']}: timed out after "
                           f"{hook['timeout']}s") from None
     except OSError as err:
-        raise SystemError(f"{name} hook {hook['path']}: {os.strerror(err.errno or 0)}") from None
+        raise SystemFailure(f"{name} hook {hook['path']}: {os.strerror(err.errno or 0)}") from None
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
-        raise SystemError(f"{name} hook {hook['path']} failed with status {proc.returncode}"
+        raise SystemFailure(f"{name} hook {hook['path']} failed with status {proc.returncode}"
                           + (f": {detail[-1]}" if detail else ""))

@@ -123,7 +123,8 @@ def test_bad_input_never_500(moord: Daemon, image: str) -> None:
 
 
 def test_restart_with_live_containers(tmp_path: Path) -> None:
-    daemon = start_daemon(str(tmp_path))
+    """With live-restore, containers outlive the daemon and are re-adopted."""
+    daemon = start_daemon(str(tmp_path), "--live-restore")
     try:
         rootfs = tmp_path / "rootfs"
         busybox.build_rootfs(str(rootfs))
@@ -138,7 +139,7 @@ def test_restart_with_live_containers(tmp_path: Path) -> None:
         pid = daemon.docker("inspect", "-f", "{{.State.Pid}}", "lives").stdout.strip()
         stop_daemon(daemon)
         time.sleep(2)  # "exits" exits while the daemon is down
-        daemon = start_daemon(str(tmp_path))
+        daemon = start_daemon(str(tmp_path), "--live-restore")
         state = daemon.docker("inspect", "-f", "{{.State.Status}} {{.State.Pid}}", "lives")
         assert state.stdout.decode().split() == ["running", pid.decode()], state.stderr
         exited = daemon.docker("ps", "-a", "--filter", "name=exits", "--format", "{{.Status}}")

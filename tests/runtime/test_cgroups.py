@@ -18,7 +18,7 @@ import pytest
 from runtimekit import BundleFactory, Runtime, available, new_id
 
 from moorage.devkit import busybox
-from moorage.errors import InvalidParameter, SystemError
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.runtime.cgroups import (
     CgroupManager,
     detect_mode,
@@ -221,7 +221,7 @@ def test_v1_swap_limit_raise_and_cut(managers: Callable[..., CgroupManager]) -> 
     manager.create(None)
     memory = manager.paths["memory"]
     if not os.path.exists(memory + "/memory.memsw.limit_in_bytes"):
-        with pytest.raises(SystemError, match="swap accounting"):
+        with pytest.raises(SystemFailure, match="swap accounting"):
             manager.apply({"memory": {"limit": 64 << 20, "swap": 128 << 20}})
         return
     # Each step must order memory and memory+swap so that memory <= memory+swap holds.
@@ -421,7 +421,7 @@ def test_v2_unavailable_controller_is_named(managers: Callable[..., CgroupManage
     if "memory" in available_controllers:
         pytest.skip("memory is available in this cgroup2 tree")
     manager = managers(f"/{new_id()}", mode="v2")
-    with pytest.raises(SystemError) as e:
+    with pytest.raises(SystemFailure) as e:
         manager.create({"memory": {"limit": 64 << 20}})
     assert str(e.value) == f"cgroup v2: controller 'memory' is not available in {V2_ROOT}"
     assert not os.path.exists(manager.paths[""])

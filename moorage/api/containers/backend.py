@@ -1,4 +1,6 @@
-"""What the container and exec routes need from the daemon (implemented by ContainerService)."""
+"""What the container and exec routes need from the daemon (implemented by ContainerService).
+
+The daemon answers with its records (moorage.model.records); the routes encode them."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from moorage.api.containers.models import Container, ContainerConfig, ExecConfig, HostConfig
+from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
+from moorage.model.records import ContainerRecord, ExecRecord
 
 
 class ProcessStream(Protocol):
@@ -31,20 +34,11 @@ class LogLine(Protocol):
     line: bytes
 
 
-class ExecInstance(Protocol):
-    id: str
-    container_id: str
-    config: ExecConfig
-    pid: int
-    running: bool
-    exit_code: int | None
-
-
 class ExecBackend(Protocol):
-    def get(self, exec_id: str) -> ExecInstance:
+    def get(self, exec_id: str) -> ExecRecord:
         """NotFound("No such exec instance: x")."""
 
-    def exec_create(self, ref: str, config: ExecConfig) -> ExecInstance:
+    async def exec_create(self, ref: str, config: ExecConfig) -> ExecRecord:
         """Conflict when the container is not running or paused."""
 
     async def exec_start(self, exec_id: str, *, detach: bool) -> ProcessStream:
@@ -56,15 +50,15 @@ class ExecBackend(Protocol):
 class ContainerBackend(Protocol):
     execs: ExecBackend
 
-    def get(self, ref: str) -> Container:
+    def get(self, ref: str) -> ContainerRecord:
         """By id, name or unique id prefix; NotFound("No such container: x")."""
 
     async def container_create(self, name: str, config: ContainerConfig,
-                               host: HostConfig) -> Container:
+                               host: HostConfig) -> ContainerRecord:
         """NotFound for a missing image, Conflict for a taken name, InvalidParameter."""
 
     async def container_start(self, ref: str) -> None:
-        """NotModified when running; InvalidParameter/SystemError when the runtime fails."""
+        """NotModified when running; InvalidParameter/SystemFailure when the runtime fails."""
 
     async def container_stop(self, ref: str, timeout: int | None = None,
                              sig: str = "") -> None: ...
@@ -85,20 +79,20 @@ class ContainerBackend(Protocol):
 
     async def container_rename(self, ref: str, new_name: str) -> None: ...
 
-    def container_list(self, *, all: bool, limit: int | None,
-                       filters: dict[str, list[str]]) -> list[Container]: ...
+    async def container_list(self, *, all: bool, limit: int | None,
+                       filters: dict[str, list[str]]) -> list[ContainerRecord]: ...
 
     def container_logs(self, ref: str, *, follow: bool, since: float, until: float,
-                       tail: int | None) -> tuple[Container, AsyncIterator[LogLine]]: ...
+                       tail: int | None) -> tuple[ContainerRecord, AsyncIterator[LogLine]]: ...
 
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
-                               stderr: bool) -> tuple[Container, asyncio.Future]:
+                               stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:
         """The future gives the ProcessStream once the container runs."""
 
-    def graph_driver_data(self, container: Container) -> dict[str, str]:
+    def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 
-    async def container_size(self, container: Container) -> tuple[int, int]:
+    async def container_size(self, container: ContainerRecord) -> tuple[int, int]:
         """(SizeRw, SizeRootFs) in bytes; walks the writable layer."""
 
     async def container_resize(self, ref: str, height: int, width: int,

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
-import os
-import time
 
 from aiohttp import web
 
 from moorage.api.containers.backend import ContainerBackend, ProcessStream
-from moorage.api.containers.models import Container, ContainerConfig, HostConfig
+from moorage.api.containers.documents import inspect_document, summary
+from moorage.api.containers.streams import tracked
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, hijack
 from moorage.api.server import (
     add_route,
@@ -23,86 +21,10 @@ from moorage.api.server import (
     read_json,
     unless_disconnected,
 )
-from moorage.api.wire import decode, encode
+from moorage.api.wire import decode
 from moorage.errors import InvalidParameter, MoorError
+from moorage.model.config import ContainerConfig, HostConfig
 from moorage.protocol import stdcopy
-from moorage.protocol.units import human_duration
-
-# dockerd's NetworkSettings before the container has joined a network (networking has an
-# issue of its own): every field present, empty.
-_NETWORK_SETTINGS = {
-    "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
-    "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
-    "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
-    "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-    "MacAddress": "", "Networks": {},
-}
-# HostConfig fields this engine does not implement, with the values dockerd shows for them
-# (API v1.41 HostConfig), so that inspect has every key a client may read.
-_HOST_CONFIG_DEFAULTS = {
-    "PortBindings": {}, "PublishAllPorts": False, "Links": None, "Cgroup": "",
-    "CgroupnsMode": "private" if os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-    else "host", "UsernsMode": "", "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
-    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
-    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuRealtimePeriod": 0,
-    "CpuRealtimeRuntime": 0, "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None,
-    "KernelMemory": 0, "KernelMemoryTCP": 0, "MemorySwappiness": None, "CpuCount": 0,
-    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
-}
-
-
-def inspect_document(container: Container, exec_ids: list[str], graph: dict[str, str],
-                     size: tuple[int, int] | None) -> dict:
-    doc = encode(container)
-    doc["ExecIDs"] = exec_ids or None
-    doc["HostConfig"] = {**_HOST_CONFIG_DEFAULTS, **doc["HostConfig"]}
-    if size is not None:
-        doc["SizeRw"], doc["SizeRootFs"] = size
-    # HostConfig.Tmpfs mounts are not mount points: dockerd's Mounts leaves them out.
-    tmpfs = container.host_config.tmpfs or {}
-    doc["Mounts"] = [m for m in doc["Mounts"]
-                     if not (m["Type"] == "tmpfs" and m["Destination"] in tmpfs)]
-    doc["GraphDriver"] = {"Name": "overlay2", "Data": graph}
-    doc["NetworkSettings"] = _NETWORK_SETTINGS
-    return doc
-
-
-def _seconds(stamp: str) -> float:
-    whole = stamp.rstrip("Z").partition(".")[0]
-    return datetime.datetime.fromisoformat(whole).replace(tzinfo=datetime.UTC).timestamp()
-
-
-def status_text(container: Container) -> str:
-    state = container.state
-    now = time.time()
-    if state.running:
-        text = f"Up {human_duration(now - _seconds(state.started_at))}"
-        return text + " (Paused)" if state.paused else text
-    if state.status == "exited":
-        return f"Exited ({state.exit_code}) {human_duration(now - _seconds(state.finished_at))} ago"
-    return state.status.capitalize()
-
-
-def command_text(container: Container) -> str:
-    """The list's Command: arguments with a space quoted in '' (moby daemon/list.go)."""
-    args = [f"'{a}'" if " " in a else a for a in container.args]
-    return " ".join([container.path, *args])
-
-
-def summary(container: Container, size: tuple[int, int] | None) -> dict:
-    doc = {
-        "Id": container.id, "Names": [container.name], "Image": container.config.image,
-        "ImageID": container.image, "Command": command_text(container),
-        "Created": int(_seconds(container.created)), "Ports": [],
-        "Labels": container.config.labels, "State": container.state.status,
-        "Status": status_text(container),
-        "HostConfig": {"NetworkMode": container.host_config.network_mode or "default"},
-        "NetworkSettings": {"Networks": {}},
-        "Mounts": [encode(m) for m in container.mounts],
-    }
-    if size is not None:
-        doc["SizeRw"], doc["SizeRootFs"] = size
-    return doc
 
 
 def _body_models(body: dict) -> tuple[ContainerConfig, HostConfig]:
@@ -151,7 +73,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         return json_response({"Id": container.id, "Warnings": []}, status=201)
 
     async def get_containers_json(request: web.Request) -> web.Response:
-        found = backend.container_list(all=query_bool(request, "all"),
+        found = await backend.container_list(all=query_bool(request, "all"),
                                        limit=query_int(request, "limit"),
                                        filters=query_filters(request))
         size = query_bool(request, "size")
@@ -293,12 +215,12 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/kill", post_containers_kill),
         ("POST", "/containers/{name}/pause", post_containers_pause),
         ("POST", "/containers/{name}/unpause", post_containers_unpause),
-        ("POST", "/containers/{name}/wait", post_containers_wait),
+        ("POST", "/containers/{name}/wait", tracked(app, post_containers_wait)),
         ("DELETE", "/containers/{name}", delete_containers),
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
-        ("POST", "/containers/{name}/attach", post_containers_attach),
-        ("GET", "/containers/{name}/logs", get_containers_logs),
+        ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
+        ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):
         add_route(app, method, path, handler)
 

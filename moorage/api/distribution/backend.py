@@ -63,7 +63,7 @@ class DistributionBackend(Protocol):
     async def pull_image(self, request: PullRequest, emit: Emit) -> None:
         """Pull, reporting progress. Errors raised before the first ``emit`` (bad
         reference: InvalidParameter; unknown image: NotFound; refused credentials:
-        Unauthorized; unreachable registry: SystemError) leave nothing to undo;
+        Unauthorized; unreachable registry: SystemFailure) leave nothing to undo;
         later ones leave the store as it was."""
         ...
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from aiohttp import web
 
 from moorage.api.containers.backend import ContainerBackend
-from moorage.api.containers.models import ExecConfig
 from moorage.api.containers.routes import relay
+from moorage.api.containers.streams import tracked
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack
 from moorage.api.server import add_route, json_response, query_int, read_json
 from moorage.api.wire import decode
-from moorage.errors import SystemError
+from moorage.errors import SystemFailure
+from moorage.model.config import ExecConfig
 from moorage.protocol import stdcopy
 
 
@@ -19,7 +20,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
 
     async def post_container_exec_create(request: web.Request) -> web.Response:
         config = decode(ExecConfig, await read_json(request))
-        instance = execs.exec_create(request.match_info["name"], config)
+        instance = await execs.exec_create(request.match_info["name"], config)
         return json_response({"Id": instance.id}, status=201)
 
     async def post_exec_start(request: web.Request) -> web.StreamResponse:
@@ -29,7 +30,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         tty = bool(body.get("Tty", instance.config.tty))
         try:
             process = await execs.exec_start(instance.id, detach=detach)
-        except SystemError as err:
+        except SystemFailure as err:
             if detach:
                 raise
             # As dockerd: the connection is upgraded anyway and the failure is the
@@ -65,6 +66,6 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             "Pid": instance.pid})
 
     add_route(app, "POST", "/containers/{name}/exec", post_container_exec_create)
-    add_route(app, "POST", "/exec/{id}/start", post_exec_start)
+    add_route(app, "POST", "/exec/{id}/start", tracked(app, post_exec_start))
     add_route(app, "POST", "/exec/{id}/resize", post_exec_resize)
     add_route(app, "GET", "/exec/{id}/json", get_exec_inspect)

@@ -23,7 +23,7 @@ def new_manager(cgroups_path: str | None, container_id: str, mode: str = "auto")
     to this process's own cgroup, or, when empty, the container id, relative (runc).
     `mode` "v1" or "v2" overrides what the host mounts ("auto"); "v2" on a hybrid
     host uses its /sys/fs/cgroup/unified tree alone.
-    Raises InvalidParameter for a path naming a parent cgroup, SystemError when the
+    Raises InvalidParameter for a path naming a parent cgroup, SystemFailure when the
     hierarchies are missing.
     """
     inner = clean_path(cgroups_path, container_id)

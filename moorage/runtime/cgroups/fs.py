@@ -6,7 +6,7 @@ import errno
 import os
 import time
 
-from moorage.errors import InvalidParameter, MoorError, SystemError
+from moorage.errors import InvalidParameter, MoorError, SystemFailure
 
 # Not typing.TYPE_CHECKING: importing typing costs milliseconds on the container start
 # path; type checkers treat any constant of this name the same way.
@@ -19,7 +19,7 @@ def read(path: str) -> str:
     try:
         return _read(path)
     except OSError as e:
-        raise SystemError(f"cgroup: cannot read {path}: {e.strerror}") from e
+        raise SystemFailure(f"cgroup: cannot read {path}: {e.strerror}") from e
 
 
 def read_if_exists(path: str) -> str | None:
@@ -29,7 +29,7 @@ def read_if_exists(path: str) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        raise SystemError(f"cgroup: cannot read {path}: {e.strerror}") from e
+        raise SystemFailure(f"cgroup: cannot read {path}: {e.strerror}") from e
 
 
 def _read(path: str) -> str:
@@ -65,7 +65,7 @@ def write_error(path: str, value: str, e: OSError) -> MoorError:
     message = f'cgroup: cannot write "{value}" to {path}: {e.strerror}'
     # The kernel answers EINVAL or ERANGE to values it will not take.
     rejected = e.errno in (errno.EINVAL, errno.ERANGE)
-    return InvalidParameter(message) if rejected else SystemError(message)
+    return InvalidParameter(message) if rejected else SystemFailure(message)
 
 
 def make_path(leaf: str) -> str | None:
@@ -82,8 +82,8 @@ def make_path(leaf: str) -> str | None:
             # the container that created it; descend again.
             continue
         except OSError as e:
-            raise SystemError(f"cgroup: cannot create {e.filename or leaf}: {e.strerror}") from e
-    raise SystemError(f"cgroup: cannot create {leaf}: its parent keeps disappearing")
+            raise SystemFailure(f"cgroup: cannot create {e.filename or leaf}: {e.strerror}") from e
+    raise SystemFailure(f"cgroup: cannot create {leaf}: its parent keeps disappearing")
 
 
 def _make(path: str) -> str | None:
@@ -128,7 +128,7 @@ def _rmdir_when_empty(path: str) -> None:
             return
         except OSError as e:
             if e.errno != errno.EBUSY or delay > 0.5:
-                raise SystemError(f"cgroup: cannot remove {path}: {e.strerror}") from e
+                raise SystemFailure(f"cgroup: cannot remove {path}: {e.strerror}") from e
         time.sleep(delay)
         delay *= 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from moorage import signals
-from moorage.errors import MoorError, SystemError
+from moorage.errors import MoorError, SystemFailure
 from moorage.runtime.cgroups import fs
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see fs.py)
@@ -96,7 +96,7 @@ class CgroupManager:
             try:
                 self.freeze()
                 froze = True
-            except SystemError:
+            except SystemFailure:
                 pass
         try:
             for pid in self.pids():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from moorage.errors import InvalidParameter, SystemError
+from moorage.errors import InvalidParameter, SystemFailure
 
 ROOT = "/sys/fs/cgroup"
 HYBRID_ROOT = "/sys/fs/cgroup/unified"
@@ -34,7 +34,7 @@ def v2_mountpoint() -> str:
         return ROOT
     if mode == "hybrid":
         return HYBRID_ROOT
-    raise SystemError(f"cgroup v2: no cgroup2 hierarchy is mounted at {ROOT} or {HYBRID_ROOT}")
+    raise SystemFailure(f"cgroup v2: no cgroup2 hierarchy is mounted at {ROOT} or {HYBRID_ROOT}")
 
 
 def clean_path(cgroups_path: str | None, container_id: str) -> str:
@@ -86,7 +86,7 @@ def _join(mountpoint: str, root: str, own: str, inner: str) -> str:
     # /proc/self/cgroup paths are relative to the hierarchy's root, not to the mount.
     if root != "/":
         if own != root and not own.startswith(root + "/"):
-            raise SystemError(f"cgroup: own cgroup {own} is outside {mountpoint} (root {root})")
+            raise SystemFailure(f"cgroup: own cgroup {own} is outside {mountpoint} (root {root})")
         own = own[len(root):]
     return mountpoint + own.rstrip("/") + "/" + inner
 
@@ -100,7 +100,7 @@ def v1_paths(inner: str) -> dict[str, str]:
     own = own_cgroups()
     mounts = _v1_mounts()
     if not mounts:
-        raise SystemError(f"cgroup v1: no hierarchy is mounted under {ROOT}")
+        raise SystemFailure(f"cgroup v1: no hierarchy is mounted under {ROOT}")
     paths = {}
     for controllers, path in own.items():
         # Named hierarchies other than systemd's belong to other tools (runc skips them too).
@@ -115,7 +115,7 @@ def v1_paths(inner: str) -> dict[str, str]:
                 break
     if "devices" not in paths:
         # Without it every device node would be open to the container (runc refuses too).
-        raise SystemError(f"cgroup v1: the devices hierarchy is not mounted under {ROOT}")
+        raise SystemFailure(f"cgroup v1: the devices hierarchy is not mounted under {ROOT}")
     # A hybrid host's processes belong to the cgroup2 tree as well; runc joins it too,
     # so that tools reading that tree (systemd, BPF programs) see the container.
     if "" in own and os.path.exists(HYBRID_ROOT + "/cgroup.controllers"):

@@ -6,7 +6,7 @@ import errno
 import os
 import time
 
-from moorage.errors import InvalidParameter, SystemError
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.runtime.cgroups import convert, fs
 from moorage.runtime.cgroups.manager import CgroupManager
 
@@ -23,7 +23,7 @@ class V1Manager(CgroupManager):
     def _dir(self, subsystem: str, what: str) -> str:
         directory = self.paths.get(subsystem)
         if directory is None:
-            raise SystemError(
+            raise SystemFailure(
                 f"cgroup v1: cannot set {what}: the {subsystem} hierarchy is not mounted")
         return directory
 
@@ -91,7 +91,7 @@ class V1Manager(CgroupManager):
         if swap or limit == -1:
             has_memsw = os.path.exists(memsw)
             if swap and not has_memsw:
-                raise SystemError(f"cgroup: cannot limit memory.swap: {memsw} does not exist"
+                raise SystemFailure(f"cgroup: cannot limit memory.swap: {memsw} does not exist"
                                   " (the kernel has swap accounting off; boot with swapaccount=1)")
             if limit == -1 and not swap and has_memsw:
                 # Unlimited memory with no word on swap means unlimited swap (runc).
@@ -163,10 +163,10 @@ class V1Manager(CgroupManager):
             if current == "FROZEN":
                 return
             if current != "FREEZING":
-                raise SystemError(f"cgroup: {state} went {current} while freezing")
+                raise SystemFailure(f"cgroup: {state} went {current} while freezing")
             time.sleep(0.001)
         fs.write(state, "THAWED")
-        raise SystemError(f"cgroup: cannot freeze {os.path.dirname(state)}: it stayed FREEZING")
+        raise SystemFailure(f"cgroup: cannot freeze {os.path.dirname(state)}: it stayed FREEZING")
 
     def thaw(self) -> None:
         fs.write(self._dir("freezer", "the freezer") + "/freezer.state", "THAWED")
@@ -212,7 +212,7 @@ def _set_memory_limit(directory: str, limit: int) -> None:
             raise fs.write_error(path, str(limit), e) from e
         # EBUSY: the cgroup already uses more than the new limit and cannot reclaim it.
         usage = fs.read(directory + "/memory.usage_in_bytes").strip()
-        raise SystemError(f"cgroup: cannot set memory limit {limit} in {directory}:"
+        raise SystemFailure(f"cgroup: cannot set memory limit {limit} in {directory}:"
                           f" current usage is {usage}") from e
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from moorage import signals
-from moorage.errors import InvalidParameter, SystemError
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.runtime.cgroups import convert, fs
 from moorage.runtime.cgroups.manager import CgroupManager
 from moorage.runtime.cgroups.paths import v2_mountpoint
@@ -37,7 +37,7 @@ class V2Manager(CgroupManager):
             available = fs.read(mountpoint + "/cgroup.controllers").split()
             for controller in needed:
                 if controller not in available:
-                    raise SystemError(
+                    raise SystemFailure(
                         f"cgroup v2: controller '{controller}' is not available in {mountpoint}")
 
     def _set(self, resources: dict[str, Any]) -> None:
@@ -65,7 +65,7 @@ class V2Manager(CgroupManager):
             except FileNotFoundError as e:
                 # No swap accounting: "no swap" and "unlimited swap" hold anyway.
                 if swap not in ("0", "max"):
-                    raise SystemError(f"cgroup: cannot limit memory.swap: {leaf}/memory.swap.max"
+                    raise SystemFailure(f"cgroup: cannot limit memory.swap: {leaf}/memory.swap.max"
                                       " does not exist (the kernel has swap accounting off)") from e
             except OSError as e:
                 raise fs.write_error(leaf + "/memory.swap.max", swap, e) from e
@@ -114,7 +114,7 @@ class V2Manager(CgroupManager):
         if not fs.wait_until(lambda: f"frozen {value}" in fs.read(events), timeout=5):
             if value == "1":
                 fs.write(self._leaf + "/cgroup.freeze", "0")
-            raise SystemError(f"cgroup: {events} did not reach 'frozen {value}' in 5 seconds")
+            raise SystemFailure(f"cgroup: {events} did not reach 'frozen {value}' in 5 seconds")
 
     def frozen(self) -> bool:
         events = fs.read_if_exists(self._leaf + "/cgroup.events")

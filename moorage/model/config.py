@@ -1,4 +1,5 @@
-"""Container wire models (Engine API v1.41+ ContainerConfig, HostConfig, State, inspect)."""
+"""Container configuration as clients send it and the engine keeps it (Engine API v1.41+
+ContainerConfig, HostConfig, Mount; ExecConfig), and inspect's mount points."""
 
 # w() returns dataclasses.field(...) with the JSON key; ruff cannot see through it.
 # ruff: noqa: RUF009
@@ -8,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from moorage.api.wire import w
-
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from moorage.model.fields import w
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +108,7 @@ class HostConfig:
     security_opt: tuple[str, ...] | None = w("SecurityOpt")
     tmpfs: dict[str, str] | None = w("Tmpfs")
     uts_mode: str = w("UTSMode", "")
+    cgroupns_mode: str = w("CgroupnsMode", "")  # "host" or "private"; API 1.41
     shm_size: int = w("ShmSize", 0)
     sysctls: dict[str, str] | None = w("Sysctls", omitempty=True)
     runtime: str = w("Runtime", "")
@@ -144,48 +144,6 @@ class MountPoint:
     propagation: str = w("Propagation", "")
     name: str = w("Name", "", omitempty=True)
     driver: str = w("Driver", "", omitempty=True)
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    status: str = w("Status", "created")
-    running: bool = w("Running", False)
-    paused: bool = w("Paused", False)
-    restarting: bool = w("Restarting", False)
-    oom_killed: bool = w("OOMKilled", False)
-    dead: bool = w("Dead", False)
-    pid: int = w("Pid", 0)
-    exit_code: int = w("ExitCode", 0)
-    error: str = w("Error", "")
-    started_at: str = w("StartedAt", ZERO_TIME)
-    finished_at: str = w("FinishedAt", ZERO_TIME)
-
-
-@dataclass(frozen=True, slots=True)
-class Container:
-    """A container as the service keeps it and inspect shows it."""
-
-    id: str = w("Id")
-    created: str = w("Created")
-    path: str = w("Path")
-    args: tuple[str, ...] = w("Args")
-    state: State = w("State")
-    image: str = w("Image")
-    resolv_conf_path: str = w("ResolvConfPath")
-    hostname_path: str = w("HostnamePath")
-    hosts_path: str = w("HostsPath")
-    log_path: str = w("LogPath")
-    name: str = w("Name")
-    restart_count: int = w("RestartCount", 0)
-    driver: str = w("Driver", "overlay2")
-    platform: str = w("Platform", "linux")
-    mount_label: str = w("MountLabel", "")
-    process_label: str = w("ProcessLabel", "")
-    app_armor_profile: str = w("AppArmorProfile", "")
-    exec_ids: tuple[str, ...] | None = w("ExecIDs")
-    host_config: HostConfig = w("HostConfig", factory=HostConfig)
-    mounts: tuple[MountPoint, ...] = w("Mounts", ())
-    config: ContainerConfig = w("Config", factory=ContainerConfig)
 
 
 @dataclass(frozen=True, slots=True)

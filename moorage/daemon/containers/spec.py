@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
-from moorage.api.containers.models import Container
+from moorage import signals
 from moorage.errors import InvalidParameter
+from moorage.model.records import ContainerRecord
 
 # Every container's cgroup lives under this parent, as dockerd's under /docker.
 CGROUP_PARENT = "/moor"
@@ -30,7 +31,7 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
                 "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 INIT_PATH = "/sbin/docker-init"
-_DATA = os.path.join(os.path.dirname(__file__), "data")
+_DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 _ARCH = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}
 _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
             "nproc", "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
@@ -145,21 +146,27 @@ def security_options(options: tuple[str, ...]) -> tuple[bool, dict | None, bool]
     return no_new_privs, profile, unconfined
 
 
-def environment(container: Container) -> list[str]:
+def environment(container: ContainerRecord) -> list[str]:
     """Docker's CreateDaemonEnvironment: PATH, HOSTNAME, TERM, then the container's."""
     env = [DEFAULT_PATH, f"HOSTNAME={container.config.hostname}"]
     if container.config.tty:
         env.append("TERM=xterm")
-    for item in container.config.env or ():
+    return merge_env(env, container.config.env or ())
+
+
+def merge_env(base: list[str], overrides: Iterable[str]) -> list[str]:
+    """`base` with each KEY=value of `overrides` replacing the same KEY (appended last)."""
+    env = list(base)
+    for item in overrides:
         key = item.partition("=")[0]
         env = [e for e in env if e.partition("=")[0] != key]
         env.append(item)
     return env
 
 
-def _mounts(container: Container, inputs: SpecInputs) -> list[dict]:
+def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
-    shm = host.shm_size or 64 * 1024 * 1024
+    shm = host.shm_size  # defaults are applied once, at create (setup.host_defaults)
     privileged = host.privileged
     mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc",
@@ -200,14 +207,13 @@ def _mounts(container: Container, inputs: SpecInputs) -> list[dict]:
     return mounts
 
 
-def _resources(container: Container) -> dict:
+def _resources(container: ContainerRecord) -> dict:
     host = container.host_config
     resources: dict = {"devices": [{"allow": False, "access": "rwm"}]}
     memory: dict = {}
     if host.memory:
         memory["limit"] = host.memory
-        # Docker: no --memory-swap means swap = 2 x memory; -1 unlimited.
-        memory["swap"] = host.memory_swap or host.memory * 2
+        memory["swap"] = host.memory_swap  # 2 x memory unless given; -1 unlimited
     if host.memory_reservation:
         memory["reservation"] = host.memory_reservation
     if memory:
@@ -233,7 +239,7 @@ def _resources(container: Container) -> dict:
     return resources
 
 
-def _namespaces(container: Container, inputs: SpecInputs) -> list[dict]:
+def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
     namespaces: list[dict] = [{"type": "mount"}]
     if host.network_mode != "host":
@@ -248,12 +254,12 @@ def _namespaces(container: Container, inputs: SpecInputs) -> list[dict]:
                                "path": f"/proc/{inputs.namespace_pids[kind]}/ns/{kind}"})
         else:
             namespaces.append({"type": kind})
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+    if host.cgroupns_mode == "private":
         namespaces.append({"type": "cgroup"})
     return namespaces
 
 
-def build(container: Container, inputs: SpecInputs) -> dict:
+def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
     """The runtime-spec config.json for `container` (runtime-spec config.md, config-linux.md)."""
     host = container.host_config
     config = container.config
@@ -288,10 +294,8 @@ def build(container: Container, inputs: SpecInputs) -> dict:
         "sysctl": dict(host.sysctls or {}),
     }
     if not host.privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS if host.masked_paths is None
-                                    else host.masked_paths)
-        linux["readonlyPaths"] = list(READONLY_PATHS if host.readonly_paths is None
-                                      else host.readonly_paths)
+        linux["maskedPaths"] = list(host.masked_paths or ())
+        linux["readonlyPaths"] = list(host.readonly_paths or ())
         if not unconfined:
             linux["seccomp"] = seccomp_profile(profile or default_seccomp(), caps)
     spec = {
@@ -306,15 +310,15 @@ def build(container: Container, inputs: SpecInputs) -> dict:
 
 def parse_signal(value: str) -> int:
     """Docker's signal syntax: a number, or a name with or without SIG."""
-    text = value.strip().upper()
-    if text.isdigit() and 0 < int(text) < signal.NSIG:
-        return int(text)
-    number = getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text, None)
-    if number is None:
-        raise InvalidParameter(f"Invalid signal: {value}")
-    return int(number)
+    text = value.strip()
+    if text.isdigit():
+        if 0 < int(text) < signals.NSIG:
+            return int(text)
+    elif (number := signals.number(text)) is not None:
+        return number
+    raise InvalidParameter(f"Invalid signal: {value}")
 
 
-def stop_signal(container: Container) -> int:
+def stop_signal(container: ContainerRecord) -> int:
     """The container's stop signal as a number (StopSignal, else SIGTERM)."""
     return parse_signal(container.config.stop_signal or "SIGTERM")

@@ -15,10 +15,11 @@ import os
 import subprocess
 from dataclasses import replace
 
-from moorage.api.containers.models import Container, HostConfig, MountPoint
-from moorage.daemon import container_setup as setup
+from moorage.daemon.containers import setup
 from moorage.daemon.volumes import VolumeStore
-from moorage.errors import Conflict, NotFound, SystemError
+from moorage.errors import Conflict, NotFound, SystemFailure
+from moorage.model.config import HostConfig, MountPoint
+from moorage.model.records import ContainerRecord
 from moorage.runtime.mounts import resolve_in_root
 
 
@@ -40,7 +41,7 @@ def attach(points: tuple[MountPoint, ...], config_volumes: dict | None,
                  if p.type == "volume" else p for p in points)
 
 
-def populate(container_dir: str, lower_dirs: list[str], container: Container) -> None:
+def populate(container_dir: str, lower_dirs: list[str], container: ContainerRecord) -> None:
     """Blocking: copy the image's content into each empty volume (ownership and mode of
     the image's directory included), with the container's rootfs mounted meanwhile."""
     wanted = [p for p in container.mounts if p.type == "volume"
@@ -58,7 +59,7 @@ def populate(container_dir: str, lower_dirs: list[str], container: Container) ->
             done = subprocess.run(["cp", "-a", "--", f"{source}/.", point.source],
                                   capture_output=True, text=True)
             if done.returncode != 0:
-                raise SystemError(f"copying the image's {point.destination} into volume "
+                raise SystemFailure(f"copying the image's {point.destination} into volume "
                                   f"{point.name}: {done.stderr.strip()}")
             info = os.stat(source)
             os.chown(point.source, info.st_uid, info.st_gid)
@@ -74,7 +75,7 @@ def _no_copy(point: MountPoint, host: HostConfig) -> bool:
                and m.volume_options.no_copy for m in host.mounts or ())
 
 
-def remove_anonymous(store: VolumeStore, container: Container) -> None:
+def remove_anonymous(store: VolumeStore, container: ContainerRecord) -> None:
     """Remove the volumes the request did not name (moby removeMountPoints: a volume with
     no Spec.Source). One another container still mounts stays, as with dockerd."""
     host = container.host_config

@@ -13,15 +13,17 @@ import re
 import shutil
 from dataclasses import replace
 
-from moorage.api.containers.models import ContainerConfig, HostConfig, MountPoint
-from moorage.daemon.oci_spec import MASKED_PATHS, READONLY_PATHS
-from moorage.errors import InvalidParameter, SystemError
+from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS, merge_env
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.linux import libc
+from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.runtime.mounts import resolve_in_root
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LOG_DRIVERS = ("json-file", "none")
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+# dockerd's default cgroup namespace: private on a cgroup v2 host, host on v1 and hybrid.
+CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
 def validate_name(name: str) -> str:
@@ -35,11 +37,7 @@ def validate_name(name: str) -> str:
 def merge_image_config(config: ContainerConfig, image: dict, container_id: str) -> ContainerConfig:
     """Fill what the request left empty from the image's config (moby's merge())."""
     defaults = image.get("config") or {}
-    env = list(defaults.get("Env") or [])
-    for item in config.env or ():
-        key = item.partition("=")[0]
-        env = [e for e in env if e.partition("=")[0] != key]
-        env.append(item)
+    env = merge_env(list(defaults.get("Env") or []), config.env or ())
     cmd = config.cmd
     entrypoint = config.entrypoint
     if entrypoint is None:
@@ -78,7 +76,8 @@ def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
         host, runtime=host.runtime or default_runtime,
         log_config=replace(host.log_config, type=host.log_config.type or "json-file"),
         shm_size=host.shm_size or DEFAULT_SHM_SIZE, memory_swap=swap,
-        ipc_mode=host.ipc_mode or "private", network_mode=host.network_mode or "default",
+        ipc_mode=host.ipc_mode or "private", cgroupns_mode=host.cgroupns_mode
+        or ("private" if CGROUP_V2 else "host"), network_mode=host.network_mode or "default",
         masked_paths=host.masked_paths if host.masked_paths is not None or host.privileged
         else MASKED_PATHS,
         readonly_paths=host.readonly_paths if host.readonly_paths is not None
@@ -115,6 +114,12 @@ def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
     _check_cpuset(host.cpuset_mems, "mems", "memory nodes", "mems")
     for name in host.sysctls or {}:
         _check_sysctl(name, host)
+    if host.cgroupns_mode not in ("", "host", "private"):
+        raise InvalidParameter(f"invalid cgroup namespace mode: {host.cgroupns_mode}")
+    if host.restart_policy.name not in ("", "no"):
+        # Restart policies land with the engine's operations: refused until they act.
+        raise InvalidParameter(f'restart policy "{host.restart_policy.name}" is not '
+                               "supported yet")
     for kind, mode in (("PID", host.pid_mode), ("IPC", host.ipc_mode),
                        ("UTS", host.uts_mode)):
         if mode not in ("", "host", "private", "shareable") and not mode.startswith("container:"):
@@ -226,6 +231,20 @@ def _bind_spec(bind: str) -> MountPoint:
     return MountPoint("bind", source, target, mode, "ro" not in options, propagation)
 
 
+def _check_bind_source(source: str) -> None:
+    if not os.path.exists(source):
+        raise InvalidParameter(f"{_config_error('bind')}bind source path does not exist: "
+                               f"{source}")
+
+
+def check_bind_sources(host: HostConfig) -> None:
+    """At start, as at create (moby verifyContainerSettings): a Mounts bind whose source
+    went away since is refused before anything runs."""
+    for mount in host.mounts or ():
+        if mount.type == "bind":
+            _check_bind_source(mount.source)
+
+
 def _config_error(kind: str) -> str:
     return f'invalid mount config for type "{kind}": '
 
@@ -251,9 +270,7 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             if not os.path.isabs(mount.source or ""):
                 raise InvalidParameter(f"{_config_error(kind)}invalid mount path: "
                                        f"'{mount.source}' mount path must be absolute")
-            if not os.path.exists(mount.source):
-                raise InvalidParameter(f"{_config_error(kind)}bind source path does not "
-                                       f"exist: {mount.source}")
+            _check_bind_source(mount.source)
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
             points.append(MountPoint("bind", mount.source, mount.target, "",
@@ -304,7 +321,7 @@ def mount_rootfs(container_dir: str, lower_dirs: list[str]) -> str:
         libc.mount("overlay", rootfs, "overlay", 0,
                    f"lowerdir={lowers},upperdir={upper},workdir={work}")
     except OSError as err:
-        raise SystemError(f"error mounting the container's rootfs: {err}") from None
+        raise SystemFailure(f"error mounting the container's rootfs: {err}") from None
     return rootfs
 
 

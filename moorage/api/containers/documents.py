@@ -1,0 +1,98 @@
+"""Docker's container documents (inspect, list) from the daemon's records."""
+
+from __future__ import annotations
+
+import time
+
+from moorage.api.wire import encode
+from moorage.model.records import ContainerRecord, ContainerState
+from moorage.model.times import format_rfc3339_nano
+from moorage.protocol.units import human_duration
+
+# dockerd's NetworkSettings before the container has joined a network (networking has an
+# issue of its own): every field present, empty.
+_NETWORK_SETTINGS = {
+    "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+    "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
+    "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+    "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+    "MacAddress": "", "Networks": {},
+}
+# HostConfig fields this engine does not implement, with the values dockerd shows for them
+# (API v1.41 HostConfig), so that inspect has every key a client may read.
+_HOST_CONFIG_DEFAULTS = {
+    "PortBindings": {}, "PublishAllPorts": False, "Links": None, "Cgroup": "",
+    "UsernsMode": "", "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
+    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuRealtimePeriod": 0,
+    "CpuRealtimeRuntime": 0, "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None,
+    "KernelMemory": 0, "KernelMemoryTCP": 0, "MemorySwappiness": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+}
+
+
+def state_document(state: ContainerState) -> dict:
+    return {
+        "Status": state.status, "Running": state.running, "Paused": state.paused,
+        "Restarting": state.restarting, "OOMKilled": state.oom_killed, "Dead": state.dead,
+        "Pid": state.pid, "ExitCode": state.exit_code, "Error": state.error,
+        "StartedAt": format_rfc3339_nano(state.started_at),
+        "FinishedAt": format_rfc3339_nano(state.finished_at),
+    }
+
+
+def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[str, str],
+                     size: tuple[int, int] | None) -> dict:
+    # HostConfig.Tmpfs mounts are not mount points: dockerd's Mounts leaves them out.
+    tmpfs = record.host_config.tmpfs or {}
+    doc = {
+        "Id": record.id, "Created": format_rfc3339_nano(record.created),
+        "Path": record.path, "Args": list(record.args), "State": state_document(record.state),
+        "Image": record.image, "ResolvConfPath": record.resolv_conf_path,
+        "HostnamePath": record.hostname_path, "HostsPath": record.hosts_path,
+        "LogPath": record.log_path, "Name": record.name, "RestartCount": record.restart_count,
+        "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
+        "AppArmorProfile": "", "ExecIDs": exec_ids or None,
+        "HostConfig": {**_HOST_CONFIG_DEFAULTS, **encode(record.host_config)},
+        "GraphDriver": {"Name": "overlay2", "Data": graph},
+        "Mounts": [encode(m) for m in record.mounts
+                   if not (m.type == "tmpfs" and m.destination in tmpfs)],
+        "Config": encode(record.config), "NetworkSettings": _NETWORK_SETTINGS,
+    }
+    if size is not None:
+        doc["SizeRw"], doc["SizeRootFs"] = size
+    return doc
+
+
+def status_text(record: ContainerRecord) -> str:
+    state = record.state
+    now = time.time_ns()
+    if state.running:
+        text = f"Up {human_duration((now - state.started_at) / 1e9)}"
+        return text + " (Paused)" if state.paused else text
+    if state.status == "exited":
+        return (f"Exited ({state.exit_code}) "
+                f"{human_duration((now - state.finished_at) / 1e9)} ago")
+    return state.status.capitalize()
+
+
+def command_text(record: ContainerRecord) -> str:
+    """The list's Command: arguments with a space quoted in '' (moby daemon/list.go)."""
+    args = [f"'{a}'" if " " in a else a for a in record.args]
+    return " ".join([record.path, *args])
+
+
+def summary(record: ContainerRecord, size: tuple[int, int] | None) -> dict:
+    doc = {
+        "Id": record.id, "Names": [record.name], "Image": record.config.image,
+        "ImageID": record.image, "Command": command_text(record),
+        "Created": record.created // 1_000_000_000, "Ports": [],
+        "Labels": record.config.labels, "State": record.state.status,
+        "Status": status_text(record),
+        "HostConfig": {"NetworkMode": record.host_config.network_mode or "default"},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [encode(m) for m in record.mounts],
+    }
+    if size is not None:
+        doc["SizeRw"], doc["SizeRootFs"] = size
+    return doc

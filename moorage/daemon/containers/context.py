@@ -1,0 +1,25 @@
+"""What the container operations share: the configuration, the services they use,
+the records and their state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from moorage.daemon.config import DaemonConfig
+from moorage.daemon.containers.paths import ContainerPaths
+from moorage.daemon.containers.registry import Registry
+from moorage.daemon.containers.state import StateMachine
+from moorage.daemon.images import ImageService
+from moorage.daemon.shims import Zygote
+from moorage.daemon.volumes import VolumeStore
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    config: DaemonConfig
+    images: ImageService
+    volumes: VolumeStore
+    paths: ContainerPaths
+    registry: Registry
+    states: StateMachine
+    zygote: Zygote

@@ -1,0 +1,75 @@
+"""Creating a container: checks in dockerd's order, the image's config merged, its
+directory and volumes, its record."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+
+from moorage.daemon.containers import setup, spec, volumes
+from moorage.daemon.containers.context import Context
+from moorage.errors import InvalidParameter
+from moorage.model.config import ContainerConfig, HostConfig, MountPoint
+from moorage.model.records import ContainerRecord
+from moorage.model.times import now_ns
+
+
+async def container_create(ctx: Context, name: str, config: ContainerConfig,
+                           host: HostConfig) -> ContainerRecord:
+    if name:
+        name = setup.validate_name(name)
+    if not config.image:
+        raise InvalidParameter("config cannot be empty in order to create a container")
+    # dockerd's order (daemon/create.go): the settings, then the image, then the command.
+    setup.validate_config(config)
+    setup.validate_host_config(host, tuple(r.name for r in ctx.config.runtimes))
+    if host.security_opt:
+        spec.security_options(host.security_opt)
+    spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
+    if config.stop_signal:
+        spec.parse_signal(config.stop_signal)
+    mounts = setup.mount_points(host)
+    for mode in (host.pid_mode, host.ipc_mode):
+        if mode.startswith("container:"):
+            ctx.registry.get(mode.partition(":")[2])
+    image = await asyncio.to_thread(ctx.images.resolve, config.image)
+    container_id = secrets.token_hex(32)
+    merged = setup.merge_image_config(config, image.config, container_id)
+    command = [*(merged.entrypoint or ()), *(merged.cmd or ())]
+    if not command:
+        raise InvalidParameter("No command specified")
+    if merged.stop_signal:
+        spec.parse_signal(merged.stop_signal)
+    name = name or ctx.registry.new_name()
+    ctx.registry.reserve(name, container_id)
+    try:
+        return await _create(ctx, container_id, name, merged, host, mounts, command,
+                             image.id, image.lower_dirs)
+    finally:
+        ctx.registry.release(name, container_id)
+
+
+async def _create(ctx: Context, container_id: str, name: str, merged: ContainerConfig,
+                  host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
+                  image_id: str, lower_dirs: list[str]) -> ContainerRecord:
+    directory = ctx.paths.dir(container_id)
+    host = setup.host_defaults(host, ctx.config.default_runtime)
+    mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
+    record = ContainerRecord(
+        id=container_id, name=name, created=now_ns(), path=command[0],
+        args=tuple(command[1:]), image=image_id, config=merged, host_config=host,
+        mounts=mounts, resolv_conf_path=os.path.join(directory, "resolv.conf"),
+        hostname_path=os.path.join(directory, "hostname"),
+        hosts_path=os.path.join(directory, "hosts"),
+        log_path=os.path.join(directory, f"{container_id}-json.log")
+        if host.log_config.type == "json-file" else "")
+    os.makedirs(directory, mode=0o710)
+    try:
+        await asyncio.to_thread(volumes.populate, directory, lower_dirs, record)
+        ctx.registry.put(record)
+    except Exception:
+        setup.remove_container_dir(directory)
+        volumes.remove_anonymous(ctx.volumes, record)
+        raise
+    return record

@@ -1,0 +1,147 @@
+"""Exec instances: a process started in a running container through its shim."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+
+from moorage.daemon.containers import setup, spec
+from moorage.daemon.containers.context import Context
+from moorage.daemon.shims import ShimError, ShimStream
+from moorage.errors import Conflict, NotFound, SystemFailure
+from moorage.model.config import ExecConfig
+from moorage.model.records import ContainerRecord, ExecRecord
+from moorage.model.times import now_ns
+
+# Seconds an exec's failure waits for the container's exit before it counts as the
+# runtime's own failure.
+_EXIT_GRACE = 0.5
+
+
+class ExecManager:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.execs: dict[str, ExecRecord] = {}
+        self._processes: dict[str, dict] = {}  # id → the OCI process to run
+        self._drains: set[asyncio.Task] = set()
+        ctx.states.listen(self._on_event)
+
+    def get(self, exec_id: str) -> ExecRecord:
+        try:
+            return self.execs[exec_id]
+        except KeyError:
+            raise NotFound(f"No such exec instance: {exec_id}") from None
+
+    async def exec_create(self, ref: str, config: ExecConfig) -> ExecRecord:
+        container = self.ctx.registry.get(ref)
+        if not container.state.running:
+            raise Conflict(f"Container {container.id} is not running")
+        if container.state.paused:
+            raise Conflict(f"Container {container.id} is paused, unpause the container before "
+                           "exec")
+        if not config.cmd:
+            raise Conflict("No exec command specified")
+        process = await asyncio.to_thread(self._process, container, config)
+        record = ExecRecord(secrets.token_hex(32), container.id, config, now_ns())
+        self.execs[record.id] = record
+        self._processes[record.id] = process
+        return record
+
+    def _process(self, container: ContainerRecord, config: ExecConfig) -> dict:
+        """Blocking: the container's process from its config.json, changed as asked."""
+        directory = self.ctx.paths.dir(container.id)
+        try:
+            with open(os.path.join(directory, "config.json")) as f:
+                base = json.load(f)["process"]
+        except (OSError, ValueError, KeyError):
+            raise Conflict(f"Container {container.id} is not running") from None
+        process = dict(base)
+        process["args"] = list(config.cmd or ())
+        process["terminal"] = config.tty
+        process["env"] = spec.merge_env(list(base.get("env") or []), config.env or ())
+        if config.working_dir:
+            process["cwd"] = config.working_dir
+        if config.user:
+            uid, gid, groups = setup.resolve_user(os.path.join(directory, "rootfs"),
+                                                  config.user, ())
+            process["user"] = {"uid": uid, "gid": gid, "additionalGids": list(groups)}
+        if config.privileged:
+            caps = list(spec.all_capabilities())
+            process["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+        return process
+
+    async def exec_start(self, exec_id: str, *, detach: bool) -> ShimStream:
+        record = self.get(exec_id)
+        if record.started:
+            raise Conflict(f"Error: Exec command {exec_id} has already run")
+        container = self.ctx.registry.get(record.container_id)
+        if not container.state.running:
+            raise Conflict(f"Container {container.id} is not running")
+        record.started = True
+        config = record.config
+        try:
+            stream = await ShimStream.open(self.ctx.paths.socket(container), {
+                "op": "exec", "exec_id": record.id, "process": self._processes.pop(record.id),
+                "stdin": config.attach_stdin and not detach,
+                "stdout": config.attach_stdout and not detach,
+                "stderr": config.attach_stderr and not detach,
+                "console_size": list(config.console_size or ())[:2]})
+        except (ShimError, NotFound, OSError) as err:
+            record.exit_code = 126
+            if await self._ending(container):
+                raise Conflict(f"Container {container.id} is not running") from None
+            # dockerd's wording and code for a process that could not be started.
+            raise SystemFailure(f"OCI runtime exec failed: exec failed: {err}: unknown") \
+                from None
+        record.pid = stream.pid
+        record.running = True
+        stream.on_exit = lambda status: self._finished(record, status)
+        if detach:
+            task = asyncio.get_running_loop().create_task(_drain(stream))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        return stream
+
+    async def _ending(self, container: ContainerRecord) -> bool:
+        """After a failed exec: whether the container was dying (its exit comes within
+        moments); an exec into a dying container fails with ENOMEM or a reset socket."""
+        current = self.ctx.registry.find(container.id)
+        if current is None or not current.state.running:
+            return True
+        waiter = self.ctx.states.wait(current, "not-running")
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), _EXIT_GRACE)
+        except TimeoutError:
+            return False
+        finally:
+            waiter.cancel()
+        return True
+
+    def _finished(self, record: ExecRecord, status: dict) -> None:
+        record.running = False
+        record.exit_code = int(status.get("exit_code", 126))
+
+    def _on_event(self, event: str, container: ContainerRecord, error: str) -> None:
+        if event == "exit":
+            for record in self.execs.values():
+                if record.container_id == container.id and record.running:
+                    record.running = False
+                    if record.exit_code is None:
+                        record.exit_code = 137
+        elif event == "removed":
+            for exec_id in self.ids_of(container.id):
+                del self.execs[exec_id]
+                self._processes.pop(exec_id, None)
+
+    def ids_of(self, container_id: str) -> list[str]:
+        return [e.id for e in self.execs.values() if e.container_id == container_id]
+
+
+async def _drain(stream: ShimStream) -> None:
+    try:
+        while await stream.read() is not None:
+            pass
+    finally:
+        stream.close()

@@ -1,0 +1,123 @@
+"""The end of a container's process: making it end, and recording that it did.
+
+`apply_exit` is the one way a running container becomes exited (under its lock);
+`end_process` kills it and returns only once the init and the shim are gone, by
+the shim when it answers and by the container's cgroup and the shim's pid when it
+does not, so nothing outlives a `rm -f` or a daemon stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+
+from moorage.daemon.containers import setup
+from moorage.daemon.containers.context import Context
+from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
+from moorage.daemon.containers.shim_calls import SHIM_DEADLINE
+from moorage.daemon.containers.spec import CGROUP_PARENT
+from moorage.daemon.shims import request
+from moorage.errors import MoorError
+from moorage.model.records import EXITED, ContainerRecord
+from moorage.runtime.cgroups import new_manager
+
+log = logging.getLogger("moord.containers")
+
+_GONE_DEADLINE = 1.0  # seconds processes have to vanish once killed
+
+
+async def apply_exit(ctx: Context, container_id: str, exit_record: dict) -> ContainerRecord | None:
+    """Caller holds the lock. Running → exited with the shim's exit record; the rootfs
+    is unmounted. The record as it is after (None once removed); a second report of
+    the same exit changes nothing."""
+    current = ctx.registry.find(container_id)
+    if current is None or not current.state.running:
+        return current
+    await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
+    code, oom, error, finished = exit_status(exit_record)
+    return ctx.states.transition(container_id, EXITED, event="exit", pid=0, exit_code=code,
+                                 oom_killed=oom, error=error, finished_at=finished)
+
+
+async def end_process(ctx: Context, record: ContainerRecord) -> dict:
+    """SIGKILL every process of the container and wait for the exit; its exit record."""
+    socket_path = ctx.paths.socket(record)
+    waiting: asyncio.Future | None = None
+    try:
+        async with asyncio.timeout(SHIM_DEADLINE):
+            waiting = asyncio.ensure_future(request(socket_path, {"op": "wait"}))
+            # A kill that fails (the process is already gone) still ends in the exit
+            # the wait reports.
+            with contextlib.suppress(MoorError, OSError):
+                await request(socket_path, {"op": "kill", "signal": int(signal.SIGKILL),
+                                            "all": True})
+            exit_record = await waiting
+    except (TimeoutError, MoorError, OSError, ValueError) as err:
+        if waiting is not None:
+            waiting.cancel()
+        # The shim writes the exit record before it answers (and request() takes the
+        # record's own "error" key for a failure): the file is the truth when present.
+        exit_record = read_exit_file(ctx.paths, record.id) \
+            or await kill_remains(ctx, record, repr(err))
+    await asyncio.to_thread(_reap_shim, record.shim_pid)
+    return exit_record
+
+
+async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
+    """The shim cannot be asked and left no exit record: whatever still runs in the
+    container's cgroup, and the shim itself, are killed; an exit record for them."""
+    found = await asyncio.to_thread(_kill_cgroup, record.id)
+    await asyncio.to_thread(_reap_shim, record.shim_pid)
+    if found:
+        log.warning("container %s: its shim is unreachable (%s): killed its processes",
+                    record.id, why)
+        return {"exit_code": 137}
+    return read_exit_file(ctx.paths, record.id) or SHIM_GONE
+
+
+def _kill_cgroup(container_id: str) -> bool:
+    """Blocking: SIGKILL what runs in the container's cgroup; whether anything did."""
+    try:
+        cgroup = new_manager(f"{CGROUP_PARENT}/{container_id}", container_id)
+        found = bool(cgroup.pids())
+        if found:
+            cgroup.kill_all(int(signal.SIGKILL))
+            deadline = time.monotonic() + _GONE_DEADLINE
+            while cgroup.pids() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        cgroup.remove_if_empty()
+        return found
+    except (MoorError, OSError):
+        return False
+
+
+def _reap_shim(pid: int) -> None:
+    """Blocking: wait for the shim to leave on its own, then kill it."""
+    if not _is_shim(pid):
+        return
+    deadline = time.monotonic() + _GONE_DEADLINE
+    while _is_shim(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _is_shim(pid):
+        log.warning("shim %d did not exit after its container: killed", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _is_shim(pid: int) -> bool:
+    """`pid` is alive and a shim (forked from the zygote): never signal a reused pid."""
+    if pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            zombie = f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+    return not zombie and b"moorage.shim" in cmdline
+

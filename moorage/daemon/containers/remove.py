@@ -1,0 +1,42 @@
+"""Removal of a container: `rm`, `rm -f` at any moment of its life, AutoRemove."""
+
+from __future__ import annotations
+
+import asyncio
+
+from moorage.daemon.containers import setup, volumes
+from moorage.daemon.containers.context import Context
+from moorage.daemon.containers.exits import apply_exit, end_process
+from moorage.errors import Conflict
+from moorage.model.records import REMOVING, ContainerRecord
+
+
+async def container_rm(ctx: Context, ref: str, force: bool, remove_volumes: bool) -> None:
+    """`remove_volumes`: also the anonymous volumes (rm -v)."""
+    record = ctx.registry.get(ref)
+    async with ctx.states.lock(record.id):
+        record = ctx.states.current(record.id)
+        if record.state.running:
+            if not force:
+                state = "paused" if record.state.paused else "running"
+                raise Conflict(f"You cannot remove a {state} container {record.id}. Stop "
+                               "the container before attempting removal or force remove")
+            await apply_exit(ctx, record.id, await end_process(ctx, record))
+            record = ctx.states.current(record.id)
+        await remove_locked(ctx, record, remove_volumes)
+
+
+async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: bool) -> None:
+    """Caller holds the lock; the container is not running. Its files, its record, its
+    anonymous volumes with `remove_volumes`; waiters for "removed" are woken. A removal
+    cut short (status removing) is finished by the next one."""
+    if ctx.registry.find(record.id) is None:
+        return
+    if record.state.status != REMOVING:
+        record = ctx.states.transition(record.id, REMOVING)
+    await asyncio.to_thread(setup.remove_container_dir, ctx.paths.dir(record.id))
+    ctx.registry.drop(record.id)
+    if remove_volumes:
+        await asyncio.to_thread(volumes.remove_anonymous, ctx.volumes, record)
+    ctx.paths.remove_exit_file(record.id)
+    ctx.states.removed(record)

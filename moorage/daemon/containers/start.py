@@ -1,0 +1,151 @@
+"""Starting a container: its rootfs, files and OCI spec, a shim from the zygote, the
+process; all under the container's lock."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+from dataclasses import replace
+
+from moorage.daemon.containers import setup, spec
+from moorage.daemon.containers.attach import Attachments
+from moorage.daemon.containers.context import Context
+from moorage.daemon.containers.exits import end_process
+from moorage.daemon.containers.init_binary import init_binary
+from moorage.daemon.containers.monitor import Monitors
+from moorage.daemon.containers.remove import remove_locked
+from moorage.daemon.containers.shim_calls import call
+from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
+from moorage.model.records import EXITED, REMOVING, RUNNING, ContainerRecord
+from moorage.model.times import now_ns
+from moorage.shim.wire import ShimConfig
+
+
+def start_error(reply: dict, command: str) -> tuple[int, MoorError]:
+    """Docker's exit code and error for a runtime create failure (moby daemon/start.go,
+    translateContainerdStartErr): 127 for a command that does not exist, 126 for one
+    that cannot run, 127 for a file mounted on a directory; else 128, unknown. By the
+    errno the runtime reports when it does, by its message otherwise."""
+    message = str(reply["error"])
+    text = f"failed to create shim task: OCI runtime create failed: {message}: unknown"
+    lower = message.lower()
+    code = reply.get("errno")
+    missing = code == errno.ENOENT if code is not None else "no such file or directory" in lower
+    if command.lower() in lower and (missing or "executable file not found" in lower):
+        return 127, InvalidParameter(text)
+    if code == errno.EACCES or (code is None and "permission denied" in lower):
+        return 126, InvalidParameter(text)
+    if code == errno.ENOTDIR or (code is None and "not a directory" in lower):
+        return 127, InvalidParameter(
+            f"{text}: Are you trying to mount a directory onto a file (or vice-versa)? Check "
+            "if the specified host path exists and is the expected type")
+    return 128, SystemFailure(text)
+
+
+class Starter:
+    def __init__(self, ctx: Context, monitors: Monitors, attachments: Attachments) -> None:
+        self.ctx = ctx
+        self.monitors = monitors
+        self.attachments = attachments
+
+    async def container_start(self, ref: str) -> None:
+        record = self.ctx.registry.get(ref)
+        async with self.ctx.states.lock(record.id):
+            record = self.ctx.states.current(record.id)
+            if record.state.status == REMOVING:
+                raise Conflict(f"container {record.id} is marked for removal and cannot be "
+                               "started")
+            if record.state.paused:
+                raise Conflict("cannot start a paused container, try unpause instead")
+            if record.state.running:
+                raise NotModified("container already started")
+            setup.check_bind_sources(record.host_config)
+            await self._start(record)
+
+    async def _start(self, record: ContainerRecord) -> None:
+        ctx = self.ctx
+        try:
+            shim_config = await asyncio.to_thread(self._prepare, record,
+                                                  ctx.paths.new_socket(record.id))
+            reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
+        except MoorError as err:
+            await self._failed(record, 128, err)
+            raise
+        except Exception as err:
+            failure = SystemFailure(f"starting container: {err}")
+            await self._failed(record, 128, failure)
+            raise failure from err
+        if "error" in reply:
+            code, error = start_error(reply, record.path)
+            await self._failed(record, code, error)
+            raise error
+        record = replace(record, shim_pid=int(reply.get("pid") or 0),
+                         shim_socket=shim_config.socket_path)
+        ctx.registry.put(record)
+        await self.attachments.resolve(record.id)
+        try:
+            started = await call(ctx.paths, record, {"op": "start"})
+        except (MoorError, OSError, ValueError) as err:
+            await end_process(ctx, record)
+            failure = SystemFailure(f"failed to start container: {err}")
+            await self._failed(record, 128, failure)
+            raise failure from None
+        self.monitors.watch(ctx.states.transition(
+            record.id, RUNNING, event="start", pid=int(started["pid"]), exit_code=0, error="",
+            oom_killed=False, started_at=now_ns(), finished_at=0))
+
+    async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
+        """As dockerd's start failure: the container stays as it was with the code and
+        error; waiters and pending attaches learn of it, AutoRemove removes it."""
+        await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
+        status = record.state.status if record.state.status != REMOVING else EXITED
+        record = self.ctx.states.transition(record.id, status, event="start-failed",
+                                            error=str(error), exit_code=code,
+                                            finished_at=now_ns())
+        if record.host_config.auto_remove:
+            await remove_locked(self.ctx, record, remove_volumes=True)
+
+    def _prepare(self, record: ContainerRecord, socket_path: str) -> ShimConfig:
+        """Blocking: rootfs, /etc files, config.json; the shim's configuration."""
+        ctx = self.ctx
+        paths = ctx.paths
+        directory = paths.dir(record.id)
+        image = ctx.images.resolve(record.image)
+        rootfs = setup.mount_rootfs(directory, image.lower_dirs)
+        host = record.host_config
+        setup.write_etc_files(directory, record.config, host)
+        namespace_pids = {}
+        for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode)):
+            if mode.startswith("container:"):
+                other = ctx.registry.get(mode.partition(":")[2])
+                if not other.state.running:
+                    raise Conflict(f"cannot join {kind} of a non running container: {other.id}")
+                namespace_pids[kind] = other.state.pid
+        user = setup.resolve_user(rootfs, record.config.user, host.group_add or ())
+        inputs = spec.SpecInputs(
+            rootfs=rootfs, container_dir=directory,
+            init_binary=init_binary(ctx.config.data_root) if host.init else "",
+            namespace_pids=namespace_pids, user=user)
+        document = spec.build(record, inputs)
+        tmp = os.path.join(directory, "config.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(document, f)
+        os.rename(tmp, os.path.join(directory, "config.json"))
+        runtime = ctx.config.runtime(host.runtime)
+        os.makedirs(paths.shims, mode=0o700, exist_ok=True)
+        paths.remove_exit_file(record.id)
+        return ShimConfig(
+            container_id=record.id, bundle=directory,
+            runtime_root=os.path.join(ctx.config.exec_root, "runtime", runtime.name),
+            runtime_path="" if runtime.name == "moor-runtime" else runtime.path,
+            runtime_args=runtime.args, socket_path=socket_path,
+            exit_file=paths.exit_file(record.id), log_path=record.log_path,
+            tty=record.config.tty, open_stdin=record.config.open_stdin,
+            stdin_once=record.config.stdin_once,
+            console_size=_console_size(host.console_size))
+
+
+def _console_size(size: tuple[int, ...] | None) -> tuple[int, int]:
+    return (size[0], size[1]) if size and len(size) == 2 else (0, 0)

@@ -1,0 +1,107 @@
+"""Signals: kill, stop, pause; each returns once the state it asked for holds.
+
+As dockerd: `kill` with SIGKILL and `stop` return once the container is dead and
+its exit is recorded, so the next inspect shows the exit code and `rm` sees an
+exited container.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from moorage.daemon.containers import spec
+from moorage.daemon.containers.context import Context
+from moorage.daemon.containers.exits import end_process
+from moorage.daemon.containers.monitor import exited
+from moorage.daemon.containers.shim_calls import SHIM_DEADLINE, call
+from moorage.errors import Conflict, MoorError, NotFound, NotModified
+from moorage.model.records import PAUSED, RUNNING, ContainerRecord
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+async def container_kill(ctx: Context, ref: str, sig: str = "") -> None:
+    try:
+        record = ctx.registry.get(ref)
+    except NotFound as err:
+        raise NotFound(f"Cannot kill container: {ref}: {err}") from None
+    number = spec.parse_signal(sig or "SIGKILL")
+    if not record.state.running:
+        raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not running")
+    if number != signal.SIGKILL:
+        await call(ctx.paths, record, {"op": "kill", "signal": number})
+        return
+    waiter = ctx.states.wait(record, "not-running")
+    with contextlib.suppress(MoorError):  # a shim gone: its exit is being recorded
+        await call(ctx.paths, record, {"op": "kill", "signal": number, "all": True})
+    await _until_exited(ctx, record, waiter, SHIM_DEADLINE)
+
+
+async def container_stop(ctx: Context, ref: str, timeout: int | None = None,
+                         sig: str = "") -> None:
+    record = ctx.registry.get(ref)
+    if not record.state.running:
+        raise NotModified("container already stopped")
+    if timeout is None:
+        timeout = record.config.stop_timeout if record.config.stop_timeout is not None \
+            else DEFAULT_STOP_TIMEOUT
+    number = spec.parse_signal(sig) if sig else spec.stop_signal(record)
+    waiter = ctx.states.wait(record, "not-running")
+    try:
+        if record.state.paused:
+            await call(ctx.paths, record, {"op": "resume"})
+        await call(ctx.paths, record, {"op": "kill", "signal": number})
+        if timeout < 0:
+            await waiter
+            return
+        await asyncio.wait_for(asyncio.shield(waiter), timeout)
+    except (TimeoutError, MoorError):
+        await _until_exited(ctx, record, waiter, 0)
+
+
+async def _until_exited(ctx: Context, record: ContainerRecord, waiter: asyncio.Future,
+                        grace: float) -> None:
+    """Wait `grace` seconds for the recorded exit, then end the container ourselves."""
+    if grace:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiter), grace)
+    if waiter.done():
+        return
+    async with ctx.states.lock(record.id):
+        current = ctx.registry.find(record.id)
+        if current is not None and current.state.running:
+            await exited(ctx, record.id, await end_process(ctx, current))
+    waiter.cancel()
+
+
+async def container_pause(ctx: Context, ref: str, pause: bool) -> None:
+    record = ctx.registry.get(ref)
+    async with ctx.states.lock(record.id):
+        record = ctx.states.current(record.id)
+        if not record.state.running:
+            if not pause:
+                raise Conflict(f"Container {record.id} is not paused")
+            raise Conflict(f"Container {record.id} is not running")
+        if pause and record.state.paused:
+            raise Conflict(f"Container {record.id} is already paused")
+        if not pause and not record.state.paused:
+            raise Conflict(f"Container {record.id} is not paused")
+        await call(ctx.paths, record, {"op": "pause" if pause else "resume"})
+        ctx.states.transition(record.id, PAUSED if pause else RUNNING,
+                              event="pause" if pause else "unpause")
+
+
+async def stop_all(ctx: Context) -> None:
+    """The daemon stops without live-restore: every running container gets its stop
+    signal, its stop timeout, then SIGKILL (dockerd's shutdown), all at once."""
+    running = [r for r in ctx.registry.all() if r.state.running]
+    results = await asyncio.gather(*(container_stop(ctx, r.id) for r in running),
+                                   return_exceptions=True)
+    for record, result in zip(running, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, NotModified):
+            async with ctx.states.lock(record.id):
+                current = ctx.registry.find(record.id)
+                if current is not None and current.state.running:
+                    await exited(ctx, record.id, await end_process(ctx, current))
