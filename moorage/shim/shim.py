@@ -20,20 +20,23 @@ import termios
 import time
 from _signal import SIGCHLD, set_wakeup_fd
 from _signal import signal as set_handler
-from _socket import AF_UNIX, MSG_NOSIGNAL, SOCK_STREAM
+from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as Socket
-from select import EPOLLIN, epoll
+from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
 from moorage import json_codec
 from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.shim.driver import Driver, RuntimeFailed
-from moorage.shim.stdio import Client, JsonLog, Process, now_rfc3339nano
-from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode, encode
+from moorage.shim.stdio import STALL_SECONDS, Conn, JsonLog, Process, now_rfc3339nano
+from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 
 # Output still buffered in pipes after the init's exit is drained for this long:
 # processes outside the container's pid namespace may hold the pipes open.
 _DRAIN_SECONDS = 2.0
+# How long a shim whose create failed waits for the daemon to collect the error.
+_FAILED_SECONDS = 30.0
+_CHUNK = 65536
 
 
 def _exit_code(status: int) -> int:
@@ -54,28 +57,33 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 class Shim:
-    def __init__(self, config: ShimConfig) -> None:
+    def __init__(self, config: ShimConfig, server: Socket) -> None:
         self.config = config
         self.driver = Driver(config.runtime_root, config.runtime_path, config.runtime_args)
         self.poller = epoll()
-        # What each registered fd is for: "signal", "accept", ("output", process),
-        # ("request", conn, buffer) or ("stdin", conn, process, client).
-        self.handlers: dict[int, tuple] = {}
+        # What each polled fd is for and the events asked of it; _poll_set brings the
+        # epoll set in line with the state after every round.
+        self.polled: dict[int, tuple[int, tuple]] = {}
         self.init = Process("", config.tty, config.stdin_once,
-                            JsonLog(config.log_path) if config.log_path else None, self._close)
+                            JsonLog(config.log_path) if config.log_path else None, self._forget)
         self.execs: dict[str, Process] = {}
-        self.waiters: list[Socket] = []
+        self.conns: list[Conn] = []
+        self.waiters: list[Conn] = []
         self.started = False
+        self.created: dict = {}             # the create's outcome, for the `created` request
+        self.created_answered = False
+        self.signal_fd: int | None = None
         self.drain_deadline: float | None = None
-        self.server = Socket(AF_UNIX, SOCK_STREAM)
+        self.server = server  # bound and listening since the zygote: the daemon may connect now
+        server.setblocking(False)
 
-    def _register(self, fd: int, handler: tuple) -> None:
-        self.poller.register(fd, EPOLLIN)
-        self.handlers[fd] = handler
-
-    def _unregister(self, fd: int) -> None:
-        if self.handlers.pop(fd, None) is not None:
-            self.poller.unregister(fd)
+    def _forget(self, fd: int) -> None:
+        """Stop polling `fd`; called before it is closed, so its number may be reused."""
+        if self.polled.pop(fd, None) is not None:
+            try:
+                self.poller.unregister(fd)
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ setup
 
@@ -118,7 +126,6 @@ class Shim:
                 os.unlink(console_path)
             os.set_blocking(process.master, False)
             process.outputs[process.master] = stdcopy.STDOUT
-            self._register(process.master, ("output", process))
             return pid
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -129,7 +136,7 @@ class Shim:
                 os.dup2(fd, target)
             pid = call(None, pid_file)
         except BaseException:
-            for fd in (out_r, in_w):
+            for fd in (out_r, err_r, in_w):
                 if fd is not None:
                     os.close(fd)
             raise
@@ -139,22 +146,15 @@ class Shim:
                 os.close(fd)
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
+        if in_w is not None:
+            # The container's stdin pipe: a container that does not read it must
+            # not stop the shim (stdin waits in Process.stdin_pending).
+            os.set_blocking(in_w, False)
         process.stdin_fd = in_w
         for fd, stream in ((out_r, stdcopy.STDOUT), (err_r, stdcopy.STDERR)):
             os.set_blocking(fd, False)
             process.outputs[fd] = stream
-            self._register(fd, ("output", process))
         return pid
-
-    def listen(self) -> None:
-        try:
-            os.unlink(self.config.socket_path)
-        except FileNotFoundError:
-            pass
-        self.server.bind(self.config.socket_path)
-        os.chmod(self.config.socket_path, 0o600)
-        self.server.listen(64)
-        self._register(self.server.fileno(), ("accept",))
 
     # ------------------------------------------------------------------ loop
 
@@ -164,44 +164,152 @@ class Shim:
         os.set_blocking(wfd, False)
         set_wakeup_fd(wfd)
         set_handler(SIGCHLD, lambda _s, _f: None)
-        self._register(rfd, ("signal",))
+        self.signal_fd = rfd
         self._reap()  # a child that exited before the handler was installed
         while self.init.exit is None:
-            timeout = -1.0
-            if self.drain_deadline is not None:
-                timeout = max(0.0, self.drain_deadline - time.monotonic())
-            for fd, _ in self.poller.poll(timeout):
-                handler = self.handlers.get(fd)
-                if handler is None:  # unregistered by an earlier event of this round
-                    continue
-                kind = handler[0]
-                if kind == "signal":
-                    try:
-                        os.read(rfd, 512)
-                    except BlockingIOError:
-                        pass
-                    self._reap()
-                elif kind == "accept":
-                    # What socket.socket.accept does, without the socket module.
-                    conn = Socket(fileno=self.server._accept()[0])
-                    self._register(conn.fileno(), ("request", conn, [b""]))
-                elif kind == "output":
-                    self._read_output(handler[1], fd)
-                elif kind == "request":
-                    self._read_request(handler[1], handler[2])
-                else:
-                    self._read_stdin(handler[1], handler[2], handler[3])
-            self._check_finished()
+            self._round()
+        self._finish_serving()
+
+    def serve_failed(self) -> None:
+        """After a failed create: answer `created` (within _FAILED_SECONDS), then end."""
+        deadline = time.monotonic() + _FAILED_SECONDS
+        while not self.created_answered and time.monotonic() < deadline:
+            self._round(deadline=deadline)
+        self._finish_serving()
+
+    def _finish_serving(self) -> None:
+        """No new connections; what is queued (exit frames, waiters' replies) goes out,
+        to each client for at most STALL_SECONDS."""
+        self._forget(self.server.fileno())
         self.server.close()
         try:
             os.unlink(self.config.socket_path)
         except FileNotFoundError:
             pass
+        deadline = time.monotonic() + STALL_SECONDS
+        while any(c.pending for c in self.conns) and time.monotonic() < deadline:
+            self._round(accepting=False, deadline=deadline)
 
-    def _close(self, sock: Socket) -> None:
-        if sock.fileno() >= 0:
-            self._unregister(sock.fileno())
-        sock.close()
+    def _round(self, accepting: bool = True, deadline: float | None = None) -> None:
+        self._poll_set(accepting)
+        for fd, events in self.poller.poll(self._timeout(deadline)):
+            entry = self.polled.get(fd)
+            if entry is None:  # forgotten by an earlier event of this round
+                continue
+            handler = entry[1]
+            kind = handler[0]
+            if kind == "signal":
+                try:
+                    os.read(fd, 512)
+                except BlockingIOError:
+                    pass
+                self._reap()
+            elif kind == "accept":
+                self._accept()
+            elif kind == "output":
+                process = handler[1]
+                if events & EPOLLOUT:
+                    process.flush_stdin()
+                if events & ~EPOLLOUT:
+                    self._read_output(process, fd)
+            elif kind == "stdin":
+                handler[1].flush_stdin()
+            else:
+                self._conn_event(handler[1], events)
+        now = time.monotonic()
+        for conn in self.conns:
+            if conn.stalled(now):  # a client that stopped reading: drop it, not the container
+                conn.close()
+        self._check_finished()
+
+    def _timeout(self, deadline: float | None) -> float:
+        deadlines = [c.full_since + STALL_SECONDS for c in self.conns if c.full_since is not None]
+        if deadline is not None:
+            deadlines.append(deadline)
+        if self.drain_deadline is not None:
+            deadlines.append(self.drain_deadline)
+        if not deadlines:
+            return -1.0
+        return max(0.0, min(deadlines) - time.monotonic()) + 0.001
+
+    def _poll_set(self, accepting: bool) -> None:
+        """What to poll, from the state: outputs unless a client is behind, stdin while
+        queued, connections' input unless their process's stdin is full, their output
+        while queued."""
+        wanted: dict[int, tuple[int, tuple]] = {}
+        if self.signal_fd is not None:
+            wanted[self.signal_fd] = (EPOLLIN, ("signal",))
+        if accepting:
+            wanted[self.server.fileno()] = (EPOLLIN, ("accept",))
+        for process in (self.init, *self.execs.values()):
+            handler = ("output", process)
+            paused = process.output_paused()
+            for fd in process.outputs:
+                events = 0 if paused else EPOLLIN
+                if fd == process.master and process.stdin_pending:
+                    events |= EPOLLOUT
+                wanted[fd] = (events, handler)
+            if process.stdin_fd is not None and process.stdin_pending:
+                wanted[process.stdin_fd] = (EPOLLOUT, ("stdin", process))
+        self.conns = [c for c in self.conns if not c.closed]
+        for conn in self.conns:
+            events = EPOLLOUT if conn.pending else 0
+            if conn.reading and not (conn.process and conn.process.stdin_full()):
+                events |= EPOLLIN
+            wanted[conn.fileno()] = (events, ("conn", conn))
+        for fd in [fd for fd in self.polled if fd not in wanted]:
+            self._forget(fd)
+        for fd, entry in wanted.items():
+            current = self.polled.get(fd)
+            if current == entry:
+                continue
+            if current is None:
+                self.poller.register(fd, entry[0])
+            else:
+                self.poller.modify(fd, entry[0])
+            self.polled[fd] = entry
+
+    def _accept(self) -> None:
+        try:
+            fd, _ = self.server._accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        # What socket.socket.accept does, without the socket module.
+        self.conns.append(Conn(Socket(fileno=fd), self._forget))
+
+    def _conn_event(self, conn: Conn, events: int) -> None:
+        if events & EPOLLOUT:
+            conn.flush()
+        if conn.closed or not events & ~EPOLLOUT:
+            return
+        if not conn.reading:
+            if events & (EPOLLHUP | EPOLLERR):
+                conn.close()
+            return
+        try:
+            data = conn.sock.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        process = conn.process
+        if process is not None:
+            if data:
+                if conn.stdin:
+                    process.write_stdin(data)
+                return
+            # Half-closed by the daemon: stdin's EOF; output still flows.
+            conn.reading = False
+            process.stdin_done(conn)
+            return
+        if not data:
+            conn.close()
+            return
+        conn.request += data
+        if b"\n" in conn.request:
+            line, _, rest = conn.request.partition(b"\n")
+            conn.request = b""
+            self._request(conn, line, rest)
 
     def _reap(self) -> None:
         while True:
@@ -219,7 +327,7 @@ class Shim:
 
     def _read_output(self, process: Process, fd: int) -> None:
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, _CHUNK)
         except BlockingIOError:
             return
         except OSError:  # EIO from a pty master once every slave is closed
@@ -227,13 +335,12 @@ class Shim:
         if data:
             process.output(fd, data)
             return
-        self._unregister(fd)
+        self._forget(fd)
         del process.outputs[fd]
-        if fd != process.master:
-            os.close(fd)
-        else:
-            os.close(fd)
+        os.close(fd)
+        if fd == process.master:
             process.master = None
+            process.stdin_pending.clear()
 
     def _check_finished(self) -> None:
         for process in self.execs.values():
@@ -245,7 +352,7 @@ class Shim:
         if init.outputs and time.monotonic() < (self.drain_deadline or 0):
             return
         for fd in list(init.outputs):
-            self._unregister(fd)
+            self._forget(fd)
             os.close(fd)
             if fd == init.master:
                 init.master = None
@@ -263,64 +370,44 @@ class Shim:
                 process.finish({"exit_code": 137})
         init.finish(record)
         for waiter in self.waiters:
-            self._reply(waiter, record)
-            self._close(waiter)
+            waiter.reply(record)
 
     # ------------------------------------------------------------------ requests
 
-    def _read_request(self, conn: Socket, buffer: list[bytes]) -> None:
+    def _request(self, conn: Conn, line: bytes, rest: bytes) -> None:
         try:
-            data = conn.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._close(conn)
-            return
-        buffer[0] += data
-        if b"\n" not in buffer[0]:
-            return
-        line, _, rest = buffer[0].partition(b"\n")
-        try:
-            request = decode(line)
-            self._handle(conn, request, rest)
+            self._handle(conn, decode(line), rest)
         except RuntimeFailed as err:
-            self._reply(conn, {"error": str(err)})
-            self._close(conn)
+            conn.reply({"error": str(err)})
         except Exception as err:  # one bad request must not end the shim
-            self._reply(conn, {"error": f"shim: {type(err).__name__}: {err}"})
-            self._close(conn)
+            conn.reply({"error": f"shim: {type(err).__name__}: {err}"})
 
-    def _reply(self, conn: Socket, message: dict) -> None:
-        try:
-            conn.sendall(encode(message), MSG_NOSIGNAL)
-        except OSError:
-            pass
-
-    def _handle(self, conn: Socket, request: dict, rest: bytes) -> None:
+    def _handle(self, conn: Conn, request: dict, rest: bytes) -> None:
         op = request.get("op")
         cid = self.config.container_id
         if op == "attach" or op == "exec":
             process = self.init if op == "attach" else self._exec(request)
+            conn.reply({"ok": True, "pid": process.pid}, last=False)
             if process.exit is not None:
-                self._reply(conn, {"ok": True, "pid": process.pid})
-                Client(conn, False, False, False).send(
-                    EXIT_STREAM, json_codec.dumps(process.exit).encode())
-                self._close(conn)
+                conn.send(stdcopy.frame(EXIT_STREAM, json_codec.dumps(process.exit).encode()))
+                conn.reading = False
+                conn.closing = True
+                conn.flush()
                 return
-            client = Client(conn, bool(request.get("stdout")), bool(request.get("stderr")),
-                            bool(request.get("stdin")))
-            self._reply(conn, {"ok": True, "pid": process.pid})
-            process.clients.append(client)
-            self.handlers[conn.fileno()] = ("stdin", conn, process, client)
-            if rest:
-                self._read_stdin(conn, process, client, rest)
+            process.attach(conn, bool(request.get("stdout")), bool(request.get("stderr")),
+                           bool(request.get("stdin")))
+            if rest and conn.stdin:
+                process.write_stdin(rest)
+            return
+        conn.reading = False
+        if op == "created":
+            conn.reply(self.created)
+            self.created_answered = True
             return
         if op == "wait":
             if self.init.exit is not None:
-                self._reply(conn, self.init.exit)
-                self._close(conn)
+                conn.reply(self.init.exit)
             else:
-                self._unregister(conn.fileno())
                 self.waiters.append(conn)
             return
         if op == "start":
@@ -347,13 +434,12 @@ class Shim:
             reply = {"pid": self.init.pid, "started": self.started}
         else:
             reply = {"error": f"shim: unknown request {op!r}"}
-        self._reply(conn, reply)
-        self._close(conn)
+        conn.reply(reply)
 
     def _exec(self, request: dict) -> Process:
         key = str(request["exec_id"])
         tty = bool(request["process"].get("terminal"))
-        process = Process(key, tty, True, None, self._close)
+        process = Process(key, tty, True, None, self._forget)
         self.execs[key] = process
         try:
             process.pid = self._spawn(process, bool(request.get("stdin")), lambda console, pid_file:
@@ -367,38 +453,34 @@ class Shim:
             _set_size(process.master, height, width)
         return process
 
-    def _read_stdin(self, conn: Socket, process: Process, client: Client,
-                    data: bytes | None = None) -> None:
-        if data is None:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                # Half-closed by the daemon: stdin's EOF; output still flows.
-                process.stdin_done(client)
-                self._unregister(conn.fileno())
-                return
-        if client.stdin:
-            process.write_stdin(data)
 
-
-def run(config: ShimConfig, status_fd: int) -> None:
-    """The shim's life: create the container, report to the zygote, serve until the exit."""
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-    shim = Shim(config)
+def listen(socket_path: str) -> Socket:
+    """The shim's socket, bound before the fork: the daemon connects as soon as the
+    zygote answers, and its requests wait in the backlog while the container is created."""
+    server = Socket(AF_UNIX, SOCK_STREAM)
     try:
-        shim.listen()
-        pid = shim.create()
+        os.unlink(socket_path)
+    except FileNotFoundError:
+        pass
+    server.bind(socket_path)
+    os.chmod(socket_path, 0o600)
+    server.listen(64)
+    return server
+
+
+def run(config: ShimConfig, server: Socket) -> None:
+    """The shim's life: create the container, then serve until the exit.
+
+    The create's outcome is the answer to the daemon's `created` request; after a
+    failed create the shim serves only that answer (for a while) and ends.
+    """
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    shim = Shim(config, server)
+    try:
+        shim.created = {"pid": os.getpid(), "init_pid": shim.create()}
     except Exception as err:  # reported to the daemon as the create error
-        os.write(status_fd, encode({"error": str(err) if isinstance(err, RuntimeFailed)
-                                    else f"shim: {type(err).__name__}: {err}"}))
-        os.close(status_fd)
-        try:
-            os.unlink(config.socket_path)
-        except FileNotFoundError:
-            pass
+        shim.created = {"error": str(err) if isinstance(err, RuntimeFailed)
+                        else f"shim: {type(err).__name__}: {err}"}
+        shim.serve_failed()
         return
-    os.write(status_fd, encode({"pid": os.getpid(), "init_pid": pid}))
-    os.close(status_fd)
     shim.serve()

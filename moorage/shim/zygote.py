@@ -5,8 +5,10 @@ so its children may unshare and setns (DESIGN.md, Processes) and no container
 start pays for a Python interpreter. (The warm-up below runs on a short-lived
 C-level thread that only writes one file; a fork copies just the forking thread.)
 Requests arrive on stdin, one ShimConfig JSON per line; each answer is one
-JSON line on stdout: {"pid", "init_pid"} once the shim has created the
-container, or {"error"}.
+JSON line on stdout, right after the fork: {"pid"} of the shim, or {"error"}.
+The zygote binds the shim's socket before it forks, so the daemon connects at
+once and asks the shim itself for the create's outcome (`created`): creates
+run concurrently, and a hung one holds only its own shim.
 
 Each shim is double-forked into its own session so it is reparented away
 from the zygote and the daemon, and outlives both.
@@ -30,7 +32,7 @@ from moorage.runtime import config as config_mod
 from moorage.runtime.cgroups import warmup
 from moorage.runtime.seccomp import compile_filter
 from moorage.shim import shim
-from moorage.shim.wire import ShimConfig, decode, encode
+from moorage.shim.wire import ShimConfig, encode
 
 
 def _precompile_seccomp(bundle: str) -> None:
@@ -56,27 +58,33 @@ def spawn(config: ShimConfig) -> dict:
     # (PSS 2753 -> 2691 KiB a shim, measured); it keeps a long-lived shim's
     # full collections from copying every page the zygote's objects live on.
     gc.freeze()
-    status_r, status_w = os.pipe()
+    server = shim.listen(config.socket_path)
+    pid_r, pid_w = os.pipe()
     first = os.fork()
     if first == 0:
         try:
-            os.close(status_r)
+            os.close(pid_r)
             os.setsid()
-            if os.fork() == 0:
+            second = os.fork()
+            if second == 0:
+                os.close(pid_w)
                 null = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(null, fd)
                 os.close(null)
-                shim.run(config, status_w)
+                shim.run(config, server)
+            else:
+                os.write(pid_w, str(second).encode())
         finally:
             os._exit(0)
-    os.close(status_w)
+    server.close()
+    os.close(pid_w)
     os.waitpid(first, 0)
-    with os.fdopen(status_r, "rb") as status:
-        line = status.readline()
-    if not line:
-        return {"error": "shim: exited before creating the container"}
-    return decode(line)
+    with os.fdopen(pid_r, "rb") as pid:
+        text = pid.read()
+    if not text:
+        return {"error": "shim: could not fork"}
+    return {"pid": int(text)}
 
 
 def main() -> None:
