@@ -16,18 +16,19 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 import termios
 import time
-from _signal import SIGCHLD, set_wakeup_fd
+from _signal import SIG_DFL, SIGCHLD, set_wakeup_fd
 from _signal import signal as set_handler
-from _socket import AF_UNIX, SOCK_STREAM
+from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET
 from _socket import socket as Socket
 from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
 from moorage import json_codec
 from moorage.linux import libc
 from moorage.protocol import stdcopy
-from moorage.shim.driver import Driver, RuntimeFailed
+from moorage.shim.driver import Driver, RuntimeFailed, in_child
 from moorage.shim.stdio import STALL_SECONDS, Conn, JsonLog, Process, now_rfc3339nano
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 
@@ -97,19 +98,14 @@ class Shim:
         return self.init.pid
 
     def _spawn(self, process: Process, with_stdin: bool, call) -> int:  # type: ignore[no-untyped-def]
-        """Run `call(console_socket, pid_file)` with the process's stdio on fds 0-2."""
+        """Run `call(console_socket, pid_file)` (in a child, see driver.in_child) with the
+        process's stdio on fds 0-2."""
         # sun_path is 108 bytes: a short tag keeps the console socket's path within it.
         base = f"{self.config.socket_path}.{(process.key or 'init')[:8]}"
         pid_file = f"{base}.pid"
         if process.tty:
-            # The runtime's console connection imports socket in this process
-            # anyway: only the shims of terminal containers pay for it.
-            import socket
-
-            from moorage.runtime.console import receive_master
-
             console_path = f"{base}.tty"
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            console = Socket(AF_UNIX, SOCK_STREAM)
             try:
                 os.unlink(console_path)
             except FileNotFoundError:
@@ -117,10 +113,8 @@ class Shim:
             console.bind(console_path)
             console.listen(1)
             try:
-                pid = call(console_path, pid_file)
-                conn, _ = console.accept()
-                with conn:
-                    process.master = receive_master(conn)
+                pid = in_child(call, console_path, pid_file)
+                process.master = _receive_fd(Socket(fileno=console._accept()[0]))
             finally:
                 console.close()
                 os.unlink(console_path)
@@ -134,7 +128,7 @@ class Shim:
         try:
             for fd, target in ((in_r, 0), (out_w, 1), (err_w, 2)):
                 os.dup2(fd, target)
-            pid = call(None, pid_file)
+            pid = in_child(call, None, pid_file)
         except BaseException:
             for fd in (out_r, err_r, in_w):
                 if fd is not None:
@@ -357,9 +351,9 @@ class Shim:
             if fd == init.master:
                 init.master = None
         init.outputs.clear()
-        oom = self.driver.cgroup_oom_kills(self.config.container_id) > 0
+        oom = in_child(self.driver.cgroup_oom_kills, self.config.container_id) > 0
         try:
-            self.driver.delete(self.config.container_id)
+            in_child(self.driver.delete, self.config.container_id)
         except Exception:  # the exit record matters more than the cleanup
             pass
         record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
@@ -411,14 +405,14 @@ class Shim:
                 self.waiters.append(conn)
             return
         if op == "start":
-            self.driver.start(cid)
+            in_child(self.driver.start, cid)
             self.started = True
             reply: dict = {"ok": True, "pid": self.init.pid}
         elif op == "kill":
-            self.driver.kill(cid, int(request["signal"]), bool(request.get("all")))
+            in_child(self.driver.kill, cid, int(request["signal"]), bool(request.get("all")))
             reply = {"ok": True}
         elif op in ("pause", "resume"):
-            self.driver.pause(cid, op == "pause")
+            in_child(self.driver.pause, cid, op == "pause")
             reply = {"ok": True}
         elif op == "resize":
             target = self.execs.get(request.get("exec_id") or "") or self.init
@@ -454,6 +448,21 @@ class Shim:
         return process
 
 
+def _receive_fd(conn: Socket) -> int:
+    """The pty master a runtime sends on the console socket (SCM_RIGHTS, as runc does).
+
+    socket.recv_fds does this, but the socket module imports enum and more: ~1.2 MB
+    in every terminal container's shim, measured."""
+    try:
+        _, ancillary, _, _ = conn.recvmsg(4096, CMSG_SPACE(4))
+    finally:
+        conn.close()
+    for level, kind, data in ancillary:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    raise OSError("console socket: no file descriptor received")
+
+
 def listen(socket_path: str) -> Socket:
     """The shim's socket, bound before the fork: the daemon connects as soon as the
     zygote answers, and its requests wait in the backlog while the container is created."""
@@ -474,6 +483,7 @@ def run(config: ShimConfig, server: Socket) -> None:
     The create's outcome is the answer to the daemon's `created` request; after a
     failed create the shim serves only that answer (for a while) and ends.
     """
+    set_handler(SIGCHLD, SIG_DFL)  # the zygote ignores it, and ignoring it reaps for us
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     shim = Shim(config, server)
     try:
