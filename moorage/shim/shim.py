@@ -341,7 +341,7 @@ class Shim:
             if process.exit is None and process.status is not None and not process.outputs:
                 process.finish({"exit_code": _exit_code(process.status)})
         init = self.init
-        if init.status is None:
+        if init.status is None or init.exit is not None:
             return
         if init.outputs and time.monotonic() < (self.drain_deadline or 0):
             return

@@ -222,9 +222,7 @@ class Process:
         if self.stdin_fd is None:
             return
         self.stdin_eof = True
-        if self.stdin_pending:
-            return
-        if self.stdin_fd is not None:
+        if not self.stdin_pending:
             self.forget(self.stdin_fd)
             os.close(self.stdin_fd)
             self.stdin_fd = None
