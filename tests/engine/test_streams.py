@@ -23,6 +23,7 @@ from enginekit import Daemon, start_daemon, stop_daemon
 from peers import DOCKER_CLI, dockerd_available, start_dockerd, stop_dockerd
 
 from moorage.devkit import busybox
+from moorage.protocol import detachkeys
 
 IMAGE = "busybox:latest"
 MIB = 1 << 20
@@ -179,6 +180,59 @@ def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
             sock.sendall(b"hello\n")
             assert b"hello" in _read_until(sock, b"hello", 10)
             for key in keys:  # typed one at a time, as a terminal sends them
+                sock.sendall(bytes((key,)))
+                time.sleep(0.05)
+            assert _read_to_eof(sock, 10), f"no detach on {daemon.host}"
+            sock.close()
+            assert client.containers.get(name).status == "running"
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ("", b"\x10\x11"), ("ctrl-p,ctrl-q", b"\x10\x11"), ("ctrl-a,x", b"\x01x"),
+    ("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_", b"\x00\x1b\x1c\x1d\x1e\x1f"), ("a", b"a"),
+])
+def test_detach_key_syntax(keys: str, expected: bytes) -> None:
+    assert detachkeys.parse(keys) == expected
+
+
+@pytest.mark.parametrize("keys", ["ctrl-1", "ctrl-", "ctrl-A", "ab", "a,,b"])
+def test_detach_key_syntax_refused(keys: str) -> None:
+    with pytest.raises(detachkeys.InvalidDetachKeys, match="Unknown character"):
+        detachkeys.parse(keys)
+
+
+@pytest.mark.parametrize(("chunks", "forwarded", "detached"), [
+    ([b"ab\x10\x11cd"], b"ab", True),                 # within one chunk
+    ([b"ab\x10", b"\x11"], b"ab", True),               # split across chunks
+    ([b"\x10", b"x\x10", b"\x11"], b"\x10x", True),    # a false start goes on
+    ([b"\x10\x10\x11"], b"\x10", True),               # a repeated first key
+    ([b"\x11\x10"], b"\x11", False),                  # held back: may be the keys
+])
+def test_detach_scanner(chunks: list[bytes], forwarded: bytes, detached: bool) -> None:
+    scanner = detachkeys.DetachScanner(b"\x10\x11")
+    out, done = b"", False
+    for chunk in chunks:
+        data, done = scanner.feed(chunk)
+        out += data
+        if done:
+            break
+    assert (out, done) == (forwarded, detached)
+
+
+def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
+    name = _name(names)
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+        client = _sdk(daemon)
+        try:
+            exec_id = client.api.exec_create(name, ["cat"], stdin=True, tty=True,
+                                             detach_keys="ctrl-a,x")["Id"]
+            sock = client.api.exec_start(exec_id, tty=True, socket=True)._sock
+            sock.sendall(b"hello\n")
+            assert b"hello" in _read_until(sock, b"hello", 10)
+            for key in b"\x01x":
                 sock.sendall(bytes((key,)))
                 time.sleep(0.05)
             assert _read_to_eof(sock, 10), f"no detach on {daemon.host}"
