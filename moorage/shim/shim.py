@@ -3,7 +3,9 @@
 It is the init's parent (a child subreaper), owns its stdio, writes its log,
 records its exit status to a file in the exec-root and serves the daemon on a
 unix socket (wire.py), so the container outlives a daemon restart. It stays
-single-threaded: one epoll loop, SIGCHLD through the wakeup fd.
+single-threaded: one epoll loop, SIGCHLD through the wakeup fd. No peer can
+stop that loop: every fd is non-blocking and every buffer bounded (stdio.py),
+and each runtime operation runs in a short-lived child (driver.in_child).
 
 The zygote imports this module, so every shim maps what it imports. The C
 modules beneath socket, selectors and signal stand in for them: those wrap
