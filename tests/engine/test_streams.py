@@ -108,6 +108,28 @@ def test_tar_piped_into_run_i(pair: Pair, tmp_path: Path) -> None:
         assert (result.returncode, result.stdout) == (0, expected), result.stderr
 
 
+def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> None:
+    """Stdin to a terminal that is not being read waits in the shim: none is dropped
+    when the pty's input queue is full."""
+    size = 300_000
+    name = _name(names)
+    script = f"stty raw -echo; sleep 2; head -c {size} | wc -c"
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("create", "-it", "--name", name, IMAGE, "sh", "-c", script, check=True)
+        client = _sdk(daemon)
+        try:
+            sock = client.api.attach_socket(name, params={
+                "stdin": 1, "stdout": 1, "stream": 1})._sock
+            client.api.start(name)
+            time.sleep(0.5)  # stty has run; the terminal is raw and nobody reads it
+            sock.settimeout(30)
+            sock.sendall(b"y" * size)
+            assert str(size).encode() in _read_until(sock, str(size).encode(), 30)
+            sock.close()
+        finally:
+            client.close()
+
+
 # ---------------------------------------------------------------------- exec output
 
 def test_exec_output_from_the_first_moment(pair: Pair, names: list[str]) -> None:
