@@ -493,6 +493,10 @@ def run(config: ShimConfig, server: Socket) -> None:
     except Exception as err:  # reported to the daemon as the create error
         shim.created = {"error": str(err) if isinstance(err, RuntimeFailed)
                         else f"shim: {type(err).__name__}: {err}"}
+        try:  # the runtime may have created it before the shim failed (its terminal)
+            in_child(shim.driver.delete, config.container_id)
+        except RuntimeFailed:
+            pass
         shim.serve_failed()
         return
     shim.serve()
