@@ -31,7 +31,7 @@ from moorage import json_codec
 from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
-from moorage.shim.stdio import STALL_SECONDS, Conn, JsonLog, Process, now_rfc3339nano
+from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process, now_rfc3339nano
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 
 # Output still buffered in pipes after the init's exit is drained for this long:
@@ -39,7 +39,6 @@ from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 _DRAIN_SECONDS = 2.0
 # How long a shim whose create failed waits for the daemon to collect the error.
 _FAILED_SECONDS = 30.0
-_CHUNK = 65536
 
 
 def _exit_code(status: int) -> int:
@@ -283,7 +282,7 @@ class Shim:
                 conn.close()
             return
         try:
-            data = conn.sock.recv(_CHUNK)
+            data = conn.sock.recv(CHUNK)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -323,7 +322,7 @@ class Shim:
 
     def _read_output(self, process: Process, fd: int) -> None:
         try:
-            data = os.read(fd, _CHUNK)
+            data = os.read(fd, CHUNK)
         except BlockingIOError:
             return
         except OSError:  # EIO from a pty master once every slave is closed

@@ -35,7 +35,7 @@ _MAX_LOG_LINE = 16 * 1024  # Docker's json-file splits longer lines into partial
 CLIENT_HIGH_WATER = 256 * 1024
 STALL_SECONDS = 1.0
 STDIN_LIMIT = 256 * 1024
-_CHUNK = 65536
+CHUNK = 65536  # one read or write: a pipe's capacity
 
 
 def now_rfc3339nano() -> str:
@@ -206,7 +206,7 @@ class Process:
         fd = self.stdin_target()
         while self.stdin_pending and fd is not None:
             try:
-                written = os.write(fd, self.stdin_pending[:_CHUNK])
+                written = os.write(fd, self.stdin_pending[:CHUNK])
             except BlockingIOError:
                 return
             except OSError:  # the container closed its stdin (EPIPE) or the tty is gone
