@@ -5,31 +5,69 @@ process's stdin and ours its output. aiohttp hands post-upgrade bytes to a
 payload parser (as for WebSockets), so RawInput plays that part. A client
 half-closes for stdin EOF (docker CLI: CloseWrite), which asyncio would turn
 into a full close unless the protocol's eof_received keeps the transport open.
+
+Stdin is bounded: past _STDIN_HIGH_WATER queued bytes the client's socket is not
+read until the process takes them, so a fast client is slowed, never buffered
+without end. On a terminal, the detach keys (moorage.protocol.detachkeys) end
+the stream and leave the container running, as dockerd does.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from aiohttp import web
+
+from moorage.errors import InvalidParameter
+from moorage.protocol import detachkeys
 
 RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 _HIGH_WATER = 1 << 20
+_STDIN_HIGH_WATER = 256 * 1024
 
 
 class RawInput:
-    """aiohttp's payload-parser interface, queuing what the client sends."""
+    """aiohttp's payload-parser interface, queuing what the client sends (bounded)."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    def __init__(self, transport: asyncio.BaseTransport | None) -> None:
+        self.transport = transport
+        self.chunks: deque[bytes] = deque()
+        self.size = 0
+        self.eof = False
+        self.ready = asyncio.Event()
+        self.paused = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self.queue.put_nowait(bytes(data))
+        self.chunks.append(bytes(data))
+        self.size += len(data)
+        self.ready.set()
+        if self.size > _STDIN_HIGH_WATER and not self.paused and \
+                isinstance(self.transport, asyncio.ReadTransport):
+            self.transport.pause_reading()
+            self.paused = True
         return False, b""
 
     def feed_eof(self) -> None:
-        self.queue.put_nowait(None)
+        self.eof = True
+        self.ready.set()
+
+    async def get(self) -> bytes | None:
+        """The next chunk; None at EOF."""
+        while not self.chunks:
+            if self.eof:
+                return None
+            self.ready.clear()
+            await self.ready.wait()
+        data = self.chunks.popleft()
+        self.size -= len(data)
+        if self.paused and self.size <= _STDIN_HIGH_WATER // 2:
+            self.paused = False
+            assert isinstance(self.transport, asyncio.ReadTransport)
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+        return data
 
 
 class _HalfClose(asyncio.Protocol):
@@ -60,11 +98,13 @@ class Hijacked:
     """The client's connection once hijacked: read its stdin, write our output."""
 
     def __init__(self, request: web.Request, response: web.StreamResponse,
-                 upgraded: bool) -> None:
+                 upgraded: bool, detach_keys: bytes = b"") -> None:
         self.request = request
         self.response = response
         self.upgraded = upgraded
-        self.input = RawInput()
+        self.input = RawInput(request.transport)
+        self.scanner = detachkeys.DetachScanner(detach_keys)
+        self.detached = False
         if upgraded:
             request.protocol.set_parser(self.input)  # type: ignore[arg-type]
             transport = request.transport
@@ -72,11 +112,19 @@ class Hijacked:
             transport.set_protocol(_HalfClose(request.protocol, self.input))
 
     async def read(self) -> bytes | None:
-        """The next bytes of the client's stdin; None at its EOF."""
-        if self.upgraded:
-            return await self.input.queue.get()
-        data = await self.request.content.read(65536)
-        return data or None
+        """The next bytes of the client's stdin; None at its EOF or once the client typed
+        the detach keys (`detached` says which)."""
+        while not self.detached:
+            if self.upgraded:
+                data = await self.input.get()
+            else:
+                data = await self.request.content.read(65536) or None
+            if data is None:
+                return None
+            data, self.detached = self.scanner.feed(data)
+            if data:
+                return data
+        return None
 
     async def write(self, data: bytes) -> None:
         if not self.upgraded:
@@ -97,8 +145,21 @@ class Hijacked:
         return transport is None or transport.is_closing()
 
 
-async def hijack(request: web.Request, content_type: str) -> Hijacked:
-    """Answer 101 UPGRADED (or 200 for a client that did not ask to upgrade)."""
+def detach_keys(keys: str, message: str) -> bytes:
+    """Docker's detach keys as bytes ("" for ctrl-p,ctrl-q); a bad spelling is refused
+    in dockerd's words, `message` with the keys in its {}."""
+    try:
+        return detachkeys.parse(keys)
+    except detachkeys.InvalidDetachKeys:
+        raise InvalidParameter(message.format(keys)) from None
+
+
+async def hijack(request: web.Request, content_type: str,
+                 detach_keys: bytes = b"") -> Hijacked:
+    """Answer 101 UPGRADED (or 200 for a client that did not ask to upgrade).
+
+    `detach_keys` (moorage.protocol.detachkeys.parse) are looked for in stdin; dockerd
+    does so on a terminal only, so its callers pass them for a tty."""
     upgraded = "upgrade" in request.headers.get("Connection", "").lower()
     if upgraded:
         response = web.StreamResponse(status=101, reason="UPGRADED", headers={
@@ -107,4 +168,4 @@ async def hijack(request: web.Request, content_type: str) -> Hijacked:
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     response.force_close()
     await response.prepare(request)
-    return Hijacked(request, response, upgraded)
+    return Hijacked(request, response, upgraded, detach_keys)

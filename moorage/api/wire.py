@@ -104,10 +104,14 @@ def decode(cls: type[T], data: dict, path: str = "", *, struct: str = "") -> T:
     hints = _hints(cls)
     kwargs = {}
     struct = struct or cls.__name__  # type: ignore[attr-defined]
+    # Go's encoding/json matches a field's name exactly or else case-insensitively
+    # (docker-py sends exec's "detachKeys" for "DetachKeys").
+    folded = {k.lower(): k for k in data}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        key = f.metadata["wire"]
+        name = f.metadata["wire"]
+        key = name if name in data else folded.get(name.lower(), name)
         if key in data and data[key] is not None:
-            field_path = f"{path}.{key}" if path else key
+            field_path = f"{path}.{name}" if path else name
             kwargs[f.name] = _value(hints[f.name], data[key], f"{struct}.{field_path}",
                                     f.metadata.get("strslice", False))
     return cls(**kwargs)

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from moorage.errors import MoorError, NotFound, SystemFailure
 from moorage.protocol import stdcopy
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, encode
+
+# Deadlines of the daemon's requests to a shim: a hung shim is an error, never a hung
+# API call. A create or an exec runs the runtime (and its hooks); the rest is the
+# shim's own work. `wait` has none: it lasts as long as the container.
+CREATE_SECONDS = 60.0
+SPAWN_SECONDS = 30.0
+REQUEST_SECONDS = 10.0
+
+
+T = TypeVar("T")
 
 
 class ShimError(MoorError):
@@ -32,7 +44,12 @@ class Zygote:
             stdout=subprocess.PIPE, close_fds=True)
 
     def spawn(self, config: ShimConfig) -> dict:
-        """Blocking: fork a shim that creates the container; its pids or the runtime's error."""
+        """Blocking: fork a shim that creates the container; its pids or the runtime's error.
+
+        The zygote is held only for the fork: the create's outcome comes from the
+        shim itself, so creates run side by side and a hung one blocks only its caller
+        (for at most CREATE_SECONDS).
+        """
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self.start()
@@ -45,7 +62,23 @@ class Zygote:
                 raise SystemFailure(f"zygote: {err}") from None
             if not line:
                 raise SystemFailure("zygote: exited unexpectedly")
-            return json.loads(line)
+            forked = json.loads(line)
+        if "error" in forked:
+            return forked
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(CREATE_SECONDS)
+                conn.connect(config.socket_path)
+                conn.sendall(encode({"op": "created"}))
+                reply = conn.makefile("rb").readline()
+        except TimeoutError:
+            return {"error": f"shim: the runtime did not create the container within "
+                             f"{CREATE_SECONDS:g}s"}
+        except OSError as err:
+            return {"error": f"shim: {err}"}
+        if not reply:
+            return {"error": "shim: exited before creating the container"}
+        return json.loads(reply)
 
     def stop(self) -> None:
         if self._process is not None:
@@ -57,6 +90,14 @@ class Zygote:
 
 async def request(socket_path: str, message: dict) -> dict:
     """One request to a shim and its one-line reply; NotFound when the shim is gone."""
+    op = message.get("op")
+    if op == "wait":
+        return await _request(socket_path, message)
+    deadline = SPAWN_SECONDS if op in ("exec", "attach") else REQUEST_SECONDS
+    return await _within(deadline, op, _request(socket_path, message))
+
+
+async def _request(socket_path: str, message: dict) -> dict:
     reader, writer = await _connect(socket_path)
     try:
         writer.write(encode(message))
@@ -64,6 +105,13 @@ async def request(socket_path: str, message: dict) -> dict:
         return _reply(await reader.readline())
     finally:
         writer.close()
+
+
+async def _within(seconds: float, op: object, awaitable: Awaitable[T]) -> T:
+    try:
+        return await asyncio.wait_for(awaitable, seconds)
+    except TimeoutError:
+        raise SystemFailure(f"shim: no answer to {op} within {seconds:g}s") from None
 
 
 async def _connect(socket_path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -95,11 +143,12 @@ class ShimStream:
 
     @classmethod
     async def open(cls, socket_path: str, message: dict) -> ShimStream:
-        reader, writer = await _connect(socket_path)
+        """Attach or exec; the stream carries the process's output from this moment on."""
+        reader, writer = await _within(SPAWN_SECONDS, message.get("op"), _connect(socket_path))
         try:
             writer.write(encode(message))
             await writer.drain()
-            reply = _reply(await reader.readline())
+            reply = _reply(await _within(SPAWN_SECONDS, message.get("op"), reader.readline()))
         except BaseException:
             writer.close()
             raise

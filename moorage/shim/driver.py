@@ -22,6 +22,15 @@ from moorage.runtime import container as rt
 from moorage.runtime.cgroups import load_manager
 from moorage.runtime.execute import exec_process
 
+# Not typing.TYPE_CHECKING, nor collections.abc at run time: the zygote imports
+# this module, and collections with its imports would be mapped in every shim.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
 
 class RuntimeFailed(MoorError):
     """The runtime refused or failed an operation; the message is the runtime's."""
@@ -150,6 +159,45 @@ class Driver:
             return load_manager(st.cgroup_paths).stats().get("oom_kills") or 0
         except (OSError, ValueError, MoorError):
             return 0
+
+
+def in_child(call: Callable[..., T], *args: object) -> T:
+    """`call(*args)` in a forked child; its result (JSON) or its error comes back on a pipe.
+
+    The shim runs every runtime operation so: what the runtime allocates and touches
+    (the parsed spec, its modules' objects; for runc, subprocess and tempfile) then
+    dirties the child's copy of the zygote's pages, not the shim's, which stays small
+    for the container's whole life. A process the runtime starts is the child's child;
+    once the child exits it is the shim's, the shim being its subreaper.
+    """
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_end)
+            try:
+                message = {"result": call(*args)}
+            except RuntimeFailed as err:
+                message = {"error": str(err)}
+            except BaseException as err:
+                message = {"error": f"shim: {type(err).__name__}: {err}"}
+            os.write(write_end, json_codec.dumps(message).encode() + b"\n")
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    # Up to the newline, not to EOF: a process started holds a copy of the pipe
+    # until it execs.
+    chunks = [b""]
+    while not chunks[-1].endswith(b"\n") and (chunk := os.read(read_end, 65536)):
+        chunks.append(chunk)
+    os.close(read_end)
+    os.waitpid(child, 0)
+    if len(chunks) == 1:
+        raise RuntimeFailed("shim: the runtime's process ended without an answer")
+    answer = json_codec.loads(b"".join(chunks))
+    if "error" in answer:
+        raise RuntimeFailed(answer["error"])
+    return answer["result"]
 
 
 def _runc_error(stderr: str) -> str:

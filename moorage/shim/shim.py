@@ -3,7 +3,9 @@
 It is the init's parent (a child subreaper), owns its stdio, writes its log,
 records its exit status to a file in the exec-root and serves the daemon on a
 unix socket (wire.py), so the container outlives a daemon restart. It stays
-single-threaded: one epoll loop, SIGCHLD through the wakeup fd.
+single-threaded: one epoll loop, SIGCHLD through the wakeup fd. No peer can
+stop that loop: every fd is non-blocking and every buffer bounded (stdio.py),
+and each runtime operation runs in a short-lived child (driver.in_child).
 
 The zygote imports this module, so every shim maps what it imports. The C
 modules beneath socket, selectors and signal stand in for them: those wrap
@@ -16,24 +18,27 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import sys
 import termios
 import time
-from _signal import SIGCHLD, set_wakeup_fd
+from _signal import SIG_DFL, SIGCHLD, set_wakeup_fd
 from _signal import signal as set_handler
-from _socket import AF_UNIX, MSG_NOSIGNAL, SOCK_STREAM
+from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET
 from _socket import socket as Socket
-from select import EPOLLIN, epoll
+from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
 from moorage import json_codec
 from moorage.linux import libc
 from moorage.protocol import stdcopy
-from moorage.shim.driver import Driver, RuntimeFailed
-from moorage.shim.stdio import Client, JsonLog, Process, now_rfc3339nano
-from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode, encode
+from moorage.shim.driver import Driver, RuntimeFailed, in_child
+from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process, now_rfc3339nano
+from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 
 # Output still buffered in pipes after the init's exit is drained for this long:
 # processes outside the container's pid namespace may hold the pipes open.
 _DRAIN_SECONDS = 2.0
+# How long a shim whose create failed waits for the daemon to collect the error.
+_FAILED_SECONDS = 30.0
 
 
 def _exit_code(status: int) -> int:
@@ -54,28 +59,33 @@ def write_atomic(path: str, data: bytes) -> None:
 
 
 class Shim:
-    def __init__(self, config: ShimConfig) -> None:
+    def __init__(self, config: ShimConfig, server: Socket) -> None:
         self.config = config
         self.driver = Driver(config.runtime_root, config.runtime_path, config.runtime_args)
         self.poller = epoll()
-        # What each registered fd is for: "signal", "accept", ("output", process),
-        # ("request", conn, buffer) or ("stdin", conn, process, client).
-        self.handlers: dict[int, tuple] = {}
+        # What each polled fd is for and the events asked of it; _poll_set brings the
+        # epoll set in line with the state after every round.
+        self.polled: dict[int, tuple[int, tuple]] = {}
         self.init = Process("", config.tty, config.stdin_once,
-                            JsonLog(config.log_path) if config.log_path else None, self._close)
+                            JsonLog(config.log_path) if config.log_path else None, self._forget)
         self.execs: dict[str, Process] = {}
-        self.waiters: list[Socket] = []
+        self.conns: list[Conn] = []
+        self.waiters: list[Conn] = []
         self.started = False
+        self.created: dict = {}             # the create's outcome, for the `created` request
+        self.created_answered = False
+        self.signal_fd: int | None = None
         self.drain_deadline: float | None = None
-        self.server = Socket(AF_UNIX, SOCK_STREAM)
+        self.server = server  # bound and listening since the zygote: the daemon may connect now
+        server.setblocking(False)
 
-    def _register(self, fd: int, handler: tuple) -> None:
-        self.poller.register(fd, EPOLLIN)
-        self.handlers[fd] = handler
-
-    def _unregister(self, fd: int) -> None:
-        if self.handlers.pop(fd, None) is not None:
-            self.poller.unregister(fd)
+    def _forget(self, fd: int) -> None:
+        """Stop polling `fd`; called before it is closed, so its number may be reused."""
+        if self.polled.pop(fd, None) is not None:
+            try:
+                self.poller.unregister(fd)
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------ setup
 
@@ -89,19 +99,14 @@ class Shim:
         return self.init.pid
 
     def _spawn(self, process: Process, with_stdin: bool, call) -> int:  # type: ignore[no-untyped-def]
-        """Run `call(console_socket, pid_file)` with the process's stdio on fds 0-2."""
+        """Run `call(console_socket, pid_file)` (in a child, see driver.in_child) with the
+        process's stdio on fds 0-2."""
         # sun_path is 108 bytes: a short tag keeps the console socket's path within it.
         base = f"{self.config.socket_path}.{(process.key or 'init')[:8]}"
         pid_file = f"{base}.pid"
         if process.tty:
-            # The runtime's console connection imports socket in this process
-            # anyway: only the shims of terminal containers pay for it.
-            import socket
-
-            from moorage.runtime.console import receive_master
-
             console_path = f"{base}.tty"
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            console = Socket(AF_UNIX, SOCK_STREAM)
             try:
                 os.unlink(console_path)
             except FileNotFoundError:
@@ -109,16 +114,13 @@ class Shim:
             console.bind(console_path)
             console.listen(1)
             try:
-                pid = call(console_path, pid_file)
-                conn, _ = console.accept()
-                with conn:
-                    process.master = receive_master(conn)
+                pid = in_child(call, console_path, pid_file)
+                process.master = _receive_fd(Socket(fileno=console._accept()[0]))
             finally:
                 console.close()
                 os.unlink(console_path)
             os.set_blocking(process.master, False)
             process.outputs[process.master] = stdcopy.STDOUT
-            self._register(process.master, ("output", process))
             return pid
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -127,9 +129,9 @@ class Shim:
         try:
             for fd, target in ((in_r, 0), (out_w, 1), (err_w, 2)):
                 os.dup2(fd, target)
-            pid = call(None, pid_file)
+            pid = in_child(call, None, pid_file)
         except BaseException:
-            for fd in (out_r, in_w):
+            for fd in (out_r, err_r, in_w):
                 if fd is not None:
                     os.close(fd)
             raise
@@ -139,22 +141,15 @@ class Shim:
                 os.close(fd)
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
+        if in_w is not None:
+            # The container's stdin pipe: a container that does not read it must
+            # not stop the shim (stdin waits in Process.stdin_pending).
+            os.set_blocking(in_w, False)
         process.stdin_fd = in_w
         for fd, stream in ((out_r, stdcopy.STDOUT), (err_r, stdcopy.STDERR)):
             os.set_blocking(fd, False)
             process.outputs[fd] = stream
-            self._register(fd, ("output", process))
         return pid
-
-    def listen(self) -> None:
-        try:
-            os.unlink(self.config.socket_path)
-        except FileNotFoundError:
-            pass
-        self.server.bind(self.config.socket_path)
-        os.chmod(self.config.socket_path, 0o600)
-        self.server.listen(64)
-        self._register(self.server.fileno(), ("accept",))
 
     # ------------------------------------------------------------------ loop
 
@@ -164,44 +159,152 @@ class Shim:
         os.set_blocking(wfd, False)
         set_wakeup_fd(wfd)
         set_handler(SIGCHLD, lambda _s, _f: None)
-        self._register(rfd, ("signal",))
+        self.signal_fd = rfd
         self._reap()  # a child that exited before the handler was installed
         while self.init.exit is None:
-            timeout = -1.0
-            if self.drain_deadline is not None:
-                timeout = max(0.0, self.drain_deadline - time.monotonic())
-            for fd, _ in self.poller.poll(timeout):
-                handler = self.handlers.get(fd)
-                if handler is None:  # unregistered by an earlier event of this round
-                    continue
-                kind = handler[0]
-                if kind == "signal":
-                    try:
-                        os.read(rfd, 512)
-                    except BlockingIOError:
-                        pass
-                    self._reap()
-                elif kind == "accept":
-                    # What socket.socket.accept does, without the socket module.
-                    conn = Socket(fileno=self.server._accept()[0])
-                    self._register(conn.fileno(), ("request", conn, [b""]))
-                elif kind == "output":
-                    self._read_output(handler[1], fd)
-                elif kind == "request":
-                    self._read_request(handler[1], handler[2])
-                else:
-                    self._read_stdin(handler[1], handler[2], handler[3])
-            self._check_finished()
+            self._round()
+        self._finish_serving()
+
+    def serve_failed(self) -> None:
+        """After a failed create: answer `created` (within _FAILED_SECONDS), then end."""
+        deadline = time.monotonic() + _FAILED_SECONDS
+        while not self.created_answered and time.monotonic() < deadline:
+            self._round(deadline=deadline)
+        self._finish_serving()
+
+    def _finish_serving(self) -> None:
+        """No new connections; what is queued (exit frames, waiters' replies) goes out,
+        to each client for at most STALL_SECONDS."""
+        self._forget(self.server.fileno())
         self.server.close()
         try:
             os.unlink(self.config.socket_path)
         except FileNotFoundError:
             pass
+        deadline = time.monotonic() + STALL_SECONDS
+        while any(c.pending for c in self.conns) and time.monotonic() < deadline:
+            self._round(accepting=False, deadline=deadline)
 
-    def _close(self, sock: Socket) -> None:
-        if sock.fileno() >= 0:
-            self._unregister(sock.fileno())
-        sock.close()
+    def _round(self, accepting: bool = True, deadline: float | None = None) -> None:
+        self._poll_set(accepting)
+        for fd, events in self.poller.poll(self._timeout(deadline)):
+            entry = self.polled.get(fd)
+            if entry is None:  # forgotten by an earlier event of this round
+                continue
+            handler = entry[1]
+            kind = handler[0]
+            if kind == "signal":
+                try:
+                    os.read(fd, 512)
+                except BlockingIOError:
+                    pass
+                self._reap()
+            elif kind == "accept":
+                self._accept()
+            elif kind == "output":
+                process = handler[1]
+                if events & EPOLLOUT:
+                    process.flush_stdin()
+                if events & ~EPOLLOUT:
+                    self._read_output(process, fd)
+            elif kind == "stdin":
+                handler[1].flush_stdin()
+            else:
+                self._conn_event(handler[1], events)
+        now = time.monotonic()
+        for conn in self.conns:
+            if conn.stalled(now):  # a client that stopped reading: drop it, not the container
+                conn.close()
+        self._check_finished()
+
+    def _timeout(self, deadline: float | None) -> float:
+        deadlines = [c.full_since + STALL_SECONDS for c in self.conns if c.full_since is not None]
+        if deadline is not None:
+            deadlines.append(deadline)
+        if self.drain_deadline is not None:
+            deadlines.append(self.drain_deadline)
+        if not deadlines:
+            return -1.0
+        return max(0.0, min(deadlines) - time.monotonic()) + 0.001
+
+    def _poll_set(self, accepting: bool) -> None:
+        """What to poll, from the state: outputs unless a client is behind, stdin while
+        queued, connections' input unless their process's stdin is full, their output
+        while queued."""
+        wanted: dict[int, tuple[int, tuple]] = {}
+        if self.signal_fd is not None:
+            wanted[self.signal_fd] = (EPOLLIN, ("signal",))
+        if accepting:
+            wanted[self.server.fileno()] = (EPOLLIN, ("accept",))
+        for process in (self.init, *self.execs.values()):
+            handler = ("output", process)
+            paused = process.output_paused()
+            for fd in process.outputs:
+                events = 0 if paused else EPOLLIN
+                if fd == process.master and process.stdin_pending:
+                    events |= EPOLLOUT
+                wanted[fd] = (events, handler)
+            if process.stdin_fd is not None and process.stdin_pending:
+                wanted[process.stdin_fd] = (EPOLLOUT, ("stdin", process))
+        self.conns = [c for c in self.conns if not c.closed]
+        for conn in self.conns:
+            events = EPOLLOUT if conn.pending else 0
+            if conn.reading and not (conn.process and conn.process.stdin_full()):
+                events |= EPOLLIN
+            wanted[conn.fileno()] = (events, ("conn", conn))
+        for fd in [fd for fd in self.polled if fd not in wanted]:
+            self._forget(fd)
+        for fd, entry in wanted.items():
+            current = self.polled.get(fd)
+            if current == entry:
+                continue
+            if current is None:
+                self.poller.register(fd, entry[0])
+            else:
+                self.poller.modify(fd, entry[0])
+            self.polled[fd] = entry
+
+    def _accept(self) -> None:
+        try:
+            fd, _ = self.server._accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        # What socket.socket.accept does, without the socket module.
+        self.conns.append(Conn(Socket(fileno=fd), self._forget))
+
+    def _conn_event(self, conn: Conn, events: int) -> None:
+        if events & EPOLLOUT:
+            conn.flush()
+        if conn.closed or not events & ~EPOLLOUT:
+            return
+        if not conn.reading:
+            if events & (EPOLLHUP | EPOLLERR):
+                conn.close()
+            return
+        try:
+            data = conn.sock.recv(CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        process = conn.process
+        if process is not None:
+            if data:
+                if conn.stdin:
+                    process.write_stdin(data)
+                return
+            # Half-closed by the daemon: stdin's EOF; output still flows.
+            conn.reading = False
+            process.stdin_done(conn)
+            return
+        if not data:
+            conn.close()
+            return
+        conn.request += data
+        if b"\n" in conn.request:
+            line, _, rest = conn.request.partition(b"\n")
+            conn.request = b""
+            self._request(conn, line, rest)
 
     def _reap(self) -> None:
         while True:
@@ -219,7 +322,7 @@ class Shim:
 
     def _read_output(self, process: Process, fd: int) -> None:
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, CHUNK)
         except BlockingIOError:
             return
         except OSError:  # EIO from a pty master once every slave is closed
@@ -227,32 +330,31 @@ class Shim:
         if data:
             process.output(fd, data)
             return
-        self._unregister(fd)
+        self._forget(fd)
         del process.outputs[fd]
-        if fd != process.master:
-            os.close(fd)
-        else:
-            os.close(fd)
+        os.close(fd)
+        if fd == process.master:
             process.master = None
+            process.stdin_pending.clear()
 
     def _check_finished(self) -> None:
         for process in self.execs.values():
             if process.exit is None and process.status is not None and not process.outputs:
                 process.finish({"exit_code": _exit_code(process.status)})
         init = self.init
-        if init.status is None:
+        if init.status is None or init.exit is not None:
             return
         if init.outputs and time.monotonic() < (self.drain_deadline or 0):
             return
         for fd in list(init.outputs):
-            self._unregister(fd)
+            self._forget(fd)
             os.close(fd)
             if fd == init.master:
                 init.master = None
         init.outputs.clear()
-        oom = self.driver.cgroup_oom_kills(self.config.container_id) > 0
+        oom = in_child(self.driver.cgroup_oom_kills, self.config.container_id) > 0
         try:
-            self.driver.delete(self.config.container_id)
+            in_child(self.driver.delete, self.config.container_id)
         except Exception:  # the exit record matters more than the cleanup
             pass
         record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
@@ -263,75 +365,55 @@ class Shim:
                 process.finish({"exit_code": 137})
         init.finish(record)
         for waiter in self.waiters:
-            self._reply(waiter, record)
-            self._close(waiter)
+            waiter.reply(record)
 
     # ------------------------------------------------------------------ requests
 
-    def _read_request(self, conn: Socket, buffer: list[bytes]) -> None:
+    def _request(self, conn: Conn, line: bytes, rest: bytes) -> None:
         try:
-            data = conn.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            self._close(conn)
-            return
-        buffer[0] += data
-        if b"\n" not in buffer[0]:
-            return
-        line, _, rest = buffer[0].partition(b"\n")
-        try:
-            request = decode(line)
-            self._handle(conn, request, rest)
+            self._handle(conn, decode(line), rest)
         except RuntimeFailed as err:
-            self._reply(conn, {"error": str(err)})
-            self._close(conn)
+            conn.reply({"error": str(err)})
         except Exception as err:  # one bad request must not end the shim
-            self._reply(conn, {"error": f"shim: {type(err).__name__}: {err}"})
-            self._close(conn)
+            conn.reply({"error": f"shim: {type(err).__name__}: {err}"})
 
-    def _reply(self, conn: Socket, message: dict) -> None:
-        try:
-            conn.sendall(encode(message), MSG_NOSIGNAL)
-        except OSError:
-            pass
-
-    def _handle(self, conn: Socket, request: dict, rest: bytes) -> None:
+    def _handle(self, conn: Conn, request: dict, rest: bytes) -> None:
         op = request.get("op")
         cid = self.config.container_id
         if op == "attach" or op == "exec":
             process = self.init if op == "attach" else self._exec(request)
+            conn.reply({"ok": True, "pid": process.pid}, last=False)
             if process.exit is not None:
-                self._reply(conn, {"ok": True, "pid": process.pid})
-                Client(conn, False, False, False).send(
-                    EXIT_STREAM, json_codec.dumps(process.exit).encode())
-                self._close(conn)
+                conn.send(stdcopy.frame(EXIT_STREAM, json_codec.dumps(process.exit).encode()))
+                conn.reading = False
+                conn.closing = True
+                conn.flush()
                 return
-            client = Client(conn, bool(request.get("stdout")), bool(request.get("stderr")),
-                            bool(request.get("stdin")))
-            self._reply(conn, {"ok": True, "pid": process.pid})
-            process.clients.append(client)
-            self.handlers[conn.fileno()] = ("stdin", conn, process, client)
-            if rest:
-                self._read_stdin(conn, process, client, rest)
+            process.attach(conn, bool(request.get("stdout")), bool(request.get("stderr")),
+                           bool(request.get("stdin")))
+            if rest and conn.stdin:
+                process.write_stdin(rest)
+            return
+        conn.reading = False
+        if op == "created":
+            conn.reply(self.created)
+            self.created_answered = True
             return
         if op == "wait":
             if self.init.exit is not None:
-                self._reply(conn, self.init.exit)
-                self._close(conn)
+                conn.reply(self.init.exit)
             else:
-                self._unregister(conn.fileno())
                 self.waiters.append(conn)
             return
         if op == "start":
-            self.driver.start(cid)
+            in_child(self.driver.start, cid)
             self.started = True
             reply: dict = {"ok": True, "pid": self.init.pid}
         elif op == "kill":
-            self.driver.kill(cid, int(request["signal"]), bool(request.get("all")))
+            in_child(self.driver.kill, cid, int(request["signal"]), bool(request.get("all")))
             reply = {"ok": True}
         elif op in ("pause", "resume"):
-            self.driver.pause(cid, op == "pause")
+            in_child(self.driver.pause, cid, op == "pause")
             reply = {"ok": True}
         elif op == "resize":
             target = self.execs.get(request.get("exec_id") or "") or self.init
@@ -347,13 +429,12 @@ class Shim:
             reply = {"pid": self.init.pid, "started": self.started}
         else:
             reply = {"error": f"shim: unknown request {op!r}"}
-        self._reply(conn, reply)
-        self._close(conn)
+        conn.reply(reply)
 
     def _exec(self, request: dict) -> Process:
         key = str(request["exec_id"])
         tty = bool(request["process"].get("terminal"))
-        process = Process(key, tty, True, None, self._close)
+        process = Process(key, tty, True, None, self._forget)
         self.execs[key] = process
         try:
             process.pid = self._spawn(process, bool(request.get("stdin")), lambda console, pid_file:
@@ -367,38 +448,54 @@ class Shim:
             _set_size(process.master, height, width)
         return process
 
-    def _read_stdin(self, conn: Socket, process: Process, client: Client,
-                    data: bytes | None = None) -> None:
-        if data is None:
-            try:
-                data = conn.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                # Half-closed by the daemon: stdin's EOF; output still flows.
-                process.stdin_done(client)
-                self._unregister(conn.fileno())
-                return
-        if client.stdin:
-            process.write_stdin(data)
 
+def _receive_fd(conn: Socket) -> int:
+    """The pty master a runtime sends on the console socket (SCM_RIGHTS, as runc does).
 
-def run(config: ShimConfig, status_fd: int) -> None:
-    """The shim's life: create the container, report to the zygote, serve until the exit."""
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-    shim = Shim(config)
+    socket.recv_fds does this, but the socket module imports enum and more: ~1.2 MB
+    in every terminal container's shim, measured."""
     try:
-        shim.listen()
-        pid = shim.create()
+        _, ancillary, _, _ = conn.recvmsg(4096, CMSG_SPACE(4))
+    finally:
+        conn.close()
+    for level, kind, data in ancillary:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder)
+    raise OSError("console socket: no file descriptor received")
+
+
+def listen(socket_path: str) -> Socket:
+    """The shim's socket, bound before the fork: the daemon connects as soon as the
+    zygote answers, and its requests wait in the backlog while the container is created."""
+    server = Socket(AF_UNIX, SOCK_STREAM)
+    try:
+        os.unlink(socket_path)
+    except FileNotFoundError:
+        pass
+    server.bind(socket_path)
+    os.chmod(socket_path, 0o600)
+    server.listen(64)
+    return server
+
+
+def run(config: ShimConfig, server: Socket) -> None:
+    """The shim's life: create the container, then serve until the exit.
+
+    The create's outcome is the answer to the daemon's `created` request; after a
+    failed create the shim serves only that answer (for a while) and ends.
+    """
+    set_handler(SIGCHLD, SIG_DFL)  # the zygote ignores it, and ignoring it reaps for us
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    shim = Shim(config, server)
+    try:
+        shim.created = {"pid": os.getpid(), "init_pid": shim.create()}
     except Exception as err:  # reported to the daemon as the create error
-        os.write(status_fd, encode({"error": str(err) if isinstance(err, RuntimeFailed)
-                                    else f"shim: {type(err).__name__}: {err}"}))
-        os.close(status_fd)
-        try:
-            os.unlink(config.socket_path)
-        except FileNotFoundError:
+        shim.created = {"error": str(err) if isinstance(err, RuntimeFailed)
+                        else f"shim: {type(err).__name__}: {err}"}
+        try:  # the runtime may have created it before the shim failed (its terminal)
+            in_child(shim.driver.delete, config.container_id)
+        except RuntimeFailed:
             pass
+        shim.serve_failed()
         return
-    os.write(status_fd, encode({"pid": os.getpid(), "init_pid": pid}))
-    os.close(status_fd)
     shim.serve()

@@ -2,7 +2,16 @@
 
 A Process is the container's init or one exec; the shim reads its outputs,
 fans them out to attached clients as stdcopy frames and, for the init, into
-the json-file log.
+the json-file log. Nothing here blocks: every fd is non-blocking and every
+buffer has a bound (DESIGN.md: a shim never blocks on one peer).
+
+- Output to a client is queued on its Conn. A client holding more than
+  CLIENT_HIGH_WATER pauses the reading of its process's outputs, as a pipe
+  would, so a client that keeps up loses nothing; one that stays above it for
+  STALL_SECONDS is dropped, so it never holds the container for longer.
+- Stdin is queued on the Process up to STDIN_LIMIT; past it the shim stops
+  reading the clients' stdin, which pushes back to the daemon and on to the
+  client. Nothing written to stdin is dropped, on a pipe or a pty.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from _socket import socket as Socket
 
 from moorage import json_codec
 from moorage.protocol import stdcopy
-from moorage.shim.wire import EXIT_STREAM
+from moorage.shim.wire import EXIT_STREAM, encode
 
 # Not typing.TYPE_CHECKING, nor collections.abc at run time: the zygote imports
 # this module, and collections with its imports would be mapped in every shim.
@@ -23,6 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 _MAX_LOG_LINE = 16 * 1024  # Docker's json-file splits longer lines into partial entries
+CLIENT_HIGH_WATER = 256 * 1024
+STALL_SECONDS = 1.0
+STDIN_LIMIT = 256 * 1024
+CHUNK = 65536  # one read or write: a pipe's capacity
 
 
 def now_rfc3339nano() -> str:
@@ -68,87 +81,187 @@ class JsonLog:
                                  "time": now_rfc3339nano()}, compact=True).encode() + b"\n"
 
 
-class Client:
-    """A daemon connection attached to a process's streams."""
+class Conn:
+    """A daemon connection: one request line in, then replies or frames out (and, for
+    an attached client, stdin in). Its output waits in `pending`, never in a send."""
 
-    def __init__(self, sock: Socket, stdout: bool, stderr: bool, stdin: bool) -> None:
+    __slots__ = ("closed", "closing", "forget", "full_since", "pending", "process", "reading",
+                 "request", "sock", "stdin", "streams")
+
+    def __init__(self, sock: Socket, forget: Callable[[int], None]) -> None:
+        sock.setblocking(False)
         self.sock = sock
-        self.streams = {stdcopy.STDOUT} if stdout else set()
-        if stderr:
-            self.streams.add(stdcopy.STDERR)
-        self.stdin = stdin
+        self.forget = forget                # the shim stops polling an fd before it closes
+        self.request = b""                  # the request line as it arrives
+        self.pending = bytearray()          # output not yet taken by the socket
+        self.closing = False                # close once `pending` is sent
+        self.closed = False
+        self.reading = True                 # still reading: the request, or stdin until EOF
+        self.process: Process | None = None
+        self.streams: tuple[int, ...] = ()
+        self.stdin = False
+        self.full_since: float | None = None
 
-    def send(self, stream: int, data: bytes) -> bool:
-        try:
-            self.sock.sendall(stdcopy.frame(stream, data), MSG_NOSIGNAL)
-            return True
-        except OSError:
-            return False
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.pending += data
+        self.flush()
+
+    def reply(self, message: dict, *, last: bool = True) -> None:
+        self.send(encode(message))
+        if last:
+            self.closing = True
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what the socket takes now; close a failed or finished connection."""
+        while self.pending and not self.closed:
+            try:
+                sent = self.sock.send(self.pending[:1 << 20], MSG_NOSIGNAL)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.close()
+                return
+            del self.pending[:sent]
+        if self.full():
+            if self.full_since is None:
+                self.full_since = time.monotonic()
+        else:
+            self.full_since = None
+        if self.closing and not self.pending:
+            self.close()
+
+    def full(self) -> bool:
+        return len(self.pending) > CLIENT_HIGH_WATER
+
+    def stalled(self, now: float) -> bool:
+        return self.full_since is not None and now - self.full_since > STALL_SECONDS
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.pending.clear()
+            self.forget(self.sock.fileno())
+            self.sock.close()
+            if self.process is not None:
+                self.process.detach(self)
 
 
 class Process:
     """The init or an exec: output fds, stdin, exit status, attached clients."""
 
     def __init__(self, key: str, tty: bool, stdin_once: bool, log: JsonLog | None,
-                 close_socket: Callable[[Socket], None]) -> None:
+                 forget: Callable[[int], None]) -> None:
         self.key = key
-        self.close_socket = close_socket
+        self.forget = forget
         self.tty = tty
         self.stdin_once = stdin_once
         self.log = log
         self.pid = 0
         self.outputs: dict[int, int] = {}   # fd → stdcopy stream id
-        self.stdin_fd: int | None = None
+        self.stdin_fd: int | None = None     # the pipe's write end (a tty writes to the master)
+        self.stdin_pending = bytearray()
+        self.stdin_eof = False               # close the pipe once stdin_pending is written
         self.master: int | None = None
-        self.clients: list[Client] = []
+        self.clients: list[Conn] = []
         self.status: int | None = None       # waitpid status once reaped
         self.exit: dict | None = None        # the exit record once finished
+
+    # ---------------------------------------------------------------- output
 
     def output(self, fd: int, data: bytes) -> None:
         stream = self.outputs[fd]
         if self.log is not None:
             self.log.write("stdout" if stream == stdcopy.STDOUT else "stderr", data)
+        framed = b""
         for client in list(self.clients):
-            if stream in client.streams and not client.send(stream, data):
-                self.drop(client)
+            if stream in client.streams:
+                framed = framed or stdcopy.frame(stream, data)
+                client.send(framed)
+
+    def output_paused(self) -> bool:
+        """A client is behind: outputs wait (for at most STALL_SECONDS, see Shim)."""
+        return any(client.full() for client in self.clients)
+
+    # ---------------------------------------------------------------- stdin
+
+    def stdin_target(self) -> int | None:
+        return self.master if self.tty else self.stdin_fd
+
+    def stdin_full(self) -> bool:
+        return len(self.stdin_pending) >= STDIN_LIMIT
 
     def write_stdin(self, data: bytes) -> None:
-        fd = self.master if self.tty else self.stdin_fd
-        if fd is None:
+        if self.stdin_target() is None or self.stdin_eof:
             return
-        try:
-            os.write(fd, data)
-        except OSError:
+        self.stdin_pending += data
+        self.flush_stdin()
+
+    def flush_stdin(self) -> None:
+        fd = self.stdin_target()
+        while self.stdin_pending and fd is not None:
+            try:
+                written = os.write(fd, self.stdin_pending[:CHUNK])
+            except BlockingIOError:
+                return
+            except OSError:  # the container closed its stdin (EPIPE) or the tty is gone
+                self.stdin_pending.clear()
+                self.close_stdin()
+                return
+            del self.stdin_pending[:written]
+        if self.stdin_eof:
             self.close_stdin()
 
     def close_stdin(self) -> None:
-        if self.stdin_fd is not None:
+        """Stdin's EOF, once what is queued has been written (a terminal has none)."""
+        if self.stdin_fd is None:
+            return
+        self.stdin_eof = True
+        if not self.stdin_pending:
+            self.forget(self.stdin_fd)
             os.close(self.stdin_fd)
             self.stdin_fd = None
 
-    def stdin_done(self, client: Client) -> None:
+    def stdin_done(self, client: Conn) -> None:
         """The client's stdin reached EOF or the client left."""
         if client.stdin and self.stdin_once:
             self.close_stdin()
         client.stdin = False
 
-    def drop(self, client: Client) -> None:
+    # ---------------------------------------------------------------- clients
+
+    def attach(self, client: Conn, stdout: bool, stderr: bool, stdin: bool) -> None:
+        client.process = self
+        client.streams = tuple(s for s, on in ((stdcopy.STDOUT, stdout),
+                                               (stdcopy.STDERR, stderr)) if on)
+        client.stdin = stdin
+        self.clients.append(client)
+
+    def detach(self, client: Conn) -> None:
         if client in self.clients:
             self.clients.remove(client)
             self.stdin_done(client)
-            self.close_socket(client.sock)
 
     def finish(self, record: dict) -> None:
         self.exit = record
         if self.log is not None:
             self.log.close()
             self.log = None
-        payload = json_codec.dumps(record).encode()
-        for client in self.clients:
-            client.send(EXIT_STREAM, payload)
-            self.close_socket(client.sock)
-        self.clients.clear()
+        frame = stdcopy.frame(EXIT_STREAM, json_codec.dumps(record).encode())
+        for client in list(self.clients):
+            client.reading = False
+            client.send(frame)
+            client.closing = True
+            client.flush()
+        self.stdin_pending.clear()
         self.close_stdin()
         if self.master is not None:
+            self.forget(self.master)
+            self.outputs.pop(self.master, None)
             os.close(self.master)
             self.master = None

@@ -5,11 +5,15 @@ so its children may unshare and setns (DESIGN.md, Processes) and no container
 start pays for a Python interpreter. (The warm-up below runs on a short-lived
 C-level thread that only writes one file; a fork copies just the forking thread.)
 Requests arrive on stdin, one ShimConfig JSON per line; each answer is one
-JSON line on stdout: {"pid", "init_pid"} once the shim has created the
-container, or {"error"}.
+JSON line on stdout, right after the fork: {"pid"} of the shim, or {"error"}.
+The zygote binds the shim's socket before it forks, so the daemon connects at
+once and asks the shim itself for the create's outcome (`created`): creates
+run concurrently, and a hung one holds only its own shim.
 
-Each shim is double-forked into its own session so it is reparented away
-from the zygote and the daemon, and outlives both.
+Each shim is forked into its own session and outlives the zygote and the
+daemon. It is forked once, not twice: the first child of a double fork copies
+pages the shim then inherits privately (~200 KiB a shim, measured); the
+zygote ignores SIGCHLD so that the kernel reaps its shims.
 
 Before forking, the zygote does what every shim would otherwise repeat: it
 compiles the bundle's seccomp profile (the runtime caches the program, so the
@@ -20,29 +24,67 @@ shim inherits it ready) and starts the first cgroup migration's RCU wait
 from __future__ import annotations
 
 import gc
+import mmap
 import os
 import sys
+from _signal import SIG_IGN, SIGCHLD
+from _signal import signal as set_handler
 
 # Loaded before the first fork so that every shim starts warm.
 import moorage.runtime.container
 import moorage.runtime.execute  # noqa: F401
+from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime.cgroups import warmup
 from moorage.runtime.seccomp import compile_filter
 from moorage.shim import shim
-from moorage.shim.wire import ShimConfig, decode, encode
+from moorage.shim.wire import ShimConfig, encode
+
+# The profiles compiled so far, by _profile_key.
+_compiled_profiles: set[int] = set()
 
 
 def _precompile_seccomp(bundle: str) -> None:
     """Compile the bundle's profile into the runtime's cache, which every later fork
     inherits: Docker's default profile costs ~21 ms to build and export (measured
-    here), which each container start paid before."""
+    here), which each container start paid before.
+
+    Parsed once per profile, not per container: every page the zygote writes after a
+    fork stays behind in the shims forked before as a private copy, and parsing the
+    spec wrote ~300 KiB of them a spawn (measured)."""
     try:
+        key = _profile_key(os.path.join(bundle, "config.json"))
+        if key is None or key in _compiled_profiles:
+            return
         seccomp = config_mod.load(bundle).get("linux", {}).get("seccomp")
         if seccomp and seccomp.get("defaultAction"):
             compile_filter(seccomp)
+        _compiled_profiles.add(key)
     except Exception:  # the shim's create meets the same error and reports it
         pass
+
+
+def _profile_key(path: str) -> int | None:
+    """A hash of the spec's "seccomp" object, read in place (a file mapping, no copy on
+    the zygote's heap); None without one. Braces inside its strings may end it early
+    or late: the key then differs or repeats, which costs a compile in the shim or
+    one skipped here, never a wrong filter (the runtime keys its cache by profile)."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        start = data.find(b'"seccomp"')
+        end = data.find(b"{", start)
+        if start < 0 or end < 0:
+            return None
+        depth = 1
+        while depth:
+            opening, closing = data.find(b"{", end + 1), data.find(b"}", end + 1)
+            if closing < 0:
+                return None
+            if 0 <= opening < closing:
+                depth, end = depth + 1, opening
+            else:
+                depth, end = depth - 1, closing
+        with memoryview(data) as view, view[start:end + 1] as profile:
+            return hash(profile)
 
 
 def spawn(config: ShimConfig) -> dict:
@@ -56,30 +98,27 @@ def spawn(config: ShimConfig) -> dict:
     # (PSS 2753 -> 2691 KiB a shim, measured); it keeps a long-lived shim's
     # full collections from copying every page the zygote's objects live on.
     gc.freeze()
-    status_r, status_w = os.pipe()
-    first = os.fork()
-    if first == 0:
+    server = shim.listen(config.socket_path)
+    pid = os.fork()
+    if pid == 0:
         try:
-            os.close(status_r)
             os.setsid()
-            if os.fork() == 0:
-                null = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(null, fd)
-                os.close(null)
-                shim.run(config, status_w)
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            shim.run(config, server)
         finally:
             os._exit(0)
-    os.close(status_w)
-    os.waitpid(first, 0)
-    with os.fdopen(status_r, "rb") as status:
-        line = status.readline()
-    if not line:
-        return {"error": "shim: exited before creating the container"}
-    return decode(line)
+    server.close()
+    return {"pid": pid}
 
 
 def main() -> None:
+    set_handler(SIGCHLD, SIG_IGN)
+    # The first call through ctypes builds the function's wrapper: made here, it is
+    # shared by every shim instead of copied into each.
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 0)
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     for line in stdin:

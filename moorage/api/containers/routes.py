@@ -11,7 +11,13 @@ from aiohttp import web
 from moorage.api.containers.backend import ContainerBackend, ProcessStream
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.containers.streams import tracked
-from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, Hijacked, hijack
+from moorage.api.hijack import (
+    MULTIPLEXED_STREAM,
+    RAW_STREAM,
+    Hijacked,
+    detach_keys,
+    hijack,
+)
 from moorage.api.server import (
     add_route,
     json_response,
@@ -46,7 +52,10 @@ async def relay(client: Hijacked, process: ProcessStream, tty: bool, stdin: bool
     async def pump_stdin() -> None:
         while (data := await client.read()) is not None:
             await process.write(data)
-        process.close_stdin()
+        if client.detached:  # the stream ends here; the container runs on
+            process.close()
+        else:
+            process.close_stdin()
 
     feeder = asyncio.ensure_future(pump_stdin()) if stdin else None
     try:
@@ -159,13 +168,15 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         replay = [e async for e in backend.container_logs(
             name, follow=False, since=0, until=0, tail=None)[1]] \
             if query_bool(request, "logs") and container.log_path else []
+        tty = container.config.tty
+        keys = detach_keys(request.query.get("detachKeys", ""),
+                           "Invalid detach keys ({}) provided") if tty else b""
         future = None
         if query_bool(request, "stream"):
             # Registered before the 101: the client starts the container once it has it.
             container, future = await backend.container_attach(
                 name, stdin=stdin, stdout=stdout, stderr=stderr)
-        tty = container.config.tty
-        client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+        client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM, keys)
         try:
             for entry in replay:
                 stream = stdcopy.STDOUT if entry.stream == "stdout" else stdcopy.STDERR

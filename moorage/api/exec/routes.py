@@ -7,10 +7,10 @@ from aiohttp import web
 from moorage.api.containers.backend import ContainerBackend
 from moorage.api.containers.routes import relay
 from moorage.api.containers.streams import tracked
-from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, hijack
+from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, detach_keys, hijack
 from moorage.api.server import add_route, json_response, query_int, read_json
 from moorage.api.wire import decode
-from moorage.errors import SystemFailure
+from moorage.errors import MoorError
 from moorage.model.config import ExecConfig
 from moorage.protocol import stdcopy
 
@@ -20,6 +20,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
 
     async def post_container_exec_create(request: web.Request) -> web.Response:
         config = decode(ExecConfig, await read_json(request))
+        detach_keys(config.detach_keys, "Invalid escape keys ({}) provided")
         instance = await execs.exec_create(request.match_info["name"], config)
         return json_response({"Id": instance.id}, status=201)
 
@@ -28,20 +29,23 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         detach = bool(body.get("Detach"))
         instance = execs.get(request.match_info["id"])
         tty = bool(body.get("Tty", instance.config.tty))
+        if detach:
+            await execs.exec_start(instance.id, detach=True)
+            return web.Response(status=200)
+        # As dockerd: 101 first, then the process starts. Output sent on the heels of
+        # the 101 lands in the buffer a client reads the headers with (docker-py
+        # then reads the bare socket and loses it).
+        keys = detach_keys(instance.config.detach_keys, "Invalid escape keys ({}) provided") \
+            if tty else b""
+        client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM, keys)
         try:
-            process = await execs.exec_start(instance.id, detach=detach)
-        except SystemFailure as err:
-            if detach:
-                raise
-            # As dockerd: the connection is upgraded anyway and the failure is the
-            # stream's only output; the exec's exit code (126) says the rest.
-            client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
+            process = await execs.exec_start(instance.id, detach=False)
+        except MoorError as err:
+            # The failure is the stream's only output; the exec's exit code (126)
+            # says the rest.
             message = f"{err}\r\n".encode()
             await client.write(message if tty else stdcopy.frame(1, message))
             return client.response
-        if detach:
-            return web.Response(status=200)
-        client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM)
         await relay(client, process, tty, instance.config.attach_stdin)
         return client.response
 

@@ -1,0 +1,431 @@
+"""Streams through the shim, driven by the real docker CLI and SDK, against moord and,
+where it behaves the same, the reference dockerd: piped stdin, exec output from the
+first moment, detach keys, and a shim that never blocks on one peer (a container
+that does not read its stdin, an attach client that stops reading, a hung create).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from comparekit import Pair
+from enginekit import Daemon, start_daemon, stop_daemon
+from peers import DOCKER_CLI, dockerd_available, start_dockerd, stop_dockerd
+
+from moorage.devkit import busybox
+from moorage.protocol import detachkeys
+
+IMAGE = "busybox:latest"
+MIB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    rootfs = tmp_path_factory.mktemp("streams-busybox") / "rootfs"
+    busybox.build_rootfs(str(rootfs))
+    return subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                          check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def pair(tar: bytes) -> Iterator[Pair]:
+    if not dockerd_available():
+        pytest.skip("needs dockerd")
+    with tempfile.TemporaryDirectory(prefix="moor-streams-") as base:
+        root = Path(base)
+        (root / "moord").mkdir()
+        (root / "dockerd").mkdir()
+        moord = start_daemon(str(root / "moord"))
+        try:
+            dockerd = start_dockerd(str(root / "dockerd"))
+            try:
+                for daemon in (moord, dockerd):
+                    daemon.docker("import", "-", IMAGE, input=tar, check=True)
+                yield Pair(moord, dockerd, root)
+            finally:
+                dockerd.docker("rm", "-f", *dockerd.docker("ps", "-aq").stdout.decode().split())
+                stop_dockerd(dockerd)
+        finally:
+            moord.docker("rm", "-f", *moord.docker("ps", "-aq").stdout.decode().split())
+            stop_daemon(moord)
+
+
+@pytest.fixture
+def names(pair: Pair) -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    if made:
+        pair.both("rm", "-f", *made)
+
+
+def _name(names: list[str]) -> str:
+    name = f"s-{uuid.uuid4().hex[:8]}"
+    names.append(name)
+    return name
+
+
+def _sdk(daemon: Daemon | object):  # type: ignore[no-untyped-def]
+    import docker
+
+    return docker.DockerClient(base_url=daemon.host)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- piped stdin
+
+@pytest.mark.parametrize("size", [MIB, 50_000_000])
+def test_piped_stdin_to_run_i(pair: Pair, size: int) -> None:
+    """The CLI attaches before it starts the container: stdin sent before the start
+    waits in the shim instead of stopping it (it hung past 64 KiB)."""
+    for daemon in (pair.moord, pair.dockerd):
+        result = daemon.docker("run", "-i", "--rm", IMAGE, "wc", "-c",
+                               input=b"\0" * size, timeout=60)
+        assert (result.returncode, result.stdout) == (0, f"{size}\n".encode()), result.stderr
+
+
+def test_tar_piped_into_run_i(pair: Pair, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for i in range(40):
+        (tree / f"f{i}").write_bytes(os.urandom(64 * 1024))
+    archive = subprocess.run(["tar", "-C", str(tree), "-c", "."], capture_output=True,
+                             check=True).stdout
+    script = "mkdir /x && tar x -C /x && ls /x | wc -l && cat /x/* | md5sum"
+    expected = subprocess.run(f"ls {tree} | wc -l && cat {tree}/* | md5sum", shell=True,
+                              capture_output=True, check=True).stdout
+    for daemon in (pair.moord, pair.dockerd):
+        result = daemon.docker("run", "-i", "--rm", IMAGE, "sh", "-c", script,
+                               input=archive, timeout=60)
+        assert (result.returncode, result.stdout) == (0, expected), result.stderr
+
+
+def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> None:
+    """Stdin to a terminal that is not being read waits in the shim: none is dropped
+    when the pty's input queue is full."""
+    size = 300_000
+    name = _name(names)
+    script = f"stty raw -echo; sleep 2; head -c {size} | wc -c"
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("create", "-it", "--name", name, IMAGE, "sh", "-c", script, check=True)
+        client = _sdk(daemon)
+        try:
+            sock = client.api.attach_socket(name, params={
+                "stdin": 1, "stdout": 1, "stream": 1})._sock
+            client.api.start(name)
+            time.sleep(0.5)  # stty has run; the terminal is raw and nobody reads it
+            sock.settimeout(30)
+            sock.sendall(b"y" * size)
+            assert str(size).encode() in _read_until(sock, str(size).encode(), 30)
+            sock.close()
+        finally:
+            client.close()
+
+
+# ---------------------------------------------------------------------- exec output
+
+def test_exec_output_from_the_first_moment(pair: Pair, names: list[str]) -> None:
+    """Output an exec writes at once reaches the SDK (it was lost when it followed the
+    101 in the same read: dockerd sends the 101 before it starts the process)."""
+    name = _name(names)
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    for daemon, rounds in ((pair.moord, 30), (pair.dockerd, 3)):
+        client = _sdk(daemon)
+        try:
+            container = client.containers.get(name)
+            for _ in range(rounds):
+                assert container.exec_run("echo hello") == (0, b"hello\n")
+                code, (out, err) = container.exec_run(
+                    ["sh", "-c", "echo out; sleep 0.05; echo err >&2"], demux=True)
+                assert (code, out, err) == (0, b"out\n", b"err\n")
+                code, output = container.exec_run("echo tty", tty=True)
+                assert (code, output) == (0, b"tty\r\n")
+        finally:
+            client.close()
+
+
+# ---------------------------------------------------------------------- detach keys
+
+def _read_until(sock: socket.socket, wanted: bytes, seconds: float) -> bytes:
+    data = b""
+    deadline = time.monotonic() + seconds
+    while wanted not in data and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _read_to_eof(sock: socket.socket, seconds: float) -> bool:
+    """True when the daemon closed the stream within `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not sock.recv(4096):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("query", "keys"), [
+    ({}, b"\x10\x11"),                              # Docker's default, ctrl-p ctrl-q
+    ({"detachKeys": "ctrl-a,x"}, b"\x01x"),
+])
+def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
+                                    keys: bytes) -> None:
+    name = _name(names)
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("run", "-d", "-it", "--name", name, IMAGE, "cat", check=True)
+        client = _sdk(daemon)
+        try:
+            raw = client.api.attach_socket(name, params={
+                "stdin": 1, "stdout": 1, "stream": 1, **query})
+            sock = raw._sock
+            sock.sendall(b"hello\n")
+            assert b"hello" in _read_until(sock, b"hello", 10)
+            for key in keys:  # typed one at a time, as a terminal sends them
+                sock.sendall(bytes((key,)))
+                time.sleep(0.05)
+            assert _read_to_eof(sock, 10), f"no detach on {daemon.host}"
+            sock.close()
+            assert client.containers.get(name).status == "running"
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ("", b"\x10\x11"), ("ctrl-p,ctrl-q", b"\x10\x11"), ("ctrl-a,x", b"\x01x"),
+    ("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_", b"\x00\x1b\x1c\x1d\x1e\x1f"), ("a", b"a"),
+])
+def test_detach_key_syntax(keys: str, expected: bytes) -> None:
+    assert detachkeys.parse(keys) == expected
+
+
+@pytest.mark.parametrize("keys", ["ctrl-1", "ctrl-", "ctrl-A", "ab", "a,,b"])
+def test_detach_key_syntax_refused(keys: str) -> None:
+    with pytest.raises(detachkeys.InvalidDetachKeys, match="Unknown character"):
+        detachkeys.parse(keys)
+
+
+@pytest.mark.parametrize(("chunks", "forwarded", "detached"), [
+    ([b"ab\x10\x11cd"], b"ab", True),                 # within one chunk
+    ([b"ab\x10", b"\x11"], b"ab", True),               # split across chunks
+    ([b"\x10", b"x\x10", b"\x11"], b"\x10x", True),    # a false start goes on
+    ([b"\x10\x10\x11"], b"\x10", True),               # a repeated first key
+    ([b"\x11\x10"], b"\x11", False),                  # held back: may be the keys
+])
+def test_detach_scanner(chunks: list[bytes], forwarded: bytes, detached: bool) -> None:
+    scanner = detachkeys.DetachScanner(b"\x10\x11")
+    out, done = b"", False
+    for chunk in chunks:
+        data, done = scanner.feed(chunk)
+        out += data
+        if done:
+            break
+    assert (out, done) == (forwarded, detached)
+
+
+def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
+    name = _name(names)
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+        client = _sdk(daemon)
+        try:
+            exec_id = client.api.exec_create(name, ["cat"], stdin=True, tty=True,
+                                             detach_keys="ctrl-a,x")["Id"]
+            sock = client.api.exec_start(exec_id, tty=True, socket=True)._sock
+            sock.sendall(b"hello\n")
+            assert b"hello" in _read_until(sock, b"hello", 10)
+            for key in b"\x01x":
+                sock.sendall(bytes((key,)))
+                time.sleep(0.05)
+            assert _read_to_eof(sock, 10), f"no detach on {daemon.host}"
+            sock.close()
+            assert client.containers.get(name).status == "running"
+        finally:
+            client.close()
+
+
+def test_invalid_detach_keys(pair: Pair, names: list[str]) -> None:
+    import docker
+
+    name = _name(names)
+    seen = []
+    for daemon in (pair.moord, pair.dockerd):
+        daemon.docker("run", "-d", "-it", "--name", name, IMAGE, "cat", check=True)
+        client = _sdk(daemon)
+        try:
+            with pytest.raises(docker.errors.APIError) as caught:
+                client.api.attach_socket(name, params={"stdin": 1, "stream": 1,
+                                                       "detachKeys": "ctrl-1"})
+            seen.append((caught.value.status_code, caught.value.explanation))
+        finally:
+            client.close()
+    assert seen[0] == seen[1]
+    assert seen[0] == (400, "Invalid detach keys (ctrl-1) provided")
+
+
+# ---------------------------------------------------------------------- never blocks
+
+def _timed(daemon: Daemon, *args: str) -> float:
+    started = time.monotonic()
+    result = daemon.docker(*args, timeout=20)
+    assert result.returncode == 0, result.stderr
+    return time.monotonic() - started
+
+
+def test_container_not_reading_stdin(pair: Pair, names: list[str]) -> None:
+    """A client pours into the stdin of a container that never reads it: it is pushed
+    back (not buffered without end), and kill and stop still answer at once."""
+    moord = pair.moord
+    for command in ("kill", "stop"):
+        name = _name(names)
+        moord.docker("run", "-d", "-i", "--name", name, IMAGE, "sleep", "300", check=True)
+        client = _sdk(moord)
+        raw = client.api.attach_socket(name, params={"stdin": 1, "stream": 1})
+        sock = raw._sock
+        sent = [0]
+
+        def pour(sock: socket.socket = sock, sent: list[int] = sent) -> None:
+            chunk = b"x" * 65536
+            sock.settimeout(15)
+            try:
+                while sent[0] < 64 * MIB:
+                    sent[0] += sock.send(chunk)
+            except OSError:
+                pass
+
+        pourer = threading.Thread(target=pour, daemon=True)
+        pourer.start()
+        try:
+            time.sleep(1.5)
+            assert sent[0] < 64 * MIB, "stdin was buffered without bound"
+            args = ("kill", name) if command == "kill" else ("stop", "-t", "1", name)
+            assert _timed(moord, *args) < 5
+            assert _timed(moord, "wait", name) < 5
+        finally:
+            sock.close()
+            pourer.join(20)
+            client.close()
+
+
+def test_attach_client_that_stops_reading(pair: Pair, names: list[str]) -> None:
+    """An attach client that never reads is dropped: the container is not held (its log
+    goes on growing) and stop and kill answer at once."""
+    moord = pair.moord
+    for command in ("kill", "stop"):
+        name = _name(names)
+        moord.docker("run", "-d", "--name", name, IMAGE, "yes", "attached output",
+                     check=True)
+        log_path = moord.docker("inspect", "-f", "{{.LogPath}}", name).stdout.decode().strip()
+        client = _sdk(moord)
+        raw = client.api.attach_socket(name, params={"stdout": 1, "stream": 1})
+        try:
+            time.sleep(3)  # the client's buffers fill and it is dropped
+            before = os.path.getsize(log_path)
+            time.sleep(0.5)
+            assert os.path.getsize(log_path) > before, "the container is held by the client"
+            args = ("kill", name) if command == "kill" else ("stop", "-t", "1", name)
+            assert _timed(moord, *args) < 5
+        finally:
+            raw._sock.close()
+            client.close()
+
+
+def test_attached_client_keeps_every_byte(pair: Pair) -> None:
+    """A client that keeps up loses nothing, however fast the container writes."""
+    for daemon in (pair.moord, pair.dockerd):
+        result = daemon.docker("run", "--rm", IMAGE, "head", "-c", str(30 * MIB), "/dev/zero",
+                               timeout=60)
+        assert (result.returncode, len(result.stdout)) == (0, 30 * MIB), result.stderr
+
+
+def test_hung_shim_is_an_error_not_a_hang(pair: Pair, names: list[str]) -> None:
+    moord = pair.moord
+    name = _name(names)
+    moord.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
+    pid = int(moord.docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
+    shim = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(shim, 19)  # SIGSTOP: the shim answers nothing
+    try:
+        result = moord.docker("kill", name, timeout=30)
+        assert result.returncode == 1
+        assert b"shim: no answer to kill within" in result.stderr
+    finally:
+        os.kill(shim, 18)  # SIGCONT
+
+
+# ---------------------------------------------------------------------- concurrent creates
+
+_HANG_RUNTIME = """#!/bin/sh
+# A runtime whose create hangs until the test releases it; anything else is runc.
+case " $* " in
+*" create "*)
+    touch "{marks}/started"
+    for _ in $(seq 300); do [ -e "{marks}/release" ] && break; sleep 0.1; done
+    exit 1;;
+esac
+exec runc "$@"
+"""
+
+
+def test_hung_create_does_not_block_other_creates(tar: bytes) -> None:
+    with tempfile.TemporaryDirectory(prefix="ms-") as base:  # short: sockets live in it
+        _hung_create_beside_another(tar, Path(base))
+
+
+def _hung_create_beside_another(tar: bytes, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    runtime = tmp_path / "hang-runtime"
+    runtime.write_text(_HANG_RUNTIME.format(marks=marks))
+    runtime.chmod(0o755)
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"runtimes": {"hang": {"path": str(runtime)}}}))
+    base = tmp_path / "moord"
+    base.mkdir()
+    daemon = start_daemon(str(base), "--config-file", str(config))
+    hung = None
+    try:
+        daemon.docker("import", "-", IMAGE, input=tar, check=True)
+        env = {**os.environ, "DOCKER_HOST": daemon.host,
+               "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+        hung = subprocess.Popen([DOCKER_CLI, "run", "--name", "hung", "--runtime", "hang",
+                                 IMAGE, "true"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not (marks / "started").exists():
+            assert time.monotonic() < deadline and hung.poll() is None, \
+                f"the hung create never started: {hung.communicate()}"
+            time.sleep(0.05)
+        other = daemon.docker("run", "--rm", IMAGE, "echo", "created beside it", timeout=20)
+        assert (other.returncode, other.stdout) == (0, b"created beside it\n"), other.stderr
+        assert hung.poll() is None, "the hung create ended early"
+        (marks / "release").touch()
+        _, err = hung.communicate(timeout=20)
+        assert hung.returncode != 0 and b"hang-runtime create failed" in err
+    finally:
+        (marks / "release").touch()
+        if hung is not None and hung.poll() is None:
+            hung.kill()
+            hung.wait()
+        daemon.docker("rm", "-f", "hung")
+        stop_daemon(daemon)
