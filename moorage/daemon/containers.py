@@ -31,10 +31,10 @@ from moorage.daemon.config import DaemonConfig
 from moorage.daemon.container_logs import LogEntry, read_log
 from moorage.daemon.container_store import ContainerStore
 from moorage.daemon.execs import ExecManager
-from moorage.daemon.images import ImageService
+from moorage.daemon.images.service import ImageService
 from moorage.daemon.names import generate_name
 from moorage.daemon.shims import ShimError, ShimStream, Zygote, request
-from moorage.daemon.volumes import VolumeStore
+from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import (
     Conflict,
     InvalidParameter,
@@ -66,12 +66,9 @@ class ContainerService:
         self.config = config
         self.images = images
         self.volumes = volumes
-        volumes.set_in_use_check(lambda name: [
-            c.id for c in self.containers.values()
-            if any(p.type == "volume" and p.name == name for p in c.mounts)])
         self.root = os.path.join(config.data_root, "containers")
         os.makedirs(self.root, mode=0o710, exist_ok=True)
-        self.store = ContainerStore(config.data_root)
+        self.store = ContainerStore(images.metadata)
         self.zygote = Zygote()
         self.zygote.start()
         self.containers: dict[str, Container] = {}
@@ -80,8 +77,6 @@ class ContainerService:
         self._waiters: dict[str, list[tuple[str, asyncio.Future]]] = {}
         self._pending_attach: dict[str, list[tuple[dict, asyncio.Future]]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        if hasattr(images, "set_in_use_check"):
-            images.set_in_use_check(self._containers_using)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -113,9 +108,6 @@ class ContainerService:
         paused = sum(1 for s in states if s.paused)
         running = sum(1 for s in states if s.running) - paused
         return running, paused, len(states) - running - paused
-
-    def _containers_using(self, image_id: str) -> list[str]:
-        return [c.id for c in self.containers.values() if c.image == image_id]
 
     # ------------------------------------------------------------------ paths
 
@@ -212,12 +204,17 @@ class ContainerService:
             if host.log_config.type == "json-file" else "",
             name=name, host_config=host, mounts=mounts, config=merged)
         os.makedirs(directory, mode=0o710)
+        for point in mounts:
+            if point.type == "volume":
+                self.volumes.leases.acquire(container_id, point.name)
         try:
-            await asyncio.to_thread(container_volumes.populate, directory, image.lower_dirs,
-                                    container)
+            rootfs = await asyncio.to_thread(self.images.prepare_rootfs, container_id, image.id)
+            await asyncio.to_thread(container_volumes.populate, directory, rootfs, container)
             self._save(container)
         except Exception as err:
             setup.remove_container_dir(directory)
+            await asyncio.to_thread(self.images.remove_rootfs, container_id)
+            self.volumes.leases.release(container_id)
             container_volumes.remove_anonymous(self.volumes, container)
             if isinstance(err, sqlite3.IntegrityError):
                 self._check_name_free(name)
@@ -289,8 +286,8 @@ class ContainerService:
     def _prepare(self, container: Container) -> ShimConfig:
         """Blocking: rootfs, /etc files, config.json; the shim's configuration."""
         directory = self._dir(container.id)
-        image = self.images.resolve(container.image)
-        rootfs = setup.mount_rootfs(directory, image.lower_dirs)
+        rootfs = setup.mount_rootfs(directory,
+                                    self.images.prepare_rootfs(container.id, container.image))
         host = container.host_config
         setup.write_etc_files(directory, container.config, host)
         namespace_pids = {}
@@ -475,6 +472,8 @@ class ContainerService:
         self.store.delete(container.id)
         self.execs.container_removed(container.id)
         await asyncio.to_thread(setup.remove_container_dir, self._dir(container.id))
+        await asyncio.to_thread(self.images.remove_rootfs, container.id)
+        self.volumes.leases.release(container.id)
         if remove_volumes:
             await asyncio.to_thread(container_volumes.remove_anonymous, self.volumes, container)
         with contextlib.suppress(FileNotFoundError):
@@ -522,15 +521,18 @@ class ContainerService:
 
     def graph_driver_data(self, container: Container) -> dict[str, str]:
         try:
-            lower = self.images.resolve(container.image).lower_dirs
-        except NotFound:  # the image was removed by force: the container keeps its layers
-            lower = []
-        return setup.graph_driver_data(self._dir(container.id), lower)
+            rootfs = self.images.rootfs_mounts(container.id)
+        except NotFound:  # created before writable layers were snapshots
+            return {}
+        return setup.graph_driver_data(self._dir(container.id), rootfs)
 
     async def container_size(self, container: Container) -> tuple[int, int]:
         """(SizeRw, SizeRootFs): the writable layer, and it plus the image."""
-        rw = await asyncio.to_thread(setup.tree_size, os.path.join(self._dir(container.id),
-                                                                   "diff"))
+        try:
+            upper = self.images.rootfs_mounts(container.id)[0].option("upperdir") or ""
+        except NotFound:  # created before writable layers were snapshots
+            upper = ""
+        rw = await asyncio.to_thread(setup.tree_size, upper) if upper else 0
         try:
             image = self.images.lookup(container.image, retained=True).size
         except NotFound:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
@@ -11,25 +10,10 @@ from aiohttp import web
 from moorage import __version__
 from moorage.api import versions
 from moorage.api.server import add_route, json_response
+from moorage.model.system import SystemInfo
 
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
            "s390x": "s390x"}
-
-
-@dataclass(frozen=True, slots=True)
-class SystemInfo:
-    containers: int
-    running: int
-    paused: int
-    stopped: int
-    images: int
-    data_root: str
-    default_runtime: str
-    runtimes: tuple[str, ...]
-    cgroup_version: str
-    name: str
-    ncpu: int
-    mem_total: int
 
 
 class SystemBackend(Protocol):
@@ -82,19 +66,7 @@ async def version(_request: web.Request) -> web.Response:
     })
 
 
-def _operating_system() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
-
-
 def _info_document(info: SystemInfo) -> dict:
-    uname = platform.uname()
     return {
         "ID": "", "Containers": info.containers, "ContainersRunning": info.running,
         "ContainersPaused": info.paused, "ContainersStopped": info.stopped,
@@ -107,9 +79,9 @@ def _info_document(info: SystemInfo) -> dict:
         "Debug": False, "NFd": 0, "OomKillDisable": False, "NGoroutines": 0,
         "SystemTime": "", "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": info.cgroup_version,
-        "NEventsListener": 0, "KernelVersion": uname.release,
-        "OperatingSystem": _operating_system(), "OSVersion": "", "OSType": "linux",
-        "Architecture": uname.machine, "IndexServerAddress": "https://index.docker.io/v1/",
+        "NEventsListener": 0, "KernelVersion": info.kernel_version,
+        "OperatingSystem": info.operating_system, "OSVersion": "", "OSType": "linux",
+        "Architecture": info.architecture, "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"],
                            "Mirrors": []},
         "NCPU": info.ncpu, "MemTotal": info.mem_total, "DockerRootDir": info.data_root,

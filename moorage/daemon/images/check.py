@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING
 
-from moorage.api.images.backend import CheckReport
+from moorage.daemon.images.store import ImageStore
 from moorage.errors import MoorError
 from moorage.image import config as image_config
+from moorage.model.image import CheckReport
 from moorage.store import content, snapshots
 from moorage.store.content import hex_of
-
-if TYPE_CHECKING:
-    from moorage.daemon.images import ImageService
 
 # Only these are ours in tmp/ (other services may stage their own files there).
 TMP_PREFIXES = (content.TMP_PREFIX, *snapshots.TMP_PREFIXES)
 
 
-def reconcile(service: ImageService) -> None:
+def reconcile(service: ImageStore) -> None:
     """At daemon start: drop half-finished ingests and unpacks, and snapshot
     directories whose row was never written (a crash between rename and commit)."""
     for name in os.listdir(service.tmp_dir):
@@ -48,7 +45,7 @@ def _remove_path(path: str) -> None:
             pass
 
 
-def check(service: ImageService, repair: bool) -> CheckReport:
+def check(service: ImageStore, repair: bool) -> CheckReport:
     problems: list[str] = []
     orphans: list[str] = []
     removed: list[str] = []
@@ -89,7 +86,7 @@ def check(service: ImageService, repair: bool) -> CheckReport:
                        orphans=tuple(orphans), removed=tuple(removed))
 
 
-def _repair(service: ImageService, stray_dirs: list[str], leftovers: list[str]) -> list[str]:
+def _repair(service: ImageStore, stray_dirs: list[str], leftovers: list[str]) -> list[str]:
     if service.busy():
         return []
     removed = [f"snapshot {c}" for c in service.collect_garbage()]
@@ -102,7 +99,7 @@ def _repair(service: ImageService, stray_dirs: list[str], leftovers: list[str]) 
     return removed
 
 
-def _check_snapshots(service: ImageService) -> list[str]:
+def _check_snapshots(service: ImageStore) -> list[str]:
     problems = []
     rows = {s.chain_id: s for s in service.metadata.snapshots()}
     for chain_id, record in rows.items():
@@ -119,7 +116,7 @@ def _check_snapshots(service: ImageService) -> list[str]:
     return problems
 
 
-def _check_image(service: ImageService, image_id: str, blobs: set[str]) -> list[str]:
+def _check_image(service: ImageStore, image_id: str, blobs: set[str]) -> list[str]:
     where = f"image {image_id}"
     record = service.metadata.image(image_id)
     if record is None:
