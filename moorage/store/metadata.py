@@ -371,9 +371,13 @@ class RecordTable:
 
     def put(self, record_id: str, name: str, version: int, doc: str) -> None:
         """Insert or replace; sqlite3.IntegrityError when another row has the name."""
+        # An upsert on the ID only: INSERT OR REPLACE would also resolve a clash on the
+        # name by deleting the other row.
         with self.metadata.transaction() as db:
-            db.execute(f"INSERT OR REPLACE INTO {self.table} (id, name, version, doc) "
-                       "VALUES (?, ?, ?, ?)", (record_id, name, version, doc))
+            db.execute(f"INSERT INTO {self.table} (id, name, version, doc) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                       "version = excluded.version, doc = excluded.doc",
+                       (record_id, name, version, doc))
 
     def delete(self, record_id: str) -> None:
         with self.metadata.transaction() as db:
