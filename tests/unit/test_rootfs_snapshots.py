@@ -85,3 +85,24 @@ def test_prepare_rootfs_of_a_missing_image(service: ImageService) -> None:
     with pytest.raises(NotFound):
         service.prepare_rootfs(CONTAINER, "sha256:" + "0" * 64)
     assert service.leases.held() == set()
+
+
+def test_check_sees_writable_layers(service: ImageService) -> None:
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    service.prepare_rootfs(CONTAINER, image_id)
+    assert service.store_check(repair=False).problems == ()
+    stray = Path(service.snapshots.active_root, "d" * 64)
+    stray.mkdir()
+    report = service.store_check(repair=True)
+    assert report.orphans == (f"writable layer {stray.name} without metadata",)
+    assert report.removed == (f"writable layer {stray.name}",)
+    assert not stray.exists()
+    layer = service.snapshots.active_dir(CONTAINER)
+    os.rename(layer, layer + ".moved")
+    try:
+        assert service.store_check(repair=False).problems == (
+            f"writable layer {CONTAINER}: directory is missing",)
+    finally:
+        os.rename(layer + ".moved", layer)
+    service.remove_rootfs(CONTAINER)
