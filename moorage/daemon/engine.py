@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from moorage.daemon.config import DaemonConfig
@@ -30,6 +31,15 @@ class Engine:
 
     async def start(self) -> None:
         await self.containers.start()
+        await asyncio.to_thread(self._release_stale, set(self.containers.containers))
+
+    def _release_stale(self, containers: set[str]) -> None:
+        """Leases and writable layers of containers that no longer exist: a crash
+        between preparing a container and recording it, or while removing it."""
+        holders = self.metadata.lease_holder_ids() | set(self.metadata.active_snapshot_keys())
+        for holder in holders - containers:
+            self.images.remove_rootfs(holder)
+            self.volumes.leases.release(holder)
 
     async def stop(self) -> None:
         await self.containers.stop()

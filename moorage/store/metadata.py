@@ -343,6 +343,10 @@ class Metadata:
             (holder, kind))
         return [r[0] for r in rows]
 
+    def lease_holder_ids(self) -> set[str]:
+        """Everyone who holds a lease of any kind."""
+        return {r[0] for r in self.connection().execute("SELECT DISTINCT holder FROM leases")}
+
     def leased(self, kind: str) -> set[str]:
         return {r[0] for r in self.connection().execute(
             "SELECT DISTINCT resource FROM leases WHERE kind = ?", (kind,))}

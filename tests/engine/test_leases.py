@@ -91,3 +91,35 @@ def test_forced_removal_keeps_layers_until_the_container_goes(tmp_path: Path) ->
     finally:
         daemon.docker("rm", "-f", "orphan")
         stop_daemon(daemon)
+
+
+def test_leases_of_containers_that_are_gone_are_released_at_start(tmp_path: Path) -> None:
+    """A crash between preparing a container and recording it leaves a lease and a
+    writable layer behind; the next start releases them."""
+    rootfs = tmp_path / "rootfs"
+    busybox.build_rootfs(str(rootfs))
+    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                         check=True)
+    daemon = start_daemon(str(tmp_path))
+    try:
+        daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
+        image_id = daemon.docker("inspect", "-f", "{{.Id}}", IMAGE,
+                                 check=True).stdout.decode().strip()
+        daemon.docker("create", "--name", "kept", IMAGE, "true", check=True)
+        stop_daemon(daemon)
+        ghost = "f" * 64
+        with sqlite3.connect(os.path.join(daemon.data_root, "moor.db")) as db:
+            db.execute("INSERT INTO leases VALUES (?, 'image', ?)", (ghost, image_id))
+            db.execute("INSERT INTO leases VALUES (?, 'volume', 'ghost-vol')", (ghost,))
+            db.execute("INSERT INTO active_snapshots VALUES (?, NULL)", (ghost,))
+        layer = Path(daemon.data_root, "snapshots", "active", ghost)
+        (layer / "fs").mkdir(parents=True)
+        daemon = start_daemon(str(tmp_path))
+        assert {holder for holder, _, _ in _leases(daemon.data_root)} == {
+            daemon.docker("inspect", "-f", "{{.Id}}", "kept", check=True).stdout.decode().strip()}
+        assert not layer.exists()
+        daemon.docker("rm", "kept", check=True)
+        daemon.docker("rmi", IMAGE, check=True)
+    finally:
+        daemon.docker("rm", "-f", "kept")
+        stop_daemon(daemon)
