@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
@@ -32,6 +33,8 @@ class Engine:
     async def start(self) -> None:
         await self.containers.start()
         await asyncio.to_thread(self._release_stale, set(self.containers.containers))
+        await asyncio.to_thread(self._adopt_writable_layers, [
+            (c.id, c.image) for c in self.containers.containers.values() if not c.state.running])
 
     def _release_stale(self, containers: set[str]) -> None:
         """Leases and writable layers of containers that no longer exist: a crash
@@ -43,3 +46,20 @@ class Engine:
 
     async def stop(self) -> None:
         await self.containers.stop()
+
+    def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
+        """Containers made before writable layers were snapshots kept theirs in
+        containers/<id>/diff: it becomes the container's snapshot, so a start keeps
+        what the container wrote. A running one keeps its mounted layer until a
+        later start of the daemon finds it stopped."""
+        for container_id, image_id in containers:
+            legacy = os.path.join(self.config.data_root, "containers", container_id)
+            if not os.path.isdir(os.path.join(legacy, "diff")) \
+                    or self.metadata.active_snapshot(container_id) is not None:
+                continue
+            mounts = self.images.prepare_rootfs(container_id, image_id)
+            upper = mounts[0].option("upperdir") or ""
+            os.rmdir(upper)  # just made, empty
+            os.rename(os.path.join(legacy, "diff"), upper)
+            for leftover in ("work", "empty"):
+                shutil.rmtree(os.path.join(legacy, leftover), ignore_errors=True)

@@ -123,3 +123,37 @@ def test_leases_of_containers_that_are_gone_are_released_at_start(tmp_path: Path
     finally:
         daemon.docker("rm", "-f", "kept")
         stop_daemon(daemon)
+
+
+def test_writable_layer_of_a_container_made_before_snapshots_is_adopted(
+        tmp_path: Path) -> None:
+    """Before this metadata layer, a container's writable layer was containers/<id>/diff
+    with no row or lease; after an upgrade the container starts with that content."""
+    rootfs = tmp_path / "rootfs"
+    busybox.build_rootfs(str(rootfs))
+    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
+                         check=True)
+    daemon = start_daemon(str(tmp_path))
+    try:
+        daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
+        container = daemon.docker("create", "--name", "old", IMAGE, "cat", "/written",
+                                  check=True).stdout.decode().strip()
+        stop_daemon(daemon)
+        # Back to the layout the engine had before: the layer in the container's directory.
+        legacy = Path(daemon.data_root, "containers", container)
+        active = Path(daemon.data_root, "snapshots", "active", container)
+        os.rename(active / "fs", legacy / "diff")
+        os.rename(active / "work", legacy / "work")
+        (active / "empty").rmdir()
+        active.rmdir()
+        (legacy / "diff" / "written").write_text("before the upgrade\n")
+        with sqlite3.connect(os.path.join(daemon.data_root, "moor.db")) as db:
+            db.execute("DELETE FROM active_snapshots")
+        daemon = start_daemon(str(tmp_path))
+        assert daemon.docker("start", "-a", "old", check=True).stdout == b"before the upgrade\n"
+        assert not (legacy / "diff").exists() and not (legacy / "work").exists()
+        daemon.docker("rm", "old", check=True)
+        daemon.docker("rmi", IMAGE, check=True)
+    finally:
+        daemon.docker("rm", "-f", "old")
+        stop_daemon(daemon)
