@@ -243,7 +243,15 @@ class Metadata:
         return blobs
 
     def referenced_chains(self) -> set[str]:
-        return {r[0] for r in self.connection().execute("SELECT chain_id FROM image_layers")}
+        """Every chain an image's layer or a container's writable layer stands on."""
+        conn = self.connection()
+        chains = {r[0] for r in conn.execute("SELECT chain_id FROM image_layers")}
+        chains.update(r[0] for r in conn.execute(
+            "WITH RECURSIVE below(chain) AS ("
+            " SELECT parent FROM active_snapshots WHERE parent IS NOT NULL"
+            " UNION SELECT s.parent FROM snapshots s JOIN below ON s.chain_id = below.chain"
+            " WHERE s.parent IS NOT NULL) SELECT chain FROM below"))
+        return chains
 
     # --- references -------------------------------------------------------------
 

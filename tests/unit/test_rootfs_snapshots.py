@@ -106,3 +106,16 @@ def test_check_sees_writable_layers(service: ImageService) -> None:
     finally:
         os.rename(layer + ".moved", layer)
     service.remove_rootfs(CONTAINER)
+
+
+def test_collector_keeps_what_a_writable_layer_stands_on(service: ImageService) -> None:
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    lower = service.prepare_rootfs(CONTAINER, image_id)[0].option("lowerdir") or ""
+    # Even without the image's row (as after a crash), the layer under a container stays.
+    service.metadata.delete_image(image_id)
+    service.collect_garbage()
+    assert Path(lower, "hello").exists()
+    service.remove_rootfs(CONTAINER)
+    service.collect_garbage()
+    assert not Path(lower).exists()

@@ -1,8 +1,8 @@
 """The image store: content, metadata and snapshots under the data-root, and their GC.
 
 What every image operation shares (lookups, references, the store lock, the
-collector) and nothing more; the service, the registries, transfer and check
-build on it, so none of them imports another.
+collector) and nothing more: the service, the registries, transfer and check
+build on it, and none of them imports the service.
 
 Locking: ``lock`` serialises changes that must see a consistent store (adding
 an image, deleting, collecting garbage); unpacking runs outside it, inside an
