@@ -1,4 +1,4 @@
-"""What the engine reports about itself (GET /info)."""
+"""What the engine reports about itself (GET /info and GET /version)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,11 @@ class SystemInfo:
     kernel_version: str
     operating_system: str
     architecture: str
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    version: str
+    kernel_version: str
+    arch: str            # Go's GOARCH name: amd64, arm64…
+    language: str        # what moby reports as GoVersion: the interpreter's version

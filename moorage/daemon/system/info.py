@@ -1,4 +1,4 @@
-"""What the engine reports about itself (GET /info): counts, settings and the host.
+"""What the engine reports about itself (GET /info, /version): counts, settings, the host.
 
 The host's facts (kernel, operating system, cgroup version, CPUs, memory) do not
 change while the daemon runs: they are read once, at start, off any request.
@@ -12,8 +12,10 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from moorage import __version__
 from moorage.daemon.config import DaemonConfig
-from moorage.model.system import SystemInfo
+from moorage.image.config import host_architecture
+from moorage.model.system import SystemInfo, VersionInfo
 from moorage.runtime.cgroups.paths import detect_mode
 
 
@@ -58,6 +60,11 @@ class SystemService:
             cgroup_version=host.cgroup_version, name=host.name, ncpu=host.ncpu,
             mem_total=host.mem_total, kernel_version=host.kernel_version,
             operating_system=host.operating_system, architecture=host.architecture)
+
+    def version(self) -> VersionInfo:
+        return VersionInfo(version=__version__, kernel_version=self.host.kernel_version,
+                           arch=host_architecture(),
+                           language=f"python{platform.python_version()}")
 
 
 def _operating_system() -> str:
