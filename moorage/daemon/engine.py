@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import socket
+import shutil
 
-from moorage.api.system.routes import SystemInfo
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
-from moorage.daemon.images import ImageService
-from moorage.daemon.volumes import VolumeStore
+from moorage.daemon.images.service import ImageService
+from moorage.daemon.system.info import SystemService
+from moorage.daemon.volumes.store import VolumeStore
 from moorage.distribution.mirrors import RegistryConfig
+from moorage.store.metadata import Metadata
 
 
 class Engine:
@@ -20,24 +22,45 @@ class Engine:
         self.config = config
         for directory in (config.data_root, config.exec_root):
             os.makedirs(directory, mode=0o711, exist_ok=True)
+        # The one metadata layer: every service's rows live in moor.db through it.
+        self.metadata = Metadata(os.path.join(config.data_root, "moor.db"))
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
-            config.registry_mirrors, config.insecure_registries))
-        self.volumes = VolumeStore(config.data_root)
+            config.registry_mirrors, config.insecure_registries), self.metadata)
+        self.volumes = VolumeStore(config.data_root, self.metadata)
         self.containers = ContainerService(config, self.images, self.volumes)
+        self.system = SystemService(config, self.containers.counts, self.images.count)
 
     async def start(self) -> None:
         await self.containers.start()
+        records = self.containers.ctx.registry.all()
+        await asyncio.to_thread(self._release_stale, {r.id for r in records})
+        await asyncio.to_thread(self._adopt_writable_layers, [
+            (r.id, r.image) for r in records if not r.state.running])
+
+    def _release_stale(self, containers: set[str]) -> None:
+        """Leases and writable layers of containers that no longer exist: a crash
+        between preparing a container and recording it, or while removing it."""
+        holders = self.metadata.lease_holder_ids() | set(self.metadata.active_snapshot_keys())
+        for holder in holders - containers:
+            self.images.remove_rootfs(holder)
+            self.volumes.leases.release(holder)
 
     async def stop(self) -> None:
         await self.containers.stop()
 
-    def info(self) -> SystemInfo:
-        running, paused, stopped = self.containers.counts()
-        return SystemInfo(
-            containers=running + paused + stopped, running=running, paused=paused,
-            stopped=stopped, images=self.images.count(), data_root=self.config.data_root,
-            default_runtime=self.config.default_runtime,
-            runtimes=tuple(r.name for r in self.config.runtimes),
-            cgroup_version="2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
-            name=socket.gethostname(), ncpu=os.cpu_count() or 1,
-            mem_total=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
+        """Containers made before writable layers were snapshots kept theirs in
+        containers/<id>/diff: it becomes the container's snapshot, so a start keeps
+        what the container wrote. A running one keeps its mounted layer until a
+        later start of the daemon finds it stopped."""
+        for container_id, image_id in containers:
+            legacy = os.path.join(self.config.data_root, "containers", container_id)
+            if not os.path.isdir(os.path.join(legacy, "diff")) \
+                    or self.metadata.active_snapshot(container_id) is not None:
+                continue
+            mounts = self.images.prepare_rootfs(container_id, image_id)
+            upper = mounts[0].option("upperdir") or ""
+            os.rmdir(upper)  # just made, empty
+            os.rename(os.path.join(legacy, "diff"), upper)
+            for leftover in ("work", "empty"):
+                shutil.rmtree(os.path.join(legacy, leftover), ignore_errors=True)

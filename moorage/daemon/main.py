@@ -93,7 +93,7 @@ async def serve(config: object) -> int:
     engine = Engine(config)
     await engine.start()
     app = create_app()
-    system_routes(app, engine)
+    system_routes(app, engine.system)
     image_routes(app, engine.images)
     container_routes(app, engine.containers)
     exec_routes(app, engine.containers)

@@ -164,7 +164,8 @@ async def pull(registry: Registry, ref: Reference, platform: tuple[str, str, str
     if not content.exists(manifest.config.digest):
         config_data = await fetch_blob(repo, manifest.config)
         await asyncio.to_thread(content.write_bytes, config_data, manifest.config.digest)
-    config = image_config.decode(content.read(manifest.config.digest), manifest.config.digest)
+    config = image_config.decode(await asyncio.to_thread(content.read, manifest.config.digest),
+                                 manifest.config.digest)
     if platform is not None:
         actual = (config.get("os", ""), config.get("architecture", ""))
         if actual != platform[:2]:
@@ -186,8 +187,9 @@ async def pull(registry: Registry, ref: Reference, platform: tuple[str, str, str
 async def _pull_layers(repo: Repository, descriptors: tuple[Descriptor, ...],
                        diff_ids: list[str], chains: list[str], content: ContentStore,
                        snapshots: Snapshotter, emit: Emit) -> list[LayerRecord]:
-    present = [snapshots.get(chain) is not None and content.exists(d.digest)
-               for d, chain in zip(descriptors, chains, strict=True)]
+    present = await asyncio.to_thread(
+        lambda: [snapshots.get(chain) is not None and content.exists(d.digest)
+                 for d, chain in zip(descriptors, chains, strict=True)])
     for descriptor, done in zip(descriptors, present, strict=True):
         emit(JSONMessage("Already exists" if done else "Pulling fs layer",
                          short(descriptor.digest)))
@@ -219,7 +221,7 @@ async def _pull_layers(repo: Repository, descriptors: tuple[Descriptor, ...],
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
         for result in results:
             if isinstance(result, Staged):
-                snapshots.discard(result)
+                await asyncio.to_thread(snapshots.discard, result)
         raise
     return records
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from datetime import UTC, datetime
 from typing import Any
 
+from moorage import timefmt
 from moorage.errors import InvalidParameter
 
 GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
@@ -49,23 +49,15 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 def now_rfc3339() -> str:
-    """Go's time.RFC3339Nano in UTC, as Docker writes "created" (nanosecond digits)."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}000Z"
+    """Go's time.RFC3339Nano in UTC, as Docker writes "created"."""
+    return timefmt.now()
 
 
 def parse_time(value: str) -> float:
-    """An RFC 3339 timestamp (any fraction length) as a UNIX time; 0 when empty or bad."""
-    if not value:
-        return 0.0
-    head, dot, rest = value.partition(".")
-    zone = ""
-    if dot:
-        digits = rest.rstrip("Z").split("+")[0].split("-")[0]
-        zone = rest[len(digits):]
-        value = f"{head}.{digits[:6].ljust(6, '0')}{zone}"
+    """An RFC 3339 timestamp as a UNIX time; 0 when empty or bad (a config's "created"
+    is informative: a malformed one must not make the image unusable)."""
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return timefmt.parse_ns(value) / 1e9
     except ValueError:
         return 0.0
 

@@ -24,6 +24,7 @@ import hmac
 import json
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ from aiohttp import web
 from moorage.registry.errors import RegistryError
 
 TOKEN_TTL = 300
+# Users whose last good password is remembered: bcrypt costs ~50-250 ms of the event
+# loop per check, and a client sends basic credentials with every request.
+VERIFIED_CACHE_SIZE = 256
 ALL_ACTIONS = frozenset({"pull", "push", "delete", "*"})
 
 
@@ -81,10 +85,27 @@ class Auth:
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
         self._key = secrets.token_bytes(32)
+        # user -> (their bcrypt hash, HMAC of the password bcrypt accepted): a keyed hash,
+        # so the memory holds no password, and tied to the hash, so a changed entry
+        # (another password for the user) is never answered from the cache.
+        self._verified: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
 
     def check_password(self, user: str, password: str) -> bool:
         hashed = self.users.get(user)
-        return hashed is not None and bcrypt.checkpw(password.encode(), hashed)
+        if hashed is None:
+            return False
+        mac = hmac.new(self._key, password.encode(), hashlib.sha256).digest()
+        cached = self._verified.get(user)
+        if cached is not None and cached[0] == hashed and hmac.compare_digest(cached[1], mac):
+            self._verified.move_to_end(user)
+            return True
+        if not bcrypt.checkpw(password.encode(), hashed):
+            return False
+        self._verified[user] = (hashed, mac)
+        self._verified.move_to_end(user)
+        while len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return True
 
     def basic_user(self, request: web.Request) -> str | None:
         """The user of valid basic credentials; UNAUTHORIZED for wrong ones, None for none."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from moorage.errors import InvalidParameter, NotFound
+from moorage.fsutil import fsync_dir
 
 _HEX = re.compile(r"[a-f0-9]{64}")
 CHUNK = 1 << 20
@@ -169,7 +170,7 @@ class Ingest:
         created = not os.path.exists(target)
         if created:
             os.rename(self._tmp, target)
-            _fsync_dir(self._store.blob_dir)
+            fsync_dir(self._store.blob_dir)
         self.abort()
         return Committed(digest, self.size, created)
 
@@ -180,11 +181,3 @@ class Ingest:
             os.unlink(self._tmp)
         except FileNotFoundError:
             pass
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,14 +1,21 @@
-"""Image metadata in SQLite (<data-root>/moor.db, WAL): images, references, snapshots.
+"""The metadata layer: the one owner of <data-root>/moor.db (SQLite, WAL).
+
+It holds the image tables (images, references, snapshots, containers' active
+snapshots), the leases that keep what containers use from being removed, and
+record tables (one JSON document per row, with a schema version) that other
+services own, such as ``containers``. Nothing else opens the file.
 
 Every change is one transaction (BEGIN IMMEDIATE, so writers queue instead of
 failing midway). Connections are per thread: the daemon calls in from its event
 loop and from worker threads, and a sqlite3 connection must stay in its thread.
-Other services keep their own tables in the same file; these tables never refer
-to theirs.
+The file's schema version is SQLite's user_version; ``_MIGRATIONS`` brings an
+older file forward in one transaction when the layer opens it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -52,6 +59,22 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 """
 
+# Schema 1: leases (GC roots) and containers' writable layers (active snapshots).
+_LEASES = ("""
+CREATE TABLE IF NOT EXISTS leases (
+    holder   TEXT NOT NULL,          -- who uses it: a container ID
+    kind     TEXT NOT NULL,          -- what: "image", "volume"
+    resource TEXT NOT NULL,          -- an image ID, a volume name
+    PRIMARY KEY (holder, kind, resource)
+)""", "CREATE INDEX IF NOT EXISTS leases_resource ON leases(kind, resource)", """
+CREATE TABLE IF NOT EXISTS active_snapshots (
+    key    TEXT PRIMARY KEY,         -- the holder's ID (a container ID)
+    parent TEXT                      -- chain ID of the image's top layer, NULL without layers
+)""")
+
+SCHEMA_VERSION = 1
+_TABLE_NAME = re.compile(r"^[a-z_]+$")
+
 
 @dataclass(frozen=True, slots=True)
 class ImageRecord:
@@ -89,6 +112,14 @@ class SnapshotRecord:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveSnapshotRecord:
+    """A container's writable layer on top of chain ``parent``."""
+
+    key: str
+    parent: str | None
+
+
 _IMAGE_COLUMNS = "id, manifest, parent, top_chain, size, created, last_tag_time, retained"
 
 
@@ -97,15 +128,26 @@ def _image(row: tuple) -> ImageRecord:
 
 
 class Metadata:
-    """The image tables of moor.db; safe to share between threads."""
+    """moor.db: the image tables, leases and record tables; safe to share between threads."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
         # executescript commits on its own; every statement is IF NOT EXISTS.
-        self._conn().executescript(SCHEMA)
+        self.connection().executescript(SCHEMA)
+        self._migrate()
 
-    def _conn(self) -> sqlite3.Connection:
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(f"{self.path}: schema version {version} is newer than "
+                                   f"this moord's ({SCHEMA_VERSION})")
+            for step in _MIGRATIONS[version:]:
+                step(db)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
@@ -120,7 +162,7 @@ class Metadata:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; nested use joins the outer one."""
-        conn = self._conn()
+        conn = self.connection()
         if conn.in_transaction:
             yield conn
             return
@@ -135,25 +177,25 @@ class Metadata:
     # --- images ---------------------------------------------------------------
 
     def image(self, image_id: str) -> ImageRecord | None:
-        row = self._conn().execute(
+        row = self.connection().execute(
             f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
         return _image(row) if row else None
 
     def images(self, *, retained: bool = False) -> list[ImageRecord]:
         """Visible images, newest first; with ``retained`` the hidden ones too."""
         where = "" if retained else "WHERE retained = 0"
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             f"SELECT {_IMAGE_COLUMNS} FROM images {where} ORDER BY created DESC, id")
         return [_image(r) for r in rows]
 
     def image_ids_with_prefix(self, hex_prefix: str) -> list[str]:
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT id FROM images WHERE retained = 0 AND substr(id, 8, ?) = ?",
             (len(hex_prefix), hex_prefix))
         return [r[0] for r in rows]
 
     def count_images(self) -> int:
-        return self._conn().execute(
+        return self.connection().execute(
             "SELECT count(*) FROM images WHERE retained = 0").fetchone()[0]
 
     def add_image(self, record: ImageRecord, layers: list[LayerRecord]) -> bool:
@@ -173,7 +215,7 @@ class Metadata:
         return True
 
     def layers(self, image_id: str) -> list[LayerRecord]:
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT digest, media_type, blob_size, diff_id, chain_id FROM image_layers "
             "WHERE image_id = ? ORDER BY idx", (image_id,))
         return [LayerRecord(*r) for r in rows]
@@ -188,35 +230,43 @@ class Metadata:
             db.execute("DELETE FROM images WHERE id = ?", (image_id,))
 
     def children(self, image_id: str) -> list[str]:
-        rows = self._conn().execute(
+        rows = self.connection().execute(
             "SELECT id FROM images WHERE parent = ? AND retained = 0", (image_id,))
         return [r[0] for r in rows]
 
     def referenced_blobs(self) -> set[str]:
         """Every blob an image (visible or retained) needs: manifest, config, layers."""
-        conn = self._conn()
+        conn = self.connection()
         blobs = {r[0] for r in conn.execute("SELECT digest FROM image_layers")}
         for image_id, manifest in conn.execute("SELECT id, manifest FROM images"):
             blobs.update((image_id, manifest))
         return blobs
 
     def referenced_chains(self) -> set[str]:
-        return {r[0] for r in self._conn().execute("SELECT chain_id FROM image_layers")}
+        """Every chain an image's layer or a container's writable layer stands on."""
+        conn = self.connection()
+        chains = {r[0] for r in conn.execute("SELECT chain_id FROM image_layers")}
+        chains.update(r[0] for r in conn.execute(
+            "WITH RECURSIVE below(chain) AS ("
+            " SELECT parent FROM active_snapshots WHERE parent IS NOT NULL"
+            " UNION SELECT s.parent FROM snapshots s JOIN below ON s.chain_id = below.chain"
+            " WHERE s.parent IS NOT NULL) SELECT chain FROM below"))
+        return chains
 
     # --- references -------------------------------------------------------------
 
     def refs(self, image_id: str | None = None) -> list[RefRecord]:
         if image_id is None:
-            rows = self._conn().execute(
+            rows = self.connection().execute(
                 "SELECT ref, image_id, is_digest FROM image_refs ORDER BY ref")
         else:
-            rows = self._conn().execute(
+            rows = self.connection().execute(
                 "SELECT ref, image_id, is_digest FROM image_refs WHERE image_id = ? "
                 "ORDER BY ref", (image_id,))
         return [RefRecord(r[0], r[1], bool(r[2])) for r in rows]
 
     def ref(self, ref: str) -> str | None:
-        row = self._conn().execute(
+        row = self.connection().execute(
             "SELECT image_id FROM image_refs WHERE ref = ?", (ref,)).fetchone()
         return row[0] if row else None
 
@@ -239,13 +289,13 @@ class Metadata:
     # --- snapshots ---------------------------------------------------------------
 
     def snapshot(self, chain_id: str) -> SnapshotRecord | None:
-        row = self._conn().execute(
+        row = self.connection().execute(
             "SELECT chain_id, parent, diff_id, size FROM snapshots WHERE chain_id = ?",
             (chain_id,)).fetchone()
         return SnapshotRecord(*row) if row else None
 
     def snapshots(self) -> list[SnapshotRecord]:
-        rows = self._conn().execute("SELECT chain_id, parent, diff_id, size FROM snapshots")
+        rows = self.connection().execute("SELECT chain_id, parent, diff_id, size FROM snapshots")
         return [SnapshotRecord(*r) for r in rows]
 
     def add_snapshot(self, record: SnapshotRecord) -> None:
@@ -256,3 +306,132 @@ class Metadata:
     def delete_snapshot(self, chain_id: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM snapshots WHERE chain_id = ?", (chain_id,))
+
+    # --- active snapshots: containers' writable layers ------------------------------
+
+    def active_snapshot(self, key: str) -> ActiveSnapshotRecord | None:
+        row = self.connection().execute(
+            "SELECT key, parent FROM active_snapshots WHERE key = ?", (key,)).fetchone()
+        return ActiveSnapshotRecord(*row) if row else None
+
+    def active_snapshot_keys(self) -> list[str]:
+        return [r[0] for r in self.connection().execute("SELECT key FROM active_snapshots")]
+
+    def add_active_snapshot(self, key: str, parent: str | None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO active_snapshots VALUES (?, ?)", (key, parent))
+
+    def delete_active_snapshot(self, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM active_snapshots WHERE key = ?", (key,))
+
+    # --- leases -----------------------------------------------------------------------
+
+    def add_lease(self, holder: str, kind: str, resource: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO leases VALUES (?, ?, ?)", (holder, kind, resource))
+
+    def delete_leases(self, holder: str, kind: str, resource: str | None = None) -> None:
+        with self.transaction() as db:
+            if resource is None:
+                db.execute("DELETE FROM leases WHERE holder = ? AND kind = ?", (holder, kind))
+            else:
+                db.execute("DELETE FROM leases WHERE holder = ? AND kind = ? AND resource = ?",
+                           (holder, kind, resource))
+
+    def lease_holders(self, kind: str, resource: str) -> list[str]:
+        rows = self.connection().execute(
+            "SELECT holder FROM leases WHERE kind = ? AND resource = ? ORDER BY holder",
+            (kind, resource))
+        return [r[0] for r in rows]
+
+    def lease_resources(self, holder: str, kind: str) -> list[str]:
+        rows = self.connection().execute(
+            "SELECT resource FROM leases WHERE holder = ? AND kind = ? ORDER BY resource",
+            (holder, kind))
+        return [r[0] for r in rows]
+
+    def lease_holder_ids(self) -> set[str]:
+        """Everyone who holds a lease of any kind."""
+        return {r[0] for r in self.connection().execute("SELECT DISTINCT holder FROM leases")}
+
+    def leased(self, kind: str) -> set[str]:
+        return {r[0] for r in self.connection().execute(
+            "SELECT DISTINCT resource FROM leases WHERE kind = ?", (kind,))}
+
+    # --- record tables ------------------------------------------------------------------
+
+    def records(self, table: str) -> RecordTable:
+        """The record table ``table`` (created if missing)."""
+        return RecordTable(self, table)
+
+
+class RecordTable:
+    """One JSON document per row, keyed by ID, with a unique name and the document's
+    schema version, for services that keep their records in moor.db (containers).
+
+    The owner encodes and decodes its documents and migrates old versions when it
+    loads them; this layer only stores them, one transaction per write."""
+
+    def __init__(self, metadata: Metadata, table: str) -> None:
+        if not _TABLE_NAME.match(table):
+            raise ValueError(f"invalid table name {table!r}")
+        self.metadata = metadata
+        self.table = table
+        with metadata.transaction() as db:
+            _create_record_table(db, table)
+
+    def put(self, record_id: str, name: str, version: int, doc: str) -> None:
+        """Insert or replace; sqlite3.IntegrityError when another row has the name."""
+        # An upsert on the ID only: INSERT OR REPLACE would also resolve a clash on the
+        # name by deleting the other row.
+        with self.metadata.transaction() as db:
+            db.execute(f"INSERT INTO {self.table} (id, name, version, doc) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
+                       "version = excluded.version, doc = excluded.doc",
+                       (record_id, name, version, doc))
+
+    def delete(self, record_id: str) -> None:
+        with self.metadata.transaction() as db:
+            db.execute(f"DELETE FROM {self.table} WHERE id = ?", (record_id,))
+
+    def load_all(self) -> list[tuple[str, str, int, str]]:
+        """Every row as (id, name, version, doc)."""
+        return list(self.metadata.connection().execute(
+            f"SELECT id, name, version, doc FROM {self.table}"))
+
+
+def _create_record_table(db: sqlite3.Connection, table: str) -> None:
+    db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, "
+               "name TEXT NOT NULL UNIQUE, version INTEGER NOT NULL DEFAULT 0, "
+               "doc TEXT NOT NULL)")
+
+
+def _to_v1(db: sqlite3.Connection) -> None:
+    """Leases and active snapshots. A database of schema 0 may hold a containers table
+    (id, name, doc: the Engine API inspect document) made by the container store
+    before this layer owned the file: its rows get version 0, and each container a
+    lease on its image and on the volumes it mounts, which in-use callbacks
+    protected before."""
+    for statement in _LEASES:
+        db.execute(statement)
+    columns = [r[1] for r in db.execute("PRAGMA table_info(containers)")]
+    if not columns:
+        return
+    if "version" not in columns:
+        db.execute("ALTER TABLE containers ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+    for container_id, doc in db.execute("SELECT id, doc FROM containers").fetchall():
+        try:
+            inspect = json.loads(doc)
+        except ValueError:
+            continue  # the container service reports a corrupt record when it loads it
+        if inspect.get("Image"):
+            db.execute("INSERT OR IGNORE INTO leases VALUES (?, 'image', ?)",
+                       (container_id, inspect["Image"]))
+        for mount in inspect.get("Mounts") or ():
+            if mount.get("Type") == "volume" and mount.get("Name"):
+                db.execute("INSERT OR IGNORE INTO leases VALUES (?, 'volume', ?)",
+                           (container_id, mount["Name"]))
+
+
+_MIGRATIONS = (_to_v1,)

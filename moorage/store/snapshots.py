@@ -6,8 +6,13 @@ overlay2 driver stores its diff directories. Keying by chain ID (image-spec
 config.md, "Layer ChainID") rather than diff ID matters because a layer's
 meaning depends on what lies below it. A snapshot is unpacked into tmp/ and
 renamed into place, so a visible directory is complete; its row in moor.db is
-written after the rename, so a row always has its directory. This module never
-mounts: containers get ``lower_dirs`` and mount them themselves.
+written after the rename, so a row always has its directory.
+
+A container's writable layer is an active snapshot (containerd's Prepare):
+snapshots/active/<key>/{fs,work} on top of a committed chain. This module
+never mounts (containerd's rule, storage describes and callers act): ``prepare``
+returns the overlay mount that assembles the layer and its parents, and the
+container code mounts it where it wants.
 """
 
 from __future__ import annotations
@@ -23,12 +28,32 @@ from moorage.errors import InvalidParameter, NotFound
 from moorage.image.config import chain_id_of
 from moorage.image.layer import apply_layer
 from moorage.store.content import hex_of
-from moorage.store.metadata import Metadata, SnapshotRecord
+from moorage.store.metadata import ActiveSnapshotRecord, Metadata, SnapshotRecord
 
 _UNPACK_PREFIX = "unpack-"
 _REMOVE_PREFIX = "remove-"
 # What this module stages under tmp/: unpacks in progress, trees being deleted.
 TMP_PREFIXES = (_UNPACK_PREFIX, _REMOVE_PREFIX)
+# Under the snapshotter's root, beside the committed chains (named by their hex).
+ACTIVE_DIR = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """containerd's mount.Mount: a mount described, for the caller to perform
+    (mount(2) with ``source``, ``type`` and the comma-joined ``options``)."""
+
+    type: str
+    source: str
+    options: tuple[str, ...]
+
+    def option(self, name: str) -> str | None:
+        """The value of option ``name=value``; None when absent."""
+        prefix = name + "="
+        for option in self.options:
+            if option.startswith(prefix):
+                return option[len(prefix):]
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +70,8 @@ class Snapshotter:
         self.root = root
         self.tmp_dir = tmp_dir
         self.metadata = metadata
-        os.makedirs(root, mode=0o700, exist_ok=True)
+        self.active_root = os.path.join(root, ACTIVE_DIR)
+        os.makedirs(self.active_root, mode=0o700, exist_ok=True)
 
     def dir_of(self, chain_id: str) -> str:
         return os.path.join(self.root, hex_of(chain_id))
@@ -142,7 +168,9 @@ class Snapshotter:
         self.remove_dir(hex_of(chain_id))
 
     def remove_dir(self, name: str) -> None:
-        path = os.path.join(self.root, name)
+        self._remove_tree(os.path.join(self.root, name))
+
+    def _remove_tree(self, path: str) -> None:
         if not os.path.lexists(path):
             return
         # Out of sight first, so a half-deleted tree is never taken for a snapshot.
@@ -151,8 +179,54 @@ class Snapshotter:
         shutil.rmtree(doomed, ignore_errors=True)
 
     def on_disk(self) -> list[str]:
-        """Names of the directories under snapshots/."""
-        return sorted(os.listdir(self.root))
+        """Names of the committed snapshots' directories under snapshots/."""
+        return sorted(n for n in os.listdir(self.root) if n != ACTIVE_DIR)
+
+    # --- active snapshots ----------------------------------------------------------------
+
+    def prepare(self, key: str, parent: str | None) -> list[Mount]:
+        """A writable layer ``key`` on top of chain ``parent`` (None: on nothing), and
+        the mounts that assemble it. Idempotent: an existing ``key`` keeps its
+        content and its parent. NotFound when a link of ``parent``'s chain is missing."""
+        existing = self.metadata.active_snapshot(key)
+        if existing is None:
+            if parent is not None:
+                self.lower_dirs(parent)  # the whole chain must be there
+            path = self.active_dir(key)
+            for sub in ("fs", "work", "empty"):
+                os.makedirs(os.path.join(path, sub), mode=0o755, exist_ok=True)
+            self.metadata.add_active_snapshot(key, parent)
+            existing = ActiveSnapshotRecord(key, parent)
+        return self.mounts(existing)
+
+    def active(self, key: str) -> ActiveSnapshotRecord:
+        record = self.metadata.active_snapshot(key)
+        if record is None or not os.path.isdir(self.active_dir(key)):
+            raise NotFound(f"snapshot {key} does not exist")
+        return record
+
+    def mounts(self, record: ActiveSnapshotRecord) -> list[Mount]:
+        """The overlay mount of active snapshot ``record`` (containerd's Mounts)."""
+        path = self.active_dir(record.key)
+        lowers = (self.lower_dirs(record.parent) if record.parent is not None
+                  else [os.path.join(path, "empty")])
+        return [Mount("overlay", "overlay", (
+            f"workdir={os.path.join(path, 'work')}", f"upperdir={os.path.join(path, 'fs')}",
+            f"lowerdir={':'.join(lowers)}"))]
+
+    def active_dir(self, key: str) -> str:
+        if not key or "/" in key or key.startswith("."):
+            raise InvalidParameter(f"invalid snapshot key {key!r}")
+        return os.path.join(self.active_root, key)
+
+    def remove_active(self, key: str) -> None:
+        """Forget the writable layer, then delete it; the caller has unmounted it.
+        Idempotent."""
+        self.metadata.delete_active_snapshot(key)
+        self._remove_tree(self.active_dir(key))
+
+    def active_on_disk(self) -> list[str]:
+        return sorted(os.listdir(self.active_root))
 
 
 def disk_size(root: str) -> int:

@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from moorage.daemon import image_filters
+from moorage.daemon.images import filters as image_filters
 from moorage.errors import InvalidParameter
 from moorage.image.archive import ExportImage, read_archive, write_archive
 from moorage.image.changes import apply_changes

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from moorage.api.images.backend import ImportRequest
-from moorage.daemon.images import ImageService
+from moorage.daemon.images.service import ImageService
 from moorage.errors import Conflict, NotFound
+from moorage.model.image import ImportRequest
 
 CONTAINER = "094e58f797eb78c9df206c3678db96865f6401cdd8beb1952cf114f42da63945"
 
@@ -42,8 +42,6 @@ def test_resolve(service: ImageService) -> None:
     image_id = _import(service, "app:1")
     resolved = service.resolve("app:1")
     assert resolved.id == image_id and resolved.repo_tags == ["app:1"]
-    assert len(resolved.lower_dirs) == 1
-    assert (Path(resolved.lower_dirs[0]) / "hello").read_bytes() == b"hi"
     for name in (image_id, image_id[7:], image_id[7:12], image_id[:12], "docker.io/library/app:1"):
         assert service.resolve(name).id == image_id
     with pytest.raises(NotFound, match=r"^No such image: app:latest$"):
@@ -54,8 +52,7 @@ def test_resolve(service: ImageService) -> None:
 def test_remove_in_use(service: ImageService) -> None:
     image_id = _import(service, "app:1")
     short = image_id[7:19]
-    users: list[str] = [CONTAINER]
-    service.set_in_use_check(lambda i: list(users) if i == image_id else [])
+    service.prepare_rootfs(CONTAINER, image_id)
     with pytest.raises(Conflict) as caught:
         service.image_delete("app:1", force=False, prune=True)
     assert str(caught.value) == (
@@ -69,13 +66,15 @@ def test_remove_in_use(service: ImageService) -> None:
     # Forced: gone from the lists, but the container can still start on it.
     service.image_delete("app:1", force=True, prune=True)
     assert service.count() == 0
-    lower = service.resolve(image_id).lower_dirs
-    assert Path(lower[0], "hello").exists()
+    lower = service.rootfs_mounts(CONTAINER)[0].option("lowerdir") or ""
+    assert Path(lower, "hello").exists()
     with pytest.raises(NotFound):
         service.resolve("app:1")
-    users.clear()
     service.collect_garbage()
-    assert not Path(lower[0]).exists()
+    assert Path(lower, "hello").exists()
+    # The container goes: its lease with it, and the image removed by force follows.
+    service.remove_rootfs(CONTAINER)
+    assert not Path(lower).exists()
     assert service.store_check(repair=False).orphans == ()
 
 

@@ -17,15 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from moorage.api.distribution.backend import (
-    AuthConfig,
-    DistributionBackend,
-    Emit,
-    PullRequest,
-    PushRequest,
-)
+from moorage.api.distribution.backend import DistributionBackend, Emit
 from moorage.api.server import add_route, json_response, read_json
 from moorage.errors import MoorError
+from moorage.model.distribution import AuthConfig, PullRequest, PushRequest
 from moorage.protocol.jsonmessage import JSONMessage, encode
 
 log = logging.getLogger("moord.api.distribution")

@@ -19,19 +19,18 @@ from aiohttp import web
 from moorage.api import versions
 from moorage.api.distribution.routes import Handlers as DistributionHandlers
 from moorage.api.distribution.routes import add_routes as distribution_routes
-from moorage.api.images.backend import (
-    CheckReport,
-    DeleteItem,
-    HistoryItem,
-    ImageBackend,
-    ImageDetail,
-    ImageExport,
-    ImageSummary,
-    ImportRequest,
-)
+from moorage.api.images.backend import ImageBackend, ImageExport
 from moorage.api.images.streams import BodyReader, ResponseWriter
 from moorage.api.server import add_route, json_response, query_bool, query_filters
 from moorage.errors import InvalidParameter
+from moorage.model.image import (
+    CheckReport,
+    DeleteItem,
+    HistoryItem,
+    ImageDetail,
+    ImageSummary,
+    ImportRequest,
+)
 
 log = logging.getLogger("moord.api.images")
 

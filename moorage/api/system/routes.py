@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import platform
-from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
@@ -11,25 +9,7 @@ from aiohttp import web
 from moorage import __version__
 from moorage.api import versions
 from moorage.api.server import add_route, json_response
-
-GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
-           "s390x": "s390x"}
-
-
-@dataclass(frozen=True, slots=True)
-class SystemInfo:
-    containers: int
-    running: int
-    paused: int
-    stopped: int
-    images: int
-    data_root: str
-    default_runtime: str
-    runtimes: tuple[str, ...]
-    cgroup_version: str
-    name: str
-    ncpu: int
-    mem_total: int
+from moorage.model.system import SystemInfo, VersionInfo
 
 
 class SystemBackend(Protocol):
@@ -37,10 +17,18 @@ class SystemBackend(Protocol):
         """Counts and settings of the running engine. Never raises."""
         ...
 
+    def version(self) -> VersionInfo:
+        """The engine's version and the host's kernel and architecture. Never raises."""
+        ...
+
 
 def add_routes(app: web.Application, backend: SystemBackend) -> None:
     add_route(app, "GET", "/_ping", ping)
     add_route(app, "HEAD", "/_ping", ping)
+
+    async def version(_request: web.Request) -> web.Response:
+        return json_response(_version_document(backend.version()))
+
     add_route(app, "GET", "/version", version)
 
     async def info(_request: web.Request) -> web.Response:
@@ -56,45 +44,27 @@ async def ping(request: web.Request) -> web.Response:
     return web.Response(text=body, headers=headers, content_type="text/plain")
 
 
-def _arch() -> str:
-    machine = platform.machine()
-    return GO_ARCH.get(machine, machine)
-
-
-async def version(_request: web.Request) -> web.Response:
-    uname = platform.uname()
-    return json_response({
+def _version_document(found: VersionInfo) -> dict:
+    return {
         "Platform": {"Name": "moorage"},
-        "Components": [{"Name": "Engine", "Version": __version__,
+        "Components": [{"Name": "Engine", "Version": found.version,
                         "Details": {"ApiVersion": versions.MAX_VERSION,
                                     "MinAPIVersion": versions.MIN_VERSION,
-                                    "Os": "linux", "Arch": _arch(),
-                                    "KernelVersion": uname.release}}],
-        "Version": __version__,
+                                    "Os": "linux", "Arch": found.arch,
+                                    "KernelVersion": found.kernel_version}}],
+        "Version": found.version,
         "ApiVersion": versions.MAX_VERSION,
         "MinAPIVersion": versions.MIN_VERSION,
         "GitCommit": "",
-        "GoVersion": f"python{platform.python_version()}",
+        "GoVersion": found.language,
         "Os": "linux",
-        "Arch": _arch(),
-        "KernelVersion": uname.release,
+        "Arch": found.arch,
+        "KernelVersion": found.kernel_version,
         "BuildTime": "",
-    })
-
-
-def _operating_system() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return "Linux"
+    }
 
 
 def _info_document(info: SystemInfo) -> dict:
-    uname = platform.uname()
     return {
         "ID": "", "Containers": info.containers, "ContainersRunning": info.running,
         "ContainersPaused": info.paused, "ContainersStopped": info.stopped,
@@ -107,9 +77,9 @@ def _info_document(info: SystemInfo) -> dict:
         "Debug": False, "NFd": 0, "OomKillDisable": False, "NGoroutines": 0,
         "SystemTime": "", "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": info.cgroup_version,
-        "NEventsListener": 0, "KernelVersion": uname.release,
-        "OperatingSystem": _operating_system(), "OSVersion": "", "OSType": "linux",
-        "Architecture": uname.machine, "IndexServerAddress": "https://index.docker.io/v1/",
+        "NEventsListener": 0, "KernelVersion": info.kernel_version,
+        "OperatingSystem": info.operating_system, "OSVersion": "", "OSType": "linux",
+        "Architecture": info.architecture, "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"],
                            "Mirrors": []},
         "NCPU": info.ncpu, "MemTotal": info.mem_total, "DockerRootDir": info.data_root,

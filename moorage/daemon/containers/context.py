@@ -9,9 +9,9 @@ from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.containers.registry import Registry
 from moorage.daemon.containers.state import StateMachine
-from moorage.daemon.images import ImageService
+from moorage.daemon.images.service import ImageService
 from moorage.daemon.shims import Zygote
-from moorage.daemon.volumes import VolumeStore
+from moorage.daemon.volumes.store import VolumeStore
 
 
 @dataclass(frozen=True, slots=True)

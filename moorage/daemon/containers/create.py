@@ -45,14 +45,14 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     ctx.registry.reserve(name, container_id)
     try:
         return await _create(ctx, container_id, name, merged, host, mounts, command,
-                             image.id, image.lower_dirs)
+                             image.id)
     finally:
         ctx.registry.release(name, container_id)
 
 
 async def _create(ctx: Context, container_id: str, name: str, merged: ContainerConfig,
                   host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
-                  image_id: str, lower_dirs: list[str]) -> ContainerRecord:
+                  image_id: str) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
     host = setup.host_defaults(host, ctx.config.default_runtime)
     mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
@@ -65,11 +65,17 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         log_path=os.path.join(directory, f"{container_id}-json.log")
         if host.log_config.type == "json-file" else "")
     os.makedirs(directory, mode=0o710)
+    for point in mounts:
+        if point.type == "volume":
+            ctx.volumes.leases.acquire(container_id, point.name)
     try:
-        await asyncio.to_thread(volumes.populate, directory, lower_dirs, record)
+        rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id)
+        await asyncio.to_thread(volumes.populate, directory, rootfs, record)
         ctx.registry.put(record)
     except Exception:
         setup.remove_container_dir(directory)
+        await asyncio.to_thread(ctx.images.remove_rootfs, container_id)
+        ctx.volumes.leases.release(container_id)
         volumes.remove_anonymous(ctx.volumes, record)
         raise
     return record

@@ -82,13 +82,3 @@ class Registry:
             if self._names.get(record.name) == container_id:
                 del self._names[record.name]
             self._store.delete(container_id)
-
-    def using_image(self, image_id: str) -> list[str]:
-        return [r.id for r in self._records.values() if r.image == image_id]
-
-    def using_volume(self, name: str) -> list[str]:
-        return [r.id for r in self._records.values()
-                if any(p.type == "volume" and p.name == name for p in r.mounts)]
-
-    def close(self) -> None:
-        self._store.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -29,9 +28,9 @@ from moorage.daemon.containers.spec import CGROUP_PARENT
 from moorage.daemon.containers.start import Starter
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
-from moorage.daemon.images import ImageService
+from moorage.daemon.images.service import ImageService
 from moorage.daemon.shims import Zygote
-from moorage.daemon.volumes import VolumeStore
+from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
 from moorage.model.records import REMOVING, ContainerRecord
@@ -44,7 +43,7 @@ _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping contai
 class ContainerService:
     def __init__(self, config: DaemonConfig, images: ImageService,
                  volumes: VolumeStore) -> None:
-        registry = Registry(ContainerStore(config.data_root))
+        registry = Registry(ContainerStore(images.metadata))
         zygote = Zygote()
         zygote.start()
         self.ctx = Context(config=config, images=images, volumes=volumes,
@@ -54,9 +53,6 @@ class ContainerService:
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)
         self.starter = Starter(self.ctx, self.monitors, self.attachments)
-        volumes.set_in_use_check(registry.using_volume)
-        if hasattr(images, "set_in_use_check"):
-            images.set_in_use_check(registry.using_image)
 
     # ------------------------------------------------------------------ daemon
 
@@ -99,7 +95,6 @@ class ContainerService:
             if not record.state.running:
                 await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(record.id))
         ctx.zygote.stop()
-        ctx.registry.close()
         new_manager(CGROUP_PARENT, "moor").remove_if_empty()
 
     def counts(self) -> tuple[int, int, int]:
@@ -197,15 +192,18 @@ class ContainerService:
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
-            lower = self.ctx.images.resolve(record.image).lower_dirs
-        except NotFound:  # the image was removed by force: the container keeps its layers
-            lower = []
-        return setup.graph_driver_data(self.ctx.paths.dir(record.id), lower)
+            rootfs = self.ctx.images.rootfs_mounts(record.id)
+        except NotFound:  # created before writable layers were snapshots
+            return {}
+        return setup.graph_driver_data(self.ctx.paths.dir(record.id), rootfs)
 
     async def container_size(self, record: ContainerRecord) -> tuple[int, int]:
         """(SizeRw, SizeRootFs): the writable layer, and it plus the image."""
-        rw = await asyncio.to_thread(setup.tree_size,
-                                     os.path.join(self.ctx.paths.dir(record.id), "diff"))
+        try:
+            upper = self.ctx.images.rootfs_mounts(record.id)[0].option("upperdir") or ""
+        except NotFound:  # created before writable layers were snapshots
+            upper = ""
+        rw = await asyncio.to_thread(setup.tree_size, upper) if upper else 0
         try:
             image = self.ctx.images.lookup(record.image, retained=True).size
         except NotFound:

@@ -18,6 +18,7 @@ from moorage.errors import InvalidParameter, SystemFailure
 from moorage.linux import libc
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.runtime.mounts import resolve_in_root
+from moorage.store.snapshots import Mount
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LOG_DRIVERS = ("json-file", "none")
@@ -306,20 +307,16 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
 # ---------------------------------------------------------------------- at start
 
 
-def mount_rootfs(container_dir: str, lower_dirs: list[str]) -> str:
-    """Overlay of the image's layers plus the container's writable layer; its path."""
+def mount_rootfs(container_dir: str, mounts: list[Mount]) -> str:
+    """Mount the writable layer the snapshotter described (ImageService.prepare_rootfs)
+    on the container's rootfs directory; its path."""
     rootfs = os.path.join(container_dir, "rootfs")
-    upper = os.path.join(container_dir, "diff")
-    work = os.path.join(container_dir, "work")
-    empty = os.path.join(container_dir, "empty")
-    for directory in (rootfs, upper, work, empty):
-        os.makedirs(directory, exist_ok=True)
+    os.makedirs(rootfs, exist_ok=True)
     if os.path.ismount(rootfs):
         return rootfs
-    lowers = ":".join(lower_dirs or [empty])
     try:
-        libc.mount("overlay", rootfs, "overlay", 0,
-                   f"lowerdir={lowers},upperdir={upper},workdir={work}")
+        for mount in mounts:
+            libc.mount(mount.source, rootfs, mount.type, 0, ",".join(mount.options))
     except OSError as err:
         raise SystemFailure(f"error mounting the container's rootfs: {err}") from None
     return rootfs
@@ -331,12 +328,13 @@ def unmount_rootfs(container_dir: str) -> None:
         libc.umount2(rootfs, libc.MNT_DETACH)
 
 
-def graph_driver_data(container_dir: str, lower_dirs: list[str]) -> dict[str, str]:
+def graph_driver_data(container_dir: str, mounts: list[Mount]) -> dict[str, str]:
     """overlay2's GraphDriver.Data as dockerd shows it: the container's layer paths."""
-    return {"LowerDir": ":".join(lower_dirs),
+    overlay = mounts[0]
+    return {"LowerDir": overlay.option("lowerdir") or "",
             "MergedDir": os.path.join(container_dir, "rootfs"),
-            "UpperDir": os.path.join(container_dir, "diff"),
-            "WorkDir": os.path.join(container_dir, "work")}
+            "UpperDir": overlay.option("upperdir") or "",
+            "WorkDir": overlay.option("workdir") or ""}
 
 
 def tree_size(path: str) -> int:

@@ -112,8 +112,7 @@ class Starter:
         ctx = self.ctx
         paths = ctx.paths
         directory = paths.dir(record.id)
-        image = ctx.images.resolve(record.image)
-        rootfs = setup.mount_rootfs(directory, image.lower_dirs)
+        rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
         host = record.host_config
         setup.write_etc_files(directory, record.config, host)
         namespace_pids = {}

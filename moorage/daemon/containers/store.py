@@ -1,19 +1,17 @@
-"""Container records in the data-root's SQLite database (table `container_records`).
+"""Container records in moor.db's `containers` record table (store/metadata.py).
 
 One row per container: its id, its unique name, the record's schema version and
 the record as JSON (model.plain). Each write is one transaction (WAL), so a crash
-leaves either the old or the new record. Rows of the table before records existed
-(`containers(id, name, doc)`, the API's inspect document) are migrated when the
-store opens; a row that cannot be read is logged and left out, never served.
+leaves either the old or the new record. Rows of version 0 hold what the store
+kept before records existed (the API's inspect document); they are converted and
+written back when loaded. A row that cannot be read is logged and left out, never
+served.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -22,91 +20,44 @@ from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.model.plain import from_plain, to_plain
 from moorage.model.records import SCHEMA_VERSION, ContainerRecord, ContainerState
 from moorage.model.times import parse_rfc3339_ns
+from moorage.store.metadata import Metadata
 
 log = logging.getLogger("moord.containers")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS container_records (
-    id      TEXT PRIMARY KEY,
-    name    TEXT NOT NULL UNIQUE,
-    version INTEGER NOT NULL,
-    record  TEXT NOT NULL
-)
-"""
+# Version 0: the Engine API inspect document of the store before records.
+_DOCUMENT_VERSION = 0
 
-# Upgrades of a record's plain form from version N to N + 1, applied in turn.
+# Upgrades of a record's plain form from version N to N + 1 (N >= 1), applied in turn.
 _UPGRADES: dict[int, Callable[[dict], dict]] = {}
 
 
 class ContainerStore:
-    def __init__(self, data_root: str) -> None:
-        self._db = sqlite3.connect(os.path.join(data_root, "moor.db"), isolation_level=None,
-                                   check_same_thread=False, timeout=30)
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # As the image tables (store/metadata.py): WAL + NORMAL survives a process
-        # crash (kill -9), the guarantee DESIGN.md asks for; FULL added an fdatasync
-        # to every commit, on the event loop: 0.3-2.7 ms each, four per `run --rm`.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
-        self._migrate_documents()
-
-    def _migrate_documents(self) -> None:
-        """Rows of the old `containers` table, one transaction: all move or none."""
-        found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
-                                 "AND name = 'containers'").fetchone()
-        if not found:
-            return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for container_id, doc in self._db.execute(
-                        "SELECT id, doc FROM containers").fetchall():
-                    try:
-                        record = record_from_document(json.loads(doc))
-                    except (ValueError, TypeError, KeyError) as err:
-                        log.error("container %s: its old record cannot be read, left out: %s",
-                                  container_id, err)
-                        continue
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO container_records (id, name, version, record) "
-                        "VALUES (?, ?, ?, ?)", (record.id, record.name, SCHEMA_VERSION,
-                                                json.dumps(to_plain(record))))
-                self._db.execute("DROP TABLE containers")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+    def __init__(self, metadata: Metadata) -> None:
+        self._table = metadata.records("containers")
 
     def load_all(self) -> list[ContainerRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, version, record FROM container_records").fetchall()
         records = []
-        for container_id, version, text in rows:
+        for container_id, _, version, text in self._table.load_all():
             try:
-                records.append(_load(version, json.loads(text)))
+                if version == _DOCUMENT_VERSION:
+                    record = record_from_document(json.loads(text))
+                    self.save(record)
+                else:
+                    record = _load(version, json.loads(text))
             except (ValueError, TypeError, KeyError) as err:
                 log.error("container %s: its record cannot be read, left out: %s",
                           container_id, err)
+                continue
+            records.append(record)
         return records
 
     def save(self, record: ContainerRecord) -> None:
         """Insert or update by id; sqlite3.IntegrityError when another container has the
-        name (OR REPLACE would silently delete that other container's row)."""
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO container_records (id, name, version, record) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET name = excluded.name, "
-                "version = excluded.version, record = excluded.record",
-                (record.id, record.name, SCHEMA_VERSION, json.dumps(to_plain(record))))
+        name."""
+        self._table.put(record.id, record.name, SCHEMA_VERSION, json.dumps(to_plain(record)))
 
     def delete(self, container_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM container_records WHERE id = ?", (container_id,))
-
-    def close(self) -> None:
-        self._db.close()
+        self._table.delete(container_id)
 
 
 def _load(version: int, plain: dict) -> ContainerRecord:

@@ -16,11 +16,12 @@ import subprocess
 from dataclasses import replace
 
 from moorage.daemon.containers import setup
-from moorage.daemon.volumes import VolumeStore
+from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.config import HostConfig, MountPoint
 from moorage.model.records import ContainerRecord
 from moorage.runtime.mounts import resolve_in_root
+from moorage.store.snapshots import Mount
 
 
 def attach(points: tuple[MountPoint, ...], config_volumes: dict | None,
@@ -41,14 +42,15 @@ def attach(points: tuple[MountPoint, ...], config_volumes: dict | None,
                  if p.type == "volume" else p for p in points)
 
 
-def populate(container_dir: str, lower_dirs: list[str], container: ContainerRecord) -> None:
+def populate(container_dir: str, rootfs_mounts: list[Mount],
+             container: ContainerRecord) -> None:
     """Blocking: copy the image's content into each empty volume (ownership and mode of
     the image's directory included), with the container's rootfs mounted meanwhile."""
     wanted = [p for p in container.mounts if p.type == "volume"
               and not _no_copy(p, container.host_config) and not os.listdir(p.source)]
     if not wanted:
         return
-    rootfs = setup.mount_rootfs(container_dir, lower_dirs)
+    rootfs = setup.mount_rootfs(container_dir, rootfs_mounts)
     try:
         for point in wanted:
             # Resolved inside the rootfs: an image's symlink must not point the copy at

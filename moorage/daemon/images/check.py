@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING
 
-from moorage.api.images.backend import CheckReport
+from moorage.daemon.images.store import ImageStore
 from moorage.errors import MoorError
 from moorage.image import config as image_config
+from moorage.model.image import CheckReport
 from moorage.store import content, snapshots
 from moorage.store.content import hex_of
-
-if TYPE_CHECKING:
-    from moorage.daemon.images import ImageService
 
 # Only these are ours in tmp/ (other services may stage their own files there).
 TMP_PREFIXES = (content.TMP_PREFIX, *snapshots.TMP_PREFIXES)
 
 
-def reconcile(service: ImageService) -> None:
+def reconcile(service: ImageStore) -> None:
     """At daemon start: drop half-finished ingests and unpacks, and snapshot
-    directories whose row was never written (a crash between rename and commit)."""
+    directories whose row was never written (a crash between rename and commit,
+    or between preparing a writable layer's directory and recording it)."""
     for name in os.listdir(service.tmp_dir):
         if name.startswith(TMP_PREFIXES):
             _remove_path(os.path.join(service.tmp_dir, name))
@@ -36,6 +34,13 @@ def reconcile(service: ImageService) -> None:
     for name in service.snapshots.on_disk():
         if name not in known:
             service.snapshots.remove_dir(name)
+    for key in _stray_active(service):
+        service.snapshots.remove_active(key)
+
+
+def _stray_active(service: ImageStore) -> list[str]:
+    recorded = set(service.metadata.active_snapshot_keys())
+    return [k for k in service.snapshots.active_on_disk() if k not in recorded]
 
 
 def _remove_path(path: str) -> None:
@@ -48,7 +53,7 @@ def _remove_path(path: str) -> None:
             pass
 
 
-def check(service: ImageService, repair: bool) -> CheckReport:
+def check(service: ImageStore, repair: bool) -> CheckReport:
     problems: list[str] = []
     orphans: list[str] = []
     removed: list[str] = []
@@ -59,6 +64,7 @@ def check(service: ImageService, repair: bool) -> CheckReport:
         problems += [f"content store: unexpected file {p}" for p in service.content.strays()]
         present = set(blobs) - bad_blobs
         problems += _check_snapshots(service)
+        problems += _check_active(service)
         images = service.metadata.images(retained=True)
         for record in images:
             problems += _check_image(service, record.id, present)
@@ -74,35 +80,41 @@ def check(service: ImageService, repair: bool) -> CheckReport:
                          if s.chain_id not in needed_chains]
         known = {hex_of(s.chain_id) for s in service.metadata.snapshots()}
         stray_dirs = [n for n in service.snapshots.on_disk() if n not in known]
+        stray_active = _stray_active(service)
         leftovers = [n for n in sorted(os.listdir(service.tmp_dir))
                      if n.startswith(TMP_PREFIXES)]
         orphans += [f"blob {d}" for d in orphan_blobs]
         orphans += [f"snapshot {c}" for c in orphan_chains]
         orphans += [f"snapshot directory {n} without metadata" for n in stray_dirs]
+        orphans += [f"writable layer {k} without metadata" for k in stray_active]
         if not service.busy():
             # In flight, tmp/ holds live ingests, not leftovers.
             orphans += [f"tmp/{n}" for n in leftovers]
         if repair:
-            removed += _repair(service, stray_dirs, leftovers)
+            removed += _repair(service, stray_dirs, stray_active, leftovers)
     return CheckReport(blobs=len(blobs), snapshots=len(service.metadata.snapshots()),
                        images=len(images), references=len(refs), problems=tuple(problems),
                        orphans=tuple(orphans), removed=tuple(removed))
 
 
-def _repair(service: ImageService, stray_dirs: list[str], leftovers: list[str]) -> list[str]:
+def _repair(service: ImageStore, stray_dirs: list[str], stray_active: list[str],
+            leftovers: list[str]) -> list[str]:
     if service.busy():
         return []
     removed = [f"snapshot {c}" for c in service.collect_garbage()]
     for name in stray_dirs:
         service.snapshots.remove_dir(name)
         removed.append(f"snapshot directory {name}")
+    for key in stray_active:
+        service.snapshots.remove_active(key)
+        removed.append(f"writable layer {key}")
     for name in leftovers:
         _remove_path(os.path.join(service.tmp_dir, name))
         removed.append(f"tmp/{name}")
     return removed
 
 
-def _check_snapshots(service: ImageService) -> list[str]:
+def _check_snapshots(service: ImageStore) -> list[str]:
     problems = []
     rows = {s.chain_id: s for s in service.metadata.snapshots()}
     for chain_id, record in rows.items():
@@ -119,7 +131,27 @@ def _check_snapshots(service: ImageService) -> list[str]:
     return problems
 
 
-def _check_image(service: ImageService, image_id: str, blobs: set[str]) -> list[str]:
+def _check_active(service: ImageStore) -> list[str]:
+    """Containers' writable layers: each has its directory and its parent chain, and
+    every image leased is still recorded."""
+    problems = []
+    for key in service.metadata.active_snapshot_keys():
+        record = service.metadata.active_snapshot(key)
+        if record is None:
+            continue
+        where = f"writable layer {key}"
+        if not os.path.isdir(service.snapshots.active_dir(key)):
+            problems.append(f"{where}: directory is missing")
+        if record.parent is not None and service.snapshots.get(record.parent) is None:
+            problems.append(f"{where}: parent snapshot {record.parent} is missing")
+    for image_id in sorted(service.leases.held()):
+        if service.metadata.image(image_id) is None:
+            holders = ", ".join(service.leases.holders(image_id))
+            problems.append(f"image {image_id}: gone, but leased by {holders}")
+    return problems
+
+
+def _check_image(service: ImageStore, image_id: str, blobs: set[str]) -> list[str]:
     where = f"image {image_id}"
     record = service.metadata.image(image_id)
     if record is None:

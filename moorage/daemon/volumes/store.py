@@ -2,8 +2,10 @@
 
 <data-root>/volumes/<name>/_data is the volume; the directory is the whole record
 (no metadata yet: the volumes issue adds options, labels and the /volumes API on
-top of this store). Creation and removal go through a temporary name and one
-rename, so a crash never leaves a half-made or half-removed volume visible.
+top of this store). The containers that mount a volume lease it in the
+metadata layer (store/leases.py); a leased volume cannot be removed. Creation
+and removal go through a temporary name and one rename, so a crash never leaves
+a half-made or half-removed volume visible.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable
 
 from moorage.errors import Conflict, InvalidParameter, NotFound
+from moorage.store.leases import Leases
+from moorage.store.metadata import Metadata
 
 # moby volume/local: volumeNameRegex and validateName.
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -22,18 +25,14 @@ _TMP_PREFIX = ".tmp-"
 
 
 class VolumeStore:
-    def __init__(self, data_root: str) -> None:
+    def __init__(self, data_root: str, metadata: Metadata) -> None:
         self.root = os.path.join(data_root, "volumes")
         # 0701 as dockerd's: others may traverse to a volume's _data, not list the names.
         os.makedirs(self.root, mode=0o701, exist_ok=True)
-        self._in_use: Callable[[str], list[str]] = lambda name: []
+        self.leases = Leases(metadata, "volume")
         for leftover in os.listdir(self.root):
             if leftover.startswith(_TMP_PREFIX):
                 shutil.rmtree(os.path.join(self.root, leftover), ignore_errors=True)
-
-    def set_in_use_check(self, fn: Callable[[str], list[str]]) -> None:
-        """``fn(name)`` lists the containers that mount the volume (409 on remove)."""
-        self._in_use = fn
 
     def path(self, name: str) -> str:
         """The host directory a container mounts for volume `name` (it need not exist)."""
@@ -71,10 +70,10 @@ class VolumeStore:
 
     def remove(self, name: str) -> None:
         """Delete the volume and its content. NotFound when there is none; Conflict while
-        a container (running or not) mounts it."""
+        a container (running or not) holds a lease on it."""
         if not self.exists(name):
             raise NotFound(f"get {name}: no such volume")
-        users = self._in_use(name)
+        users = self.leases.holders(name)
         if users:
             raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
         tmp = os.path.join(self.root, _TMP_PREFIX + secrets.token_hex(8))

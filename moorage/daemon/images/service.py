@@ -1,61 +1,50 @@
-"""The image service: the store's images as Docker shows them, and how they go away.
+"""The image service: the store's images as Docker shows them, how they go away,
+and the writable layers containers run on.
 
-It owns the content store, the metadata and the snapshotter under the
-data-root, and implements moorage.api.images.backend.ImageBackend; the
-container service calls ``resolve``. Import, load and save live in
-image_transfer.py, the store check in store_check.py.
-
-Locking: ``lock`` serialises changes that must see a consistent store (adding
-an image, deleting, collecting garbage); unpacking runs outside it, inside an
-``operation`` that keeps the collector off blobs and snapshots meanwhile.
+It builds on the image store (store.py) and implements the Protocol the image
+routes need (moorage.api.images.backend.ImageBackend) with the models of
+moorage.model.image; registries are in distribution.py, import, load and save
+in transfer.py, the store check in check.py. The container service calls
+``resolve``, ``prepare_rootfs`` and ``remove_rootfs``.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from moorage.api.distribution.backend import (
-    AuthConfig,
-    DistributionInspect,
-    Emit,
-    PullRequest,
-    PushRequest,
-)
-from moorage.api.images.backend import (
-    CheckReport,
-    DeleteItem,
-    HistoryItem,
-    ImageDetail,
-    ImageExport,
-    ImageSummary,
-    ImportRequest,
-    PruneReport,
-)
-from moorage.daemon import image_distribution, image_filters, image_transfer, store_check
-from moorage.distribution.auth import TokenCache
+from moorage.daemon.images import check, transfer
+from moorage.daemon.images import filters as image_filters
+from moorage.daemon.images.distribution import Distribution, Emit
+from moorage.daemon.images.store import ImageStore, familiar
 from moorage.distribution.mirrors import RegistryConfig
 from moorage.errors import Conflict, NotFound
 from moorage.image import config as image_config
 from moorage.image.reference import Reference, parse_normalized
-from moorage.store.content import ContentStore
-from moorage.store.metadata import ImageRecord, Metadata, RefRecord
-from moorage.store.snapshots import Snapshotter
+from moorage.model.distribution import AuthConfig, DistributionInspect, PullRequest, PushRequest
+from moorage.model.image import (
+    CheckReport,
+    DeleteItem,
+    HistoryItem,
+    ImageDetail,
+    ImageSummary,
+    ImportRequest,
+    PruneReport,
+)
+from moorage.store.metadata import Metadata, RefRecord
+from moorage.store.snapshots import Mount
 
 _NO_TIME = "0001-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True, slots=True)
 class ResolvedImage:
-    """What a container needs of its image."""
+    """What a container needs of its image to create it."""
 
     id: str  # "sha256:<hex>", the config digest
     config: dict[str, Any]  # the image config JSON; its "config" has Env, Cmd, Entrypoint…
-    lower_dirs: list[str]  # overlay lowerdirs, top layer first; empty for an image without layers
     repo_tags: list[str]
 
 
@@ -63,82 +52,64 @@ def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
 
-def familiar(ref: str) -> str:
-    return parse_normalized(ref).familiar_string()
-
-
-class ImageService:
-    def __init__(self, data_root: str, registry: RegistryConfig | None = None) -> None:
-        self.data_root = data_root
-        self.registry = registry or RegistryConfig()
-        # Registry tokens outlive one pull: the next pull of the repository reuses them.
-        self.tokens = TokenCache()
-        self.tmp_dir = os.path.join(data_root, "tmp")
-        os.makedirs(self.tmp_dir, mode=0o700, exist_ok=True)
-        self.metadata = Metadata(os.path.join(data_root, "moor.db"))
-        self.content = ContentStore(os.path.join(data_root, "content"), self.tmp_dir)
-        self.snapshots = Snapshotter(os.path.join(data_root, "snapshots"), self.tmp_dir,
-                                     self.metadata)
-        self.lock = threading.RLock()
-        self._operations = 0
-        self._in_use: Callable[[str], list[str]] = lambda _image_id: []
-        store_check.reconcile(self)
+class ImageService(ImageStore):
+    def __init__(self, data_root: str, registry: RegistryConfig | None = None,
+                 metadata: Metadata | None = None) -> None:
+        super().__init__(data_root, metadata)
+        self.distribution = Distribution(self, registry or RegistryConfig())
+        check.reconcile(self)
 
     # --- for the container service ------------------------------------------------
-
-    def set_in_use_check(self, fn: Callable[[str], list[str]]) -> None:
-        """``fn(image_id)`` lists the containers that use the image (409 on remove)."""
-        self._in_use = fn
 
     def resolve(self, name: str) -> ResolvedImage:
         """The image ``name`` (reference, ID or unambiguous ID prefix) names.
 
         Raises NotFound ("No such image: <name>") or InvalidParameter (a
-        malformed reference). Reads only; safe from any thread.
+        malformed reference). Reads only (disk I/O: run it in a thread).
         """
         record = self.lookup(name, retained=True)
-        config = self.config(record.id)
-        lower = self.snapshots.lower_dirs(record.top_chain) if record.top_chain else []
-        return ResolvedImage(record.id, config, lower, self.repo_tags(record.id))
+        return ResolvedImage(record.id, self.config(record.id), self.repo_tags(record.id))
+
+    def prepare_rootfs(self, container_id: str, image_id: str) -> list[Mount]:
+        """The writable layer of ``container_id`` on image ``image_id`` (a full ID; an
+        image removed by force that the container holds is still found), and the
+        mounts that assemble its root filesystem; the caller mounts them. The
+        container leases the image, so it cannot be removed (Conflict) or pruned
+        until ``remove_rootfs``. Idempotent: a second call returns the same layer.
+        NotFound when the image is gone. Blocking."""
+        with self.lock:
+            existing = self.metadata.active_snapshot(container_id)
+            if existing is not None:
+                return self.snapshots.mounts(existing)
+            record = self.lookup(image_id, retained=True)
+            self.leases.acquire(container_id, record.id)
+            try:
+                return self.snapshots.prepare(container_id, record.top_chain)
+            except BaseException:
+                self.leases.release(container_id)
+                raise
+
+    def rootfs_mounts(self, container_id: str) -> list[Mount]:
+        """The mounts of the writable layer ``prepare_rootfs`` made; NotFound without one."""
+        return self.snapshots.mounts(self.snapshots.active(container_id))
+
+    def remove_rootfs(self, container_id: str) -> None:
+        """Delete the container's writable layer (unmounted by the caller) and release
+        its lease: an image removed by force goes now if nobody else holds it.
+        Idempotent. Blocking."""
+        with self.lock:
+            self.snapshots.remove_active(container_id)
+            released = self.metadata.lease_resources(container_id, "image")
+            self.leases.release(container_id)
+            if any(self._retained_and_free(image_id) for image_id in released):
+                self.collect_garbage()
+
+    def _retained_and_free(self, image_id: str) -> bool:
+        record = self.metadata.image(image_id)
+        return record is not None and record.retained and not self.leases.holders(image_id)
 
     def count(self) -> int:
         return self.metadata.count_images()
-
-    # --- lookups --------------------------------------------------------------------
-
-    def lookup(self, name: str, *, retained: bool = False) -> ImageRecord:
-        """moby's GetImage: a digest is an ID, a reference is looked up, then an ID prefix.
-
-        With ``retained``, a full ID also finds an image removed by force that
-        containers still use (they keep running on it, as with Docker)."""
-        hex_part = name.removeprefix("sha256:")
-        if len(hex_part) == 64 and all(c in "0123456789abcdef" for c in hex_part):
-            record = self.metadata.image(f"sha256:{hex_part}")
-            if record is None or (record.retained and not retained):
-                raise NotFound(f"No such image: sha256:{hex_part}")
-            return record
-        ref = parse_normalized(name)
-        tagged = ref.with_default_tag()
-        if tagged.tag is not None and tagged.digest is not None:
-            tagged = Reference(tagged.domain, tagged.path, None, tagged.digest)
-        image_id = self.metadata.ref(str(tagged))
-        if image_id is None and _could_be_id(hex_part):
-            matches = self.metadata.image_ids_with_prefix(hex_part)
-            if len(matches) == 1:
-                image_id = matches[0]
-        record = self.metadata.image(image_id) if image_id else None
-        if record is None or record.retained:
-            raise NotFound(f"No such image: {tagged.familiar_string()}")
-        return record
-
-    def config(self, image_id: str) -> dict[str, Any]:
-        return image_config.decode(self.content.read(image_id), image_id)
-
-    def repo_tags(self, image_id: str) -> list[str]:
-        return sorted(familiar(r.ref) for r in self.metadata.refs(image_id) if not r.is_digest)
-
-    def repo_digests(self, image_id: str) -> list[str]:
-        return sorted(familiar(r.ref) for r in self.metadata.refs(image_id) if r.is_digest)
 
     # --- list, inspect, history ---------------------------------------------------------
 
@@ -221,11 +192,8 @@ class ImageService:
 
     def tag_image(self, name: str, repo: str, tag: str) -> None:
         record = self.lookup(name)
-        ref = image_transfer.tag_target(repo, tag)
+        ref = transfer.tag_target(repo, tag)
         self.metadata.set_ref(str(ref), record.id, tag_time=image_config.now_rfc3339())
-
-    def add_tag(self, ref: Reference, image_id: str) -> str | None:
-        return self.metadata.set_ref(str(ref), image_id, tag_time=image_config.now_rfc3339())
 
     def image_delete(self, name: str, force: bool, prune: bool) -> list[DeleteItem]:
         """moby daemon/images/image_delete.go ImageDelete, conflict rules included."""
@@ -235,7 +203,7 @@ class ImageService:
             records: list[DeleteItem] = []
             quiet = False
             if not _is_id_prefix(record.id, name):
-                users = self._in_use(record.id)
+                users = self.leases.holders(record.id)
                 if not force and _single_reference(refs) and users:
                     raise Conflict(
                         f'conflict: unable to remove repository reference "{name}" (must '
@@ -281,7 +249,7 @@ class ImageService:
         if check_refs and self.metadata.refs(image_id):
             raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be "
                            "forced) - image is referenced in multiple repositories")
-        users = self._in_use(image_id)
+        users = self.leases.holders(image_id)
         if users:
             raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be "
                            f"forced) - image is being used by stopped container "
@@ -293,14 +261,14 @@ class ImageService:
             self._check_conflict(image_id, force, check_refs=True)
         except Conflict:
             dangling = not self.metadata.refs(image_id)
-            if quiet and (not dangling or self._in_use(image_id)):
+            if quiet and (not dangling or self.leases.holders(image_id)):
                 return
             raise
         record = self.metadata.image(image_id)
         for r in self.metadata.refs(image_id):
             self.metadata.delete_ref(r.ref)
             records.append(DeleteItem(untagged=familiar(r.ref)))
-        if self._in_use(image_id):
+        if self.leases.holders(image_id):
             # Forced while containers use it: hidden now, removed once they are gone,
             # as Docker keeps the layers its containers' read-write layers sit on.
             self.metadata.set_retained(image_id)
@@ -323,7 +291,7 @@ class ImageService:
                 refs = self.metadata.refs(record.id)
                 if not selector(record, refs, self.config(record.id)):
                     continue
-                if self._in_use(record.id) or self.metadata.children(record.id):
+                if self.leases.holders(record.id) or self.metadata.children(record.id):
                     continue
                 for r in refs:
                     self.metadata.delete_ref(r.ref)
@@ -336,85 +304,33 @@ class ImageService:
     def _snapshot_bytes(self) -> int:
         return sum(s.size for s in self.metadata.snapshots())
 
-    # --- garbage ---------------------------------------------------------------------
-
-    @contextmanager
-    def operation(self) -> Iterator[None]:
-        """Mark an import or load in flight: until it ends, collect_garbage leaves
-        blobs and snapshots alone, since they may not have their image row yet."""
-        with self.lock:
-            self._operations += 1
-        try:
-            yield
-        finally:
-            with self.lock:
-                self._operations -= 1
-
-    def busy(self) -> bool:
-        return self._operations > 0
-
-    def collect_garbage(self) -> list[str]:
-        """Drop retained images nobody uses any more, then the snapshots and blobs no
-        image needs; returns the chain IDs of the snapshots removed (Docker reports
-        them as deleted layers), top first. Sweeps nothing while an operation is
-        in flight: what it has made may not have its image row yet."""
-        with self.lock:
-            for record in self.metadata.images(retained=True):
-                if record.retained and not self._in_use(record.id):
-                    self.metadata.delete_image(record.id)
-            if self.busy():
-                return []
-            chains = self.metadata.referenced_chains()
-            removed = [s for s in self.metadata.snapshots() if s.chain_id not in chains]
-            # Top first: a layer goes only after what was stacked on it.
-            removed.sort(key=lambda s: -self._depth(s.chain_id))
-            for snapshot in removed:
-                self.snapshots.remove(snapshot.chain_id)
-            blobs = self.metadata.referenced_blobs()
-            for digest in self.content.walk():
-                if digest not in blobs:
-                    self.content.delete(digest)
-            return [s.chain_id for s in removed]
-
-    def _depth(self, chain_id: str) -> int:
-        depth = 0
-        record = self.metadata.snapshot(chain_id)
-        while record is not None and record.parent is not None:
-            depth += 1
-            record = self.metadata.snapshot(record.parent)
-        return depth
-
     # --- transfer and check (other modules) ------------------------------------------------
 
     def load_image(self, stream: BinaryIO) -> list[str]:
-        return image_transfer.load(self, stream)
+        return transfer.load(self, stream)
 
-    def export_image(self, names: list[str]) -> ImageExport:
-        return image_transfer.export(self, names)
+    def export_image(self, names: list[str]) -> transfer.ImageArchive:
+        return transfer.export(self, names)
 
     def import_image(self, request: ImportRequest, body: BinaryIO | None) -> str:
-        return image_transfer.import_rootfs(self, request, body)
+        return transfer.import_rootfs(self, request, body)
 
     def store_check(self, repair: bool) -> CheckReport:
-        return store_check.check(self, repair)
+        return check.check(self, repair)
 
-    # --- registries (image_distribution.py) --------------------------------------------
+    # --- registries (distribution.py) --------------------------------------------------
 
     async def pull_image(self, request: PullRequest, emit: Emit) -> None:
-        await image_distribution.pull_image(self, request, emit)
+        await self.distribution.pull_image(request, emit)
 
     async def push_image(self, request: PushRequest, emit: Emit) -> None:
-        await image_distribution.push_image(self, request, emit)
+        await self.distribution.push_image(request, emit)
 
     async def login(self, auth: AuthConfig) -> str:
-        return await image_distribution.login_registry(self, auth)
+        return await self.distribution.login(auth)
 
     async def distribution_inspect(self, name: str, auth: AuthConfig) -> DistributionInspect:
-        return await image_distribution.distribution_inspect(self, name, auth)
-
-
-def _could_be_id(s: str) -> bool:
-    return 0 < len(s) <= 64 and all(c in "0123456789abcdef" for c in s)
+        return await self.distribution.distribution_inspect(name, auth)
 
 
 def _is_id_prefix(image_id: str, name: str) -> bool:

@@ -6,9 +6,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, BinaryIO
 
-from moorage.api.images.backend import ImportRequest
+from moorage.daemon.images.store import ImageStore
 from moorage.errors import InvalidParameter, NotFound, SystemFailure
 from moorage.image import config as image_config
 from moorage.image.archive import ExportImage, read_archive, write_archive
@@ -22,15 +22,13 @@ from moorage.image.manifest import (
     layer_media_type,
 )
 from moorage.image.reference import Reference, parse_normalized
+from moorage.model.image import ImportRequest
 from moorage.store.metadata import ImageRecord, LayerRecord
-
-if TYPE_CHECKING:
-    from moorage.daemon.images import ImageService
 
 _URL_TIMEOUT = 60
 
 
-def register(service: ImageService, config_digest: str, blobs: list[str]) -> str:
+def register(service: ImageStore, config_digest: str, blobs: list[str]) -> str:
     """Unpack ``blobs`` (the layers, bottom first) and record the image whose config
     is the stored blob ``config_digest``; returns its ID. Call inside
     ``service.operation()``. InvalidParameter when the layers do not match the
@@ -57,7 +55,7 @@ def register(service: ImageService, config_digest: str, blobs: list[str]) -> str
     return config_digest
 
 
-def add_image(service: ImageService, config_digest: str, manifest_digest: str,
+def add_image(service: ImageStore, config_digest: str, manifest_digest: str,
               layers: list[LayerRecord]) -> None:
     """Record the image whose config, manifest, layer blobs and snapshots are all in
     the store (a load's or a pull's last step); a no-op when it exists."""
@@ -76,14 +74,14 @@ def add_image(service: ImageService, config_digest: str, manifest_digest: str,
             last_tag_time="", retained=False), layers)
 
 
-def _opener(service: ImageService, digest: str) -> Callable[[], BinaryIO]:
+def _opener(service: ImageStore, digest: str) -> Callable[[], BinaryIO]:
     return lambda: service.content.open(digest)
 
 
 # --- load -------------------------------------------------------------------------------
 
 
-def load(service: ImageService, stream: BinaryIO) -> list[str]:
+def load(service: ImageStore, stream: BinaryIO) -> list[str]:
     """moby's tarexport Load, in one pass over the stream; returns the output lines."""
     lines: list[str] = []
     try:
@@ -103,7 +101,7 @@ def load(service: ImageService, stream: BinaryIO) -> list[str]:
     return lines
 
 
-def _tag_loaded(service: ImageService, image_id: str, names: tuple[str, ...]) -> list[str]:
+def _tag_loaded(service: ImageStore, image_id: str, names: tuple[str, ...]) -> list[str]:
     if not names:
         return [f"Loaded image ID: {image_id}"]
     lines = []
@@ -123,7 +121,7 @@ def _tag_loaded(service: ImageService, image_id: str, names: tuple[str, ...]) ->
 
 
 @dataclass(frozen=True, slots=True)
-class _Export:
+class ImageArchive:
     images: tuple[ExportImage, ...]
     open_blob: Callable[[str], BinaryIO]
 
@@ -131,7 +129,7 @@ class _Export:
         write_archive(list(self.images), self.open_blob, out)
 
 
-def export(service: ImageService, names: list[str]) -> _Export:
+def export(service: ImageStore, names: list[str]) -> ImageArchive:
     """moby's tarexport parseNames: a bare repository name saves all of its tags,
     a tag saves that tag, an ID or digest saves the image without tags."""
     if not names:
@@ -155,10 +153,10 @@ def export(service: ImageService, names: list[str]) -> _Export:
             layers=tuple(Descriptor(lay.media_type, lay.digest, lay.blob_size)
                          for lay in layers),
             tags=tuple(tags)))
-    return _Export(tuple(images), service.content.open)
+    return ImageArchive(tuple(images), service.content.open)
 
 
-def _selected(service: ImageService, name: str) -> list[tuple[str, Reference | None]]:
+def _selected(service: ImageStore, name: str) -> list[tuple[str, Reference | None]]:
     hex_part = name.removeprefix("sha256:")
     if len(hex_part) != 64:
         ref = parse_normalized(name)
@@ -205,7 +203,7 @@ def tag_target(repo: str, tag: str) -> Reference:
 # --- import -----------------------------------------------------------------------------
 
 
-def import_rootfs(service: ImageService, request: ImportRequest, body: BinaryIO | None) -> str:
+def import_rootfs(service: ImageStore, request: ImportRequest, body: BinaryIO | None) -> str:
     """moby's ImportImage: one layer from a rootfs tar (maybe compressed), a config
     made of ``changes``, tagged ``repo[:tag]``."""
     target = tag_target(request.repo, request.tag) if request.repo else None

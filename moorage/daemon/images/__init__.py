@@ -1,0 +1,1 @@
+"""The image service and its parts: store, registries, transfer, filters, check."""

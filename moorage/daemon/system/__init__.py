@@ -1,0 +1,1 @@
+"""System-wide views of the engine: /info and /version data, later df."""

@@ -1,0 +1,121 @@
+"""The snapshotter prepares a container's writable layer and describes its mount;
+the caller mounts it (here with a real overlay mount in a temporary directory)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from moorage.daemon.images import transfer
+from moorage.daemon.images.service import ImageService
+from moorage.errors import Conflict, NotFound
+from moorage.linux import libc
+from moorage.model.image import ImportRequest
+
+CONTAINER = "c" * 64
+
+
+def _rootfs() -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    return out.getvalue()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ImageService:
+    return ImageService(str(tmp_path / "data"))
+
+
+def test_prepare_rootfs_returns_an_overlay_mount(service: ImageService, tmp_path: Path) -> None:
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    mounts = service.prepare_rootfs(CONTAINER, image_id)
+    assert [(m.type, m.source) for m in mounts] == [("overlay", "overlay")]
+    overlay = mounts[0]
+    upper, work, lower = (overlay.option(k) for k in ("upperdir", "workdir", "lowerdir"))
+    assert upper and work and lower
+    assert lower.split(":") == service.snapshots.lower_dirs(
+        service.metadata.layers(image_id)[-1].chain_id)
+    # Nothing is mounted by the store; the caller mounts what it was given.
+    assert not any(upper in line for line in Path("/proc/self/mountinfo").read_text().split("\n"))
+    assert service.prepare_rootfs(CONTAINER, image_id) == mounts  # idempotent
+    assert service.rootfs_mounts(CONTAINER) == mounts
+
+    target = tmp_path / "rootfs"
+    target.mkdir()
+    libc.mount(overlay.source, str(target), overlay.type, 0, ",".join(overlay.options))
+    try:
+        assert (target / "hello").read_bytes() == b"hi"
+        (target / "new").write_text("written")
+        (target / "hello").unlink()
+    finally:
+        libc.umount2(str(target), libc.MNT_DETACH)
+    assert Path(upper, "new").read_text() == "written"
+    assert Path(lower, "hello").read_bytes() == b"hi"  # the image's layer is untouched
+
+    with pytest.raises(Conflict):
+        service.image_delete("app:1", force=False, prune=True)
+    service.remove_rootfs(CONTAINER)
+    assert not os.path.exists(upper)
+    with pytest.raises(NotFound):
+        service.rootfs_mounts(CONTAINER)
+    service.remove_rootfs(CONTAINER)  # idempotent
+    service.image_delete("app:1", force=False, prune=True)
+    assert service.metadata.snapshots() == []
+
+
+def test_prepare_rootfs_of_an_image_without_layers(service: ImageService) -> None:
+    config = (b'{"architecture":"amd64","os":"linux","config":{},'
+              b'"rootfs":{"type":"layers","diff_ids":[]}}')
+    image_id = transfer.register(service, service.content.write_bytes(config).digest, [])
+    mounts = service.prepare_rootfs(CONTAINER, image_id)
+    lower = mounts[0].option("lowerdir") or ""
+    assert os.path.isdir(lower) and os.listdir(lower) == []
+    service.remove_rootfs(CONTAINER)
+
+
+def test_prepare_rootfs_of_a_missing_image(service: ImageService) -> None:
+    with pytest.raises(NotFound):
+        service.prepare_rootfs(CONTAINER, "sha256:" + "0" * 64)
+    assert service.leases.held() == set()
+
+
+def test_check_sees_writable_layers(service: ImageService) -> None:
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    service.prepare_rootfs(CONTAINER, image_id)
+    assert service.store_check(repair=False).problems == ()
+    stray = Path(service.snapshots.active_root, "d" * 64)
+    stray.mkdir()
+    report = service.store_check(repair=True)
+    assert report.orphans == (f"writable layer {stray.name} without metadata",)
+    assert report.removed == (f"writable layer {stray.name}",)
+    assert not stray.exists()
+    layer = service.snapshots.active_dir(CONTAINER)
+    os.rename(layer, layer + ".moved")
+    try:
+        assert service.store_check(repair=False).problems == (
+            f"writable layer {CONTAINER}: directory is missing",)
+    finally:
+        os.rename(layer + ".moved", layer)
+    service.remove_rootfs(CONTAINER)
+
+
+def test_collector_keeps_what_a_writable_layer_stands_on(service: ImageService) -> None:
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    lower = service.prepare_rootfs(CONTAINER, image_id)[0].option("lowerdir") or ""
+    # Even without the image's row (as after a crash), the layer under a container stays.
+    service.metadata.delete_image(image_id)
+    service.collect_garbage()
+    assert Path(lower, "hello").exists()
+    service.remove_rootfs(CONTAINER)
+    service.collect_garbage()
+    assert not Path(lower).exists()
