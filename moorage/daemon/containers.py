@@ -30,6 +30,7 @@ from moorage.daemon import container_volumes, oci_spec
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.container_logs import LogEntry, read_log
 from moorage.daemon.container_store import ContainerStore
+from moorage.daemon.create_checks import refuse_unsupported, require_network
 from moorage.daemon.execs import ExecManager
 from moorage.daemon.images import ImageService
 from moorage.daemon.names import generate_name
@@ -180,6 +181,7 @@ class ContainerService:
         setup.validate_host_config(host, tuple(r.name for r in self.config.runtimes))
         if host.security_opt:
             oci_spec.security_options(host.security_opt)
+        refuse_unsupported(host)
         oci_spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
         if config.stop_signal:
             oci_spec.parse_signal(config.stop_signal)
@@ -245,6 +247,7 @@ class ContainerService:
 
     async def _start(self, container: Container) -> None:
         try:
+            require_network(container.host_config.network_mode)
             shim_config = await asyncio.to_thread(self._prepare, container)
             reply = await asyncio.to_thread(self.zygote.spawn, shim_config)
         except MoorError as err:

@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from moorage.daemon import config as config_mod
+    from moorage.daemon.create_checks import refuse_unsupported_config
 
     runtimes = {}
     for item in args.add_runtime:
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         file_data = config_mod.read_file(args.config_file or config_mod.DEFAULT_CONFIG_FILE,
                                          required=args.config_file is not None)
+        refuse_unsupported_config(file_data)
         if runtimes:
             file_data = {**file_data, "runtimes": {**file_data.get("runtimes", {}), **runtimes}}
         config = config_mod.build(file_data, {

@@ -90,6 +90,8 @@ class HostConfig:
     container_id_file: str = w("ContainerIDFile", "")
     log_config: LogConfig = w("LogConfig", factory=LogConfig)
     network_mode: str = w("NetworkMode", "")
+    port_bindings: dict[str, Any] | None = w("PortBindings", omitempty=True)
+    publish_all_ports: bool = w("PublishAllPorts", False)
     restart_policy: RestartPolicy = w("RestartPolicy", factory=RestartPolicy)
     auto_remove: bool = w("AutoRemove", False)
     volume_driver: str = w("VolumeDriver", "")
