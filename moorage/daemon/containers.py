@@ -33,6 +33,7 @@ from moorage.daemon.container_store import ContainerStore
 from moorage.daemon.create_checks import refuse_unsupported, require_network
 from moorage.daemon.execs import ExecManager
 from moorage.daemon.images import ImageService
+from moorage.daemon.init_binary import moor_init_path
 from moorage.daemon.names import generate_name
 from moorage.daemon.shims import ShimError, ShimStream, Zygote, request
 from moorage.daemon.volumes import VolumeStore
@@ -306,7 +307,7 @@ class ContainerService:
         user = setup.resolve_user(rootfs, container.config.user, host.group_add or ())
         inputs = oci_spec.SpecInputs(
             rootfs=rootfs, container_dir=directory,
-            init_binary=init_binary(self.config.data_root) if host.init else "",
+            init_binary=moor_init_path() if host.init else "",
             namespace_pids=namespace_pids, user=user)
         spec = oci_spec.build(container, inputs)
         tmp = os.path.join(directory, "config.json.tmp")
@@ -569,22 +570,3 @@ class ContainerService:
 
 def _console_size(size: tuple[int, ...] | None) -> tuple[int, int]:
     return (size[0], size[1]) if size and len(size) == 2 else (0, 0)
-
-
-def init_binary(data_root: str) -> str:
-    """moor-init, compiled static from data/moor-init.c on first use (the container's rootfs
-    has no libc of ours, and gcc is a build dependency of the engine, not of images)."""
-    import subprocess
-
-    path = os.path.join(data_root, "bin", "moor-init")
-    if os.path.exists(path):
-        return path
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    source = os.path.join(os.path.dirname(__file__), "data", "moor-init.c")
-    tmp = f"{path}.{os.getpid()}"
-    done = subprocess.run(["gcc", "-static", "-Os", "-s", "-o", tmp, source],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemError(f"building moor-init: {done.stderr.strip()}")
-    os.rename(tmp, path)
-    return path
