@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -126,3 +127,85 @@ def test_daemon_json_log_opts_refused_at_start(tmp_path: Path) -> None:
         "moord: unable to configure the daemon: log options are not supported yet "
         "(max-file, max-size): the json-file log is neither rotated nor labelled\n")
     assert not os.path.exists(tmp_path / "moord.sock")
+
+
+def _moord(base: Path, *args: str, umask: int = 0o022) -> subprocess.CompletedProcess:
+    """A moord that is expected to refuse to start: its exit status and stderr."""
+    return subprocess.run([MOORD, "--config-file", os.devnull, "--data-root", str(base / "d"),
+                           *args], capture_output=True, timeout=60, stdin=subprocess.DEVNULL,
+                          preexec_fn=lambda: os.umask(umask))
+
+
+def test_a_second_daemon_never_takes_over(tmp_path: Path) -> None:
+    (tmp_path / "first").mkdir()
+    first = start_daemon(str(tmp_path / "first"))
+    try:
+        same_root = _moord(tmp_path / "second", "--exec-root", first.exec_root,
+                           "-H", f"unix://{tmp_path / 'other.sock'}")
+        pidfile = os.path.join(first.exec_root, "moord.pid")
+        assert (same_root.returncode, same_root.stderr.decode()) == (
+            1, f"moord: pid file found, ensure moord is not running or delete {pidfile}\n")
+        same_socket = _moord(tmp_path / "third", "--exec-root", str(tmp_path / "third-exec"),
+                             "-H", first.host)
+        assert same_socket.returncode == 1
+        assert (f"moord: another daemon is listening on {first.socket}: stop it first"
+                in same_socket.stderr.decode())
+        version = first.docker("version", "--format", "{{.Server.Os}}")
+        assert version.stdout == b"linux\n", "the first daemon lost its socket"
+    finally:
+        stop_daemon(first)
+    assert not os.path.exists(pidfile)
+
+
+def test_socket_private_from_the_start_and_stale_file_replaced(tmp_path: Path) -> None:
+    sock_dir = tmp_path / "run" / "moor"
+    sock_dir.mkdir(parents=True)
+    stale = sock_dir / "moord.sock"
+    leftover = socket.socket(socket.AF_UNIX)  # bound, then closed: a stale file
+    leftover.bind(str(stale))
+    leftover.close()
+    (tmp_path / "d").mkdir()
+    env_umask = os.umask(0)
+    try:
+        daemon = start_daemon(str(tmp_path / "d"), "-H", f"unix://{stale}")
+    finally:
+        os.umask(env_umask)
+    try:
+        assert oct(stale.stat().st_mode & 0o777) == "0o660"
+        assert daemon.docker("version", "--format", "{{.Server.Os}}").stdout == b"linux\n"
+        assert [p.name for p in sock_dir.iterdir()] == ["moord.sock"]  # no staging left
+    finally:
+        stop_daemon(daemon)
+    # Folders moord makes for its socket are 0755 even under umask 0.
+    fresh = tmp_path / "fresh" / "a" / "moord.sock"
+    (tmp_path / "e").mkdir()
+    os.umask(0)
+    try:
+        daemon = start_daemon(str(tmp_path / "e"), "-H", f"unix://{fresh}")
+    finally:
+        os.umask(env_umask)
+    try:
+        assert [oct(p.stat().st_mode & 0o777) for p in (fresh.parent.parent, fresh.parent)] \
+            == ["0o755", "0o755"]
+    finally:
+        stop_daemon(daemon)
+
+
+def test_tls_without_client_verification_warns_like_dockerd(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    host = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    probe.close()
+    (tmp_path / "d").mkdir()
+    daemon = start_daemon(str(tmp_path / "d"), "-H", host, "--tls", "--tlscert", str(cert),
+                          "--tlskey", str(key))
+    try:
+        assert ("Binding to IP address without --tlsverify is insecure and gives root access "
+                f"on this machine to everyone who has access to your network. host={host}"
+                in daemon.log())
+    finally:
+        stop_daemon(daemon)
