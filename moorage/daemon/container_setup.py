@@ -13,6 +13,7 @@ import re
 import shutil
 from dataclasses import replace
 
+from moorage import environ
 from moorage.api.containers.models import ContainerConfig, HostConfig, MountPoint
 from moorage.daemon.oci_spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemError
@@ -35,11 +36,7 @@ def validate_name(name: str) -> str:
 def merge_image_config(config: ContainerConfig, image: dict, container_id: str) -> ContainerConfig:
     """Fill what the request left empty from the image's config (moby's merge())."""
     defaults = image.get("config") or {}
-    env = list(defaults.get("Env") or [])
-    for item in config.env or ():
-        key = item.partition("=")[0]
-        env = [e for e in env if e.partition("=")[0] != key]
-        env.append(item)
+    env = environ.merge(defaults.get("Env") or (), config.env or ())
     cmd = config.cmd
     entrypoint = config.entrypoint
     if entrypoint is None:

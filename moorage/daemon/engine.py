@@ -11,6 +11,7 @@ from moorage.daemon.containers import ContainerService
 from moorage.daemon.images import ImageService
 from moorage.daemon.volumes import VolumeStore
 from moorage.distribution.mirrors import RegistryConfig
+from moorage.runtime import cgroups
 
 
 class Engine:
@@ -38,6 +39,6 @@ class Engine:
             stopped=stopped, images=self.images.count(), data_root=self.config.data_root,
             default_runtime=self.config.default_runtime,
             runtimes=tuple(r.name for r in self.config.runtimes),
-            cgroup_version="2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+            cgroup_version="2" if cgroups.unified() else "1",
             name=socket.gethostname(), ncpu=os.cpu_count() or 1,
             mem_total=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from moorage import environ
 from moorage.api.containers.models import ExecConfig
 from moorage.daemon import container_setup as setup
 from moorage.daemon import oci_spec
@@ -60,12 +61,7 @@ class ExecManager:
         process = dict(base)
         process["args"] = list(config.cmd)
         process["terminal"] = config.tty
-        env = list(base.get("env") or [])
-        for item in config.env or ():
-            key = item.partition("=")[0]
-            env = [e for e in env if e.partition("=")[0] != key]
-            env.append(item)
-        process["env"] = env
+        process["env"] = environ.merge(base.get("env") or (), config.env or ())
         if config.working_dir:
             process["cwd"] = config.working_dir
         if config.user:

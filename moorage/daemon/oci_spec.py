@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 from dataclasses import dataclass
 from functools import cache
 
+from moorage import environ, signals
 from moorage.api.containers.models import Container
 from moorage.errors import InvalidParameter
+from moorage.runtime import cgroups
 
 # Every container's cgroup lives under this parent, as dockerd's under /docker.
 CGROUP_PARENT = "/moor"
@@ -150,11 +151,7 @@ def environment(container: Container) -> list[str]:
     env = [DEFAULT_PATH, f"HOSTNAME={container.config.hostname}"]
     if container.config.tty:
         env.append("TERM=xterm")
-    for item in container.config.env or ():
-        key = item.partition("=")[0]
-        env = [e for e in env if e.partition("=")[0] != key]
-        env.append(item)
-    return env
+    return environ.merge(env, container.config.env or ())
 
 
 def _mounts(container: Container, inputs: SpecInputs) -> list[dict]:
@@ -248,7 +245,7 @@ def _namespaces(container: Container, inputs: SpecInputs) -> list[dict]:
                                "path": f"/proc/{inputs.namespace_pids[kind]}/ns/{kind}"})
         else:
             namespaces.append({"type": kind})
-    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+    if cgroups.unified():
         namespaces.append({"type": "cgroup"})
     return namespaces
 
@@ -305,14 +302,11 @@ def build(container: Container, inputs: SpecInputs) -> dict:
 
 
 def parse_signal(value: str) -> int:
-    """Docker's signal syntax: a number, or a name with or without SIG."""
-    text = value.strip().upper()
-    if text.isdigit() and 0 < int(text) < signal.NSIG:
-        return int(text)
-    number = getattr(signal.Signals, text if text.startswith("SIG") else "SIG" + text, None)
+    """Docker's signal syntax (moorage.signals.parse), or dockerd's error."""
+    number = signals.parse(value)
     if number is None:
         raise InvalidParameter(f"Invalid signal: {value}")
-    return int(number)
+    return number
 
 
 def stop_signal(container: Container) -> int:

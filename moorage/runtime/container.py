@@ -350,14 +350,10 @@ def state_document(root: str, container_id: str) -> dict:
 
 
 def parse_signal(value: str) -> int:
-    if value.isdigit():
-        if 0 < int(value) < signals.NSIG:
-            return int(value)
-    else:
-        number = signals.number(value)
-        if number is not None:
-            return number
-    raise InvalidParameter(f"unknown signal {value!r}")
+    number = signals.parse(value)
+    if number is None:
+        raise InvalidParameter(f"unknown signal {value!r}")
+    return number
 
 
 def kill(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
