@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 
 from moorage import json_codec
-from moorage.client.endpoint import DEFAULT_HOST, Endpoint, TLSOptions
+from moorage.client.endpoint import DEFAULT_HOST, Endpoint
 from moorage.client.errors import EndpointError
 from moorage.client.files import make_dirs, write_atomic
+from moorage.client.tls_options import TLSOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
