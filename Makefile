@@ -31,6 +31,8 @@ $(STAMP_APT): Makefile
 $(STAMP_PIP): pyproject.toml $(MOOR_INIT)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
+	@# pip writes "#!<python>" without the script's -S (see bin/moor-runtime).
+	@sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -S|' $(VENV)/bin/moor-runtime
 	@$(PY) -m compileall -q moorage >/dev/null
 	@touch $@
 
