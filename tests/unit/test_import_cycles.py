@@ -17,7 +17,7 @@ def _cycles(graph: grimp.ImportGraph, package: str) -> list[list[str]]:
         on_path.add(module)
         for target in sorted(edges[module]):
             if target in on_path:
-                found.append(path[path.index(target):] + [target])
+                found.append([*path[path.index(target):], target])
             elif target not in done:
                 visit(target)
         on_path.discard(path.pop())
