@@ -9,7 +9,14 @@ STAMP_PIP := $(VENV)/.pip-stamp
 
 .PHONY: deps demo test lint bench clean
 
-deps: $(STAMP_APT) $(STAMP_PIP)
+MOOR_INIT := moorage/daemon/data/moor-init
+
+deps: $(STAMP_APT) $(STAMP_PIP) $(MOOR_INIT)
+
+# moor-init is bound into --init containers, whose rootfs has no libc of ours:
+# static, built here once so the daemon never needs a compiler.
+$(MOOR_INIT): $(MOOR_INIT).c $(STAMP_APT)
+	@gcc -static -Os -s -o $@.tmp $< && mv $@.tmp $@
 
 $(STAMP_APT): Makefile
 	@mkdir -p $(VENV)
@@ -21,9 +28,11 @@ $(STAMP_APT): Makefile
 	@touch $@
 
 # compat mode: setuptools' default editable finder costs ~10 ms on every start.
-$(STAMP_PIP): pyproject.toml
+$(STAMP_PIP): pyproject.toml $(MOOR_INIT)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
+	@# pip writes "#!<python>" without the script's -S (see bin/moor-runtime).
+	@sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -S|' $(VENV)/bin/moor-runtime
 	@$(PY) -m compileall -q moorage >/dev/null
 	@touch $@
 

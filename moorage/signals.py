@@ -26,7 +26,8 @@ from _signal import (
 )
 
 __all__ = ["NSIG", "SIGCHLD", "SIGHUP", "SIGINT", "SIGKILL", "SIGQUIT", "SIGSTOP", "SIGTERM",
-           "SIGURG", "SIGUSR1", "SIGUSR2", "SIGWINCH", "number", "signal", "valid_signals"]
+           "SIGURG", "SIGUSR1", "SIGUSR2", "SIGWINCH", "number", "parse", "signal",
+           "valid_signals"]
 
 
 def number(name: str) -> int | None:
@@ -34,3 +35,12 @@ def number(name: str) -> int | None:
     upper = name.upper()
     value = getattr(_signal, upper if upper.startswith("SIG") else "SIG" + upper, None)
     return value if isinstance(value, int) and 0 < value < NSIG else None
+
+
+def parse(value: str) -> int | None:
+    """A signal as Docker and runc spell it: a number, or a name with or without SIG in
+    any case; None when it names no signal (callers word the error their own way)."""
+    text = value.strip()
+    if text.isdigit():
+        return int(text) if 0 < int(text) < NSIG else None
+    return number(text)

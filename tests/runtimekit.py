@@ -57,9 +57,12 @@ class Runtime:
     root: str
     global_args: list[str] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
+    # A command the runtime runs under, such as `unshare --mount` for a throwaway
+    # mount namespace the container may share.
+    wrapper: list[str] = field(default_factory=list)
 
     def argv(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, *self.global_args, *args]
+        return [*self.wrapper, self.binary, "--root", self.root, *self.global_args, *args]
 
     def __call__(
         self,

@@ -6,7 +6,7 @@ import sys
 
 from moorage.cli.common import FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
-from moorage.cli.output import indented_json, prune_report, write
+from moorage.cli.output import indented_json, prune_report, save_stream, write
 from moorage.cli.session import CommandError
 from moorage.client.errors import APIError
 
@@ -24,8 +24,8 @@ def start(session: Session, opts: Options, args: list[str]) -> int:
         return for_each(args, lambda c: (client.post(f"/containers/{c}/start"), c)[1])
     if len(args) > 1:
         raise CommandError("you cannot start and attach multiple containers at once")
-    from moorage.cli.cmd_run import start_error
     from moorage.cli.interactive import stream
+    from moorage.cli.start_errors import start_error
 
     info = client.get(f"/containers/{args[0]}/json")
 
@@ -183,21 +183,9 @@ def diff(session: Session, _opts: Options, args: list[str]) -> int:
     return 0
 
 
-def _to_output(chunks: Any, output: str | None) -> None:
-    if not output and sys.stdout.isatty():
-        raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or "
-                           "redirect")
-    target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
-    try:
-        for data in chunks:
-            target.write(data)
-    finally:
-        if output:
-            target.close()
-
-
 def export(session: Session, opts: Options, args: list[str]) -> int:
-    _to_output(session.client.stream_raw("GET", f"/containers/{args[0]}/export"), opts.output)
+    save_stream(session.client.stream_raw("GET", f"/containers/{args[0]}/export"),
+                opts.output)
     return 0
 
 
@@ -212,7 +200,7 @@ def commit(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def update(session: Session, opts: Options, args: list[str]) -> int:
-    from moorage.cli.cmd_run import ram_in_bytes
+    from moorage.cli.container_flags import ram_in_bytes, restart_policy
 
     body: dict[str, Any] = {}
     if opts.memory:
@@ -222,9 +210,7 @@ def update(session: Session, opts: Options, args: list[str]) -> int:
     if opts.pids_limit is not None:
         body["PidsLimit"] = opts.pids_limit
     if opts.restart:
-        from moorage.cli.cmd_run import _restart
-
-        body["RestartPolicy"] = _restart(opts.restart)
+        body["RestartPolicy"] = restart_policy(opts.restart)
     return for_each(args, lambda c: (session.client.post(f"/containers/{c}/update",
                                                          body=body), c)[1])
 

@@ -6,13 +6,22 @@ import sys
 
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import human_size, prune_report, render, since, tabulate, write
+from moorage.cli.output import (
+    human_size,
+    prune_report,
+    render,
+    save_stream,
+    since,
+    tabulate,
+    write,
+)
 from moorage.cli.progress import Progress
+from moorage.cli.pulling import auth_header, pull_image
 from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from typing import Any
 
     from moorage.cli.flags import Options
     from moorage.cli.session import Session
@@ -65,42 +74,6 @@ def images(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
-def _auth_header(registry: str) -> dict[str, str]:
-    """X-Registry-Auth (base64url JSON) from the credentials `login` stored."""
-    from moorage.cli.cmd_login import stored
-
-    user, password = stored(registry)
-    if not user:
-        return {}
-    import base64
-
-    from moorage import json_codec
-
-    doc = json_codec.dumps({"username": user, "password": password, "serveraddress": registry})
-    return {"X-Registry-Auth": base64.urlsafe_b64encode(doc.encode()).decode()}
-
-
-def _registry(reference: str) -> str:
-    first = reference.split("/", 1)[0]
-    return first if "/" in reference and ("." in first or ":" in first
-                                          or first == "localhost") else "https://index.docker.io/v1/"
-
-
-def pull_image(session: Session, reference: str, quiet: bool, stream: TextIO) -> None:
-    name, _, tag = reference.rpartition(":") if ":" in reference.rsplit("/", 1)[-1] \
-        else (reference, "", "latest")
-    if "@" in reference:
-        name, tag = reference, ""
-    progress = Progress(stream)
-    for message in session.client.stream_json(
-            "POST", "/images/create", {"fromImage": name, "tag": tag or None},
-            headers=_auth_header(_registry(reference))):
-        if not quiet:
-            progress.show(message)
-        elif message.get("error"):
-            raise CommandError(message["error"])
-
-
 def pull(session: Session, opts: Options, args: list[str]) -> int:
     reference = args[0]
     pull_image(session, reference, opts.quiet, sys.stdout)
@@ -115,7 +88,7 @@ def push(session: Session, opts: Options, args: list[str]) -> int:
     progress = Progress(sys.stdout)
     for message in session.client.stream_json(
             "POST", f"/images/{name}/push", {"tag": tag or None},
-            headers={"X-Registry-Auth": "e30=", **_auth_header(_registry(args[0]))}):
+            headers={"X-Registry-Auth": "e30=", **auth_header(args[0])}):
         if not opts.quiet:
             progress.show(message)
     return 0
@@ -137,10 +110,8 @@ def rmi(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def save(session: Session, opts: Options, args: list[str]) -> int:
-    from moorage.cli.cmd_containers import _to_output
-
     chunks = session.client.stream_raw("GET", "/images/get", {"names": args})
-    _to_output(chunks, opts.output)
+    save_stream(chunks, opts.output)
     return 0
 
 

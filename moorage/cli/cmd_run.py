@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from moorage.cli.container_flags import ram_in_bytes, restart_policy
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
 from moorage.cli.session import CommandError
 from moorage.client.errors import APIError
@@ -68,20 +69,6 @@ RUN_FLAGS = (
     flag("sig-proxy", BOOL, "Proxy received signals to the process", True),
 )
 
-_UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units RAMInBytes: "512m", "1.5g", "1024" (binary multiples)."""
-    lowered = text.strip().lower().removesuffix("b") if len(text) > 1 else text.lower()
-    unit = lowered[-1] if lowered and lowered[-1] in _UNITS else "b"
-    number = lowered[:-1] if lowered and lowered[-1] in _UNITS else lowered
-    try:
-        return int(float(number) * _UNITS[unit])
-    except ValueError:
-        raise CommandError(f"invalid size: '{text}'", 125, with_help=True) from None
-
-
 def _env(opts: Options) -> list[str]:
     items: list[str] = []
     for path in opts.env_file:
@@ -129,14 +116,6 @@ def _volumes(specs: list[str], volumes: dict[str, Any]) -> list[str]:
     return binds
 
 
-def _restart(text: str) -> dict[str, Any]:
-    name, _, count = text.partition(":")
-    policy: dict[str, Any] = {"Name": "" if name == "no" else name}
-    if count:
-        policy["MaximumRetryCount"] = int(count)
-    return policy
-
-
 def _tmpfs(specs: list[str]) -> dict[str, str]:
     return {path: options for path, _, options in (s.partition(":") for s in specs)}
 
@@ -168,7 +147,7 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
         "PublishAllPorts": opts.publish_all, "AutoRemove": opts.rm,
         "CapAdd": opts.cap_add or None, "CapDrop": opts.cap_drop or None,
         "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged,
-        "RestartPolicy": _restart(opts.restart), "Tmpfs": _tmpfs(opts.tmpfs) or None,
+        "RestartPolicy": restart_policy(opts.restart), "Tmpfs": _tmpfs(opts.tmpfs) or None,
         "Dns": opts.dns or None, "ExtraHosts": opts.add_host or None,
         "SecurityOpt": opts.security_opt or None,
         "Sysctls": dict(s.partition("=")[::2] for s in opts.sysctl) or None,
@@ -200,7 +179,7 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
 
 
 def _pull(session: Session, image: str) -> None:
-    from moorage.cli.cmd_images import pull_image
+    from moorage.cli.pulling import pull_image
 
     pull_image(session, image, quiet=False, stream=sys.stderr)
 
@@ -240,18 +219,6 @@ def create(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
-def start_error(err: APIError) -> CommandError:
-    """docker run's exit codes for a process that cannot be started: 127 not found,
-    126 not executable, 125 anything else the engine refused."""
-    text = err.message
-    code = 125
-    if "executable file not found" in text or "no such file or directory" in text:
-        code = 127
-    elif "permission denied" in text:
-        code = 126
-    return CommandError(f"Error response from daemon: {text}", code, with_help=True)
-
-
 def run(session: Session, opts: Options, args: list[str]) -> int:
     from moorage.cli import interactive
 
@@ -261,6 +228,8 @@ def run(session: Session, opts: Options, args: list[str]) -> int:
         try:
             client.post(f"/containers/{container}/start")
         except APIError as err:
+            from moorage.cli.start_errors import start_error
+
             raise start_error(err) from None
         sys.stdout.write(container + "\n")
         return 0

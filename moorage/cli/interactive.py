@@ -175,7 +175,7 @@ def _proxy_signals(client: Client, container: str) -> None:
 
 def run_attached(session: Session, container: str, opts: Options) -> int:
     """`run` without -d: attach, wait for the exit, start, stream, exit with its code."""
-    from moorage.cli.cmd_run import start_error
+    from moorage.cli.start_errors import start_error
 
     client = session.client
     # The wait is a long poll on its own connection, registered before the start so

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
+from moorage.cli.session import CommandError
 from moorage.protocol.units import human_duration
 
 TYPE_CHECKING = False
@@ -150,3 +151,17 @@ def prune_report(title: str, deleted: list, reclaimed: int | None = None) -> str
     if reclaimed is not None:
         text += f"Total reclaimed space: {human_size(reclaimed, 4)}\n"
     return text
+
+
+def save_stream(chunks: Any, output: str | None) -> None:
+    """`save`/`export`: the bytes to the -o file, or to stdout unless it is a terminal."""
+    if not output and sys.stdout.isatty():
+        raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or "
+                           "redirect")
+    target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        for data in chunks:
+            target.write(data)
+    finally:
+        if output:
+            target.close()

@@ -35,7 +35,8 @@ class Session:
     def client(self) -> Client:
         if self._client is None:
             from moorage.client.api import Client
-            from moorage.client.endpoint import resolve, tls_from_flags
+            from moorage.client.target import resolve
+            from moorage.client.tls_options import tls_from_flags
 
             o = self.options
             tls = tls_from_flags(o.tls, o.tlsverify, o.tlscacert, o.tlscert, o.tlskey)

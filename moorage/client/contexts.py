@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 
 from moorage import json_codec
-from moorage.client.endpoint import DEFAULT_HOST, Endpoint, TLSOptions
+from moorage.client.endpoint import DEFAULT_HOST, Endpoint
 from moorage.client.errors import EndpointError
+from moorage.client.files import make_dirs, write_atomic
+from moorage.client.tls_options import TLSOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -48,14 +50,12 @@ def read_config() -> dict[str, Any]:
 
 
 def write_config(data: dict[str, Any]) -> None:
-    os.makedirs(config_dir(), exist_ok=True)
-    tmp = _config_path() + ".tmp"
-    with open(tmp, "w") as f:
-        # docker writes config.json indented with a tab; keep it diff-friendly for both tools.
-        import json  # only when writing: indented output needs the json package
+    """config.json at 0600 in a 0700 folder, as the docker CLI's ConfigFile.Save."""
+    import json  # only when writing: indented output needs the json package
 
-        json.dump(data, f, indent="\t")
-    os.replace(tmp, _config_path())
+    make_dirs(config_dir(), 0o700)
+    # docker writes config.json indented with a tab; keep it diff-friendly for both tools.
+    write_atomic(_config_path(), json.dumps(data, indent="\t").encode(), 0o600)
 
 
 def current() -> str:
@@ -141,16 +141,16 @@ def create(name: str, description: str, host: str, skip_tls_verify: bool,
     metadata = {"Description": description} if description else {}
     meta = {"Name": name, "Metadata": metadata,
             "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_tls_verify}}}
-    os.makedirs(meta_dir(name), exist_ok=True)
-    with open(os.path.join(meta_dir(name), "meta.json"), "w") as f:
-        f.write(json_codec.dumps(meta, compact=True))
+    # The docker CLI's context store: metadata world-readable, TLS material private.
+    make_dirs(meta_dir(name), 0o755)
+    write_atomic(os.path.join(meta_dir(name), "meta.json"),
+                 json_codec.dumps(meta, compact=True).encode(), 0o644)
     if tls_material:
-        import shutil
-
         base = os.path.join(tls_dir(name), "docker")
-        os.makedirs(base, exist_ok=True)
+        make_dirs(base, 0o700)
         for target, source in tls_material.items():
-            shutil.copyfile(source, os.path.join(base, target))
+            with open(source, "rb") as f:
+                write_atomic(os.path.join(base, target), f.read(), 0o600)
 
 
 def remove(name: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import ssl
 
-from moorage.client.endpoint import TLSOptions
 from moorage.client.errors import EndpointError
+from moorage.client.tls_options import TLSOptions
 
 
 def _context(options: TLSOptions) -> ssl.SSLContext:

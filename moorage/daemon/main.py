@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import grp
 import logging
 import os
 import signal
@@ -44,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from moorage.daemon import config as config_mod
+    from moorage.daemon.containers.refusals import refuse_unsupported_config
 
     runtimes = {}
     for item in args.add_runtime:
@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         file_data = config_mod.read_file(args.config_file or config_mod.DEFAULT_CONFIG_FILE,
                                          required=args.config_file is not None)
+        refuse_unsupported_config(file_data)
         if runtimes:
             file_data = {**file_data, "runtimes": {**file_data.get("runtimes", {}), **runtimes}}
         config = config_mod.build(file_data, {
@@ -88,8 +89,10 @@ async def serve(config: object) -> int:
     from moorage.api.system.routes import add_routes as system_routes
     from moorage.daemon.config import DaemonConfig
     from moorage.daemon.engine import Engine
+    from moorage.daemon.listen import claim_pidfile, listen_unix, release_pidfile
 
     assert isinstance(config, DaemonConfig)
+    pidfile = claim_pidfile(config.exec_root)
     engine = Engine(config)
     await engine.start()
     app = create_app()
@@ -113,17 +116,13 @@ async def serve(config: object) -> int:
             if not host.startswith("unix://"):
                 raise MoorError(f"unsupported host {host!r}: unix:// or tcp://")
             path = host[len("unix://"):]
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            if os.path.exists(path):
-                os.unlink(path)
-            site = web.UnixSite(runner, path)
-            await site.start()
-            _restrict_socket(path)
+            await web.SockSite(runner, listen_unix(path)).start()
             sockets.append(path)
             log.info("API listen on %s", path)
     except BaseException:
         await runner.cleanup()
         await engine.stop()
+        release_pidfile(pidfile)
         raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,6 +138,7 @@ async def serve(config: object) -> int:
             os.unlink(path)
         except FileNotFoundError:
             pass
+    release_pidfile(pidfile)
     return 0
 
 
@@ -146,6 +146,7 @@ def _tcp_listener(host: str, config: object) -> tuple[str, int, ssl.SSLContext |
     """tcp://ADDR:PORT: its address, port and TLS context (client certificates required
     with tlsverify), as dockerd. Plain TCP only with an explicit --tls=false."""
     from moorage.daemon.config import DaemonConfig
+    from moorage.daemon.listen import warn_without_client_verification
 
     assert isinstance(config, DaemonConfig)
     address, _, port = host[len("tcp://"):].rpartition(":")
@@ -153,7 +154,10 @@ def _tcp_listener(host: str, config: object) -> tuple[str, int, ssl.SSLContext |
         raise MoorError(f"invalid host {host!r}: expected tcp://ADDRESS:PORT")
     address = address.strip("[]") or "0.0.0.0"
     if config.tls_verify or config.tls:
-        return address, int(port), _tls_context(config)
+        context = _tls_context(config)
+        if not config.tls_verify:
+            warn_without_client_verification(host)
+        return address, int(port), context
     if config.tls is None:
         raise MoorError(f"refusing to serve the API on {host} without encryption: it gives "
                         "root on this host to anyone who can reach it. Use --tlsverify with "
@@ -181,12 +185,3 @@ def _tls_context(config: object) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as err:
         raise MoorError(f"could not load the TLS configuration: {err}") from None
     return context
-
-
-def _restrict_socket(path: str) -> None:
-    """0660, group `moor` when it exists: like docker.sock and its `docker` group."""
-    try:
-        os.chown(path, 0, grp.getgrnam("moor").gr_gid)
-    except KeyError:
-        pass
-    os.chmod(path, 0o660)

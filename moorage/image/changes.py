@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from moorage import environ
 from moorage.errors import InvalidParameter
 
 Settings = dict[str, Any]
@@ -85,11 +86,8 @@ def _pairs(rest: str, word: str) -> list[tuple[str, str]]:
 
 
 def _env(s: Settings, rest: str, word: str) -> None:
-    env = list(s.get("Env") or [])
-    for key, value in _pairs(rest, word):
-        env = [e for e in env if e.partition("=")[0] != key]
-        env.append(f"{key}={value}")
-    s["Env"] = env
+    s["Env"] = environ.merge(s.get("Env") or (),
+                             [f"{key}={value}" for key, value in _pairs(rest, word)])
 
 
 def _label(s: Settings, rest: str, word: str) -> None:

@@ -6,10 +6,48 @@ the path or object it was applied to, so callers can report one clear line.
 
 from __future__ import annotations
 
-import ctypes
+# _ctypes, not ctypes: ctypes/__init__.py builds its whole type zoo and imports
+# struct, ~1.5 ms of every moor-runtime start; these few calls need five types.
+import _ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+class _c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class _c_uint32(_ctypes._SimpleCData):
+    _type_ = "I"
+
+
+class _c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class _c_uint64(_ctypes._SimpleCData):
+    _type_ = "Q"
+
+
+class _Function(_ctypes.CFuncPtr):
+    """A C function of libc returning int, with errno saved (ctypes.CDLL's use_errno)."""
+
+    _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+    _restype_ = _c_int
+
+
+class _Libc:
+    """The running program's symbols (dlopen(NULL)), as ctypes.CDLL(None)."""
+
+    def __init__(self) -> None:
+        self._handle = _ctypes.dlopen(None, os.RTLD_LOCAL)
+
+    def __getattr__(self, name: str) -> _Function:
+        function = _Function((name, self))
+        setattr(self, name, function)
+        return function
+
+
+_libc = _Libc()
 
 # Syscalls glibc does not wrap, by machine (asm/unistd.h).
 _SYSCALL_NUMBERS = {
@@ -70,7 +108,7 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 def _check(result: int, what: str, path: str | None = None) -> int:
     if result < 0:
-        err = ctypes.get_errno()
+        err = _ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}", path)
     return result
 
@@ -81,7 +119,7 @@ def _b(value: str | None) -> bytes | None:
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
           data: str | None = None) -> None:
-    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), _c_ulong(flags), _b(data)),
            "mount", target)
 
 
@@ -107,8 +145,8 @@ def setdomainname(name: str) -> None:
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    return _check(_libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3),
-                              ctypes.c_ulong(arg4), ctypes.c_ulong(arg5)), "prctl")
+    return _check(_libc.prctl(option, _c_ulong(arg2), _c_ulong(arg3),
+                              _c_ulong(arg4), _c_ulong(arg5)), "prctl")
 
 
 def seccomp(operation: int, flags: int, args: object) -> None:
@@ -116,13 +154,13 @@ def seccomp(operation: int, flags: int, args: object) -> None:
     _check(_libc.syscall(_NR["seccomp"], operation, flags, args), "seccomp")
 
 
-class _CapHeader(ctypes.Structure):
-    _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
+class _CapHeader(_ctypes.Structure):
+    _fields_ = (("version", _c_uint32), ("pid", _c_int))
 
 
-class _CapData(ctypes.Structure):
-    _fields_ = (("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32))
+class _CapData(_ctypes.Structure):
+    _fields_ = (("effective", _c_uint32), ("permitted", _c_uint32),
+                ("inheritable", _c_uint32))
 
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
@@ -136,12 +174,11 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    _check(_libc.syscall(_NR["capset"], ctypes.byref(header), data), "capset")
+    _check(_libc.syscall(_NR["capset"], _ctypes.byref(header), data), "capset")
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64))
+class _OpenHow(_ctypes.Structure):
+    _fields_ = (("flags", _c_uint64), ("mode", _c_uint64), ("resolve", _c_uint64))
 
 
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -152,8 +189,8 @@ RESOLVE_IN_ROOT = 0x10
 
 def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     how = _OpenHow(flags, mode, resolve)
-    return _check(_libc.syscall(_NR["openat2"], dir_fd, _b(path), ctypes.byref(how),
-                                ctypes.sizeof(how)), "openat2", path)
+    return _check(_libc.syscall(_NR["openat2"], dir_fd, _b(path), _ctypes.byref(how),
+                                _ctypes.sizeof(how)), "openat2", path)
 
 
 def sethostname(name: str) -> None:

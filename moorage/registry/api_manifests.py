@@ -64,8 +64,23 @@ async def _refresh_from_upstream(reg: Registry, name: str, reference: str) -> No
                             reference if is_tag(reference) else None, check_references=False)
 
 
+def _require_tag_or_digest(reference: str) -> None:
+    """A reference that is neither a tag nor a valid digest names no manifest.
+
+    The distribution registry answers 404 for it (its route matches only tags and
+    digests); the spec lists no 400 for a manifest fetch.
+    """
+    if is_tag(reference):
+        return
+    try:
+        parse_digest_str(reference)
+    except RegistryError:
+        raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": reference}) from None
+
+
 async def get_manifest(request: web.Request, route: Route) -> web.StreamResponse:
     reg = request.app[REGISTRY]
+    _require_tag_or_digest(route.ref)
     if reg.upstream is not None:
         await _refresh_from_upstream(reg, route.name, route.ref)
     digest, media_type = reg.storage.resolve(route.name, route.ref)

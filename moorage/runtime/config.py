@@ -188,8 +188,6 @@ def _validate_linux(linux: object) -> None:
         seen.add(kind)
         if "path" in ns:
             _expect(ns["path"], str, f"{where}.path", "a string")
-    if "mount" not in seen:
-        raise _fail("linux.namespaces", "a mount namespace is required")
     for key in ("uidMappings", "gidMappings"):
         mappings = linux.get(key, [])
         _expect(mappings, list, f"linux.{key}", "an array")
@@ -202,6 +200,10 @@ def _validate_linux(linux: object) -> None:
     for key in ("maskedPaths", "readonlyPaths"):
         if key in linux:
             _string_list(linux[key], f"linux.{key}")
+            if linux[key] and "mount" not in seen:
+                # Masking over the caller's own /proc and /sys would hit the host (runc's words).
+                raise _fail(f"linux.{key}",
+                            "unable to restrict sys entries without a private MNT namespace")
     sysctl = linux.get("sysctl", {})
     _expect(sysctl, dict, "linux.sysctl", "an object")
     for name, value in sysctl.items():

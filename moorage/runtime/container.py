@@ -13,6 +13,7 @@ from moorage import signals
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
+from moorage.runtime import rootfs as fs
 from moorage.runtime import state as state_mod
 from moorage.runtime.cgroups import load_manager, new_manager
 from moorage.runtime.init import InitContext, stage1
@@ -75,8 +76,10 @@ _ALLOWED_DEVICES = (
 def cgroup_resources(linux: dict) -> dict:
     """linux.resources with the device rules the runtime adds on its own."""
     resources = dict(linux.get("resources") or {})
+    # A FIFO is no device to the devices controller (runc's Type.CanCgroup): no rule.
     own = [{"allow": True, "type": d.get("type", "c"), "major": d.get("major"),
-            "minor": d.get("minor"), "access": "rwm"} for d in linux.get("devices") or ()]
+            "minor": d.get("minor"), "access": "rwm"} for d in linux.get("devices") or ()
+           if d.get("type") != "p"]
     resources["devices"] = [*(resources.get("devices") or ()), *_ALLOWED_DEVICES, *own]
     return resources
 
@@ -245,6 +248,8 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         _reap(stage1_pid)
         st.start_time = state_mod.process_start_time(st.pid)
         parent.expect("hooks")
+        if shares_mounts(config):
+            cleanup.append(lambda: fs.detach_shared_root(rootfs))
         _hooks(st, "prestart", "creating")
         _hooks(st, "createRuntime", "creating")
         parent.send("continue")
@@ -260,6 +265,11 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         console.close()  # type: ignore[attr-defined]
         console = None
     return Created(st, console)
+
+
+def shares_mounts(config: dict) -> bool:
+    """True when the container runs in the caller's mount namespace (no "mount" entry)."""
+    return all(ns["type"] != "mount" for ns in config.get("linux", {}).get("namespaces", []))
 
 
 def _new_namespaces(config: dict) -> set[str]:
@@ -340,14 +350,10 @@ def state_document(root: str, container_id: str) -> dict:
 
 
 def parse_signal(value: str) -> int:
-    if value.isdigit():
-        if 0 < int(value) < signals.NSIG:
-            return int(value)
-    else:
-        number = signals.number(value)
-        if number is not None:
-            return number
-    raise InvalidParameter(f"unknown signal {value!r}")
+    number = signals.parse(value)
+    if number is None:
+        raise InvalidParameter(f"unknown signal {value!r}")
+    return number
 
 
 def kill(root: str, container_id: str, sig: int, all_processes: bool = False) -> None:
@@ -387,6 +393,8 @@ def destroy(st: state_mod.ContainerState, current: str) -> None:
     # Without a pid namespace the init's death does not end its children.
     cgroup.kill_all(signals.SIGKILL)
     cgroup.destroy()
+    if shares_mounts(st.config):
+        fs.detach_shared_root(st.rootfs)
     try:
         _hooks(st, "poststop", "stopped")
     finally:

@@ -16,7 +16,12 @@ from moorage.errors import Conflict, MoorError
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime.cgroups import load_manager
-from moorage.runtime.container import current_status, set_subreaper, write_pid_file
+from moorage.runtime.container import (
+    current_status,
+    set_subreaper,
+    shares_mounts,
+    write_pid_file,
+)
 from moorage.runtime.process import PreparedProcess
 from moorage.runtime.state import load
 from moorage.runtime.sync import Channel, ChildFailed, pair
@@ -80,14 +85,20 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
         else:
             console, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     namespaces = _namespace_fds(st.pid)
+    # In the caller's mount namespace the init chrooted: so does the new process.
+    root_fd = (os.open(f"/proc/{st.pid}/root", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+               if shares_mounts(st.config) else None)
     set_subreaper()
     parent, child = pair()
     joiner = os.fork()
     if joiner == 0:
         parent.close()
         _join_and_fork(child, namespaces, prepared,
-                       console_child.fileno() if console_child else None, preserve_fds)
+                       console_child.fileno() if console_child else None, preserve_fds,
+                       root_fd)
     child.close()
+    if root_fd is not None:
+        os.close(root_fd)
     for fd in namespaces.values():
         os.close(fd)
     if console_child is not None and console_child is not console:
@@ -139,7 +150,7 @@ def _namespace_fds(pid: int) -> dict[str, int]:
 
 
 def _join_and_fork(channel: Channel, namespaces: dict[str, int], prepared: PreparedProcess,
-                   console_fd: int | None, preserve_fds: int) -> None:
+                   console_fd: int | None, preserve_fds: int, root_fd: int | None) -> None:
     from moorage.runtime.init import keep_only_preserved_fds, report_and_exit
 
     try:
@@ -151,6 +162,10 @@ def _join_and_fork(channel: Channel, namespaces: dict[str, int], prepared: Prepa
             if name in namespaces:
                 libc.setns(namespaces[name], _SETNS_FLAGS[name])
                 os.close(namespaces[name])
+        if root_fd is not None:
+            os.fchdir(root_fd)
+            os.chroot(".")
+            os.close(root_fd)
         pid = os.fork()
         if pid:
             channel.send(f"pid {pid}")

@@ -138,7 +138,8 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     linux = config.get("linux", {})
     mounts = config.get("mounts", [])
     rootfs = ctx.rootfs
-    fs.prepare_root(rootfs, linux.get("rootfsPropagation"))
+    own_mounts = any(ns["type"] == "mount" for ns in linux.get("namespaces", []))
+    fs.prepare_root(rootfs, linux.get("rootfsPropagation"), own_mount_namespace=own_mounts)
     fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts,
                  cgroupns=any(ns["type"] == "cgroup" for ns in linux.get("namespaces", [])),
                  cgroups_ready=lambda: _wait_for_cgroups(ctx.cgroups_fd))
@@ -155,7 +156,9 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
         # In the container's namespaces but before pivot_root, so the hook's
         # path is still the host's (runtime-spec config.md createContainer).
         _run_hooks(ctx, "createContainer", "creating", host_pid)
-    if ctx.no_pivot:
+    if not own_mounts:
+        fs.chroot_root(rootfs)
+    elif ctx.no_pivot:
         fs.move_root(rootfs)
     else:
         fs.pivot(rootfs)

@@ -8,6 +8,7 @@ read-only and masked paths, and the read-only remount of / if asked.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -45,10 +46,17 @@ def _mount_fd(source: str | None, fd: int, fstype: str | None, flags: int, data:
                                  f"{os.strerror(err.errno)}") from None
 
 
-def prepare_root(rootfs: str, propagation: str | None) -> None:
-    """Make the rootfs a mount point we may pivot into, isolated from the host's events."""
-    libc.mount(None, "/", None, PROPAGATION.get(propagation or "rslave",
-                                                 libc.MS_SLAVE | libc.MS_REC))
+def prepare_root(rootfs: str, propagation: str | None, *, own_mount_namespace: bool) -> None:
+    """Make the rootfs a mount point we may pivot into, isolated from the host's events.
+
+    Without a mount namespace of its own the container shares the caller's tree:
+    its "/" propagation is the caller's to choose, so it is left alone (runc turns
+    it rslave); the rootfs' parent still goes private, as in runc, so the mounts
+    made for the container do not spread to peer namespaces.
+    """
+    if own_mount_namespace:
+        libc.mount(None, "/", None, PROPAGATION.get(propagation or "rslave",
+                                                     libc.MS_SLAVE | libc.MS_REC))
     _make_parent_mount_private(rootfs)
     libc.mount(rootfs, rootfs, "bind", libc.MS_BIND | libc.MS_REC)
 
@@ -253,6 +261,11 @@ def _create_device(rootfs: str, device: dict, userns: bool) -> None:
     if os.path.lexists(host_path):
         os.unlink(host_path)
     mode = device.get("fileMode", 0o666) & 0o7777
+    if device["kind"] == stat.S_IFIFO:
+        # A FIFO has no device number and a user namespace may make one: no bind.
+        os.mkfifo(host_path, mode)
+        os.chown(host_path, device.get("uid", 0), device.get("gid", 0))
+        return
     if userns:
         # A user namespace may not mknod: bind the host's node instead.
         os.close(os.open(host_path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
@@ -285,6 +298,30 @@ def move_root(rootfs: str) -> None:
     libc.mount(rootfs, "/", None, libc.MS_MOVE)
     os.chroot(".")
     os.chdir("/")
+
+
+def chroot_root(rootfs: str) -> None:
+    """Enter the rootfs of a container that shares the caller's mount namespace.
+
+    pivot_root would swap the root of every process in that namespace; runc
+    chroots in this case too.
+    """
+    os.chdir(rootfs)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def detach_shared_root(rootfs: str) -> None:
+    """Undo the rootfs bind (and every mount under it) a shared-namespace init made.
+
+    They live in the caller's namespace and would outlive the container (runc
+    leaves them behind).
+    """
+    try:
+        libc.umount2(rootfs, libc.MNT_DETACH)
+    except OSError as err:
+        if err.errno != errno.EINVAL:  # not a mount point: nothing was mounted
+            raise
 
 
 def readonly_path(path: str) -> None:

@@ -68,3 +68,36 @@ def test_ssh_transport_through_dial_stdio(clis: Clis, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == clis.docker("version", "--format", "{{.Server.Version}}").stdout
     assert moor("run", "--rm", "busybox", "echo", "over ssh", env=env).stdout == b"over ssh\n"
+
+
+def _modes(root: Path) -> dict[str, str]:
+    """Every path under `root` (context hashes are the same for both) and its mode."""
+    return {str(p.relative_to(root)): oct(p.stat().st_mode & 0o7777)
+            for p in sorted([root, *root.rglob("*")])}
+
+
+def test_secrets_written_private_like_docker(tmp_path: Path) -> None:
+    """config.json 0600 in a 0700 folder, TLS material 0600 in 0700 folders, metadata
+    0644: the same modes as the docker CLI's, whatever the umask lets through."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=t"],
+                   check=True, capture_output=True)
+    endpoint = f"host=tcp://127.0.0.1:1,ca={cert},cert={cert},key={key}"
+    seen = []
+    for name, cli in (("moor", MOOR), ("docker", "docker")):
+        env = clean_env(tmp_path / name)
+        for args in (("context", "create", "t1", "--docker", endpoint), ("context", "use", "t1")):
+            done = subprocess.run([cli, *args], env=env, capture_output=True, timeout=30,
+                                  preexec_fn=lambda: os.umask(0o022))
+            assert done.returncode == 0, done.stderr
+        seen.append(_modes(tmp_path / name / "config"))
+    assert seen[0] == seen[1]
+    assert seen[0]["config.json"] == "0o600"
+    # A config folder made for config.json alone is 0700 (docker's ConfigFile.Save
+    # makes it so; `docker context use` writes nothing when the context is current).
+    env = clean_env(tmp_path / "alone")
+    done = subprocess.run([MOOR, "context", "use", "default"], env=env, capture_output=True,
+                          timeout=30, preexec_fn=lambda: os.umask(0o022))
+    assert done.returncode == 0, done.stderr
+    assert _modes(tmp_path / "alone" / "config") == {".": "0o700", "config.json": "0o600"}

@@ -245,6 +245,16 @@ def test_unknown_things(registry: Server, repo: str) -> None:
         assert (r.status, r.error_codes()) == (status, [code]), path
 
 
+@pytest.mark.parametrize("reference", ["-bad", ".x", "a" * 129, "x@y", "a%20b"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_manifest_reference_neither_tag_nor_digest(registry: Server, repo: str, method: str,
+                                                   reference: str) -> None:
+    r = registry.request(method, f"/v2/{repo}/manifests/{reference}")
+    assert r.status == 404
+    if method == "GET" and r.body.startswith(b"{"):  # distribution: a plain-text 404
+        assert r.error_codes() == ["MANIFEST_UNKNOWN"]
+
+
 def test_delete_manifest_by_digest_and_blob(registry: Server, repo: str) -> None:
     data = image_manifest(registry, repo)
     digest = put_manifest(registry, repo, "gone", data).headers["Docker-Content-Digest"]
@@ -273,11 +283,13 @@ def test_single_post_upload(moor_registry: Server, repo: str) -> None:
 
 def test_path_traversal_and_bad_names(moor_registry: Server) -> None:
     # distribution 2.8 answers NAME_UNKNOWN for uppercase names, a 301 for `..` and a
-    # 500 for a malformed manifest digest; the spec's codes are these.
+    # 500 for a malformed manifest digest; the spec's codes are these (a fetch of a
+    # reference that cannot name a manifest is MANIFEST_UNKNOWN, as for "-bad").
     r = moor_registry.request("GET", "/v2/Conformance/x/tags/list")
     assert (r.status, r.error_codes()) == (400, ["NAME_INVALID"])
-    r = moor_registry.request("GET", "/v2/conformance/x/manifests/sha256:abc")
-    assert (r.status, r.error_codes()) == (400, ["DIGEST_INVALID"])
+    for ref in ("sha256:abc", "md5:" + "0" * 32):
+        r = moor_registry.request("GET", f"/v2/conformance/x/manifests/{ref}")
+        assert (r.status, r.error_codes()) == (404, ["MANIFEST_UNKNOWN"]), ref
     for path in ("/v2/../../etc/tags/list", "/v2/a/../../b/manifests/latest",
                  "/v2/%2e%2e/x/blobs/uploads/", "/v2/a//b/tags/list", "/v2/-a/tags/list",
                  "/v2/a_/tags/list"):

@@ -194,6 +194,31 @@ def _rootfs_propagation(cfg: dict[str, Any], host: Host) -> None:
     )
 
 
+def _fifo_device(cfg: dict[str, Any], host: Host) -> None:
+    cfg["linux"]["devices"] = [
+        {"path": "/dev/probe-fifo", "type": "p", "fileMode": 0o640, "uid": 0, "gid": 5},
+        {"path": "/dev/sub/probe-fifo", "type": "p"},
+    ]
+
+
+def _caller_mount_namespace(cfg: dict[str, Any], host: Host) -> None:
+    """No mount namespace: the container shares the caller's (a throwaway one here).
+
+    runc refuses masked and read-only paths then, and ignores root.readonly
+    where moor-runtime honours it; the scenario keeps to what both do alike.
+    """
+    linux = cfg["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "mount"]
+    linux.pop("maskedPaths", None)
+    linux.pop("readonlyPaths", None)
+    cfg["root"]["readonly"] = False
+
+
+# Scenarios whose runtime runs in a mount namespace of its own making, so what
+# the container mounts in the caller's namespace cannot reach the host's.
+IN_THROWAWAY_MOUNT_NS = {"caller-mount-namespace"}
+THROWAWAY_MOUNT_NS = ["unshare", "--mount", "--propagation", "private"]
+
 # Where the reference falls short of the spec, the expected value is the spec's:
 # runc 1.1.5 predates runtime-spec 1.1's `domainname` and silently ignores it.
 PEER_GAPS: dict[tuple[str, str], dict[str, Callable[[Any], Any]]] = {
@@ -224,6 +249,8 @@ SCENARIOS: dict[str, Configure] = {
     "seccomp": _seccomp,
     "join-netns": _join_netns,
     "rootfs-propagation": _rootfs_propagation,
+    "fifo-device": _fifo_device,
+    "caller-mount-namespace": _caller_mount_namespace,
 }
 
 
@@ -307,11 +334,17 @@ def test_same_view(
     if not available(peer):
         pytest.skip(f"{peer} not installed")
     conf = SCENARIOS[scenario]
-    expected = observe(make_runtime(peer), conf, host, busybox_rootfs, open_tmp)
+    reference = make_runtime(peer)
+    if scenario in IN_THROWAWAY_MOUNT_NS:
+        reference.wrapper = THROWAWAY_MOUNT_NS
+    expected = observe(reference, conf, host, busybox_rootfs, open_tmp)
     assert expected["_rc"] == 0, f"{peer} failed the scenario itself: {expected}"
     for name, known_gap in PEER_GAPS.get((scenario, peer), {}).items():
         expected[name] = known_gap(expected.get(name))
-    got = observe(make_runtime("moor-runtime"), conf, host, busybox_rootfs, open_tmp)
+    moor = make_runtime("moor-runtime")
+    if scenario in IN_THROWAWAY_MOUNT_NS:
+        moor.wrapper = THROWAWAY_MOUNT_NS
+    got = observe(moor, conf, host, busybox_rootfs, open_tmp)
     # A failed run makes every field "<missing>"; the error alone says more.
     assert got["_rc"] == 0, f"moor-runtime failed: {got.get('_stderr')}"
     assert got == expected, f"moor-runtime vs {peer}:\n" + diff(

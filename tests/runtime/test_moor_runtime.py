@@ -103,3 +103,43 @@ def test_features_match_the_schema() -> None:
     binary = os.path.join(os.path.dirname(sys.executable), "moor-runtime")
     out = subprocess.run([binary, "features"], capture_output=True, text=True, check=True).stdout
     jsonschema.Draft4Validator(schema, registry=registry).validate(json.loads(out))
+
+
+def test_caller_mount_namespace_exec_and_delete(moor: Runtime, bundle: BundleFactory) -> None:
+    """Without a mount namespace the init chroots in the caller's; `exec` enters that
+    root too (runc 1.1's exec stays in the host's root) and `delete` detaches what the
+    init mounted there (runc leaves it). All inside a throwaway mount namespace."""
+    cfg = busybox.default_config(["sleep", "100"])
+    linux = cfg["linux"]
+    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "mount"]
+    linux.pop("maskedPaths", None)
+    linux.pop("readonlyPaths", None)
+    path = bundle(cfg)
+    cid = new_id()
+    moor.containers.append(cid)
+    rt = " ".join(moor.argv())
+    script = f"""
+        {rt} create --bundle {path} {cid} </dev/null >/dev/null || exit 10
+        {rt} start {cid} || exit 11
+        {rt} exec {cid} ls /linuxrc || exit 12
+        grep -c " {path}/rootfs" /proc/self/mountinfo
+        {rt} delete --force {cid} || exit 13
+        grep -c " {path}/rootfs" /proc/self/mountinfo
+        exit 0
+    """
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    listed, mounted, left = done.stdout.split()
+    assert listed == "/linuxrc"
+    assert int(mounted) > 5
+    assert left == "0"
+
+
+def test_refuses_masked_paths_without_mount_namespace(moor: Runtime, bundle: BundleFactory) -> None:
+    cfg = busybox.default_config(["true"])
+    cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"]
+                                  if ns["type"] != "mount"]
+    r = moor("run", "--bundle", bundle(cfg), new_id())
+    assert r.rc == 1
+    assert "unable to restrict sys entries without a private MNT namespace" in r.err

@@ -7,7 +7,7 @@ import asyncio
 import os
 import secrets
 
-from moorage.daemon.containers import setup, spec, volumes
+from moorage.daemon.containers import refusals, setup, spec, volumes
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
@@ -26,6 +26,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     setup.validate_host_config(host, tuple(r.name for r in ctx.config.runtimes))
     if host.security_opt:
         spec.security_options(host.security_opt)
+    refusals.refuse_unsupported(host)
     spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     if config.stop_signal:
         spec.parse_signal(config.stop_signal)

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 
+from moorage import environ
 from moorage.daemon.containers import setup, spec
 from moorage.daemon.containers.context import Context
 from moorage.daemon.shims import ShimError, ShimStream
@@ -60,7 +61,7 @@ class ExecManager:
         process = dict(base)
         process["args"] = list(config.cmd or ())
         process["terminal"] = config.tty
-        process["env"] = spec.merge_env(list(base.get("env") or []), config.env or ())
+        process["env"] = environ.merge(base.get("env") or (), config.env or ())
         if config.working_dir:
             process["cwd"] = config.working_dir
         if config.user:

@@ -1,33 +1,23 @@
-"""moor-init, the --init process: built once from data/moor-init.c."""
+"""Where the daemon finds moor-init, the init it binds into `--init` containers.
+
+moor-init is a static binary (a container's rootfs has no libc of ours) built
+from data/moor-init.c at install time (`make deps`, or before building a wheel),
+never by the daemon: a compiler is not a run-time dependency.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import tempfile
 
 from moorage.errors import SystemFailure
 
+MOOR_INIT = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "moor-init")
 
-def init_binary(data_root: str) -> str:
-    """Compiled static (the container's rootfs has no libc of ours, and gcc is a build
-    dependency of the engine, not of images); a unique temporary name and a rename keep
-    two first starts from racing."""
-    path = os.path.join(data_root, "bin", "moor-init")
-    if os.path.exists(path):
-        return path
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    source = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "moor-init.c")
-    fd, tmp = tempfile.mkstemp(prefix="moor-init.", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        done = subprocess.run(["gcc", "-static", "-Os", "-s", "-o", tmp, source],
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemFailure(f"building moor-init: {done.stderr.strip()}")
-        os.chmod(tmp, 0o755)
-        os.rename(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+def moor_init_path() -> str:
+    """The host path of moor-init; SystemFailure when the install did not build it."""
+    if not os.access(MOOR_INIT, os.X_OK):
+        raise SystemFailure(f"moor-init is missing at {MOOR_INIT}: it is built when moorage is "
+                          "installed (make deps, or gcc -static -Os -s -o moor-init "
+                          "moor-init.c in that folder)")
+    return MOOR_INIT

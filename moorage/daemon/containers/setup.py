@@ -13,7 +13,8 @@ import re
 import shutil
 from dataclasses import replace
 
-from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS, merge_env
+from moorage import environ
+from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.linux import libc
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
@@ -38,7 +39,7 @@ def validate_name(name: str) -> str:
 def merge_image_config(config: ContainerConfig, image: dict, container_id: str) -> ContainerConfig:
     """Fill what the request left empty from the image's config (moby's merge())."""
     defaults = image.get("config") or {}
-    env = merge_env(list(defaults.get("Env") or []), config.env or ())
+    env = environ.merge(defaults.get("Env") or (), config.env or ())
     cmd = config.cmd
     entrypoint = config.entrypoint
     if entrypoint is None:

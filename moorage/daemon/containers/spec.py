@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
-from moorage import signals
+from moorage import environ, signals
 from moorage.errors import InvalidParameter
 from moorage.model.records import ContainerRecord
 
@@ -151,17 +150,7 @@ def environment(container: ContainerRecord) -> list[str]:
     env = [DEFAULT_PATH, f"HOSTNAME={container.config.hostname}"]
     if container.config.tty:
         env.append("TERM=xterm")
-    return merge_env(env, container.config.env or ())
-
-
-def merge_env(base: list[str], overrides: Iterable[str]) -> list[str]:
-    """`base` with each KEY=value of `overrides` replacing the same KEY (appended last)."""
-    env = list(base)
-    for item in overrides:
-        key = item.partition("=")[0]
-        env = [e for e in env if e.partition("=")[0] != key]
-        env.append(item)
-    return env
+    return environ.merge(env, container.config.env or ())
 
 
 def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
@@ -309,14 +298,11 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
 
 
 def parse_signal(value: str) -> int:
-    """Docker's signal syntax: a number, or a name with or without SIG."""
-    text = value.strip()
-    if text.isdigit():
-        if 0 < int(text) < signals.NSIG:
-            return int(text)
-    elif (number := signals.number(text)) is not None:
-        return number
-    raise InvalidParameter(f"Invalid signal: {value}")
+    """Docker's signal syntax (moorage.signals.parse), or dockerd's error."""
+    number = signals.parse(value)
+    if number is None:
+        raise InvalidParameter(f"Invalid signal: {value}")
+    return number
 
 
 def stop_signal(container: ContainerRecord) -> int:

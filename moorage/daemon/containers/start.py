@@ -9,11 +9,11 @@ import json
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import setup, spec
+from moorage.daemon.containers import refusals, setup, spec
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
-from moorage.daemon.containers.init_binary import init_binary
+from moorage.daemon.containers.init_binary import moor_init_path
 from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
@@ -67,6 +67,7 @@ class Starter:
     async def _start(self, record: ContainerRecord) -> None:
         ctx = self.ctx
         try:
+            refusals.require_network(record.host_config.network_mode)
             shim_config = await asyncio.to_thread(self._prepare, record,
                                                   ctx.paths.new_socket(record.id))
             reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
@@ -125,7 +126,7 @@ class Starter:
         user = setup.resolve_user(rootfs, record.config.user, host.group_add or ())
         inputs = spec.SpecInputs(
             rootfs=rootfs, container_dir=directory,
-            init_binary=init_binary(ctx.config.data_root) if host.init else "",
+            init_binary=moor_init_path() if host.init else "",
             namespace_pids=namespace_pids, user=user)
         document = spec.build(record, inputs)
         tmp = os.path.join(directory, "config.json.tmp")

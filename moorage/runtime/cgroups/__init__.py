@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from moorage.errors import InvalidParameter
 from moorage.runtime.cgroups.manager import CREATED, CgroupManager
-from moorage.runtime.cgroups.paths import clean_path, detect_mode, v1_paths, v2_path
+from moorage.runtime.cgroups.paths import clean_path, detect_mode, unified, v1_paths, v2_path
 from moorage.runtime.cgroups.v1 import V1Manager
 from moorage.runtime.cgroups.v2 import V2Manager
 
-__all__ = ["CgroupManager", "detect_mode", "load_manager", "new_manager"]
+__all__ = ["CgroupManager", "detect_mode", "load_manager", "new_manager", "unified"]
 
 
 def new_manager(cgroups_path: str | None, container_id: str, mode: str = "auto") -> CgroupManager:
@@ -28,7 +28,7 @@ def new_manager(cgroups_path: str | None, container_id: str, mode: str = "auto")
     """
     inner = clean_path(cgroups_path, container_id)
     if mode == "auto":
-        mode = "v2" if detect_mode() == "unified" else "v1"
+        mode = "v2" if unified() else "v1"
     if mode == "v2":
         return V2Manager({"": v2_path(inner)})
     if mode == "v1":

@@ -28,6 +28,11 @@ def detect_mode() -> str:
     return "legacy"
 
 
+def unified() -> bool:
+    """True on a cgroup v2 host (one cgroup2 tree at /sys/fs/cgroup)."""
+    return detect_mode() == "unified"
+
+
 def v2_mountpoint() -> str:
     mode = detect_mode()
     if mode == "unified":

@@ -13,6 +13,8 @@ from __future__ import annotations
 import _thread
 import os
 
+from moorage.runtime.cgroups.paths import HYBRID_ROOT, ROOT, detect_mode
+
 
 def _own_procs_file() -> str | None:
     try:
@@ -20,11 +22,11 @@ def _own_procs_file() -> str | None:
             lines = f.read().splitlines()
     except OSError:
         return None
+    mode = detect_mode()
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if controllers == "":
-            base = "/sys/fs/cgroup" if os.path.exists("/sys/fs/cgroup/cgroup.procs") \
-                else "/sys/fs/cgroup/unified"
+        if controllers == "" and mode != "legacy":
+            base = ROOT if mode == "unified" else HYBRID_ROOT
             return f"{base}{path.rstrip('/')}/cgroup.procs"
         if controllers == "pids":
             return f"/sys/fs/cgroup/pids{path.rstrip('/')}/cgroup.procs"

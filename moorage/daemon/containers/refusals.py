@@ -1,0 +1,109 @@
+"""Refusals of what the engine would otherwise accept and silently not do.
+
+Each check stays until its feature lands; the words follow dockerd's where
+dockerd refuses the same thing (a network that does not exist), and say plainly
+what is missing where dockerd would do it (publishing ports, AppArmor or SELinux
+confinement on a host without them, rotating the json-file log).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Protocol
+
+from moorage.errors import InvalidParameter, NotFound
+
+# Network modes the engine runs today: each gives the container its own empty
+# network namespace ("default" and "bridge" until the bridge driver lands) or the
+# host's. `container:NAME` shares another container's and is not done yet.
+_NETWORK_MODES = ("", "default", "bridge", "none", "host")
+# Options that ask for no confinement at all: on a host without AppArmor or
+# SELinux that is exactly what a container gets, so they are honoured.
+_UNCONFINED = ("apparmor=unconfined", "label=disable", "label:disable")
+
+
+class _LogConfig(Protocol):
+    @property
+    def config(self) -> Mapping[str, str]: ...
+
+
+class _HostConfig(Protocol):
+    @property
+    def port_bindings(self) -> Mapping[str, object] | None: ...
+    @property
+    def publish_all_ports(self) -> bool: ...
+    @property
+    def network_mode(self) -> str: ...
+    @property
+    def security_opt(self) -> tuple[str, ...] | None: ...
+    @property
+    def log_config(self) -> _LogConfig: ...
+
+
+def refuse_unsupported(host_config: _HostConfig, *, apparmor: bool | None = None,
+                       selinux: bool | None = None) -> None:
+    """Raise for a container setting the engine cannot honour yet.
+
+    `apparmor` and `selinux` say whether the host enforces them (probed when None).
+    Raises InvalidParameter; pure apart from the probes, so safe to call more than once.
+    """
+    if host_config.port_bindings or host_config.publish_all_ports:
+        raise InvalidParameter("port publishing (-p, -P) is not supported yet")
+    mode = host_config.network_mode
+    if mode.startswith("container:"):
+        raise InvalidParameter(f"network mode {mode}: sharing another container's network "
+                               "namespace is not supported yet")
+    for option in host_config.security_opt or ():
+        if option in _UNCONFINED:
+            continue
+        if option.startswith("apparmor") and not (apparmor if apparmor is not None
+                                                  else apparmor_enabled()):
+            raise InvalidParameter(f'invalid --security-opt: "{option}": AppArmor is not '
+                                   "enabled on this host")
+        if option.startswith("label") and not (selinux if selinux is not None
+                                               else selinux_enabled()):
+            raise InvalidParameter(f'invalid --security-opt: "{option}": SELinux is not '
+                                   "enabled on this host")
+    if host_config.log_config.config:
+        raise InvalidParameter(_log_opts_refusal(host_config.log_config.config))
+
+
+def require_network(network_mode: str) -> None:
+    """At start, as dockerd: NotFound (404) for a network that does not exist.
+
+    Not at create: dockerd creates the container, and the docker CLI reads a 404
+    from create as a missing image and goes to pull it. User-defined networks do
+    not exist yet, so every other name is missing.
+    """
+    if network_mode not in _NETWORK_MODES and not network_mode.startswith("container:"):
+        raise NotFound(f"network {network_mode} not found")  # libnetwork's ErrNoSuchNetwork
+
+
+def refuse_unsupported_config(daemon_json: Mapping[str, object]) -> None:
+    """Raise InvalidParameter for a daemon.json directive that would be accepted and not
+    honoured (today: `log-opts`, since the json-file log is never rotated)."""
+    log_opts = daemon_json.get("log-opts")
+    if log_opts:
+        names = log_opts if isinstance(log_opts, Mapping) else {"log-opts": ""}
+        raise InvalidParameter(f"unable to configure the daemon: {_log_opts_refusal(names)}")
+
+
+def _log_opts_refusal(options: Mapping[str, object]) -> str:
+    names = ", ".join(sorted(options))
+    return (f"log options are not supported yet ({names}): the json-file log is "
+            "neither rotated nor labelled")
+
+
+def apparmor_enabled() -> bool:
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
+
+
+def selinux_enabled() -> bool:
+    # go-selinux's check: selinuxfs mounted (its "enforce" file present).
+    return any(os.path.exists(f"{root}/enforce")
+               for root in ("/sys/fs/selinux", "/selinux"))
