@@ -18,14 +18,13 @@ from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.linux import libc
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
+from moorage.runtime import cgroups
 from moorage.runtime.mounts import resolve_in_root
 from moorage.store.snapshots import Mount
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _LOG_DRIVERS = ("json-file", "none")
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
-# dockerd's default cgroup namespace: private on a cgroup v2 host, host on v1 and hybrid.
-CGROUP_V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
 def validate_name(name: str) -> str:
@@ -78,8 +77,10 @@ def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
         host, runtime=host.runtime or default_runtime,
         log_config=replace(host.log_config, type=host.log_config.type or "json-file"),
         shm_size=host.shm_size or DEFAULT_SHM_SIZE, memory_swap=swap,
-        ipc_mode=host.ipc_mode or "private", cgroupns_mode=host.cgroupns_mode
-        or ("private" if CGROUP_V2 else "host"), network_mode=host.network_mode or "default",
+        ipc_mode=host.ipc_mode or "private",
+        # dockerd's default cgroup namespace: private on a cgroup v2 host, host on v1 and hybrid.
+        cgroupns_mode=host.cgroupns_mode or ("private" if cgroups.unified() else "host"),
+        network_mode=host.network_mode or "default",
         masked_paths=host.masked_paths if host.masked_paths is not None or host.privileged
         else MASKED_PATHS,
         readonly_paths=host.readonly_paths if host.readonly_paths is not None

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from moorage.daemon.containers.setup import CGROUP_V2
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.model.plain import from_plain, to_plain
 from moorage.model.records import SCHEMA_VERSION, ContainerRecord, ContainerState
 from moorage.model.times import parse_rfc3339_ns
+from moorage.runtime import cgroups
 from moorage.store.metadata import Metadata
 
 log = logging.getLogger("moord.containers")
@@ -79,7 +79,7 @@ def record_from_document(doc: dict) -> ContainerRecord:
         path=doc.get("Path", ""), args=tuple(doc.get("Args") or ()), image=doc["Image"],
         config=from_plain(ContainerConfig, doc.get("Config") or {}, wire=True),
         host_config=replace(host, cgroupns_mode=host.cgroupns_mode
-                            or ("private" if CGROUP_V2 else "host")),
+                            or ("private" if cgroups.unified() else "host")),
         mounts=tuple(from_plain(MountPoint, m, wire=True) for m in doc.get("Mounts") or ()),
         state=ContainerState(
             status=state.get("Status", "created"), running=bool(state.get("Running")),

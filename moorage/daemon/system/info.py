@@ -16,7 +16,7 @@ from moorage import __version__
 from moorage.daemon.config import DaemonConfig
 from moorage.image.config import host_architecture
 from moorage.model.system import SystemInfo, VersionInfo
-from moorage.runtime.cgroups.paths import detect_mode
+from moorage.runtime import cgroups
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class HostFacts:
         uname = platform.uname()
         return cls(kernel_version=uname.release, operating_system=_operating_system(),
                    architecture=uname.machine,
-                   cgroup_version="2" if detect_mode() == "unified" else "1",
+                   cgroup_version="2" if cgroups.unified() else "1",
                    name=socket.gethostname(), ncpu=os.cpu_count() or 1,
                    mem_total=os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
