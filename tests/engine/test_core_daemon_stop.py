@@ -22,6 +22,7 @@ from enginekit import (
     container_cgroups,
     mounts_under,
     reap,
+    residue,
     start_daemon,
     stop_daemon,
     tied_processes,
@@ -126,6 +127,10 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
         assert sorted(shown.stdout.decode().splitlines()) == \
             ["hung exited", "one exited", "two exited"], shown.stdout
         assert took < SIGTERM_BOUND
+        assert daemon.docker("rm", "one", "two", "hung").returncode == 0
+        (stop_daemon if isinstance(daemon, Daemon) else stop_dockerd)(daemon)  # type: ignore[operator]
+        left = residue(str(scratch), ids, Footprint.nothing())
+        assert not left, f"{kind} left behind:\n  " + "\n  ".join(left)
     finally:
         if hung is not None:
             hung.kill()
@@ -158,6 +163,9 @@ def test_live_restore_keeps_containers_running(scratch: Path, busybox_tar: bytes
         assert daemon.docker("stop", "-t", "1", "lives").returncode == 0
         assert not _alive(pid, start)
         assert daemon.docker("rm", "lives").returncode == 0
+        stop_daemon(daemon)
+        left = residue(str(base), ids, Footprint.nothing())
+        assert not left, "moord left behind:\n  " + "\n  ".join(left)
     finally:
         if daemon.process.poll() is None:
             daemon.docker("rm", "-f", *ids, timeout=30)
