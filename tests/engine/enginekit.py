@@ -13,6 +13,7 @@ from pathlib import Path
 
 import docker
 from peers import Dockerd, run_docker, stop_process
+from runtimekit import proc_starttime
 
 MOORD = os.path.join(os.path.dirname(sys.executable), "moord")
 
@@ -143,16 +144,8 @@ def tied_processes(root: str, ids: set[str]) -> dict[tuple[int, int | None], str
         if entry.isdigit() and int(entry) != me:
             why = _ties(int(entry), root, ids, sockets)
             if why is not None:
-                found[(int(entry), _starttime(int(entry)))] = why
+                found[(int(entry), proc_starttime(int(entry)))] = why
     return found
-
-
-def _starttime(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 @dataclass
@@ -195,7 +188,7 @@ def reap(root: str, ids: set[str], baseline: Footprint) -> None:
     failing test does not leak into the rest of the run."""
     left = Footprint.take(root, ids)
     for (pid, start), _ in left.processes.items():
-        if (pid, start) not in baseline.processes and _starttime(pid) == start:
+        if (pid, start) not in baseline.processes and proc_starttime(pid) == start:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

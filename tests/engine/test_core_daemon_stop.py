@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from enginekit import (
     tied_processes,
 )
 from peers import DOCKER_CLI, Dockerd, dockerd_available, start_dockerd, stop_dockerd
+from runtimekit import proc_starttime
 
 IMAGE = "busybox:latest"
 # A hang check, not a timing: the containers ignore SIGTERM (pid 1) and are killed after
@@ -48,26 +49,32 @@ def _alive(pid: int, start: int | None) -> bool:
     return fields[0] != "Z" and int(fields[19]) == start
 
 
-def _starttime(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[19])
-    except OSError:
-        return None
-
-
 def _pids(daemon: Daemon | Dockerd, names: list[str]) -> dict[str, tuple[int, int | None]]:
     found = {}
     for name in names:
         pid = int(daemon.docker("inspect", "-f", "{{.State.Pid}}", name, check=True).stdout)
         assert pid > 0, name
-        found[name] = (pid, _starttime(pid))
+        found[name] = (pid, proc_starttime(pid))
     return found
 
 
-def _poll(condition: object, timeout: float) -> bool:
+def _stop(daemon: Daemon | Dockerd) -> None:
+    if isinstance(daemon, Daemon):
+        stop_daemon(daemon)
+    else:
+        stop_dockerd(daemon)
+
+
+def _abandon(daemon: Daemon | Dockerd) -> None:
+    """After a failure: the daemon goes at once; reap() then removes what it left."""
+    if daemon.process.poll() is None:
+        daemon.process.kill()
+        daemon.process.wait()
+
+
+def _poll(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -106,13 +113,11 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
         pids = _pids(daemon, ["one", "two", "hung"])
         ids.update(daemon.docker("ps", "-aq", "--no-trunc").stdout.decode().split())
 
-        began = time.monotonic()
         daemon.process.terminate()
         try:
             daemon.process.wait(timeout=SIGTERM_BOUND)
         except subprocess.TimeoutExpired:
             pytest.fail(f"{kind} still running {SIGTERM_BOUND} s after SIGTERM")
-        took = time.monotonic() - began
 
         assert _poll(lambda: not any(_alive(*p) for p in pids.values()), 5), \
             f"containers outlived {kind}: " + ", ".join(
@@ -126,18 +131,15 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
         shown = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.State}}", check=True)
         assert sorted(shown.stdout.decode().splitlines()) == \
             ["hung exited", "one exited", "two exited"], shown.stdout
-        assert took < SIGTERM_BOUND
         assert daemon.docker("rm", "one", "two", "hung").returncode == 0
-        (stop_daemon if isinstance(daemon, Daemon) else stop_dockerd)(daemon)  # type: ignore[operator]
+        _stop(daemon)
         left = residue(str(scratch), ids, Footprint.nothing())
         assert not left, f"{kind} left behind:\n  " + "\n  ".join(left)
     finally:
         if hung is not None:
             hung.kill()
             hung.wait()
-        if daemon.process.poll() is None:
-            daemon.docker("rm", "-f", *ids, timeout=30)
-        (stop_daemon if isinstance(daemon, Daemon) else stop_dockerd)(daemon)  # type: ignore[operator]
+        _abandon(daemon)
         reap(str(scratch), ids, Footprint.nothing())
 
 
@@ -167,7 +169,5 @@ def test_live_restore_keeps_containers_running(scratch: Path, busybox_tar: bytes
         left = residue(str(base), ids, Footprint.nothing())
         assert not left, "moord left behind:\n  " + "\n  ".join(left)
     finally:
-        if daemon.process.poll() is None:
-            daemon.docker("rm", "-f", *ids, timeout=30)
-        stop_daemon(daemon)
+        _abandon(daemon)
         reap(str(base), ids, Footprint.nothing())
