@@ -97,10 +97,10 @@ def _race_removal(core: Engine, api: docker.APIClient, failures: Failures, phase
     ready.wait()
     time.sleep(delay)  # where in the other operation the removal lands, not a wait
     remove = functools.partial(api.remove_container, container_id, force=True)
-    removed = failures.call(f"rm -f during {phase} (+{delay}s)", remove)
+    failures.call(f"rm -f during {phase} (+{delay}s)", remove)
     thread.join(timeout=30)
     assert not thread.is_alive(), f"{phase} hung while racing rm -f"
-    if removed is None and not _gone(api, container_id):
+    if not _gone(api, container_id):
         # A legitimate conflict (a removal already in progress) ends with the container
         # gone all the same once the other operation is over.
         failures.call("rm -f after the race", remove)
