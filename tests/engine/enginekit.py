@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from peers import run_docker, stop_process
+import docker
+from peers import Dockerd, run_docker, stop_process
+from runtimekit import proc_starttime
 
 MOORD = os.path.join(os.path.dirname(sys.executable), "moord")
 
@@ -59,3 +63,194 @@ def start_daemon(base: str, *extra: str) -> Daemon:
 
 def stop_daemon(daemon: Daemon) -> None:
     stop_process(daemon.process, timeout=20)
+
+
+# --------------------------------------------------------------------------- engine core checks
+# What a daemon leaves on the host, found from outside (/proc, /sys/fs/cgroup) so that
+# the checks hold however the engine is built inside: mounts under its directories,
+# cgroups named by its containers' ids, and processes tied to it (an open file, a
+# bound socket, a working directory or a command line under its directories, or a
+# cgroup or command line naming one of its containers).
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def mounts_under(root: str) -> set[str]:
+    """Mount points at or below `root` (the test's own mount namespace)."""
+    root = os.path.realpath(root)
+    found: set[str] = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point == root or point.startswith(root + "/"):
+                found.add(point)
+    return found
+
+
+def container_cgroups(ids: set[str]) -> set[str]:
+    """Cgroup directories named by one of `ids`, under any parent (moor/, docker/), v1 or v2."""
+    found: set[str] = set()
+    for container_id in ids:
+        for pattern in (f"{CGROUP_ROOT}/*/{container_id}", f"{CGROUP_ROOT}/*/*/{container_id}"):
+            found.update(glob.glob(pattern))
+    return found
+
+
+def _sockets_under(root: str) -> set[str]:
+    """Inodes of the unix sockets bound at a path under `root` (the host's network ns)."""
+    inodes: set[str] = set()
+    with open("/proc/self/net/unix") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7].startswith(root + "/"):
+                inodes.add(fields[6])
+    return inodes
+
+
+def _ties(pid: int, root: str, ids: set[str], sockets: set[str]) -> str | None:
+    """Why process `pid` belongs to the daemon under `root`, or None."""
+    proc = f"/proc/{pid}"
+    try:
+        with open(f"{proc}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open(f"{proc}/cgroup") as f:
+            cgroups = f.read()
+        if not cmd:
+            return None  # a kernel thread or a zombie
+        if root in cmd or any(i in cmd for i in ids):
+            return cmd
+        if any(i in cgroups for i in ids):
+            return f"{cmd} (in a container's cgroup)"
+        if os.readlink(f"{proc}/cwd").startswith(root + "/"):
+            return f"{cmd} (working directory)"
+        for fd in os.listdir(f"{proc}/fd"):
+            target = os.readlink(f"{proc}/fd/{fd}")
+            if target.startswith(root + "/") or \
+                    (target.startswith("socket:[") and target[8:-1] in sockets):
+                return f"{cmd} (fd {fd} -> {target})"
+    except OSError:
+        return None  # gone meanwhile, or not ours to read
+    return None
+
+
+def tied_processes(root: str, ids: set[str]) -> dict[tuple[int, int | None], str]:
+    """(pid, start time) → command line of every process tied to the daemon under `root`."""
+    root = os.path.realpath(root)
+    sockets = _sockets_under(root)
+    found: dict[tuple[int, int | None], str] = {}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != me:
+            why = _ties(int(entry), root, ids, sockets)
+            if why is not None:
+                found[(int(entry), proc_starttime(int(entry)))] = why
+    return found
+
+
+@dataclass
+class Footprint:
+    """A daemon's mounts, its containers' cgroups and its processes, at one moment."""
+
+    mounts: set[str]
+    cgroups: set[str]
+    processes: dict[tuple[int, int | None], str]
+
+    @classmethod
+    def nothing(cls) -> Footprint:
+        return cls(set(), set(), {})
+
+    @classmethod
+    def take(cls, root: str, ids: set[str]) -> Footprint:
+        return cls(mounts_under(root), container_cgroups(ids), tied_processes(root, ids))
+
+    def beyond(self, baseline: Footprint) -> list[str]:
+        """What this footprint has that `baseline` had not, one line each."""
+        return ([f"mount: {m}" for m in sorted(self.mounts - baseline.mounts)]
+                + [f"cgroup: {c}" for c in sorted(self.cgroups - baseline.cgroups)]
+                + [f"process {pid}: {cmd}" for (pid, start), cmd in sorted(self.processes.items())
+                   if (pid, start) not in baseline.processes])
+
+
+def residue(root: str, ids: set[str], baseline: Footprint, timeout: float = 5) -> list[str]:
+    """What is left of containers `ids` beyond `baseline`, once it stops shrinking or after
+    `timeout` (a killed process takes a moment to be reaped, a cgroup to be removed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = Footprint.take(root, ids).beyond(baseline)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def reap(root: str, ids: set[str], baseline: Footprint) -> None:
+    """Remove what a failed engine left (its processes by pid, mounts, cgroups), so that one
+    failing test does not leak into the rest of the run."""
+    left = Footprint.take(root, ids)
+    for (pid, start), _ in left.processes.items():
+        if (pid, start) not in baseline.processes and proc_starttime(pid) == start:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for point in sorted(left.mounts - baseline.mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True)
+    deadline = time.monotonic() + 5
+    for cgroup in sorted(left.cgroups - baseline.cgroups, key=len, reverse=True):
+        while os.path.isdir(cgroup) and time.monotonic() < deadline:
+            try:
+                os.rmdir(cgroup)
+            except OSError:
+                time.sleep(0.05)  # its killed processes are still leaving it
+
+
+@dataclass
+class Engine:
+    """moord or the reference dockerd under the same scenario, with its footprint on the host
+    before the scenario, and the ids of the containers the scenario made."""
+
+    name: str
+    daemon: Daemon | Dockerd
+    base: str
+    baseline: Footprint
+    ids: set[str]
+
+    @property
+    def host(self) -> str:
+        return self.daemon.host
+
+    def docker(self, *args: str, input: str | bytes | None = None, timeout: float = 60,
+               check: bool = False) -> subprocess.CompletedProcess:
+        return self.daemon.docker(*args, input=input, timeout=timeout, check=check)
+
+    def new(self, verb: str, *args: str) -> str:
+        """`docker run -d …` or `docker create …`: the new container's id, tracked."""
+        result = self.docker(verb, *args, check=True)
+        container_id = result.stdout.decode().split()[-1]
+        self.ids.add(container_id)
+        return container_id
+
+    def api(self, timeout: float = 30) -> docker.APIClient:
+        # 1.41: what both moord and the reference dockerd 20.10 speak.
+        return docker.APIClient(base_url=self.host, version="1.41", timeout=timeout)
+
+    def residue(self) -> list[str]:
+        """What is left of the containers made so far, beyond the baseline."""
+        return residue(self.base, self.ids, self.baseline)
+
+    def clean(self, ids: set[str] | None = None) -> list[str]:
+        """Force-remove containers `ids` (every container when None); what is left of them."""
+        if ids is None:
+            try:
+                listed = self.docker("ps", "-aq", "--no-trunc", timeout=30).stdout.decode()
+            except subprocess.TimeoutExpired:
+                listed = ""
+            self.ids.update(listed.split())
+        chosen = self.ids if ids is None else ids
+        problems = []
+        if chosen:
+            try:
+                self.docker("rm", "-f", *chosen, timeout=10)
+            except subprocess.TimeoutExpired:
+                problems.append("docker rm -f hung for 10 s")
+        return problems + residue(self.base, chosen, self.baseline)
