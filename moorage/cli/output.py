@@ -56,24 +56,6 @@ def binary_size(size: float) -> str:
                    4)
 
 
-def parse_time(text: str) -> float:
-    """RFC 3339 with nanoseconds (as the API writes it) → seconds since the epoch."""
-    from datetime import datetime
-
-    if not text or text.startswith("0001-"):
-        return 0.0
-    main, _, frac = text.rstrip("Z").partition(".")
-    tz = ""
-    for sign in "+-":
-        if sign in frac:
-            frac, _, tz = frac.partition(sign)
-            tz = sign + tz
-    if not frac and len(main) > 19:
-        main, tz = main[:19], main[19:]
-    stamp = datetime.fromisoformat(main + (tz or "+00:00"))
-    return stamp.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
-
-
 def go_time(timestamp: float) -> str:
     """Go's time.String() in local time, as `ps --format {{.CreatedAt}}` prints it."""
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(timestamp))

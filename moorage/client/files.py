@@ -9,25 +9,12 @@ from __future__ import annotations
 
 import os
 
+from moorage.fsutil import atomic_write
+
 
 def write_atomic(path: str, data: bytes, mode: int) -> None:
     """Replace `path` (through a symlink, as docker does) with `data`, created at `mode`."""
-    target = os.path.realpath(path)
-    tmp = f"{target}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        # The umask may clear bits of `mode`, never add any: fchmod sets it exactly.
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, target)
+    atomic_write(os.path.realpath(path), data, mode)
 
 
 def make_dirs(path: str, mode: int) -> None:

@@ -16,6 +16,7 @@ import socket
 import tempfile
 
 from moorage.errors import MoorError
+from moorage.fsutil import atomic_write
 
 log = logging.getLogger("moord")
 
@@ -36,10 +37,7 @@ def claim_pidfile(exec_root: str) -> str:
     if recorded.isdigit() and int(recorded) != os.getpid() \
             and os.path.exists(f"/proc/{recorded}"):
         raise MoorError(f"pid file found, ensure moord is not running or delete {path}")
-    tmp = f"{path}.{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(f"{os.getpid()}")
-    os.replace(tmp, path)
+    atomic_write(path, str(os.getpid()), sync=False)
     return path
 
 

@@ -20,7 +20,7 @@ from moorage.shim.wire import EXIT_STREAM, ShimConfig, encode
 # shim's own work. `wait` has none: it lasts as long as the container.
 CREATE_SECONDS = 60.0
 SPAWN_SECONDS = 30.0
-REQUEST_SECONDS = 10.0
+REQUEST_SECONDS = 5.0
 
 
 T = TypeVar("T")

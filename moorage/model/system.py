@@ -22,6 +22,7 @@ class SystemInfo:
     kernel_version: str
     operating_system: str
     architecture: str
+    live_restore: bool
 
 
 @dataclass(frozen=True, slots=True)

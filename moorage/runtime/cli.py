@@ -130,7 +130,7 @@ def _report(args: Options, message: str) -> None:
     message = " ".join(message.split())
     sys.stderr.write(f"moor-runtime: {message}\n")
     if args.log:
-        from moorage.runtime.state import now_rfc3339
+        from moorage.timefmt import now as now_rfc3339
 
         if args.log_format == "json":
             line = json_codec.dumps({"level": "error", "msg": message, "time": now_rfc3339()})

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import time
 
-from moorage import signals
+from moorage import signals, timefmt
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
+from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime import rootfs as fs
@@ -200,7 +201,7 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         join_cgroup_first="cgroup" in _new_namespaces(config))
     st = state_mod.ContainerState(directory, {
         "id": opts.container_id, "pid": 0, "bundle": opts.bundle, "rootfs": rootfs,
-        "created": state_mod.now_rfc3339(), "config": config, "cgroup_paths": cgroup.paths})
+        "created": timefmt.now(), "config": config, "cgroup_paths": cgroup.paths})
     parent, child = pair()
     stage1_pid = os.fork()
     if stage1_pid == 0:
@@ -285,10 +286,7 @@ def _reap(pid: int) -> None:
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    atomic_write(path, str(pid), sync=False)
 
 
 def start(root: str, container_id: str) -> state_mod.ContainerState:

@@ -10,10 +10,10 @@ the fifo, and the freezer give it, exactly as runc does (runtime-spec runtime.md
 from __future__ import annotations
 
 import os
-import time
 
 from moorage import json_codec
 from moorage.errors import Conflict, InvalidParameter, NotFound
+from moorage.fsutil import atomic_write
 
 DEFAULT_ROOT = "/run/moor-runtime"
 # runc's id rule, ^[\w+-\.]+$ with Go's ASCII-only \w.
@@ -24,11 +24,6 @@ FIFO_NAME = "exec.fifo"
 def check_id(container_id: str) -> None:
     if not container_id or not _ID_CHARS.issuperset(container_id) or container_id in (".", ".."):
         raise InvalidParameter(f"invalid container id format: {container_id}")
-
-
-def now_rfc3339() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def process_start_time(pid: int) -> str | None:
@@ -91,10 +86,8 @@ class ContainerState:
         No fsync: the state describes processes, which a reboot ends anyway
         (runc keeps it on /run for the same reason).
         """
-        tmp = os.path.join(self.dir, ".state.json.tmp")
-        with open(tmp, "w") as f:
-            f.write(json_codec.dumps(self.record()))
-        os.rename(tmp, os.path.join(self.dir, "state.json"))
+        atomic_write(os.path.join(self.dir, "state.json"), json_codec.dumps(self.record()),
+                     sync=False)
 
 
 def reserve(root: str, container_id: str) -> str:

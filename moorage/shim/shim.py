@@ -27,11 +27,12 @@ from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET
 from _socket import socket as Socket
 from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
-from moorage import json_codec
+from moorage import json_codec, timefmt
+from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
-from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process, now_rfc3339nano
+from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 
 # Output still buffered in pipes after the init's exit is drained for this long:
@@ -47,15 +48,6 @@ def _exit_code(status: int) -> int:
 
 def _set_size(master: int, height: int, width: int) -> None:
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-
-
-def write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
 
 
 class Shim:
@@ -358,8 +350,8 @@ class Shim:
         except Exception:  # the exit record matters more than the cleanup
             pass
         record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
-                  "finished_at": now_rfc3339nano(), "error": ""}
-        write_atomic(self.config.exit_file, json_codec.dumps(record).encode())
+                  "finished_at": timefmt.now(), "error": ""}
+        atomic_write(self.config.exit_file, json_codec.dumps(record).encode())
         for process in self.execs.values():
             if process.exit is None:
                 process.finish({"exit_code": 137})

@@ -21,7 +21,7 @@ import time
 from _socket import MSG_NOSIGNAL
 from _socket import socket as Socket
 
-from moorage import json_codec
+from moorage import json_codec, timefmt
 from moorage.protocol import stdcopy
 from moorage.shim.wire import EXIT_STREAM, encode
 
@@ -36,14 +36,6 @@ CLIENT_HIGH_WATER = 256 * 1024
 STALL_SECONDS = 1.0
 STDIN_LIMIT = 256 * 1024
 CHUNK = 65536  # one read or write: a pipe's capacity
-
-
-def now_rfc3339nano() -> str:
-    """Go's RFC3339Nano in UTC: nanoseconds with trailing zeros trimmed."""
-    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
-    frac = f"{ns:09d}".rstrip("0")
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
-        (f".{frac}" if frac else "") + "Z"
 
 
 class JsonLog:
@@ -78,7 +70,7 @@ class JsonLog:
     @staticmethod
     def _entry(stream: str, line: bytes) -> bytes:
         return json_codec.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
-                                 "time": now_rfc3339nano()}, compact=True).encode() + b"\n"
+                                 "time": timefmt.now()}, compact=True).encode() + b"\n"
 
 
 class Conn:

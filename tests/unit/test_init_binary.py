@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from moorage.daemon import init_binary
-from moorage.errors import SystemError
+from moorage.daemon.containers import init_binary
+from moorage.errors import SystemFailure
 
 
 def test_built_by_the_install_and_static() -> None:
@@ -21,5 +21,5 @@ def test_built_by_the_install_and_static() -> None:
 
 def test_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setattr(init_binary, "MOOR_INIT", f"{tmp_path}/moor-init")
-    with pytest.raises(SystemError, match=r"moor-init is missing at .*: it is built when"):
+    with pytest.raises(SystemFailure, match=r"moor-init is missing at .*: it is built when"):
         init_binary.moor_init_path()

@@ -87,6 +87,6 @@ def _info_document(info: SystemInfo) -> dict:
         "ExperimentalBuild": False, "ServerVersion": __version__,
         "Runtimes": {name: {"path": name} for name in info.runtimes},
         "DefaultRuntime": info.default_runtime, "Swarm": {"LocalNodeState": "inactive"},
-        "LiveRestoreEnabled": False, "Isolation": "", "InitBinary": "moor-init",
+        "LiveRestoreEnabled": info.live_restore, "Isolation": "", "InitBinary": "moor-init",
         "SecurityOptions": ["name=seccomp,profile=builtin"], "Warnings": [],
     }

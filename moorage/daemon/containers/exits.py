@@ -18,9 +18,8 @@ import time
 from moorage.daemon.containers import setup
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
-from moorage.daemon.containers.shim_calls import SHIM_DEADLINE
 from moorage.daemon.containers.spec import CGROUP_PARENT
-from moorage.daemon.shims import request
+from moorage.daemon.shims import REQUEST_SECONDS, request
 from moorage.errors import MoorError
 from moorage.model.records import EXITED, ContainerRecord
 from moorage.runtime.cgroups import new_manager
@@ -48,7 +47,7 @@ async def end_process(ctx: Context, record: ContainerRecord) -> dict:
     socket_path = ctx.paths.socket(record)
     waiting: asyncio.Future | None = None
     try:
-        async with asyncio.timeout(SHIM_DEADLINE):
+        async with asyncio.timeout(REQUEST_SECONDS):
             waiting = asyncio.ensure_future(request(socket_path, {"op": "wait"}))
             # A kill that fails (the process is already gone) still ends in the exit
             # the wait reports.

@@ -16,6 +16,7 @@ from dataclasses import replace
 from moorage import environ
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemFailure
+from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.runtime import cgroups
@@ -390,10 +391,8 @@ def _resolv_conf(host: HostConfig) -> str:
 
 
 def _write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.rename(tmp, path)
+    # No fsync: the /etc files are written anew at every start.
+    atomic_write(path, text, sync=False)
 
 
 def resolve_user(rootfs: str, user: str, group_add: tuple[str, ...]) \

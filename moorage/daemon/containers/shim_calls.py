@@ -1,44 +1,35 @@
-"""Requests to a container's shim, each with a deadline, their failures in the error
-taxonomy. A shim that does not answer must not hold its container's lock forever."""
+"""Requests to a container's shim, their failures in the error taxonomy. Every
+request has the deadline daemon/shims.py gives it, so a shim that does not answer
+never holds its container's lock for long."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.shims import ShimError, ShimStream, request
 from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.records import ContainerRecord
 
-SHIM_DEADLINE = 5.0  # seconds a shim has to answer a request
+T = TypeVar("T")
 
 
 async def call(paths: ContainerPaths, record: ContainerRecord, message: dict) -> dict:
     """The shim's reply; Conflict when the shim is gone (the container is not running),
-    SystemFailure when it or the runtime refused."""
-    try:
-        async with asyncio.timeout(SHIM_DEADLINE):
-            return await request(paths.socket(record), message)
-    except TimeoutError:
-        raise SystemFailure(f"container {record.id}: its shim did not answer "
-                            f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
-    except (NotFound, ConnectionError):  # the shim is gone or going with its container
-        raise Conflict(f"Container {record.id} is not running") from None
-    except ShimError as err:
-        raise SystemFailure(str(err)) from None
-    except OSError as err:
-        raise SystemFailure(f"container {record.id}: its shim: {err}") from None
+    SystemFailure when it or the runtime refused, or it did not answer in time."""
+    return await _mapped(record, lambda: request(paths.socket(record), message))
 
 
 async def open_stream(paths: ContainerPaths, record: ContainerRecord,
                       message: dict) -> ShimStream:
     """An attach or exec stream, its failures as call()'s."""
+    return await _mapped(record, lambda: ShimStream.open(paths.socket(record), message))
+
+
+async def _mapped(record: ContainerRecord, send: Callable[[], Awaitable[T]]) -> T:
     try:
-        async with asyncio.timeout(SHIM_DEADLINE):
-            return await ShimStream.open(paths.socket(record), message)
-    except TimeoutError:
-        raise SystemFailure(f"container {record.id}: its shim did not answer "
-                            f"{message.get('op')!r} within {SHIM_DEADLINE:g}s") from None
+        return await send()
     except (NotFound, ConnectionError):  # the shim is gone or going with its container
         raise Conflict(f"Container {record.id} is not running") from None
     except ShimError as err:

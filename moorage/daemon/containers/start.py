@@ -18,6 +18,7 @@ from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
+from moorage.fsutil import atomic_write
 from moorage.model.records import EXITED, REMOVING, RUNNING, ContainerRecord
 from moorage.model.times import now_ns
 from moorage.shim.wire import ShimConfig
@@ -129,10 +130,8 @@ class Starter:
             init_binary=moor_init_path() if host.init else "",
             namespace_pids=namespace_pids, user=user)
         document = spec.build(record, inputs)
-        tmp = os.path.join(directory, "config.json.tmp")
-        with open(tmp, "w") as f:
-            json.dump(document, f)
-        os.rename(tmp, os.path.join(directory, "config.json"))
+        # No fsync: the bundle is written anew at every start.
+        atomic_write(os.path.join(directory, "config.json"), json.dumps(document), sync=False)
         runtime = ctx.config.runtime(host.runtime)
         os.makedirs(paths.shims, mode=0o700, exist_ok=True)
         paths.remove_exit_file(record.id)

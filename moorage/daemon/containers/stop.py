@@ -15,7 +15,8 @@ from moorage.daemon.containers import spec
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
 from moorage.daemon.containers.monitor import exited
-from moorage.daemon.containers.shim_calls import SHIM_DEADLINE, call
+from moorage.daemon.containers.shim_calls import call
+from moorage.daemon.shims import REQUEST_SECONDS
 from moorage.errors import Conflict, MoorError, NotFound, NotModified
 from moorage.model.records import PAUSED, RUNNING, ContainerRecord
 
@@ -36,7 +37,7 @@ async def container_kill(ctx: Context, ref: str, sig: str = "") -> None:
     waiter = ctx.states.wait(record, "not-running")
     with contextlib.suppress(MoorError):  # a shim gone: its exit is being recorded
         await call(ctx.paths, record, {"op": "kill", "signal": number, "all": True})
-    await _until_exited(ctx, record, waiter, SHIM_DEADLINE)
+    await _until_exited(ctx, record, waiter, REQUEST_SECONDS)
 
 
 async def container_stop(ctx: Context, ref: str, timeout: int | None = None,

@@ -59,7 +59,8 @@ class SystemService:
             runtimes=tuple(r.name for r in self.config.runtimes),
             cgroup_version=host.cgroup_version, name=host.name, ncpu=host.ncpu,
             mem_total=host.mem_total, kernel_version=host.kernel_version,
-            operating_system=host.operating_system, architecture=host.architecture)
+            operating_system=host.operating_system, architecture=host.architecture,
+            live_restore=self.config.live_restore)
 
     def version(self) -> VersionInfo:
         return VersionInfo(version=__version__, kernel_version=self.host.kernel_version,
