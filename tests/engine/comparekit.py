@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from enginekit import Daemon
-from peers import Dockerd
+from enginekit import Daemon, start_daemon, stop_daemon
+from peers import Dockerd, start_dockerd, stop_dockerd
 
 _MASKS = (
     (re.compile(rb"sha256:[0-9a-f]{64}"), b"sha256:<ID>"),
@@ -65,3 +68,26 @@ def field(doc: dict, path: str) -> object:
     for key in path.split("."):
         doc = doc.get(key) if isinstance(doc, dict) else None  # type: ignore[assignment]
     return doc
+
+
+@contextmanager
+def daemon_pair(prefix: str, image: str, tar: bytes) -> Iterator[Pair]:
+    """moord and a reference dockerd, each on its own socket and data-root under one
+    temporary folder, with `tar` imported as `image`; their containers go at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as base:
+        root = Path(base)
+        (root / "moord").mkdir()
+        (root / "dockerd").mkdir()
+        moord = start_daemon(str(root / "moord"))
+        try:
+            dockerd = start_dockerd(str(root / "dockerd"))
+            try:
+                for daemon in (moord, dockerd):
+                    daemon.docker("import", "-", image, input=tar, check=True)
+                yield Pair(moord, dockerd, root)
+            finally:
+                dockerd.docker("rm", "-f", *dockerd.docker("ps", "-aq").stdout.decode().split())
+                stop_dockerd(dockerd)
+        finally:
+            moord.docker("rm", "-f", *moord.docker("ps", "-aq").stdout.decode().split())
+            stop_daemon(moord)

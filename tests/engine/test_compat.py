@@ -18,38 +18,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from comparekit import Pair, mask
-from enginekit import start_daemon, stop_daemon
-from peers import dockerd_available, start_dockerd, stop_dockerd
+from comparekit import Pair, daemon_pair, mask
+from peers import dockerd_available
 from ptykit import run_in_pty
 
 from moorage.devkit import busybox
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
 IMAGE = "busybox:latest"
+
+
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
-    with tempfile.TemporaryDirectory(prefix="moor-compat-") as base:
-        root = Path(base)
-        rootfs = root / "rootfs"
+    with tempfile.TemporaryDirectory(prefix="moor-compat-rootfs-") as base:
+        rootfs = Path(base) / "rootfs"
         busybox.build_rootfs(str(rootfs))
         tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
                              check=True).stdout
-        (root / "moord").mkdir()
-        (root / "dockerd").mkdir()
-        moord = start_daemon(str(root / "moord"))
-        try:
-            dockerd = start_dockerd(str(root / "dockerd"))
-            try:
-                for daemon in (moord, dockerd):
-                    daemon.docker("import", "-", IMAGE, input=tar, check=True)
-                yield Pair(moord, dockerd, root)
-            finally:
-                dockerd.docker("rm", "-f", *dockerd.docker("ps", "-aq").stdout.decode().split())
-                stop_dockerd(dockerd)
-        finally:
-            moord.docker("rm", "-f", *moord.docker("ps", "-aq").stdout.decode().split())
-            stop_daemon(moord)
+    with daemon_pair("moor-compat-", IMAGE, tar) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from comparekit import Pair
+from comparekit import Pair, daemon_pair
 from enginekit import Daemon, start_daemon, stop_daemon
-from peers import DOCKER_CLI, dockerd_available, start_dockerd, stop_dockerd
+from peers import DOCKER_CLI, dockerd_available
 
 from moorage.devkit import busybox
 from moorage.protocol import detachkeys
@@ -42,23 +42,8 @@ def tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 def pair(tar: bytes) -> Iterator[Pair]:
     if not dockerd_available():
         pytest.skip("needs dockerd")
-    with tempfile.TemporaryDirectory(prefix="moor-streams-") as base:
-        root = Path(base)
-        (root / "moord").mkdir()
-        (root / "dockerd").mkdir()
-        moord = start_daemon(str(root / "moord"))
-        try:
-            dockerd = start_dockerd(str(root / "dockerd"))
-            try:
-                for daemon in (moord, dockerd):
-                    daemon.docker("import", "-", IMAGE, input=tar, check=True)
-                yield Pair(moord, dockerd, root)
-            finally:
-                dockerd.docker("rm", "-f", *dockerd.docker("ps", "-aq").stdout.decode().split())
-                stop_dockerd(dockerd)
-        finally:
-            moord.docker("rm", "-f", *moord.docker("ps", "-aq").stdout.decode().split())
-            stop_daemon(moord)
+    with daemon_pair("moor-streams-", IMAGE, tar) as pair:
+        yield pair
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.containers.registry import Registry
+from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.shims import Zygote
 from moorage.daemon.volumes.store import VolumeStore
 
 

@@ -10,7 +10,7 @@ import secrets
 from moorage import environ
 from moorage.daemon.containers import setup, spec
 from moorage.daemon.containers.context import Context
-from moorage.daemon.shims import ShimError, ShimStream
+from moorage.daemon.containers.shim_client import ShimError, ShimStream
 from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.config import ExecConfig
 from moorage.model.records import ContainerRecord, ExecRecord

@@ -18,8 +18,8 @@ import time
 from moorage.daemon.containers import setup
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
+from moorage.daemon.containers.shim_client import REQUEST_SECONDS, request
 from moorage.daemon.containers.spec import CGROUP_PARENT
-from moorage.daemon.shims import REQUEST_SECONDS, request
 from moorage.errors import MoorError
 from moorage.model.records import EXITED, ContainerRecord
 from moorage.runtime.cgroups import new_manager

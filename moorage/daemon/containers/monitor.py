@@ -9,7 +9,7 @@ from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import apply_exit, kill_remains
 from moorage.daemon.containers.paths import read_exit_file
 from moorage.daemon.containers.remove import remove_locked
-from moorage.daemon.shims import request
+from moorage.daemon.containers.shim_client import request
 from moorage.errors import MoorError
 from moorage.model.records import ContainerRecord
 

@@ -24,12 +24,12 @@ from moorage.daemon.containers.monitor import Monitors, exited
 from moorage.daemon.containers.paths import ContainerPaths, read_exit_file
 from moorage.daemon.containers.registry import Registry
 from moorage.daemon.containers.shim_calls import call
+from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.spec import CGROUP_PARENT
 from moorage.daemon.containers.start import Starter
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.shims import Zygote
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig

@@ -1,5 +1,5 @@
 """Requests to a container's shim, their failures in the error taxonomy. Every
-request has the deadline daemon/shims.py gives it, so a shim that does not answer
+request has the deadline shim_client.py gives it, so a shim that does not answer
 never holds its container's lock for long."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from moorage.daemon.containers.paths import ContainerPaths
-from moorage.daemon.shims import ShimError, ShimStream, request
+from moorage.daemon.containers.shim_client import ShimError, ShimStream, request
 from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.records import ContainerRecord
 

@@ -16,7 +16,7 @@ from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
 from moorage.daemon.containers.monitor import exited
 from moorage.daemon.containers.shim_calls import call
-from moorage.daemon.shims import REQUEST_SECONDS
+from moorage.daemon.containers.shim_client import REQUEST_SECONDS
 from moorage.errors import Conflict, MoorError, NotFound, NotModified
 from moorage.model.records import PAUSED, RUNNING, ContainerRecord
 
