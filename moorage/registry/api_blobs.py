@@ -67,7 +67,7 @@ async def _mount(request: web.Request, route: Route, digest: Digest) -> bool:
     try:
         validate_name(source)
         if reg.auth is not None:
-            reg.auth.authorize(request, Scope("repository", source, frozenset({"pull"})))
+            await reg.auth.authorize(request, Scope("repository", source, frozenset({"pull"})))
     except RegistryError:
         return False
     return (reg.storage.linked_blob(source, digest) is not None

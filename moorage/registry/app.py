@@ -89,7 +89,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     path = unquote(request.raw_path.partition("?")[0])
     if path == "/v2/" or path == "/v2":
         if reg.auth is not None:
-            request["user"] = reg.auth.authorize(request, None)
+            request["user"] = await reg.auth.authorize(request, None)
         return web.json_response({})
     route = _match(path.removeprefix("/v2/"))
     if route.kind != "catalog":
@@ -98,7 +98,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if handler is None:
         raise RegistryError("UNSUPPORTED", detail={"method": request.method})
     if reg.auth is not None:
-        request["user"] = reg.auth.authorize(request, _required_scope(route, request.method))
+        request["user"] = await reg.auth.authorize(request, _required_scope(route, request.method))
     if reg.upstream is not None and request.method not in ("GET", "HEAD"):
         # A pull-through cache mirrors its upstream; pushes go to the upstream itself.
         raise RegistryError("UNSUPPORTED", "pushes are not supported by a pull-through cache")
@@ -127,7 +127,7 @@ async def token(request: web.Request) -> web.StreamResponse:
     reg = request.app[REGISTRY]
     if reg.auth is None:
         raise RegistryError("UNSUPPORTED", "the registry runs without authentication")
-    user = reg.auth.basic_user(request)
+    user = await reg.auth.basic_user(request)
     scopes = [s for raw in request.query.getall("scope", [])
               for part in raw.split(" ") if (s := parse_scope(part)) is not None]
     request["user"] = user
@@ -139,7 +139,7 @@ async def run_gc(request: web.Request) -> web.StreamResponse:
     """POST /moor/registry/gc[?grace=SECONDS][&dry_run=1]: one collection, while serving."""
     reg = request.app[REGISTRY]
     if reg.auth is not None:
-        request["user"] = reg.auth.authorize(request, None)
+        request["user"] = await reg.auth.authorize(request, None)
     try:
         grace = float(request.query.get("grace", DEFAULT_GRACE))
     except ValueError:

@@ -17,6 +17,7 @@ key made at start, valid for five minutes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -90,7 +91,10 @@ class Auth:
         # (another password for the user) is never answered from the cache.
         self._verified: OrderedDict[str, tuple[bytes, bytes]] = OrderedDict()
 
-    def check_password(self, user: str, password: str) -> bool:
+    async def check_password(self, user: str, password: str) -> bool:
+        """A remembered good password answers at once; anything else runs bcrypt in a
+        thread: tens of milliseconds a check, which a wrong password must not take
+        from every other request on the event loop."""
         hashed = self.users.get(user)
         if hashed is None:
             return False
@@ -99,7 +103,7 @@ class Auth:
         if cached is not None and cached[0] == hashed and hmac.compare_digest(cached[1], mac):
             self._verified.move_to_end(user)
             return True
-        if not bcrypt.checkpw(password.encode(), hashed):
+        if not await asyncio.to_thread(bcrypt.checkpw, password.encode(), hashed):
             return False
         self._verified[user] = (hashed, mac)
         self._verified.move_to_end(user)
@@ -107,7 +111,7 @@ class Auth:
             self._verified.popitem(last=False)
         return True
 
-    def basic_user(self, request: web.Request) -> str | None:
+    async def basic_user(self, request: web.Request) -> str | None:
         """The user of valid basic credentials; UNAUTHORIZED for wrong ones, None for none."""
         header = request.headers.get("Authorization", "")
         if not header.lower().startswith("basic "):
@@ -116,7 +120,7 @@ class Auth:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise RegistryError("UNAUTHORIZED", "invalid basic credentials") from None
-        if not self.check_password(user, password):
+        if not await self.check_password(user, password):
             raise RegistryError("UNAUTHORIZED", "incorrect username or password")
         return user
 
@@ -146,7 +150,7 @@ class Auth:
 
     # ------------------------------------------------------------------ checks
 
-    def authorize(self, request: web.Request, need: Scope | None) -> str:
+    async def authorize(self, request: web.Request, need: Scope | None) -> str:
         """The caller's name if allowed to do ``need`` (None: any authenticated caller).
 
         Raises UNAUTHORIZED (with the bearer challenge) without valid credentials and
@@ -162,7 +166,7 @@ class Auth:
             if need is not None and not _grants(claims["access"], need):
                 raise RegistryError("DENIED", detail=[str(need)])
             return str(claims["sub"])
-        user = self.basic_user(request)
+        user = await self.basic_user(request)
         if user is None:
             raise self.challenge(request, need, None)
         return user
