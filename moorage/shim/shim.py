@@ -351,7 +351,9 @@ class Shim:
             pass
         record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
                   "finished_at": timefmt.now(), "error": ""}
-        atomic_write(self.config.exit_file, json_codec.dumps(record).encode())
+        # No fsync: the exit record lives in the exec-root (/run), with the processes it
+        # describes, which a reboot ends anyway; a crash of the shim keeps the file.
+        atomic_write(self.config.exit_file, json_codec.dumps(record).encode(), sync=False)
         for process in self.execs.values():
             if process.exit is None:
                 process.finish({"exit_code": 137})
