@@ -10,32 +10,22 @@ from __future__ import annotations
 
 import http.client
 import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
 from peers import dockerd_available
 from ptykit import run_in_pty
 
-from moorage.devkit import busybox
-
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
 IMAGE = "busybox:latest"
 
 
 @pytest.fixture(scope="module")
-def pair() -> Iterator[Pair]:
-    with tempfile.TemporaryDirectory(prefix="moor-compat-rootfs-") as base:
-        rootfs = Path(base) / "rootfs"
-        busybox.build_rootfs(str(rootfs))
-        tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                             check=True).stdout
-    with daemon_pair("moor-compat-", IMAGE, tar) as pair:
+def pair(busybox_tar: bytes) -> Iterator[Pair]:
+    with daemon_pair("moor-compat-", IMAGE, busybox_tar) as pair:
         yield pair
 
 

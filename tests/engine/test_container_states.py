@@ -20,32 +20,24 @@ import pytest
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
-from moorage.devkit import busybox
-
 IMAGE = "moortest/busybox:latest"
 
 
-def _import_busybox(daemon: Daemon | Dockerd, base: Path) -> None:
-    rootfs = base / "rootfs"
-    busybox.build_rootfs(str(rootfs))
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True)
-    daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
 
 
 @pytest.fixture(scope="module")
-def image(moord: Daemon, tmp_path_factory: pytest.TempPathFactory) -> str:
-    _import_busybox(moord, tmp_path_factory.mktemp("busybox-states"))
+def image(moord: Daemon, busybox_tar: bytes) -> str:
+    moord.docker("import", "-", IMAGE, input=busybox_tar, check=True)
     return IMAGE
 
 
 @pytest.fixture(scope="module")
-def dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dockerd]:
+def dockerd(tmp_path_factory: pytest.TempPathFactory, busybox_tar: bytes) -> Iterator[Dockerd]:
     if not dockerd_available():
         pytest.skip("dockerd is not installed")
     daemon = start_dockerd(str(tmp_path_factory.mktemp("dockerd-states")))
     try:
-        _import_busybox(daemon, tmp_path_factory.mktemp("busybox-dockerd"))
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         yield daemon
     finally:
         stop_dockerd(daemon)
@@ -250,12 +242,12 @@ def test_restart_policy_refused(moord: Daemon, image: str) -> None:
     assert moord.docker("rm", name).returncode == 0
 
 
-def test_daemon_stop_stops_containers(tmp_path: Path) -> None:
+def test_daemon_stop_stops_containers(tmp_path: Path, busybox_tar: bytes) -> None:
     """Without live-restore (Docker's default) the containers stop with the daemon and
     their rootfs is unmounted; the daemon exits promptly."""
     daemon = start_daemon(str(tmp_path))
     try:
-        _import_busybox(daemon, tmp_path)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         daemon.docker("run", "-d", "--name", "goes", IMAGE, "sh", "-c",
                       "trap 'exit 3' TERM; while :; do sleep 0.1; done", check=True)
         daemon.docker("run", "-d", "--name", "deaf", "--stop-timeout", "1", IMAGE, "sleep",
@@ -279,13 +271,13 @@ def test_daemon_stop_stops_containers(tmp_path: Path) -> None:
         stop_daemon(daemon)
 
 
-def test_daemon_stop_with_hung_clients(tmp_path: Path) -> None:
+def test_daemon_stop_with_hung_clients(tmp_path: Path, busybox_tar: bytes) -> None:
     """SIGTERM ends attach and wait connections at once: moord exits within seconds.
     With live-restore the container keeps running and is adopted again."""
     daemon = start_daemon(str(tmp_path), "--live-restore")
     clients: list[subprocess.Popen] = []
     try:
-        _import_busybox(daemon, tmp_path)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         daemon.docker("run", "-d", "-i", "--name", "held", IMAGE, "cat", check=True)
         env = {**os.environ, "DOCKER_HOST": daemon.host,
                "DOCKER_CONFIG": str(tmp_path / "docker-config")}
@@ -435,12 +427,12 @@ def test_one_name_one_container(moord: Daemon, image: str) -> None:
         moord.docker("rm", "-f", name)
 
 
-def test_restart_after_a_crash_stops_what_was_left(tmp_path: Path) -> None:
+def test_restart_after_a_crash_stops_what_was_left(tmp_path: Path, busybox_tar: bytes) -> None:
     """Without live-restore, a container a killed daemon left running is stopped when
     the daemon starts again (dockerd's restore), not adopted."""
     daemon = start_daemon(str(tmp_path))
     try:
-        _import_busybox(daemon, tmp_path)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         daemon.docker("run", "-d", "--name", "left", IMAGE, "sleep", "999", check=True)
         pid = int(_out(daemon.docker("inspect", "-f", "{{.State.Pid}}", "left")))
         shim = _shim_of(pid)

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from enginekit import start_daemon, stop_daemon
-
-from moorage.devkit import busybox
 
 IMAGE = "moortest/leased:latest"
 
@@ -25,14 +22,11 @@ def _leases(data_root: str) -> set[tuple[str, str, str]]:
         return set(db.execute("SELECT holder, kind, resource FROM leases"))
 
 
-def test_container_leases_image_and_volume_across_restart(tmp_path: Path) -> None:
-    rootfs = tmp_path / "rootfs"
-    busybox.build_rootfs(str(rootfs))
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True)
+def test_container_leases_image_and_volume_across_restart(
+        tmp_path: Path, busybox_tar: bytes) -> None:
     daemon = start_daemon(str(tmp_path))
     try:
-        daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         image_id = daemon.docker("inspect", "-f", "{{.Id}}", IMAGE,
                                  check=True).stdout.decode().strip()
         container = daemon.docker(
@@ -72,14 +66,11 @@ def test_container_leases_image_and_volume_across_restart(tmp_path: Path) -> Non
         stop_daemon(daemon)
 
 
-def test_forced_removal_keeps_layers_until_the_container_goes(tmp_path: Path) -> None:
-    rootfs = tmp_path / "rootfs"
-    busybox.build_rootfs(str(rootfs))
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True)
+def test_forced_removal_keeps_layers_until_the_container_goes(
+        tmp_path: Path, busybox_tar: bytes) -> None:
     daemon = start_daemon(str(tmp_path))
     try:
-        daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         daemon.docker("create", "--name", "orphan", IMAGE, "echo", "still here", check=True)
         daemon.docker("rmi", "-f", IMAGE, check=True)
         assert daemon.docker("images", "-q").stdout == b""
@@ -93,16 +84,13 @@ def test_forced_removal_keeps_layers_until_the_container_goes(tmp_path: Path) ->
         stop_daemon(daemon)
 
 
-def test_leases_of_containers_that_are_gone_are_released_at_start(tmp_path: Path) -> None:
+def test_leases_of_containers_that_are_gone_are_released_at_start(
+        tmp_path: Path, busybox_tar: bytes) -> None:
     """A crash between preparing a container and recording it leaves a lease and a
     writable layer behind; the next start releases them."""
-    rootfs = tmp_path / "rootfs"
-    busybox.build_rootfs(str(rootfs))
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True)
     daemon = start_daemon(str(tmp_path))
     try:
-        daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         image_id = daemon.docker("inspect", "-f", "{{.Id}}", IMAGE,
                                  check=True).stdout.decode().strip()
         daemon.docker("create", "--name", "kept", IMAGE, "true", check=True)
@@ -126,16 +114,12 @@ def test_leases_of_containers_that_are_gone_are_released_at_start(tmp_path: Path
 
 
 def test_writable_layer_of_a_container_made_before_snapshots_is_adopted(
-        tmp_path: Path) -> None:
+        tmp_path: Path, busybox_tar: bytes) -> None:
     """Before this metadata layer, a container's writable layer was containers/<id>/diff
     with no row or lease; after an upgrade the container starts with that content."""
-    rootfs = tmp_path / "rootfs"
-    busybox.build_rootfs(str(rootfs))
-    tar = subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                         check=True)
     daemon = start_daemon(str(tmp_path))
     try:
-        daemon.docker("import", "-", IMAGE, input=tar.stdout, check=True)
+        daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         container = daemon.docker("create", "--name", "old", IMAGE, "cat", "/written",
                                   check=True).stdout.decode().strip()
         stop_daemon(daemon)

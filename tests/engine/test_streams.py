@@ -23,7 +23,6 @@ from comparekit import Pair, daemon_pair
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import DOCKER_CLI, dockerd_available
 
-from moorage.devkit import busybox
 from moorage.protocol import detachkeys
 
 IMAGE = "busybox:latest"
@@ -31,18 +30,10 @@ MIB = 1 << 20
 
 
 @pytest.fixture(scope="module")
-def tar(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    rootfs = tmp_path_factory.mktemp("streams-busybox") / "rootfs"
-    busybox.build_rootfs(str(rootfs))
-    return subprocess.run(["tar", "-C", str(rootfs), "-c", "."], capture_output=True,
-                          check=True).stdout
-
-
-@pytest.fixture(scope="module")
-def pair(tar: bytes) -> Iterator[Pair]:
+def pair(busybox_tar: bytes) -> Iterator[Pair]:
     if not dockerd_available():
         pytest.skip("needs dockerd")
-    with daemon_pair("moor-streams-", IMAGE, tar) as pair:
+    with daemon_pair("moor-streams-", IMAGE, busybox_tar) as pair:
         yield pair
 
 
@@ -383,9 +374,9 @@ exec runc "$@"
 """
 
 
-def test_hung_create_does_not_block_other_creates(tar: bytes) -> None:
+def test_hung_create_does_not_block_other_creates(busybox_tar: bytes) -> None:
     with tempfile.TemporaryDirectory(prefix="ms-") as base:  # short: sockets live in it
-        _hung_create_beside_another(tar, Path(base))
+        _hung_create_beside_another(busybox_tar, Path(base))
 
 
 def _hung_create_beside_another(tar: bytes, tmp_path: Path) -> None:
