@@ -86,7 +86,10 @@ class StateMachine:
         self._locks.pop(record.id, None)
 
     def _tell(self, event: str, record: ContainerRecord, error: str) -> None:
-        if event in ("exit", "start-failed", "removed"):
+        # A failed start wakes no waiter, as dockerd's: the container never ran, so a
+        # next-exit wait goes on (the docker CLI would print "Error waiting for
+        # container" beside the start's own error), and AutoRemove's removal ends the rest.
+        if event in ("exit", "removed"):
             self._wake(record, event, error)
         for listener in self._listeners:
             listener(event, record, error)
