@@ -132,6 +132,18 @@ def test_exec_output_from_the_first_moment(pair: Pair, names: list[str]) -> None
 
 # ---------------------------------------------------------------------- detach keys
 
+def _type_detach_keys(sock: socket.socket, keys: bytes, host: str) -> None:
+    """Echo through the tty first, then the keys one at a time, as a terminal sends
+    them: the stream must end (detached), and the socket is closed."""
+    sock.sendall(b"hello\n")
+    assert b"hello" in _read_until(sock, b"hello", 10)
+    for key in keys:
+        sock.sendall(bytes((key,)))
+        time.sleep(0.05)
+    assert _read_to_eof(sock, 10), f"no detach on {host}"
+    sock.close()
+
+
 def _read_until(sock: socket.socket, wanted: bytes, seconds: float) -> bytes:
     data = b""
     deadline = time.monotonic() + seconds
@@ -176,13 +188,7 @@ def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
             raw = client.api.attach_socket(name, params={
                 "stdin": 1, "stdout": 1, "stream": 1, **query})
             sock = raw._sock
-            sock.sendall(b"hello\n")
-            assert b"hello" in _read_until(sock, b"hello", 10)
-            for key in keys:  # typed one at a time, as a terminal sends them
-                sock.sendall(bytes((key,)))
-                time.sleep(0.05)
-            assert _read_to_eof(sock, 10), f"no detach on {daemon.host}"
-            sock.close()
+            _type_detach_keys(sock, keys, daemon.host)
             assert client.containers.get(name).status == "running"
         finally:
             client.close()
@@ -229,13 +235,7 @@ def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
             exec_id = client.api.exec_create(name, ["cat"], stdin=True, tty=True,
                                              detach_keys="ctrl-a,x")["Id"]
             sock = client.api.exec_start(exec_id, tty=True, socket=True)._sock
-            sock.sendall(b"hello\n")
-            assert b"hello" in _read_until(sock, b"hello", 10)
-            for key in b"\x01x":
-                sock.sendall(bytes((key,)))
-                time.sleep(0.05)
-            assert _read_to_eof(sock, 10), f"no detach on {daemon.host}"
-            sock.close()
+            _type_detach_keys(sock, b"\x01x", daemon.host)
             assert client.containers.get(name).status == "running"
         finally:
             client.close()
