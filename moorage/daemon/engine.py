@@ -8,6 +8,7 @@ import shutil
 
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
+from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
 from moorage.daemon.system.info import SystemService
 from moorage.daemon.volumes.store import VolumeStore
@@ -24,10 +25,11 @@ class Engine:
             os.makedirs(directory, mode=0o711, exist_ok=True)
         # The one metadata layer: every service's rows live in moor.db through it.
         self.metadata = Metadata(os.path.join(config.data_root, "moor.db"))
+        self.events = EventBus()
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
             config.registry_mirrors, config.insecure_registries), self.metadata)
         self.volumes = VolumeStore(config.data_root, self.metadata)
-        self.containers = ContainerService(config, self.images, self.volumes)
+        self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
 
     async def start(self) -> None:

@@ -10,6 +10,7 @@ from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.containers.registry import Registry
 from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.state import StateMachine
+from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
 from moorage.daemon.volumes.store import VolumeStore
 
@@ -23,3 +24,4 @@ class Context:
     registry: Registry
     states: StateMachine
     zygote: Zygote
+    events: EventBus

@@ -29,6 +29,7 @@ from moorage.daemon.containers.spec import CGROUP_PARENT
 from moorage.daemon.containers.start import Starter
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
+from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
@@ -42,13 +43,14 @@ _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping contai
 
 class ContainerService:
     def __init__(self, config: DaemonConfig, images: ImageService,
-                 volumes: VolumeStore) -> None:
+                 volumes: VolumeStore, events: EventBus) -> None:
         registry = Registry(ContainerStore(images.metadata))
         zygote = Zygote()
         zygote.start()
         self.ctx = Context(config=config, images=images, volumes=volumes,
                            paths=ContainerPaths(config.data_root, config.exec_root),
-                           registry=registry, states=StateMachine(registry), zygote=zygote)
+                           registry=registry, states=StateMachine(registry), zygote=zygote,
+                           events=events)
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)

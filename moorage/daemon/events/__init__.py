@@ -1,0 +1,1 @@
+"""Engine events: what happened to containers, images, volumes and networks."""
