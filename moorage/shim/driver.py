@@ -69,8 +69,13 @@ class Driver:
         return ""
 
     def create(self, container_id: str, bundle: str, console_socket: str | None,
-               pid_file: str) -> int:
-        """Create the container (its init waits for start); return the init's pid."""
+               pid_file: str) -> tuple[int, str]:
+        """Create the container (its init waits for start); the init's pid and the file
+        counting its cgroup's OOM kills (read_oom_kills; "" when unknown).
+
+        The shim reads that file itself at the exit, before it reports the exit: no
+        child to fork on that path. Only in-process: runc's cgroup path is its own.
+        """
         if not self.path:
             previous = set_handler(SIGPIPE, SIG_DFL)
             try:
@@ -85,12 +90,13 @@ class Driver:
                     os.unlink(pid_file)
                 except FileNotFoundError:
                     pass
-            return created.state.pid
+            oom_file = load_manager(created.state.cgroup_paths).oom_kills_file()
+            return created.state.pid, oom_file
         argv = ["create", "--bundle", bundle, "--pid-file", pid_file]
         if console_socket:
             argv += ["--console-socket", console_socket]
         self._run(*argv, container_id, stdio=True)
-        return _take_pid(pid_file)
+        return _take_pid(pid_file), ""
 
     def start(self, container_id: str) -> None:
         if self.path:
@@ -146,19 +152,6 @@ class Driver:
                     argv += ["--console-socket", console_socket]
                 self._run(*argv, container_id, stdio=True)
         return _take_pid(pid_file)
-
-    def cgroup_oom_kills(self, container_id: str) -> int:
-        """The cgroup's OOM-kill count (v1 or v2), read before delete; 0 when unknown.
-
-        Only in-process: runc forgets the cgroup path once the init is gone.
-        """
-        if self.path:
-            return 0
-        try:
-            st, _ = rt.status(self.root, container_id)
-            return load_manager(st.cgroup_paths).stats().get("oom_kills") or 0
-        except (OSError, ValueError, MoorError):
-            return 0
 
 
 def in_child(call: Callable[..., T], *args: object) -> T:

@@ -31,6 +31,7 @@ from moorage import json_codec, timefmt
 from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.protocol import stdcopy
+from moorage.runtime.cgroups.manager import read_oom_kills
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
 from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
@@ -66,6 +67,7 @@ class Shim:
         self.started = False
         self.created: dict = {}             # the create's outcome, for the `created` request
         self.created_answered = False
+        self.oom_file = ""                  # counts the cgroup's OOM kills (Driver.create)
         self.signal_fd: int | None = None
         self.drain_deadline: float | None = None
         self.server = server  # bound and listening since the zygote: the daemon may connect now
@@ -83,16 +85,16 @@ class Shim:
 
     def create(self) -> int:
         """Create the container with its stdio; return the init's pid."""
-        self.init.pid = self._spawn(self.init, self.config.open_stdin, lambda console, pid_file:
-                                    self.driver.create(self.config.container_id,
-                                                       self.config.bundle, console, pid_file))
+        self.init.pid, self.oom_file = self._spawn(
+            self.init, self.config.open_stdin, lambda console, pid_file:
+            self.driver.create(self.config.container_id, self.config.bundle, console, pid_file))
         if self.init.master is not None and all(self.config.console_size):
             _set_size(self.init.master, *self.config.console_size)
         return self.init.pid
 
-    def _spawn(self, process: Process, with_stdin: bool, call) -> int:  # type: ignore[no-untyped-def]
+    def _spawn(self, process: Process, with_stdin: bool, call):  # type: ignore[no-untyped-def]
         """Run `call(console_socket, pid_file)` (in a child, see driver.in_child) with the
-        process's stdio on fds 0-2."""
+        process's stdio on fds 0-2; what it returns."""
         # sun_path is 108 bytes: a short tag keeps the console socket's path within it.
         base = f"{self.config.socket_path}.{(process.key or 'init')[:8]}"
         pid_file = f"{base}.pid"
@@ -106,14 +108,14 @@ class Shim:
             console.bind(console_path)
             console.listen(1)
             try:
-                pid = in_child(call, console_path, pid_file)
+                result = in_child(call, console_path, pid_file)
                 process.master = _receive_fd(Socket(fileno=console._accept()[0]))
             finally:
                 console.close()
                 os.unlink(console_path)
             os.set_blocking(process.master, False)
             process.outputs[process.master] = stdcopy.STDOUT
-            return pid
+            return result
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         in_r, in_w = os.pipe() if with_stdin else (os.open(os.devnull, os.O_RDONLY), None)
@@ -121,7 +123,7 @@ class Shim:
         try:
             for fd, target in ((in_r, 0), (out_w, 1), (err_w, 2)):
                 os.dup2(fd, target)
-            pid = in_child(call, None, pid_file)
+            result = in_child(call, None, pid_file)
         except BaseException:
             for fd in (out_r, err_r, in_w):
                 if fd is not None:
@@ -141,7 +143,7 @@ class Shim:
         for fd, stream in ((out_r, stdcopy.STDOUT), (err_r, stdcopy.STDERR)):
             os.set_blocking(fd, False)
             process.outputs[fd] = stream
-        return pid
+        return result
 
     # ------------------------------------------------------------------ loop
 
@@ -344,11 +346,11 @@ class Shim:
             if fd == init.master:
                 init.master = None
         init.outputs.clear()
-        oom = in_child(self.driver.cgroup_oom_kills, self.config.container_id) > 0
-        try:
-            in_child(self.driver.delete, self.config.container_id)
-        except Exception:  # the exit record matters more than the cleanup
-            pass
+        # The exit is reported first and the runtime's delete (the cgroup, its state)
+        # runs after: a start or a removal of the container waits for the shim to be
+        # gone (daemon/containers/exits.py, shim_gone), and the shim unlinks its socket
+        # only after the delete. The OOM-kill count must be read before the delete.
+        oom = bool(self.oom_file) and read_oom_kills(self.oom_file) > 0
         record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
                   "finished_at": timefmt.now(), "error": ""}
         # No fsync: the exit record lives in the exec-root (/run), with the processes it
@@ -360,6 +362,10 @@ class Shim:
         init.finish(record)
         for waiter in self.waiters:
             waiter.reply(record)
+        try:
+            in_child(self.driver.delete, self.config.container_id)
+        except Exception:  # the exit record matters more than the cleanup
+            pass
 
     # ------------------------------------------------------------------ requests
 

@@ -78,6 +78,20 @@ async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
     return read_exit_file(ctx.paths, record.id) or SHIM_GONE
 
 
+async def shim_gone(ctx: Context, record: ContainerRecord) -> None:
+    """Wait for the shim of the container's last run to finish after its exit.
+
+    A shim reports the exit first and then has the runtime delete the container (its
+    cgroup and state, under the same id a new start would use); it unlinks its socket
+    once that is done. A start and a removal wait for that, at most _GONE_DEADLINE: a
+    shim that died without unlinking is no longer a shim, and is not waited for."""
+    socket_path = ctx.paths.socket(record)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _GONE_DEADLINE
+    while os.path.exists(socket_path) and _is_shim(record.shim_pid) and loop.time() < deadline:
+        await asyncio.sleep(0.001)
+
+
 def _kill_cgroup(container_id: str) -> bool:
     """Blocking: SIGKILL what runs in the container's cgroup; whether anything did."""
     try:

@@ -6,7 +6,7 @@ import asyncio
 
 from moorage.daemon.containers import setup, volumes
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.exits import apply_exit, end_process
+from moorage.daemon.containers.exits import apply_exit, end_process, shim_gone
 from moorage.errors import Conflict
 from moorage.model.records import REMOVING, ContainerRecord
 
@@ -40,5 +40,6 @@ async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: b
     ctx.registry.drop(record.id)
     if remove_volumes:
         await asyncio.to_thread(volumes.remove_anonymous, ctx.volumes, record)
+    await shim_gone(ctx, record)  # its cgroup and runtime state go before "removed"
     ctx.paths.remove_exit_file(record.id)
     ctx.states.removed(record)

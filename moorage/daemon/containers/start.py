@@ -12,7 +12,7 @@ from dataclasses import replace
 from moorage.daemon.containers import refusals, setup, spec
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.exits import end_process
+from moorage.daemon.containers.exits import end_process, shim_gone
 from moorage.daemon.containers.init_binary import moor_init_path
 from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
@@ -67,6 +67,8 @@ class Starter:
 
     async def _start(self, record: ContainerRecord) -> None:
         ctx = self.ctx
+        # The last run's shim may still be deleting the runtime's container of this id.
+        await shim_gone(ctx, record)
         try:
             refusals.require_network(record.host_config.network_mode)
             shim_config = await asyncio.to_thread(self._prepare, record,

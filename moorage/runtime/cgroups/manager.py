@@ -152,3 +152,21 @@ class CgroupManager:
         A key is absent when its controller is not in use.
         """
         raise NotImplementedError
+
+    def oom_kills_file(self) -> str:
+        """The flat keyed file whose `oom_kill` line counts this cgroup's OOM kills; ""
+        without the memory controller. A shim reads it at the exit with read_oom_kills."""
+        raise NotImplementedError
+
+
+def read_oom_kills(path: str) -> int:
+    """The `oom_kill` count in an oom_kills_file; 0 when it cannot be read."""
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -176,6 +176,11 @@ class V1Manager(CgroupManager):
         state = fs.read_if_exists(directory + "/freezer.state") if directory else None
         return state is not None and state.strip() == "FROZEN"
 
+    def oom_kills_file(self) -> str:
+        # memory.oom_control counts the OOM kills in this cgroup (kernel 4.13+).
+        memory = self.paths.get("memory")
+        return memory + "/memory.oom_control" if memory else ""
+
     def stats(self) -> dict[str, int | None]:
         stats: dict[str, int | None] = {}
         memory = self.paths.get("memory")
@@ -183,8 +188,7 @@ class V1Manager(CgroupManager):
             stats["memory_usage"] = int(fs.read(memory + "/memory.usage_in_bytes"))
             limit = int(fs.read(memory + "/memory.limit_in_bytes"))
             stats["memory_limit"] = None if limit >= _UNLIMITED else limit
-            # memory.oom_control counts the OOM kills in this cgroup (kernel 4.13+).
-            stats["oom_kills"] = _field(fs.read(memory + "/memory.oom_control"), "oom_kill")
+            stats["oom_kills"] = _field(fs.read(self.oom_kills_file()), "oom_kill")
         cpuacct = self.paths.get("cpuacct")
         if cpuacct:
             stats["cpu_usage_ns"] = int(fs.read(cpuacct + "/cpuacct.usage"))

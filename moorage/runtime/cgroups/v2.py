@@ -127,6 +127,9 @@ class V2Manager(CgroupManager):
             return
         super().kill_all(sig)
 
+    def oom_kills_file(self) -> str:
+        return self._leaf + "/memory.events"
+
     def stats(self) -> dict[str, int | None]:
         leaf = self._leaf
         stats: dict[str, int | None] = {}
@@ -135,7 +138,7 @@ class V2Manager(CgroupManager):
             stats["memory_usage"] = int(usage)
             limit = fs.read(leaf + "/memory.max").strip()
             stats["memory_limit"] = None if limit == "max" else int(limit)
-            for line in fs.read(leaf + "/memory.events").splitlines():
+            for line in fs.read(self.oom_kills_file()).splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     stats["oom_kills"] = int(value)
