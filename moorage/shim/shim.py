@@ -169,8 +169,9 @@ class Shim:
     def _finish_serving(self) -> None:
         """No new connections; what is queued (exit frames, waiters' replies) goes out,
         to each client for at most STALL_SECONDS."""
-        self._forget(self.server.fileno())
-        self.server.close()
+        if self.server.fileno() >= 0:
+            self._forget(self.server.fileno())
+            self.server.close()
         try:
             os.unlink(self.config.socket_path)
         except FileNotFoundError:
@@ -362,6 +363,10 @@ class Shim:
         init.finish(record)
         for waiter in self.waiters:
             waiter.reply(record)
+        # No requests during the delete: a daemon that connects now is refused at once and
+        # reads the exit file, instead of waiting in the backlog for the delete.
+        self._forget(self.server.fileno())
+        self.server.close()
         try:
             in_child(self.driver.delete, self.config.container_id)
         except Exception:  # the exit record matters more than the cleanup

@@ -89,6 +89,9 @@ class Starter:
                          shim_socket=shim_config.socket_path)
         ctx.registry.put(record)
         await self.attachments.resolve(record.id)
+        # The exit's waiter is in place before the start: a process as short as `true`
+        # ends before a wait sent after the start would reach the shim.
+        self.monitors.watch(record)
         try:
             started = await call(ctx.paths, record, {"op": "start"})
         except (MoorError, OSError, ValueError) as err:
@@ -96,9 +99,9 @@ class Starter:
             failure = SystemFailure(f"failed to start container: {err}")
             await self._failed(record, 128, failure)
             raise failure from None
-        self.monitors.watch(ctx.states.transition(
+        ctx.states.transition(
             record.id, RUNNING, event="start", pid=int(started["pid"]), exit_code=0, error="",
-            oom_killed=False, started_at=now_ns(), finished_at=0))
+            oom_killed=False, started_at=now_ns(), finished_at=0)
 
     async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
         """As dockerd's start failure: the container stays as it was with the code and
