@@ -296,18 +296,26 @@ def start(root: str, container_id: str) -> state_mod.ContainerState:
         raise Conflict("cannot start a container that has stopped")
     if status != "created":
         raise Conflict(f"cannot start an already {status} container")
-    fd = os.open(st.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        _wait_for_fifo(fd, st)
-    finally:
-        os.close(fd)
-    os.unlink(st.fifo)
+    release(st.fifo, st.pid, st.start_time)
     # runc 1.1 reports "created" to poststart hooks: the state it last recorded.
     _hooks(st, "poststart", "created")
     return st
 
 
-def _wait_for_fifo(fd: int, st: state_mod.ContainerState) -> None:
+def release(fifo: str, pid: int, start_time: str | None) -> None:
+    """The start itself: take the byte the init (`pid`, started at `start_time`) writes
+    to the exec fifo once it may run, and remove the fifo. Without the container's
+    state: a shim that created the container calls it directly, with no poststart
+    hooks to run (Created.fast_start)."""
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        _wait_for_fifo(fd, pid, start_time)
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+
+
+def _wait_for_fifo(fd: int, pid: int, start_time: str | None) -> None:
     """Read the init's byte, or fail if the init died instead of writing it."""
     import select
 
@@ -320,7 +328,7 @@ def _wait_for_fifo(fd: int, st: state_mod.ContainerState) -> None:
                     return
             except BlockingIOError:
                 pass
-        if not st.alive():
+        if state_mod.process_start_time(pid) != start_time:
             raise MoorError("container process is already dead")
 
 

@@ -69,12 +69,13 @@ class Driver:
         return ""
 
     def create(self, container_id: str, bundle: str, console_socket: str | None,
-               pid_file: str) -> tuple[int, str]:
-        """Create the container (its init waits for start); the init's pid and the file
-        counting its cgroup's OOM kills (read_oom_kills; "" when unknown).
-
-        The shim reads that file itself at the exit, before it reports the exit: no
-        child to fork on that path. Only in-process: runc's cgroup path is its own.
+               pid_file: str) -> dict:
+        """Create the container (its init waits for start). What the shim keeps of it:
+        the init's `pid`; `oom_file`, counting its cgroup's OOM kills (read_oom_kills),
+        which the shim reads itself at the exit, before it reports it; `fifo` and
+        `start_time`, with which the shim starts the container itself (release) when no
+        poststart hook is to run. Both are "" under runc, whose cgroup and exec fifo are
+        its own: no child forked on these paths in-process.
         """
         if not self.path:
             previous = set_handler(SIGPIPE, SIG_DFL)
@@ -90,15 +91,20 @@ class Driver:
                     os.unlink(pid_file)
                 except FileNotFoundError:
                     pass
-            oom_file = load_manager(created.state.cgroup_paths).oom_kills_file()
-            return created.state.pid, oom_file
+            st = created.state
+            fast_start = not (st.config.get("hooks") or {}).get("poststart")
+            return {"pid": st.pid,
+                    "oom_file": load_manager(st.cgroup_paths).oom_kills_file(),
+                    "fifo": st.fifo if fast_start else "",
+                    "start_time": st.start_time or ""}
         argv = ["create", "--bundle", bundle, "--pid-file", pid_file]
         if console_socket:
             argv += ["--console-socket", console_socket]
         self._run(*argv, container_id, stdio=True)
-        return _take_pid(pid_file), ""
+        return {"pid": _take_pid(pid_file), "oom_file": "", "fifo": "", "start_time": ""}
 
     def start(self, container_id: str) -> None:
+        """In a child (in_child): the runtime's whole start, poststart hooks included."""
         if self.path:
             self._run("start", container_id)
             return

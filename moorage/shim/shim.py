@@ -28,10 +28,12 @@ from _socket import socket as Socket
 from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
 from moorage import json_codec, timefmt
+from moorage.errors import MoorError
 from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.runtime.cgroups.manager import read_oom_kills
+from moorage.runtime.container import release
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
 from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
@@ -68,6 +70,8 @@ class Shim:
         self.created: dict = {}             # the create's outcome, for the `created` request
         self.created_answered = False
         self.oom_file = ""                  # counts the cgroup's OOM kills (Driver.create)
+        self.start_fifo = ""                # for the start without a child (Driver.create)
+        self.start_time = ""
         self.signal_fd: int | None = None
         self.drain_deadline: float | None = None
         self.server = server  # bound and listening since the zygote: the daemon may connect now
@@ -85,9 +89,13 @@ class Shim:
 
     def create(self) -> int:
         """Create the container with its stdio; return the init's pid."""
-        self.init.pid, self.oom_file = self._spawn(
+        created = self._spawn(
             self.init, self.config.open_stdin, lambda console, pid_file:
             self.driver.create(self.config.container_id, self.config.bundle, console, pid_file))
+        self.init.pid = created["pid"]
+        self.oom_file = created["oom_file"]
+        self.start_fifo = created["fifo"]
+        self.start_time = created["start_time"]
         if self.init.master is not None and all(self.config.console_size):
             _set_size(self.init.master, *self.config.console_size)
         return self.init.pid
@@ -411,7 +419,14 @@ class Shim:
                 self.waiters.append(conn)
             return
         if op == "start":
-            in_child(self.driver.start, cid)
+            if self.start_fifo and not self.started:
+                # A few syscalls, nothing allocated: no child needed to keep the shim small.
+                try:
+                    release(self.start_fifo, self.init.pid, self.start_time)
+                except (OSError, MoorError) as err:
+                    raise RuntimeFailed(str(err)) from None
+            else:
+                in_child(self.driver.start, cid)
             self.started = True
             reply: dict = {"ok": True, "pid": self.init.pid}
         elif op == "kill":
