@@ -17,6 +17,7 @@ from moorage.runtime import config as config_mod
 from moorage.runtime import rootfs as fs
 from moorage.runtime import state as state_mod
 from moorage.runtime.cgroups import load_manager, new_manager
+from moorage.runtime.execfifo import release
 from moorage.runtime.init import InitContext, stage1
 from moorage.runtime.process import PreparedProcess
 from moorage.runtime.sync import ChildFailed, pair
@@ -300,36 +301,6 @@ def start(root: str, container_id: str) -> state_mod.ContainerState:
     # runc 1.1 reports "created" to poststart hooks: the state it last recorded.
     _hooks(st, "poststart", "created")
     return st
-
-
-def release(fifo: str, pid: int, start_time: str | None) -> None:
-    """The start itself: take the byte the init (`pid`, started at `start_time`) writes
-    to the exec fifo once it may run, and remove the fifo. Without the container's
-    state: a shim that created the container calls it directly, with no poststart
-    hooks to run (Created.fast_start)."""
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        _wait_for_fifo(fd, pid, start_time)
-    finally:
-        os.close(fd)
-    os.unlink(fifo)
-
-
-def _wait_for_fifo(fd: int, pid: int, start_time: str | None) -> None:
-    """Read the init's byte, or fail if the init died instead of writing it."""
-    import select
-
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    while True:
-        if poller.poll(100):
-            try:
-                if os.read(fd, 1):
-                    return
-            except BlockingIOError:
-                pass
-        if state_mod.process_start_time(pid) != start_time:
-            raise MoorError("container process is already dead")
 
 
 def current_status(st: state_mod.ContainerState) -> str:

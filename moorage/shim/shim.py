@@ -28,12 +28,10 @@ from _socket import socket as Socket
 from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
 from moorage import json_codec, timefmt
-from moorage.errors import MoorError
 from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.runtime.cgroups.manager import read_oom_kills
-from moorage.runtime.container import release
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
 from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
@@ -70,7 +68,7 @@ class Shim:
         self.created: dict = {}             # the create's outcome, for the `created` request
         self.created_answered = False
         self.oom_file = ""                  # counts the cgroup's OOM kills (Driver.create)
-        self.start_fifo = ""                # for the start without a child (Driver.create)
+        self.start_fifo = ""                # a start that skips the state (Driver.release)
         self.start_time = ""
         self.signal_fd: int | None = None
         self.drain_deadline: float | None = None
@@ -420,11 +418,7 @@ class Shim:
             return
         if op == "start":
             if self.start_fifo and not self.started:
-                # A few syscalls, nothing allocated: no child needed to keep the shim small.
-                try:
-                    release(self.start_fifo, self.init.pid, self.start_time)
-                except (OSError, MoorError) as err:
-                    raise RuntimeFailed(str(err)) from None
+                in_child(self.driver.release, self.start_fifo, self.init.pid, self.start_time)
             else:
                 in_child(self.driver.start, cid)
             self.started = True
