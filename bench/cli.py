@@ -5,7 +5,7 @@
 Against a moord started here, moor and the docker CLI side by side: `version`,
 `ps -a` with 50 containers, `run --rm busybox true`. Then the issue's end-to-end goal:
 `moor run --rm busybox true` against moord vs `docker run --rm busybox true` against
-a reference dockerd (goal: ratio <= 0.35), and the same commands against dockerd.
+a reference dockerd (goal: ratio <= 0.30), and the same commands against dockerd.
 Runs alternate moor/docker so drift hits both; medians are printed with ratios.
 The moorage sources are byte-compiled first: this environment sets
 PYTHONDONTWRITEBYTECODE, and an installed moor always has its .pyc files.

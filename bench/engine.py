@@ -141,7 +141,7 @@ def bench_run_rm(engines: list[Engine], runs: int) -> None:
         print(f"  {name:<10}{statistics.median(xs) * 1e3:>9.1f}"
               f"{percentile(xs, 0.9) * 1e3:>9.1f}{min(xs) * 1e3:>9.1f}")
     ratio_line("median", statistics.median(times["moord"]),
-               statistics.median(times["dockerd"]), "<= 0.50")
+               statistics.median(times["dockerd"]), "<= 0.35")
 
 
 # ---------------------------------------------------------------- 2. throughput
@@ -186,7 +186,7 @@ def bench_throughput(engines: list[Engine], count: int, parallel: int) -> None:
     for name, rate in rates.items():
         print(f"  {name:<10}{rate:>8.1f} containers/s")
     print(f"  ratio moord/dockerd throughput: {rates['moord'] / rates['dockerd']:.2f}   "
-          "(goal >= 2.00)")
+          "(goal >= 4.00)")
 
 
 # ---------------------------------------------------------------- 3. memory

@@ -79,17 +79,37 @@ async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
 
 
 async def shim_gone(ctx: Context, record: ContainerRecord) -> None:
-    """Wait for the shim of the container's last run to finish after its exit.
+    """Wait for the shim of the container's last run to exit after reporting the exit.
 
     A shim reports the exit first and then has the runtime delete the container (its
-    cgroup and state, under the same id a new start would use); it unlinks its socket
-    once that is done. A start and a removal wait for that, at most _GONE_DEADLINE: a
-    shim that died without unlinking is no longer a shim, and is not waited for."""
+    cgroup and state, under the same id a new start would use), and exits after. A
+    start and a removal wait for that, at most _GONE_DEADLINE, woken by the shim's
+    pidfd (no polling: on a loaded machine it competed with the delete itself). A
+    shim whose socket is gone has exited or is about to; a pid that is no longer a
+    shim is not waited for."""
     socket_path = ctx.paths.socket(record)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + _GONE_DEADLINE
-    while os.path.exists(socket_path) and _is_shim(record.shim_pid) and loop.time() < deadline:
-        await asyncio.sleep(0.001)
+    if record.shim_pid <= 0 or not os.path.exists(socket_path):
+        return
+    try:
+        pidfd = os.pidfd_open(record.shim_pid)
+    except OSError:  # gone already
+        return
+    try:
+        # Checked after the pidfd is open: the pidfd is then this shim's, not a reuse's.
+        if not _is_shim(record.shim_pid):
+            return
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await asyncio.wait_for(exited, _GONE_DEADLINE)
+        except TimeoutError:
+            log.warning("shim %d still runs %gs after its container's exit",
+                        record.shim_pid, _GONE_DEADLINE)
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)
 
 
 def _kill_cgroup(container_id: str) -> bool:
