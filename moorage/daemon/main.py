@@ -83,6 +83,7 @@ async def serve(config: object) -> int:
     from aiohttp import web
 
     from moorage.api.containers.routes import add_routes as container_routes
+    from moorage.api.events.routes import add_routes as event_routes
     from moorage.api.exec.routes import add_routes as exec_routes
     from moorage.api.images.routes import add_routes as image_routes
     from moorage.api.server import create_app
@@ -100,6 +101,7 @@ async def serve(config: object) -> int:
     image_routes(app, engine.images)
     container_routes(app, engine.containers)
     exec_routes(app, engine.containers)
+    event_routes(app, engine.event_log)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []
