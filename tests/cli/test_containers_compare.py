@@ -96,8 +96,7 @@ def test_inspect(clis: Clis) -> None:
     same(clis, "inspect", "--type", "image", "-f", "{{.Os}}", "busybox")
 
 
-def test_top(clis: Clis, request: pytest.FixtureRequest) -> None:
-    engine_gap(request, clis, "moord: GET /containers/{id}/top is not served (404)")
+def test_top(clis: Clis) -> None:
     clis.docker("run", "-d", "--name", "topped", "busybox", "sleep", "60")
     ours, theirs = clis.moor("top", "topped"), clis.docker("top", "topped")
     # the C (CPU) and TIME columns move between two calls: compare the shape and command

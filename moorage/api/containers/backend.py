@@ -89,6 +89,10 @@ class ContainerBackend(Protocol):
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:
         """The future gives the ProcessStream once the container runs."""
 
+    async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
+                                                                    list[list[str]]]:
+        """(Titles, Processes) of `ps ps_args` for the container's processes."""
+
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 

@@ -216,6 +216,11 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         await response.write_eof()
         return response
 
+    async def get_containers_top(request: web.Request) -> web.Response:
+        titles, processes = await backend.container_top(request.match_info["name"],
+                                                        request.query.get("ps_args", ""))
+        return json_response({"Titles": titles, "Processes": processes})
+
     for method, path, handler in (
         ("POST", "/containers/create", post_containers_create),
         ("GET", "/containers/json", get_containers_json),
@@ -230,6 +235,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("DELETE", "/containers/{name}", delete_containers),
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
+        ("GET", "/containers/{name}/top", get_containers_top),
         ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):

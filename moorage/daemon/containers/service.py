@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.containers import create, remove, setup, stop
+from moorage.daemon.containers import create, remove, setup, stop, top
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
@@ -202,6 +202,10 @@ class ContainerService:
         if not exec_id:
             container_events.publish(self.ctx, record, "resize", height=str(height),
                                      width=str(width))
+
+    async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
+                                                                    list[list[str]]]:
+        return await top.container_top(self.ctx, ref, ps_args)
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
