@@ -93,6 +93,10 @@ class ContainerBackend(Protocol):
                                                                     list[list[str]]]:
         """(Titles, Processes) of `ps ps_args` for the container's processes."""
 
+    def container_stats(self, ref: str, *, stream: bool,
+                        one_shot: bool) -> AsyncIterator[dict]:
+        """Docker's stats documents: one, or one a second while the container runs."""
+
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 

@@ -8,6 +8,7 @@ import json
 
 from aiohttp import web
 
+from moorage.api import versions
 from moorage.api.containers.backend import ContainerBackend, ProcessStream
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.containers.streams import tracked
@@ -221,6 +222,29 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
                                                         request.query.get("ps_args", ""))
         return json_response({"Titles": titles, "Processes": processes})
 
+    async def get_containers_stats(request: web.Request) -> web.StreamResponse:
+        stream = query_bool(request, "stream", True)
+        # one-shot came with API 1.41; older clients' value is not looked at, as dockerd.
+        one_shot = query_bool(request, "one-shot") and not stream and \
+            versions.parse(request["api_version"]) >= versions.parse("1.41")
+        documents = backend.container_stats(request.match_info["name"], stream=stream,
+                                            one_shot=one_shot)
+        first = await anext(documents)
+        if not stream:
+            return json_response(first)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            await response.write(json.dumps(first).encode() + b"\n")
+            async for document in documents:
+                await response.write(json.dumps(document).encode() + b"\n")
+            await response.write_eof()
+        except ConnectionError:
+            pass
+        finally:
+            await documents.aclose()
+        return response
+
     for method, path, handler in (
         ("POST", "/containers/create", post_containers_create),
         ("GET", "/containers/json", get_containers_json),
@@ -236,6 +260,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
         ("GET", "/containers/{name}/top", get_containers_top),
+        ("GET", "/containers/{name}/stats", tracked(app, get_containers_stats)),
         ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.containers import create, remove, setup, stop, top
+from moorage.daemon.containers import create, remove, setup, stats, stop, top
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
@@ -206,6 +206,10 @@ class ContainerService:
     async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
                                                                     list[list[str]]]:
         return await top.container_top(self.ctx, ref, ps_args)
+
+    def container_stats(self, ref: str, *, stream: bool,
+                        one_shot: bool) -> AsyncIterator[dict]:
+        return stats.container_stats(self.ctx, ref, stream=stream, one_shot=one_shot)
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
