@@ -97,6 +97,18 @@ class ContainerBackend(Protocol):
                         one_shot: bool) -> AsyncIterator[dict]:
         """Docker's stats documents: one, or one a second while the container runs."""
 
+    async def container_path_stat(self, ref: str, path: str) -> dict:
+        """name, size, mode (Go's bits), mtime, linkTarget; NotFound for a missing path."""
+
+    async def container_get_archive(self, ref: str, path: str
+                                    ) -> tuple[dict, AsyncIterator[bytes]]:
+        """The path's stat and its tar, made as it is read."""
+
+    async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                                    no_overwrite_dir_non_dir: bool,
+                                    copy_uid_gid: bool) -> None:
+        """Unpack the tar `body` into the directory `path`."""
+
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 

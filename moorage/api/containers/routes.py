@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 
@@ -245,6 +246,40 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             await documents.aclose()
         return response
 
+    def _path_stat_header(found: dict) -> dict[str, str]:
+        encoded = base64.b64encode(json.dumps(found, separators=(",", ":")).encode())
+        return {"X-Docker-Container-Path-Stat": encoded.decode()}
+
+    async def head_containers_archive(request: web.Request) -> web.Response:
+        found = await backend.container_path_stat(request.match_info["name"],
+                                                  request.query.get("path", ""))
+        return web.Response(status=200, headers={**_path_stat_header(found),
+                                                 "Content-Type": "application/json"})
+
+    async def get_containers_archive(request: web.Request) -> web.StreamResponse:
+        found, chunks = await backend.container_get_archive(request.match_info["name"],
+                                                            request.query.get("path", ""))
+        response = web.StreamResponse(headers={**_path_stat_header(found),
+                                               "Content-Type": "application/x-tar"})
+        try:
+            await response.prepare(request)
+            async for piece in chunks:
+                await response.write(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+        return response
+
+    async def put_containers_archive(request: web.Request) -> web.Response:
+        await backend.container_put_archive(
+            request.match_info["name"], request.query.get("path", ""),
+            request.content.iter_chunked(1 << 20),
+            no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
+            copy_uid_gid=query_bool(request, "copyUIDGID"))
+        return web.Response(status=200)
+
     for method, path, handler in (
         ("POST", "/containers/create", post_containers_create),
         ("GET", "/containers/json", get_containers_json),
@@ -260,6 +295,9 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
         ("GET", "/containers/{name}/top", get_containers_top),
+        ("HEAD", "/containers/{name}/archive", head_containers_archive),
+        ("GET", "/containers/{name}/archive", tracked(app, get_containers_archive)),
+        ("PUT", "/containers/{name}/archive", tracked(app, put_containers_archive)),
         ("GET", "/containers/{name}/stats", tracked(app, get_containers_stats)),
         ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.containers import create, remove, setup, stats, stop, top
+from moorage.daemon.containers import archive, create, remove, setup, stats, stop, top
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
@@ -210,6 +210,20 @@ class ContainerService:
     def container_stats(self, ref: str, *, stream: bool,
                         one_shot: bool) -> AsyncIterator[dict]:
         return stats.container_stats(self.ctx, ref, stream=stream, one_shot=one_shot)
+
+    async def container_path_stat(self, ref: str, path: str) -> dict:
+        return await archive.path_stat(self.ctx, ref, path)
+
+    async def container_get_archive(self, ref: str, path: str
+                                    ) -> tuple[dict, AsyncIterator[bytes]]:
+        return await archive.get_archive(self.ctx, ref, path)
+
+    async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                                    no_overwrite_dir_non_dir: bool,
+                                    copy_uid_gid: bool) -> None:
+        await archive.put_archive(self.ctx, ref, path, body,
+                                  no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                  copy_uid_gid=copy_uid_gid)
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
