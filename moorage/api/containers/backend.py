@@ -109,6 +109,9 @@ class ContainerBackend(Protocol):
                                     copy_uid_gid: bool) -> None:
         """Unpack the tar `body` into the directory `path`."""
 
+    async def container_update(self, ref: str, body: dict) -> None:
+        """Resources (zero: unchanged) and restart policy, live while it runs."""
+
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 

@@ -280,6 +280,10 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             copy_uid_gid=query_bool(request, "copyUIDGID"))
         return web.Response(status=200)
 
+    async def post_containers_update(request: web.Request) -> web.Response:
+        await backend.container_update(request.match_info["name"], await read_json(request))
+        return json_response({"Warnings": None})
+
     for method, path, handler in (
         ("POST", "/containers/create", post_containers_create),
         ("GET", "/containers/json", get_containers_json),
@@ -295,6 +299,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
         ("GET", "/containers/{name}/top", get_containers_top),
+        ("POST", "/containers/{name}/update", post_containers_update),
         ("HEAD", "/containers/{name}/archive", head_containers_archive),
         ("GET", "/containers/{name}/archive", tracked(app, get_containers_archive)),
         ("PUT", "/containers/{name}/archive", tracked(app, put_containers_archive)),

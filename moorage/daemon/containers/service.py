@@ -13,7 +13,16 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.containers import archive, create, remove, setup, stats, stop, top
+from moorage.daemon.containers import (
+    archive,
+    create,
+    remove,
+    setup,
+    stats,
+    stop,
+    top,
+    update,
+)
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
@@ -224,6 +233,9 @@ class ContainerService:
         await archive.put_archive(self.ctx, ref, path, body,
                                   no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                                   copy_uid_gid=copy_uid_gid)
+
+    async def container_update(self, ref: str, body: dict) -> None:
+        await update.container_update(self.ctx, ref, body)
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
