@@ -112,6 +112,9 @@ class ContainerBackend(Protocol):
     async def container_update(self, ref: str, body: dict) -> None:
         """Resources (zero: unchanged) and restart policy, live while it runs."""
 
+    async def container_export(self, ref: str) -> AsyncIterator[bytes]:
+        """The tar of the container's root filesystem, made as it is read."""
+
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -259,8 +260,15 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
     async def get_containers_archive(request: web.Request) -> web.StreamResponse:
         found, chunks = await backend.container_get_archive(request.match_info["name"],
                                                             request.query.get("path", ""))
-        response = web.StreamResponse(headers={**_path_stat_header(found),
-                                               "Content-Type": "application/x-tar"})
+        return await _send_tar(request, chunks, _path_stat_header(found))
+
+    async def get_containers_export(request: web.Request) -> web.StreamResponse:
+        chunks = await backend.container_export(request.match_info["name"])
+        return await _send_tar(request, chunks, {})
+
+    async def _send_tar(request: web.Request, chunks: AsyncIterator[bytes],
+                        headers: dict[str, str]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**headers, "Content-Type": "application/x-tar"})
         try:
             await response.prepare(request)
             async for piece in chunks:
@@ -299,6 +307,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
         ("GET", "/containers/{name}/top", get_containers_top),
+        ("GET", "/containers/{name}/export", tracked(app, get_containers_export)),
         ("POST", "/containers/{name}/update", post_containers_update),
         ("HEAD", "/containers/{name}/archive", head_containers_archive),
         ("GET", "/containers/{name}/archive", tracked(app, get_containers_archive)),

@@ -15,7 +15,7 @@ import posixpath
 import queue
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import IO, Any
 
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers import setup, treecopy
@@ -45,26 +45,37 @@ async def _root(ctx: Context, record: ContainerRecord, path: str
         finally:
             os.close(fd)
         return
+    async with _rootfs(ctx, record) as rootfs:
+        source, inner = rootfs, path
+        clean = posixpath.normpath("/" + path)
+        mounts = sorted((m for m in record.mounts if _under(clean, m.destination)),
+                        key=lambda m: len(m.destination))
+        if mounts:
+            source = mounts[-1].source
+            rest = posixpath.relpath(clean, mounts[-1].destination)
+            inner = "/" + ("" if rest == "." else rest) + \
+                ("/." if path.endswith("/.") else "/" if path.endswith("/") else "")
+        fd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            yield fd, inner, bool(mounts)
+        finally:
+            os.close(fd)
+
+
+@asynccontextmanager
+async def _rootfs(ctx: Context, record: ContainerRecord) -> AsyncIterator[str]:
+    """The container's root filesystem, mounted: a stopped container's for the time of
+    the copy, under its lock (a start waits)."""
+    directory = ctx.paths.dir(record.id)
+    if record.state.running:
+        yield os.path.join(directory, "rootfs")
+        return
     async with ctx.states.lock(record.id):
-        directory = ctx.paths.dir(record.id)
         mounted = await asyncio.to_thread(os.path.ismount, os.path.join(directory, "rootfs"))
         rootfs = await asyncio.to_thread(setup.mount_rootfs, directory,
                                          ctx.images.prepare_rootfs(record.id, record.image))
         try:
-            source, inner = rootfs, path
-            clean = posixpath.normpath("/" + path)
-            mounts = sorted((m for m in record.mounts if _under(clean, m.destination)),
-                            key=lambda m: len(m.destination))
-            if mounts:
-                source = mounts[-1].source
-                rest = posixpath.relpath(clean, mounts[-1].destination)
-                inner = "/" + ("" if rest == "." else rest) + \
-                    ("/." if path.endswith("/.") else "/" if path.endswith("/") else "")
-            fd = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                yield fd, inner, bool(mounts)
-            finally:
-                os.close(fd)
+            yield rootfs
         finally:
             if not mounted:
                 await asyncio.to_thread(setup.unmount_rootfs, directory)
@@ -117,34 +128,49 @@ async def get_archive(ctx: Context, ref: str, path: str) -> tuple[dict, AsyncIte
         await opened.__aexit__(None, None, None)
         raise
     container_events.publish(ctx, record, "archive-path")
+    return found, _streamed(lambda out: treecopy.write_archive(root, inner, out), opened)
 
-    async def chunks() -> AsyncIterator[bytes]:
-        out: queue.Queue[bytes | None] = queue.Queue(_QUEUE_CHUNKS)
 
-        def produce() -> None:
-            sink = treecopy.ChunkSink(out)
-            try:
-                treecopy.write_archive(root, inner, sink)  # type: ignore[arg-type]
-                sink.close()
-            finally:
-                out.put(None)
+async def export(ctx: Context, ref: str) -> AsyncIterator[bytes]:
+    """The tar of the container's root filesystem, without its volumes."""
+    record = ctx.registry.get(ref)
+    opened = _rootfs(ctx, record)
+    rootfs = await opened.__aenter__()
+    container_events.publish(ctx, record, "export")
 
-        producer = asyncio.ensure_future(asyncio.to_thread(produce))
+    def write(out: IO[bytes]) -> None:
+        fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            while (piece := await asyncio.to_thread(out.get)) is not None:
-                yield piece
-            await producer
+            treecopy.write_tree(fd, out)
         finally:
-            if not producer.done():  # the client left: let the producer finish into nowhere
-                with contextlib.suppress(queue.Empty):
-                    while out.get_nowait() is not None:
-                        pass
-                while not producer.done():
-                    with contextlib.suppress(queue.Empty):
-                        out.get(timeout=0.05)
-            await opened.__aexit__(None, None, None)
+            os.close(fd)
 
-    return found, chunks()
+    return _streamed(write, opened)
+
+
+async def _streamed(write: Callable[[IO[bytes]], None],
+                    opened: contextlib.AbstractAsyncContextManager) -> AsyncIterator[bytes]:
+    """What `write` makes in a thread, as chunks; `opened` is left at the end."""
+    out: queue.Queue[bytes | None] = queue.Queue(_QUEUE_CHUNKS)
+
+    def produce() -> None:
+        sink = treecopy.ChunkSink(out)
+        try:
+            write(sink)  # type: ignore[arg-type]
+            sink.close()
+        finally:
+            out.put(None)
+
+    producer = asyncio.ensure_future(asyncio.to_thread(produce))
+    try:
+        while (piece := await asyncio.to_thread(out.get)) is not None:
+            yield piece
+        await producer
+    finally:
+        while not producer.done():  # the client left: the producer writes into nowhere
+            with contextlib.suppress(queue.Empty):
+                out.get(timeout=0.05)
+        await opened.__aexit__(None, None, None)
 
 
 async def put_archive(ctx: Context, ref: str, path: str, body: AsyncIterator[bytes], *,

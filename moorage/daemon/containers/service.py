@@ -237,6 +237,9 @@ class ContainerService:
     async def container_update(self, ref: str, body: dict) -> None:
         await update.container_update(self.ctx, ref, body)
 
+    async def container_export(self, ref: str) -> AsyncIterator[bytes]:
+        return await archive.export(self.ctx, ref)
+
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
             rootfs = self.ctx.images.rootfs_mounts(record.id)

@@ -149,11 +149,22 @@ def write_archive(root: int, path: str, out: IO[bytes]) -> None:
         os.close(fd)
 
 
+def write_tree(root: int, out: IO[bytes]) -> None:
+    """The whole tree under `root`, its entries named relative to it (docker export)."""
+    top = os.open(".", _DIR, dir_fd=root)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+                          bufsize=_CHUNK) as tar:
+            _walk(tar, top, "")
+    finally:
+        os.close(top)
+
+
 def _walk(tar: tarfile.TarFile, directory: int, prefix: str) -> None:
     with os.scandir(directory) as entries:
         names = sorted(e.name for e in entries)
     for entry in names:
-        arcname = f"{prefix}/{entry}" if prefix != "." else f"./{entry}"
+        arcname = f"{prefix}/{entry}" if prefix else entry
         try:
             info = os.stat(entry, dir_fd=directory, follow_symlinks=False)
             if stat.S_ISDIR(info.st_mode):
