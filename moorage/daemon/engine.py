@@ -11,6 +11,7 @@ from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.events.service import EventService
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.system.df import DiskUsageService
 from moorage.daemon.system.info import SystemService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.distribution.mirrors import RegistryConfig
@@ -33,6 +34,7 @@ class Engine:
         self.volumes = VolumeStore(config.data_root, self.metadata)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
+        self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes)
 
     async def start(self) -> None:
         await self.containers.start()

@@ -115,6 +115,9 @@ class ContainerBackend(Protocol):
     async def container_export(self, ref: str) -> AsyncIterator[bytes]:
         """The tar of the container's root filesystem, made as it is read."""
 
+    async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+        """(removed ids, bytes reclaimed); InvalidParameter for an unknown filter."""
+
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""
 

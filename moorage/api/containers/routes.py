@@ -292,6 +292,11 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         await backend.container_update(request.match_info["name"], await read_json(request))
         return json_response({"Warnings": None})
 
+    async def post_containers_prune(request: web.Request) -> web.Response:
+        deleted, reclaimed = await backend.containers_prune(query_filters(request))
+        return json_response({"ContainersDeleted": deleted or None,
+                              "SpaceReclaimed": reclaimed})
+
     for method, path, handler in (
         ("POST", "/containers/create", post_containers_create),
         ("GET", "/containers/json", get_containers_json),
@@ -307,6 +312,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
         ("GET", "/containers/{name}/top", get_containers_top),
+        ("POST", "/containers/prune", post_containers_prune),
         ("GET", "/containers/{name}/export", tracked(app, get_containers_export)),
         ("POST", "/containers/{name}/update", post_containers_update),
         ("HEAD", "/containers/{name}/archive", head_containers_archive),

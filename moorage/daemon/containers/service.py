@@ -16,6 +16,7 @@ from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import (
     archive,
     create,
+    prune,
     remove,
     setup,
     stats,
@@ -239,6 +240,9 @@ class ContainerService:
 
     async def container_export(self, ref: str) -> AsyncIterator[bytes]:
         return await archive.export(self.ctx, ref)
+
+    async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+        return await prune.containers_prune(self.ctx, filters)
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:
