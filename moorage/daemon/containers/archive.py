@@ -40,14 +40,14 @@ async def _root(ctx: Context, record: ContainerRecord, path: str
         fd = os.open(f"/proc/{record.state.pid}/root", os.O_PATH | os.O_DIRECTORY
                      | os.O_CLOEXEC)
         try:
-            clean = posixpath.normpath("/" + path)
+            clean = treecopy.clean(path)
             yield fd, path, any(_under(clean, m.destination) for m in record.mounts)
         finally:
             os.close(fd)
         return
     async with _rootfs(ctx, record) as rootfs:
         source, inner = rootfs, path
-        clean = posixpath.normpath("/" + path)
+        clean = treecopy.clean(path)
         mounts = sorted((m for m in record.mounts if _under(clean, m.destination)),
                         key=lambda m: len(m.destination))
         if mounts:

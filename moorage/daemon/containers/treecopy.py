@@ -56,6 +56,11 @@ def go_mode(mode: int) -> int:
     return bits
 
 
+def clean(path: str) -> str:
+    """The absolute, normal form of a path in the container ("//x" is "/x" there too)."""
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
 def _follows(path: str) -> bool:
     """A trailing "/" or "/." asks for what a symlink points to, not the link."""
     return path.endswith(("/", "/."))
@@ -63,17 +68,17 @@ def _follows(path: str) -> bool:
 
 def path_stat(root: int, path: str) -> dict:
     """X-Docker-Container-Path-Stat: name, size, Go mode, mtime and linkTarget."""
-    clean = posixpath.normpath("/" + path)
-    fd = _open(root, clean, _PATH | (0 if _follows(path) else os.O_NOFOLLOW))
+    wanted = clean(path)
+    fd = _open(root, wanted, _PATH | (0 if _follows(path) else os.O_NOFOLLOW))
     try:
         info = os.fstat(fd)
         target = ""
         if stat.S_ISLNK(info.st_mode):
             link = os.readlink("", dir_fd=fd)
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(clean), link))
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(wanted), link))
     finally:
         os.close(fd)
-    name = "." if path.endswith("/.") else posixpath.basename(clean) or "/"
+    name = "." if path.endswith("/.") else posixpath.basename(wanted) or "/"
     return {"name": name, "size": info.st_size, "mode": go_mode(info.st_mode),
             "mtime": format_ns(info.st_mtime_ns), "linkTarget": target}
 
@@ -120,10 +125,10 @@ class ChunkSource:
 def write_archive(root: int, path: str, out: IO[bytes]) -> None:
     """The tar docker cp reads: the resource named by its base name, a directory with
     everything under it."""
-    clean = posixpath.normpath("/" + path)
+    wanted = clean(path)
     follow = _follows(path)
-    name = "." if path.endswith("/.") else posixpath.basename(clean) or "."
-    fd = _open(root, clean, _PATH | (0 if follow else os.O_NOFOLLOW))
+    name = "." if path.endswith("/.") else posixpath.basename(wanted) or "."
+    fd = _open(root, wanted, _PATH | (0 if follow else os.O_NOFOLLOW))
     try:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                           bufsize=_CHUNK) as tar:
@@ -228,13 +233,13 @@ def extract(root: int, dest: str, source: IO[bytes], *, no_overwrite_dir_non_dir
     """Unpack a tar stream (any compression) into the directory `dest`. An entry named
     absolutely or with ".." is refused before anything of it is written; `owner`
     replaces the archive's uid/gid (copyUIDGID)."""
-    clean = posixpath.normpath("/" + dest)
+    wanted = clean(dest)
     try:
-        top = _open(root, clean, _PATH | os.O_DIRECTORY)
+        top = _open(root, wanted, _PATH | os.O_DIRECTORY)
     except NotADirectoryError:
         raise InvalidParameter("extraction point is not a directory") from None
     os.close(top)
-    parents = _Parents(root, clean)
+    parents = _Parents(root, wanted)
     try:
         with tarfile.open(fileobj=source, mode="r|*", bufsize=_CHUNK) as tar:
             for member in tar:
@@ -242,7 +247,7 @@ def extract(root: int, dest: str, source: IO[bytes], *, no_overwrite_dir_non_dir
                 if not parts:
                     continue
                 parent = parents.get(parts[:-1])
-                _place(tar, member, parent, parts[-1], posixpath.join(clean, *parts),
+                _place(tar, member, parent, parts[-1], posixpath.join(wanted, *parts),
                        no_overwrite_dir_non_dir, owner, parents)
     except tarfile.ReadError as err:
         if str(err) != "empty file":  # no body: nothing to unpack, as dockerd

@@ -23,6 +23,8 @@ class Journal:
         self._lock = threading.Lock()
         self._lines = sum(1 for _ in self._read(path))
         self._file = open(path, "ab")  # noqa: SIM115 - held for the daemon's life
+        if self._file.tell() and not _ends_line(path):
+            self._file.write(b"\n")  # a torn last line stays alone, skipped on reading
 
     def append(self, event: Event) -> None:
         line = json.dumps([event.type, event.action, event.actor_id, dict(event.attributes),
@@ -60,3 +62,9 @@ class Journal:
                     yield Event(kind, action, actor, attributes, time_ns, scope)
         except FileNotFoundError:
             return
+
+
+def _ends_line(path: str) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
