@@ -30,7 +30,7 @@ class Engine:
         self.events = EventBus()
         self.event_log = EventService(self.events, config.data_root)
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
-            config.registry_mirrors, config.insecure_registries), self.metadata)
+            config.registry_mirrors, config.insecure_registries), self.metadata, self.events)
         self.volumes = VolumeStore(config.data_root, self.metadata)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
