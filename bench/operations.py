@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/operations.py [--runs 10] [--containers 20] [--tree-mb 200]
 
-`docker exec c true` latency (goal: ratio <= 0.5), `docker stats --no-stream` with N
+`docker exec cc true` latency (goal: ratio <= 0.5), `docker stats --no-stream` with N
 running containers, and `docker cp` of a directory tree of --tree-mb MB into and out
 of a running container (goal: throughput ratio >= 1.5). Runs alternate between the
 daemons so drift hits both; medians are printed with moord/dockerd ratios.
@@ -104,8 +104,8 @@ def main() -> None:
             hosts["dockerd"] = dockerd.host
             for host in hosts.values():
                 docker(host, "import", "-", IMAGE, input=image)
-                docker(host, "run", "-d", "--name", "c", IMAGE, "sleep", "3600")
-            side_by_side("docker exec c true", hosts, opts.runs, "exec", "c", "true")
+                docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
+            side_by_side("docker exec cc true", hosts, opts.runs, "exec", "cc", "true")
             for host in hosts.values():
                 for i in range(opts.containers - 1):
                     docker(host, "run", "-d", "--name", f"s{i}", IMAGE, "sleep", "3600")
@@ -114,17 +114,17 @@ def main() -> None:
             tree = os.path.join(base, "tree")
             make_tree(tree, opts.tree_mb)
             runs = max(3, opts.runs // 3)
-            into = side_by_side(f"docker cp {opts.tree_mb} MB tree into c", hosts, runs,
-                                "cp", tree, "c:/tmp/tree",
-                                prepare=("exec", "c", "rm", "-rf", "/tmp/tree"))
+            into = side_by_side(f"docker cp {opts.tree_mb} MB tree into cc", hosts, runs,
+                                "cp", tree, "cc:/tmp/tree",
+                                prepare=("exec", "cc", "rm", "-rf", "/tmp/tree"))
             out = os.path.join(base, "out")
             times: dict[str, list[float]] = {name: [] for name in hosts}
             for _ in range(runs):
                 for name, host in hosts.items():
                     shutil.rmtree(out, ignore_errors=True)
-                    times[name].append(docker(host, "cp", "c:/tmp/tree", out))
+                    times[name].append(docker(host, "cp", "cc:/tmp/tree", out))
             back = {name: statistics.median(v) for name, v in times.items()}
-            report(f"docker cp {opts.tree_mb} MB tree out of c", back)
+            report(f"docker cp {opts.tree_mb} MB tree out of cc", back)
             for label, medians in (("into", into), ("out of", back)):
                 rate = {n: opts.tree_mb / t for n, t in medians.items()}
                 print(f"cp {label} the container: moord {rate['moord']:.0f} MB/s, dockerd "
