@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from typing import IO, Any
 
 from moorage.daemon.containers import events as container_events
-from moorage.daemon.containers import setup, treecopy
+from moorage.daemon.containers import setup, tarstream, treecopy
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter, NotFound
 from moorage.model.records import ContainerRecord
@@ -84,13 +84,22 @@ async def _rootfs(ctx: Context, record: ContainerRecord) -> AsyncIterator[str]:
 async def _hand_over(chunks: queue.Queue[bytes | None], piece: bytes | None,
                      reader: asyncio.Future) -> bool:
     """Queue `piece` for the extracting thread; False once it has stopped reading."""
-    while not reader.done():
-        try:
-            chunks.put_nowait(piece)
-            return True
-        except queue.Full:
-            await asyncio.sleep(0.002)
-    return False
+    try:
+        chunks.put_nowait(piece)
+        return True
+    except queue.Full:
+        pass
+
+    def wait_for_room() -> bool:
+        while not reader.done():
+            try:
+                chunks.put(piece, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    return await asyncio.to_thread(wait_for_room)
 
 
 def _under(path: str, destination: str) -> bool:
@@ -188,7 +197,7 @@ async def put_archive(ctx: Context, ref: str, path: str, body: AsyncIterator[byt
                                                   record.config.user, ())
             owner = (uid, gid)
         chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_CHUNKS)
-        source = treecopy.ChunkSource(chunks)
+        source = tarstream.Source(chunks)
         extractor = asyncio.ensure_future(_blocking(
             ref, path, treecopy.extract, root, inner, source,
             no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner))

@@ -17,8 +17,10 @@ import queue
 import shutil
 import stat
 import tarfile
+from collections.abc import Iterator
 from typing import IO
 
+from moorage.daemon.containers import tarstream
 from moorage.errors import InvalidParameter
 from moorage.linux import libc
 from moorage.timefmt import format_ns
@@ -101,25 +103,6 @@ class ChunkSink:
         if self.buffer:
             self.out.put(bytes(self.buffer))
             self.buffer.clear()
-
-
-class ChunkSource:
-    """A read-only file of the chunks a queue gives (None ends it), for tarfile's
-    stream mode."""
-
-    def __init__(self, chunks: queue.Queue[bytes | None]) -> None:
-        self.chunks, self.buffer, self.done = chunks, b"", False
-
-    def read(self, size: int = -1) -> bytes:
-        while not self.done and (size < 0 or len(self.buffer) < size):
-            piece = self.chunks.get()
-            if piece is None:
-                self.done = True
-                break
-            self.buffer += piece
-        cut = len(self.buffer) if size < 0 else size
-        data, self.buffer = self.buffer[:cut], self.buffer[cut:]
-        return data
 
 
 def write_archive(root: int, path: str, out: IO[bytes]) -> None:
@@ -228,7 +211,7 @@ def _add_file(tar: tarfile.TarFile, name: str, info: os.stat_result, fd: int) ->
         tar.addfile(member, source)
 
 
-def extract(root: int, dest: str, source: IO[bytes], *, no_overwrite_dir_non_dir: bool,
+def extract(root: int, dest: str, source: tarstream.Source, *, no_overwrite_dir_non_dir: bool,
             owner: tuple[int, int] | None) -> None:
     """Unpack a tar stream (any compression) into the directory `dest`. An entry named
     absolutely or with ".." is refused before anything of it is written; `owner`
@@ -241,19 +224,40 @@ def extract(root: int, dest: str, source: IO[bytes], *, no_overwrite_dir_non_dir
     os.close(top)
     parents = _Parents(root, wanted)
     try:
-        with tarfile.open(fileobj=source, mode="r|*", bufsize=_CHUNK) as tar:
-            for member in tar:
-                parts = _parts(member.name)
-                if not parts:
-                    continue
-                parent = parents.get(parts[:-1])
-                _place(tar, member, parent, parts[-1], posixpath.join(wanted, *parts),
-                       no_overwrite_dir_non_dir, owner, parents)
+        for member, data in _entries(source):
+            parts = _parts(member.name)
+            if not parts:
+                continue
+            parent = parents.get(parts[:-1])
+            _place(member, data, parent, parts[-1], posixpath.join(wanted, *parts),
+                   no_overwrite_dir_non_dir, owner, parents)
     except tarfile.ReadError as err:
         if str(err) != "empty file":  # no body: nothing to unpack, as dockerd
             raise InvalidParameter(f"Error processing tar file: {err}") from None
     finally:
         parents.close()
+
+
+class _TarData:
+    """A member's data through tarfile (compressed streams)."""
+
+    def __init__(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.tar, self.member = tar, member
+
+    def write_to(self, fd: int) -> None:
+        data = self.tar.extractfile(self.member)
+        while data is not None and (piece := data.read(_CHUNK)):
+            os.write(fd, piece)
+
+
+def _entries(source: tarstream.Source
+             ) -> Iterator[tuple[tarfile.TarInfo, tarstream.Data | _TarData]]:
+    if tarstream.is_plain(source):
+        yield from tarstream.members(source)
+        return
+    with tarfile.open(fileobj=source, mode="r|*", bufsize=_CHUNK) as tar:  # type: ignore[call-overload]
+        for member in tar:
+            yield member, _TarData(tar, member)
 
 
 def _parts(name: str) -> list[str]:
@@ -301,8 +305,9 @@ class _Parents:
         self.key, self.fd = None, -1
 
 
-def _place(tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int, name: str, shown: str,
-           no_overwrite: bool, owner: tuple[int, int] | None, parents: _Parents) -> None:
+def _place(member: tarfile.TarInfo, data: tarstream.Data | _TarData, parent: int, name: str,
+           shown: str, no_overwrite: bool, owner: tuple[int, int] | None,
+           parents: _Parents) -> None:
     try:
         existing: os.stat_result | None = os.stat(name, dir_fd=parent, follow_symlinks=False)
     except FileNotFoundError:
@@ -335,9 +340,7 @@ def _place(tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int, name: str
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
-            data = tar.extractfile(member)
-            while data is not None and (piece := data.read(_CHUNK)):
-                os.write(fd, piece)
+            data.write_to(fd)
             os.fchown(fd, uid, gid)
             os.fchmod(fd, member.mode & 0o7777)
             os.utime(fd, (member.mtime, member.mtime))
