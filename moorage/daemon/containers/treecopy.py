@@ -10,6 +10,7 @@ Blocking: callers run these in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -93,6 +94,9 @@ class ChunkSink:
         self.out, self.buffer = out, bytearray()
 
     def write(self, data: bytes) -> int:
+        if not self.buffer and len(data) >= _CHUNK:
+            self.out.put(data)  # a file's data goes as it was read, uncopied
+            return len(data)
         self.buffer += data
         if len(self.buffer) >= _CHUNK:
             self.out.put(bytes(self.buffer))
@@ -105,6 +109,31 @@ class ChunkSink:
             self.buffer.clear()
 
 
+class _TarWriter:
+    """A PAX tar written straight to `out`: a file's data read in large pieces and
+    handed on as they are (tarfile's stream copies it through its buffers)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+
+    def addfile(self, member: tarfile.TarInfo, fd: int | None = None) -> None:
+        self.out.write(member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if fd is None or not member.size:
+            return
+        left = member.size
+        while left:
+            piece = os.read(fd, min(left, _CHUNK))
+            if not piece:  # the file shrank while read: zeros keep the archive whole
+                piece = bytes(min(left, _CHUNK))
+            self.out.write(piece)
+            left -= len(piece)
+        if member.size % tarfile.BLOCKSIZE:
+            self.out.write(bytes(tarfile.BLOCKSIZE - member.size % tarfile.BLOCKSIZE))
+
+    def close(self) -> None:
+        self.out.write(bytes(2 * tarfile.BLOCKSIZE))
+
+
 def write_archive(root: int, path: str, out: IO[bytes]) -> None:
     """The tar docker cp reads: the resource named by its base name, a directory with
     everything under it."""
@@ -113,8 +142,7 @@ def write_archive(root: int, path: str, out: IO[bytes]) -> None:
     name = "." if path.endswith("/.") else posixpath.basename(wanted) or "."
     fd = _open(root, wanted, _PATH | (0 if follow else os.O_NOFOLLOW))
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
-                          bufsize=_CHUNK) as tar:
+        with contextlib.closing(_TarWriter(out)) as tar:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
                 top = os.open(".", _DIR, dir_fd=fd)
@@ -141,14 +169,13 @@ def write_tree(root: int, out: IO[bytes]) -> None:
     """The whole tree under `root`, its entries named relative to it (docker export)."""
     top = os.open(".", _DIR, dir_fd=root)
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
-                          bufsize=_CHUNK) as tar:
+        with contextlib.closing(_TarWriter(out)) as tar:
             _walk(tar, top, "")
     finally:
         os.close(top)
 
 
-def _walk(tar: tarfile.TarFile, directory: int, prefix: str) -> None:
+def _walk(tar: _TarWriter, directory: int, prefix: str) -> None:
     with os.scandir(directory) as entries:
         names = sorted(e.name for e in entries)
     for entry in names:
@@ -198,17 +225,16 @@ def _header(name: str, info: os.stat_result, link: str | None) -> tarfile.TarInf
     return member
 
 
-def _add(tar: tarfile.TarFile, name: str, info: os.stat_result, link: str | None) -> None:
+def _add(tar: _TarWriter, name: str, info: os.stat_result, link: str | None) -> None:
     if not stat.S_ISSOCK(info.st_mode):  # tar has no sockets; docker cp leaves them out
         tar.addfile(_header(name, info, link))
 
 
-def _add_file(tar: tarfile.TarFile, name: str, info: os.stat_result, fd: int) -> None:
+def _add_file(tar: _TarWriter, name: str, info: os.stat_result, fd: int) -> None:
     """A regular file from `fd`, open for reading (the caller keeps it)."""
     member = _header(name, info, None)
     member.size = info.st_size
-    with open(os.dup(fd), "rb", buffering=0) as source:
-        tar.addfile(member, source)
+    tar.addfile(member, fd)
 
 
 def extract(root: int, dest: str, source: tarstream.Source, *, no_overwrite_dir_non_dir: bool,
