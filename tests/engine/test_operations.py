@@ -213,6 +213,14 @@ def test_cp_never_escapes_through_symlinks(pair: Pair, name: str, tmp_path: Path
     for target in ("/escape/", "/rel/", "/rootlink" + str(outside) + "/"):
         result = pair.moord.docker("cp", str(local), f"{name}:{target}")
         assert list(outside.iterdir()) == [], (target, result)
+    # A container swapping a symlink while files are copied through it: never outside.
+    pair.moord.docker("exec", "-d", name, "sh", "-c",
+                      f"while true; do ln -sfn {outside} /race; ln -sfn /tmp /race; done",
+                      check=True)
+    for _ in range(20):
+        pair.moord.docker("cp", str(local), f"{name}:/race/")
+        pair.moord.docker("cp", f"{name}:/race/", str(tmp_path / "got"))
+    assert list(outside.iterdir()) == []
     # The same path inside the container got the file.
     assert moor(pair, "exec", name, "ls", str(outside)).stdout == b"payload\n"
     # A tar naming ".." or an absolute path is refused; nothing lands outside.
