@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
+from enginekit import start_daemon, stop_daemon
 from peers import dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -279,3 +280,23 @@ def test_export_import_update_rename_prune_df(pair: Pair, name: str) -> None:
         ours, theirs = moor(pair, *args), pair.moord.docker(*args)
         assert (ours.returncode, mask(ours.stdout)) == (0, mask(theirs.stdout)), args
     pair.same("container", "prune", "-f", "--filter", "label=prune=no")
+
+
+def test_events_journal_survives_a_restart(busybox_tar: bytes, tmp_path: Path) -> None:
+    since = f"{time.time() - 1:.9f}"
+    daemon = start_daemon(str(tmp_path))
+    try:
+        daemon.docker("import", "-", "journal:1", input=busybox_tar, check=True)
+        daemon.docker("create", "--name", "kept", "journal:1", "true", check=True)
+        daemon.docker("rm", "kept", check=True)
+    finally:
+        stop_daemon(daemon)
+    daemon = start_daemon(str(tmp_path))
+    try:
+        found = daemon.docker("events", "--since", since, "--until", f"{time.time():.9f}",
+                              "--format", "{{.Type}} {{.Action}}", check=True)
+        assert found.stdout.decode().splitlines() == [
+            "image tag", "image import", "container create", "container destroy"], found
+        daemon.docker("rmi", "journal:1", check=True)
+    finally:
+        stop_daemon(daemon)

@@ -337,6 +337,9 @@ class ImageService(ImageStore):
 
     def import_image(self, request: ImportRequest, body: BinaryIO | None) -> str:
         image_id = transfer.import_rootfs(self, request, body)
+        if request.repo:  # dockerd tags first, then reports the import
+            name = transfer.tag_target(request.repo, request.tag).familiar_string()
+            self.events.publish("image", "tag", image_id, {"name": name})
         self.events.publish("image", "import", image_id, {"name": image_id})
         return image_id
 
