@@ -27,6 +27,9 @@ class ProcessStream(Protocol):
 
     def close(self) -> None: ...
 
+    def detach(self) -> None:
+        """close(), for a client that detached (its detach keys)."""
+
 
 class LogLine(Protocol):
     stream: str

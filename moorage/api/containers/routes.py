@@ -56,7 +56,7 @@ async def relay(client: Hijacked, process: ProcessStream, tty: bool, stdin: bool
         while (data := await client.read()) is not None:
             await process.write(data)
         if client.detached:  # the stream ends here; the container runs on
-            process.close()
+            process.detach()
         else:
             process.close_stdin()
 

@@ -104,6 +104,8 @@ class ExecManager:
         record.pid = stream.pid
         record.running = True
         stream.on_exit = lambda status: self._finished(container, record, status)
+        stream.on_detach = lambda: container_events.publish(
+            self.ctx, container, "exec_detach", execID=record.id)
         if detach:
             task = asyncio.get_running_loop().create_task(_drain(stream))
             self._drains.add(task)
