@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from moorage.errors import InvalidParameter
 
 _BLOCK = 512
+_WRITEV_PIECES = 64
 _COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 _TYPES = {b"0": tarfile.REGTYPE, b"\0": tarfile.REGTYPE, b"7": tarfile.REGTYPE,
           b"1": tarfile.LNKTYPE, b"2": tarfile.SYMTYPE, b"3": tarfile.CHRTYPE,
@@ -64,20 +65,40 @@ class Source:
         return bytes(out)
 
     def copy_to(self, fd: int, size: int) -> None:
-        """The next `size` bytes into the file `fd`, or skipped when fd is -1."""
+        """The next `size` bytes into the file `fd`, or skipped when fd is -1; the pieces
+        already received go in one writev."""
         while size:
             if not self.pieces and not self._fill():
                 raise InvalidParameter("Error processing tar file: unexpected EOF")
-            if not self.pieces:
-                continue
-            head = self.pieces[0]
-            view = head[:size]
-            done = os.write(fd, view) if fd >= 0 else len(view)
+            self._take_waiting()
+            views, total = [], 0
+            for head in self.pieces:
+                if total >= size or len(views) == _WRITEV_PIECES:
+                    break
+                views.append(head[:size - total])
+                total += len(views[-1])
+            done = os.writev(fd, views) if fd >= 0 else total
             size -= done
-            if done == len(head):
-                self.pieces.popleft()
-            else:
-                self.pieces[0] = head[done:]
+            while done:
+                head = self.pieces[0]
+                if done >= len(head):
+                    done -= len(head)
+                    self.pieces.popleft()
+                else:
+                    self.pieces[0] = head[done:]
+                    done = 0
+
+    def _take_waiting(self) -> None:
+        """Move the chunks already queued into the pieces, without waiting."""
+        while not self.done and len(self.pieces) < _WRITEV_PIECES:
+            try:
+                piece = self.chunks.get_nowait()
+            except queue.Empty:
+                return
+            if piece is None:
+                self.done = True
+            elif piece:
+                self.pieces.append(memoryview(piece))
 
 
 def is_plain(source: Source) -> bool:
