@@ -31,6 +31,14 @@ class ProcessStream(Protocol):
         """close(), for a client that detached (its detach keys)."""
 
 
+class TarChunks(Protocol):
+    """A tar made as it is read; aclose() ends it and what it holds, read or not."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 class LogLine(Protocol):
     stream: str
     time: str
@@ -104,7 +112,7 @@ class ContainerBackend(Protocol):
         """name, size, mode (Go's bits), mtime, linkTarget; NotFound for a missing path."""
 
     async def container_get_archive(self, ref: str, path: str
-                                    ) -> tuple[dict, AsyncIterator[bytes]]:
+                                    ) -> tuple[dict, TarChunks]:
         """The path's stat and its tar, made as it is read."""
 
     async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
@@ -115,7 +123,7 @@ class ContainerBackend(Protocol):
     async def container_update(self, ref: str, body: dict) -> None:
         """Resources (zero: unchanged) and restart policy, live while it runs."""
 
-    async def container_export(self, ref: str) -> AsyncIterator[bytes]:
+    async def container_export(self, ref: str) -> TarChunks:
         """The tar of the container's root filesystem, made as it is read."""
 
     async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:

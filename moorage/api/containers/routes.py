@@ -6,12 +6,11 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from moorage.api import versions
-from moorage.api.containers.backend import ContainerBackend, ProcessStream
+from moorage.api.containers.backend import ContainerBackend, ProcessStream, TarChunks
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.containers.streams import tracked
 from moorage.api.hijack import (
@@ -266,7 +265,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         chunks = await backend.container_export(request.match_info["name"])
         return await _send_tar(request, chunks, {})
 
-    async def _send_tar(request: web.Request, chunks: AsyncIterator[bytes],
+    async def _send_tar(request: web.Request, chunks: TarChunks,
                         headers: dict[str, str]) -> web.StreamResponse:
         response = web.StreamResponse(headers={**headers, "Content-Type": "application/x-tar"})
         try:
@@ -277,7 +276,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         except ConnectionError:
             pass
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
         return response
 
     async def put_containers_archive(request: web.Request) -> web.Response:

@@ -125,7 +125,7 @@ async def path_stat(ctx: Context, ref: str, path: str) -> dict:
         return await _blocking(ref, path, treecopy.path_stat, root, inner)  # type: ignore[no-any-return]
 
 
-async def get_archive(ctx: Context, ref: str, path: str) -> tuple[dict, AsyncIterator[bytes]]:
+async def get_archive(ctx: Context, ref: str, path: str) -> tuple[dict, TarStream]:
     """The path's stat and the tar of it, made as it is sent."""
     _check_path(path)
     record = ctx.registry.get(ref)
@@ -137,10 +137,10 @@ async def get_archive(ctx: Context, ref: str, path: str) -> tuple[dict, AsyncIte
         await opened.__aexit__(None, None, None)
         raise
     container_events.publish(ctx, record, "archive-path")
-    return found, _streamed(lambda out: treecopy.write_archive(root, inner, out), opened)
+    return found, TarStream(lambda out: treecopy.write_archive(root, inner, out), opened)
 
 
-async def export(ctx: Context, ref: str) -> AsyncIterator[bytes]:
+async def export(ctx: Context, ref: str) -> TarStream:
     """The tar of the container's root filesystem, without its volumes."""
     record = ctx.registry.get(ref)
     opened = _rootfs(ctx, record)
@@ -154,32 +154,50 @@ async def export(ctx: Context, ref: str) -> AsyncIterator[bytes]:
         finally:
             os.close(fd)
 
-    return _streamed(write, opened)
+    return TarStream(write, opened)
 
 
-async def _streamed(write: Callable[[IO[bytes]], None],
-                    opened: contextlib.AbstractAsyncContextManager) -> AsyncIterator[bytes]:
-    """What `write` makes in a thread, as chunks; `opened` is left at the end."""
-    out: queue.Queue[bytes | None] = queue.Queue(_QUEUE_CHUNKS)
+class TarStream:
+    """What `write` makes in a thread, as chunks. aclose() stops it and leaves `opened`
+    (the container's root), whether or not the chunks were ever read."""
 
-    def produce() -> None:
-        sink = treecopy.ChunkSink(out)
-        try:
-            write(sink)  # type: ignore[arg-type]
-            sink.close()
-        finally:
-            out.put(None)
+    def __init__(self, write: Callable[[IO[bytes]], None],
+                 opened: contextlib.AbstractAsyncContextManager) -> None:
+        self.write, self.opened = write, opened
+        self.out: queue.Queue[bytes | None] = queue.Queue(_QUEUE_CHUNKS)
+        self.producer: asyncio.Future | None = None
+        self.closed = False
 
-    producer = asyncio.ensure_future(asyncio.to_thread(produce))
-    try:
-        while (piece := await asyncio.to_thread(out.get)) is not None:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        def produce() -> None:
+            sink = treecopy.ChunkSink(self.out)
+            try:
+                self.write(sink)  # type: ignore[arg-type]
+                sink.close()
+            finally:
+                self.out.put(None)
+
+        self.producer = asyncio.ensure_future(asyncio.to_thread(produce))
+        while (piece := await asyncio.to_thread(self.out.get)) is not None:
             yield piece
-        await producer
-    finally:
-        while not producer.done():  # the client left: the producer writes into nowhere
-            with contextlib.suppress(queue.Empty):
-                out.get(timeout=0.05)
-        await opened.__aexit__(None, None, None)
+        await self.producer
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        producer = self.producer
+        while producer is not None and not producer.done():  # the client left
+            await asyncio.to_thread(_drain, self.out)
+        await self.opened.__aexit__(None, None, None)
+
+
+def _drain(out: queue.Queue[bytes | None]) -> None:
+    with contextlib.suppress(queue.Empty):
+        out.get(timeout=0.05)
 
 
 async def put_archive(ctx: Context, ref: str, path: str, body: AsyncIterator[bytes], *,

@@ -225,7 +225,7 @@ class ContainerService:
         return await archive.path_stat(self.ctx, ref, path)
 
     async def container_get_archive(self, ref: str, path: str
-                                    ) -> tuple[dict, AsyncIterator[bytes]]:
+                                    ) -> tuple[dict, archive.TarStream]:
         return await archive.get_archive(self.ctx, ref, path)
 
     async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
@@ -238,7 +238,7 @@ class ContainerService:
     async def container_update(self, ref: str, body: dict) -> None:
         await update.container_update(self.ctx, ref, body)
 
-    async def container_export(self, ref: str) -> AsyncIterator[bytes]:
+    async def container_export(self, ref: str) -> archive.TarStream:
         return await archive.export(self.ctx, ref)
 
     async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
