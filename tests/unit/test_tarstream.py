@@ -86,3 +86,15 @@ def test_a_torn_archive_is_an_error(tmp_path: Path) -> None:
         _extract(data[:1500], tmp_path)
     with pytest.raises(InvalidParameter, match="invalid tar header"):
         _extract(b"not a tar" + bytes(503), tmp_path)
+
+
+def test_ustar_prefix(tmp_path: Path) -> None:
+    """Go's archive/tar (the docker CLI) splits a long path into prefix and name."""
+    name = "p" * 120 + "/" + "n" * 90
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"ok"))
+    _extract(out.getvalue(), tmp_path)
+    assert (tmp_path / name).read_bytes() == b"ok"
