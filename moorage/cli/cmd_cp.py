@@ -46,9 +46,35 @@ class _ChunkReader:
         return data
 
 
-def _from_container(client: Client, container: str, src: str, dst: str) -> int:
+def _path_stat(client: Client, container: str, path: str) -> dict | None:
+    """The container's X-Docker-Container-Path-Stat of `path`; None when it does not exist."""
+    import base64
+
+    from moorage import json_codec
+    from moorage.client.errors import APIError
+
+    try:
+        headers = client.head(f"/containers/{container}/archive", {"path": path})
+    except APIError as err:
+        if err.status == 404 and "page not found" not in err.message:
+            return None
+        raise
+    found = json_codec.loads(base64.b64decode(headers.get("x-docker-container-path-stat", "")
+                                              or b"e30="))
+    return found if isinstance(found, dict) else {}
+
+
+def _from_container(client: Client, container: str, src: str, dst: str,
+                    follow: bool) -> int:
     import tarfile
 
+    if follow:  # -L: copy what a symlink names, under the link's own name
+        found = _path_stat(client, container, src)
+        if found and found.get("linkTarget"):
+            src_name = os.path.basename(src.rstrip("/"))
+            src = found["linkTarget"]
+            if dst != "-" and os.path.isdir(dst):
+                dst = os.path.join(dst, src_name)
     chunks = client.stream_raw("GET", f"/containers/{container}/archive", {"path": src})
     if dst == "-":
         for data in chunks:
@@ -72,23 +98,11 @@ def _from_container(client: Client, container: str, src: str, dst: str) -> int:
 
 def _is_dir_in(client: Client, container: str, path: str) -> bool | None:
     """Whether `path` is a directory in the container; None when it does not exist."""
-    import base64
-
-    from moorage import json_codec
-    from moorage.client.errors import APIError
-
-    try:
-        headers = client.head(f"/containers/{container}/archive", {"path": path})
-    except APIError as err:
-        if err.status == 404 and "page not found" not in err.message:
-            return None
-        raise
-    stat = json_codec.loads(base64.b64decode(headers.get("x-docker-container-path-stat", "")
-                                             or b"e30="))
-    return bool(stat.get("mode", 0) & _GO_MODE_DIR)  # type: ignore[union-attr]
+    found = _path_stat(client, container, path)
+    return None if found is None else bool(found.get("mode", 0) & _GO_MODE_DIR)
 
 
-def _tar_chunks(src: str, arcname: str) -> Iterator[bytes]:
+def _tar_chunks(src: str, arcname: str, follow: bool) -> Iterator[bytes]:
     """`src` as a tar stream, produced by a thread into a pipe so nothing is held whole."""
     import tarfile
     import threading
@@ -96,8 +110,9 @@ def _tar_chunks(src: str, arcname: str) -> Iterator[bytes]:
     read_end, write_end = os.pipe()
 
     def produce() -> None:
-        with os.fdopen(write_end, "wb") as out, tarfile.open(fileobj=out, mode="w|") as tar:
-            tar.add(src, arcname=arcname)
+        with os.fdopen(write_end, "wb") as out, tarfile.open(fileobj=out, mode="w|",
+                                                              dereference=follow) as tar:
+            tar.add(os.path.realpath(src) if follow else src, arcname=arcname)
 
     threading.Thread(target=produce, daemon=True).start()
     with os.fdopen(read_end, "rb") as source:
@@ -105,7 +120,8 @@ def _tar_chunks(src: str, arcname: str) -> Iterator[bytes]:
             yield data
 
 
-def _to_container(client: Client, src: str, container: str, dst: str) -> int:
+def _to_container(client: Client, src: str, container: str, dst: str, follow: bool,
+                  archive: bool) -> int:
     if src == "-":  # stdin is already a tar stream for the destination directory
         chunks: Iterator[bytes] = iter(lambda: sys.stdin.buffer.read(1 << 20), b"")
         target = dst
@@ -117,21 +133,24 @@ def _to_container(client: Client, src: str, container: str, dst: str) -> int:
             target, name = dst, os.path.basename(os.path.normpath(src))
         else:
             target, name = os.path.dirname(dst.rstrip("/")) or "/", os.path.basename(dst)
-        chunks = _tar_chunks(src, name)
-    client.call("PUT", f"/containers/{container}/archive",
-                {"path": target, "noOverwriteDirNonDir": True}, chunks=chunks,
+        chunks = _tar_chunks(src, name, follow)
+    params = {"path": target, "noOverwriteDirNonDir": True}
+    if archive:  # -a: the files take the container user's uid/gid
+        params["copyUIDGID"] = True
+    client.call("PUT", f"/containers/{container}/archive", params, chunks=chunks,
                 headers={"Content-Type": "application/x-tar"})
     return 0
 
 
-def cp(session: Session, _opts: Options, args: list[str]) -> int:
+def cp(session: Session, opts: Options, args: list[str]) -> int:
     (src_container, src), (dst_container, dst) = split(args[0]), split(args[1])
     if src_container and dst_container:
         raise CommandError("copying between containers is not supported")
     if src_container:
-        return _from_container(session.client, src_container, src, dst)
+        return _from_container(session.client, src_container, src, dst, opts.follow_link)
     if dst_container:
-        return _to_container(session.client, src, dst_container, dst)
+        return _to_container(session.client, src, dst_container, dst, opts.follow_link,
+                             opts.archive)
     raise CommandError("must specify at least one container source")
 
 

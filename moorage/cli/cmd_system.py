@@ -123,7 +123,8 @@ def info(session: Session, opts: Options, _args: list[str]) -> int:
 
 
 def events(session: Session, opts: Options, _args: list[str]) -> int:
-    params = {"since": opts.since, "until": opts.until, "filters": filters(opts.filter)}
+    params = {"since": _timestamp(opts.since), "until": _timestamp(opts.until),
+              "filters": filters(opts.filter)}
     for event in session.client.stream_json("GET", "/events", params):
         if opts.format:
             write(template(opts.format, event) + "\n")
@@ -133,6 +134,28 @@ def events(session: Session, opts: Options, _args: list[str]) -> int:
                   f"{_event_attrs(event)}\n")
         sys.stdout.flush()
     return 0
+
+
+def _timestamp(value: str | None) -> str | None:
+    """docker's timetypes.GetTimestamp: a Go duration ("10m", "1h30m") counts back from
+    now in whole seconds; an RFC 3339 time becomes UNIX seconds; numbers pass as they are."""
+    import re
+    import time
+    from datetime import datetime
+
+    if not value:
+        return value
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", value)
+    if value != "0" and parts and "".join(n + u for n, u in parts) == value:
+        return str(int(time.time() - sum(float(n) * units[u] for n, u in parts)))
+    if "T" in value or re.fullmatch(r"\d{4}-\d\d-\d\d", value):
+        try:
+            stamp = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return value
+        return f"{stamp:.9f}"
+    return value
 
 
 def _rfc3339_nano(nanos: int) -> str:
@@ -152,7 +175,12 @@ def _event_attrs(event: dict[str, Any]) -> str:
 
 
 def df(session: Session, opts: Options, _args: list[str]) -> int:
+    from moorage.cli.output import render
+
     doc = session.client.get("/system/df")
+    if opts.verbose:
+        write(_df_verbose(doc, opts.format))
+        return 0
     images = doc.get("Images") or []
     containers = doc.get("Containers") or []
     volumes = doc.get("Volumes") or []
@@ -166,6 +194,8 @@ def df(session: Session, opts: Options, _args: list[str]) -> int:
                              if c.get("State") != "running")
     volume_size = sum(max((v.get("UsageData") or {}).get("Size", 0), 0) for v in volumes)
     active_volumes = sum(1 for v in volumes if (v.get("UsageData") or {}).get("RefCount", 0))
+    reclaim_volumes = sum(max((v.get("UsageData") or {}).get("Size", 0), 0) for v in volumes
+                          if not (v.get("UsageData") or {}).get("RefCount", 0))
     cache_size = sum(c.get("Size", 0) for c in cache)
 
     def pct(part: int, whole: int) -> str:
@@ -176,14 +206,53 @@ def df(session: Session, opts: Options, _args: list[str]) -> int:
             ("Containers", len(containers), len(running), container_size,
              pct(reclaim_containers, container_size)),
             ("Local Volumes", len(volumes), active_volumes, volume_size,
-             pct(volume_size - 0, volume_size)),
+             pct(reclaim_volumes, volume_size)),
             ("Build Cache", len(cache), 0, cache_size, human_size(cache_size, 4))]
-    from moorage.cli.output import tabulate
-
-    lines = ["TYPE\tTOTAL\tACTIVE\tSIZE\tRECLAIMABLE"]
-    lines += [f"{t}\t{n}\t{a}\t{human_size(s, 4)}\t{r}" for t, n, a, s, r in rows]
-    write(tabulate(lines))
+    write(render([{"Type": t, "TotalCount": str(n), "Active": str(a),
+                   "Size": human_size(size, 4), "Reclaimable": r}
+                  for t, n, a, size, r in rows], opts.format,
+                 "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+                 {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
+                  "Reclaimable": "RECLAIMABLE"}))
     return 0
+
+
+def _df_verbose(doc: dict[str, Any], fmt: str | None) -> str:
+    """docker system df -v: a table per kind, or the whole document through --format."""
+    from moorage.cli.cmd_ps import row as container_row
+    from moorage.cli.output import render, since, tabulate
+
+    if fmt:
+        return render([doc], fmt, "{{json .}}", {})
+    out = ["Images space usage:\n\n"]
+    lines = ["REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS"]
+    for image in doc.get("Images") or []:
+        tags = image.get("RepoTags") or ["<none>:<none>"]
+        for tag in tags:
+            repo, _, name = tag.rpartition(":")
+            shared = image.get("SharedSize", 0)
+            lines.append(f"{repo}\t{name}\t{image['Id'].removeprefix('sha256:')[:12]}\t"
+                         f"{since(image.get('Created', 0))}\t{human_size(image['Size'])}\t"
+                         f"{human_size(shared)}\t{human_size(image['Size'] - shared, 4)}\t"
+                         f"{image.get('Containers', 0)}")
+    out.append(tabulate(lines) + "\nContainers space usage:\n\n")
+    lines = ["CONTAINER ID\tIMAGE\tCOMMAND\tLOCAL VOLUMES\tSIZE\tCREATED\tSTATUS\tNAMES"]
+    for container in doc.get("Containers") or []:
+        shown = container_row(container, True)
+        volumes = sum(1 for m in container.get("Mounts") or () if m.get("Type") == "volume")
+        lines.append(f"{shown['ID']}\t{shown['Image']}\t{shown['Command']}\t{volumes}\t"
+                     f"{human_size(container.get('SizeRw') or 0)}\t{shown['RunningFor']}\t"
+                     f"{shown['Status']}\t{shown['Names']}")
+    out.append(tabulate(lines) + "\nLocal Volumes space usage:\n\n")
+    lines = ["VOLUME NAME\tLINKS\tSIZE"]
+    for volume in doc.get("Volumes") or []:
+        usage = volume.get("UsageData") or {}
+        lines.append(f"{volume['Name']}\t{usage.get('RefCount', 0)}\t"
+                     f"{human_size(usage.get('Size', 0))}")
+    cache = sum(c.get("Size", 0) for c in doc.get("BuildCache") or [])
+    out.append(tabulate(lines) + f"\nBuild cache usage: {human_size(cache)}\n\n")
+    out.append(tabulate(["CACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED"]))
+    return "".join(out)
 
 
 def prune(session: Session, opts: Options, _args: list[str]) -> int:

@@ -9,7 +9,9 @@ import shutil
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
+from moorage.daemon.events.service import EventService
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.system.df import DiskUsageService
 from moorage.daemon.system.info import SystemService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.distribution.mirrors import RegistryConfig
@@ -26,11 +28,13 @@ class Engine:
         # The one metadata layer: every service's rows live in moor.db through it.
         self.metadata = Metadata(os.path.join(config.data_root, "moor.db"))
         self.events = EventBus()
+        self.event_log = EventService(self.events, config.data_root)
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
-            config.registry_mirrors, config.insecure_registries), self.metadata)
+            config.registry_mirrors, config.insecure_registries), self.metadata, self.events)
         self.volumes = VolumeStore(config.data_root, self.metadata)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
+        self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes)
 
     async def start(self) -> None:
         await self.containers.start()
@@ -49,6 +53,7 @@ class Engine:
 
     async def stop(self) -> None:
         await self.containers.stop()
+        self.event_log.close()
 
     def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
         """Containers made before writable layers were snapshots kept theirs in

@@ -83,9 +83,11 @@ async def serve(config: object) -> int:
     from aiohttp import web
 
     from moorage.api.containers.routes import add_routes as container_routes
+    from moorage.api.events.routes import add_routes as event_routes
     from moorage.api.exec.routes import add_routes as exec_routes
     from moorage.api.images.routes import add_routes as image_routes
     from moorage.api.server import create_app
+    from moorage.api.system.df import add_routes as disk_usage_routes
     from moorage.api.system.routes import add_routes as system_routes
     from moorage.daemon.config import DaemonConfig
     from moorage.daemon.engine import Engine
@@ -100,6 +102,8 @@ async def serve(config: object) -> int:
     image_routes(app, engine.images)
     container_routes(app, engine.containers)
     exec_routes(app, engine.containers)
+    event_routes(app, engine.event_log)
+    disk_usage_routes(app, engine.disk_usage)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []

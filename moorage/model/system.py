@@ -1,8 +1,11 @@
-"""What the engine reports about itself (GET /info and GET /version)."""
+"""What the engine reports about itself (GET /info, GET /version, GET /system/df)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from moorage.model.image import ImageSummary
+from moorage.model.records import ContainerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +34,20 @@ class VersionInfo:
     kernel_version: str
     arch: str            # Go's GOARCH name: amd64, arm64…
     language: str        # what moby reports as GoVersion: the interpreter's version
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeUsage:
+    name: str
+    mountpoint: str
+    created_ns: int
+    size: int
+    ref_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DiskUsage:
+    layers_size: int
+    images: list[tuple[ImageSummary, int]]  # with the number of containers using it
+    containers: list[tuple[ContainerRecord, tuple[int, int]]]  # with (SizeRw, SizeRootFs)
+    volumes: list[VolumeUsage]

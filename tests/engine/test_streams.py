@@ -188,8 +188,13 @@ def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
             raw = client.api.attach_socket(name, params={
                 "stdin": 1, "stdout": 1, "stream": 1, **query})
             sock = raw._sock
+            since = f"{time.time() - 1:.3f}"
             _type_detach_keys(sock, keys, daemon.host)
             assert client.containers.get(name).status == "running"
+            events = daemon.docker("events", "--since", since, "--until",
+                                   f"{time.time() + 0.5:.3f}", "--filter", f"container={name}",
+                                   "--format", "{{.Action}}", check=True)
+            assert events.stdout.split()[-1:] == [b"detach"], (daemon.host, events.stdout)
         finally:
             client.close()
 

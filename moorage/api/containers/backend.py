@@ -27,6 +27,17 @@ class ProcessStream(Protocol):
 
     def close(self) -> None: ...
 
+    def detach(self) -> None:
+        """close(), for a client that detached (its detach keys)."""
+
+
+class TarChunks(Protocol):
+    """A tar made as it is read; aclose() ends it and what it holds, read or not."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
 
 class LogLine(Protocol):
     stream: str
@@ -88,6 +99,35 @@ class ContainerBackend(Protocol):
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:
         """The future gives the ProcessStream once the container runs."""
+
+    async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
+                                                                    list[list[str]]]:
+        """(Titles, Processes) of `ps ps_args` for the container's processes."""
+
+    def container_stats(self, ref: str, *, stream: bool,
+                        one_shot: bool) -> AsyncIterator[dict]:
+        """Docker's stats documents: one, or one a second while the container runs."""
+
+    async def container_path_stat(self, ref: str, path: str) -> dict:
+        """name, size, mode (Go's bits), mtime, linkTarget; NotFound for a missing path."""
+
+    async def container_get_archive(self, ref: str, path: str
+                                    ) -> tuple[dict, TarChunks]:
+        """The path's stat and its tar, made as it is read."""
+
+    async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                                    no_overwrite_dir_non_dir: bool,
+                                    copy_uid_gid: bool) -> None:
+        """Unpack the tar `body` into the directory `path`."""
+
+    async def container_update(self, ref: str, body: dict) -> None:
+        """Resources (zero: unchanged) and restart policy, live while it runs."""
+
+    async def container_export(self, ref: str) -> TarChunks:
+        """The tar of the container's root filesystem, made as it is read."""
+
+    async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+        """(removed ids, bytes reclaimed); InvalidParameter for an unknown filter."""
 
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 
 from aiohttp import web
 
-from moorage.api.containers.backend import ContainerBackend, ProcessStream
+from moorage.api import versions
+from moorage.api.containers.backend import ContainerBackend, ProcessStream, TarChunks
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.containers.streams import tracked
 from moorage.api.hijack import (
@@ -53,7 +55,7 @@ async def relay(client: Hijacked, process: ProcessStream, tty: bool, stdin: bool
         while (data := await client.read()) is not None:
             await process.write(data)
         if client.detached:  # the stream ends here; the container runs on
-            process.close()
+            process.detach()
         else:
             process.close_stdin()
 
@@ -216,6 +218,84 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         await response.write_eof()
         return response
 
+    async def get_containers_top(request: web.Request) -> web.Response:
+        titles, processes = await backend.container_top(request.match_info["name"],
+                                                        request.query.get("ps_args", ""))
+        return json_response({"Titles": titles, "Processes": processes})
+
+    async def get_containers_stats(request: web.Request) -> web.StreamResponse:
+        stream = query_bool(request, "stream", True)
+        # one-shot came with API 1.41; older clients' value is not looked at, as dockerd.
+        one_shot = query_bool(request, "one-shot") and not stream and \
+            versions.parse(request["api_version"]) >= versions.parse("1.41")
+        documents = backend.container_stats(request.match_info["name"], stream=stream,
+                                            one_shot=one_shot)
+        first = await anext(documents)
+        if not stream:
+            return json_response(first)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        try:
+            await response.write(json.dumps(first).encode() + b"\n")
+            async for document in documents:
+                await response.write(json.dumps(document).encode() + b"\n")
+            await response.write_eof()
+        except ConnectionError:
+            pass
+        finally:
+            await documents.aclose()
+        return response
+
+    def _path_stat_header(found: dict) -> dict[str, str]:
+        encoded = base64.b64encode(json.dumps(found, separators=(",", ":")).encode())
+        return {"X-Docker-Container-Path-Stat": encoded.decode()}
+
+    async def head_containers_archive(request: web.Request) -> web.Response:
+        found = await backend.container_path_stat(request.match_info["name"],
+                                                  request.query.get("path", ""))
+        return web.Response(status=200, headers={**_path_stat_header(found),
+                                                 "Content-Type": "application/json"})
+
+    async def get_containers_archive(request: web.Request) -> web.StreamResponse:
+        found, chunks = await backend.container_get_archive(request.match_info["name"],
+                                                            request.query.get("path", ""))
+        return await _send_tar(request, chunks, _path_stat_header(found))
+
+    async def get_containers_export(request: web.Request) -> web.StreamResponse:
+        chunks = await backend.container_export(request.match_info["name"])
+        return await _send_tar(request, chunks, {})
+
+    async def _send_tar(request: web.Request, chunks: TarChunks,
+                        headers: dict[str, str]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={**headers, "Content-Type": "application/x-tar"})
+        try:
+            await response.prepare(request)
+            async for piece in chunks:
+                await response.write(piece)
+            await response.write_eof()
+        except ConnectionError:
+            pass
+        finally:
+            await chunks.aclose()
+        return response
+
+    async def put_containers_archive(request: web.Request) -> web.Response:
+        await backend.container_put_archive(
+            request.match_info["name"], request.query.get("path", ""),
+            request.content.iter_chunked(1 << 20),
+            no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
+            copy_uid_gid=query_bool(request, "copyUIDGID"))
+        return web.Response(status=200)
+
+    async def post_containers_update(request: web.Request) -> web.Response:
+        await backend.container_update(request.match_info["name"], await read_json(request))
+        return json_response({"Warnings": None})
+
+    async def post_containers_prune(request: web.Request) -> web.Response:
+        deleted, reclaimed = await backend.containers_prune(query_filters(request))
+        return json_response({"ContainersDeleted": deleted or None,
+                              "SpaceReclaimed": reclaimed})
+
     for method, path, handler in (
         ("POST", "/containers/create", post_containers_create),
         ("GET", "/containers/json", get_containers_json),
@@ -230,6 +310,14 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("DELETE", "/containers/{name}", delete_containers),
         ("POST", "/containers/{name}/rename", post_containers_rename),
         ("POST", "/containers/{name}/resize", post_containers_resize),
+        ("GET", "/containers/{name}/top", get_containers_top),
+        ("POST", "/containers/prune", post_containers_prune),
+        ("GET", "/containers/{name}/export", tracked(app, get_containers_export)),
+        ("POST", "/containers/{name}/update", post_containers_update),
+        ("HEAD", "/containers/{name}/archive", head_containers_archive),
+        ("GET", "/containers/{name}/archive", tracked(app, get_containers_archive)),
+        ("PUT", "/containers/{name}/archive", tracked(app, put_containers_archive)),
+        ("GET", "/containers/{name}/stats", tracked(app, get_containers_stats)),
         ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):

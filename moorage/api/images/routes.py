@@ -66,7 +66,7 @@ def _json_lines(messages: list[dict[str, Any]]) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "application/json"})
 
 
-def _summary(image: ImageSummary, old_api: bool) -> dict[str, Any]:
+def summary(image: ImageSummary, old_api: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "Containers": -1, "Created": image.created, "Id": image.id, "Labels": image.labels,
         "ParentId": image.parent_id, "RepoDigests": list(image.repo_digests),
@@ -130,7 +130,7 @@ class _Handlers:
         images = await self._call(self.backend.images, query_filters(request),
                                   query_bool(request, "all"))
         old_api = _before(request, "1.44")
-        return json_response([_summary(i, old_api) for i in images])
+        return json_response([summary(i, old_api) for i in images])
 
     async def get_images_by_name(self, request: web.Request) -> web.Response:
         image = await self._call(self.backend.image_inspect, request.match_info["name"])

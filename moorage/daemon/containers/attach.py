@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.shim_calls import open_stream
+from moorage.daemon.containers.shim_client import ShimStream
 from moorage.errors import Conflict
 from moorage.model.records import ContainerRecord
 
@@ -25,8 +27,8 @@ class Attachments:
                    "stderr": stderr}
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         if record.state.running:
-            future.set_result(await open_stream(self.ctx.paths, record,
-                                                {"op": "attach", **options}))
+            future.set_result(self._detachable(record, await open_stream(
+                self.ctx.paths, record, {"op": "attach", **options})))
         else:
             self._pending.setdefault(record.id, []).append((options, future))
         return record, future
@@ -37,10 +39,14 @@ class Attachments:
         for options, future in self._pending.pop(container_id, []):
             if not future.done():
                 try:
-                    future.set_result(await open_stream(self.ctx.paths, record,
-                                                        {"op": "attach", **options}))
+                    future.set_result(self._detachable(record, await open_stream(
+                        self.ctx.paths, record, {"op": "attach", **options})))
                 except Exception as err:  # the attach fails, not the start
                     future.set_exception(err)
+
+    def _detachable(self, record: ContainerRecord, stream: ShimStream) -> ShimStream:
+        stream.on_detach = lambda: container_events.publish(self.ctx, record, "detach")
+        return stream
 
     def _on_event(self, event: str, record: ContainerRecord, error: str) -> None:
         if event in ("start-failed", "removed"):

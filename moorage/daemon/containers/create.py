@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 
+from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers import refusals, setup, spec, volumes
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
@@ -45,10 +46,12 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     name = name or ctx.registry.new_name()
     ctx.registry.reserve(name, container_id)
     try:
-        return await _create(ctx, container_id, name, merged, host, mounts, command,
-                             image.id)
+        record = await _create(ctx, container_id, name, merged, host, mounts, command,
+                               image.id)
     finally:
         ctx.registry.release(name, container_id)
+    container_events.publish(ctx, record, "create")
+    return record
 
 
 async def _create(ctx: Context, container_id: str, name: str, merged: ContainerConfig,

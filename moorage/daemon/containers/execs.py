@@ -8,6 +8,7 @@ import os
 import secrets
 
 from moorage import environ
+from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers import setup, spec
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.shim_client import ShimError, ShimStream
@@ -48,6 +49,8 @@ class ExecManager:
         record = ExecRecord(secrets.token_hex(32), container.id, config, now_ns())
         self.execs[record.id] = record
         self._processes[record.id] = process
+        container_events.publish(self.ctx, container, f"exec_create: {_command(config)}",
+                                 execID=record.id)
         return record
 
     def _process(self, container: ContainerRecord, config: ExecConfig) -> dict:
@@ -82,6 +85,8 @@ class ExecManager:
             raise Conflict(f"Container {container.id} is not running")
         record.started = True
         config = record.config
+        container_events.publish(self.ctx, container, f"exec_start: {_command(config)}",
+                                 execID=record.id)
         try:
             stream = await ShimStream.open(self.ctx.paths.socket(container), {
                 "op": "exec", "exec_id": record.id, "process": self._processes.pop(record.id),
@@ -98,7 +103,9 @@ class ExecManager:
                 from None
         record.pid = stream.pid
         record.running = True
-        stream.on_exit = lambda status: self._finished(record, status)
+        stream.on_exit = lambda status: self._finished(container, record, status)
+        stream.on_detach = lambda: container_events.publish(
+            self.ctx, container, "exec_detach", execID=record.id)
         if detach:
             task = asyncio.get_running_loop().create_task(_drain(stream))
             self._drains.add(task)
@@ -120,9 +127,12 @@ class ExecManager:
             waiter.cancel()
         return True
 
-    def _finished(self, record: ExecRecord, status: dict) -> None:
+    def _finished(self, container: ContainerRecord, record: ExecRecord,
+                  status: dict) -> None:
         record.running = False
         record.exit_code = int(status.get("exit_code", 126))
+        container_events.publish(self.ctx, container, "exec_die", execID=record.id,
+                                 exitCode=str(record.exit_code))
 
     def _on_event(self, event: str, container: ContainerRecord, error: str) -> None:
         if event == "exit":
@@ -138,6 +148,12 @@ class ExecManager:
 
     def ids_of(self, container_id: str) -> list[str]:
         return [e.id for e in self.execs.values() if e.container_id == container_id]
+
+
+def _command(config: ExecConfig) -> str:
+    """dockerd's exec action text: the entrypoint, a space, the arguments joined."""
+    cmd = list(config.cmd or ())
+    return f"{cmd[0]} {' '.join(cmd[1:])}"
 
 
 async def _drain(stream: ShimStream) -> None:

@@ -13,7 +13,18 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.containers import create, remove, setup, stop
+from moorage.daemon.containers import (
+    archive,
+    create,
+    prune,
+    remove,
+    setup,
+    stats,
+    stop,
+    top,
+    update,
+)
+from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
@@ -51,6 +62,7 @@ class ContainerService:
                            paths=ContainerPaths(config.data_root, config.exec_root),
                            registry=registry, states=StateMachine(registry), zygote=zygote,
                            events=events)
+        container_events.follow_transitions(self.ctx)
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)
@@ -127,6 +139,7 @@ class ContainerService:
         if record.state.running:
             await stop.container_stop(self.ctx, record.id, timeout, sig)
         await self.starter.container_start(record.id)
+        container_events.publish(self.ctx, record, "restart")
 
     async def container_kill(self, ref: str, sig: str = "") -> None:
         await stop.container_kill(self.ctx, ref, sig)
@@ -155,7 +168,9 @@ class ContainerService:
                 raise InvalidParameter("Renaming a container with the same name as its "
                                        "current name")
             self.ctx.registry.check_name_free(name)
-            self.ctx.registry.put(replace(record, name=name))
+            renamed = replace(record, name=name)
+            self.ctx.registry.put(renamed)
+        container_events.publish(self.ctx, renamed, "rename", oldName=record.name)
 
     async def container_list(self, *, all: bool, limit: int | None,
                              filters: dict[str, list[str]]) -> list[ContainerRecord]:
@@ -182,7 +197,10 @@ class ContainerService:
 
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:
-        return await self.attachments.attach(ref, stdin=stdin, stdout=stdout, stderr=stderr)
+        record, future = await self.attachments.attach(ref, stdin=stdin, stdout=stdout,
+                                                       stderr=stderr)
+        container_events.publish(self.ctx, record, "attach")
+        return record, future
 
     async def container_resize(self, ref: str, height: int, width: int,
                                exec_id: str = "") -> None:
@@ -191,6 +209,40 @@ class ContainerService:
             raise Conflict(f"Container {record.id} is not running")
         await call(self.ctx.paths, record, {"op": "resize", "h": height, "w": width,
                                                "exec_id": exec_id})
+        if not exec_id:
+            container_events.publish(self.ctx, record, "resize", height=str(height),
+                                     width=str(width))
+
+    async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
+                                                                    list[list[str]]]:
+        return await top.container_top(self.ctx, ref, ps_args)
+
+    def container_stats(self, ref: str, *, stream: bool,
+                        one_shot: bool) -> AsyncIterator[dict]:
+        return stats.container_stats(self.ctx, ref, stream=stream, one_shot=one_shot)
+
+    async def container_path_stat(self, ref: str, path: str) -> dict:
+        return await archive.path_stat(self.ctx, ref, path)
+
+    async def container_get_archive(self, ref: str, path: str
+                                    ) -> tuple[dict, archive.TarStream]:
+        return await archive.get_archive(self.ctx, ref, path)
+
+    async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                                    no_overwrite_dir_non_dir: bool,
+                                    copy_uid_gid: bool) -> None:
+        await archive.put_archive(self.ctx, ref, path, body,
+                                  no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                  copy_uid_gid=copy_uid_gid)
+
+    async def container_update(self, ref: str, body: dict) -> None:
+        await update.container_update(self.ctx, ref, body)
+
+    async def container_export(self, ref: str) -> archive.TarStream:
+        return await archive.export(self.ctx, ref)
+
+    async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+        return await prune.containers_prune(self.ctx, filters)
 
     def graph_driver_data(self, record: ContainerRecord) -> dict[str, str]:
         try:

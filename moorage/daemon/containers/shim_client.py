@@ -140,6 +140,7 @@ class ShimStream:
         self.pid = pid
         self.exit: dict | None = None
         self.on_exit: Callable[[dict], None] | None = None
+        self.on_detach: Callable[[], None] | None = None
 
     @classmethod
     async def open(cls, socket_path: str, message: dict) -> ShimStream:
@@ -179,3 +180,9 @@ class ShimStream:
 
     def close(self) -> None:
         self._writer.close()
+
+    def detach(self) -> None:
+        """The client typed its detach keys: the stream ends, the process runs on."""
+        if self.on_detach is not None:
+            self.on_detach()
+        self.close()

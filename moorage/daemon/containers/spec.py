@@ -196,7 +196,7 @@ def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     return mounts
 
 
-def _resources(container: ContainerRecord) -> dict:
+def resources(container: ContainerRecord) -> dict:
     host = container.host_config
     resources: dict = {"devices": [{"allow": False, "access": "rwm"}]}
     memory: dict = {}
@@ -277,7 +277,7 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
     if rlimits:
         process["rlimits"] = rlimits
     linux: dict = {
-        "resources": _resources(container),
+        "resources": resources(container),
         "cgroupsPath": f"{CGROUP_PARENT}/{container.id}",
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 
+from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers import spec
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
@@ -31,6 +32,7 @@ async def container_kill(ctx: Context, ref: str, sig: str = "") -> None:
     number = spec.parse_signal(sig or "SIGKILL")
     if not record.state.running:
         raise Conflict(f"Cannot kill container: {ref}: Container {record.id} is not running")
+    container_events.publish(ctx, record, "kill", signal=str(int(number)))
     if number != signal.SIGKILL:
         await call(ctx.paths, record, {"op": "kill", "signal": number})
         return
@@ -50,16 +52,19 @@ async def container_stop(ctx: Context, ref: str, timeout: int | None = None,
             else DEFAULT_STOP_TIMEOUT
     number = spec.parse_signal(sig) if sig else spec.stop_signal(record)
     waiter = ctx.states.wait(record, "not-running")
+    container_events.publish(ctx, record, "kill", signal=str(int(number)))
     try:
         if record.state.paused:
             await call(ctx.paths, record, {"op": "resume"})
         await call(ctx.paths, record, {"op": "kill", "signal": number})
         if timeout < 0:
             await waiter
-            return
-        await asyncio.wait_for(asyncio.shield(waiter), timeout)
+        else:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout)
     except (TimeoutError, MoorError):
+        container_events.publish(ctx, record, "kill", signal=str(int(signal.SIGKILL)))
         await _until_exited(ctx, record, waiter, 0)
+    container_events.publish(ctx, record, "stop")
 
 
 async def _until_exited(ctx: Context, record: ContainerRecord, waiter: asyncio.Future,

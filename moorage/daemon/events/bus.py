@@ -47,10 +47,22 @@ class EventBus:
     def queue(self) -> tuple[asyncio.Queue[Event], Callable[[], None]]:
         """A bounded queue of later events, for one streaming client."""
         queue: asyncio.Queue[Event] = asyncio.Queue(_QUEUE_LIMIT)
+        loop = asyncio.get_running_loop()
 
         def put(event: Event) -> None:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(event)
 
-        return queue, self.subscribe(put)
+        def deliver(event: Event) -> None:
+            # Image operations publish from worker threads: the queue is the loop's.
+            try:
+                here = asyncio.get_running_loop()
+            except RuntimeError:
+                here = None
+            if here is loop:
+                put(event)
+            else:
+                loop.call_soon_threadsafe(put, event)
+
+        return queue, self.subscribe(deliver)

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images import check, transfer
 from moorage.daemon.images import filters as image_filters
-from moorage.daemon.images.distribution import Distribution, Emit
+from moorage.daemon.images.distribution import Distribution, Emit, pull_reference
 from moorage.daemon.images.store import ImageStore, familiar
 from moorage.distribution.mirrors import RegistryConfig
 from moorage.errors import Conflict, NotFound
@@ -54,8 +55,9 @@ def short_id(image_id: str) -> str:
 
 class ImageService(ImageStore):
     def __init__(self, data_root: str, registry: RegistryConfig | None = None,
-                 metadata: Metadata | None = None) -> None:
+                 metadata: Metadata | None = None, events: EventBus | None = None) -> None:
         super().__init__(data_root, metadata)
+        self.events = events or EventBus()
         self.distribution = Distribution(self, registry or RegistryConfig())
         check.reconcile(self)
 
@@ -194,9 +196,20 @@ class ImageService(ImageStore):
         record = self.lookup(name)
         ref = transfer.tag_target(repo, tag)
         self.metadata.set_ref(str(ref), record.id, tag_time=image_config.now_rfc3339())
+        self.events.publish("image", "tag", record.id, {"name": ref.familiar_string()})
 
     def image_delete(self, name: str, force: bool, prune: bool) -> list[DeleteItem]:
         """moby daemon/images/image_delete.go ImageDelete, conflict rules included."""
+        image_id = self.lookup(name).id
+        records = self._image_delete(name, force, prune)
+        for item in records:  # dockerd names the image by its id in both
+            if item.untagged:
+                self.events.publish("image", "untag", image_id, {"name": image_id})
+            else:
+                self.events.publish("image", "delete", item.deleted, {"name": item.deleted})
+        return records
+
+    def _image_delete(self, name: str, force: bool, prune: bool) -> list[DeleteItem]:
         with self.lock:
             record = self.lookup(name)
             refs = self.metadata.refs(record.id)
@@ -307,13 +320,28 @@ class ImageService(ImageStore):
     # --- transfer and check (other modules) ------------------------------------------------
 
     def load_image(self, stream: BinaryIO) -> list[str]:
-        return transfer.load(self, stream)
+        lines = transfer.load(self, stream)
+        for line in lines:
+            for prefix in ("Loaded image ID: ", "Loaded image: "):
+                if line.startswith(prefix):
+                    image_id = self.lookup(line[len(prefix):]).id
+                    self.events.publish("image", "load", image_id, {"name": image_id})
+        return lines
 
     def export_image(self, names: list[str]) -> transfer.ImageArchive:
-        return transfer.export(self, names)
+        archive = transfer.export(self, names)
+        for name in names:
+            image_id = self.lookup(name).id
+            self.events.publish("image", "save", image_id, {"name": image_id})
+        return archive
 
     def import_image(self, request: ImportRequest, body: BinaryIO | None) -> str:
-        return transfer.import_rootfs(self, request, body)
+        image_id = transfer.import_rootfs(self, request, body)
+        if request.repo:  # dockerd tags first, then reports the import
+            name = transfer.tag_target(request.repo, request.tag).familiar_string()
+            self.events.publish("image", "tag", image_id, {"name": name})
+        self.events.publish("image", "import", image_id, {"name": image_id})
+        return image_id
 
     def store_check(self, repair: bool) -> CheckReport:
         return check.check(self, repair)
@@ -322,9 +350,13 @@ class ImageService(ImageStore):
 
     async def pull_image(self, request: PullRequest, emit: Emit) -> None:
         await self.distribution.pull_image(request, emit)
+        name = pull_reference(request.from_image, request.tag).familiar_string()
+        self.events.publish("image", "pull", name, {"name": name})
 
     async def push_image(self, request: PushRequest, emit: Emit) -> None:
         await self.distribution.push_image(request, emit)
+        name = f"{request.name}:{request.tag}" if request.tag else request.name
+        self.events.publish("image", "push", name, {"name": name})
 
     async def login(self, auth: AuthConfig) -> str:
         return await self.distribution.login(auth)
