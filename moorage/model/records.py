@@ -52,6 +52,7 @@ class ContainerRecord:
     hosts_path: str = ""
     log_path: str = ""
     restart_count: int = 0
+    manually_stopped: bool = False  # by a kill or stop of the user's (restart policies)
     shim_pid: int = 0              # the shim serving the running container
     shim_socket: str = ""          # its socket, a new path for every run
 

@@ -67,6 +67,9 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
 def status_text(record: ContainerRecord) -> str:
     state = record.state
     now = time.time_ns()
+    if state.restarting:
+        return (f"Restarting ({state.exit_code}) "
+                f"{human_duration((now - state.finished_at) / 1e9)} ago")
     if state.running:
         text = f"Up {human_duration((now - state.started_at) / 1e9)}"
         return text + " (Paused)" if state.paused else text

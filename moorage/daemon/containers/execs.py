@@ -39,6 +39,9 @@ class ExecManager:
         container = self.ctx.registry.get(ref)
         if not container.state.running:
             raise Conflict(f"Container {container.id} is not running")
+        if container.state.restarting:
+            raise Conflict(f"Container {container.id} is restarting, wait until the "
+                           "container is running")
         if container.state.paused:
             raise Conflict(f"Container {container.id} is paused, unpause the container before "
                            "exec")

@@ -13,16 +13,17 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.containers import create, remove, setup, stop
+from moorage.daemon.containers import create, remove, restarts, setup, stop
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
-from moorage.daemon.containers.exits import end_process, kill_remains
+from moorage.daemon.containers.exits import apply_exit, end_process, kill_remains
 from moorage.daemon.containers.filters import select
 from moorage.daemon.containers.logs import LogEntry, read_log
-from moorage.daemon.containers.monitor import Monitors, exited
+from moorage.daemon.containers.monitor import Monitors, event_attributes
 from moorage.daemon.containers.paths import ContainerPaths, read_exit_file
 from moorage.daemon.containers.registry import Registry
+from moorage.daemon.containers.restarts import RestartManagers
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.spec import CGROUP_PARENT
@@ -34,7 +35,7 @@ from moorage.daemon.images.service import ImageService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
-from moorage.model.records import REMOVING, ContainerRecord
+from moorage.model.records import EXITED, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
 log = logging.getLogger("moord.containers")
@@ -50,36 +51,57 @@ class ContainerService:
         self.ctx = Context(config=config, images=images, volumes=volumes,
                            paths=ContainerPaths(config.data_root, config.exec_root),
                            registry=registry, states=StateMachine(registry), zygote=zygote,
-                           events=events)
+                           events=events, restarts=RestartManagers())
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)
         self.starter = Starter(self.ctx, self.monitors, self.attachments)
+        self.ctx.restarts.bind(self.starter.restart)
 
     # ------------------------------------------------------------------ daemon
 
     async def start(self) -> None:
         """Reconcile with the shims: with live-restore a running container's shim is
         re-adopted; without it (Docker's default) the container is stopped, as dockerd's
-        restore kills what its last run left. A removal a crash cut short finishes."""
+        restore kills what its last run left. A removal a crash cut short finishes;
+        then, as dockerd's restore, restart policies bring back what they keep running
+        and AutoRemove removes what exited while the daemon was away."""
         ctx = self.ctx
         for record in ctx.registry.load():
             async with ctx.states.lock(record.id):
                 if record.state.status == REMOVING:
                     await remove.remove_locked(ctx, record, remove_volumes=False)
                     continue
-                if not record.state.running:
-                    continue
-                try:
-                    await call(ctx.paths, record, {"op": "state"})
-                except MoorError as err:
-                    await exited(ctx, record.id, read_exit_file(ctx.paths, record.id)
-                                 or await kill_remains(ctx, record, str(err)))
-                    continue
-                if ctx.config.live_restore:
-                    self.monitors.watch(record)
-                else:
-                    await exited(ctx, record.id, await end_process(ctx, record))
+                if record.state.restarting:  # the daemon went during a back-off
+                    record = ctx.states.transition(record.id, EXITED)
+                elif record.state.running:
+                    try:
+                        await call(ctx.paths, record, {"op": "state"})
+                    except MoorError as err:
+                        await apply_exit(ctx, record.id, read_exit_file(ctx.paths, record.id)
+                                         or await kill_remains(ctx, record, str(err)))
+                    else:
+                        if ctx.config.live_restore:
+                            self.monitors.watch(record)
+                            continue
+                        await apply_exit(ctx, record.id, await end_process(ctx, record))
+                    record = ctx.states.current(record.id)
+                await self._restore_stopped(record)
+
+    async def _restore_stopped(self, record: ContainerRecord) -> None:
+        """Caller holds the lock; the container is not running. A container that has run
+        and that its policy keeps running starts anew (moby's restore: count reset);
+        an exited --rm container is removed."""
+        if record.state.status != EXITED:
+            return
+        if restarts.wants_restart(record, record.state.exit_code, record.manually_stopped):
+            try:
+                await self.starter.start_locked(record)
+            except MoorError as err:
+                log.warning("container %s: restart at daemon start failed: %s",
+                            record.id, err)
+        elif record.host_config.auto_remove:
+            await remove.remove_locked(self.ctx, record, remove_volumes=True)
 
     async def stop(self) -> None:
         """Without live-restore the containers stop with the daemon and their rootfs
@@ -91,6 +113,7 @@ class ContainerService:
             except TimeoutError:
                 log.warning("containers still running after %ss of shutdown",
                             _SHUTDOWN_DEADLINE)
+        await ctx.restarts.stop()
         await self.monitors.stop()
         ctx.states.cancel_waiters()
         for record in ctx.registry.all():
@@ -127,6 +150,7 @@ class ContainerService:
         if record.state.running:
             await stop.container_stop(self.ctx, record.id, timeout, sig)
         await self.starter.container_start(record.id)
+        self.ctx.events.publish("container", "restart", record.id, event_attributes(record))
 
     async def container_kill(self, ref: str, sig: str = "") -> None:
         await stop.container_kill(self.ctx, ref, sig)

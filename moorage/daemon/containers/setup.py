@@ -14,6 +14,7 @@ import shutil
 from dataclasses import replace
 
 from moorage import environ
+from moorage.daemon.containers import restarts
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.fsutil import atomic_write
@@ -120,10 +121,9 @@ def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
         _check_sysctl(name, host)
     if host.cgroupns_mode not in ("", "host", "private"):
         raise InvalidParameter(f"invalid cgroup namespace mode: {host.cgroupns_mode}")
-    if host.restart_policy.name not in ("", "no"):
-        # Restart policies land with the engine's operations: refused until they act.
-        raise InvalidParameter(f'restart policy "{host.restart_policy.name}" is not '
-                               "supported yet")
+    refused = restarts.validate(host.restart_policy, host.auto_remove)
+    if refused:
+        raise InvalidParameter(refused)
     for kind, mode in (("PID", host.pid_mode), ("IPC", host.ipc_mode),
                        ("UTS", host.uts_mode)):
         if mode not in ("", "host", "private", "shareable") and not mode.startswith("container:"):
