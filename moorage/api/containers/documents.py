@@ -32,13 +32,20 @@ _HOST_CONFIG_DEFAULTS = {
 
 
 def state_document(state: ContainerState) -> dict:
-    return {
+    doc = {
         "Status": state.status, "Running": state.running, "Paused": state.paused,
         "Restarting": state.restarting, "OOMKilled": state.oom_killed, "Dead": state.dead,
         "Pid": state.pid, "ExitCode": state.exit_code, "Error": state.error,
         "StartedAt": format_rfc3339_nano(state.started_at),
         "FinishedAt": format_rfc3339_nano(state.finished_at),
     }
+    if state.health is not None:
+        health = state.health
+        doc["Health"] = {
+            "Status": health.status, "FailingStreak": health.failing_streak,
+            "Log": [{"Start": format_rfc3339_nano(r.start), "End": format_rfc3339_nano(r.end),
+                     "ExitCode": r.exit_code, "Output": r.output} for r in health.log]}
+    return doc
 
 
 def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[str, str],
@@ -72,7 +79,13 @@ def status_text(record: ContainerRecord) -> str:
                 f"{human_duration((now - state.finished_at) / 1e9)} ago")
     if state.running:
         text = f"Up {human_duration((now - state.started_at) / 1e9)}"
-        return text + " (Paused)" if state.paused else text
+        if state.paused:
+            return text + " (Paused)"
+        if state.health is not None:
+            shown = "health: starting" if state.health.status == "starting" \
+                else state.health.status
+            return f"{text} ({shown})"
+        return text
     if state.status == "exited":
         return (f"Exited ({state.exit_code}) "
                 f"{human_duration((now - state.finished_at) / 1e9)} ago")

@@ -7,7 +7,7 @@ import asyncio
 import os
 import secrets
 
-from moorage.daemon.containers import refusals, setup, spec, volumes
+from moorage.daemon.containers import healthcheck, refusals, setup, spec, volumes
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
@@ -23,6 +23,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
         raise InvalidParameter("config cannot be empty in order to create a container")
     # dockerd's order (daemon/create.go): the settings, then the image, then the command.
     setup.validate_config(config)
+    healthcheck.validate(config.healthcheck)
     setup.validate_host_config(host, tuple(r.name for r in ctx.config.runtimes))
     if host.security_opt:
         spec.security_options(host.security_opt)

@@ -139,6 +139,11 @@ class ExecManager:
                 del self.execs[exec_id]
                 self._processes.pop(exec_id, None)
 
+    def discard(self, exec_id: str) -> None:
+        """An internal exec (a healthcheck's) is forgotten once it ends."""
+        self.execs.pop(exec_id, None)
+        self._processes.pop(exec_id, None)
+
     def ids_of(self, container_id: str) -> list[str]:
         return [e.id for e in self.execs.values() if e.container_id == container_id]
 

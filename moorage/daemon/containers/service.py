@@ -19,6 +19,7 @@ from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
 from moorage.daemon.containers.exits import apply_exit, end_process, kill_remains
 from moorage.daemon.containers.filters import select
+from moorage.daemon.containers.health import HealthMonitors
 from moorage.daemon.containers.logs import LogEntry, read_log
 from moorage.daemon.containers.monitor import Monitors, event_attributes
 from moorage.daemon.containers.paths import ContainerPaths, read_exit_file
@@ -55,6 +56,7 @@ class ContainerService:
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)
+        self.health = HealthMonitors(self.ctx, self.execs)
         self.starter = Starter(self.ctx, self.monitors, self.attachments)
         self.ctx.restarts.bind(self.starter.restart)
 
@@ -83,6 +85,7 @@ class ContainerService:
                     else:
                         if ctx.config.live_restore:
                             self.monitors.watch(record)
+                            self.health.arm(record)
                             continue
                         await apply_exit(ctx, record.id, await end_process(ctx, record))
                     record = ctx.states.current(record.id)
@@ -114,6 +117,7 @@ class ContainerService:
                 log.warning("containers still running after %ss of shutdown",
                             _SHUTDOWN_DEADLINE)
         await ctx.restarts.stop()
+        await self.health.stop()
         await self.monitors.stop()
         ctx.states.cancel_waiters()
         for record in ctx.registry.all():

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import replace
 
 from moorage import environ
-from moorage.daemon.containers import restarts
+from moorage.daemon.containers import healthcheck, restarts
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.fsutil import atomic_write
@@ -56,7 +56,8 @@ def merge_image_config(config: ContainerConfig, image: dict, container_id: str) 
         labels={**(defaults.get("Labels") or {}), **config.labels},
         stop_signal=config.stop_signal or defaults.get("StopSignal"),
         volumes=volumes or None, exposed_ports=config.exposed_ports
-        or defaults.get("ExposedPorts"))
+        or defaults.get("ExposedPorts"),
+        healthcheck=healthcheck.merge(config.healthcheck, defaults.get("Healthcheck")))
 
 
 def validate_config(config: ContainerConfig) -> None:

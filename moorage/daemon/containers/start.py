@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import refusals, setup, spec
+from moorage.daemon.containers import healthcheck, refusals, setup, spec
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
@@ -125,7 +125,8 @@ class Starter:
             raise failure from None
         self.monitors.watch(ctx.states.transition(
             record.id, RUNNING, event="start", pid=int(started["pid"]), exit_code=0, error="",
-            oom_killed=False, started_at=now_ns(), finished_at=0))
+            oom_killed=False, started_at=now_ns(), finished_at=0,
+            health=healthcheck.initial(record)))
 
     async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
         """As dockerd's start failure: the container stays as it was with the code and
