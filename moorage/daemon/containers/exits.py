@@ -79,6 +79,22 @@ async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
     return read_exit_file(ctx.paths, record.id) or SHIM_GONE
 
 
+async def end_leftovers(ctx: Context, record: ContainerRecord) -> None:
+    """At daemon start, for a container not running: a start the crash cut short may
+    have left its shim waiting for the start, and its init in its cgroup, with its
+    rootfs mounted; all go. The shim is reached by its own socket (never by a pid
+    that may have been reused since)."""
+    try:
+        await request(ctx.paths.socket(record), {"op": "state"})
+    except (MoorError, OSError, ValueError):
+        if await asyncio.to_thread(_kill_cgroup, record.id):
+            log.warning("container %s: killed what a cut-short start left", record.id)
+    else:
+        log.warning("container %s: ended the shim a cut-short start left", record.id)
+        await end_process(ctx, record)
+    await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(record.id))
+
+
 def _kill_cgroup(container_id: str) -> bool:
     """Blocking: SIGKILL what runs in the container's cgroup; whether anything did."""
     try:

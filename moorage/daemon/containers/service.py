@@ -17,7 +17,12 @@ from moorage.daemon.containers import create, remove, restarts, setup, stop
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
-from moorage.daemon.containers.exits import apply_exit, end_process, kill_remains
+from moorage.daemon.containers.exits import (
+    apply_exit,
+    end_leftovers,
+    end_process,
+    kill_remains,
+)
 from moorage.daemon.containers.filters import select
 from moorage.daemon.containers.health import HealthMonitors
 from moorage.daemon.containers.logs import LogEntry, read_log
@@ -72,9 +77,11 @@ class ContainerService:
         for record in ctx.registry.load():
             async with ctx.states.lock(record.id):
                 if record.state.status == REMOVING:
+                    await end_leftovers(ctx, record)
                     await remove.remove_locked(ctx, record, remove_volumes=False)
                     continue
                 if record.state.restarting:  # the daemon went during a back-off
+                    await end_leftovers(ctx, record)
                     record = ctx.states.transition(record.id, EXITED)
                 elif record.state.running:
                     try:
@@ -89,6 +96,8 @@ class ContainerService:
                             continue
                         await apply_exit(ctx, record.id, await end_process(ctx, record))
                     record = ctx.states.current(record.id)
+                else:
+                    await end_leftovers(ctx, record)
                 await self._restore_stopped(record)
 
     async def _restore_stopped(self, record: ContainerRecord) -> None:
