@@ -59,7 +59,8 @@ class Shim:
         # epoll set in line with the state after every round.
         self.polled: dict[int, tuple[int, tuple]] = {}
         self.init = Process("", config.tty, config.stdin_once,
-                            JsonLog(config.log_path) if config.log_path else None, self._forget)
+                            JsonLog(config.log_path, config.log_rotation) if config.log_path
+                            else None, self._forget)
         self.execs: dict[str, Process] = {}
         self.conns: list[Conn] = []
         self.waiters: list[Conn] = []

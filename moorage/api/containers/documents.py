@@ -57,7 +57,9 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
         "Path": record.path, "Args": list(record.args), "State": state_document(record.state),
         "Image": record.image, "ResolvConfPath": record.resolv_conf_path,
         "HostnamePath": record.hostname_path, "HostsPath": record.hosts_path,
-        "LogPath": record.log_path, "Name": record.name, "RestartCount": record.restart_count,
+        # dockerd shows the local driver's files nowhere.
+        "LogPath": record.log_path if record.host_config.log_config.type == "json-file"
+        else "", "Name": record.name, "RestartCount": record.restart_count,
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": exec_ids or None,
         "HostConfig": {**_HOST_CONFIG_DEFAULTS, **encode(record.host_config)},

@@ -7,7 +7,7 @@ import asyncio
 import os
 import secrets
 
-from moorage.daemon.containers import healthcheck, refusals, setup, spec, volumes
+from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec, volumes
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
@@ -56,7 +56,9 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
                   host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
                   image_id: str) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
-    host = setup.host_defaults(host, ctx.config.default_runtime)
+    host = setup.host_defaults(host, ctx.config.default_runtime,
+                               (ctx.config.log_driver, ctx.config.log_opts))
+    logconfig.check_names(host.log_config.type, host.log_config.config)
     mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
     record = ContainerRecord(
         id=container_id, name=name, created=now_ns(), path=command[0],
@@ -64,8 +66,7 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         mounts=mounts, resolv_conf_path=os.path.join(directory, "resolv.conf"),
         hostname_path=os.path.join(directory, "hostname"),
         hosts_path=os.path.join(directory, "hosts"),
-        log_path=os.path.join(directory, f"{container_id}-json.log")
-        if host.log_config.type == "json-file" else "")
+        log_path=logconfig.log_path(directory, container_id, host.log_config.type))
     os.makedirs(directory, mode=0o710)
     for point in mounts:
         if point.type == "volume":

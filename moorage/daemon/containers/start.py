@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import healthcheck, refusals, setup, spec
+from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
@@ -147,6 +147,8 @@ class Starter:
         ctx = self.ctx
         paths = ctx.paths
         directory = paths.dir(record.id)
+        rotation = logconfig.rotation(record.host_config.log_config.type,
+                                      record.host_config.log_config.config)
         rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
         host = record.host_config
         setup.write_etc_files(directory, record.config, host)
@@ -166,6 +168,8 @@ class Starter:
         # No fsync: the bundle is written anew at every start.
         atomic_write(os.path.join(directory, "config.json"), json.dumps(document), sync=False)
         runtime = ctx.config.runtime(host.runtime)
+        if record.log_path:
+            os.makedirs(os.path.dirname(record.log_path), exist_ok=True)
         os.makedirs(paths.shims, mode=0o700, exist_ok=True)
         paths.remove_exit_file(record.id)
         return ShimConfig(
@@ -176,7 +180,7 @@ class Starter:
             exit_file=paths.exit_file(record.id), log_path=record.log_path,
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,
-            console_size=_console_size(host.console_size))
+            console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple())
 
 
 def _console_size(size: tuple[int, ...] | None) -> tuple[int, int]:
