@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -151,3 +154,32 @@ def test_bad_settings_refused_as_dockerd(pair: Pair) -> None:
                                  "true")
         assert ours.returncode == theirs.returncode != 0
         assert mask(ours.stderr) == mask(theirs.stderr), (ours.stderr, theirs.stderr)
+
+
+def test_moor_cli_sends_what_docker_sends(pair: Pair) -> None:
+    # The same flags through `moor` and the docker CLI give the same container.
+    moor = os.path.join(os.path.dirname(sys.executable), "moor")
+    env = {**os.environ, "DOCKER_HOST": pair.moord.host}
+    flags = ("--health-cmd", "true", "--health-interval", "1m30s", "--health-timeout", "2s",
+             "--health-retries", "4", "--health-start-period", "500ms",
+             "--log-driver", "json-file", "--log-opt", "max-size=1k", "--log-opt",
+             "max-file=2", "--restart", "on-failure:3")
+    names = [f"h-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    try:
+        pair.moord.docker("create", "--name", names[0], *flags, IMAGE, "true", check=True)
+        made = subprocess.run([moor, "create", "--name", names[1], *flags, IMAGE, "true"],
+                              env=env, capture_output=True, timeout=30)
+        assert made.returncode == 0, made.stderr
+        shown = [pair.moord.docker("inspect", "-f", "{{json .Config.Healthcheck}} "
+                                   "{{json .HostConfig.LogConfig}} "
+                                   "{{json .HostConfig.RestartPolicy}}", n).stdout
+                 for n in names]
+        assert shown[0] == shown[1], shown
+        refused = subprocess.run([moor, "create", "--no-healthcheck", "--health-cmd", "true",
+                                  IMAGE], env=env, capture_output=True, timeout=30)
+        docker = pair.moord.docker("create", "--no-healthcheck", "--health-cmd", "true", IMAGE)
+        assert refused.returncode == docker.returncode == 125
+        assert refused.stderr.splitlines()[0].replace(b"moor:", b"docker:") == \
+            docker.stderr.splitlines()[0]
+    finally:
+        pair.moord.docker("rm", "-f", *names)
