@@ -235,3 +235,35 @@ def test_auto_remove_of_a_container_that_exited_while_moord_was_down(
             leftover = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True,
                                       text=True).stdout
             assert str(Path(base).resolve()) not in leftover
+
+
+def test_live_restore_keeps_policies_and_healthchecks(busybox_tar: bytes) -> None:
+    # moord only (dockerd here runs without live-restore): a re-adopted container
+    # still restarts by its policy, and its healthcheck goes on.
+    with tempfile.TemporaryDirectory(prefix="moor-restart-live-") as base:
+        daemon = start_daemon(base, "--live-restore")
+        try:
+            daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
+            daemon.docker("run", "-d", "--name", "checked", "--health-cmd", "echo ok",
+                          "--health-interval", "100ms", IMAGE, "sleep", "999", check=True)
+            daemon.docker("run", "-d", "--name", "policy", "--restart", "always", IMAGE,
+                          "sh", "-c", "sleep 1; exit 2", check=True)
+            assert _poll(lambda: _inspect(daemon, "checked")["State"]["Health"]["Status"]
+                         == "healthy")
+            daemon.process.send_signal(signal.SIGKILL)
+            daemon.process.wait()
+            os.unlink(daemon.socket)
+            daemon = start_daemon(base, "--live-restore")
+            restarted = time.time()
+            count = _inspect(daemon, "policy")["RestartCount"]
+            assert _poll(lambda: _inspect(daemon, "policy")["RestartCount"] > count)
+
+            def checked_since_restart() -> bool:
+                log = _inspect(daemon, "checked")["State"]["Health"]["Log"]
+                return bool(log) and log[-1]["End"] > time.strftime(
+                    "%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1))
+
+            assert _poll(checked_since_restart)
+        finally:
+            daemon.docker("rm", "-f", "checked", "policy")
+            stop_daemon(daemon)
