@@ -155,17 +155,16 @@ def _last_stamp(name: str) -> int | None:
     return None
 
 
-async def read_log(path: str, *, since: float, until: float, tail: int | None,
+async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
                    follow: bool, running: Callable[[], bool]) -> AsyncIterator[LogEntry]:
-    """Entries in [since, until) (seconds since the epoch, 0 = unbounded), the last `tail`
-    of them, then new ones."""
-    since_ns, until_ns = int(since * 1e9), int(until * 1e9)
+    """Entries in [since, until] (ns since the epoch, 0 = unbounded; both ends
+    included, as dockerd's), the last `tail` of them, then new ones."""
 
     def in_range(entry: LogEntry) -> bool:
         if not since_ns and not until_ns:
             return True
         stamp = _stamp(entry)
-        return (not since_ns or stamp >= since_ns) and (not until_ns or stamp < until_ns)
+        return (not since_ns or stamp >= since_ns) and (not until_ns or stamp <= until_ns)
 
     if tail is not None:
         for entry in await asyncio.to_thread(_tail, path, tail, in_range) if tail else ():
@@ -219,7 +218,7 @@ async def _entries(f: BinaryIO, in_range: Callable[[LogEntry], bool],
             entry = _entry(raw)
             if entry is None:
                 continue
-            if until_ns and _stamp(entry) >= until_ns:
+            if until_ns and _stamp(entry) > until_ns:
                 yield None
                 return
             if in_range(entry):
@@ -254,7 +253,7 @@ async def _follow(f: BinaryIO, path: str, since_ns: int, until_ns: int, follow: 
         entry = _entry(partial)
         partial = b""
         if entry is not None and (not since_ns or _stamp(entry) >= since_ns):
-            if until_ns and _stamp(entry) >= until_ns:
+            if until_ns and _stamp(entry) > until_ns:
                 return
             yield entry
 

@@ -204,7 +204,7 @@ class ContainerService:
         found = await select(found, filters, self.ctx.registry)
         return found[:limit] if limit and limit > 0 else found
 
-    def container_logs(self, ref: str, *, follow: bool, since: float, until: float,
+    def container_logs(self, ref: str, *, follow: bool, since_ns: int, until_ns: int,
                        tail: int | None) -> tuple[ContainerRecord, AsyncIterator[LogEntry]]:
         record = self.get(ref)
         if not record.log_path:
@@ -214,8 +214,8 @@ class ContainerService:
             current = self.ctx.registry.find(record.id)
             return current is not None and current.state.running
 
-        return record, read_log(record.log_path, since=since, until=until, tail=tail,
-                                follow=follow, running=running)
+        return record, read_log(record.log_path, since_ns=since_ns, until_ns=until_ns,
+                                tail=tail, follow=follow, running=running)
 
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:
