@@ -41,9 +41,23 @@ def _entry(raw: bytes) -> LogEntry | None:
         return None  # a line torn by a crash
 
 
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" → ns: a second's entries share it
+
+
 def _stamp(entry: LogEntry) -> int:
+    """The entry's time in ns; the UTC times the log holds are parsed once a second."""
+    text = entry.time
     try:
-        return parse_rfc3339_ns(entry.time)
+        if len(text) >= 20 and text[-1] == "Z" and text[19] in ".Z":
+            prefix = text[:19]
+            base = _SECONDS.get(prefix)
+            if base is None:
+                if len(_SECONDS) > 4096:
+                    _SECONDS.clear()
+                base = _SECONDS[prefix] = parse_rfc3339_ns(prefix + "Z")
+            fraction = text[20:-1]
+            return base + (int(fraction.ljust(9, "0")[:9]) if fraction else 0)
+        return parse_rfc3339_ns(text)
     except ValueError:
         return 0
 
@@ -166,6 +180,9 @@ async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
         stamp = _stamp(entry)
         return (not since_ns or stamp >= since_ns) and (not until_ns or stamp <= until_ns)
 
+    def before_since(entry: LogEntry) -> bool:
+        return bool(since_ns) and _stamp(entry) < since_ns
+
     if tail is not None:
         for entry in await asyncio.to_thread(_tail, path, tail, in_range) if tail else ():
             yield entry
@@ -188,7 +205,7 @@ async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
             if since_ns and not name.endswith(".gz"):
                 await asyncio.to_thread(_seek_since, f, since_ns)
             past_until = False
-            async for entry in _entries(f, in_range, until_ns):
+            async for entry in _entries(f, before_since, until_ns):
                 if entry is None:
                     past_until = True
                     break
@@ -205,7 +222,7 @@ async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
             yield entry
 
 
-async def _entries(f: BinaryIO, in_range: Callable[[LogEntry], bool],
+async def _entries(f: BinaryIO, before_since: Callable[[LogEntry], bool],
                    until_ns: int) -> AsyncIterator[LogEntry | None]:
     """The file's entries from where it stands; None once past `until`."""
     while lines := await asyncio.to_thread(f.readlines, _BATCH):
@@ -221,7 +238,7 @@ async def _entries(f: BinaryIO, in_range: Callable[[LogEntry], bool],
             if until_ns and _stamp(entry) > until_ns:
                 yield None
                 return
-            if in_range(entry):
+            if not before_since(entry):
                 yield entry
 
 
