@@ -183,3 +183,17 @@ def test_moor_cli_sends_what_docker_sends(pair: Pair) -> None:
             docker.stderr.splitlines()[0]
     finally:
         pair.moord.docker("rm", "-f", *names)
+
+
+def test_ps_filter_by_health(pair: Pair) -> None:
+    checked, plain = f"h-{uuid.uuid4().hex[:8]}", f"h-{uuid.uuid4().hex[:8]}"
+    try:
+        pair.same("run", "-d", "--name", checked, *FAST, "--health-cmd", "true", IMAGE,
+                  "sleep", "999", compare_stdout=False)
+        pair.same("run", "-d", "--name", plain, IMAGE, "sleep", "999", compare_stdout=False)
+        _until(pair, checked, lambda h: h.get("Status") == "healthy")
+        for value in ("healthy", "none", "unhealthy", "bogus"):
+            pair.same("ps", "--filter", f"health={value}", "--filter", "name=h-",
+                      "--format", "{{.Names}}")
+    finally:
+        pair.both("rm", "-f", checked, plain)
