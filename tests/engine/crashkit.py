@@ -89,11 +89,13 @@ class _Workers:
         for thread in self.threads:
             thread.start()
 
-    def pause(self) -> list[str]:
-        """Stop the loops; what each was doing."""
+    def pause(self) -> None:
         self.running.clear()
         for idle in self.idle:
             idle.wait(120)
+
+    def moments(self) -> list[str]:
+        """What each loop is doing now."""
         return [d for d in self.doing if d]
 
     def resume(self, daemon: Daemon) -> None:
@@ -162,7 +164,7 @@ def _check(daemon: Daemon, outcome: Outcome, ids: set[str]) -> None:
             time.sleep(0.5)
             again = _inspect(daemon, container_id)
             if again is not None and again["State"]["StartedAt"] == state["StartedAt"] \
-                    and again["State"]["Running"]:
+                    and again["State"]["Running"] and not again["State"]["Restarting"]:
                 outcome.faults.append(f"{doc['Name']}: running without its process")
     done = _inspect(daemon, "done")
     logs = daemon.docker("logs", "done")
@@ -195,11 +197,13 @@ def campaign(base: str, busybox_tar: bytes, kills: int, seed: int,
         workers.start()
         while outcome.kills < kills:
             time.sleep(rng.uniform(0.3, 1.5))
+            moments = workers.moments()
             daemon.process.send_signal(signal.SIGKILL)
             daemon.process.wait()
             outcome.kills += 1
-            for what in workers.pause():
+            for what in moments:
                 outcome.survived[what] = outcome.survived.get(what, 0) + 1
+            workers.pause()
             os.unlink(daemon.socket)  # start_daemon waits for a new one
             daemon = start_daemon(base)
             _check(daemon, outcome, ids)
