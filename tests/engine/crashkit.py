@@ -1,9 +1,9 @@
 """A crash campaign: moord killed with SIGKILL at random moments while images are
 loaded and removed, containers run, stop and go, a log-heavy container writes and a
-restart policy restarts; after each restart the store check is clean, every
-container is in a state its story allows with its logs and exit code, and at the
-end nothing (mount, cgroup, process) is left. Used by the bounded test and by
-scripts/crash_campaign.py for longer runs."""
+restart policy restarts a container with a healthcheck; after each restart the store
+check is clean, every container is in a state its story allows with its logs and exit
+code, and at the end nothing (mount, cgroup, process) is left. Used by the bounded
+test and by scripts/crash_campaign.py for longer runs."""
 
 from __future__ import annotations
 
@@ -173,6 +173,10 @@ def _check(daemon: Daemon, outcome: Outcome, ids: set[str]) -> None:
     always = _inspect(daemon, "always")
     if always is None or not (always["State"]["Running"] or always["State"]["Restarting"]):
         outcome.faults.append(f"always: not kept running: {always and always['State']}")
+    health = (always or {}).get("State", {}).get("Health") or {}
+    if health.get("Status") not in ("starting", "healthy", "unhealthy") \
+            or len(health.get("Log") or ()) > 5:
+        outcome.faults.append(f"always: its health is not whole: {health}")
     lines = daemon.docker("logs", "logger").stdout.decode().splitlines()
     if lines != [f"line-{i}" for i in range(len(lines))]:
         outcome.faults.append(f"logger: its log is not whole ({len(lines)} lines)")
@@ -188,7 +192,8 @@ def campaign(base: str, busybox_tar: bytes, kills: int, seed: int,
     try:
         daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         daemon.docker("run", "--name", "done", IMAGE, "sh", "-c", "echo finished; exit 7")
-        daemon.docker("run", "-d", "--name", "always", "--restart", "always", IMAGE,
+        daemon.docker("run", "-d", "--name", "always", "--restart", "always",
+                      "--health-cmd", "true", "--health-interval", "100ms", IMAGE,
                       "sh", "-c", "sleep 0.3; exit 3", check=True)
         daemon.docker("run", "-d", "--name", "logger", IMAGE, "sh", "-c",
                       f"i=0; while [ $i -lt {LOG_LINES} ]; do echo line-$i; i=$((i+1)); "
