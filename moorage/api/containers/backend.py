@@ -83,7 +83,9 @@ class ContainerBackend(Protocol):
                        filters: dict[str, list[str]]) -> list[ContainerRecord]: ...
 
     def container_logs(self, ref: str, *, follow: bool, since_ns: int, until_ns: int,
-                       tail: int | None) -> tuple[ContainerRecord, AsyncIterator[LogLine]]: ...
+                       tail: int | None
+                       ) -> tuple[ContainerRecord, AsyncIterator[list[LogLine]]]:
+        """The log's entries, in batches: one write each."""
 
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:

@@ -165,8 +165,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         container = backend.get(name)
         # logs=1 replays the log first (moby containerAttach); read before attaching, so a
         # line is replayed or streamed, not both.
-        replay = [e async for e in backend.container_logs(
-            name, follow=False, since_ns=0, until_ns=0, tail=None)[1]] \
+        replay = [e async for batch in backend.container_logs(
+            name, follow=False, since_ns=0, until_ns=0, tail=None)[1] for e in batch] \
             if query_bool(request, "logs") and container.log_path else []
         tty = container.config.tty
         keys = detach_keys(request.query.get("detachKeys", ""),
@@ -206,13 +206,18 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         response = web.StreamResponse(headers={
             "Content-Type": RAW_STREAM if tty else MULTIPLEXED_STREAM})
         await response.prepare(request)
-        async for entry in entries:
-            if (entry.stream == "stdout" and not stdout) or \
-                    (entry.stream == "stderr" and not stderr):
-                continue
-            line = (entry.time.encode() + b" " + entry.line) if timestamps else entry.line
-            stream = stdcopy.STDOUT if entry.stream == "stdout" else stdcopy.STDERR
-            await response.write(line if tty else stdcopy.frame(stream, line))
+        async for batch in entries:
+            chunks = []
+            for entry in batch:
+                if (entry.stream == "stdout" and not stdout) or \
+                        (entry.stream == "stderr" and not stderr):
+                    continue
+                line = (entry.time.encode() + b" " + entry.line) if timestamps \
+                    else entry.line
+                stream = stdcopy.STDOUT if entry.stream == "stdout" else stdcopy.STDERR
+                chunks.append(line if tty else stdcopy.frame(stream, line))
+            if chunks:
+                await response.write(b"".join(chunks))
         await response.write_eof()
         return response
 

@@ -170,9 +170,10 @@ def _last_stamp(name: str) -> int | None:
 
 
 async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
-                   follow: bool, running: Callable[[], bool]) -> AsyncIterator[LogEntry]:
+                   follow: bool, running: Callable[[], bool]) -> AsyncIterator[list[LogEntry]]:
     """Entries in [since, until] (ns since the epoch, 0 = unbounded; both ends
-    included, as dockerd's), the last `tail` of them, then new ones."""
+    included, as dockerd's), the last `tail` of them, then new ones; in batches as
+    they are read (one write each for the API), one entry a batch when following."""
 
     def in_range(entry: LogEntry) -> bool:
         if not since_ns and not until_ns:
@@ -184,8 +185,9 @@ async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
         return bool(since_ns) and _stamp(entry) < since_ns
 
     if tail is not None:
-        for entry in await asyncio.to_thread(_tail, path, tail, in_range) if tail else ():
-            yield entry
+        last = await asyncio.to_thread(_tail, path, tail, in_range) if tail else []
+        if last:
+            yield last
         if not follow:
             return
         f = await asyncio.to_thread(_open, path)
@@ -205,11 +207,11 @@ async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
             if since_ns and not name.endswith(".gz"):
                 await asyncio.to_thread(_seek_since, f, since_ns)
             past_until = False
-            async for entry in _entries(f, before_since, until_ns):
-                if entry is None:
-                    past_until = True
+            async for batch, past_until in _entries(f, before_since, until_ns):
+                if batch:
+                    yield batch
+                if past_until:
                     break
-                yield entry
             if name != path or past_until:
                 f.close()
                 f = None
@@ -219,27 +221,30 @@ async def read_log(path: str, *, since_ns: int, until_ns: int, tail: int | None,
             return
     with f:
         async for entry in _follow(f, path, since_ns, until_ns, follow, running):
-            yield entry
+            yield [entry]
 
 
 async def _entries(f: BinaryIO, before_since: Callable[[LogEntry], bool],
-                   until_ns: int) -> AsyncIterator[LogEntry | None]:
-    """The file's entries from where it stands; None once past `until`."""
+                   until_ns: int) -> AsyncIterator[tuple[list[LogEntry], bool]]:
+    """The file's entries from where it stands, a batch at a time, and whether the
+    batch ended past `until`."""
     while lines := await asyncio.to_thread(f.readlines, _BATCH):
         partial = b"" if lines[-1].endswith(b"\n") else lines.pop()
         if partial:  # the writer is mid-line: read it again with the next batch
             f.seek(-len(partial), 1)
             if not lines:
                 break
+        batch = []
         for raw in lines:
             entry = _entry(raw)
             if entry is None:
                 continue
             if until_ns and _stamp(entry) > until_ns:
-                yield None
+                yield batch, True
                 return
             if not before_since(entry):
-                yield entry
+                batch.append(entry)
+        yield batch, False
 
 
 async def _follow(f: BinaryIO, path: str, since_ns: int, until_ns: int, follow: bool,

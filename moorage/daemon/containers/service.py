@@ -205,7 +205,8 @@ class ContainerService:
         return found[:limit] if limit and limit > 0 else found
 
     def container_logs(self, ref: str, *, follow: bool, since_ns: int, until_ns: int,
-                       tail: int | None) -> tuple[ContainerRecord, AsyncIterator[LogEntry]]:
+                       tail: int | None) -> tuple[ContainerRecord,
+                                                  AsyncIterator[list[LogEntry]]]:
         record = self.get(ref)
         if not record.log_path:
             raise InvalidParameter('configured logging driver does not support reading')
