@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from moorage.cli.container_flags import ram_in_bytes, restart_policy
+from moorage.cli.container_flags import healthcheck, log_config, ram_in_bytes, restart_policy
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
 from moorage.cli.session import CommandError
 from moorage.client.errors import APIError
@@ -30,15 +30,27 @@ CREATE_FLAGS = (
     flag("e|env", LIST, "Set environment variables"),
     flag("env-file", LIST, "Read in a file of environment variables"),
     flag("expose", LIST, "Expose a port or a range of ports"),
+    flag("health-cmd", STR, "Command to run to check health"),
+    flag("health-interval", STR, "Time between running the check (ms|s|m|h) (default 0s)"),
+    flag("health-retries", INT, "Consecutive failures needed to report unhealthy"),
+    flag("health-start-interval", STR, "Time between running the check during the start "
+                                       "period (ms|s|m|h) (default 0s)"),
+    flag("health-start-period", STR, "Start period for the container to initialize before "
+                                     "starting health-retries countdown (ms|s|m|h) (default 0s)"),
+    flag("health-timeout", STR, "Maximum time to allow one check to run (ms|s|m|h) "
+                                "(default 0s)"),
     flag("h|hostname", STR, "Container host name"),
     flag("init", BOOL, "Run an init inside the container that forwards signals and reaps "
                        "processes"),
     flag("i|interactive", BOOL, "Keep STDIN open even if not attached"),
     flag("l|label", LIST, "Set meta data on a container"),
+    flag("log-driver", STR, "Logging driver for the container"),
+    flag("log-opt", LIST, "Log driver options"),
     flag("m|memory", STR, "Memory limit"),
     flag("mount", LIST, "Attach a filesystem mount to the container"),
     flag("name", STR, "Assign a name to the container"),
     flag("network", STR, "Connect a container to a network"),
+    flag("no-healthcheck", BOOL, "Disable any container-specified HEALTHCHECK"),
     flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
     flag("platform", STR, "Set platform if server is multi-platform capable"),
     flag("privileged", BOOL, "Give extended privileges to this container"),
@@ -139,6 +151,9 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
         config["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
     if opts.stop_signal:
         config["StopSignal"] = opts.stop_signal
+    health = healthcheck(opts)
+    if health is not None:
+        config["Healthcheck"] = health
     if opts.stop_timeout is not None:
         config["StopTimeout"] = opts.stop_timeout
     host: dict[str, Any] = {
@@ -147,7 +162,8 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
         "PublishAllPorts": opts.publish_all, "AutoRemove": opts.rm,
         "CapAdd": opts.cap_add or None, "CapDrop": opts.cap_drop or None,
         "ReadonlyRootfs": opts.read_only, "Privileged": opts.privileged,
-        "RestartPolicy": restart_policy(opts.restart), "Tmpfs": _tmpfs(opts.tmpfs) or None,
+        "RestartPolicy": restart_policy(opts.restart), "LogConfig": log_config(opts),
+        "Tmpfs": _tmpfs(opts.tmpfs) or None,
         "Dns": opts.dns or None, "ExtraHosts": opts.add_host or None,
         "SecurityOpt": opts.security_opt or None,
         "Sysctls": dict(s.partition("=")[::2] for s in opts.sysctl) or None,

@@ -38,6 +38,8 @@ class DaemonConfig:
     registry_mirrors: tuple[str, ...] = ()
     insecure_registries: tuple[str, ...] = ()
     live_restore: bool = False
+    log_driver: str = "json-file"   # daemon.json log-driver and log-opts: containers' defaults
+    log_opts: dict[str, str] = field(default_factory=dict)
     # TLS for tcp:// hosts, dockerd's --tls/--tlsverify/--tlscacert/--tlscert/--tlskey.
     # tls is None when neither the flag nor daemon.json said: tcp:// is then refused
     # unless encrypted (dockerd 27+); tls=False asks for plain tcp:// explicitly.
@@ -107,6 +109,8 @@ def build(file_data: dict, flags: dict) -> DaemonConfig:
         registry_mirrors=tuple(merged.get("registry-mirrors") or ()),
         insecure_registries=tuple(merged.get("insecure-registries") or ()),
         live_restore=bool(merged.get("live-restore", False)),
+        log_driver=str(merged.get("log-driver") or "json-file"),
+        log_opts={str(k): str(v) for k, v in (merged.get("log-opts") or {}).items()},
         tls=_tri_state(merged.get("tls")), tls_verify=bool(merged.get("tlsverify", False)),
         tls_ca_cert=merged.get("tlscacert", ""), tls_cert=merged.get("tlscert", ""),
         tls_key=merged.get("tlskey", ""),

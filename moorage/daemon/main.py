@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--registry-mirror", action="append", default=[])
     parser.add_argument("--insecure-registry", action="append", default=[])
     parser.add_argument("--live-restore", action="store_true", default=None)
+    parser.add_argument("--log-driver", help="default driver for container logs")
+    parser.add_argument("--log-opt", action="append", default=[], metavar="NAME=VALUE",
+                        help="default log driver options for containers")
     parser.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
                         help="use TLS on tcp:// hosts (--tls=false: plain TCP, insecure)")
     parser.add_argument("--tlsverify", action="store_true", default=None,
@@ -43,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from moorage.daemon import config as config_mod
-    from moorage.daemon.containers.refusals import refuse_unsupported_config
+    from moorage.daemon.containers.logconfig import check_defaults
 
     runtimes = {}
     for item in args.add_runtime:
@@ -55,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         file_data = config_mod.read_file(args.config_file or config_mod.DEFAULT_CONFIG_FILE,
                                          required=args.config_file is not None)
-        refuse_unsupported_config(file_data)
         if runtimes:
             file_data = {**file_data, "runtimes": {**file_data.get("runtimes", {}), **runtimes}}
         config = config_mod.build(file_data, {
@@ -64,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
             "registry-mirrors": args.registry_mirror,
             "insecure-registries": args.insecure_registry, "live-restore": args.live_restore,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
-            "tlscert": args.tlscert, "tlskey": args.tlskey})
+            "tlscert": args.tlscert, "tlskey": args.tlskey, "log-driver": args.log_driver,
+            "log-opts": dict(o.partition("=")[::2] for o in args.log_opt) or None})
+        check_defaults(config.log_driver, config.log_opts)
     except MoorError as err:
         sys.stderr.write(f"moord: {err}\n")
         return 1

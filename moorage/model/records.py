@@ -21,6 +21,26 @@ STATUSES = (CREATED, RESTARTING, RUNNING, REMOVING, PAUSED, EXITED, DEAD)
 
 
 @dataclass(frozen=True, slots=True)
+class HealthResult:
+    """One run of a container's healthcheck (Docker's HealthcheckResult)."""
+
+    start: int
+    end: int
+    exit_code: int
+    output: str
+
+
+STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: str = STARTING
+    failing_streak: int = 0
+    log: tuple[HealthResult, ...] = ()  # the last five results, oldest first
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerState:
     status: str = CREATED
     running: bool = False
@@ -33,6 +53,7 @@ class ContainerState:
     error: str = ""
     started_at: int = 0
     finished_at: int = 0
+    health: Health | None = None   # set once a container with a healthcheck starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +73,7 @@ class ContainerRecord:
     hosts_path: str = ""
     log_path: str = ""
     restart_count: int = 0
+    manually_stopped: bool = False  # by a kill or stop of the user's (restart policies)
     shim_pid: int = 0              # the shim serving the running container
     shim_socket: str = ""          # its socket, a new path for every run
 

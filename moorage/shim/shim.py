@@ -60,7 +60,8 @@ class Shim:
         # epoll set in line with the state after every round.
         self.polled: dict[int, tuple[int, tuple]] = {}
         self.init = Process("", config.tty, config.stdin_once,
-                            JsonLog(config.log_path) if config.log_path else None, self._forget)
+                            JsonLog(config.log_path, config.log_rotation) if config.log_path
+                            else None, self._forget)
         self.execs: dict[str, Process] = {}
         self.conns: list[Conn] = []
         self.waiters: list[Conn] = []
@@ -425,6 +426,13 @@ class Shim:
             reply: dict = {"ok": True, "pid": self.init.pid}
         elif op == "kill":
             in_child(self.driver.kill, cid, int(request["signal"]), bool(request.get("all")))
+            reply = {"ok": True}
+        elif op == "kill_exec":
+            # Its own op, not "kill" with an exec id: an older shim answers an unknown
+            # request instead of signalling the container's init.
+            process = self.execs.get(request["exec_id"])
+            if process is not None and process.exit is None and process.pid > 0:
+                os.kill(process.pid, int(request["signal"]))  # not reaped: still ours
             reply = {"ok": True}
         elif op in ("pause", "resume"):
             in_child(self.driver.pause, cid, op == "pause")

@@ -39,11 +39,49 @@ CHUNK = 65536  # one read or write: a pipe's capacity
 
 
 class JsonLog:
-    """Docker's json-file format: {"log", "stream", "time"} per line."""
+    """Docker's json-file format: {"log", "stream", "time"} per line, rotated as the
+    json-file driver does: once the file holds `max_size` bytes it becomes PATH.1
+    (gzipped to PATH.1.gz with `compress`), the older ones move up to PATH.<max_files
+    - 1>; with one file it is emptied instead."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, rotation: tuple[int, int, bool] = (0, 1, False)) -> None:
+        self.path = path
+        self.max_size, self.max_files, self.compress = rotation
         self.file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the shim
+        self.size = os.fstat(self.file.fileno()).st_size
         self.partial: dict[str, bytes] = {}
+
+    def _write(self, entries: list[bytes]) -> None:
+        """One write per file: the entries up to the size limit, then a rotation."""
+        batch: list[bytes] = []
+        for entry in entries:
+            if self.max_size and self.size >= self.max_size:
+                if batch:
+                    self.file.write(b"".join(batch))
+                    batch = []
+                self._rotate()
+            batch.append(entry)
+            self.size += len(entry)
+        if batch:
+            self.file.write(b"".join(batch))
+
+    def _rotate(self) -> None:
+        self.size = 0
+        if self.max_files < 2:
+            self.file.truncate(0)  # O_APPEND: the next write lands at the new end
+            return
+        extension = ".gz" if self.compress else ""
+        for number in range(self.max_files - 1, 1, -1):
+            try:
+                os.replace(f"{self.path}.{number - 1}{extension}",
+                           f"{self.path}.{number}{extension}")
+            except FileNotFoundError:
+                pass
+        self.file.close()
+        os.replace(self.path, self.path + ".1")
+        self.file = open(self.path, "ab", buffering=0)  # noqa: SIM115
+        if self.compress:
+            _gzip(self.path + ".1")
 
     def write(self, stream: str, data: bytes) -> None:
         buffer = self.partial.get(stream, b"") + data
@@ -55,12 +93,12 @@ class JsonLog:
             rest = rest[_MAX_LOG_LINE:]
         self.partial[stream] = rest
         if out:
-            self.file.write(b"".join(out))
+            self._write(out)
 
     def flush(self) -> None:
         for stream, rest in self.partial.items():
             if rest:
-                self.file.write(self._entry(stream, rest))
+                self._write([self._entry(stream, rest)])
         self.partial.clear()
 
     def close(self) -> None:
@@ -71,6 +109,20 @@ class JsonLog:
     def _entry(stream: str, line: bytes) -> bytes:
         return json_codec.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
                                  "time": timefmt.now()}, compact=True).encode() + b"\n"
+
+
+def _gzip(path: str) -> None:
+    """PATH → PATH.gz, whole or not at all (a reader takes PATH while PATH.gz is missing).
+    zlib alone, not gzip: the shim maps every module it imports."""
+    import zlib
+
+    with open(path, "rb") as source, open(path + ".gz.tmp", "wb") as target:
+        packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: the gzip container
+        while chunk := source.read(1 << 20):
+            target.write(packer.compress(chunk))
+        target.write(packer.flush())
+    os.replace(path + ".gz.tmp", path + ".gz")
+    os.unlink(path)
 
 
 class Conn:

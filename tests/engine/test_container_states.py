@@ -233,10 +233,11 @@ def test_cgroupns(daemon: Daemon | Dockerd) -> None:
     assert paths == {"/"}, paths
 
 
-def test_restart_policy_refused(moord: Daemon, image: str) -> None:
-    result = moord.docker("create", "--restart", "always", image, "true")
+def test_restart_policy_checked(moord: Daemon, image: str) -> None:
+    result = moord.docker("create", "--restart", "always:3", image, "true")
     assert result.returncode != 0
-    assert 'restart policy "always" is not supported yet' in result.stderr.decode()
+    assert "maximum retry count cannot be used with restart policy 'always'" \
+        in result.stderr.decode()
     name = _name()
     moord.docker("create", "--name", name, "--restart", "no", image, "true", check=True)
     assert moord.docker("rm", name).returncode == 0

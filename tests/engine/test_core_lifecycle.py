@@ -13,8 +13,6 @@ import datetime
 import time
 import uuid
 
-import docker.errors
-import pytest
 from enginekit import Engine
 
 IMAGE = "busybox:latest"
@@ -80,22 +78,15 @@ def test_rm_refuses_a_running_container(core: Engine) -> None:
 
 
 def test_restart_policy_always(core: Engine) -> None:
-    # A policy must be honoured or refused, never stored and ignored (the rule for every
-    # option). Refused cleanly at create (a 400 in Docker's words) is acceptable until
-    # restart policies land with the engine-operations issue: the test then documents
-    # the intent as an expected failure. Accepted, it must do what dockerd does: restart
-    # the container when it exits, and `rm` without -f refuses the running container.
+    # As dockerd: the policy restarts the container when it exits, and `rm` without -f
+    # refuses the running container.
     # The command fails once and then stays up: the second run finds the file the first
     # left in the container's writable layer.
     api = core.api()
     name = _name()
-    try:
-        created = api.create_container(
-            IMAGE, ["sh", "-c", "test -e /ran || { touch /ran; exit 3; }; exec sleep 999"],
-            name=name, host_config=api.create_host_config(restart_policy={"Name": "always"}))
-    except docker.errors.APIError as err:
-        assert err.status_code == 400 and err.explanation, err
-        pytest.xfail(f"restart policies land with the engine-operations issue: {err}")
+    created = api.create_container(
+        IMAGE, ["sh", "-c", "test -e /ran || { touch /ran; exit 3; }; exec sleep 999"],
+        name=name, host_config=api.create_host_config(restart_policy={"Name": "always"}))
     core.ids.add(created["Id"])
     api.start(name)
     deadline = time.monotonic() + 10

@@ -90,7 +90,10 @@ def test_network_modes_that_run(daemons: tuple, mode: str) -> None:
     (["-P", "--expose", "80"], "port publishing (-p, -P) is not supported yet"),
     (["--network", "container:other"], "network mode container:other: sharing another "
      "container's network namespace is not supported yet"),
-    (["--log-opt", "max-size=1m"], "log options are not supported yet (max-size)"),
+    (["--log-opt", "tag=web"], "log option 'tag' of the json-file log driver is not "
+     "supported yet"),
+    (["--log-driver", "syslog"], 'error looking up logging plugin syslog: plugin "syslog" '
+     "not found"),
 ])
 def test_refused_until_it_works(daemons: tuple, args: list[str], words: str) -> None:
     moord, _, _ = daemons
@@ -115,17 +118,17 @@ def test_security_options_without_apparmor_or_selinux(daemons: tuple) -> None:
         assert r.returncode == 0, r.stderr
 
 
-def test_daemon_json_log_opts_refused_at_start(tmp_path: Path) -> None:
+def test_daemon_json_log_opts_checked_at_start(tmp_path: Path) -> None:
     config = tmp_path / "daemon.json"
-    config.write_text(json.dumps({"log-opts": {"max-size": "10m", "max-file": "3"}}))
+    config.write_text(json.dumps({"log-opts": {"max-size": "10m", "labels": "a"}}))
     r = subprocess.run([MOORD, "--config-file", str(config), "--data-root", str(tmp_path / "d"),
                         "--exec-root", str(tmp_path / "e"),
                         "-H", f"unix://{tmp_path / 'moord.sock'}"],
                        capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     assert r.returncode == 1
     assert r.stderr.decode() == (
-        "moord: unable to configure the daemon: log options are not supported yet "
-        "(max-file, max-size): the json-file log is neither rotated nor labelled\n")
+        "moord: unable to configure the daemon: failed to set log opts: log option 'labels' "
+        "of the json-file log driver is not supported yet\n")
     assert not os.path.exists(tmp_path / "moord.sock")
 
 

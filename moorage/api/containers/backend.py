@@ -93,8 +93,10 @@ class ContainerBackend(Protocol):
     async def container_list(self, *, all: bool, limit: int | None,
                        filters: dict[str, list[str]]) -> list[ContainerRecord]: ...
 
-    def container_logs(self, ref: str, *, follow: bool, since: float, until: float,
-                       tail: int | None) -> tuple[ContainerRecord, AsyncIterator[LogLine]]: ...
+    def container_logs(self, ref: str, *, follow: bool, since_ns: int, until_ns: int,
+                       tail: int | None
+                       ) -> tuple[ContainerRecord, AsyncIterator[list[LogLine]]]:
+        """The log's entries, in batches: one write each."""
 
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:

@@ -32,13 +32,20 @@ _HOST_CONFIG_DEFAULTS = {
 
 
 def state_document(state: ContainerState) -> dict:
-    return {
+    doc = {
         "Status": state.status, "Running": state.running, "Paused": state.paused,
         "Restarting": state.restarting, "OOMKilled": state.oom_killed, "Dead": state.dead,
         "Pid": state.pid, "ExitCode": state.exit_code, "Error": state.error,
         "StartedAt": format_rfc3339_nano(state.started_at),
         "FinishedAt": format_rfc3339_nano(state.finished_at),
     }
+    if state.health is not None:
+        health = state.health
+        doc["Health"] = {
+            "Status": health.status, "FailingStreak": health.failing_streak,
+            "Log": [{"Start": format_rfc3339_nano(r.start), "End": format_rfc3339_nano(r.end),
+                     "ExitCode": r.exit_code, "Output": r.output} for r in health.log]}
+    return doc
 
 
 def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[str, str],
@@ -50,7 +57,9 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
         "Path": record.path, "Args": list(record.args), "State": state_document(record.state),
         "Image": record.image, "ResolvConfPath": record.resolv_conf_path,
         "HostnamePath": record.hostname_path, "HostsPath": record.hosts_path,
-        "LogPath": record.log_path, "Name": record.name, "RestartCount": record.restart_count,
+        # dockerd shows the local driver's files nowhere.
+        "LogPath": record.log_path if record.host_config.log_config.type == "json-file"
+        else "", "Name": record.name, "RestartCount": record.restart_count,
         "Driver": "overlay2", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
         "AppArmorProfile": "", "ExecIDs": exec_ids or None,
         "HostConfig": {**_HOST_CONFIG_DEFAULTS, **encode(record.host_config)},
@@ -67,9 +76,18 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
 def status_text(record: ContainerRecord) -> str:
     state = record.state
     now = time.time_ns()
+    if state.restarting:
+        return (f"Restarting ({state.exit_code}) "
+                f"{human_duration((now - state.finished_at) / 1e9)} ago")
     if state.running:
         text = f"Up {human_duration((now - state.started_at) / 1e9)}"
-        return text + " (Paused)" if state.paused else text
+        if state.paused:
+            return text + " (Paused)"
+        if state.health is not None:
+            shown = "health: starting" if state.health.status == "starting" \
+                else state.health.status
+            return f"{text} ({shown})"
+        return text
     if state.status == "exited":
         return (f"Exited ({state.exit_code}) "
                 f"{human_duration((now - state.finished_at) / 1e9)} ago")

@@ -167,8 +167,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         container = backend.get(name)
         # logs=1 replays the log first (moby containerAttach); read before attaching, so a
         # line is replayed or streamed, not both.
-        replay = [e async for e in backend.container_logs(
-            name, follow=False, since=0, until=0, tail=None)[1]] \
+        replay = [e async for batch in backend.container_logs(
+            name, follow=False, since_ns=0, until_ns=0, tail=None)[1] for e in batch] \
             if query_bool(request, "logs") and container.log_path else []
         tty = container.config.tty
         keys = detach_keys(request.query.get("detachKeys", ""),
@@ -201,20 +201,25 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         tail = None if tail_text in ("all", "") else query_int(request, "tail")
         container, entries = backend.container_logs(
             request.match_info["name"], follow=query_bool(request, "follow"),
-            since=_time_param(request, "since"), until=_time_param(request, "until"),
+            since_ns=_time_param(request, "since"), until_ns=_time_param(request, "until"),
             tail=tail if tail is None or tail >= 0 else None)
         tty = container.config.tty
         timestamps = query_bool(request, "timestamps")
         response = web.StreamResponse(headers={
             "Content-Type": RAW_STREAM if tty else MULTIPLEXED_STREAM})
         await response.prepare(request)
-        async for entry in entries:
-            if (entry.stream == "stdout" and not stdout) or \
-                    (entry.stream == "stderr" and not stderr):
-                continue
-            line = (entry.time.encode() + b" " + entry.line) if timestamps else entry.line
-            stream = stdcopy.STDOUT if entry.stream == "stdout" else stdcopy.STDERR
-            await response.write(line if tty else stdcopy.frame(stream, line))
+        async for batch in entries:
+            chunks = []
+            for entry in batch:
+                if (entry.stream == "stdout" and not stdout) or \
+                        (entry.stream == "stderr" and not stderr):
+                    continue
+                line = (entry.time.encode() + b" " + entry.line) if timestamps \
+                    else entry.line
+                stream = stdcopy.STDOUT if entry.stream == "stdout" else stdcopy.STDERR
+                chunks.append(line if tty else stdcopy.frame(stream, line))
+            if chunks:
+                await response.write(b"".join(chunks))
         await response.write_eof()
         return response
 
@@ -324,12 +329,15 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         add_route(app, method, path, handler)
 
 
-def _time_param(request: web.Request, name: str) -> float:
-    """Docker's since/until: unix seconds with optional fraction ("1700000000.5"), or 0."""
+def _time_param(request: web.Request, name: str) -> int:
+    """Docker's since/until, unix seconds with an optional fraction ("1700000000.5"), in
+    nanoseconds exactly (a float would lose the last digits of `logs -t`'s times); 0:
+    unset."""
     value = request.query.get(name, "")
-    if not value or value == "0":
-        return 0.0
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+    seconds, _, fraction = value.partition(".")
+    if not seconds.lstrip("-").isdigit() or (fraction and not fraction.isdigit()):
+        if not value:
+            return 0
+        raise InvalidParameter(f"invalid value for {name}: {value!r}")
+    sign = -1 if seconds.startswith("-") else 1
+    return sign * (abs(int(seconds)) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9]))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.containers.registry import Registry
+from moorage.daemon.containers.restarts import RestartManagers
 from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.events.bus import EventBus
@@ -25,3 +26,4 @@ class Context:
     states: StateMachine
     zygote: Zygote
     events: EventBus
+    restarts: RestartManagers

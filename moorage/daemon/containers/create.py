@@ -8,7 +8,7 @@ import os
 import secrets
 
 from moorage.daemon.containers import events as container_events
-from moorage.daemon.containers import refusals, setup, spec, volumes
+from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec, volumes
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
@@ -24,6 +24,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
         raise InvalidParameter("config cannot be empty in order to create a container")
     # dockerd's order (daemon/create.go): the settings, then the image, then the command.
     setup.validate_config(config)
+    healthcheck.validate(config.healthcheck)
     setup.validate_host_config(host, tuple(r.name for r in ctx.config.runtimes))
     if host.security_opt:
         spec.security_options(host.security_opt)
@@ -58,7 +59,9 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
                   host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
                   image_id: str) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
-    host = setup.host_defaults(host, ctx.config.default_runtime)
+    host = setup.host_defaults(host, ctx.config.default_runtime,
+                               (ctx.config.log_driver, ctx.config.log_opts))
+    logconfig.check_names(host.log_config.type, host.log_config.config)
     mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
     record = ContainerRecord(
         id=container_id, name=name, created=now_ns(), path=command[0],
@@ -66,8 +69,7 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         mounts=mounts, resolv_conf_path=os.path.join(directory, "resolv.conf"),
         hostname_path=os.path.join(directory, "hostname"),
         hosts_path=os.path.join(directory, "hosts"),
-        log_path=os.path.join(directory, f"{container_id}-json.log")
-        if host.log_config.type == "json-file" else "")
+        log_path=logconfig.log_path(directory, container_id, host.log_config.type))
     os.makedirs(directory, mode=0o710)
     for point in mounts:
         if point.type == "volume":

@@ -40,6 +40,9 @@ class ExecManager:
         container = self.ctx.registry.get(ref)
         if not container.state.running:
             raise Conflict(f"Container {container.id} is not running")
+        if container.state.restarting:
+            raise Conflict(f"Container {container.id} is restarting, wait until the "
+                           "container is running")
         if container.state.paused:
             raise Conflict(f"Container {container.id} is paused, unpause the container before "
                            "exec")
@@ -145,6 +148,11 @@ class ExecManager:
             for exec_id in self.ids_of(container.id):
                 del self.execs[exec_id]
                 self._processes.pop(exec_id, None)
+
+    def discard(self, exec_id: str) -> None:
+        """An internal exec (a healthcheck's) is forgotten once it ends."""
+        self.execs.pop(exec_id, None)
+        self._processes.pop(exec_id, None)
 
     def ids_of(self, container_id: str) -> list[str]:
         return [e.id for e in self.execs.values() if e.container_id == container_id]

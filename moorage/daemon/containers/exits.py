@@ -29,16 +29,17 @@ log = logging.getLogger("moord.containers")
 _GONE_DEADLINE = 1.0  # seconds processes have to vanish once killed
 
 
-async def apply_exit(ctx: Context, container_id: str, exit_record: dict) -> ContainerRecord | None:
-    """Caller holds the lock. Running → exited with the shim's exit record; the rootfs
-    is unmounted. The record as it is after (None once removed); a second report of
-    the same exit changes nothing."""
+async def apply_exit(ctx: Context, container_id: str, exit_record: dict,
+                     status: str = EXITED) -> ContainerRecord | None:
+    """Caller holds the lock. Running → exited (or restarting, for a restart policy)
+    with the shim's exit record; the rootfs is unmounted. The record as it is after
+    (None once removed); a second report of the same exit changes nothing."""
     current = ctx.registry.find(container_id)
-    if current is None or not current.state.running:
+    if current is None or not current.state.running or current.state.restarting:
         return current
     await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
     code, oom, error, finished = exit_status(exit_record)
-    return ctx.states.transition(container_id, EXITED, event="exit", pid=0, exit_code=code,
+    return ctx.states.transition(container_id, status, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)
 
 
@@ -110,6 +111,22 @@ async def shim_gone(ctx: Context, record: ContainerRecord) -> None:
             loop.remove_reader(pidfd)
     finally:
         os.close(pidfd)
+
+
+async def end_leftovers(ctx: Context, record: ContainerRecord) -> None:
+    """At daemon start, for a container not running: a start the crash cut short may
+    have left its shim waiting for the start, and its init in its cgroup, with its
+    rootfs mounted; all go. The shim is reached by its own socket (never by a pid
+    that may have been reused since)."""
+    try:
+        await request(ctx.paths.socket(record), {"op": "state"})
+    except (MoorError, OSError, ValueError):
+        if await asyncio.to_thread(_kill_cgroup, record.id):
+            log.warning("container %s: killed what a cut-short start left", record.id)
+    else:
+        log.warning("container %s: ended the shim a cut-short start left", record.id)
+        await end_process(ctx, record)
+    await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(record.id))
 
 
 def _kill_cgroup(container_id: str) -> bool:

@@ -19,7 +19,9 @@ from typing import Protocol
 from moorage.errors import InvalidParameter
 from moorage.model.records import STATUSES, ContainerRecord
 
-_KNOWN = ("id", "name", "label", "status", "exited", "ancestor", "before", "since")
+_KNOWN = ("id", "name", "label", "status", "exited", "ancestor", "before", "since",
+          "health")
+_HEALTH = ("starting", "healthy", "unhealthy", "none")
 _REGEX_DEADLINE = 2.0
 _UNBOUNDED = sre_parse.MAXREPEAT
 _CHILD = ("import json, re, sys\n"
@@ -131,6 +133,11 @@ def _one(record: ContainerRecord, key: str, value: str, lookup: _Lookup,
         except ValueError:
             raise InvalidParameter(f"invalid filter 'exited={value}'") from None
         return record.state.status == "exited" and record.state.exit_code == code
+    if key == "health":
+        if value not in _HEALTH:
+            raise InvalidParameter(f"Unrecognised filter value for health: {value}")
+        health = record.state.health
+        return (health.status if health is not None else "none") == value
     if key == "ancestor":
         return value in (record.config.image, record.image) \
             or record.image.removeprefix("sha256:").startswith(value)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
+from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import apply_exit, kill_remains
-from moorage.daemon.containers.paths import read_exit_file
+from moorage.daemon.containers.paths import exit_status, read_exit_file
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_client import request
 from moorage.errors import MoorError
-from moorage.model.records import ContainerRecord
+from moorage.model.records import RESTARTING, ContainerRecord
 
 
 class Monitors:
@@ -54,8 +56,21 @@ class Monitors:
 
 
 async def exited(ctx: Context, container_id: str, exit_record: dict) -> None:
-    """Caller holds the lock: record the exit, then AutoRemove (with its anonymous volumes,
-    as dockerd's --rm)."""
+    """Caller holds the lock: record the exit; then the restart policy's back-off, or
+    AutoRemove (with its anonymous volumes, as dockerd's --rm)."""
+    record = ctx.registry.find(container_id)
+    if record is None or not record.state.running or record.state.restarting:
+        return
+    code, oom, _, finished = exit_status(exit_record)
+    if oom:
+        container_events.publish(ctx, record, "oom")
+    delay = ctx.restarts.decide(record, code, (finished - record.state.started_at) / 1e9,
+                                record.manually_stopped)
+    if delay is not None:
+        ctx.registry.put(replace(record, restart_count=record.restart_count + 1))
+        await apply_exit(ctx, container_id, exit_record, status=RESTARTING)
+        ctx.restarts.schedule(container_id, delay)
+        return
     record = await apply_exit(ctx, container_id, exit_record)
     if record is not None and not record.state.running and record.host_config.auto_remove:
         await remove_locked(ctx, record, remove_volumes=True)

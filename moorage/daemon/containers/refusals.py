@@ -65,8 +65,6 @@ def refuse_unsupported(host_config: _HostConfig, *, apparmor: bool | None = None
                                                else selinux_enabled()):
             raise InvalidParameter(f'invalid --security-opt: "{option}": SELinux is not '
                                    "enabled on this host")
-    if host_config.log_config.config:
-        raise InvalidParameter(_log_opts_refusal(host_config.log_config.config))
 
 
 def require_network(network_mode: str) -> None:
@@ -79,20 +77,6 @@ def require_network(network_mode: str) -> None:
     if network_mode not in _NETWORK_MODES and not network_mode.startswith("container:"):
         raise NotFound(f"network {network_mode} not found")  # libnetwork's ErrNoSuchNetwork
 
-
-def refuse_unsupported_config(daemon_json: Mapping[str, object]) -> None:
-    """Raise InvalidParameter for a daemon.json directive that would be accepted and not
-    honoured (today: `log-opts`, since the json-file log is never rotated)."""
-    log_opts = daemon_json.get("log-opts")
-    if log_opts:
-        names = log_opts if isinstance(log_opts, Mapping) else {"log-opts": ""}
-        raise InvalidParameter(f"unable to configure the daemon: {_log_opts_refusal(names)}")
-
-
-def _log_opts_refusal(options: Mapping[str, object]) -> str:
-    names = ", ".join(sorted(options))
-    return (f"log options are not supported yet ({names}): the json-file log is "
-            "neither rotated nor labelled")
 
 
 def apparmor_enabled() -> bool:

@@ -8,7 +8,7 @@ from moorage.daemon.containers import setup, volumes
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import apply_exit, end_process, shim_gone
 from moorage.errors import Conflict
-from moorage.model.records import REMOVING, ContainerRecord
+from moorage.model.records import EXITED, REMOVING, ContainerRecord
 
 
 async def container_rm(ctx: Context, ref: str, force: bool, remove_volumes: bool) -> None:
@@ -18,10 +18,15 @@ async def container_rm(ctx: Context, ref: str, force: bool, remove_volumes: bool
         record = ctx.states.current(record.id)
         if record.state.running:
             if not force:
-                state = "paused" if record.state.paused else "running"
-                raise Conflict(f"You cannot remove a {state} container {record.id}. Stop "
-                               "the container before attempting removal or force remove")
-            await apply_exit(ctx, record.id, await end_process(ctx, record))
+                raise Conflict(f"You cannot remove a {record.state.status} container "
+                               f"{record.id}. Stop the container before attempting removal "
+                               "or force remove")
+            # rm -f is a SIGKILL of the user's: no restart policy brings it back.
+            ctx.restarts.cancel(record.id)
+            if record.state.restarting:
+                ctx.states.transition(record.id, EXITED, event="exit")
+            else:
+                await apply_exit(ctx, record.id, await end_process(ctx, record))
             record = ctx.states.current(record.id)
         await remove_locked(ctx, record, remove_volumes)
 
@@ -42,4 +47,5 @@ async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: b
         await asyncio.to_thread(volumes.remove_anonymous, ctx.volumes, record)
     await shim_gone(ctx, record)  # its cgroup and runtime state go before "removed"
     ctx.paths.remove_exit_file(record.id)
+    ctx.restarts.forget(record.id)
     ctx.states.removed(record)

@@ -18,6 +18,7 @@ from moorage.daemon.containers import (
     create,
     prune,
     remove,
+    restarts,
     setup,
     stats,
     stop,
@@ -28,12 +29,19 @@ from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
-from moorage.daemon.containers.exits import end_process, kill_remains
+from moorage.daemon.containers.exits import (
+    apply_exit,
+    end_leftovers,
+    end_process,
+    kill_remains,
+)
 from moorage.daemon.containers.filters import select
+from moorage.daemon.containers.health import HealthMonitors
 from moorage.daemon.containers.logs import LogEntry, read_log
-from moorage.daemon.containers.monitor import Monitors, exited
+from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.paths import ContainerPaths, read_exit_file
 from moorage.daemon.containers.registry import Registry
+from moorage.daemon.containers.restarts import RestartManagers
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.spec import CGROUP_PARENT
@@ -45,7 +53,7 @@ from moorage.daemon.images.service import ImageService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
-from moorage.model.records import REMOVING, ContainerRecord
+from moorage.model.records import EXITED, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
 log = logging.getLogger("moord.containers")
@@ -61,37 +69,64 @@ class ContainerService:
         self.ctx = Context(config=config, images=images, volumes=volumes,
                            paths=ContainerPaths(config.data_root, config.exec_root),
                            registry=registry, states=StateMachine(registry), zygote=zygote,
-                           events=events)
+                           events=events, restarts=RestartManagers())
         container_events.follow_transitions(self.ctx)
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)
+        self.health = HealthMonitors(self.ctx, self.execs)
         self.starter = Starter(self.ctx, self.monitors, self.attachments)
+        self.ctx.restarts.bind(self.starter.restart)
 
     # ------------------------------------------------------------------ daemon
 
     async def start(self) -> None:
         """Reconcile with the shims: with live-restore a running container's shim is
         re-adopted; without it (Docker's default) the container is stopped, as dockerd's
-        restore kills what its last run left. A removal a crash cut short finishes."""
+        restore kills what its last run left. A removal a crash cut short finishes;
+        then, as dockerd's restore, restart policies bring back what they keep running
+        and AutoRemove removes what exited while the daemon was away."""
         ctx = self.ctx
         for record in ctx.registry.load():
             async with ctx.states.lock(record.id):
                 if record.state.status == REMOVING:
+                    await end_leftovers(ctx, record)
                     await remove.remove_locked(ctx, record, remove_volumes=False)
                     continue
-                if not record.state.running:
-                    continue
-                try:
-                    await call(ctx.paths, record, {"op": "state"})
-                except MoorError as err:
-                    await exited(ctx, record.id, read_exit_file(ctx.paths, record.id)
-                                 or await kill_remains(ctx, record, str(err)))
-                    continue
-                if ctx.config.live_restore:
-                    self.monitors.watch(record)
+                if record.state.restarting:  # the daemon went during a back-off
+                    await end_leftovers(ctx, record)
+                    record = ctx.states.transition(record.id, EXITED)
+                elif record.state.running:
+                    try:
+                        await call(ctx.paths, record, {"op": "state"})
+                    except MoorError as err:
+                        await apply_exit(ctx, record.id, read_exit_file(ctx.paths, record.id)
+                                         or await kill_remains(ctx, record, str(err)))
+                    else:
+                        if ctx.config.live_restore:
+                            self.monitors.watch(record)
+                            self.health.arm(record)
+                            continue
+                        await apply_exit(ctx, record.id, await end_process(ctx, record))
+                    record = ctx.states.current(record.id)
                 else:
-                    await exited(ctx, record.id, await end_process(ctx, record))
+                    await end_leftovers(ctx, record)
+                await self._restore_stopped(record)
+
+    async def _restore_stopped(self, record: ContainerRecord) -> None:
+        """Caller holds the lock; the container is not running. A container that has run
+        and that its policy keeps running starts anew (moby's restore: count reset);
+        an exited --rm container is removed."""
+        if record.state.status != EXITED:
+            return
+        if restarts.wants_restart(record, record.state.exit_code, record.manually_stopped):
+            try:
+                await self.starter.start_locked(record)
+            except MoorError as err:
+                log.warning("container %s: restart at daemon start failed: %s",
+                            record.id, err)
+        elif record.host_config.auto_remove:
+            await remove.remove_locked(self.ctx, record, remove_volumes=True)
 
     async def stop(self) -> None:
         """Without live-restore the containers stop with the daemon and their rootfs
@@ -103,6 +138,8 @@ class ContainerService:
             except TimeoutError:
                 log.warning("containers still running after %ss of shutdown",
                             _SHUTDOWN_DEADLINE)
+        await ctx.restarts.stop()
+        await self.health.stop()
         await self.monitors.stop()
         ctx.states.cancel_waiters()
         for record in ctx.registry.all():
@@ -182,8 +219,9 @@ class ContainerService:
         found = await select(found, filters, self.ctx.registry)
         return found[:limit] if limit and limit > 0 else found
 
-    def container_logs(self, ref: str, *, follow: bool, since: float, until: float,
-                       tail: int | None) -> tuple[ContainerRecord, AsyncIterator[LogEntry]]:
+    def container_logs(self, ref: str, *, follow: bool, since_ns: int, until_ns: int,
+                       tail: int | None) -> tuple[ContainerRecord,
+                                                  AsyncIterator[list[LogEntry]]]:
         record = self.get(ref)
         if not record.log_path:
             raise InvalidParameter('configured logging driver does not support reading')
@@ -192,8 +230,8 @@ class ContainerService:
             current = self.ctx.registry.find(record.id)
             return current is not None and current.state.running
 
-        return record, read_log(record.log_path, since=since, until=until, tail=tail,
-                                follow=follow, running=running)
+        return record, read_log(record.log_path, since_ns=since_ns, until_ns=until_ns,
+                                tail=tail, follow=follow, running=running)
 
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:

@@ -14,6 +14,7 @@ import shutil
 from dataclasses import replace
 
 from moorage import environ
+from moorage.daemon.containers import healthcheck, logconfig, restarts
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.fsutil import atomic_write
@@ -24,7 +25,6 @@ from moorage.runtime.mounts import resolve_in_root
 from moorage.store.snapshots import Mount
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_LOG_DRIVERS = ("json-file", "none")
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 
@@ -55,7 +55,8 @@ def merge_image_config(config: ContainerConfig, image: dict, container_id: str) 
         labels={**(defaults.get("Labels") or {}), **config.labels},
         stop_signal=config.stop_signal or defaults.get("StopSignal"),
         volumes=volumes or None, exposed_ports=config.exposed_ports
-        or defaults.get("ExposedPorts"))
+        or defaults.get("ExposedPorts"),
+        healthcheck=healthcheck.merge(config.healthcheck, defaults.get("Healthcheck")))
 
 
 def validate_config(config: ContainerConfig) -> None:
@@ -68,7 +69,8 @@ def validate_config(config: ContainerConfig) -> None:
             raise InvalidParameter(f"invalid environment variable: {item}")
 
 
-def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
+def host_defaults(host: HostConfig, default_runtime: str,
+                  log_defaults: tuple[str, dict[str, str]] = ("json-file", {})) -> HostConfig:
     """What dockerd fills in at create (daemon/create.go, adaptContainerSettings), so that
     inspect shows the values the container really gets."""
     swap = host.memory_swap
@@ -76,7 +78,8 @@ def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
         swap = host.memory * 2
     return replace(
         host, runtime=host.runtime or default_runtime,
-        log_config=replace(host.log_config, type=host.log_config.type or "json-file"),
+        log_config=replace(host.log_config, **dict(zip(("type", "config"), logconfig.merged(
+            host.log_config.type, host.log_config.config or {}, *log_defaults), strict=True))),
         shm_size=host.shm_size or DEFAULT_SHM_SIZE, memory_swap=swap,
         ipc_mode=host.ipc_mode or "private",
         # dockerd's default cgroup namespace: private on a cgroup v2 host, host on v1 and hybrid.
@@ -89,9 +92,7 @@ def host_defaults(host: HostConfig, default_runtime: str) -> HostConfig:
 
 
 def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
-    if host.log_config.type and host.log_config.type not in _LOG_DRIVERS:
-        raise InvalidParameter(f"error looking up logging plugin {host.log_config.type}: "
-                               f'plugin "{host.log_config.type}" not found')
+    logconfig.check_driver(host.log_config.type)
     if host.runtime and host.runtime not in runtimes:
         raise InvalidParameter(f"unknown or invalid runtime name: {host.runtime}")
     if host.memory and host.memory < 6 * 1024 * 1024:
@@ -120,10 +121,9 @@ def validate_host_config(host: HostConfig, runtimes: tuple[str, ...]) -> None:
         _check_sysctl(name, host)
     if host.cgroupns_mode not in ("", "host", "private"):
         raise InvalidParameter(f"invalid cgroup namespace mode: {host.cgroupns_mode}")
-    if host.restart_policy.name not in ("", "no"):
-        # Restart policies land with the engine's operations: refused until they act.
-        raise InvalidParameter(f'restart policy "{host.restart_policy.name}" is not '
-                               "supported yet")
+    refused = restarts.validate(host.restart_policy, host.auto_remove)
+    if refused:
+        raise InvalidParameter(refused)
     for kind, mode in (("PID", host.pid_mode), ("IPC", host.ipc_mode),
                        ("UTS", host.uts_mode)):
         if mode not in ("", "host", "private", "shareable") and not mode.startswith("container:"):

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import logging
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import refusals, setup, spec
+from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process, shim_gone
@@ -19,9 +20,11 @@ from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
 from moorage.fsutil import atomic_write
-from moorage.model.records import EXITED, REMOVING, RUNNING, ContainerRecord
+from moorage.model.records import EXITED, REMOVING, RESTARTING, RUNNING, ContainerRecord
 from moorage.model.times import now_ns
 from moorage.shim.wire import ShimConfig
+
+log = logging.getLogger("moord.containers")
 
 
 def start_error(reply: dict, command: str) -> tuple[int, MoorError]:
@@ -62,8 +65,34 @@ class Starter:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if record.state.running:
                 raise NotModified("container already started")
-            setup.check_bind_sources(record.host_config)
-            await self._start(record)
+            await self.start_locked(record)
+
+    async def start_locked(self, record: ContainerRecord) -> None:
+        """Caller holds the lock; the container is not running."""
+        setup.check_bind_sources(record.host_config)
+        await self._start(self._reset_policy(record))
+
+    def _reset_policy(self, record: ContainerRecord) -> ContainerRecord:
+        """A start by the user (or the daemon's at its start) begins the restart policy
+        anew: no count, no back-off, no stop of the user's (moby ResetRestartManager)."""
+        self.ctx.restarts.forget(record.id)
+        if record.restart_count or record.manually_stopped:
+            record = replace(record, restart_count=0, manually_stopped=False)
+            self.ctx.registry.put(record)
+        return record
+
+    async def restart(self, container_id: str) -> None:
+        """The restart policy's start, once its back-off ends; a failure leaves the
+        container exited, as dockerd's (logged: nobody waits on it)."""
+        async with self.ctx.states.lock(container_id):
+            record = self.ctx.registry.find(container_id)
+            if record is None or not record.state.restarting \
+                    or self.ctx.restarts.cancelled(container_id):
+                return
+            try:
+                await self._start(record)
+            except Exception as err:  # recorded on the container by _failed
+                log.warning("container %s: restart failed: %s", container_id, err)
 
     async def _start(self, record: ContainerRecord) -> None:
         ctx = self.ctx
@@ -101,14 +130,18 @@ class Starter:
             raise failure from None
         ctx.states.transition(
             record.id, RUNNING, event="start", pid=int(started["pid"]), exit_code=0, error="",
-            oom_killed=False, started_at=now_ns(), finished_at=0)
+            oom_killed=False, started_at=now_ns(), finished_at=0,
+            health=healthcheck.initial(record))
 
     async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
         await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
-        status = record.state.status if record.state.status != REMOVING else EXITED
-        record = self.ctx.states.transition(record.id, status, event="start-failed",
+        status = record.state.status if record.state.status not in (REMOVING, RESTARTING) \
+            else EXITED
+        # A restart that fails ends the container's run: its waiters learn of the exit.
+        event = "exit" if record.state.restarting else "start-failed"
+        record = self.ctx.states.transition(record.id, status, event=event,
                                             error=str(error), exit_code=code,
                                             finished_at=now_ns())
         if record.host_config.auto_remove:
@@ -119,6 +152,8 @@ class Starter:
         ctx = self.ctx
         paths = ctx.paths
         directory = paths.dir(record.id)
+        rotation = logconfig.rotation(record.host_config.log_config.type,
+                                      record.host_config.log_config.config)
         rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
         host = record.host_config
         setup.write_etc_files(directory, record.config, host)
@@ -138,6 +173,8 @@ class Starter:
         # No fsync: the bundle is written anew at every start.
         atomic_write(os.path.join(directory, "config.json"), json.dumps(document), sync=False)
         runtime = ctx.config.runtime(host.runtime)
+        if record.log_path:
+            os.makedirs(os.path.dirname(record.log_path), exist_ok=True)
         os.makedirs(paths.shims, mode=0o700, exist_ok=True)
         paths.remove_exit_file(record.id)
         return ShimConfig(
@@ -148,7 +185,7 @@ class Starter:
             exit_file=paths.exit_file(record.id), log_path=record.log_path,
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,
-            console_size=_console_size(host.console_size))
+            console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple())
 
 
 def _console_size(size: tuple[int, ...] | None) -> tuple[int, int]:

@@ -26,11 +26,12 @@ from moorage.model.records import (
 )
 
 # The moves Docker makes (moby container/state.go): a failed start leaves a container
-# as it was (created or exited) with its error and code.
+# as it was (created or exited) with its error and code; an exit its restart policy
+# allows makes it restarting (Running, no process) until the back-off ends.
 _MOVES = {
     CREATED: {CREATED, RUNNING, REMOVING},
-    RUNNING: {PAUSED, EXITED},
-    PAUSED: {RUNNING, EXITED},
+    RUNNING: {PAUSED, EXITED, RESTARTING},
+    PAUSED: {RUNNING, EXITED, RESTARTING},
     RESTARTING: {RUNNING, EXITED},
     EXITED: {EXITED, RUNNING, REMOVING},
     REMOVING: {CREATED, EXITED},  # back when a removal fails

@@ -26,7 +26,10 @@ TMP_PREFIXES = (content.TMP_PREFIX, *snapshots.TMP_PREFIXES)
 def reconcile(service: ImageStore) -> None:
     """At daemon start: drop half-finished ingests and unpacks, and snapshot
     directories whose row was never written (a crash between rename and commit,
-    or between preparing a writable layer's directory and recording it)."""
+    or between preparing a writable layer's directory and recording it); then
+    collect the blobs and snapshots no image needs: a crash between an image's
+    rows and its content (a load killed before it recorded the image, an rmi
+    killed after it dropped the rows) leaves them, and nothing else would."""
     for name in os.listdir(service.tmp_dir):
         if name.startswith(TMP_PREFIXES):
             _remove_path(os.path.join(service.tmp_dir, name))
@@ -36,6 +39,7 @@ def reconcile(service: ImageStore) -> None:
             service.snapshots.remove_dir(name)
     for key in _stray_active(service):
         service.snapshots.remove_active(key)
+    service.collect_garbage()
 
 
 def _stray_active(service: ImageStore) -> list[str]:
