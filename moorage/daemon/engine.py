@@ -11,7 +11,7 @@ from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
 from moorage.daemon.system.info import SystemService
-from moorage.daemon.volumes.store import VolumeStore
+from moorage.daemon.volumes.service import VolumeService
 from moorage.distribution.mirrors import RegistryConfig
 from moorage.store.metadata import Metadata
 
@@ -28,7 +28,7 @@ class Engine:
         self.events = EventBus()
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
             config.registry_mirrors, config.insecure_registries), self.metadata)
-        self.volumes = VolumeStore(config.data_root, self.metadata)
+        self.volumes = VolumeService(config.data_root, self.metadata, self.events)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
 

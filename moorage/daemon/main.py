@@ -87,6 +87,7 @@ async def serve(config: object) -> int:
     from moorage.api.images.routes import add_routes as image_routes
     from moorage.api.server import create_app
     from moorage.api.system.routes import add_routes as system_routes
+    from moorage.api.volumes.routes import add_routes as volume_routes
     from moorage.daemon.config import DaemonConfig
     from moorage.daemon.engine import Engine
     from moorage.daemon.listen import claim_pidfile, listen_unix, release_pidfile
@@ -100,6 +101,7 @@ async def serve(config: object) -> int:
     image_routes(app, engine.images)
     container_routes(app, engine.containers)
     exec_routes(app, engine.containers)
+    volume_routes(app, engine.volumes)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []

@@ -46,11 +46,20 @@ class TmpfsOptions:
 @dataclass(frozen=True, slots=True)
 class BindOptions:
     propagation: str = w("Propagation", "")
+    non_recursive: bool = w("NonRecursive", False)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    name: str = w("Name", "")
+    options: dict[str, str] | None = w("Options")
 
 
 @dataclass(frozen=True, slots=True)
 class VolumeOptions:
     no_copy: bool = w("NoCopy", False)
+    labels: dict[str, str] | None = w("Labels")
+    driver_config: DriverConfig | None = w("DriverConfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,8 @@ class Mount:
     source: str = w("Source", "")
     target: str = w("Target", "")
     read_only: bool = w("ReadOnly", False)
+    # Docker Desktop's; dockerd on Linux keeps it in HostConfig and ignores it, so do we.
+    consistency: str = w("Consistency", "", omitempty=True)
     bind_options: BindOptions | None = w("BindOptions")
     volume_options: VolumeOptions | None = w("VolumeOptions")
     tmpfs_options: TmpfsOptions | None = w("TmpfsOptions")

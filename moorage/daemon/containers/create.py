@@ -30,7 +30,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     if config.stop_signal:
         spec.parse_signal(config.stop_signal)
-    mounts = setup.mount_points(host)
+    mounts = volumes.inherit(setup.mount_points(host), host.volumes_from, ctx.registry.get)
     for mode in (host.pid_mode, host.ipc_mode):
         if mode.startswith("container:"):
             ctx.registry.get(mode.partition(":")[2])
@@ -56,7 +56,7 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
                   image_id: str) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
     host = setup.host_defaults(host, ctx.config.default_runtime)
-    mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
+    mounts = volumes.attach(mounts, merged.volumes, ctx.volumes, host)
     record = ContainerRecord(
         id=container_id, name=name, created=now_ns(), path=command[0],
         args=tuple(command[1:]), image=image_id, config=merged, host_config=host,
@@ -71,7 +71,7 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
             ctx.volumes.leases.acquire(container_id, point.name)
     try:
         rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id)
-        await asyncio.to_thread(volumes.populate, directory, rootfs, record)
+        await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes)
         ctx.registry.put(record)
     except Exception:
         setup.remove_container_dir(directory)

@@ -275,6 +275,9 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
                 raise InvalidParameter(f"{_config_error(kind)}invalid mount path: "
                                        f"'{mount.source}' mount path must be absolute")
             _check_bind_source(mount.source)
+            if mount.bind_options and mount.bind_options.non_recursive:
+                raise InvalidParameter(f"{_config_error(kind)}non-recursive bind mounts "
+                                       "(bind-nonrecursive) are not supported yet")
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
             points.append(MountPoint("bind", mount.source, mount.target, "",

@@ -9,7 +9,7 @@ import json
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import refusals, setup, spec
+from moorage.daemon.containers import refusals, setup, spec, volumes
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process
@@ -102,6 +102,7 @@ class Starter:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
         await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
+        await asyncio.to_thread(volumes.unmount_all, self.ctx.volumes, record)
         status = record.state.status if record.state.status != REMOVING else EXITED
         record = self.ctx.states.transition(record.id, status, event="start-failed",
                                             error=str(error), exit_code=code,
@@ -115,6 +116,7 @@ class Starter:
         paths = ctx.paths
         directory = paths.dir(record.id)
         rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
+        volumes.mount_all(ctx.volumes, record)
         host = record.host_config
         setup.write_etc_files(directory, record.config, host)
         namespace_pids = {}
