@@ -200,7 +200,7 @@ _MODE_KINDS = ({"ro", "rw"}, {"z", "Z"}, {"private", "rprivate", "shared", "rsha
 _PROPAGATIONS = _MODE_KINDS[2]
 
 
-def _valid_mode(mode: str) -> bool:
+def valid_mode(mode: str) -> bool:
     words = mode.split(",") if mode else []
     counts = [sum(1 for w in words if w in kind) for kind in _MODE_KINDS]
     return sum(counts) == len(words) and max(counts, default=0) <= 1
@@ -213,7 +213,7 @@ def _bind_spec(bind: str) -> MountPoint:
         raise InvalidParameter(f"invalid volume specification: '{bind}'")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else ""
-    if not _valid_mode(mode):
+    if not valid_mode(mode):
         raise InvalidParameter(f"invalid mode: {mode}")
     options = mode.split(",")
     kind = "bind" if os.path.isabs(source) else "volume"

@@ -116,6 +116,7 @@ class Starter:
         paths = ctx.paths
         directory = paths.dir(record.id)
         rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
+        volumes.check_propagation(record)
         volumes.mount_all(ctx.volumes, record)
         host = record.host_config
         setup.write_etc_files(directory, record.config, host)

@@ -27,32 +27,35 @@ from moorage.model.records import ContainerRecord
 from moorage.runtime.mounts import resolve_in_root
 from moorage.store.snapshots import Mount
 
-_MODES = ("ro", "rw")
+_NOT_INHERITED = {"private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"}
 
 
 def inherit(points: tuple[MountPoint, ...], volumes_from: tuple[str, ...] | None,
             lookup: Callable[[str], ContainerRecord]) -> tuple[MountPoint, ...]:
     """`points` after the mount points of the `--volumes-from` containers whose
-    destination `points` leave free; NotFound for a missing container, dockerd's
-    errors for a bad specification."""
+    destination `points` leave free; InvalidParameter in dockerd's words for a missing
+    container or a bad specification."""
     inherited: dict[str, MountPoint] = {}
     for spec in volumes_from or ():
         if not spec:
             raise InvalidParameter("volumes-from specification cannot be an empty string")
         ref, sep, mode = spec.partition(":")
-        if sep:
-            words = mode.split(",")
-            if not all(w in (*_MODES, "z", "Z", "nocopy") or w.endswith("shared")
-                       or w.endswith("slave") or w.endswith("private") for w in words) \
-                    or sum(w in _MODES for w in words) > 1:
-                raise InvalidParameter(f"invalid mode: {mode}")
-            if any(w not in _MODES for w in words):
-                raise InvalidParameter(f"invalid volume specification: '{spec}'")
-        source = lookup(ref)
+        words = mode.split(",") if sep else []
+        if sep and not setup.valid_mode(mode):
+            raise InvalidParameter(f"invalid mode: {mode}")
+        # Propagation and nocopy belong to the source container's mounts.
+        if any(w in _NOT_INHERITED for w in words):
+            raise InvalidParameter(f"invalid volume specification: '{spec}'")
+        try:
+            source = lookup(ref)
+        except NotFound as err:
+            # 400 as dockerd's (and not a 404, which the docker CLI takes for a
+            # missing image and goes to pull).
+            raise InvalidParameter(str(err)) from None
         for point in source.mounts:
             # dockerd copies neither the mode nor an explicit :rw past a read-only source.
             inherited[point.destination] = replace(
-                point, mode="", rw=point.rw and (mode != "ro"))
+                point, mode="", rw=point.rw and "ro" not in words)
     own = {p.destination for p in points}
     return tuple(p for d, p in inherited.items() if d not in own) + points
 
@@ -111,22 +114,23 @@ def populate(container_dir: str, rootfs_mounts: list[Mount], container: Containe
     rootfs = setup.mount_rootfs(container_dir, rootfs_mounts)
     try:
         for point in candidates:
+            # Resolved inside the rootfs: an image's symlink must not point the copy at
+            # the host. Nothing there, nothing to mount (moby's CopyImagePathContent).
+            source = resolve_in_root(rootfs, point.destination)
+            if not os.path.isdir(source):
+                continue
             service.mount(point.name, container.id, point.destination, point.rw,
                           point.propagation, quiet=True)
             try:
-                _copy_up(rootfs, point)
+                _copy_up(source, point)
             finally:
                 service.unmount(point.name, container.id, quiet=True)
     finally:
         setup.unmount_rootfs(container_dir)
 
 
-def _copy_up(rootfs: str, point: MountPoint) -> None:
+def _copy_up(source: str, point: MountPoint) -> None:
     if os.listdir(point.source):
-        return
-    # Resolved inside the rootfs: an image's symlink must not point the copy at the host.
-    source = resolve_in_root(rootfs, point.destination)
-    if not os.path.isdir(source):
         return
     done = subprocess.run(["cp", "-a", "--", f"{source}/.", point.source],
                           capture_output=True, text=True)
@@ -187,3 +191,34 @@ def remove_anonymous(service: VolumeService, container: ContainerRecord) -> None
                 service.remove(point.name)
             except (Conflict, NotFound):
                 pass
+
+
+def check_propagation(container: ContainerRecord) -> None:
+    """At start, as dockerd's WithMounts: a shared bind needs a shared source mount, a
+    slave one a shared or slave source mount (else the propagation asked for would
+    silently not happen)."""
+    for point in container.mounts:
+        shared = point.propagation in ("shared", "rshared")
+        if point.type != "bind" or not (shared or point.propagation in ("slave", "rslave")):
+            continue
+        mount_point, optional = _source_mount(point.source)
+        if shared and not any(f.startswith("shared:") for f in optional):
+            raise SystemFailure(f"path {point.source} is mounted on {mount_point} but it "
+                                "is not a shared mount")
+        if not any(f.startswith(("shared:", "master:")) for f in optional):
+            raise SystemFailure(f"path {point.source} is mounted on {mount_point} but it "
+                                "is not a shared or slave mount")
+
+
+def _source_mount(path: str) -> tuple[str, list[str]]:
+    """The mount point holding `path` and its mountinfo optional fields."""
+    path = os.path.realpath(path)
+    best, fields = "/", []
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            parts = line.split(" - ")[0].split()
+            where = parts[4].replace("\\040", " ")
+            inside = path == where or path.startswith(where.rstrip("/") + "/")
+            if inside and len(where) >= len(best):
+                best, fields = where, parts[6:]
+    return best, fields
