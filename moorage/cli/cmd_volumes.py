@@ -59,10 +59,22 @@ def _row(volume: dict[str, Any]) -> dict[str, Any]:
 def volume_ls(session: Session, opts: Options, _args: list[str]) -> int:
     found = (session.client.get("/volumes", {"filters": filters(opts.filter)}) or {}).get(
         "Volumes") or []
-    rows = [_row(v) for v in sorted(found, key=lambda v: v["Name"])]
+    rows = [_row(v) for v in sorted(found, key=lambda v: _natural(v["Name"]))]
     fmt = opts.format or ("{{.Name}}" if opts.quiet else None)
     write(render(rows, fmt, DEFAULT, HEADERS))
     return 0
+
+
+def _natural(name: str) -> list[tuple[int, int, str]]:
+    """The docker CLI's order (fvbommel/sortorder NaturalLess): digit runs compare as
+    numbers, everything else byte by byte."""
+    key, chunk = [], ""
+    for char in name + "\0":
+        if chunk and (char.isdigit() != chunk[-1].isdigit() or char == "\0"):
+            key.append((1, int(chunk), "") if chunk[-1].isdigit() else (0, 0, chunk))
+            chunk = ""
+        chunk += char
+    return key
 
 
 def volume_inspect(session: Session, opts: Options, args: list[str]) -> int:

@@ -41,11 +41,9 @@ def inherit(points: tuple[MountPoint, ...], volumes_from: tuple[str, ...] | None
             raise InvalidParameter("volumes-from specification cannot be an empty string")
         ref, sep, mode = spec.partition(":")
         words = mode.split(",") if sep else []
-        if sep and not setup.valid_mode(mode):
-            raise InvalidParameter(f"invalid mode: {mode}")
         # Propagation and nocopy belong to the source container's mounts.
-        if any(w in _NOT_INHERITED for w in words):
-            raise InvalidParameter(f"invalid volume specification: '{spec}'")
+        if sep and (not setup.valid_mode(mode) or _NOT_INHERITED.intersection(words)):
+            raise InvalidParameter(f"invalid mode: {mode}")
         try:
             source = lookup(ref)
         except NotFound as err:

@@ -74,7 +74,7 @@ class VolumeService:
     def prune(self, wanted: dict[str, list[str]], api_1_42: bool) -> VolumePruneReport:
         keep = filters.prune_selector(wanted, api_1_42)
         used = self.leases.held()
-        report = VolumePruneReport()
+        deleted, reclaimed = [], 0
         for record in self.store.all():
             if not keep(record, record.name in used):
                 continue
@@ -83,9 +83,9 @@ class VolumeService:
                 self.remove(record.name)
             except (NotFound, Conflict):  # removed or taken meanwhile
                 continue
-            report.deleted.append(record.name)
-            report.space_reclaimed += size
-        return report
+            deleted.append(record.name)
+            reclaimed += size
+        return VolumePruneReport(deleted, reclaimed)
 
     def is_anonymous(self, name: str) -> bool:
         record = self.store.find(name)
