@@ -41,12 +41,16 @@ class ContainerConfig:
 class TmpfsOptions:
     size_bytes: int = w("SizeBytes", 0)
     mode: int = w("Mode", 0)
+    options: tuple[tuple[str, ...], ...] | None = w("Options")  # API 1.46
 
 
 @dataclass(frozen=True, slots=True)
 class BindOptions:
     propagation: str = w("Propagation", "")
     non_recursive: bool = w("NonRecursive", False)
+    create_mountpoint: bool = w("CreateMountpoint", False)            # API 1.42
+    read_only_non_recursive: bool = w("ReadOnlyNonRecursive", False)  # API 1.44
+    read_only_force_recursive: bool = w("ReadOnlyForceRecursive", False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class VolumeOptions:
     no_copy: bool = w("NoCopy", False)
     labels: dict[str, str] | None = w("Labels")
     driver_config: DriverConfig | None = w("DriverConfig")
+    subpath: str = w("Subpath", "")  # API 1.45
 
 
 @dataclass(frozen=True, slots=True)

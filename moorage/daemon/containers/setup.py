@@ -275,14 +275,21 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
                 raise InvalidParameter(f"{_config_error(kind)}invalid mount path: "
                                        f"'{mount.source}' mount path must be absolute")
             _check_bind_source(mount.source)
-            if mount.bind_options and mount.bind_options.non_recursive:
-                raise InvalidParameter(f"{_config_error(kind)}non-recursive bind mounts "
-                                       "(bind-nonrecursive) are not supported yet")
+            options = mount.bind_options
+            if options and (options.non_recursive or options.create_mountpoint
+                            or options.read_only_non_recursive
+                            or options.read_only_force_recursive):
+                raise InvalidParameter(f"{_config_error(kind)}bind-nonrecursive, "
+                                       "bind-create-src and bind-recursive are not "
+                                       "supported yet")
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
             points.append(MountPoint("bind", mount.source, mount.target, "",
                                      not mount.read_only, propagation))
         elif kind == "volume":
+            if mount.volume_options and mount.volume_options.subpath:
+                raise InvalidParameter(f"{_config_error(kind)}volume-subpath is not "
+                                       "supported yet")
             if not mount.source and mount.read_only:
                 raise InvalidParameter(f"{_config_error(kind)}must not set ReadOnly mode when "
                                        "using anonymous volumes")
@@ -292,6 +299,9 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             if mount.source:
                 raise InvalidParameter(f"{_config_error(kind)}field Source must not be "
                                        "specified")
+            if mount.tmpfs_options and mount.tmpfs_options.options:
+                raise InvalidParameter(f"{_config_error(kind)}tmpfs-opt is not supported "
+                                       "yet")
             opts = []
             if mount.tmpfs_options and mount.tmpfs_options.size_bytes:
                 opts.append(f"size={mount.tmpfs_options.size_bytes}")
