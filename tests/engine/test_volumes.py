@@ -444,6 +444,25 @@ def test_mount_keys(pair: Pair, made: Made) -> None:
               "grep -E ' /(d|t) ' /proc/mounts | cut -d' ' -f2-4; stat -c %a /t")
     same_mounts(pair, container)
     pair.same("volume", "inspect", "--format", "{{.Labels}} {{.Options}}", volume)
+    # moor's --mount, --volumes-from and --volume-driver make the same request.
+    args = ["--mount", f"type=volume,src={volume},dst=/d,volume-opt=type=tmpfs,"
+            "volume-label=team=a,consistency=cached,readonly",
+            "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770",
+            "--mount", f"type=bind,src={pair.base},dst=/b,bind-propagation=rshared",
+            "--volumes-from", f"{container}:ro", "--volume-driver", "local", "-v", "/anon"]
+    by_docker, by_moor = made.container(), made.container()
+    pair.moord.docker("create", "--name", by_docker, *args, PLAIN, "true", check=True)
+    subprocess.run([MOOR, "-H", pair.moord.host, "create", "--name", by_moor, *args, PLAIN,
+                    "true"], check=True, capture_output=True, timeout=60)
+    shown = ("{{json .HostConfig.Mounts}} {{json .HostConfig.VolumesFrom}} "
+             "{{json .HostConfig.VolumeDriver}} {{json .Config.Volumes}}")
+    docs = [pair.moord.docker("inspect", "--format", shown, name).stdout
+            for name in (by_docker, by_moor)]
+    assert docs[0] == docs[1]
+    assert [{**m, "Name": "", "Source": m["Source"].split("/volumes/")[0]}
+            for m in mounts(pair.moord, by_moor)] == [
+        {**m, "Name": "", "Source": m["Source"].split("/volumes/")[0]}
+        for m in mounts(pair.moord, by_docker)]
     assert pair.same("run", "--rm", "--mount",
                      f"type=volume,src={made.volume()},dst=/d,volume-opt=foo=bar",
                      PLAIN, "true") == 125
