@@ -3,7 +3,9 @@ usage for `system df`, the filters of list and prune, leases refusing removal.""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,3 +76,21 @@ def test_filters_and_prune(tmp_path: Path) -> None:
     assert volumes.prune({}, api_1_42=False).deleted == ["named"]  # options are never pruned
     with pytest.raises(NotFound, match="get named: no such volume"):
         volumes.inspect("named")
+
+
+def test_events_from_worker_threads_reach_the_loop(tmp_path: Path) -> None:
+    """The API calls the service in worker threads; subscribers (the /events queues)
+    are asyncio objects and get their events on the loop's thread."""
+    async def scenario() -> list[str]:
+        bus = EventBus()
+        threads: list[str] = []
+        bus.subscribe(lambda _event: threads.append(threading.current_thread().name))
+        volumes = service(tmp_path, bus)
+        await asyncio.to_thread(volumes.for_container, "")
+        for _ in range(10):
+            if threads:
+                break
+            await asyncio.sleep(0.01)
+        return threads
+
+    assert asyncio.run(scenario()) == [threading.current_thread().name]

@@ -9,8 +9,10 @@ Calls are blocking (disk and mount work): the API runs them in a worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from collections.abc import Mapping
 
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.volumes import filters, local
@@ -33,6 +35,8 @@ class VolumeService:
         self.store = VolumeStore(data_root, metadata)
         self.leases = self.store.leases
         self.events = events
+        # Most calls come from worker threads; the bus's subscribers live on the loop.
+        self._loop = _running_loop()
         self._lock = threading.Lock()
         self._users: dict[str, set[str]] = {}   # volume -> containers it is mounted for
         for record in self.store.all():
@@ -69,7 +73,7 @@ class VolumeService:
             if force:
                 return
             raise
-        self.events.publish("volume", "destroy", name, {"driver": record.driver})
+        self._publish("destroy", name, {"driver": record.driver})
 
     def prune(self, wanted: dict[str, list[str]], api_1_42: bool) -> VolumePruneReport:
         keep = filters.prune_selector(wanted, api_1_42)
@@ -123,7 +127,7 @@ class VolumeService:
             users.add(container_id)
         if quiet:
             return
-        self.events.publish("volume", "mount", name, {
+        self._publish("mount", name, {
             "container": container_id, "destination": destination, "driver": record.driver,
             "propagation": propagation, "read/write": "true" if rw else "false"})
 
@@ -141,7 +145,7 @@ class VolumeService:
                     local.unmount(self.path(name))
         if quiet:
             return
-        self.events.publish("volume", "unmount", name, {
+        self._publish("unmount", name, {
             "container": container_id, "driver": record.driver if record else DRIVER})
 
     # -----------------------------------------------------------------------------------
@@ -163,8 +167,15 @@ class VolumeService:
                 labels=dict(labels) if labels is not None else None,
                 options=dict(options) if options is not None else None,
                 anonymous=anonymous))
-        self.events.publish("volume", "create", name, {"driver": existing.driver})
+        self._publish("create", name, {"driver": existing.driver})
         return existing
+
+    def _publish(self, action: str, name: str, attributes: Mapping[str, str]) -> None:
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self.events.publish("volume", action, name, attributes)
+        else:
+            loop.call_soon_threadsafe(self.events.publish, "volume", action, name, attributes)
 
     def _info(self, record: VolumeRecord) -> VolumeInfo:
         return VolumeInfo(record, self.path(record.name))
@@ -184,3 +195,10 @@ def _size(path: str) -> int:
             seen.add((info.st_dev, info.st_ino))
             total += info.st_size
     return total
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
