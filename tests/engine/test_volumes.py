@@ -244,6 +244,9 @@ def test_api_create_inspect_list_remove(pair: Pair, made: Made) -> None:
                    {"dangling": ["maybe"]}):
         path = "/volumes?filters=" + json.dumps(wanted)
         both_api(pair, "GET", path)
+    for path in ("/volumes?filters=bad", '/volumes?filters={"a":'):
+        assert both_api(pair, "GET", path)[0] == 400
+    assert both_api(pair, "POST", "/volumes/prune?filters=bad")[0] == 400
     assert both_api(pair, "DELETE", f"/volumes/{tmpfs}")[0] == 204
     assert both_api(pair, "GET", f"/volumes/{tmpfs}") == (
         404, {"message": f"get {tmpfs}: no such volume"})

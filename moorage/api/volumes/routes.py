@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -10,6 +11,7 @@ from moorage import timefmt
 from moorage.api import versions
 from moorage.api.server import (
     add_route,
+    go_json_error,
     json_response,
     parse_json_object,
     query_bool,
@@ -23,7 +25,8 @@ from moorage.model.volumes import VolumeCreateRequest, VolumeInfo
 
 def add_routes(app: web.Application, backend: VolumeBackend) -> None:
     async def list_volumes(request: web.Request) -> web.Response:
-        found = await asyncio.to_thread(backend.volumes, query_filters(request))
+        wanted = _filters(request, "error reading volume filters: ")
+        found = await asyncio.to_thread(backend.volumes, wanted)
         return json_response({"Volumes": [document(v) for v in found], "Warnings": None})
 
     async def create(request: web.Request) -> web.Response:
@@ -45,7 +48,7 @@ def add_routes(app: web.Application, backend: VolumeBackend) -> None:
 
     async def prune(request: web.Request) -> web.Response:
         report = await asyncio.to_thread(
-            backend.prune, query_filters(request),
+            backend.prune, _filters(request),
             versions.at_least(request["api_version"], "1.42"))
         return json_response({"VolumesDeleted": report.deleted,
                               "SpaceReclaimed": report.space_reclaimed})
@@ -55,6 +58,18 @@ def add_routes(app: web.Application, backend: VolumeBackend) -> None:
     add_route(app, "POST", "/volumes/prune", prune)
     add_route(app, "GET", "/volumes/{name}", inspect)
     add_route(app, "DELETE", "/volumes/{name}", remove)
+
+
+def _filters(request: web.Request, prefix: str = "") -> dict[str, list[str]]:
+    """`filters`, with dockerd's words for one that is not JSON (json.Unmarshal's)."""
+    raw = request.query.get("filters") or ""
+    try:
+        json.loads(raw or "{}")
+    except ValueError as err:
+        reason = go_json_error(raw, err).replace("unexpected EOF",
+                                                 "unexpected end of JSON input")
+        raise InvalidParameter(prefix + reason) from None
+    return query_filters(request)
 
 
 def document(info: VolumeInfo) -> dict:
