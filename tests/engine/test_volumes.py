@@ -246,7 +246,9 @@ def test_api_create_inspect_list_remove(pair: Pair, made: Made) -> None:
         both_api(pair, "GET", path)
     for path in ("/volumes?filters=bad", '/volumes?filters={"a":'):
         assert both_api(pair, "GET", path)[0] == 400
-    assert both_api(pair, "POST", "/volumes/prune?filters=bad")[0] == 400
+    # dockerd answers 500 here; the project's rule is a 400 for bad input, same words.
+    answers = [api(d, "POST", "/volumes/prune?filters=bad") for d in (pair.moord, pair.dockerd)]
+    assert [a[1] for a in answers] == [answers[1][1]] * 2 and answers[0][0] == 400
     assert both_api(pair, "DELETE", f"/volumes/{tmpfs}")[0] == 204
     assert both_api(pair, "GET", f"/volumes/{tmpfs}") == (
         404, {"message": f"get {tmpfs}: no such volume"})
