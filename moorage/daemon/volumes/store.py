@@ -111,6 +111,11 @@ class VolumeStore:
             users = self.leases.holders(name)
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            if os.path.ismount(self.path(name)):
+                # A device still mounted (a bind of a host directory): its content is not
+                # the volume's to delete.
+                raise Conflict(f"remove {name}: volume is in use - its device is still "
+                               "mounted")
             tmp = os.path.join(self.root, _TMP_PREFIX + secrets.token_hex(8))
             self._drop(name)
             os.rename(os.path.join(self.root, name), tmp)
