@@ -36,6 +36,13 @@ class Engine:
         await self.containers.start()
         records = self.containers.ctx.registry.all()
         await asyncio.to_thread(self._release_stale, {r.id for r in records})
+        running: dict[str, set[str]] = {}
+        for record in records:
+            if record.state.running:
+                for point in record.mounts:
+                    if point.type == "volume":
+                        running.setdefault(point.name, set()).add(record.id)
+        await asyncio.to_thread(self.volumes.restore, running)
         await asyncio.to_thread(self._adopt_writable_layers, [
             (r.id, r.image) for r in records if not r.state.running])
 

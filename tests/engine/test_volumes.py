@@ -512,3 +512,30 @@ def test_survives_daemon_restart(pair: Pair, busybox_rootfs: str) -> None:
             daemon.docker("rmi", PLAIN, check=True)
         finally:
             stop_daemon(daemon)
+
+
+def test_live_restore_keeps_device_mounts(busybox_rootfs: str) -> None:
+    """With live-restore a running container keeps its tmpfs volume across a daemon
+    restart, and a container started after shares that same tmpfs."""
+    with tempfile.TemporaryDirectory(prefix="moor-volumes-live-") as base:
+        daemon = start_daemon(base, "--live-restore")
+        try:
+            tar = subprocess.run(["tar", "-C", busybox_rootfs, "-c", "."], capture_output=True,
+                                 check=True).stdout
+            daemon.docker("import", "-", PLAIN, input=tar, check=True)
+            daemon.docker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "shm",
+                          check=True)
+            daemon.docker("run", "-d", "--name", "keeper", "-v", "shm:/s", PLAIN, "sh", "-c",
+                          "echo live > /s/f; sleep 60", check=True)
+            stop_daemon(daemon)
+            daemon = start_daemon(base, "--live-restore")
+            assert daemon.docker("run", "--rm", "-v", "shm:/s", PLAIN, "cat", "/s/f",
+                                 check=True).stdout == b"live\n"
+            daemon.docker("rm", "-f", "keeper", check=True)
+            mountpoint = os.path.join(daemon.data_root, "volumes", "shm", "_data")
+            assert not os.path.ismount(mountpoint)
+            daemon.docker("volume", "rm", "shm", check=True)
+            daemon.docker("rmi", PLAIN, check=True)
+        finally:
+            daemon.docker("rm", "-f", "keeper")
+            stop_daemon(daemon)

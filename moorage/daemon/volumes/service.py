@@ -39,11 +39,20 @@ class VolumeService:
         self._loop = _running_loop()
         self._lock = threading.Lock()
         self._users: dict[str, set[str]] = {}   # volume -> containers it is mounted for
-        for record in self.store.all():
-            # A mount left by a daemon that died: no container of ours uses it now
-            # (a live-restored one keeps its own copy in its mount namespace).
-            if local.needs_mount(record.options) and os.path.ismount(self.path(record.name)):
-                local.unmount(self.path(record.name))
+
+    def restore(self, running: dict[str, set[str]]) -> None:
+        """At daemon start: the containers still running (live-restore) keep their
+        volumes' devices mounted and count as users; a device mount nobody uses any more
+        (a daemon that died) is unmounted. `running`: volume name -> container IDs."""
+        with self._lock:
+            for record in self.store.all():
+                if not local.needs_mount(record.options):
+                    continue
+                users = running.get(record.name, set())
+                if users and os.path.ismount(self.path(record.name)):
+                    self._users[record.name] = set(users)
+                elif os.path.ismount(self.path(record.name)):
+                    local.unmount(self.path(record.name))
 
     def path(self, name: str) -> str:
         return self.store.path(name)
