@@ -393,6 +393,10 @@ def test_volumes_from(pair: Pair, made: Made) -> None:
     body = {"Image": PLAIN, "Cmd": ["true"], "HostConfig": {"VolumesFrom": ["no-such-c"]}}
     assert both_api(pair, "POST", "/containers/create", body) == (
         400, {"message": "No such container: no-such-c"})
+    # No copy-up into a volume that came with --volumes-from.
+    empty = made.container()
+    pair.same("create", "--name", empty, "-v", f"{made.volume()}:/data:nocopy", PLAIN, "true")
+    pair.same("run", "--rm", "--volumes-from", empty, WITH_VOLUME, "ls", "-A", "/data")
     # rm -v of a container that borrowed them leaves the source's volumes alone.
     pair.same("rm", "-v", ro, rw)
     pair.same("run", "--rm", "--volumes-from", source, PLAIN, "cat", "/named/f", "/anon/f")

@@ -56,6 +56,7 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
                   image_id: str) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
     host = setup.host_defaults(host, ctx.config.default_runtime)
+    inherited = {p.destination for p in mounts if p.type == "volume" and p.source}
     mounts = volumes.attach(mounts, merged.volumes, ctx.volumes, host)
     record = ContainerRecord(
         id=container_id, name=name, created=now_ns(), path=command[0],
@@ -71,7 +72,8 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
             ctx.volumes.leases.acquire(container_id, point.name)
     try:
         rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id)
-        await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes)
+        await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes,
+                                inherited)
         ctx.registry.put(record)
     except Exception:
         setup.remove_container_dir(directory)

@@ -33,8 +33,8 @@ _NOT_INHERITED = {"private", "rprivate", "shared", "rshared", "slave", "rslave",
 def inherit(points: tuple[MountPoint, ...], volumes_from: tuple[str, ...] | None,
             lookup: Callable[[str], ContainerRecord]) -> tuple[MountPoint, ...]:
     """`points` after the mount points of the `--volumes-from` containers whose
-    destination `points` leave free; InvalidParameter in dockerd's words for a missing
-    container or a bad specification."""
+    destination `points` leave free (the only volume points with a Source yet);
+    InvalidParameter in dockerd's words for a missing container or a bad specification."""
     inherited: dict[str, MountPoint] = {}
     for spec in volumes_from or ():
         if not spec:
@@ -101,13 +101,12 @@ def _volume_settings(host: HostConfig) -> dict[str, tuple[str, dict | None, dict
 
 
 def populate(container_dir: str, rootfs_mounts: list[Mount], container: ContainerRecord,
-             service: VolumeService) -> None:
+             service: VolumeService, inherited: set[str]) -> None:
     """Blocking: copy the image's content into each empty volume (ownership and mode of
     the image's directory included), with the container's rootfs and the volumes mounted
-    meanwhile."""
-    own = _own_destinations(container)
+    meanwhile. Not into the `inherited` destinations (--volumes-from), as dockerd."""
     candidates = [p for p in container.mounts if p.type == "volume"
-                  and p.destination in own and not _no_copy(p, container.host_config)]
+                  and p.destination not in inherited and not _no_copy(p, container.host_config)]
     if not candidates:
         return
     rootfs = setup.mount_rootfs(container_dir, rootfs_mounts)
@@ -139,16 +138,6 @@ def _copy_up(source: str, point: MountPoint) -> None:
     info = os.stat(source)
     os.chown(point.source, info.st_uid, info.st_gid)
     os.chmod(point.source, info.st_mode & 0o7777)
-
-
-def _own_destinations(container: ContainerRecord) -> set[str]:
-    """Where the container's own request or image puts a volume; the rest came with
-    --volumes-from, which dockerd never copies into."""
-    host = container.host_config
-    own = {os.path.normpath(path) for path in container.config.volumes or {}}
-    own |= {b.split(":")[1] for b in host.binds or () if b.count(":") >= 1}
-    own |= {m.target for m in host.mounts or ()}
-    return own
 
 
 def _no_copy(point: MountPoint, host: HostConfig) -> bool:
