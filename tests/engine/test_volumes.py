@@ -187,6 +187,7 @@ def test_copy_up(pair: Pair, made: Made) -> None:
     ["-v", "/tmp:/d:nocopy"], ["--mount", "type=volume,src=/abs,dst=/x"],
     ["--mount", "type=volume,src=a,dst=/x"], ["--mount", "type=volume,src=ab,dst=rel"],
     ["--mount", "type=volume,dst=/x,readonly"],
+    ["--mount", "type=bind,src=/tmp,dst=/x,bind-propagation=bogus"],
 ])
 def test_refused_specs(pair: Pair, spec: list[str]) -> None:
     before = both_volume_names(pair)

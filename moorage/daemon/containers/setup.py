@@ -284,6 +284,9 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
                                        "supported yet")
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
+            if propagation not in _PROPAGATIONS:
+                raise InvalidParameter(f"{_config_error(kind)}invalid propagation mode: "
+                                       f"{propagation}")
             points.append(MountPoint("bind", mount.source, mount.target, "",
                                      not mount.read_only, propagation))
         elif kind == "volume":
