@@ -56,6 +56,7 @@ bench: deps
 	$(PY) bench/pull.py
 	$(PY) bench/registry.py
 	$(PY) bench/operations.py
+	$(PY) bench/volumes.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,10 +1,10 @@
-"""network and volume groups: thin wrappers over their endpoints."""
+"""The network group: thin wrappers over its endpoints."""
 
 from __future__ import annotations
 
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import indented_json, prune_report, tabulate, write
+from moorage.cli.output import indented_json, tabulate, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,41 +67,6 @@ def network_disconnect(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
-def volume_ls(session: Session, opts: Options, _args: list[str]) -> int:
-    volumes = (session.client.get("/volumes", {"filters": filters(opts.filter)}) or {}).get(
-        "Volumes") or []
-    if opts.quiet:
-        write("".join(v["Name"] + "\n" for v in volumes))
-        return 0
-    lines = ["DRIVER\tVOLUME NAME"] + [f"{v['Driver']}\t{v['Name']}" for v in volumes]
-    write(tabulate(lines))
-    return 0
-
-
-def volume_create(session: Session, opts: Options, args: list[str]) -> int:
-    body = {"Name": args[0] if args else "", "Driver": opts.driver,
-            "Labels": dict(item.partition("=")[::2] for item in opts.label)}
-    write(session.client.post("/volumes/create", body=body)["Name"] + "\n")
-    return 0
-
-
-def volume_rm(session: Session, opts: Options, args: list[str]) -> int:
-    return for_each(args, lambda v: (session.client.delete(f"/volumes/{v}",
-                                                           {"force": opts.force}), v)[1])
-
-
-def volume_inspect(session: Session, opts: Options, args: list[str]) -> int:
-    return _inspect(session, opts, [f"/volumes/{v}" for v in args])
-
-
-def volume_prune(session: Session, opts: Options, _args: list[str]) -> int:
-    params = {"filters": {"all": ["true"]} if opts.all else None}
-    report = session.client.post("/volumes/prune", params) or {}
-    write(prune_report("Deleted Volumes:", report.get("VolumesDeleted") or [],
-                       report.get("SpaceReclaimed") or 0))
-    return 0
-
-
 _QUIET = flag("q|quiet", BOOL, "Only display names")
 _LABEL = flag("label", LIST, "Set metadata")
 SPECS = {
@@ -121,14 +86,4 @@ SPECS = {
     "network_disconnect": Spec("[OPTIONS] NETWORK CONTAINER", network_disconnect, (
         flag("f|force", BOOL, "Force the container to disconnect from a network"),),
         min_args=2, max_args=2),
-    "volume_ls": Spec("[OPTIONS]", volume_ls, (FILTER, _QUIET), max_args=0),
-    "volume_create": Spec("[OPTIONS] [VOLUME]", volume_create, (
-        flag("d|driver", STR, "Specify volume driver name", "local"), _LABEL), max_args=1),
-    "volume_rm": Spec("[OPTIONS] VOLUME [VOLUME...]", volume_rm, (
-        flag("f|force", BOOL, "Force the removal of one or more volumes"),), min_args=1),
-    "volume_inspect": Spec("[OPTIONS] VOLUME [VOLUME...]", volume_inspect, (FORMAT,),
-                           min_args=1),
-    "volume_prune": Spec("[OPTIONS]", volume_prune, (
-        flag("a|all", BOOL, "Remove all unused volumes, not just anonymous ones"),
-        flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
 }

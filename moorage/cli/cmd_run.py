@@ -72,6 +72,8 @@ CREATE_FLAGS = (
     flag("ulimit", LIST, "Ulimit options"),
     flag("u|user", STR, "Username or UID (format: <name|uid>[:<group|gid>])"),
     flag("v|volume", LIST, "Bind mount a volume"),
+    flag("volume-driver", STR, "Optional volume driver for the container"),
+    flag("volumes-from", LIST, "Mount volumes from the specified container(s)"),
     flag("w|workdir", STR, "Working directory inside the container"),
 )
 RUN_FLAGS = (
@@ -188,6 +190,14 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
         host["PidsLimit"] = opts.pids_limit
     if opts.network:
         host["NetworkMode"] = opts.network
+    if opts.mount:
+        from moorage.cli.mount_spec import parse_mounts
+
+        host["Mounts"] = parse_mounts(opts.mount)
+    if opts.volumes_from:
+        host["VolumesFrom"] = opts.volumes_from
+    if opts.volume_driver:
+        host["VolumeDriver"] = opts.volume_driver
     config["ExposedPorts"] = exposed or None
     config["Volumes"] = volumes or None
     config["HostConfig"] = host

@@ -18,6 +18,7 @@ COMPLETION = "moorage.cli.completion"
 STATS = "moorage.cli.cmd_stats"
 CP = "moorage.cli.cmd_cp"
 LOGIN = "moorage.cli.cmd_login"
+VOLUMES = "moorage.cli.cmd_volumes"
 
 # name → (module, spec key, summary); docker's wording for the summaries.
 TOP: dict[str, tuple[str, str, str]] = {
@@ -113,7 +114,7 @@ GROUPS: dict[str, tuple[str, dict[str, tuple[str, str, str]]]] = {
             ("disconnect", "Disconnect a container from a network"))
     }),
     "volume": ("Manage volumes", {
-        verb: (OBJECTS, f"volume_{verb}", summary) for verb, summary in (
+        verb: (VOLUMES, f"volume_{verb}", summary) for verb, summary in (
             ("create", "Create a volume"), ("inspect", "Display detailed information on one "
                                                        "or more volumes"),
             ("ls", "List volumes"), ("prune", "Remove unused local volumes"),

@@ -13,7 +13,7 @@ from moorage.daemon.events.service import EventService
 from moorage.daemon.images.service import ImageService
 from moorage.daemon.system.df import DiskUsageService
 from moorage.daemon.system.info import SystemService
-from moorage.daemon.volumes.store import VolumeStore
+from moorage.daemon.volumes.service import VolumeService
 from moorage.distribution.mirrors import RegistryConfig
 from moorage.store.metadata import Metadata
 
@@ -31,7 +31,7 @@ class Engine:
         self.event_log = EventService(self.events, config.data_root)
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
             config.registry_mirrors, config.insecure_registries), self.metadata, self.events)
-        self.volumes = VolumeStore(config.data_root, self.metadata)
+        self.volumes = VolumeService(config.data_root, self.metadata, self.events)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
         self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes)
@@ -40,6 +40,13 @@ class Engine:
         await self.containers.start()
         records = self.containers.ctx.registry.all()
         await asyncio.to_thread(self._release_stale, {r.id for r in records})
+        running: dict[str, set[str]] = {}
+        for record in records:
+            if record.state.running:
+                for point in record.mounts:
+                    if point.type == "volume":
+                        running.setdefault(point.name, set()).add(record.id)
+        await asyncio.to_thread(self.volumes.restore, running)
         await asyncio.to_thread(self._adopt_writable_layers, [
             (r.id, r.image) for r in records if not r.state.running])
 

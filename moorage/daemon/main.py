@@ -93,6 +93,7 @@ async def serve(config: object) -> int:
     from moorage.api.server import create_app
     from moorage.api.system.df import add_routes as disk_usage_routes
     from moorage.api.system.routes import add_routes as system_routes
+    from moorage.api.volumes.routes import add_routes as volume_routes
     from moorage.daemon.config import DaemonConfig
     from moorage.daemon.engine import Engine
     from moorage.daemon.listen import claim_pidfile, listen_unix, release_pidfile
@@ -108,6 +109,7 @@ async def serve(config: object) -> int:
     exec_routes(app, engine.containers)
     event_routes(app, engine.event_log)
     disk_usage_routes(app, engine.disk_usage)
+    volume_routes(app, engine.volumes)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []

@@ -41,16 +41,30 @@ class ContainerConfig:
 class TmpfsOptions:
     size_bytes: int = w("SizeBytes", 0)
     mode: int = w("Mode", 0)
+    options: tuple[tuple[str, ...], ...] | None = w("Options")  # API 1.46
 
 
 @dataclass(frozen=True, slots=True)
 class BindOptions:
     propagation: str = w("Propagation", "")
+    non_recursive: bool = w("NonRecursive", False)
+    create_mountpoint: bool = w("CreateMountpoint", False)            # API 1.42
+    read_only_non_recursive: bool = w("ReadOnlyNonRecursive", False)  # API 1.44
+    read_only_force_recursive: bool = w("ReadOnlyForceRecursive", False)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverConfig:
+    name: str = w("Name", "")
+    options: dict[str, str] | None = w("Options")
 
 
 @dataclass(frozen=True, slots=True)
 class VolumeOptions:
     no_copy: bool = w("NoCopy", False)
+    labels: dict[str, str] | None = w("Labels")
+    driver_config: DriverConfig | None = w("DriverConfig")
+    subpath: str = w("Subpath", "")  # API 1.45
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +73,8 @@ class Mount:
     source: str = w("Source", "")
     target: str = w("Target", "")
     read_only: bool = w("ReadOnly", False)
+    # Docker Desktop's; dockerd on Linux keeps it in HostConfig and ignores it, so do we.
+    consistency: str = w("Consistency", "", omitempty=True)
     bind_options: BindOptions | None = w("BindOptions")
     volume_options: VolumeOptions | None = w("VolumeOptions")
     tmpfs_options: TmpfsOptions | None = w("TmpfsOptions")

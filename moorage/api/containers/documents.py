@@ -64,8 +64,9 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
         "AppArmorProfile": "", "ExecIDs": exec_ids or None,
         "HostConfig": {**_HOST_CONFIG_DEFAULTS, **encode(record.host_config)},
         "GraphDriver": {"Name": "overlay2", "Data": graph},
-        "Mounts": [encode(m) for m in record.mounts
-                   if not (m.type == "tmpfs" and m.destination in tmpfs)],
+        # A --mount tmpfs keeps its options in Mode for the spec; dockerd shows "".
+        "Mounts": [{**encode(m), "Mode": ""} if m.type == "tmpfs" else encode(m)
+                   for m in record.mounts if not (m.type == "tmpfs" and m.destination in tmpfs)],
         "Config": encode(record.config), "NetworkSettings": _NETWORK_SETTINGS,
     }
     if size is not None:

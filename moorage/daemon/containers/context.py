@@ -13,14 +13,14 @@ from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.volumes.store import VolumeStore
+from moorage.daemon.volumes.service import VolumeService
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     config: DaemonConfig
     images: ImageService
-    volumes: VolumeStore
+    volumes: VolumeService
     paths: ContainerPaths
     registry: Registry
     states: StateMachine

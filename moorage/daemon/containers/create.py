@@ -32,7 +32,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     if config.stop_signal:
         spec.parse_signal(config.stop_signal)
-    mounts = setup.mount_points(host)
+    mounts = volumes.inherit(setup.mount_points(host), host.volumes_from, ctx.registry.get)
     for mode in (host.pid_mode, host.ipc_mode):
         if mode.startswith("container:"):
             ctx.registry.get(mode.partition(":")[2])
@@ -62,7 +62,8 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
     host = setup.host_defaults(host, ctx.config.default_runtime,
                                (ctx.config.log_driver, ctx.config.log_opts))
     logconfig.check_names(host.log_config.type, host.log_config.config)
-    mounts = volumes.attach(mounts, merged.volumes, ctx.volumes)
+    inherited = {p.destination for p in mounts if p.type == "volume" and p.source}
+    mounts = volumes.attach(mounts, merged.volumes, ctx.volumes, host)
     record = ContainerRecord(
         id=container_id, name=name, created=now_ns(), path=command[0],
         args=tuple(command[1:]), image=image_id, config=merged, host_config=host,
@@ -76,7 +77,8 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
             ctx.volumes.leases.acquire(container_id, point.name)
     try:
         rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id)
-        await asyncio.to_thread(volumes.populate, directory, rootfs, record)
+        await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes,
+                                inherited)
         ctx.registry.put(record)
     except Exception:
         setup.remove_container_dir(directory)

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 
-from moorage.daemon.containers import setup
+from moorage.daemon.containers import setup, volumes
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
 from moorage.daemon.containers.shim_client import REQUEST_SECONDS, request
@@ -38,6 +38,7 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: dict,
     if current is None or not current.state.running or current.state.restarting:
         return current
     await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
+    await asyncio.to_thread(volumes.unmount_all, ctx.volumes, current)
     code, oom, error, finished = exit_status(exit_record)
     return ctx.states.transition(container_id, status, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)

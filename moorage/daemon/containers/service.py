@@ -50,7 +50,7 @@ from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.volumes.store import VolumeStore
+from moorage.daemon.volumes.service import VolumeService
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
 from moorage.model.records import EXITED, REMOVING, ContainerRecord
@@ -62,7 +62,7 @@ _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping contai
 
 class ContainerService:
     def __init__(self, config: DaemonConfig, images: ImageService,
-                 volumes: VolumeStore, events: EventBus) -> None:
+                 volumes: VolumeService, events: EventBus) -> None:
         registry = Registry(ContainerStore(images.metadata))
         zygote = Zygote()
         zygote.start()

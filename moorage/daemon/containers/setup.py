@@ -200,7 +200,7 @@ _MODE_KINDS = ({"ro", "rw"}, {"z", "Z"}, {"private", "rprivate", "shared", "rsha
 _PROPAGATIONS = _MODE_KINDS[2]
 
 
-def _valid_mode(mode: str) -> bool:
+def valid_mode(mode: str) -> bool:
     words = mode.split(",") if mode else []
     counts = [sum(1 for w in words if w in kind) for kind in _MODE_KINDS]
     return sum(counts) == len(words) and max(counts, default=0) <= 1
@@ -213,7 +213,7 @@ def _bind_spec(bind: str) -> MountPoint:
         raise InvalidParameter(f"invalid volume specification: '{bind}'")
     source, target = parts[0], parts[1]
     mode = parts[2] if len(parts) == 3 else ""
-    if not _valid_mode(mode):
+    if not valid_mode(mode):
         raise InvalidParameter(f"invalid mode: {mode}")
     options = mode.split(",")
     kind = "bind" if os.path.isabs(source) else "volume"
@@ -275,11 +275,24 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
                 raise InvalidParameter(f"{_config_error(kind)}invalid mount path: "
                                        f"'{mount.source}' mount path must be absolute")
             _check_bind_source(mount.source)
+            options = mount.bind_options
+            if options and (options.non_recursive or options.create_mountpoint
+                            or options.read_only_non_recursive
+                            or options.read_only_force_recursive):
+                raise InvalidParameter(f"{_config_error(kind)}bind-nonrecursive, "
+                                       "bind-create-src and bind-recursive are not "
+                                       "supported yet")
             propagation = (mount.bind_options.propagation if mount.bind_options else "") \
                 or "rprivate"
+            if propagation not in _PROPAGATIONS:
+                raise InvalidParameter(f"{_config_error(kind)}invalid propagation mode: "
+                                       f"{propagation}")
             points.append(MountPoint("bind", mount.source, mount.target, "",
                                      not mount.read_only, propagation))
         elif kind == "volume":
+            if mount.volume_options and mount.volume_options.subpath:
+                raise InvalidParameter(f"{_config_error(kind)}volume-subpath is not "
+                                       "supported yet")
             if not mount.source and mount.read_only:
                 raise InvalidParameter(f"{_config_error(kind)}must not set ReadOnly mode when "
                                        "using anonymous volumes")
@@ -289,6 +302,9 @@ def mount_points(host: HostConfig) -> tuple[MountPoint, ...]:
             if mount.source:
                 raise InvalidParameter(f"{_config_error(kind)}field Source must not be "
                                        "specified")
+            if mount.tmpfs_options and mount.tmpfs_options.options:
+                raise InvalidParameter(f"{_config_error(kind)}tmpfs-opt is not supported "
+                                       "yet")
             opts = []
             if mount.tmpfs_options and mount.tmpfs_options.size_bytes:
                 opts.append(f"size={mount.tmpfs_options.size_bytes}")

@@ -174,22 +174,26 @@ def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
          "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
     ]
     user_targets = {m.destination for m in container.mounts}
+    own = []
     for name in ("resolv.conf", "hostname", "hosts"):
         target = f"/etc/{name}"
         if target not in user_targets:
-            mounts.append({"destination": target, "type": "bind",
-                           "source": os.path.join(inputs.container_dir, name),
-                           "options": ["rbind", "rprivate"]})
+            own.append({"destination": target, "type": "bind",
+                        "source": os.path.join(inputs.container_dir, name),
+                        "options": ["rbind", "rprivate"]})
     for point in container.mounts:
         if point.type == "tmpfs":
-            mounts.append({"destination": point.destination, "type": "tmpfs", "source": "tmpfs",
-                           "options": ["nosuid", "nodev", "noexec",
-                                       *(o for o in point.mode.split(",") if o)]})
+            own.append({"destination": point.destination, "type": "tmpfs", "source": "tmpfs",
+                        "options": ["nosuid", "nodev", "noexec",
+                                    *(o for o in point.mode.split(",") if o)]})
         else:
             options = ["rbind", point.propagation or "rprivate"]
             options.append("rw" if point.rw else "ro")
-            mounts.append({"destination": point.destination, "type": "bind",
-                           "source": point.source, "options": options})
+            own.append({"destination": point.destination, "type": "bind",
+                        "source": point.source, "options": options})
+    # Parents before children, as dockerd's sortMounts: a volume on /etc must not hide
+    # the /etc/hosts mounted into it.
+    mounts += sorted(own, key=lambda m: os.path.normpath(m["destination"]).count("/"))
     if inputs.init_binary:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": inputs.init_binary,
                        "options": ["bind", "ro"]})

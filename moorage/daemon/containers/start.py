@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec
+from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec, volumes
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process, shim_gone
@@ -137,6 +137,7 @@ class Starter:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
         await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
+        await asyncio.to_thread(volumes.unmount_all, self.ctx.volumes, record)
         status = record.state.status if record.state.status not in (REMOVING, RESTARTING) \
             else EXITED
         # A restart that fails ends the container's run: its waiters learn of the exit.
@@ -155,6 +156,8 @@ class Starter:
         rotation = logconfig.rotation(record.host_config.log_config.type,
                                       record.host_config.log_config.config)
         rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
+        volumes.check_propagation(record)
+        volumes.mount_all(ctx.volumes, record)
         host = record.host_config
         setup.write_etc_files(directory, record.config, host)
         namespace_pids = {}

@@ -1,0 +1,1 @@
+"""Volume routes (Engine API "Volume" section)."""
