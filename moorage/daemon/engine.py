@@ -10,6 +10,7 @@ from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.networks import NetworkService
 from moorage.daemon.system.info import SystemService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.distribution.mirrors import RegistryConfig
@@ -29,10 +30,14 @@ class Engine:
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
             config.registry_mirrors, config.insecure_registries), self.metadata)
         self.volumes = VolumeStore(config.data_root, self.metadata)
-        self.containers = ContainerService(config, self.images, self.volumes, self.events)
+        self.networks = NetworkService(config, self.metadata, self.events)
+        self.containers = ContainerService(config, self.images, self.volumes, self.events,
+                                           self.networks)
+        self.networks.lookup = self.containers.network_info
         self.system = SystemService(config, self.containers.counts, self.images.count)
 
     async def start(self) -> None:
+        await self.networks.start()
         await self.containers.start()
         records = self.containers.ctx.registry.all()
         await asyncio.to_thread(self._release_stale, {r.id for r in records})
@@ -49,6 +54,7 @@ class Engine:
 
     async def stop(self) -> None:
         await self.containers.stop()
+        await self.networks.stop()
 
     def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
         """Containers made before writable layers were snapshots kept theirs in

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--registry-mirror", action="append", default=[])
     parser.add_argument("--insecure-registry", action="append", default=[])
     parser.add_argument("--live-restore", action="store_true", default=None)
+    parser.add_argument("-b", "--bridge", help="the default bridge network's Linux bridge "
+                        "(default moor0)")
+    parser.add_argument("--bip", help="the default bridge's address, CIDR")
     parser.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
                         help="use TLS on tcp:// hosts (--tls=false: plain TCP, insecure)")
     parser.add_argument("--tlsverify", action="store_true", default=None,
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             "log-level": args.log_level, "default-runtime": args.default_runtime,
             "registry-mirrors": args.registry_mirror,
             "insecure-registries": args.insecure_registry, "live-restore": args.live_restore,
+            "bridge": args.bridge, "bip": args.bip,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
             "tlscert": args.tlscert, "tlskey": args.tlskey})
     except MoorError as err:
@@ -85,6 +89,7 @@ async def serve(config: object) -> int:
     from moorage.api.containers.routes import add_routes as container_routes
     from moorage.api.exec.routes import add_routes as exec_routes
     from moorage.api.images.routes import add_routes as image_routes
+    from moorage.api.networks.routes import add_routes as network_routes
     from moorage.api.server import create_app
     from moorage.api.system.routes import add_routes as system_routes
     from moorage.daemon.config import DaemonConfig
@@ -100,6 +105,7 @@ async def serve(config: object) -> int:
     image_routes(app, engine.images)
     container_routes(app, engine.containers)
     exec_routes(app, engine.containers)
+    network_routes(app, engine.networks)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []

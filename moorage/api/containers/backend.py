@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
+from moorage.model.networks import ContainerNetwork
 from moorage.model.records import ContainerRecord, ExecRecord
 
 
@@ -88,6 +89,10 @@ class ContainerBackend(Protocol):
     async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
                                stderr: bool) -> tuple[ContainerRecord, asyncio.Future]:
         """The future gives the ProcessStream once the container runs."""
+
+    def network_settings(self, container_id: str) -> list[ContainerNetwork]:
+        """The container's endpoints, first network first."""
+        ...
 
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from moorage.api.wire import encode
+from moorage.model.networks import ContainerNetwork
 from moorage.model.records import ContainerRecord, ContainerState
 from moorage.model.times import format_rfc3339_nano
 from moorage.protocol.units import human_duration
 
-# dockerd's NetworkSettings before the container has joined a network (networking has an
-# issue of its own): every field present, empty.
+# dockerd's NetworkSettings of a container on no network: every field present, empty.
 _NETWORK_SETTINGS = {
     "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
     "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
@@ -41,8 +41,33 @@ def state_document(state: ContainerState) -> dict:
     }
 
 
+def network_settings(record: ContainerRecord, networks: list[ContainerNetwork]) -> dict:
+    """As dockerd's: each network's endpoint (its address only while running), and the
+    default bridge's at the top level."""
+    running = record.state.running
+    settings: dict = {**_NETWORK_SETTINGS, "Networks": {}}
+    for network in networks:
+        e = network.endpoint
+        live = running and bool(e.address)
+        aliases = None if network.name == "bridge" or not e.address \
+            else [record.id[:12], *e.aliases]
+        settings["Networks"][network.name] = {
+            "IPAMConfig": {"IPv4Address": e.requested_address} if e.requested_address
+            else None,
+            "Links": None, "Aliases": aliases, "NetworkID": e.network_id,
+            "EndpointID": e.id if live else "", "Gateway": e.gateway if live else "",
+            "IPAddress": e.address if live else "", "IPPrefixLen": e.prefix_len if live else 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": e.mac if live else "", "DriverOpts": None}
+        if network.name == "bridge" and live:
+            settings.update(EndpointID=e.id, Gateway=e.gateway, IPAddress=e.address,
+                            IPPrefixLen=e.prefix_len, MacAddress=e.mac)
+    return settings
+
+
 def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[str, str],
-                     size: tuple[int, int] | None) -> dict:
+                     size: tuple[int, int] | None,
+                     networks: list[ContainerNetwork] | None = None) -> dict:
     # HostConfig.Tmpfs mounts are not mount points: dockerd's Mounts leaves them out.
     tmpfs = record.host_config.tmpfs or {}
     doc = {
@@ -57,7 +82,8 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
         "GraphDriver": {"Name": "overlay2", "Data": graph},
         "Mounts": [encode(m) for m in record.mounts
                    if not (m.type == "tmpfs" and m.destination in tmpfs)],
-        "Config": encode(record.config), "NetworkSettings": _NETWORK_SETTINGS,
+        "Config": encode(record.config),
+        "NetworkSettings": network_settings(record, networks or []),
     }
     if size is not None:
         doc["SizeRw"], doc["SizeRootFs"] = size

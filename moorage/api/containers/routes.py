@@ -94,7 +94,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         size = await backend.container_size(container) if query_bool(request, "size") \
             else None
         return json_response(inspect_document(container, backend.execs.ids_of(container.id),
-                                              backend.graph_driver_data(container), size))
+                                              backend.graph_driver_data(container), size,
+                                              backend.network_settings(container.id)))
 
     async def post_containers_start(request: web.Request) -> web.Response:
         await backend.container_start(request.match_info["name"])

@@ -12,6 +12,7 @@ from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.networks import NetworkService
 from moorage.daemon.volumes.store import VolumeStore
 
 
@@ -25,3 +26,4 @@ class Context:
     states: StateMachine
     zygote: Zygote
     events: EventBus
+    networks: NetworkService

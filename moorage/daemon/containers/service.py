@@ -26,14 +26,16 @@ from moorage.daemon.containers.registry import Registry
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.spec import CGROUP_PARENT
-from moorage.daemon.containers.start import Starter
+from moorage.daemon.containers.start import Starter, container_info
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.networks import ContainerInfo, NetworkService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.networks import ContainerNetwork
 from moorage.model.records import REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
@@ -43,14 +45,14 @@ _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping contai
 
 class ContainerService:
     def __init__(self, config: DaemonConfig, images: ImageService,
-                 volumes: VolumeStore, events: EventBus) -> None:
+                 volumes: VolumeStore, events: EventBus, networks: NetworkService) -> None:
         registry = Registry(ContainerStore(images.metadata))
         zygote = Zygote()
         zygote.start()
         self.ctx = Context(config=config, images=images, volumes=volumes,
                            paths=ContainerPaths(config.data_root, config.exec_root),
                            registry=registry, states=StateMachine(registry), zygote=zygote,
-                           events=events)
+                           events=events, networks=networks)
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
         self.execs = ExecManager(self.ctx)
@@ -109,6 +111,15 @@ class ContainerService:
 
     def get(self, ref: str) -> ContainerRecord:
         return self.ctx.registry.get(ref)
+
+    def network_info(self, ref: str) -> ContainerInfo:
+        """What the network service needs of a container (NotFound as `get`)."""
+        return container_info(self.ctx.registry.get(ref))
+
+    def network_settings(self, container_id: str) -> list[ContainerNetwork]:
+        record = self.ctx.registry.get(container_id)
+        return self.ctx.networks.container_networks(record.id,
+                                                    record.host_config.network_mode)
 
     async def container_create(self, name: str, config: ContainerConfig,
                                host: HostConfig) -> ContainerRecord:

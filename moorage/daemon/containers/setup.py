@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from moorage import environ
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
@@ -357,15 +357,29 @@ def remove_container_dir(container_dir: str) -> None:
     shutil.rmtree(container_dir, ignore_errors=True)
 
 
-def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfig) -> None:
-    """hostname, hosts, resolv.conf, as Docker writes them for a container without a network."""
+@dataclass(frozen=True, slots=True)
+class EtcNetwork:
+    """What the /etc files say of the container's networks."""
+
+    addresses: tuple[str, ...] = ()  # the container's, first network first
+    host_gateway: str = ""           # what --add-host's `host-gateway` stands for
+
+
+def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfig,
+                    network: EtcNetwork) -> None:
+    """hostname, hosts, resolv.conf, as Docker writes them."""
     _write(os.path.join(container_dir, "hostname"), config.hostname + "\n")
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
              "ff02::2\tip6-allrouters"]
     for entry in host.extra_hosts or ():
         name, _, address = entry.partition(":")
+        if address == "host-gateway":
+            address = network.host_gateway
         hosts.append(f"{address}\t{name}")
+    names = (f"{config.hostname}.{config.domainname} {config.hostname}"
+             if config.domainname else config.hostname)
+    hosts += [f"{address}\t{names}" for address in network.addresses[:1]]
     _write(os.path.join(container_dir, "hosts"), "\n".join(hosts) + "\n")
     _write(os.path.join(container_dir, "resolv.conf"), _resolv_conf(host))
 
