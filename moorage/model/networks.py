@@ -104,3 +104,12 @@ class ContainerNetwork:
 
     name: str
     endpoint: EndpointRecord
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRequest:
+    """A container create's NetworkingConfig: its network's aliases and address."""
+
+    network: str
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str = ""

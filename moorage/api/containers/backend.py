@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
-from moorage.model.networks import ContainerNetwork
+from moorage.model.networks import ContainerNetwork, EndpointRequest
 from moorage.model.records import ContainerRecord, ExecRecord
 
 
@@ -54,8 +54,8 @@ class ContainerBackend(Protocol):
     def get(self, ref: str) -> ContainerRecord:
         """By id, name or unique id prefix; NotFound("No such container: x")."""
 
-    async def container_create(self, name: str, config: ContainerConfig,
-                               host: HostConfig) -> ContainerRecord:
+    async def container_create(self, name: str, config: ContainerConfig, host: HostConfig,
+                               endpoint: EndpointRequest | None = None) -> ContainerRecord:
         """NotFound for a missing image, Conflict for a taken name, InvalidParameter."""
 
     async def container_start(self, ref: str) -> None:

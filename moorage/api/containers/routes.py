@@ -30,6 +30,7 @@ from moorage.api.server import (
 from moorage.api.wire import decode
 from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.networks import EndpointRequest
 from moorage.protocol import stdcopy
 
 
@@ -78,7 +79,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
     async def post_containers_create(request: web.Request) -> web.Response:
         body = await read_json(request)
         config, host = _body_models(body)
-        container = await backend.container_create(request.query.get("name", ""), config, host)
+        container = await backend.container_create(request.query.get("name", ""), config, host,
+                                                   _endpoint_request(body))
         return json_response({"Id": container.id, "Warnings": []}, status=201)
 
     async def get_containers_json(request: web.Request) -> web.Response:
@@ -246,3 +248,25 @@ def _time_param(request: web.Request, name: str) -> float:
         return float(value)
     except ValueError:
         raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+
+
+def _endpoint_request(body: dict) -> EndpointRequest | None:
+    """NetworkingConfig: one network's aliases and address, as API 1.41 takes it."""
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        raise InvalidParameter("invalid JSON: EndpointsConfig must be an object")
+    if len(endpoints) > 1:
+        raise InvalidParameter("Container cannot be connected to network endpoints: "
+                               + ", ".join(endpoints))
+    for network, settings in endpoints.items():
+        settings = settings or {}
+        ipam = settings.get("IPAMConfig") or {}
+        if settings.get("Links") or settings.get("DriverOpts") or ipam.get("IPv6Address") \
+                or ipam.get("LinkLocalIPs"):
+            raise InvalidParameter("links, driver options and IPv6 or link-local addresses "
+                                   "of an endpoint are not supported yet")
+        aliases = tuple(settings.get("Aliases") or ())
+        address = str(ipam.get("IPv4Address") or "")
+        if aliases or address:
+            return EndpointRequest(network, aliases, address)
+    return None

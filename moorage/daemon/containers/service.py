@@ -35,7 +35,7 @@ from moorage.daemon.networks import ContainerInfo, NetworkService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
-from moorage.model.networks import ContainerNetwork
+from moorage.model.networks import ContainerNetwork, EndpointRequest
 from moorage.model.records import REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
@@ -121,9 +121,19 @@ class ContainerService:
         return self.ctx.networks.container_networks(record.id,
                                                     record.host_config.network_mode)
 
-    async def container_create(self, name: str, config: ContainerConfig,
-                               host: HostConfig) -> ContainerRecord:
-        return await create.container_create(self.ctx, name, config, host)
+    async def container_create(self, name: str, config: ContainerConfig, host: HostConfig,
+                               endpoint: EndpointRequest | None = None) -> ContainerRecord:
+        """`endpoint`: the container's aliases and address on its network, whose
+        endpoint is made now; a refused one leaves no container."""
+        record = await create.container_create(self.ctx, name, config, host)
+        if endpoint is not None:
+            try:
+                await asyncio.to_thread(self.ctx.networks.reserve, container_info(record),
+                                        endpoint)
+            except BaseException:
+                await remove.container_rm(self.ctx, record.id, True, True)
+                raise
+        return record
 
     async def container_start(self, ref: str) -> None:
         await self.starter.container_start(ref)

@@ -26,7 +26,8 @@ def parse_network(text: str, what: str = "subnet") -> Net:
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError:
-        raise InvalidParameter(f"invalid CIDR address: {text}") from None
+        raise InvalidParameter(f"Invalid {what} {text} : invalid CIDR address: {text}") \
+            from None
     if not isinstance(network, Net):
         raise InvalidParameter(f"{what} {text}: IPv6 networks are not supported yet")
     return network

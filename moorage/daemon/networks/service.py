@@ -22,7 +22,7 @@ from moorage.daemon.config import DaemonConfig
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.networks import firewall, ipam, links, netns
 from moorage.daemon.networks.filters import NetworkFilters
-from moorage.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from moorage.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemFailure
 from moorage.model.networks import (
     ENDPOINT_VERSION,
     NETWORK_VERSION,
@@ -30,6 +30,7 @@ from moorage.model.networks import (
     ContainerNetwork,
     CreateRequest,
     EndpointRecord,
+    EndpointRequest,
     IpamPool,
     NetworkRecord,
     NetworkView,
@@ -299,20 +300,32 @@ class NetworkService:
                             {"container": info.id, "name": record.name,
                              "type": record.driver})
 
+    def reserve(self, info: ContainerInfo, request: EndpointRequest) -> None:
+        """At a container's create: the endpoint on its network with the aliases and
+        address asked for."""
+        network = "bridge" if request.network == "default" else request.network
+        self._connect(network, info.id, request.aliases, request.ipv4_address, info)
+
     def _connect(self, ref: str, container_ref: str, aliases: tuple[str, ...],
-                 address: str) -> tuple[NetworkRecord, ContainerInfo]:
-        info = self.lookup(container_ref)
+                 address: str, info: ContainerInfo | None = None) \
+            -> tuple[NetworkRecord, ContainerInfo]:
+        info = info or self.lookup(container_ref)
         with self._lock:
             record = self.get(ref)
-            if record.driver != "bridge" or info.network_mode in ("host", "none") \
+            if "host" in (record.driver, info.network_mode):
+                raise InvalidParameter("container cannot be disconnected from host network "
+                                       "or connected to host network")
+            if record.driver != "bridge" or info.network_mode == "none" \
                     or info.network_mode.startswith("container:"):
-                raise Forbidden("container cannot be disconnected from host network or "
-                                "connected to host network" if "host" in
-                                (record.driver, info.network_mode) else
-                                f"container {info.id} is not attachable to network "
-                                f"{record.name}")
-            endpoint = self._endpoint(record, info, aliases, address,
-                                      len(self.endpoints(container_id=info.id)))
+                raise InvalidParameter(f"container {info.id} is not attachable to network "
+                                       f"{record.name}")
+            if record.name == "bridge" and address:
+                raise InvalidParameter("user specified IP address is supported on user "
+                                       "defined networks only")
+            if record.name == "bridge" and aliases:
+                raise InvalidParameter("network-scoped alias is supported only for "
+                                       "containers in user defined networks")
+            endpoint = self._endpoint(record, info, aliases, address, self._free_ifname(info.id))
             if info.pid:
                 try:
                     self._plug(record, endpoint, netns.namespace_path(info.pid))
@@ -339,8 +352,8 @@ class NetworkService:
                 info = ContainerInfo(container_ref, "", 0, "")
             found = self.endpoints(record.id, info.id)
             if not found:
-                raise Forbidden(f"container {info.id} is not connected to network "
-                                f"{record.name}")
+                raise SystemFailure(f"container {info.id} is not connected to network "
+                                    f"{record.name}")
             if info.pid:
                 links.unplug(netns.namespace_path(info.pid), found[0].ifname)
             self._forget(found[0])
@@ -361,7 +374,7 @@ class NetworkService:
                                        "network this way")
             mine = self.endpoints(container_id=info.id)
             if not any(e.network_id == record.id for e in mine):
-                mine.insert(0, self._endpoint(record, info, (), "", 0))
+                mine.insert(0, self._endpoint(record, info, (), "", self._free_ifname(info.id)))
             networks = {n.id: n for n in self._all()}
             return [Attachment(networks[e.network_id], e) for e in mine
                     if e.network_id in networks]
@@ -391,7 +404,7 @@ class NetworkService:
     # ------------------------------------------------------------------ endpoints
 
     def _endpoint(self, record: NetworkRecord, info: ContainerInfo,
-                  aliases: tuple[str, ...], address: str, index: int) -> EndpointRecord:
+                  aliases: tuple[str, ...], address: str, ifname: str) -> EndpointRecord:
         endpoint_id = secrets.token_hex(32)
         pool = record.pools[0]
         if address:
@@ -399,7 +412,7 @@ class NetworkService:
                 raise Forbidden(f"invalid address {address}: It does not belong to any of "
                                 "this network's subnets")
             if not self.metadata.claim_address(record.id, address, endpoint_id):
-                raise Forbidden(f"Address already in use: {address}")
+                raise Forbidden("Address already in use")
             chosen = address
         else:
             claimed = self.metadata.claimed_addresses(record.id)
@@ -412,7 +425,7 @@ class NetworkService:
             id=endpoint_id, network_id=record.id, container_id=info.id, address=chosen,
             prefix_len=ipaddress.ip_network(pool.subnet).prefixlen, gateway=pool.gateway,
             mac=ipam.mac_for(chosen), aliases=aliases, requested_address=address,
-            ifname=f"eth{index}")
+            ifname=ifname)
         try:
             self._endpoints.put(endpoint.id, endpoint.key, ENDPOINT_VERSION,
                                 endpoint.to_json())
@@ -421,6 +434,10 @@ class NetworkService:
             raise Forbidden(f"endpoint with name {info.name.lstrip('/')} already exists in "
                             f"network {record.name}") from None
         return endpoint
+
+    def _free_ifname(self, container_id: str) -> str:
+        used = {e.ifname for e in self.endpoints(container_id=container_id)}
+        return next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
 
     def _forget(self, endpoint: EndpointRecord) -> None:
         self._endpoints.delete(endpoint.id)
