@@ -54,7 +54,8 @@ class Engine:
 
     async def stop(self) -> None:
         await self.containers.stop()
-        await self.networks.stop()
+        await self.networks.stop(keep=any(
+            r.state.running for r in self.containers.ctx.registry.all()))
 
     def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
         """Containers made before writable layers were snapshots kept theirs in

@@ -19,6 +19,8 @@ class IpamPool:
     gateway: str
     ip_range: str = ""
     aux_addresses: dict[str, str] = field(default_factory=dict)
+    # As dockerd's inspect: a pool given with a subnet shows its gateway only if given.
+    shows_gateway: bool = True
 
 
 @dataclass(frozen=True, slots=True)

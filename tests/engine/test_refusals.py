@@ -88,8 +88,6 @@ def test_network_modes_that_run(daemons: tuple, mode: str) -> None:
 @pytest.mark.parametrize(("args", "words"), [
     (["-p", "18080:80"], "port publishing (-p, -P) is not supported yet"),
     (["-P", "--expose", "80"], "port publishing (-p, -P) is not supported yet"),
-    (["--network", "container:other"], "network mode container:other: sharing another "
-     "container's network namespace is not supported yet"),
     (["--log-opt", "max-size=1m"], "log options are not supported yet (max-size)"),
 ])
 def test_refused_until_it_works(daemons: tuple, args: list[str], words: str) -> None:

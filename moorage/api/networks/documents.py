@@ -13,7 +13,8 @@ def network_document(view: NetworkView) -> dict:
         entry = {"Subnet": pool.subnet}
         if pool.ip_range:
             entry["IPRange"] = pool.ip_range
-        entry["Gateway"] = pool.gateway
+        if pool.shows_gateway:
+            entry["Gateway"] = pool.gateway
         if pool.aux_addresses:
             entry["AuxiliaryAddresses"] = dict(pool.aux_addresses)
         config.append(entry)

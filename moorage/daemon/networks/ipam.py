@@ -58,7 +58,7 @@ def free_subnet(pools: Iterable[tuple[str, int]], taken: Iterable[Net]) -> Net:
 
 
 def make_pool(subnet: str, gateway: str = "", ip_range: str = "",
-              aux: dict[str, str] | None = None) -> IpamPool:
+              aux: dict[str, str] | None = None, shows_gateway: bool = True) -> IpamPool:
     """A pool checked as libnetwork checks `network create` options."""
     network = parse_network(subnet)
     if ip_range:
@@ -76,7 +76,7 @@ def make_pool(subnet: str, gateway: str = "", ip_range: str = "",
         if parse_address(address) not in network:
             raise Forbidden(f"invalid aux address {name}={address}: not in {network}")
     return IpamPool(subnet=str(network), gateway=gateway, ip_range=ip_range,
-                    aux_addresses=dict(aux or {}))
+                    aux_addresses=dict(aux or {}), shows_gateway=shows_gateway)
 
 
 def candidates(pool: IpamPool) -> Iterator[str]:

@@ -3,9 +3,10 @@ need of them (endpoints, addresses, links).
 
 The predefined networks (`bridge`, `host`, `none`) are made at the first start and kept
 in moor.db like user networks; a bridge network's Linux bridge and the daemon's
-nftables table are rebuilt from that state at every start. Without live-restore the
-daemon stops its containers when it stops, so it removes its bridges and its table
-too: nothing of it stays in the kernel while it is not running.
+nftables table are rebuilt from that state at every start. When the daemon stops
+with no container left running (always, without live-restore) it removes its bridges
+and its table: nothing of it stays in the kernel while nothing uses it, unlike
+dockerd's docker0, and test daemons leave no trace.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ class NetworkService:
                                             ipaddress.ip_network(pool.subnet).prefixlen)
             self._apply_firewall()
 
-    async def stop(self) -> None:
-        if not self.config.live_restore:
+    async def stop(self, keep: bool) -> None:
+        """`keep`: containers run on (live-restore) and keep their networks."""
+        if not keep:
             await asyncio.to_thread(self._teardown)
 
     def _teardown(self) -> None:
@@ -480,9 +482,10 @@ def _pools(configs: Sequence[Mapping[str, object]]) -> tuple[IpamPool, ...]:
         if not subnet:
             raise InvalidParameter("an IPAM pool without a subnet is not supported yet")
         aux = config.get("AuxiliaryAddresses") or {}
-        pools.append(ipam.make_pool(subnet, str(config.get("Gateway") or ""),
-                                    str(config.get("IPRange") or ""),
-                                    {str(k): str(v) for k, v in dict(aux).items()}))
+        gateway = str(config.get("Gateway") or "")
+        pools.append(ipam.make_pool(subnet, gateway, str(config.get("IPRange") or ""),
+                                    {str(k): str(v) for k, v in dict(aux).items()},
+                                    shows_gateway=bool(gateway)))
     if len(pools) > 1:
         raise InvalidParameter("more than one IPv4 pool per network is not supported yet")
     for i, pool in enumerate(pools):
