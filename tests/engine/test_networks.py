@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from enginekit import Daemon, start_daemon, stop_daemon, daemon_bridge_name
+from enginekit import Daemon, daemon_bridge_name, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, in_netns
 
 IMAGE = "busybox:latest"
