@@ -115,3 +115,14 @@ class EndpointRequest:
     network: str
     aliases: tuple[str, ...] = ()
     ipv4_address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPort:
+    """A running container's published port."""
+
+    port: int
+    proto: str
+    host_ip: str             # as inspect shows it: 0.0.0.0, ::, or the address given
+    host_port: int
+    target: str              # the container's address

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
-from moorage.model.networks import ContainerNetwork, EndpointRequest
+from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
 from moorage.model.records import ContainerRecord, ExecRecord
 
 
@@ -92,6 +92,10 @@ class ContainerBackend(Protocol):
 
     def network_settings(self, container_id: str) -> list[ContainerNetwork]:
         """The container's endpoints, first network first."""
+        ...
+
+    def published_ports(self, container_id: str) -> list[PublishedPort]:
+        """A running container's published ports; none otherwise."""
         ...
 
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:

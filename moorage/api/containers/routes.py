@@ -88,7 +88,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
                                        limit=query_int(request, "limit"),
                                        filters=query_filters(request))
         size = query_bool(request, "size")
-        return json_response([summary(c, await backend.container_size(c) if size else None)
+        return json_response([summary(c, await backend.container_size(c) if size else None,
+                                      backend.published_ports(c.id))
                               for c in found])
 
     async def get_container_inspect(request: web.Request) -> web.Response:
@@ -97,7 +98,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             else None
         return json_response(inspect_document(container, backend.execs.ids_of(container.id),
                                               backend.graph_driver_data(container), size,
-                                              backend.network_settings(container.id)))
+                                              backend.network_settings(container.id),
+                                              backend.published_ports(container.id)))
 
     async def post_containers_start(request: web.Request) -> web.Response:
         await backend.container_start(request.match_info["name"])

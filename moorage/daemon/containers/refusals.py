@@ -26,10 +26,6 @@ class _LogConfig(Protocol):
 
 class _HostConfig(Protocol):
     @property
-    def port_bindings(self) -> Mapping[str, object] | None: ...
-    @property
-    def publish_all_ports(self) -> bool: ...
-    @property
     def security_opt(self) -> tuple[str, ...] | None: ...
     @property
     def log_config(self) -> _LogConfig: ...
@@ -42,8 +38,6 @@ def refuse_unsupported(host_config: _HostConfig, *, apparmor: bool | None = None
     `apparmor` and `selinux` say whether the host enforces them (probed when None).
     Raises InvalidParameter; pure apart from the probes, so safe to call more than once.
     """
-    if host_config.port_bindings or host_config.publish_all_ports:
-        raise InvalidParameter("port publishing (-p, -P) is not supported yet")
     for option in host_config.security_opt or ():
         if option in _UNCONFINED:
             continue

@@ -35,7 +35,7 @@ from moorage.daemon.networks import ContainerInfo, NetworkService
 from moorage.daemon.volumes.store import VolumeStore
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
-from moorage.model.networks import ContainerNetwork, EndpointRequest
+from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
 from moorage.model.records import REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
@@ -115,6 +115,9 @@ class ContainerService:
     def network_info(self, ref: str) -> ContainerInfo:
         """What the network service needs of a container (NotFound as `get`)."""
         return container_info(self.ctx.registry.get(ref))
+
+    def published_ports(self, container_id: str) -> list[PublishedPort]:
+        return self.ctx.networks.published(container_id)
 
     def network_settings(self, container_id: str) -> list[ContainerNetwork]:
         record = self.ctx.registry.get(container_id)

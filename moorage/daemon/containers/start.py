@@ -89,6 +89,10 @@ class Starter:
         try:
             info = container_info(record, int(reply.get("init_pid") or 0))
             await asyncio.to_thread(ctx.networks.plug, info, attachments)
+            host = record.host_config
+            await asyncio.to_thread(ctx.networks.publish, info, attachments,
+                                    host.port_bindings, host.publish_all_ports,
+                                    record.config.exposed_ports or ())
         except Exception as err:
             await end_process(ctx, record)
             failure = err if isinstance(err, MoorError) else SystemFailure(
@@ -111,6 +115,7 @@ class Starter:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
         await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
+        await asyncio.to_thread(self.ctx.networks.unpublish, record.id)
         status = record.state.status if record.state.status != REMOVING else EXITED
         record = self.ctx.states.transition(record.id, status, event="start-failed",
                                             error=str(error), exit_code=code,

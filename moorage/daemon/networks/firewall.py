@@ -23,13 +23,33 @@ class BridgeRules:
     internal: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A published port taken by DNAT: host_ip "" for every address of the host."""
+
+    proto: str
+    host_ip: str
+    host_port: int
+    target: str
+    port: int
+
+
 def table_name(default_bridge: str) -> str:
     return "moorage_" + "".join(c if c.isalnum() else "_" for c in default_bridge)
 
 
-def render(table: str, bridges: list[BridgeRules]) -> str:
+def render(table: str, bridges: list[BridgeRules], forwards: list[Forward]) -> str:
     nat: list[str] = []
     forward: list[str] = []
+    prerouting: list[str] = []
+    output: list[str] = []
+    for f in forwards:
+        # 127.0.0.0/8 is the userland proxy's: the kernel would not route it out.
+        match = ("fib daddr type local" if not f.host_ip
+                 else f"ip daddr {f.host_ip}")
+        rule = f"{f.proto} dport {f.host_port} dnat to {f.target}:{f.port}"
+        prerouting.append(f"{match} {rule}")
+        output.append(f"ip daddr != 127.0.0.0/8 {match} {rule}")
     for rules in bridges:
         name = _quote(rules.bridge)
         if rules.internal:
@@ -38,20 +58,27 @@ def render(table: str, bridges: list[BridgeRules]) -> str:
             forward.append(f"oifname {name} iifname != {name} drop")
             continue
         nat.append(f"ip saddr {rules.subnet} oifname != {name} masquerade")
+        # Hairpin: a container reaching a published port of its own network through
+        # the host's address gets the answer back through the host.
+        nat.append(f"ct status dnat iifname {name} oifname {name} masquerade")
         others = [_quote(o.bridge) for o in bridges if o.bridge != rules.bridge]
         if others:
             # Containers on different networks cannot reach each other.
             forward.append(f"iifname {name} oifname {{ {', '.join(others)} }} drop")
     return "\n".join([
         f"table ip {table} {{}}", f"delete table ip {table}", f"table ip {table} {{",
+        "  chain prerouting {", "    type nat hook prerouting priority dstnat; policy accept;",
+        *(f"    {r}" for r in prerouting), "  }",
+        "  chain output {", "    type nat hook output priority -100; policy accept;",
+        *(f"    {r}" for r in output), "  }",
         "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
         *(f"    {r}" for r in nat), "  }",
         "  chain forward {", "    type filter hook forward priority filter; policy accept;",
         *(f"    {r}" for r in forward), "  }", "}", ""])
 
 
-def apply(table: str, bridges: list[BridgeRules]) -> None:
-    _nft(render(table, bridges))
+def apply(table: str, bridges: list[BridgeRules], forwards: list[Forward]) -> None:
+    _nft(render(table, bridges, forwards))
 
 
 def remove(table: str) -> None:

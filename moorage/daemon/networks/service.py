@@ -16,12 +16,12 @@ import ipaddress
 import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.events.bus import EventBus
-from moorage.daemon.networks import firewall, ipam, links, netns
+from moorage.daemon.networks import firewall, ipam, links, netns, ports
 from moorage.daemon.networks.filters import NetworkFilters
 from moorage.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemFailure
 from moorage.model.networks import (
@@ -35,6 +35,7 @@ from moorage.model.networks import (
     IpamPool,
     NetworkRecord,
     NetworkView,
+    PublishedPort,
 )
 from moorage.model.times import now_ns
 from moorage.store.metadata import Metadata
@@ -70,6 +71,10 @@ class NetworkService:
         self._networks = metadata.records("networks")
         self._endpoints = metadata.records("endpoints")
         self._lock = threading.Lock()     # network create/remove and endpoint changes
+        # The running containers' published ports (in memory: they live as long as the
+        # container runs, and a daemon restart stops every container).
+        self._ports: dict[str, ports.ContainerPorts] = {}
+        self._ports_lock = threading.Lock()
         self.lookup: Lookup = _no_containers
 
     # ------------------------------------------------------------------ daemon
@@ -135,9 +140,14 @@ class NetworkService:
         return taken
 
     def _apply_firewall(self) -> None:
+        with self._ports_lock:
+            forwards = [firewall.Forward(p.proto, "" if p.host_ip == "0.0.0.0" else p.host_ip,
+                                         p.host_port, p.target, p.port)
+                        for ports in self._ports.values() for p in ports.published
+                        if ":" not in p.host_ip and not p.host_ip.startswith("127.")]
         firewall.apply(self.table, [
             firewall.BridgeRules(n.bridge, n.pools[0].subnet, n.internal)
-            for n in self._all() if n.driver == "bridge"])
+            for n in self._all() if n.driver == "bridge"], forwards)
 
     # ------------------------------------------------------------------ records
 
@@ -392,6 +402,59 @@ class NetworkService:
             netns.loopback_up(ipr)
         for attachment in attachments:
             self._plug(attachment.network, attachment.endpoint, namespace)
+
+    def check_ports(self, network_mode: str, port_bindings: Mapping[str, object] | None,
+                    publish_all: bool, exposed: Iterable[str]) -> None:
+        """At create: the bindings parse, and the network mode can publish."""
+        found = ports.bindings(port_bindings, publish_all, exposed)
+        if found and (network_mode in ("host", "none") or network_mode.startswith("container:")):
+            raise InvalidParameter("conflicting options: port publishing and the container "
+                                   "type network mode")
+
+    def publish(self, info: ContainerInfo, attachments: Sequence[Attachment],
+                port_bindings: Mapping[str, object] | None, publish_all: bool,
+                exposed: Iterable[str]) -> None:
+        """After plug: the listeners and DNAT rules of the container's published ports,
+        all or none (dockerd's error when a host port is taken)."""
+        found = ports.bindings(port_bindings, publish_all, exposed)
+        if not found or not attachments:
+            return
+        endpoint = attachments[0].endpoint
+        taken = ports.ContainerPorts()
+        with self._ports_lock:
+            held = {(p.proto, p.host_port) for c in self._ports.values() for p in c.published}
+            try:
+                for binding in found:
+                    published, listeners = ports.bind(binding, endpoint.address, held)
+                    taken.published += published
+                    taken.listeners += listeners
+                    held |= {(p.proto, p.host_port) for p in published}
+            except ports.PortTaken as err:
+                taken.close()
+                raise SystemFailure(
+                    f"driver failed programming external connectivity on endpoint "
+                    f"{info.name.lstrip('/')} ({endpoint.id}): {err}") from None
+            self._ports[info.id] = taken
+        try:
+            self._apply_firewall()
+        except BaseException:
+            self.unpublish(info.id)
+            raise
+        for listener in taken.listeners:
+            listener.start()
+
+    def unpublish(self, container_id: str) -> None:
+        """When the container stops: its listeners and rules go."""
+        with self._ports_lock:
+            taken = self._ports.pop(container_id, None)
+        if taken is not None:
+            taken.close()
+            self._apply_firewall()
+
+    def published(self, container_id: str) -> list[PublishedPort]:
+        with self._ports_lock:
+            taken = self._ports.get(container_id)
+            return list(taken.published) if taken else []
 
     def release(self, container_id: str) -> None:
         """At a container's removal: its endpoints and addresses."""
