@@ -203,3 +203,52 @@ def test_addresses_survive_a_restart_and_nothing_is_left(tmp_path, busybox_tar) 
         stop_daemon(daemon)
     left = _host(daemon, "ip", "-o", "link").stdout.decode()
     assert bridge not in left and f"br-{network_id[:12]}" not in left
+
+
+def _free_port() -> int:
+    return random.randint(20000, 29999)
+
+
+def test_published_ports_served_on_loopback_and_host_addresses(pair: Pair) -> None:
+    port, local = _free_port(), _free_port()
+    try:
+        for daemon in (pair.moord, pair.dockerd):
+            daemon.docker(*RUN, "-d", "--name", "pub", "--hostname", "pubhost", "-p",
+                          f"{port}:80", "-p", f"127.0.0.1:{local}:80", "--expose", "70",
+                          IMAGE, "httpd", "-f", "-p", "80", "-h", "/etc", check=True)
+            for url in (f"http://127.0.0.1:{port}/hostname",
+                        f"http://127.0.0.1:{local}/hostname"):
+                got = _host(daemon, "wget", "-qO-", url)
+                assert got.stdout == b"pubhost\n", (daemon, url, got.stderr)
+            # Through the host's address from another container (DNAT, hairpin).
+            gateway = daemon.docker("inspect", "-f", "{{.NetworkSettings.Gateway}}",
+                                    "pub").stdout.decode().strip()
+            inner = daemon.docker(*RUN, "--rm", IMAGE, "wget", "-qO-",
+                                  f"http://{gateway}:{port}/hostname")
+            assert inner.stdout == b"pubhost\n", (daemon, inner.stderr)
+        pair.same("port", "pub")
+        pair.same("port", "pub", "80")
+        pair.same("ps", "--format", "{{.Names}} {{.Ports}}")
+        ours, theirs = pair.inspect("pub", ["NetworkSettings.Ports", "HostConfig.PortBindings"])
+        for doc in (ours, theirs):  # dockerd's order within a port follows a Go map's
+            doc["NetworkSettings.Ports"] = {k: v and sorted(v, key=json.dumps) for k, v in
+                                            doc["NetworkSettings.Ports"].items()}
+        assert ours == theirs
+    finally:
+        _rm(pair, "pub")
+
+
+def test_taken_host_port_and_bad_port_specs(pair: Pair) -> None:
+    port = _free_port()
+    try:
+        for daemon in (pair.moord, pair.dockerd):
+            daemon.docker(*RUN, "-d", "--name", "holder", "-p", f"{port}:80", IMAGE,
+                          "sleep", "60", check=True)
+        assert pair.same(*RUN, "-d", "--name", "second", "-p", f"{port}:80", IMAGE,
+                         "sleep", "60", stderr_lines=1) == 125
+        pair.same("ps", "-a", "--format", "{{.Names}} {{.Status}} {{.Ports}}")
+        pair.same("port", "second")
+        for spec in ("99999:80", "abc", "80:abc"):
+            assert pair.same(*RUN, "--rm", "-p", spec, IMAGE, "true", stderr_lines=1) == 125
+    finally:
+        _rm(pair, "holder", "second")
