@@ -252,3 +252,34 @@ def test_taken_host_port_and_bad_port_specs(pair: Pair) -> None:
             assert pair.same(*RUN, "--rm", "-p", spec, IMAGE, "true", stderr_lines=1) == 125
     finally:
         _rm(pair, "holder", "second")
+
+
+def test_names_and_aliases_resolve_on_user_networks_only(pair: Pair) -> None:
+    """The embedded DNS: names, aliases and round-robin on the network; a name it does
+    not know goes to --dns 127.0.0.1, where nothing answers: nothing leaves the host."""
+    ask = (*RUN, "--rm", "--dns", "127.0.0.1")
+    try:
+        for daemon in (pair.moord, pair.dockerd):
+            daemon.docker("network", "create", "--subnet", _subnet(), "dnsa", check=True)
+            daemon.docker("network", "create", "--subnet", _subnet(), "dnsb", check=True)
+            addresses = set()
+            for name in ("one", "two"):
+                daemon.docker(*RUN, "-d", "--name", name, "--hostname", name, "--network",
+                              "dnsa", "--network-alias", "svc", IMAGE, "httpd", "-f", "-p",
+                              "80", "-h", "/etc", check=True)
+                addresses.add(daemon.docker(
+                    "inspect", "-f", "{{.NetworkSettings.Networks.dnsa.IPAddress}}",
+                    name).stdout.decode().strip())
+            got = daemon.docker(*ask, "--network", "dnsa", IMAGE, "sh", "-c",
+                                "grep nameserver /etc/resolv.conf; nslookup one; "
+                                "wget -qO- http://two/hostname; nslookup svc")
+            out = got.stdout.decode()
+            assert got.returncode == 0, (daemon, got.stderr)
+            assert "nameserver 127.0.0.11\n" in out and "two\n" in out
+            assert {line.split()[-1] for line in out.splitlines()
+                    if line.startswith("Address:") and "#" not in line
+                    and ":53" not in line} >= addresses
+            other = daemon.docker(*ask, "--network", "dnsb", IMAGE, "nslookup", "one")
+            assert other.returncode == 1, (daemon, other.stdout)
+    finally:
+        _rm(pair, "one", "two", networks=("dnsa", "dnsb"))

@@ -37,7 +37,7 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: dict) -> Cont
     if current is None or not current.state.running:
         return current
     await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
-    await asyncio.to_thread(ctx.networks.unpublish, container_id)
+    await asyncio.to_thread(ctx.networks.stopped, container_id)
     code, oom, error, finished = exit_status(exit_record)
     return ctx.states.transition(container_id, EXITED, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)

@@ -363,6 +363,7 @@ class EtcNetwork:
 
     addresses: tuple[str, ...] = ()  # the container's, first network first
     host_gateway: str = ""           # what --add-host's `host-gateway` stands for
+    embedded_dns: bool = False       # on a user-defined network: 127.0.0.11 answers
 
 
 def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfig,
@@ -381,25 +382,40 @@ def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfi
              if config.domainname else config.hostname)
     hosts += [f"{address}\t{names}" for address in network.addresses[:1]]
     _write(os.path.join(container_dir, "hosts"), "\n".join(hosts) + "\n")
-    _write(os.path.join(container_dir, "resolv.conf"), _resolv_conf(host))
+    _write(os.path.join(container_dir, "resolv.conf"),
+           _resolv_conf(host, network.embedded_dns))
 
 
-def _resolv_conf(host: HostConfig) -> str:
+def _host_resolv_conf() -> list[str]:
     try:
         with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
+            return f.read().splitlines()
     except OSError:
-        lines = []
+        return []
+
+
+def upstream_resolvers(host: HostConfig) -> list[str]:
+    """Where the embedded DNS sends the names it does not know: --dns, else the host's
+    resolvers (localhost ones too: it asks from the host's namespace)."""
+    return list(host.dns) or [line.split()[1] for line in _host_resolv_conf()
+                              if line.startswith("nameserver") and len(line.split()) > 1]
+
+
+def _resolv_conf(host: HostConfig, embedded_dns: bool) -> str:
+    lines = _host_resolv_conf()
     # Docker drops localhost resolvers: they are unreachable from the container.
-    servers = list(host.dns) or [line.split()[1] for line in lines
-                                 if line.startswith("nameserver") and len(line.split()) > 1
-                                 and not line.split()[1].startswith(("127.", "::1"))]
+    servers = ["127.0.0.11"] if embedded_dns else list(host.dns) or [
+        line.split()[1] for line in lines
+        if line.startswith("nameserver") and len(line.split()) > 1
+        and not line.split()[1].startswith(("127.", "::1"))]
     out = [f"nameserver {s}" for s in servers]
     search = list(host.dns_search) or [" ".join(line.split()[1:]) for line in lines
                                        if line.startswith("search")]
     out += [f"search {' '.join(search)}"] if search else []
     options = list(host.dns_options) or [" ".join(line.split()[1:]) for line in lines
                                          if line.startswith("options")]
+    if embedded_dns:
+        options.append("ndots:0")
     out += [f"options {' '.join(options)}"] if options else []
     return "\n".join(out) + "\n"
 

@@ -88,7 +88,8 @@ class Starter:
         ctx.registry.put(record)
         try:
             info = container_info(record, int(reply.get("init_pid") or 0))
-            await asyncio.to_thread(ctx.networks.plug, info, attachments)
+            await asyncio.to_thread(ctx.networks.plug, info, attachments,
+                                    setup.upstream_resolvers(record.host_config))
             host = record.host_config
             await asyncio.to_thread(ctx.networks.publish, info, attachments,
                                     host.port_bindings, host.publish_all_ports,
@@ -115,7 +116,7 @@ class Starter:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
         await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
-        await asyncio.to_thread(self.ctx.networks.unpublish, record.id)
+        await asyncio.to_thread(self.ctx.networks.stopped, record.id)
         status = record.state.status if record.state.status != REMOVING else EXITED
         record = self.ctx.states.transition(record.id, status, event="start-failed",
                                             error=str(error), exit_code=code,
@@ -135,7 +136,8 @@ class Starter:
         host = record.host_config
         setup.write_etc_files(directory, record.config, host, setup.EtcNetwork(
             addresses=tuple(a.endpoint.address for a in attachments),
-            host_gateway=ctx.networks.bridge_gateway()))
+            host_gateway=ctx.networks.bridge_gateway(),
+            embedded_dns=any(a.network.name != "bridge" for a in attachments)))
         namespace_pids = {}
         for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode),
                            ("network", host.network_mode)):

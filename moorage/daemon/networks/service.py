@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.events.bus import EventBus
-from moorage.daemon.networks import firewall, ipam, links, netns, ports
+from moorage.daemon.networks import dns, firewall, ipam, links, netns, ports
 from moorage.daemon.networks.filters import NetworkFilters
 from moorage.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemFailure
 from moorage.model.networks import (
@@ -75,11 +75,17 @@ class NetworkService:
         # container runs, and a daemon restart stops every container).
         self._ports: dict[str, ports.ContainerPorts] = {}
         self._ports_lock = threading.Lock()
+        self.resolver = dns.Resolver(self._resolve)
+        self._default_id = ""   # the default bridge's: no names resolve there
+        # Endpoints in memory too: the DNS server reads them on the event loop.
+        self._endpoint_cache = {e.id: e for e in (
+            EndpointRecord.from_json(doc) for _, _, _, doc in self._endpoints.load_all())}
         self.lookup: Lookup = _no_containers
 
     # ------------------------------------------------------------------ daemon
 
     async def start(self) -> None:
+        self.resolver.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._start)
 
     def _start(self) -> None:
@@ -94,6 +100,7 @@ class NetworkService:
                         pool = network.pools[0]
                         links.ensure_bridge(ipr, network.bridge, pool.gateway,
                                             ipaddress.ip_network(pool.subnet).prefixlen)
+            self._default_id = self.get("bridge").id
             self._apply_firewall()
 
     async def stop(self, keep: bool) -> None:
@@ -158,7 +165,7 @@ class NetworkService:
         self._networks.put(record.id, record.name, NETWORK_VERSION, record.to_json())
 
     def _all_endpoints(self) -> list[EndpointRecord]:
-        return [EndpointRecord.from_json(doc) for _, _, _, doc in self._endpoints.load_all()]
+        return list(self._endpoint_cache.values())
 
     def get(self, ref: str) -> NetworkRecord:
         """By full id, name, or unique id prefix (dockerd's order); NotFound otherwise."""
@@ -391,9 +398,11 @@ class NetworkService:
             return [Attachment(networks[e.network_id], e) for e in mine
                     if e.network_id in networks]
 
-    def plug(self, info: ContainerInfo, attachments: Sequence[Attachment]) -> None:
+    def plug(self, info: ContainerInfo, attachments: Sequence[Attachment],
+             upstreams: Sequence[str] = ()) -> None:
         """Between the runtime's create and start: `lo` up (every mode with a namespace
-        of its own) and a veth per endpoint."""
+        of its own), a veth per endpoint, and on a user-defined network the embedded
+        DNS server (forwarding to `upstreams`)."""
         mode = info.network_mode or "default"
         if mode == "host" or mode.startswith("container:"):
             return
@@ -402,6 +411,8 @@ class NetworkService:
             netns.loopback_up(ipr)
         for attachment in attachments:
             self._plug(attachment.network, attachment.endpoint, namespace)
+        if any(a.network.name != "bridge" for a in attachments):
+            self.resolver.attach(info.id, namespace, list(upstreams))
 
     def check_ports(self, network_mode: str, port_bindings: Mapping[str, object] | None,
                     publish_all: bool, exposed: Iterable[str]) -> None:
@@ -438,13 +449,14 @@ class NetworkService:
         try:
             self._apply_firewall()
         except BaseException:
-            self.unpublish(info.id)
+            self.stopped(info.id)
             raise
         for listener in taken.listeners:
             listener.start()
 
-    def unpublish(self, container_id: str) -> None:
-        """When the container stops: its listeners and rules go."""
+    def stopped(self, container_id: str) -> None:
+        """When the container stops: its DNS server, port listeners and rules go."""
+        self.resolver.detach(container_id)
         with self._ports_lock:
             taken = self._ports.pop(container_id, None)
         if taken is not None:
@@ -494,6 +506,7 @@ class NetworkService:
         try:
             self._endpoints.put(endpoint.id, endpoint.key, ENDPOINT_VERSION,
                                 endpoint.to_json())
+            self._endpoint_cache[endpoint.id] = endpoint
         except sqlite3.IntegrityError:
             self.metadata.release_addresses(endpoint_id)
             raise Forbidden(f"endpoint with name {info.name.lstrip('/')} already exists in "
@@ -504,7 +517,29 @@ class NetworkService:
         used = {e.ifname for e in self.endpoints(container_id=container_id)}
         return next(f"eth{i}" for i in range(len(used) + 1) if f"eth{i}" not in used)
 
+    def _resolve(self, container_id: str, name: str) -> list[str] | None:
+        """What the embedded DNS answers `container_id` for `name`: the addresses of the
+        running containers known by that name on the user networks they share."""
+        endpoints = self._all_endpoints()
+        mine = {e.network_id for e in endpoints if e.container_id == container_id}
+        found: list[str] | None = None
+        for endpoint in endpoints:
+            if endpoint.network_id not in mine or endpoint.network_id == self._default_id:
+                continue
+            try:
+                info = self.lookup(endpoint.container_id)
+            except NotFound:
+                continue
+            names = {info.name.lstrip("/").lower(), endpoint.container_id[:12],
+                     *(a.lower() for a in endpoint.aliases)}
+            if name in names:
+                found = found or []
+                if info.pid:
+                    found.append(endpoint.address)
+        return found
+
     def _forget(self, endpoint: EndpointRecord) -> None:
+        self._endpoint_cache.pop(endpoint.id, None)
         self._endpoints.delete(endpoint.id)
         self.metadata.release_addresses(endpoint.id)
 
