@@ -115,6 +115,7 @@ class EndpointRequest:
     network: str
     aliases: tuple[str, ...] = ()
     ipv4_address: str = ""
+    mac_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,21 +254,26 @@ def _time_param(request: web.Request, name: str) -> float:
 
 def _endpoint_request(body: dict) -> EndpointRequest | None:
     """NetworkingConfig: one network's aliases and address, as API 1.41 takes it."""
+    if (body.get("HostConfig") or {}).get("Links"):
+        raise InvalidParameter("legacy container links (--link) are not supported yet")
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     if not isinstance(endpoints, dict):
         raise InvalidParameter("invalid JSON: EndpointsConfig must be an object")
+    mac = str(body.get("MacAddress") or "")
+    network_mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
     if len(endpoints) > 1:
         raise InvalidParameter("Container cannot be connected to network endpoints: "
                                + ", ".join(endpoints))
     for network, settings in endpoints.items():
         settings = settings or {}
         ipam = settings.get("IPAMConfig") or {}
+        mac = str(settings.get("MacAddress") or mac)
         if settings.get("Links") or settings.get("DriverOpts") or ipam.get("IPv6Address") \
                 or ipam.get("LinkLocalIPs"):
             raise InvalidParameter("links, driver options and IPv6 or link-local addresses "
                                    "of an endpoint are not supported yet")
         aliases = tuple(settings.get("Aliases") or ())
         address = str(ipam.get("IPv4Address") or "")
-        if aliases or address:
-            return EndpointRequest(network, aliases, address)
-    return None
+        if aliases or address or mac:
+            return EndpointRequest(network, aliases, address, mac)
+    return EndpointRequest(network_mode, mac_address=mac) if mac else None

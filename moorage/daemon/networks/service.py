@@ -323,10 +323,14 @@ class NetworkService:
         """At a container's create: the endpoint on its network with the aliases and
         address asked for."""
         network = "bridge" if request.network == "default" else request.network
-        self._connect(network, info.id, request.aliases, request.ipv4_address, info)
+        if info.network_mode in ("host", "none") or info.network_mode.startswith("container:"):
+            raise InvalidParameter("conflicting options: network aliases, addresses or a MAC "
+                                   f"address and the network mode {info.network_mode}")
+        self._connect(network, info.id, request.aliases, request.ipv4_address, info,
+                      request.mac_address)
 
     def _connect(self, ref: str, container_ref: str, aliases: tuple[str, ...],
-                 address: str, info: ContainerInfo | None = None) \
+                 address: str, info: ContainerInfo | None = None, mac: str = "") \
             -> tuple[NetworkRecord, ContainerInfo]:
         info = info or self.lookup(container_ref)
         with self._lock:
@@ -344,7 +348,8 @@ class NetworkService:
             if record.name == "bridge" and aliases:
                 raise InvalidParameter("network-scoped alias is supported only for "
                                        "containers in user defined networks")
-            endpoint = self._endpoint(record, info, aliases, address, self._free_ifname(info.id))
+            endpoint = self._endpoint(record, info, aliases, address, self._free_ifname(info.id),
+                                      mac)
             if info.pid:
                 try:
                     self._plug(record, endpoint, netns.namespace_path(info.pid))
@@ -481,7 +486,8 @@ class NetworkService:
     # ------------------------------------------------------------------ endpoints
 
     def _endpoint(self, record: NetworkRecord, info: ContainerInfo,
-                  aliases: tuple[str, ...], address: str, ifname: str) -> EndpointRecord:
+                  aliases: tuple[str, ...], address: str, ifname: str,
+                  mac: str = "") -> EndpointRecord:
         endpoint_id = secrets.token_hex(32)
         pool = record.pools[0]
         if address:
@@ -501,7 +507,7 @@ class NetworkService:
         endpoint = EndpointRecord(
             id=endpoint_id, network_id=record.id, container_id=info.id, address=chosen,
             prefix_len=ipaddress.ip_network(pool.subnet).prefixlen, gateway=pool.gateway,
-            mac=ipam.mac_for(chosen), aliases=aliases, requested_address=address,
+            mac=mac.lower() or ipam.mac_for(chosen), aliases=aliases, requested_address=address,
             ifname=ifname)
         try:
             self._endpoints.put(endpoint.id, endpoint.key, ENDPOINT_VERSION,
