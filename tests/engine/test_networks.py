@@ -180,7 +180,8 @@ def test_addresses_survive_a_restart_and_nothing_is_left(tmp_path, busybox_tar) 
                                    check=True).stdout.decode().strip()
         daemon.docker("create", "--name", "first", "--network", "keep", IMAGE, "sleep", "60",
                       check=True)
-        daemon.docker("start", "first", check=True)
+        started = daemon.docker("start", "first")
+        assert started.returncode == 0, (started.stderr, daemon.log())
         before = daemon.docker("inspect", "-f", "{{.NetworkSettings.Networks.keep.IPAddress}}",
                                "first").stdout
     finally:
@@ -191,7 +192,8 @@ def test_addresses_survive_a_restart_and_nothing_is_left(tmp_path, busybox_tar) 
     try:
         daemon.docker(*RUN, "-d", "--name", "second", "--network", "keep", IMAGE, "sleep", "60",
                       check=True)
-        daemon.docker("start", "first", check=True)
+        started = daemon.docker("start", "first")
+        assert started.returncode == 0, (started.stderr, daemon.log())
         after = daemon.docker("inspect", "-f", "{{.NetworkSettings.Networks.keep.IPAddress}}",
                               "first").stdout
         other = daemon.docker("inspect", "-f", "{{.NetworkSettings.Networks.keep.IPAddress}}",

@@ -86,8 +86,7 @@ def test_network_modes_that_run(daemons: tuple, mode: str) -> None:
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["-p", "18080:80"], "port publishing (-p, -P) is not supported yet"),
-    (["-P", "--expose", "80"], "port publishing (-p, -P) is not supported yet"),
+    (["--link", "other:alias"], "legacy container links (--link) are not supported yet"),
     (["--log-opt", "max-size=1m"], "log options are not supported yet (max-size)"),
 ])
 def test_refused_until_it_works(daemons: tuple, args: list[str], words: str) -> None:

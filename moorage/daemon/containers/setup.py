@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from moorage import environ
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
+from moorage.daemon.networks.dns import host_resolv_conf
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.fsutil import atomic_write
 from moorage.linux import libc
@@ -386,23 +387,8 @@ def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfi
            _resolv_conf(host, network.embedded_dns))
 
 
-def _host_resolv_conf() -> list[str]:
-    try:
-        with open("/etc/resolv.conf") as f:
-            return f.read().splitlines()
-    except OSError:
-        return []
-
-
-def upstream_resolvers(host: HostConfig) -> list[str]:
-    """Where the embedded DNS sends the names it does not know: --dns, else the host's
-    resolvers (localhost ones too: it asks from the host's namespace)."""
-    return list(host.dns) or [line.split()[1] for line in _host_resolv_conf()
-                              if line.startswith("nameserver") and len(line.split()) > 1]
-
-
 def _resolv_conf(host: HostConfig, embedded_dns: bool) -> str:
-    lines = _host_resolv_conf()
+    lines = host_resolv_conf()
     # Docker drops localhost resolvers: they are unreachable from the container.
     servers = ["127.0.0.11"] if embedded_dns else list(host.dns) or [
         line.split()[1] for line in lines

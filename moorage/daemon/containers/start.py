@@ -88,8 +88,7 @@ class Starter:
         ctx.registry.put(record)
         try:
             info = container_info(record, int(reply.get("init_pid") or 0))
-            await asyncio.to_thread(ctx.networks.plug, info, attachments,
-                                    setup.upstream_resolvers(record.host_config))
+            await asyncio.to_thread(ctx.networks.plug, info, attachments)
             host = record.host_config
             await asyncio.to_thread(ctx.networks.publish, info, attachments,
                                     host.port_bindings, host.publish_all_ports,
@@ -174,7 +173,7 @@ def container_info(record: ContainerRecord, pid: int | None = None) -> Container
     return ContainerInfo(record.id, record.name,
                          pid if pid is not None else
                          (record.state.pid if record.state.running else 0),
-                         record.host_config.network_mode)
+                         record.host_config.network_mode, tuple(record.host_config.dns))
 
 
 def _console_size(size: tuple[int, ...] | None) -> tuple[int, int]:

@@ -16,7 +16,7 @@ import itertools
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import dns.flags
 import dns.message
@@ -34,6 +34,21 @@ _FORWARD_SECONDS = 4.0
 Lookup = Callable[[str, str], list[str] | None]
 
 
+def host_resolv_conf() -> list[str]:
+    try:
+        with open("/etc/resolv.conf") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def upstreams(dns_servers: Sequence[str]) -> list[str]:
+    """Where the embedded DNS sends the names it does not know: --dns, else the host's
+    resolvers (localhost ones too: it asks from the host's namespace)."""
+    return list(dns_servers) or [line.split()[1] for line in host_resolv_conf()
+                                 if line.startswith("nameserver") and len(line.split()) > 1]
+
+
 class Resolver:
     def __init__(self, lookup: Lookup) -> None:
         """`lookup(container_id, name)`: the addresses of `name` for that container,
@@ -45,7 +60,10 @@ class Resolver:
         self._turn = itertools.count()
 
     def attach(self, container_id: str, namespace: str, upstreams: list[str]) -> None:
-        """Blocking: the server in the namespace for the container."""
+        """Blocking: the server in the namespace for the container (once)."""
+        with self._lock:
+            if container_id in self._sockets:
+                return
         with netns.entered(namespace):
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:

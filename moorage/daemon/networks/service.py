@@ -51,6 +51,7 @@ class ContainerInfo:
     name: str          # "/name"
     pid: int           # its init while running, else 0
     network_mode: str
+    dns: tuple[str, ...] = ()   # --dns: the embedded DNS's upstreams
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +354,9 @@ class NetworkService:
             if info.pid:
                 try:
                     self._plug(record, endpoint, netns.namespace_path(info.pid))
+                    if record.name != "bridge":
+                        self.resolver.attach(info.id, netns.namespace_path(info.pid),
+                                             dns.upstreams(info.dns))
                 except BaseException:
                     self._forget(endpoint)
                     raise
@@ -403,11 +407,10 @@ class NetworkService:
             return [Attachment(networks[e.network_id], e) for e in mine
                     if e.network_id in networks]
 
-    def plug(self, info: ContainerInfo, attachments: Sequence[Attachment],
-             upstreams: Sequence[str] = ()) -> None:
+    def plug(self, info: ContainerInfo, attachments: Sequence[Attachment]) -> None:
         """Between the runtime's create and start: `lo` up (every mode with a namespace
         of its own), a veth per endpoint, and on a user-defined network the embedded
-        DNS server (forwarding to `upstreams`)."""
+        DNS server."""
         mode = info.network_mode or "default"
         if mode == "host" or mode.startswith("container:"):
             return
@@ -417,7 +420,7 @@ class NetworkService:
         for attachment in attachments:
             self._plug(attachment.network, attachment.endpoint, namespace)
         if any(a.network.name != "bridge" for a in attachments):
-            self.resolver.attach(info.id, namespace, list(upstreams))
+            self.resolver.attach(info.id, namespace, dns.upstreams(info.dns))
 
     def check_ports(self, network_mode: str, port_bindings: Mapping[str, object] | None,
                     publish_all: bool, exposed: Iterable[str]) -> None:
