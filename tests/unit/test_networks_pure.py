@@ -47,7 +47,9 @@ def test_ruleset_masquerades_isolates_and_forwards() -> None:
     assert 'iifname "b1" oifname { "b2", "b3" } drop' in text
     assert 'iifname "b3" oifname != "b3" drop' in text
     assert "fib daddr type local tcp dport 8080 dnat to 10.1.0.2:80" in text
-    assert "ip daddr != 127.0.0.0/8 fib daddr type local tcp dport 8080" in text
+    assert text.count("fib daddr type local tcp dport 8080 dnat to 10.1.0.2:80") == 2
+    assert 'iifname { "b1", "b2", "b3" } ip daddr 127.0.0.0/8 drop' in text
+    assert 'ip saddr 127.0.0.0/8 oifname "b1" masquerade' in text
 
 
 def test_port_bindings_as_dockerd_reads_them() -> None:

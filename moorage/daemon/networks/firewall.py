@@ -43,13 +43,19 @@ def render(table: str, bridges: list[BridgeRules], forwards: list[Forward]) -> s
     forward: list[str] = []
     prerouting: list[str] = []
     output: list[str] = []
+    raw: list[str] = []
     for f in forwards:
-        # 127.0.0.0/8 is the userland proxy's: the kernel would not route it out.
-        match = ("fib daddr type local" if not f.host_ip
-                 else f"ip daddr {f.host_ip}")
-        rule = f"{f.proto} dport {f.host_port} dnat to {f.target}:{f.port}"
-        prerouting.append(f"{match} {rule}")
-        output.append(f"ip daddr != 127.0.0.0/8 {match} {rule}")
+        # "local" takes in 127.0.0.0/8: route_localnet on our bridges lets the kernel
+        # send loopback traffic on to the container, masqueraded below.
+        match = "fib daddr type local" if not f.host_ip else f"ip daddr {f.host_ip}"
+        rule = f"{match} {f.proto} dport {f.host_port} dnat to {f.target}:{f.port}"
+        prerouting.append(rule)
+        output.append(rule)
+    names = ", ".join(_quote(b.bridge) for b in bridges)
+    if names:
+        # route_localnet must not let a container reach the host's loopback services
+        # (CVE-2020-8558): nothing entering our bridges may be for 127.0.0.0/8.
+        raw.append(f"iifname {{ {names} }} ip daddr 127.0.0.0/8 drop")
     for rules in bridges:
         name = _quote(rules.bridge)
         if rules.internal:
@@ -58,6 +64,7 @@ def render(table: str, bridges: list[BridgeRules], forwards: list[Forward]) -> s
             forward.append(f"oifname {name} iifname != {name} drop")
             continue
         nat.append(f"ip saddr {rules.subnet} oifname != {name} masquerade")
+        nat.append(f"ip saddr 127.0.0.0/8 oifname {name} masquerade")
         # Hairpin: a container reaching a published port of its own network through
         # the host's address gets the answer back through the host.
         nat.append(f"ct status dnat iifname {name} oifname {name} masquerade")
@@ -67,6 +74,8 @@ def render(table: str, bridges: list[BridgeRules], forwards: list[Forward]) -> s
             forward.append(f"iifname {name} oifname {{ {', '.join(others)} }} drop")
     return "\n".join([
         f"table ip {table} {{}}", f"delete table ip {table}", f"table ip {table} {{",
+        "  chain guard {", "    type filter hook prerouting priority raw; policy accept;",
+        *(f"    {r}" for r in raw), "  }",
         "  chain prerouting {", "    type nat hook prerouting priority dstnat; policy accept;",
         *(f"    {r}" for r in prerouting), "  }",
         "  chain output {", "    type nat hook output priority -100; policy accept;",

@@ -24,6 +24,11 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, prefix_len: int) -> Non
         if err.code != _EEXIST:
             raise
     index = ipr.link_lookup(ifname=name)[0]
+    # Published ports on 127.0.0.1 are DNATed in the kernel to containers behind this
+    # bridge: allowed for this interface only (the firewall drops whatever enters it
+    # towards 127.0.0.0/8).
+    with open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "w") as f:
+        f.write("1")
     try:
         ipr.addr("add", index=index, address=gateway, prefixlen=prefix_len)
     except NetlinkError as err:

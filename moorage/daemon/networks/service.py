@@ -152,7 +152,7 @@ class NetworkService:
             forwards = [firewall.Forward(p.proto, "" if p.host_ip == "0.0.0.0" else p.host_ip,
                                          p.host_port, p.target, p.port)
                         for ports in self._ports.values() for p in ports.published
-                        if ":" not in p.host_ip and not p.host_ip.startswith("127.")]
+                        if ":" not in p.host_ip]
         firewall.apply(self.table, [
             firewall.BridgeRules(n.bridge, n.pools[0].subnet, n.internal)
             for n in self._all() if n.driver == "bridge"], forwards)
