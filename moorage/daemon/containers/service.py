@@ -79,6 +79,10 @@ class ContainerService:
                                  or await kill_remains(ctx, record, str(err)))
                     continue
                 if ctx.config.live_restore:
+                    host = record.host_config
+                    await asyncio.to_thread(ctx.networks.readopt, container_info(record),
+                                            host.port_bindings, host.publish_all_ports,
+                                            record.config.exposed_ports or ())
                     self.monitors.watch(record)
                 else:
                     await exited(ctx, record.id, await end_process(ctx, record))

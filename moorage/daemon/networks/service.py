@@ -462,6 +462,16 @@ class NetworkService:
         for listener in taken.listeners:
             listener.start()
 
+    def readopt(self, info: ContainerInfo, port_bindings: Mapping[str, object] | None,
+                publish_all: bool, exposed: Iterable[str]) -> None:
+        """A container live-restore kept running: its published ports and DNS server
+        again (its links and addresses never went away)."""
+        attachments = self.prepare(info)
+        self.publish(info, attachments, port_bindings, publish_all, exposed)
+        if any(a.network.name != "bridge" for a in attachments):
+            self.resolver.attach(info.id, netns.namespace_path(info.pid),
+                                 dns.upstreams(info.dns))
+
     def stopped(self, container_id: str) -> None:
         """When the container stops: its DNS server, port listeners and rules go."""
         self.resolver.detach(container_id)
