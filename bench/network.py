@@ -6,8 +6,8 @@
    bridge minus the median with `--network none`, runs alternating between daemons
    and modes so drift hits all four; the ratio of moord's cost to dockerd's.
 2. A large download from busybox httpd through a port published on 127.0.0.1: moord's
-   splice relay vs docker-proxy (curl from the host for moord, from dockerd's
-   namespace for dockerd); and the median latency of a small request.
+   kernel DNAT vs docker-proxy (curl from the host for moord, from dockerd's
+   namespace for dockerd), `--streams` at once; the median latency of a small request.
 
 Traffic stays on the machine: loopback and the daemons' own bridges.
 """
@@ -56,8 +56,16 @@ def curl(netns: str, url: str, *extra: str) -> str:
                           capture_output=True, text=True, check=True, timeout=600).stdout
 
 
-def download(daemon: object, netns: str, megabytes: int) -> tuple[float, float]:
-    """(MB/s of the large file, median ms of a small request)."""
+def parallel_speed(netns: str, url: str, streams: int) -> float:
+    """Bytes/s of `streams` downloads of `url` at once, summed."""
+    running = [subprocess.Popen(in_netns(netns, "curl", "-s", "-o", "/dev/null", "-w",
+                                         "%{speed_download}", url),
+                                stdout=subprocess.PIPE, text=True) for _ in range(streams)]
+    return sum(float(p.communicate(timeout=600)[0]) for p in running)
+
+
+def download(daemon: object, netns: str, megabytes: int, streams: int) -> tuple[float, float]:
+    """(MB/s of the large file over `streams` downloads, median ms of a small request)."""
     port = random.randint(20000, 29999)
     daemon.docker("run", "-d", "--pull", "never", "--name", "bench-web", "-p",  # type: ignore
                   f"127.0.0.1:{port}:80", IMAGE, "sh", "-c",
@@ -71,8 +79,7 @@ def download(daemon: object, netns: str, megabytes: int) -> tuple[float, float]:
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not come up")
             time.sleep(0.2)
-        speed = max(float(curl(netns, base + "/big", "-w", "%{speed_download}"))
-                    for _ in range(2))
+        speed = max(parallel_speed(netns, base + "/big", streams) for _ in range(2))
         small = [float(curl(netns, base + "/small", "-w", "%{time_total}")) for _ in range(50)]
         return speed / 1e6, statistics.median(small) * 1000
     finally:
@@ -83,6 +90,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--megabytes", type=int, default=1024)
+    parser.add_argument("--streams", type=int, default=1,
+                        help="downloads at once (the proxy's CPU shows with several)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-network-") as base:
         busybox.build_rootfs(os.path.join(base, "rootfs"))
@@ -99,8 +108,9 @@ def main() -> int:
                     daemon.docker("import", "-", IMAGE, input=tar, check=True)
                     daemon.docker("run", "--rm", "--pull", "never", IMAGE, "true", check=True)
                 cost = bridge_cost(daemons, args.runs)
-                moved = {"moord": download(moord, "", args.megabytes),
-                         "dockerd": download(dockerd, dockerd.netns, args.megabytes)}
+                moved = {"moord": download(moord, "", args.megabytes, args.streams),
+                         "dockerd": download(dockerd, dockerd.netns, args.megabytes,
+                                             args.streams)}
             finally:
                 stop_dockerd(dockerd)
         finally:
@@ -111,7 +121,8 @@ def main() -> int:
               f"bridge adds {added[name] * 1000:6.1f} ms")
     print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
     for name, (speed, small) in moved.items():
-        print(f"{name:8} {args.megabytes} MB via 127.0.0.1: {speed:8.1f} MB/s, small request "
+        print(f"{name:8} {args.megabytes} MB x{args.streams} via 127.0.0.1: {speed:8.1f} MB/s, "
+              f"small request "
               f"{small:5.2f} ms")
     print(f"throughput, moord / dockerd: {moved['moord'][0] / moved['dockerd'][0]:.2f}x; "
           f"small request latency: {moved['moord'][1] / moved['dockerd'][1]:.2f}x")

@@ -285,3 +285,17 @@ def test_names_and_aliases_resolve_on_user_networks_only(pair: Pair) -> None:
             assert other.returncode == 1, (daemon, other.stdout)
     finally:
         _rm(pair, "one", "two", networks=("dnsa", "dnsb"))
+
+
+def test_an_exhausted_pool(pair: Pair) -> None:
+    subnet = _subnet().replace("0/24", "0/30")  # the gateway and one address
+    try:
+        for daemon in (pair.moord, pair.dockerd):
+            daemon.docker("network", "create", "--subnet", subnet, "tiny", check=True)
+            daemon.docker(*RUN, "-d", "--name", "tiny1", "--network", "tiny", IMAGE, "sleep",
+                          "60", check=True)
+        assert pair.same(*RUN, "-d", "--name", "tiny2", "--network", "tiny", IMAGE, "true",
+                         stderr_lines=1) == 125
+        pair.same("ps", "-a", "--format", "{{.Names}} {{.Status}}")
+    finally:
+        _rm(pair, "tiny1", "tiny2", networks=("tiny",))
