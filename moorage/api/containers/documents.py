@@ -120,7 +120,8 @@ def command_text(record: ContainerRecord) -> str:
 
 
 def summary(record: ContainerRecord, size: tuple[int, int] | None,
-            published: list[PublishedPort] | None = None) -> dict:
+            published: list[PublishedPort] | None = None,
+            networks: list[ContainerNetwork] | None = None) -> dict:
     ports: list[dict] = [{"IP": p.host_ip, "PrivatePort": p.port, "PublicPort": p.host_port,
                           "Type": p.proto} for p in published or ()]
     bound = {(p.port, p.proto) for p in published or ()}
@@ -135,7 +136,8 @@ def summary(record: ContainerRecord, size: tuple[int, int] | None,
         "Labels": record.config.labels, "State": record.state.status,
         "Status": status_text(record),
         "HostConfig": {"NetworkMode": record.host_config.network_mode or "default"},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(record, networks or [],
+                                                         [])["Networks"]},
         "Mounts": [encode(m) for m in record.mounts],
     }
     if size is not None:

@@ -89,7 +89,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
                                        filters=query_filters(request))
         size = query_bool(request, "size")
         return json_response([summary(c, await backend.container_size(c) if size else None,
-                                      backend.published_ports(c.id))
+                                      backend.published_ports(c.id),
+                                      backend.network_settings(c.id))
                               for c in found])
 
     async def get_container_inspect(request: web.Request) -> web.Response:
