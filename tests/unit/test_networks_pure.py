@@ -70,3 +70,18 @@ def test_filters() -> None:
     assert not NetworkFilters.parse({"dangling": ["false"]}).matches(record, False)
     with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
         NetworkFilters.parse({"bogus": ["x"]})
+
+
+def test_dns_messages_read_and_written() -> None:
+    import dns.message  # the reference codec, for tests only
+
+    from moorage.daemon.networks.dns import answer, parse_question
+
+    query = dns.message.make_query("Web.Example", "A").to_wire()
+    name, qtype, end = parse_question(query)  # type: ignore[misc]
+    assert (name, qtype) == ("web.example", 1)
+    reply = dns.message.from_wire(answer(query, end, ["10.0.0.2", "10.0.0.3"]))
+    assert reply.id == dns.message.from_wire(query).id
+    assert [r.address for r in reply.answer[0]] == ["10.0.0.2", "10.0.0.3"]
+    assert dns.message.from_wire(answer(query, end, [], 2)).rcode() == 2
+    assert parse_question(b"\x00" * 5) is None

@@ -6,30 +6,27 @@ so it answers only that container and knows who asks. Container names, short IDs
 network aliases of the running containers on the networks the asker shares resolve
 to their addresses there, several in turn (round-robin); every other name is passed
 to the container's upstream resolvers (--dns, else the host's) from the host's
-namespace.
+namespace. The messages are read and written here (one question, A records): the
+server answers one kind of query and each microsecond is on every name lookup.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import socket
+import struct
 import threading
 from collections.abc import Callable, Sequence
 
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
-
 from moorage.daemon.networks import netns
 
-log = logging.getLogger("moord.dns")
 ADDRESS = "127.0.0.11"
 _TTL = 600
 _FORWARD_SECONDS = 4.0
+_TYPE_A = 1
+_CLASS_IN = 1
+_SERVFAIL = 2
 
 Lookup = Callable[[str, str], list[str] | None]
 
@@ -94,28 +91,58 @@ class Resolver:
             data, source = sock.recvfrom(4096)
         except OSError:
             return
-        try:
-            query = dns.message.from_wire(data)
-            question = query.question[0]
-        except Exception:  # a malformed query gets no answer, as from any server
+        question = parse_question(data)
+        if question is None:  # malformed: no answer, as from any server
             return
-        name = question.name.to_text(omit_final_dot=True).lower()
+        name, qtype, end = question
         addresses = self.lookup(container_id, name)
         if addresses is None:
             threading.Thread(target=_forward, args=(data, sock, source, upstreams),
                              daemon=True).start()
             return
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.RA
-        if question.rdtype == dns.rdatatype.A and addresses:
+        if qtype != _TYPE_A:
+            addresses = []  # a name we know, with no other records (no IPv6)
+        elif addresses:
             start = next(self._turn) % len(addresses)
-            turned = addresses[start:] + addresses[:start]
-            response.answer.append(dns.rrset.from_text_list(
-                question.name, _TTL, "IN", "A", turned))
+            addresses = addresses[start:] + addresses[:start]
         try:
-            sock.sendto(response.to_wire(), source)
+            sock.sendto(answer(data, end, addresses), source)
         except OSError:
             pass
+
+
+def parse_question(data: bytes) -> tuple[str, int, int] | None:
+    """A standard query's one question: (lower-case name, type, where it ends); None
+    for anything else (responses, other opcodes, several questions, compression)."""
+    if len(data) < 12:
+        return None
+    flags, qdcount = struct.unpack_from("!HH", data, 2)
+    if flags & 0xF800 or qdcount != 1:  # QR set or an opcode other than QUERY
+        return None
+    labels, pos = [], 12
+    while pos < len(data) and data[pos]:
+        size = data[pos]
+        if size > 63 or pos + 1 + size > len(data):
+            return None
+        labels.append(data[pos + 1:pos + 1 + size].decode("ascii", "replace"))
+        pos += 1 + size
+    if pos + 5 > len(data):
+        return None
+    qtype, qclass = struct.unpack_from("!HH", data, pos + 1)
+    if qclass != _CLASS_IN:
+        return None
+    return ".".join(labels).lower(), qtype, pos + 5
+
+
+def answer(query: bytes, end: int, addresses: list[str], rcode: int = 0) -> bytes:
+    """The response to `query` (its question ending at `end`): A records pointing at
+    the question's name, recursion available, the client's RD kept."""
+    flags = 0x8000 | 0x0080 | (struct.unpack_from("!H", query, 2)[0] & 0x0100) | rcode
+    header = struct.pack("!HHHHHH", struct.unpack_from("!H", query)[0], flags, 1,
+                         len(addresses), 0, 0)
+    records = b"".join(struct.pack("!HHHIH", 0xC00C, _TYPE_A, _CLASS_IN, _TTL, 4)
+                       + socket.inet_aton(a) for a in addresses)
+    return header + query[12:end] + records
 
 
 def _forward(data: bytes, sock: socket.socket, source: tuple, upstreams: list[str]) -> None:
@@ -134,9 +161,9 @@ def _forward(data: bytes, sock: socket.socket, source: tuple, upstreams: list[st
         except OSError:
             pass
         return
-    try:
-        response = dns.message.make_response(dns.message.from_wire(data))
-        response.set_rcode(dns.rcode.SERVFAIL)
-        sock.sendto(response.to_wire(), source)
-    except Exception:
-        log.debug("no answer for a forwarded query")
+    question = parse_question(data)
+    if question is not None:
+        try:
+            sock.sendto(answer(data, question[2], [], _SERVFAIL), source)
+        except OSError:
+            pass
