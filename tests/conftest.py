@@ -8,6 +8,7 @@ even when every single test passed.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -95,10 +96,24 @@ def bundle(tmp_path: Path, busybox_rootfs: str) -> BundleFactory:
 # --------------------------------------------------------------------------- leak check
 
 
+def network_objects() -> set[str]:
+    """The host's links, nftables tables and named network namespaces."""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    found = {f"link: {line.split(':')[1].strip().split('@')[0]}"
+             for line in links.splitlines() if line.count(":") >= 2}
+    found |= {f"nft: {line.strip()}" for line in tables.splitlines() if line.strip()}
+    found |= {f"netns: {name}" for name in
+              (os.listdir("/run/netns") if os.path.isdir("/run/netns") else ())}
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leaks() -> Iterator[None]:
-    """After the whole run, no new mounts, moor/test cgroups or container processes remain."""
+    """After the whole run, no new mounts, moor/test cgroups, container processes, network
+    links, nftables tables or named network namespaces remain."""
     mounts, cgroups, procs = mount_table(), cgroup_dirs(), processes()
+    networking = network_objects()
     yield
     me = os.getpid()
     problems: list[str] = []
@@ -107,6 +122,7 @@ def no_leaks() -> Iterator[None]:
         problems = []
         problems += [f"mount: {m}" for m in sorted(mount_table() - mounts)]
         problems += [f"cgroup: {c}" for c in sorted(cgroup_dirs() - cgroups)]
+        problems += sorted(network_objects() - networking)
         for pid, cmd in sorted(processes().items()):
             if pid in procs and proc_starttime(pid) is not None and procs[pid] == cmd:
                 continue

@@ -2,7 +2,11 @@
 
 Started with --iptables=false --bridge=none (DESIGN.md) so that it never touches
 the host's firewall or moord's bridge; its containerd is its own child, under
-its exec-root, and goes away with it.
+its exec-root, and goes away with it. With `networking`, it runs with its bridge and
+iptables on inside a network namespace of its own (bound to a file in its folder,
+entered with nsenter: `ip netns exec` would remount /sys and leave /run/netns behind),
+so docker0 and its rules never reach the host; its published ports are reached
+from inside that namespace (`Dockerd.netns`).
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class Dockerd:
     log_path: str
     # dockerd leaves its /docker cgroup parents behind; the tests remove the ones it made.
     cgroup_parents_before: set[str]
+    netns: str = ""    # the file its network namespace is bound to, with `networking`
 
     @property
     def host(self) -> str:
@@ -69,21 +74,33 @@ def dockerd_available() -> bool:
     return os.access(DOCKERD, os.X_OK)
 
 
-def start_dockerd(base: str) -> Dockerd:
+def in_netns(netns: str, *command: str) -> list[str]:
+    """`command` run inside the network namespace bound at `netns` ("" for the host's)."""
+    return ["nsenter", f"--net={netns}", *command] if netns else list(command)
+
+
+def start_dockerd(base: str, networking: bool = False) -> Dockerd:
     socket_path = os.path.join(base, "docker.sock")
+    netns = ""
+    flags = ["--iptables=false", "--ip6tables=false", "--bridge=none"]
+    if networking:
+        netns = os.path.join(base, "netns")
+        Path(netns).touch()
+        subprocess.run(["unshare", f"--net={netns}", "true"], check=True)
+        subprocess.run(in_netns(netns, "ip", "link", "set", "lo", "up"), check=True)
+        flags = ["--ip6tables=false"]
     data_root = os.path.join(base, "data")
     config = os.path.join(base, "daemon.json")
     Path(config).write_text(json.dumps({}))
     log_path = os.path.join(base, "dockerd.log")
     cgroup_parents = _docker_cgroup_parents()
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
-             "-H", f"unix://{socket_path}", "--pidfile", os.path.join(base, "docker.pid"),
-             "--config-file", config, "--iptables=false", "--ip6tables=false",
-             "--bridge=none"],
+        process = subprocess.Popen(in_netns(
+            netns, DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
+            "-H", f"unix://{socket_path}", "--pidfile", os.path.join(base, "docker.pid"),
+            "--config-file", config, *flags),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    daemon = Dockerd(socket_path, data_root, process, log_path, cgroup_parents)
+    daemon = Dockerd(socket_path, data_root, process, log_path, cgroup_parents, netns)
     deadline = time.monotonic() + 60
     while daemon.docker("version", timeout=10).returncode != 0:
         if process.poll() is not None or time.monotonic() > deadline:
@@ -95,6 +112,14 @@ def start_dockerd(base: str) -> Dockerd:
 
 def stop_dockerd(daemon: Dockerd) -> None:
     stop_process(daemon.process)
+    if daemon.netns:
+        # dockerd leaves its namespaces bound under its exec-root; its bridge, veths and
+        # rules go with the namespace's last reference.
+        exec_root = os.path.join(os.path.dirname(daemon.data_root), "exec")
+        for bound in glob.glob(os.path.join(exec_root, "netns", "*")):
+            subprocess.run(["umount", "-l", bound], capture_output=True, check=False)
+        subprocess.run(["umount", daemon.netns], check=False)
+        os.unlink(daemon.netns)
     for parent in _docker_cgroup_parents() - daemon.cgroup_parents_before:
         try:
             os.rmdir(parent)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
-from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
+from moorage.cli.flags import BOOL, LIST, STR, Spec, UsageError, flag
 from moorage.cli.output import indented_json, tabulate, write
 
 TYPE_CHECKING = False
@@ -32,12 +32,21 @@ def network_ls(session: Session, opts: Options, _args: list[str]) -> int:
 
 
 def network_create(session: Session, opts: Options, args: list[str]) -> int:
-    body = {"Name": args[0], "Driver": opts.driver, "Internal": opts.internal,
-            "Labels": dict(item.partition("=")[::2] for item in opts.label)}
-    if opts.subnet:
-        body["IPAM"] = {"Config": [{"Subnet": opts.subnet}]}
+    body = {"Name": args[0], "CheckDuplicate": True, "Driver": opts.driver,
+            "Internal": opts.internal, "Attachable": opts.attachable,
+            "EnableIPv6": opts.ipv6, "Options": _pairs(opts.opt), "Labels": _pairs(opts.label)}
+    pool = {key: value for key, value in (
+        ("Subnet", opts.subnet), ("IPRange", opts.ip_range), ("Gateway", opts.gateway),
+        ("AuxiliaryAddresses", _pairs(opts.aux_address))) if value}
+    if (opts.ip_range or opts.gateway or opts.aux_address) and not opts.subnet:
+        raise UsageError("every ip-range or gateway must have a corresponding subnet")
+    body["IPAM"] = {"Driver": "default", "Config": [pool] if pool else []}
     write(session.client.post("/networks/create", body=body)["Id"] + "\n")
     return 0
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in items)
 
 
 def network_rm(session: Session, _opts: Options, args: list[str]) -> int:
@@ -48,16 +57,20 @@ def network_inspect(session: Session, opts: Options, args: list[str]) -> int:
     return _inspect(session, opts, [f"/networks/{n}" for n in args])
 
 
-def network_prune(session: Session, _opts: Options, _args: list[str]) -> int:
-    report = session.client.post("/networks/prune") or {}
+def network_prune(session: Session, opts: Options, _args: list[str]) -> int:
+    report = session.client.post("/networks/prune", {"filters": filters(opts.filter)}) or {}
     deleted = report.get("NetworksDeleted") or []
     if deleted:
         write("Deleted Networks:\n" + "".join(n + "\n" for n in deleted) + "\n")
     return 0
 
 
-def network_connect(session: Session, _opts: Options, args: list[str]) -> int:
-    session.client.post(f"/networks/{args[0]}/connect", body={"Container": args[1]})
+def network_connect(session: Session, opts: Options, args: list[str]) -> int:
+    endpoint: dict = {"Aliases": opts.alias or None}
+    if opts.ip:
+        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+    session.client.post(f"/networks/{args[0]}/connect",
+                        body={"Container": args[1], "EndpointConfig": endpoint})
     return 0
 
 
@@ -74,15 +87,22 @@ SPECS = {
     "network_create": Spec("[OPTIONS] NETWORK", network_create, (
         flag("d|driver", STR, "Driver to manage the Network", "bridge"),
         flag("internal", BOOL, "Restrict external access to the network"), _LABEL,
-        flag("subnet", STR, "Subnet in CIDR format that represents a network segment")),
+        flag("attachable", BOOL, "Enable manual container attachment"),
+        flag("ipv6", BOOL, "Enable IPv6 networking"),
+        flag("o|opt", LIST, "Set driver specific options"),
+        flag("subnet", STR, "Subnet in CIDR format that represents a network segment"),
+        flag("gateway", STR, "IPv4 or IPv6 Gateway for the master subnet"),
+        flag("ip-range", STR, "Allocate container ip from a sub-range"),
+        flag("aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network driver")),
         min_args=1, max_args=1),
     "network_rm": Spec("NETWORK [NETWORK...]", network_rm, min_args=1),
     "network_inspect": Spec("[OPTIONS] NETWORK [NETWORK...]", network_inspect, (FORMAT,),
                             min_args=1),
     "network_prune": Spec("[OPTIONS]", network_prune, (
-        flag("f|force", BOOL, "Do not prompt for confirmation"),), max_args=0),
-    "network_connect": Spec("[OPTIONS] NETWORK CONTAINER", network_connect, min_args=2,
-                            max_args=2),
+        FILTER, flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
+    "network_connect": Spec("[OPTIONS] NETWORK CONTAINER", network_connect, (
+        flag("alias", LIST, "Add network-scoped alias for the container"),
+        flag("ip", STR, "IPv4 address (e.g., \"172.30.100.104\")")), min_args=2, max_args=2),
     "network_disconnect": Spec("[OPTIONS] NETWORK CONTAINER", network_disconnect, (
         flag("f|force", BOOL, "Force the container to disconnect from a network"),),
         min_args=2, max_args=2),

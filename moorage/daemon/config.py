@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ DEFAULT_SOCKET = "unix:///run/moor/moord.sock"
 _KNOWN_KEYS = {
     "data-root", "exec-root", "hosts", "log-level", "default-runtime", "runtimes",
     "registry-mirrors", "insecure-registries", "live-restore", "log-driver", "log-opts",
-    "bip", "default-address-pools", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
+    "bip", "bridge", "default-address-pools", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
     "debug", "storage-driver", "features", "experimental",
 }
 
@@ -48,6 +49,11 @@ class DaemonConfig:
     tls_ca_cert: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # The default bridge network: its Linux bridge, its address (daemon.json `bip`, CIDR)
+    # and the pools user networks take subnets from ((base, size) pairs).
+    bridge: str = "moor0"
+    bip: str = ""
+    address_pools: tuple[tuple[str, int], ...] = ()
 
     def runtime(self, name: str) -> Runtime:
         for runtime in self.runtimes:
@@ -114,9 +120,28 @@ def build(file_data: dict, flags: dict) -> DaemonConfig:
         tls=_tri_state(merged.get("tls")), tls_verify=bool(merged.get("tlsverify", False)),
         tls_ca_cert=merged.get("tlscacert", ""), tls_cert=merged.get("tlscert", ""),
         tls_key=merged.get("tlskey", ""),
+        bridge=merged.get("bridge") or "moor0", bip=_bip(merged.get("bip") or ""),
+        address_pools=_address_pools(merged.get("default-address-pools") or []),
     )
     config.runtime(config.default_runtime)
     return config
+
+
+def _bip(value: str) -> str:
+    try:
+        return str(ipaddress.IPv4Interface(value)) if value else ""
+    except ValueError:
+        raise InvalidParameter(f"invalid bip: {value}") from None
+
+
+def _address_pools(pools: object) -> tuple[tuple[str, int], ...]:
+    found = []
+    for pool in pools if isinstance(pools, list) else [pools]:
+        try:
+            found.append((str(ipaddress.IPv4Network(pool["base"])), int(pool["size"])))
+        except (TypeError, KeyError, ValueError):
+            raise InvalidParameter(f"invalid default-address-pools entry: {pool}") from None
+    return tuple(found)
 
 
 def _tri_state(value: object) -> bool | None:

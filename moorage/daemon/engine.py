@@ -11,6 +11,7 @@ from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.events.service import EventService
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.networks import NetworkService
 from moorage.daemon.system.df import DiskUsageService
 from moorage.daemon.system.info import SystemService
 from moorage.daemon.volumes.service import VolumeService
@@ -32,11 +33,15 @@ class Engine:
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
             config.registry_mirrors, config.insecure_registries), self.metadata, self.events)
         self.volumes = VolumeService(config.data_root, self.metadata, self.events)
-        self.containers = ContainerService(config, self.images, self.volumes, self.events)
+        self.networks = NetworkService(config, self.metadata, self.events)
+        self.containers = ContainerService(config, self.images, self.volumes, self.events,
+                                           self.networks)
+        self.networks.lookup = self.containers.network_info
         self.system = SystemService(config, self.containers.counts, self.images.count)
         self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes)
 
     async def start(self) -> None:
+        await self.networks.start()
         await self.containers.start()
         records = self.containers.ctx.registry.all()
         await asyncio.to_thread(self._release_stale, {r.id for r in records})
@@ -61,6 +66,8 @@ class Engine:
     async def stop(self) -> None:
         await self.containers.stop()
         self.event_log.close()
+        await self.networks.stop(keep=any(
+            r.state.running for r in self.containers.ctx.registry.all()))
 
     def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
         """Containers made before writable layers were snapshots kept theirs in

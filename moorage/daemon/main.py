@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-driver", help="default driver for container logs")
     parser.add_argument("--log-opt", action="append", default=[], metavar="NAME=VALUE",
                         help="default log driver options for containers")
+    parser.add_argument("-b", "--bridge", help="the default bridge network's Linux bridge "
+                        "(default moor0)")
+    parser.add_argument("--bip", help="the default bridge's address, CIDR")
     parser.add_argument("--tls", nargs="?", const="true", default=None, metavar="BOOL",
                         help="use TLS on tcp:// hosts (--tls=false: plain TCP, insecure)")
     parser.add_argument("--tlsverify", action="store_true", default=None,
@@ -65,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             "log-level": args.log_level, "default-runtime": args.default_runtime,
             "registry-mirrors": args.registry_mirror,
             "insecure-registries": args.insecure_registry, "live-restore": args.live_restore,
+            "bridge": args.bridge, "bip": args.bip,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
             "tlscert": args.tlscert, "tlskey": args.tlskey, "log-driver": args.log_driver,
             "log-opts": dict(o.partition("=")[::2] for o in args.log_opt) or None})
@@ -90,6 +94,7 @@ async def serve(config: object) -> int:
     from moorage.api.events.routes import add_routes as event_routes
     from moorage.api.exec.routes import add_routes as exec_routes
     from moorage.api.images.routes import add_routes as image_routes
+    from moorage.api.networks.routes import add_routes as network_routes
     from moorage.api.server import create_app
     from moorage.api.system.df import add_routes as disk_usage_routes
     from moorage.api.system.routes import add_routes as system_routes
@@ -110,6 +115,7 @@ async def serve(config: object) -> int:
     event_routes(app, engine.event_log)
     disk_usage_routes(app, engine.disk_usage)
     volume_routes(app, engine.volumes)
+    network_routes(app, engine.networks)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS active_snapshots (
     parent TEXT                      -- chain ID of the image's top layer, NULL without layers
 )""")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _TABLE_NAME = re.compile(r"^[a-z_]+$")
 
 
@@ -359,6 +359,26 @@ class Metadata:
         return {r[0] for r in self.connection().execute(
             "SELECT DISTINCT resource FROM leases WHERE kind = ?", (kind,))}
 
+    # --- network addresses ------------------------------------------------------------
+
+    def claim_address(self, network_id: str, address: str, owner: str) -> bool:
+        """Take `address` on the network for `owner`; False when someone holds it."""
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT INTO ip_allocations VALUES (?, ?, ?)",
+                           (network_id, address, owner))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def claimed_addresses(self, network_id: str) -> set[str]:
+        return {r[0] for r in self.connection().execute(
+            "SELECT address FROM ip_allocations WHERE network_id = ?", (network_id,))}
+
+    def release_addresses(self, owner: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM ip_allocations WHERE owner = ?", (owner,))
+
     # --- record tables ------------------------------------------------------------------
 
     def records(self, table: str) -> RecordTable:
@@ -434,4 +454,13 @@ def _to_v1(db: sqlite3.Connection) -> None:
                            (container_id, mount["Name"]))
 
 
-_MIGRATIONS = (_to_v1,)
+def _to_v2(db: sqlite3.Connection) -> None:
+    """Network addresses: one row per address in use, so IPAM never hands one out twice
+    and finds its allocations again after a restart."""
+    db.execute("CREATE TABLE IF NOT EXISTS ip_allocations (network_id TEXT NOT NULL, "
+               "address TEXT NOT NULL, owner TEXT NOT NULL, "
+               "PRIMARY KEY (network_id, address))")
+    db.execute("CREATE INDEX IF NOT EXISTS ip_allocations_owner ON ip_allocations (owner)")
+
+
+_MIGRATIONS = (_to_v1, _to_v2)

@@ -71,23 +71,27 @@ def field(doc: dict, path: str) -> object:
 
 
 @contextmanager
-def daemon_pair(prefix: str, image: str, tar: bytes) -> Iterator[Pair]:
+def daemon_pair(prefix: str, image: str, tar: bytes,
+                networking: bool = False) -> Iterator[Pair]:
     """moord and a reference dockerd, each on its own socket and data-root under one
-    temporary folder, with `tar` imported as `image`; their containers go at the end."""
+    temporary folder, with `tar` imported as `image`; their containers go at the end.
+    `networking`: dockerd with its bridge and iptables, in a network namespace of its own."""
     with tempfile.TemporaryDirectory(prefix=prefix) as base:
         root = Path(base)
         (root / "moord").mkdir()
         (root / "dockerd").mkdir()
         moord = start_daemon(str(root / "moord"))
         try:
-            dockerd = start_dockerd(str(root / "dockerd"))
+            dockerd = start_dockerd(str(root / "dockerd"), networking)
             try:
                 for daemon in (moord, dockerd):
                     daemon.docker("import", "-", image, input=tar, check=True)
                 yield Pair(moord, dockerd, root)
             finally:
                 dockerd.docker("rm", "-f", *dockerd.docker("ps", "-aq").stdout.decode().split())
+                dockerd.docker("network", "prune", "-f")
                 stop_dockerd(dockerd)
         finally:
             moord.docker("rm", "-f", *moord.docker("ps", "-aq").stdout.decode().split())
+            moord.docker("network", "prune", "-f")
             stop_daemon(moord)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import signal
 import subprocess
@@ -42,15 +43,23 @@ class Daemon:
                           input=input, timeout=timeout, check=check)
 
 
+def daemon_bridge_name(base: str) -> str:
+    """A bridge name unique to the daemon in `base` (15 characters at most)."""
+    return "mt" + hashlib.sha256(os.path.realpath(base).encode()).hexdigest()[:10]
+
+
 def start_daemon(base: str, *extra: str) -> Daemon:
     socket_path = os.path.join(base, "moord.sock")
     data_root = os.path.join(base, "data")
     exec_root = os.path.join(base, "exec")
     log_path = os.path.join(base, "moord.log")
     with open(log_path, "wb") as log:
+        # A bridge of its own (its nft table is named after it): daemons side by side
+        # never share one, and each removes its own when it stops.
         process = subprocess.Popen(
             [MOORD, "--data-root", data_root, "--exec-root", exec_root,
-             "-H", f"unix://{socket_path}", "--config-file", os.devnull, *extra],
+             "-H", f"unix://{socket_path}", "--config-file", os.devnull,
+             "--bridge", daemon_bridge_name(base), *extra],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while not os.path.exists(socket_path):

@@ -86,14 +86,11 @@ def test_network_modes_that_run(daemons: tuple, mode: str) -> None:
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["-p", "18080:80"], "port publishing (-p, -P) is not supported yet"),
-    (["-P", "--expose", "80"], "port publishing (-p, -P) is not supported yet"),
-    (["--network", "container:other"], "network mode container:other: sharing another "
-     "container's network namespace is not supported yet"),
     (["--log-opt", "tag=web"], "log option 'tag' of the json-file log driver is not "
      "supported yet"),
     (["--log-driver", "syslog"], 'error looking up logging plugin syslog: plugin "syslog" '
      "not found"),
+    (["--link", "other:alias"], "legacy container links (--link) are not supported yet"),
 ])
 def test_refused_until_it_works(daemons: tuple, args: list[str], words: str) -> None:
     moord, _, _ = daemons

@@ -55,7 +55,7 @@ def test_migrates_a_database_of_the_previous_schema(tmp_path: Path) -> None:
     _old_database(path)
     metadata = Metadata(str(path))
     assert metadata.connection().execute("PRAGMA user_version").fetchone()[0] \
-        == SCHEMA_VERSION == 1
+        == SCHEMA_VERSION == 2
     images, volumes = Leases(metadata, "image"), Leases(metadata, "volume")
     assert images.holders(IMAGE) == ["c1", "c2"]
     assert volumes.holders("vol1") == ["c1"] and volumes.holders("vol2") == ["c2"]
@@ -96,3 +96,14 @@ def test_refuses_a_newer_schema(tmp_path: Path) -> None:
 def test_record_table_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Metadata(str(tmp_path / "moor.db")).records("containers; DROP TABLE images")
+
+
+def test_addresses_claimed_once_and_released_by_owner(tmp_path: Path) -> None:
+    metadata = Metadata(str(tmp_path / "moor.db"))
+    assert metadata.claim_address("net1", "10.0.0.2", "ep1")
+    assert not metadata.claim_address("net1", "10.0.0.2", "ep2")
+    assert metadata.claim_address("net2", "10.0.0.2", "ep2")
+    assert metadata.claimed_addresses("net1") == {"10.0.0.2"}
+    metadata.release_addresses("ep1")
+    assert metadata.claimed_addresses("net1") == set()
+    assert Metadata(str(tmp_path / "moor.db")).claimed_addresses("net2") == {"10.0.0.2"}

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
+from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
 from moorage.model.records import ContainerRecord, ExecRecord
 
 
@@ -64,8 +65,8 @@ class ContainerBackend(Protocol):
     def get(self, ref: str) -> ContainerRecord:
         """By id, name or unique id prefix; NotFound("No such container: x")."""
 
-    async def container_create(self, name: str, config: ContainerConfig,
-                               host: HostConfig) -> ContainerRecord:
+    async def container_create(self, name: str, config: ContainerConfig, host: HostConfig,
+                               endpoint: EndpointRequest | None = None) -> ContainerRecord:
         """NotFound for a missing image, Conflict for a taken name, InvalidParameter."""
 
     async def container_start(self, ref: str) -> None:
@@ -130,6 +131,14 @@ class ContainerBackend(Protocol):
 
     async def containers_prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
         """(removed ids, bytes reclaimed); InvalidParameter for an unknown filter."""
+
+    def network_settings(self, container_id: str) -> list[ContainerNetwork]:
+        """The container's endpoints, first network first."""
+        ...
+
+    def published_ports(self, container_id: str) -> list[PublishedPort]:
+        """A running container's published ports; none otherwise."""
+        ...
 
     def graph_driver_data(self, container: ContainerRecord) -> dict[str, str]:
         """overlay2's LowerDir, MergedDir, UpperDir and WorkDir of the container."""

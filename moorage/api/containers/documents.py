@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from moorage.api.wire import encode
+from moorage.model.networks import ContainerNetwork, PublishedPort
 from moorage.model.records import ContainerRecord, ContainerState
 from moorage.model.times import format_rfc3339_nano
 from moorage.protocol.units import human_duration
 
-# dockerd's NetworkSettings before the container has joined a network (networking has an
-# issue of its own): every field present, empty.
+# dockerd's NetworkSettings of a container on no network: every field present, empty.
 _NETWORK_SETTINGS = {
     "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
     "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
@@ -48,8 +48,44 @@ def state_document(state: ContainerState) -> dict:
     return doc
 
 
+def network_settings(record: ContainerRecord, networks: list[ContainerNetwork],
+                     published: list[PublishedPort]) -> dict:
+    """As dockerd's: each network's endpoint (its address only while running), the
+    default bridge's at the top level, and while running the exposed ports with what
+    publishes them."""
+    running = record.state.running
+    settings: dict = {**_NETWORK_SETTINGS, "Networks": {}, "Ports": {}}
+    if running and networks and networks[0].endpoint.address:
+        ports: dict[str, list | None] = {
+            k if "/" in k else f"{k}/tcp": None for k in record.config.exposed_ports or {}}
+        for p in published:
+            found = ports.get(f"{p.port}/{p.proto}") or []
+            found.append({"HostIp": p.host_ip, "HostPort": str(p.host_port)})
+            ports[f"{p.port}/{p.proto}"] = found
+        settings["Ports"] = dict(sorted(ports.items()))
+    for network in networks:
+        e = network.endpoint
+        live = running and bool(e.address)
+        aliases = None if network.name == "bridge" or not e.address \
+            else [record.id[:12], *e.aliases]
+        settings["Networks"][network.name] = {
+            "IPAMConfig": {"IPv4Address": e.requested_address} if e.requested_address
+            else None,
+            "Links": None, "Aliases": aliases, "NetworkID": e.network_id,
+            "EndpointID": e.id if live else "", "Gateway": e.gateway if live else "",
+            "IPAddress": e.address if live else "", "IPPrefixLen": e.prefix_len if live else 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "MacAddress": e.mac if live else "", "DriverOpts": None}
+        if network.name == "bridge" and live:
+            settings.update(EndpointID=e.id, Gateway=e.gateway, IPAddress=e.address,
+                            IPPrefixLen=e.prefix_len, MacAddress=e.mac)
+    return settings
+
+
 def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[str, str],
-                     size: tuple[int, int] | None) -> dict:
+                     size: tuple[int, int] | None,
+                     networks: list[ContainerNetwork] | None = None,
+                     published: list[PublishedPort] | None = None) -> dict:
     # HostConfig.Tmpfs mounts are not mount points: dockerd's Mounts leaves them out.
     tmpfs = record.host_config.tmpfs or {}
     doc = {
@@ -67,7 +103,8 @@ def inspect_document(record: ContainerRecord, exec_ids: list[str], graph: dict[s
         # A --mount tmpfs keeps its options in Mode for the spec; dockerd shows "".
         "Mounts": [{**encode(m), "Mode": ""} if m.type == "tmpfs" else encode(m)
                    for m in record.mounts if not (m.type == "tmpfs" and m.destination in tmpfs)],
-        "Config": encode(record.config), "NetworkSettings": _NETWORK_SETTINGS,
+        "Config": encode(record.config),
+        "NetworkSettings": network_settings(record, networks or [], published or []),
     }
     if size is not None:
         doc["SizeRw"], doc["SizeRootFs"] = size
@@ -101,15 +138,25 @@ def command_text(record: ContainerRecord) -> str:
     return " ".join([record.path, *args])
 
 
-def summary(record: ContainerRecord, size: tuple[int, int] | None) -> dict:
+def summary(record: ContainerRecord, size: tuple[int, int] | None,
+            published: list[PublishedPort] | None = None,
+            networks: list[ContainerNetwork] | None = None) -> dict:
+    ports: list[dict] = [{"IP": p.host_ip, "PrivatePort": p.port, "PublicPort": p.host_port,
+                          "Type": p.proto} for p in published or ()]
+    bound = {(p.port, p.proto) for p in published or ()}
+    for key in record.config.exposed_ports or {} if record.state.running else {}:
+        port, _, proto = key.partition("/")
+        if (int(port), proto or "tcp") not in bound:
+            ports.append({"PrivatePort": int(port), "Type": proto or "tcp"})
     doc = {
         "Id": record.id, "Names": [record.name], "Image": record.config.image,
         "ImageID": record.image, "Command": command_text(record),
-        "Created": record.created // 1_000_000_000, "Ports": [],
+        "Created": record.created // 1_000_000_000, "Ports": ports,
         "Labels": record.config.labels, "State": record.state.status,
         "Status": status_text(record),
         "HostConfig": {"NetworkMode": record.host_config.network_mode or "default"},
-        "NetworkSettings": {"Networks": {}},
+        "NetworkSettings": {"Networks": network_settings(record, networks or [],
+                                                         [])["Networks"]},
         "Mounts": [encode(m) for m in record.mounts],
     }
     if size is not None:

@@ -32,6 +32,7 @@ from moorage.api.server import (
 from moorage.api.wire import decode
 from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.networks import EndpointRequest
 from moorage.protocol import stdcopy
 
 
@@ -80,7 +81,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
     async def post_containers_create(request: web.Request) -> web.Response:
         body = await read_json(request)
         config, host = _body_models(body)
-        container = await backend.container_create(request.query.get("name", ""), config, host)
+        container = await backend.container_create(request.query.get("name", ""), config, host,
+                                                   _endpoint_request(body))
         return json_response({"Id": container.id, "Warnings": []}, status=201)
 
     async def get_containers_json(request: web.Request) -> web.Response:
@@ -88,7 +90,9 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
                                        limit=query_int(request, "limit"),
                                        filters=query_filters(request))
         size = query_bool(request, "size")
-        return json_response([summary(c, await backend.container_size(c) if size else None)
+        return json_response([summary(c, await backend.container_size(c) if size else None,
+                                      backend.published_ports(c.id),
+                                      backend.network_settings(c.id))
                               for c in found])
 
     async def get_container_inspect(request: web.Request) -> web.Response:
@@ -96,7 +100,9 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         size = await backend.container_size(container) if query_bool(request, "size") \
             else None
         return json_response(inspect_document(container, backend.execs.ids_of(container.id),
-                                              backend.graph_driver_data(container), size))
+                                              backend.graph_driver_data(container), size,
+                                              backend.network_settings(container.id),
+                                              backend.published_ports(container.id)))
 
     async def post_containers_start(request: web.Request) -> web.Response:
         await backend.container_start(request.match_info["name"])
@@ -341,3 +347,30 @@ def _time_param(request: web.Request, name: str) -> int:
         raise InvalidParameter(f"invalid value for {name}: {value!r}")
     sign = -1 if seconds.startswith("-") else 1
     return sign * (abs(int(seconds)) * 1_000_000_000 + int(fraction.ljust(9, "0")[:9]))
+
+
+def _endpoint_request(body: dict) -> EndpointRequest | None:
+    """NetworkingConfig: one network's aliases and address, as API 1.41 takes it."""
+    if (body.get("HostConfig") or {}).get("Links"):
+        raise InvalidParameter("legacy container links (--link) are not supported yet")
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict):
+        raise InvalidParameter("invalid JSON: EndpointsConfig must be an object")
+    mac = str(body.get("MacAddress") or "")
+    network_mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
+    if len(endpoints) > 1:
+        raise InvalidParameter("Container cannot be connected to network endpoints: "
+                               + ", ".join(endpoints))
+    for network, settings in endpoints.items():
+        settings = settings or {}
+        ipam = settings.get("IPAMConfig") or {}
+        mac = str(settings.get("MacAddress") or mac)
+        if settings.get("Links") or settings.get("DriverOpts") or ipam.get("IPv6Address") \
+                or ipam.get("LinkLocalIPs"):
+            raise InvalidParameter("links, driver options and IPv6 or link-local addresses "
+                                   "of an endpoint are not supported yet")
+        aliases = tuple(settings.get("Aliases") or ())
+        address = str(ipam.get("IPv4Address") or "")
+        if aliases or address or mac:
+            return EndpointRequest(network, aliases, address, mac)
+    return EndpointRequest(network_mode, mac_address=mac) if mac else None

@@ -29,6 +29,8 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     if host.security_opt:
         spec.security_options(host.security_opt)
     refusals.refuse_unsupported(host)
+    ctx.networks.check_ports(host.network_mode, host.port_bindings, host.publish_all_ports,
+                             config.exposed_ports or ())
     spec.capabilities(host.cap_add or (), host.cap_drop or (), host.privileged)
     if config.stop_signal:
         spec.parse_signal(config.stop_signal)

@@ -39,6 +39,7 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: dict,
         return current
     await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
     await asyncio.to_thread(volumes.unmount_all, ctx.volumes, current)
+    await asyncio.to_thread(ctx.networks.stopped, container_id)
     code, oom, error, finished = exit_status(exit_record)
     return ctx.states.transition(container_id, status, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)

@@ -12,12 +12,8 @@ import os
 from collections.abc import Mapping
 from typing import Protocol
 
-from moorage.errors import InvalidParameter, NotFound
+from moorage.errors import InvalidParameter
 
-# Network modes the engine runs today: each gives the container its own empty
-# network namespace ("default" and "bridge" until the bridge driver lands) or the
-# host's. `container:NAME` shares another container's and is not done yet.
-_NETWORK_MODES = ("", "default", "bridge", "none", "host")
 # Options that ask for no confinement at all: on a host without AppArmor or
 # SELinux that is exactly what a container gets, so they are honoured.
 _UNCONFINED = ("apparmor=unconfined", "label=disable", "label:disable")
@@ -29,12 +25,6 @@ class _LogConfig(Protocol):
 
 
 class _HostConfig(Protocol):
-    @property
-    def port_bindings(self) -> Mapping[str, object] | None: ...
-    @property
-    def publish_all_ports(self) -> bool: ...
-    @property
-    def network_mode(self) -> str: ...
     @property
     def security_opt(self) -> tuple[str, ...] | None: ...
     @property
@@ -48,12 +38,6 @@ def refuse_unsupported(host_config: _HostConfig, *, apparmor: bool | None = None
     `apparmor` and `selinux` say whether the host enforces them (probed when None).
     Raises InvalidParameter; pure apart from the probes, so safe to call more than once.
     """
-    if host_config.port_bindings or host_config.publish_all_ports:
-        raise InvalidParameter("port publishing (-p, -P) is not supported yet")
-    mode = host_config.network_mode
-    if mode.startswith("container:"):
-        raise InvalidParameter(f"network mode {mode}: sharing another container's network "
-                               "namespace is not supported yet")
     for option in host_config.security_opt or ():
         if option in _UNCONFINED:
             continue
@@ -65,17 +49,6 @@ def refuse_unsupported(host_config: _HostConfig, *, apparmor: bool | None = None
                                                else selinux_enabled()):
             raise InvalidParameter(f'invalid --security-opt: "{option}": SELinux is not '
                                    "enabled on this host")
-
-
-def require_network(network_mode: str) -> None:
-    """At start, as dockerd: NotFound (404) for a network that does not exist.
-
-    Not at create: dockerd creates the container, and the docker CLI reads a 404
-    from create as a missing image and goes to pull it. User-defined networks do
-    not exist yet, so every other name is missing.
-    """
-    if network_mode not in _NETWORK_MODES and not network_mode.startswith("container:"):
-        raise NotFound(f"network {network_mode} not found")  # libnetwork's ErrNoSuchNetwork
 
 
 

@@ -42,6 +42,7 @@ async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: b
     await asyncio.to_thread(setup.remove_container_dir, ctx.paths.dir(record.id))
     await asyncio.to_thread(ctx.images.remove_rootfs, record.id)
     ctx.volumes.leases.release(record.id)
+    await asyncio.to_thread(ctx.networks.release, record.id)
     ctx.registry.drop(record.id)
     if remove_volumes:
         await asyncio.to_thread(volumes.remove_anonymous, ctx.volumes, record)

@@ -45,14 +45,16 @@ from moorage.daemon.containers.restarts import RestartManagers
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.spec import CGROUP_PARENT
-from moorage.daemon.containers.start import Starter
+from moorage.daemon.containers.start import Starter, container_info
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
+from moorage.daemon.networks import ContainerInfo, NetworkService
 from moorage.daemon.volumes.service import VolumeService
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
 from moorage.model.records import EXITED, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
@@ -62,14 +64,14 @@ _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping contai
 
 class ContainerService:
     def __init__(self, config: DaemonConfig, images: ImageService,
-                 volumes: VolumeService, events: EventBus) -> None:
+                 volumes: VolumeService, events: EventBus, networks: NetworkService) -> None:
         registry = Registry(ContainerStore(images.metadata))
         zygote = Zygote()
         zygote.start()
         self.ctx = Context(config=config, images=images, volumes=volumes,
                            paths=ContainerPaths(config.data_root, config.exec_root),
                            registry=registry, states=StateMachine(registry), zygote=zygote,
-                           events=events, restarts=RestartManagers())
+                           events=events, restarts=RestartManagers(), networks=networks)
         container_events.follow_transitions(self.ctx)
         self.monitors = Monitors(self.ctx)
         self.attachments = Attachments(self.ctx)
@@ -104,6 +106,11 @@ class ContainerService:
                                          or await kill_remains(ctx, record, str(err)))
                     else:
                         if ctx.config.live_restore:
+                            host = record.host_config
+                            await asyncio.to_thread(
+                                ctx.networks.readopt, container_info(record),
+                                host.port_bindings, host.publish_all_ports,
+                                record.config.exposed_ports or ())
                             self.monitors.watch(record)
                             self.health.arm(record)
                             continue
@@ -159,9 +166,31 @@ class ContainerService:
     def get(self, ref: str) -> ContainerRecord:
         return self.ctx.registry.get(ref)
 
-    async def container_create(self, name: str, config: ContainerConfig,
-                               host: HostConfig) -> ContainerRecord:
-        return await create.container_create(self.ctx, name, config, host)
+    def network_info(self, ref: str) -> ContainerInfo:
+        """What the network service needs of a container (NotFound as `get`)."""
+        return container_info(self.ctx.registry.get(ref))
+
+    def published_ports(self, container_id: str) -> list[PublishedPort]:
+        return self.ctx.networks.published(container_id)
+
+    def network_settings(self, container_id: str) -> list[ContainerNetwork]:
+        record = self.ctx.registry.get(container_id)
+        return self.ctx.networks.container_networks(record.id,
+                                                    record.host_config.network_mode)
+
+    async def container_create(self, name: str, config: ContainerConfig, host: HostConfig,
+                               endpoint: EndpointRequest | None = None) -> ContainerRecord:
+        """`endpoint`: the container's aliases and address on its network, whose
+        endpoint is made now; a refused one leaves no container."""
+        record = await create.container_create(self.ctx, name, config, host)
+        if endpoint is not None:
+            try:
+                await asyncio.to_thread(self.ctx.networks.reserve, container_info(record),
+                                        endpoint)
+            except BaseException:
+                await remove.container_rm(self.ctx, record.id, True, True)
+                raise
+        return record
 
     async def container_start(self, ref: str) -> None:
         await self.starter.container_start(ref)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from moorage import environ
 from moorage.daemon.containers import healthcheck, logconfig, restarts
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
+from moorage.daemon.networks.dns import host_resolv_conf
 from moorage.errors import InvalidParameter, SystemFailure
 from moorage.fsutil import atomic_write
 from moorage.linux import libc
@@ -373,35 +374,50 @@ def remove_container_dir(container_dir: str) -> None:
     shutil.rmtree(container_dir, ignore_errors=True)
 
 
-def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfig) -> None:
-    """hostname, hosts, resolv.conf, as Docker writes them for a container without a network."""
+@dataclass(frozen=True, slots=True)
+class EtcNetwork:
+    """What the /etc files say of the container's networks."""
+
+    addresses: tuple[str, ...] = ()  # the container's, first network first
+    host_gateway: str = ""           # what --add-host's `host-gateway` stands for
+    embedded_dns: bool = False       # on a user-defined network: 127.0.0.11 answers
+
+
+def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfig,
+                    network: EtcNetwork) -> None:
+    """hostname, hosts, resolv.conf, as Docker writes them."""
     _write(os.path.join(container_dir, "hostname"), config.hostname + "\n")
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
              "ff02::2\tip6-allrouters"]
     for entry in host.extra_hosts or ():
         name, _, address = entry.partition(":")
+        if address == "host-gateway":
+            address = network.host_gateway
         hosts.append(f"{address}\t{name}")
+    names = (f"{config.hostname}.{config.domainname} {config.hostname}"
+             if config.domainname else config.hostname)
+    hosts += [f"{address}\t{names}" for address in network.addresses[:1]]
     _write(os.path.join(container_dir, "hosts"), "\n".join(hosts) + "\n")
-    _write(os.path.join(container_dir, "resolv.conf"), _resolv_conf(host))
+    _write(os.path.join(container_dir, "resolv.conf"),
+           _resolv_conf(host, network.embedded_dns))
 
 
-def _resolv_conf(host: HostConfig) -> str:
-    try:
-        with open("/etc/resolv.conf") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
+def _resolv_conf(host: HostConfig, embedded_dns: bool) -> str:
+    lines = host_resolv_conf()
     # Docker drops localhost resolvers: they are unreachable from the container.
-    servers = list(host.dns) or [line.split()[1] for line in lines
-                                 if line.startswith("nameserver") and len(line.split()) > 1
-                                 and not line.split()[1].startswith(("127.", "::1"))]
+    servers = ["127.0.0.11"] if embedded_dns else list(host.dns) or [
+        line.split()[1] for line in lines
+        if line.startswith("nameserver") and len(line.split()) > 1
+        and not line.split()[1].startswith(("127.", "::1"))]
     out = [f"nameserver {s}" for s in servers]
     search = list(host.dns_search) or [" ".join(line.split()[1:]) for line in lines
                                        if line.startswith("search")]
     out += [f"search {' '.join(search)}"] if search else []
     options = list(host.dns_options) or [" ".join(line.split()[1:]) for line in lines
                                          if line.startswith("options")]
+    if embedded_dns:
+        options.append("ndots:0")
     out += [f"options {' '.join(options)}"] if options else []
     return "\n".join(out) + "\n"
 

@@ -235,7 +235,10 @@ def resources(container: ContainerRecord) -> dict:
 def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
     namespaces: list[dict] = [{"type": "mount"}]
-    if host.network_mode != "host":
+    if host.network_mode.startswith("container:"):
+        namespaces.append({"type": "network",
+                           "path": f"/proc/{inputs.namespace_pids['network']}/ns/net"})
+    elif host.network_mode != "host":
         namespaces.append({"type": "network"})
     if host.uts_mode != "host":
         namespaces.append({"type": "uts"})

@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import replace
 
-from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, spec, volumes
+from moorage.daemon.containers import healthcheck, logconfig, setup, spec, volumes
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import end_process, shim_gone
@@ -18,6 +18,7 @@ from moorage.daemon.containers.init_binary import moor_init_path
 from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
+from moorage.daemon.networks import Attachment, ContainerInfo
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
 from moorage.fsutil import atomic_write
 from moorage.model.records import EXITED, REMOVING, RESTARTING, RUNNING, ContainerRecord
@@ -99,9 +100,8 @@ class Starter:
         # The last run's shim may still be deleting the runtime's container of this id.
         await shim_gone(ctx, record)
         try:
-            refusals.require_network(record.host_config.network_mode)
-            shim_config = await asyncio.to_thread(self._prepare, record,
-                                                  ctx.paths.new_socket(record.id))
+            attachments, shim_config = await asyncio.to_thread(
+                self._prepare, record, ctx.paths.new_socket(record.id))
             reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
         except MoorError as err:
             await self._failed(record, 128, err)
@@ -117,6 +117,19 @@ class Starter:
         record = replace(record, shim_pid=int(reply.get("pid") or 0),
                          shim_socket=shim_config.socket_path)
         ctx.registry.put(record)
+        try:
+            info = container_info(record, int(reply.get("init_pid") or 0))
+            await asyncio.to_thread(ctx.networks.plug, info, attachments)
+            host = record.host_config
+            await asyncio.to_thread(ctx.networks.publish, info, attachments,
+                                    host.port_bindings, host.publish_all_ports,
+                                    record.config.exposed_ports or ())
+        except Exception as err:
+            await end_process(ctx, record)
+            failure = err if isinstance(err, MoorError) else SystemFailure(
+                f"failed to set up container networking: {err}")
+            await self._failed(record, 128, failure)
+            raise failure from None
         await self.attachments.resolve(record.id)
         # The exit's waiter is in place before the start: a process as short as `true`
         # ends before a wait sent after the start would reach the shim.
@@ -137,6 +150,7 @@ class Starter:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
         await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
+        await asyncio.to_thread(self.ctx.networks.stopped, record.id)
         await asyncio.to_thread(volumes.unmount_all, self.ctx.volumes, record)
         status = record.state.status if record.state.status not in (REMOVING, RESTARTING) \
             else EXITED
@@ -148,20 +162,27 @@ class Starter:
         if record.host_config.auto_remove:
             await remove_locked(self.ctx, record, remove_volumes=True)
 
-    def _prepare(self, record: ContainerRecord, socket_path: str) -> ShimConfig:
-        """Blocking: rootfs, /etc files, config.json; the shim's configuration."""
+    def _prepare(self, record: ContainerRecord,
+                 socket_path: str) -> tuple[list[Attachment], ShimConfig]:
+        """Blocking: the endpoints, rootfs, /etc files, config.json; the shim's
+        configuration."""
         ctx = self.ctx
         paths = ctx.paths
         directory = paths.dir(record.id)
         rotation = logconfig.rotation(record.host_config.log_config.type,
                                       record.host_config.log_config.config)
+        attachments = ctx.networks.prepare(container_info(record))
         rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
         volumes.check_propagation(record)
         volumes.mount_all(ctx.volumes, record)
         host = record.host_config
-        setup.write_etc_files(directory, record.config, host)
+        setup.write_etc_files(directory, record.config, host, setup.EtcNetwork(
+            addresses=tuple(a.endpoint.address for a in attachments),
+            host_gateway=ctx.networks.bridge_gateway(),
+            embedded_dns=any(a.network.name != "bridge" for a in attachments)))
         namespace_pids = {}
-        for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode)):
+        for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode),
+                           ("network", host.network_mode)):
             if mode.startswith("container:"):
                 other = ctx.registry.get(mode.partition(":")[2])
                 if not other.state.running:
@@ -180,7 +201,7 @@ class Starter:
             os.makedirs(os.path.dirname(record.log_path), exist_ok=True)
         os.makedirs(paths.shims, mode=0o700, exist_ok=True)
         paths.remove_exit_file(record.id)
-        return ShimConfig(
+        return attachments, ShimConfig(
             container_id=record.id, bundle=directory,
             runtime_root=os.path.join(ctx.config.exec_root, "runtime", runtime.name),
             runtime_path="" if runtime.name == "moor-runtime" else runtime.path,
@@ -189,6 +210,15 @@ class Starter:
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,
             console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple())
+
+
+def container_info(record: ContainerRecord, pid: int | None = None) -> ContainerInfo:
+    """`pid`: the init's, before the container counts as running (between the runtime's
+    create and start)."""
+    return ContainerInfo(record.id, record.name,
+                         pid if pid is not None else
+                         (record.state.pid if record.state.running else 0),
+                         record.host_config.network_mode, tuple(record.host_config.dns))
 
 
 def _console_size(size: tuple[int, ...] | None) -> tuple[int, int]:

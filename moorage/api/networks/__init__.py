@@ -1,0 +1,1 @@
+"""/networks: list, inspect, create, remove, prune, connect, disconnect."""

@@ -1,0 +1,106 @@
+"""The /networks routes: thin handlers over the NetworkBackend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from aiohttp import web
+
+from moorage.api.networks.documents import network_document
+from moorage.api.server import add_route, json_response, query_filters, read_json
+from moorage.errors import InvalidParameter
+from moorage.model.networks import CreateRequest, NetworkRecord, NetworkView
+
+
+class NetworkBackend(Protocol):
+    async def list(self, filters: Mapping[str, Sequence[str]]) -> list[NetworkView]: ...
+    async def inspect(self, ref: str) -> NetworkView: ...
+    async def create(self, request: CreateRequest) -> NetworkRecord: ...
+    async def remove(self, ref: str) -> None: ...
+    async def prune(self, filters: Mapping[str, Sequence[str]]) -> list[str]: ...
+    async def connect(self, ref: str, container_ref: str, aliases: Sequence[str] = (),
+                      address: str = "") -> None: ...
+    async def disconnect(self, ref: str, container_ref: str, force: bool = False) -> None: ...
+
+
+def add_routes(app: web.Application, backend: NetworkBackend) -> None:
+    async def get_networks(request: web.Request) -> web.Response:
+        found = await backend.list(query_filters(request))
+        return json_response([network_document(v) for v in found])
+
+    async def get_network(request: web.Request) -> web.Response:
+        return json_response(network_document(await backend.inspect(request.match_info["id"])))
+
+    async def post_create(request: web.Request) -> web.Response:
+        record = await backend.create(create_request(await read_json(request)))
+        return json_response({"Id": record.id, "Warning": ""}, status=201)
+
+    async def delete_network(request: web.Request) -> web.Response:
+        await backend.remove(request.match_info["id"])
+        return web.Response(status=204)
+
+    async def post_prune(request: web.Request) -> web.Response:
+        return json_response({"NetworksDeleted": await backend.prune(query_filters(request))
+                              or None})
+
+    async def post_connect(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        endpoint = _object(body.get("EndpointConfig"), "EndpointConfig")
+        if endpoint.get("Links") or endpoint.get("DriverOpts") or endpoint.get("MacAddress"):
+            raise InvalidParameter("links, driver options and MAC addresses of a network "
+                                   "connect are not supported yet")
+        ipam = _object(endpoint.get("IPAMConfig"), "IPAMConfig")
+        if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+            raise InvalidParameter("IPv6 and link-local addresses are not supported yet")
+        await backend.connect(request.match_info["id"], str(body.get("Container") or ""),
+                              tuple(endpoint.get("Aliases") or ()),
+                              str(ipam.get("IPv4Address") or ""))
+        return web.Response(status=200)
+
+    async def post_disconnect(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        await backend.disconnect(request.match_info["id"], str(body.get("Container") or ""),
+                                 bool(body.get("Force")))
+        return web.Response(status=200)
+
+    for method, path, handler in (
+            ("GET", "/networks", get_networks),
+            ("GET", "/networks/{id}", get_network),
+            ("POST", "/networks/create", post_create),
+            ("DELETE", "/networks/{id}", delete_network),
+            ("POST", "/networks/prune", post_prune),
+            ("POST", "/networks/{id}/connect", post_connect),
+            ("POST", "/networks/{id}/disconnect", post_disconnect)):
+        add_route(app, method, path, handler)
+
+
+def create_request(body: dict) -> CreateRequest:
+    """POST /networks/create's body; what the engine cannot honour is refused."""
+    for key in ("Ingress", "ConfigOnly"):
+        if body.get(key):
+            raise InvalidParameter(f"{key} networks are not supported")
+    if (body.get("ConfigFrom") or {}).get("Network"):
+        raise InvalidParameter("networks configured from another network are not supported")
+    ipam = _object(body.get("IPAM"), "IPAM")
+    if ipam.get("Options"):
+        raise InvalidParameter("IPAM driver options are not supported yet")
+    scope = body.get("Scope") or "local"
+    if scope != "local":
+        raise InvalidParameter(f"{scope} scope networks are not supported")
+    return CreateRequest(
+        name=str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
+        internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
+        enable_ipv6=bool(body.get("EnableIPv6")),
+        ipam_driver=str(ipam.get("Driver") or "default"),
+        pools=tuple(_object(c, "IPAM.Config") for c in ipam.get("Config") or ()),
+        options={str(k): str(v) for k, v in _object(body.get("Options"), "Options").items()},
+        labels={str(k): str(v) for k, v in _object(body.get("Labels"), "Labels").items()})
+
+
+def _object(value: object, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid JSON: {what} must be an object")
+    return value

@@ -1,0 +1,80 @@
+"""The bridge driver's links: a Linux bridge per network, a veth pair per endpoint.
+
+Blocking netlink calls (pyroute2), for worker threads.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from moorage.daemon.networks import netns
+
+_EEXIST = 17
+_ENODEV = 19
+
+
+def ensure_bridge(ipr: IPRoute, name: str, gateway: str, prefix_len: int) -> None:
+    """The bridge up with the gateway's address; what exists is kept."""
+    try:
+        ipr.link("add", ifname=name, kind="bridge")
+    except NetlinkError as err:
+        if err.code != _EEXIST:
+            raise
+    index = ipr.link_lookup(ifname=name)[0]
+    # Published ports on 127.0.0.1 are DNATed in the kernel to containers behind this
+    # bridge: allowed for this interface only (the firewall drops whatever enters it
+    # towards 127.0.0.0/8).
+    with open(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "w") as f:
+        f.write("1")
+    try:
+        ipr.addr("add", index=index, address=gateway, prefixlen=prefix_len)
+    except NetlinkError as err:
+        if err.code != _EEXIST:
+            raise
+    ipr.link("set", index=index, state="up")
+
+
+def delete_link(ipr: IPRoute, name: str) -> None:
+    """Gone already is fine."""
+    indexes = ipr.link_lookup(ifname=name)
+    if not indexes:
+        return
+    try:
+        ipr.link("del", index=indexes[0])
+    except NetlinkError as err:
+        if err.code != _ENODEV:
+            raise
+
+
+def plug(ipr: IPRoute, namespace: str, bridge: str, host_side: str, ifname: str,
+         address: str, prefix_len: int, gateway: str, mac: str, default_route: bool) -> None:
+    """A veth from the bridge into the namespace at `namespace`, named `ifname` there,
+    with its address, MAC and (with `default_route`) the route out through `gateway`.
+    Nothing is left behind when a step fails: the pair goes with its host side."""
+    fd = os.open(namespace, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ipr.link("add", ifname=host_side, kind="veth",
+                 peer={"ifname": ifname, "net_ns_fd": fd, "address": mac})
+    finally:
+        os.close(fd)
+    try:
+        index = ipr.link_lookup(ifname=host_side)[0]
+        ipr.link("set", index=index, master=ipr.link_lookup(ifname=bridge)[0], state="up")
+        with netns.routes(namespace) as inner:
+            inside = inner.link_lookup(ifname=ifname)[0]
+            inner.addr("add", index=inside, address=address, prefixlen=prefix_len)
+            inner.link("set", index=inside, state="up")
+            if default_route:
+                inner.route("add", dst="0.0.0.0/0", gateway=gateway)
+    except BaseException:
+        delete_link(ipr, host_side)
+        raise
+
+
+def unplug(namespace: str, ifname: str) -> None:
+    """The endpoint's interface out of a running container (its pair goes with it)."""
+    with netns.routes(namespace) as inner:
+        delete_link(inner, ifname)

@@ -1,0 +1,63 @@
+"""Netlink sockets inside a container's network namespace.
+
+pyroute2 opens a socket in another namespace by forking a helper process; moord is
+large, so instead the calling worker thread enters the namespace (setns on a network
+namespace changes only that thread), opens the socket there and comes back. A netlink
+socket stays bound to the namespace it was opened in.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyroute2 import IPRoute
+
+from moorage.linux import libc
+
+_NETLINK_ROUTE = 0
+
+
+def namespace_path(pid: int) -> str:
+    return f"/proc/{pid}/ns/net"
+
+
+@contextmanager
+def entered(path: str) -> Iterator[None]:
+    """The calling thread in the network namespace at `path` for the block; a worker
+    thread only, never the event loop's."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(target, libc.CLONE_NEWNET)
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            libc.setns(own, libc.CLONE_NEWNET)
+    finally:
+        os.close(own)
+
+
+@contextmanager
+def routes(path: str | None = None) -> Iterator[IPRoute]:
+    """An IPRoute on the namespace at `path` (the daemon's own with None)."""
+    if path is None:
+        ipr = IPRoute()
+    else:
+        with entered(path):
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
+        ipr = IPRoute(use_socket=sock)
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def loopback_up(ipr: IPRoute) -> None:
+    """`lo` up: the kernel gives it 127.0.0.1/8 and ::1 as it comes up."""
+    ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
