@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 
+from moorage.daemon.commit.service import CommitService
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
@@ -30,6 +31,7 @@ class Engine:
             config.registry_mirrors, config.insecure_registries), self.metadata)
         self.volumes = VolumeStore(config.data_root, self.metadata)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
+        self.commits = CommitService(self.containers.ctx)
         self.system = SystemService(config, self.containers.counts, self.images.count)
 
     async def start(self) -> None:
