@@ -1,0 +1,178 @@
+"""Parsing a Dockerfile (moby/buildkit frontend/dockerfile/parser and instructions):
+parser directives, line continuations, comments, flags, JSON or shell forms, and the
+stages. Errors name the line as Docker's do ("dockerfile parse error line N: …")."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from moorage.errors import InvalidParameter
+
+INSTRUCTIONS = frozenset({
+    "add", "arg", "cmd", "copy", "entrypoint", "env", "expose", "from", "healthcheck",
+    "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume",
+    "workdir"})
+# The flags each instruction takes; anything else is refused (never ignored).
+_FLAGS = {"from": {"platform"}, "copy": {"from", "chown"}, "add": {"chown"},
+          "healthcheck": {"interval", "timeout", "start-period", "retries"}}
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    name: str  # lower case
+    args: str  # what follows the name and flags, continuations joined
+    original: str  # the instruction as written (continuations joined), for history
+    line: int
+    flags: dict[str, str] = field(default_factory=dict)
+
+    def json_args(self) -> list[str] | None:
+        """The exec (JSON array) form, or None for the shell form."""
+        if not self.args.startswith("["):
+            return None
+        try:
+            value = json.loads(self.args)
+        except ValueError:
+            return None
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        return None
+
+
+@dataclass(slots=True)
+class Stage:
+    base: str
+    name: str
+    line: int
+    platform: str = ""
+    instructions: list[Instruction] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Dockerfile:
+    escape: str
+    meta_args: list[Instruction]  # the ARGs before the first FROM
+    stages: list[Stage]
+    warnings: list[str]
+
+
+def error(line: int, message: str) -> InvalidParameter:
+    return InvalidParameter(f"dockerfile parse error line {line}: {message}")
+
+
+def parse(text: str) -> Dockerfile:
+    lines = text.replace("\r\n", "\n").split("\n")
+    escape = "\\"
+    warnings: list[str] = []
+    index = 0
+    # Parser directives: only at the very top, before any other line.
+    seen: set[str] = set()
+    while index < len(lines):
+        match = _DIRECTIVE.match(lines[index])
+        if not match:
+            break
+        key, value = match.group(1).lower(), match.group(2)
+        if key in seen:
+            raise error(index + 1, f"only one {key} parser directive can be used")
+        seen.add(key)
+        if key == "escape":
+            if value not in ("\\", "`"):
+                raise error(index + 1, f"invalid escape token '{value}' does not match "
+                                       "` or \\")
+            escape = value
+        elif key == "syntax":
+            warnings.append(f"the syntax directive ({value}) is ignored: moorage parses "
+                            "the Dockerfile itself")
+        index += 1
+    stages: list[Stage] = []
+    meta: list[Instruction] = []
+    for instruction in _instructions(lines, index, escape):
+        if instruction.name == "from":
+            stages.append(_stage(instruction, len(stages)))
+        elif not stages:
+            if instruction.name != "arg":
+                raise error(instruction.line, "no build stage in current context")
+            meta.append(instruction)
+        else:
+            stages[-1].instructions.append(instruction)
+    if not stages:
+        raise InvalidParameter("the Dockerfile (Dockerfile) cannot be empty" if not meta
+                               else "no build stage in current context")
+    return Dockerfile(escape, meta, stages, warnings)
+
+
+def _stage(instruction: Instruction, number: int) -> Stage:
+    words = instruction.args.split()
+    if len(words) == 3 and words[1].lower() == "as":
+        name = words[2].lower()
+        if not re.fullmatch(r"[a-z][a-z0-9-_.]*", name):
+            raise error(instruction.line, f"invalid name for build stage: \"{words[2]}\", "
+                                          "name can't start with a number or contain "
+                                          "symbols")
+    elif len(words) == 1:
+        name = ""
+    else:
+        raise error(instruction.line, "FROM requires either one or three arguments")
+    return Stage(words[0], name, instruction.line, instruction.flags.get("platform", ""))
+
+
+def _instructions(lines: list[str], start: int, escape: str) -> list[Instruction]:
+    found = []
+    index = start
+    while index < len(lines):
+        raw = lines[index]
+        first = index + 1
+        index += 1
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        text = stripped
+        while _continues(text, escape):
+            text = text[:-1]
+            # Comment and blank lines inside a continued instruction are dropped.
+            while index < len(lines) and (not lines[index].strip()
+                                          or lines[index].lstrip().startswith("#")):
+                index += 1
+            if index >= len(lines):
+                break
+            text += lines[index].lstrip()
+            index += 1
+        found.append(_instruction(text.strip(), first))
+    return found
+
+
+def _continues(text: str, escape: str) -> bool:
+    # An escaped escape at the end is a literal, not a continuation.
+    if not text.endswith(escape):
+        return False
+    trailing = len(text) - len(text.rstrip(escape))
+    return trailing % 2 == 1
+
+
+def _instruction(text: str, line: int) -> Instruction:
+    word, _, rest = text.partition(" ")
+    if "\t" in word:
+        word, _, more = word.partition("\t")
+        rest = more + " " + rest
+    name = word.lower()
+    if name not in INSTRUCTIONS:
+        raise error(line, f"unknown instruction: {word.upper()}")
+    rest = rest.strip()
+    if "<<" in rest and name in ("run", "copy", "add") and re.search(r"<<-?[\"']?\w", rest):
+        raise error(line, "heredocs are not supported by this builder yet")
+    flags: dict[str, str] = {}
+    while rest.startswith("--"):
+        flag, _, after = rest.partition(" ")
+        key, sep, value = flag[2:].partition("=")
+        allowed = _FLAGS.get(name, set())
+        if key not in allowed:
+            raise error(line, f"unknown flag: {key}")
+        if not sep:
+            raise error(line, f"missing a value on flag: {key}")
+        flags[key] = value
+        rest = after.strip()
+    if not rest and name not in ("run", "cmd", "entrypoint"):
+        raise error(line, f"{name.upper()} requires at least one argument")
+    return Instruction(name, rest, text, line, flags)
