@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 
+from moorage.daemon.build.service import BuildService
 from moorage.daemon.commit.service import CommitService
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
@@ -32,6 +33,8 @@ class Engine:
         self.volumes = VolumeStore(config.data_root, self.metadata)
         self.containers = ContainerService(config, self.images, self.volumes, self.events)
         self.commits = CommitService(self.containers.ctx)
+        self.builds = BuildService(config.data_root, self.images, self.containers,
+                                   self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
 
     async def start(self) -> None:

@@ -89,6 +89,13 @@ class ImageService(ImageStore):
                 self.leases.release(container_id)
                 raise
 
+    def prepare_layer(self, key: str, image_id: str | None) -> list[Mount]:
+        """``prepare_rootfs`` for a build step, whose base may be scratch (None)."""
+        if image_id is not None:
+            return self.prepare_rootfs(key, image_id)
+        with self.lock:
+            return self.snapshots.prepare(key, None)
+
     def rootfs_mounts(self, container_id: str) -> list[Mount]:
         """The mounts of the writable layer ``prepare_rootfs`` made; NotFound without one."""
         return self.snapshots.mounts(self.snapshots.active(container_id))

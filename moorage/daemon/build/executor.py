@@ -1,0 +1,503 @@
+"""Running a Dockerfile, step by step, as moby's classic builder does
+(builder/dockerfile/builder.go, dispatchers.go): one image per step, RUN in a real
+container of the engine, COPY/ADD/WORKDIR in a mounted writable layer, the config
+instructions on the image config, each step's result cached."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import os
+import posixpath
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from moorage.build.dockerfile import Dockerfile, Instruction, Stage, error, parse
+from moorage.build.words import process_word, process_words
+from moorage.daemon.build import copier, instructions
+from moorage.daemon.build.cache import BuildCache
+from moorage.daemon.build.context import BuildContext
+from moorage.daemon.build.workspace import mounted
+from moorage.daemon.containers.service import ContainerService
+from moorage.daemon.containers.setup import resolve_user
+from moorage.daemon.images.commit import ChildImage, commit_child
+from moorage.daemon.images.service import ImageService, short_id
+from moorage.errors import InvalidParameter, MoorError, NotFound
+from moorage.image import config as image_config
+from moorage.model.build import BuildRequest
+from moorage.model.config import ContainerConfig, HostConfig
+
+Emit = Callable[[dict[str, Any]], Awaitable[None]]
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+# Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
+_BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                           "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
+                           "all_proxy"})
+
+
+class StepFailed(MoorError):
+    """A RUN step's command failed: Docker's message, with the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _State:
+    image_id: str | None
+    config: dict[str, Any]
+    args: dict[str, str | None] = field(default_factory=dict)
+    cmd_set: bool = False
+    author: str = ""
+
+    @property
+    def shell(self) -> list[str]:
+        return list(self.config.get("Shell") or DEFAULT_SHELL)
+
+    def env(self) -> dict[str, str]:
+        """What ``$VAR`` expands to: the stage's ARGs, overridden by its ENV."""
+        values = {k: v for k, v in self.args.items() if v is not None}
+        values.update(instructions.env_map(self.config))
+        return values
+
+
+class Builder:
+    def __init__(self, images: ImageService, containers: ContainerService, cache: BuildCache,
+                 work_root: str, request: BuildRequest, context: BuildContext,
+                 emit: Emit) -> None:
+        self.images = images
+        self.containers = containers
+        self.cache = cache
+        self.work_root = work_root
+        self.request = request
+        self.context = context
+        self.emit = emit
+        self.stages: dict[str, str | None] = {}
+        self.stage_ids: list[str | None] = []
+        self.step = 0
+        self.total = 0
+        self.escape = "\\"
+        self.used_args: set[str] = set()
+
+    async def say(self, text: str) -> None:
+        if not self.request.quiet:
+            await self.emit({"stream": text})
+
+    # --- the whole build ---------------------------------------------------------------
+
+    async def build(self) -> str:
+        text = await asyncio.to_thread(self.context.dockerfile, self.request.dockerfile)
+        dockerfile = parse(text)
+        self.escape = dockerfile.escape
+        for warning in dockerfile.warnings:
+            await self.say(f"[WARNING]: {warning}\n")
+        stages = self._stages_to_build(dockerfile)
+        if self.request.labels:
+            label = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}"
+                                        for k, v in sorted(self.request.labels.items()))
+            stages[-1].instructions.append(Instruction("label", label[6:], label, 0))
+        self.total = sum(1 + len(s.instructions) for s in stages)
+        meta = self._meta_args(dockerfile)
+        image_id: str | None = None
+        for stage in stages:
+            image_id = await self._stage(stage, meta)
+        unused = sorted(set(self.request.build_args) - self.used_args - _BUILTIN_ARGS)
+        if unused:
+            await self.say(f"[Warning] One or more build-args {unused} were not consumed\n"
+                           .replace("'", ""))
+        if image_id is None:
+            raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
+        return image_id
+
+    def _stages_to_build(self, dockerfile: Dockerfile) -> list[Stage]:
+        if not self.request.target:
+            return dockerfile.stages
+        for index, stage in enumerate(dockerfile.stages):
+            if stage.name == self.request.target.lower():
+                return dockerfile.stages[:index + 1]
+        raise InvalidParameter(f"failed to reach build target {self.request.target} in "
+                               "Dockerfile")
+
+    def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str | None]:
+        values: dict[str, str | None] = {}
+        for inst in dockerfile.meta_args:
+            for name, default in self._arg_items(inst, values):
+                self.used_args.add(name)
+                values[name] = self.request.build_args.get(name) \
+                    if self.request.build_args.get(name) is not None else default
+        return values
+
+    def _arg_items(self, inst: Instruction,
+                   env: dict[str, str | None]) -> list[tuple[str, str | None]]:
+        known = {k: v for k, v in env.items() if v is not None}
+        items: list[tuple[str, str | None]] = []
+        for word in process_words(inst.args, known, self.escape):
+            name, sep, default = word.partition("=")
+            if not name:
+                raise error(inst.line, "ARG names can not be blank")
+            items.append((name, default if sep else None))
+        return items
+
+    # --- one stage ---------------------------------------------------------------------
+
+    async def _stage(self, stage: Stage, meta: dict[str, str | None]) -> str | None:
+        self.step += 1
+        await self.say(f"Step {self.step}/{self.total} : FROM {stage_text(stage)}\n")
+        state = await self._from(stage, meta)
+        await self.say(f" ---> {short_id(state.image_id) if state.image_id else ''}\n"
+                       if state.image_id else "")
+        triggers = list(state.config.get("OnBuild") or [])
+        if triggers:
+            state.config["OnBuild"] = None
+            await self.say(f"# Executing {len(triggers)} build trigger"
+                           f"{'s' if len(triggers) > 1 else ''}\n")
+            for trigger in triggers:
+                inst = parse("FROM scratch\n" + trigger).stages[0].instructions[0]
+                await self._instruction(state, inst, announce=False)
+            await self._commit(state, None, "", label=None)
+        for inst in stage.instructions:
+            self.step += 1
+            await self.say(f"Step {self.step}/{self.total} : {inst.original}\n")
+            await self._instruction(state, inst, announce=True)
+        self.stage_ids.append(state.image_id)
+        if stage.name:
+            self.stages[stage.name] = state.image_id
+        return state.image_id
+
+    async def _from(self, stage: Stage, meta: dict[str, str | None]) -> _State:
+        known = {k: v for k, v in meta.items() if v is not None}
+        base = process_word(stage.base, known, self.escape)
+        platform = process_word(stage.platform, known, self.escape) if stage.platform else ""
+        if platform and platform not in host_platforms():
+            raise InvalidParameter(f"image with reference {base} was found but does not "
+                                   f"match the specified platform: wanted {platform}, "
+                                   f"actual: linux/{image_config.host_architecture()}")
+        if base == "scratch":
+            return _State(None, {})
+        if base.lower() in self.stages:
+            image_id = self.stages[base.lower()]
+            config = self.images.config(image_id)["config"] if image_id else {}
+            return _State(image_id, copy.deepcopy(dict(config or {})))
+        image = await self._base_image(base)
+        return _State(image.id, copy.deepcopy(dict(image.config.get("config") or {})))
+
+    async def _base_image(self, name: str) -> Any:
+        if not self.request.pull:
+            try:
+                return await asyncio.to_thread(self.images.resolve, name)
+            except NotFound:
+                pass
+        await self.pull(name)
+        return await asyncio.to_thread(self.images.resolve, name)
+
+    async def pull(self, name: str) -> None:
+        from moorage.image.reference import parse_normalized
+        from moorage.model.distribution import AuthConfig, PullRequest
+
+        ref = parse_normalized(name)
+        messages: list[Any] = []
+        request = PullRequest(ref.name, ref.tag or ref.digest or "latest", "", AuthConfig())
+        await self.images.pull_image(request, messages.append)
+        for message in messages:
+            text = getattr(message, "error", None) or (
+                message.get("error") if isinstance(message, dict) else None)
+            if text:
+                raise NotFound(str(text))
+
+    # --- instructions ------------------------------------------------------------------
+
+    async def _instruction(self, state: _State, inst: Instruction, *, announce: bool) -> None:
+        name = inst.name
+        env = state.env()
+        esc = self.escape
+        config = state.config
+        if name == "run":
+            await self._run(state, inst)
+            return
+        if name in ("copy", "add"):
+            await self._copy(state, inst)
+            return
+        if name == "workdir":
+            path = instructions.workdir(config, inst, env, esc)
+            await self._filesystem_step(state, f"WORKDIR {path}", ("workdir", path),
+                                        lambda rootfs: _mkdir(rootfs, path, state, config))
+            return
+        if name == "arg":
+            parts = []
+            for arg, default in self._arg_items(inst, env):
+                self.used_args.add(arg)
+                given = self.request.build_args.get(arg)
+                state.args[arg] = given if given is not None else default
+                parts.append(arg if default is None else f"{arg}={default}")
+            await self._commit(state, inst, "ARG " + " ".join(parts))
+            return
+        if name == "env":
+            comment = instructions.apply_env(config, instructions.pairs(inst, env, esc))
+        elif name == "label":
+            comment = instructions.apply_label(config, instructions.pairs(inst, env, esc))
+        elif name == "cmd":
+            comment = instructions.apply_cmd(config, inst, state.shell)
+            state.cmd_set = True
+        elif name == "entrypoint":
+            comment = instructions.apply_entrypoint(config, inst, state.shell, state.cmd_set)
+        elif name == "expose":
+            comment = instructions.apply_expose(config, inst, env, esc)
+        elif name == "volume":
+            comment = instructions.apply_volume(config, inst, env, esc)
+        elif name == "user":
+            config["User"] = process_word(inst.args, env, esc)
+            comment = f"USER {config['User']}"
+        elif name == "shell":
+            comment = instructions.apply_shell(config, inst)
+        elif name == "stopsignal":
+            comment = instructions.apply_stopsignal(config, inst, env, esc)
+        elif name == "healthcheck":
+            comment = instructions.apply_healthcheck(config, inst)
+        elif name == "onbuild":
+            comment = instructions.apply_onbuild(config, inst)
+        elif name == "maintainer":
+            state.author = process_word(inst.args, env, esc)
+            comment = f"MAINTAINER {state.author}"
+        else:  # the parser knows no other instruction
+            raise error(inst.line, f"unknown instruction: {name.upper()}")
+        await self._commit(state, inst, comment)
+
+    async def _commit(self, state: _State, inst: Instruction | None, comment: str, *,
+                      label: str | None = "") -> None:
+        """A step that changes only the config: an image with no new layer."""
+        created_by = " ".join([*state.shell, "#(nop) ", comment])
+        key = self.cache.key(state.image_id, created_by, state.config, state.author)
+        image_id = await self._cached(key)
+        if image_id is None:
+            image_id = await asyncio.to_thread(
+                commit_child, self.images, state.image_id,
+                ChildImage(config=copy.deepcopy(state.config), created_by=created_by,
+                           author=state.author, container_config=_comment_config(
+                               state, created_by)))
+            await asyncio.to_thread(self.cache.put, key, image_id)
+        state.image_id = image_id
+        if label is not None:
+            await self.say(f" ---> {short_id(image_id)}\n")
+
+    async def _cached(self, key: str) -> str | None:
+        if self.request.no_cache:
+            return None
+        image_id = await asyncio.to_thread(self.cache.get, key, self.images)
+        if image_id is not None:
+            await self.say(" ---> Using cache\n")
+        return image_id
+
+    async def _filesystem_step(self, state: _State, comment: str, identity: Any,
+                               change: Callable[[str], None]) -> None:
+        created_by = " ".join([*state.shell, "#(nop) " + comment])
+        key = self.cache.key(state.image_id, created_by, state.config, identity)
+        image_id = await self._cached(key)
+        if image_id is None:
+            image_id = await asyncio.to_thread(self._change_and_commit, state, created_by,
+                                               change)
+            await asyncio.to_thread(self.cache.put, key, image_id)
+        state.image_id = image_id
+        await self.say(f" ---> {short_id(image_id)}\n")
+
+    def _change_and_commit(self, state: _State, created_by: str,
+                           change: Callable[[str], None]) -> str:
+        with mounted(self.images, self.work_root, state.image_id) as workspace:
+            change(workspace.rootfs)
+            return commit_child(self.images, state.image_id, ChildImage(
+                config=copy.deepcopy(state.config), created_by=created_by,
+                upper=workspace.upper, author=state.author,
+                container_config=_comment_config(state, created_by)))
+
+    # --- COPY and ADD ------------------------------------------------------------------
+
+    async def _copy(self, state: _State, inst: Instruction) -> None:
+        verb = inst.name.upper()
+        env = state.env()
+        words = inst.json_args()
+        if words is None:
+            words = process_words(inst.args, env, self.escape)
+        else:
+            words = [process_word(w, env, self.escape) for w in words]
+        if len(words) < 2:
+            raise InvalidParameter(f"{verb} requires at least two arguments, but only one "
+                                   "was provided. Destination could not be determined.")
+        *sources, dest = words
+        workdir = state.config.get("WorkingDir") or "/"
+        keep_slash = dest.endswith("/") or dest.endswith("/.") or dest == "."
+        dest = posixpath.normpath(posixpath.join(workdir, dest)) + ("/" if keep_slash else "")
+        dest = dest.replace("//", "/")
+        source_from = inst.flags.get("from", "")
+        chown = process_word(inst.flags.get("chown", ""), env, self.escape)
+        fetched = tempfile.mkdtemp(prefix="add-", dir=self.work_root)
+        try:
+            await self._copy_from(state, verb, sources, dest, source_from, chown, fetched)
+        finally:
+            await asyncio.to_thread(_rmtree, fetched)
+
+    async def _copy_from(self, state: _State, verb: str, sources: list[str], dest: str,
+                         source_from: str, chown: str, fetched: str) -> None:
+        local = [s for s in sources if not _is_url(s)]
+        urls = [s for s in sources if _is_url(s)]
+        if urls and verb == "COPY":
+            raise InvalidParameter("source can't be a URL for COPY")
+        if source_from:
+            image_id = await self._from_image(source_from)
+            with contextlib.ExitStack() as stack:
+                other = await asyncio.to_thread(
+                    stack.enter_context, mounted(self.images, self.work_root, image_id))
+                try:
+                    paths = await asyncio.to_thread(copier.resolve_sources, other.rootfs,
+                                                    local, verb)
+                    await self._copy_paths(state, verb, paths, dest, chown, extract=False,
+                                           origin=f"from {source_from}")
+                finally:
+                    await asyncio.to_thread(stack.close)
+            return
+        paths = await asyncio.to_thread(copier.resolve_sources, self.context.root, local, verb)
+        for url in urls:
+            paths.append(await asyncio.to_thread(copier.fetch, url, fetched))
+        await self._copy_paths(state, verb, paths, dest, chown, extract=verb == "ADD",
+                               origin="")
+
+    async def _copy_paths(self, state: _State, verb: str, paths: list[str], dest: str,
+                          chown: str, *, extract: bool, origin: str) -> None:
+        digest = await asyncio.to_thread(copier.content_hash, paths)
+        kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0])
+                                                and not os.path.islink(paths[0]) else "file")
+        comment = f"{verb} {kind}:{digest} in {dest} "
+
+        def change(rootfs: str) -> None:
+            uid, gid = (0, 0)
+            if chown:
+                uid, gid, _ = resolve_user(rootfs, chown, ())
+            copier.copy_into(rootfs, copier.CopySpec(verb, [], dest, uid, gid, extract),
+                             paths)
+
+        await self._filesystem_step(state, comment, (digest, chown, origin), change)
+
+    async def _from_image(self, name: str) -> str | None:
+        if name.isdigit() and int(name) < len(self.stage_ids):
+            return self.stage_ids[int(name)]
+        if name.lower() in self.stages:
+            return self.stages[name.lower()]
+        if name.isdigit():
+            raise InvalidParameter(f"invalid from flag value {name}: refers to current "
+                                   "build stage")
+        return (await self._base_image(name)).id  # type: ignore[no-any-return]
+
+    # --- RUN ---------------------------------------------------------------------------
+
+    async def _run(self, state: _State, inst: Instruction) -> None:
+        if state.image_id is None:
+            raise InvalidParameter("RUN needs a filesystem to run in: the stage is FROM "
+                                   "scratch and has no files yet")
+        exec_form = inst.json_args()
+        cmd = exec_form if exec_form is not None else [*state.shell, inst.args]
+        declared = {k: v for k, v in state.args.items() if v is not None}
+        overridden = set(instructions.env_map(state.config))
+        build_env = {k: v for k, v in sorted(declared.items()) if k not in overridden}
+        for name in _BUILTIN_ARGS:
+            if self.request.build_args.get(name) is not None:
+                build_env.setdefault(name, self.request.build_args[name] or "")
+        created_by = " ".join(cmd)
+        if build_env:
+            prefix = " ".join(f"{k}={v}" for k, v in build_env.items())
+            created_by = f"|{len(build_env)} {prefix} {created_by}"
+        key = self.cache.key(state.image_id, created_by, state.config, "run")
+        image_id = await self._cached(key)
+        if image_id is None:
+            image_id = await self._run_container(state, cmd, build_env, created_by)
+            await asyncio.to_thread(self.cache.put, key, image_id)
+        state.image_id = image_id
+        await self.say(f" ---> {short_id(image_id)}\n")
+
+    async def _run_container(self, state: _State, cmd: list[str], build_env: dict[str, str],
+                             created_by: str) -> str:
+        assert state.image_id is not None
+        config = state.config
+        env = tuple([*(config.get("Env") or ()), *(f"{k}={v}" for k, v in build_env.items())])
+        request = self.request
+        host = HostConfig(network_mode=request.network_mode or "",
+                          shm_size=request.shm_size, extra_hosts=request.extra_hosts or None)
+        record = await self.containers.container_create("", ContainerConfig(
+            image=state.image_id, cmd=tuple(cmd), entrypoint=(), env=env,
+            user=config.get("User") or "", working_dir=config.get("WorkingDir") or "",
+            labels={}, attach_stdout=True, attach_stderr=True), host)
+        await self.say(f" ---> Running in {short_id(record.id)}\n")
+        keep = False
+        try:
+            waiter = self.containers.ctx.states.wait(record, "next-exit")
+            await self.containers.container_start(record.id)
+            _, entries = self.containers.container_logs(record.id, follow=True, since=0,
+                                                        until=0, tail=None)
+            async for entry in entries:
+                await self.say(entry.line.decode("utf-8", "replace"))
+            code, _ = await waiter
+            if code != 0:
+                keep = not request.remove and not request.force_remove
+                raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: "
+                                 f"{code}", code)
+            upper = (await asyncio.to_thread(self.images.rootfs_mounts, record.id))[0] \
+                .option("upperdir") or ""
+            return await asyncio.to_thread(commit_child, self.images, state.image_id,
+                                           ChildImage(
+                config=copy.deepcopy(config), created_by=created_by, upper=upper,
+                author=state.author, container=record.id,
+                container_config=_comment_config(state, created_by, cmd)))
+        finally:
+            if not keep and (request.remove or request.force_remove):
+                await self.containers.container_rm(record.id, force=True)
+                await self.say(f"Removing intermediate container {short_id(record.id)}\n")
+
+
+def stage_text(stage: Stage) -> str:
+    text = stage.base
+    if stage.platform:
+        text = f"--platform={stage.platform} {text}"
+    return f"{text} AS {stage.name}" if stage.name else text
+
+
+def host_platforms() -> set[str]:
+    arch = image_config.host_architecture()
+    return {f"linux/{arch}", "linux", arch}
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _mkdir(rootfs: str, path: str, state: _State, config: dict[str, Any]) -> None:
+    from moorage.fsutil import in_scope
+
+    target = in_scope(rootfs, path)
+    if not os.path.isdir(target):
+        os.makedirs(target, 0o755, exist_ok=True)
+        # moby's ContainerCreateWorkdir makes it for the image's user.
+        if config.get("User"):
+            try:
+                uid, gid, _ = resolve_user(rootfs, config["User"], ())
+            except InvalidParameter:
+                return
+            os.chown(target, uid, gid)
+
+
+def _comment_config(state: _State, created_by: str,
+                    cmd: list[str] | None = None) -> dict[str, Any]:
+    """The container_config a classic build records: the step's command as Cmd."""
+    recorded = copy.deepcopy(state.config)
+    recorded["Cmd"] = cmd if cmd is not None else [*state.shell, created_by.split(
+        " #(nop) ", 1)[-1]]
+    return recorded
+
+

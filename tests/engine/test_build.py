@@ -1,0 +1,155 @@
+"""Dockerfile builds on moord and on a real dockerd's classic builder, side by side:
+the corpus in build_corpus.py built by both, the images' configs and filesystems
+compared, the errors compared word for word."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from build_corpus import CASES, ERRORS, Case
+from comparekit import Pair, daemon_pair, mask
+from peers import dockerd_available
+
+pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
+
+CONFIG_FIELDS = ["Config.Env", "Config.Cmd", "Config.Entrypoint", "Config.WorkingDir",
+                 "Config.User", "Config.ExposedPorts", "Config.Volumes", "Config.Labels",
+                 "Config.Healthcheck", "Config.StopSignal", "Config.Shell", "Config.OnBuild"]
+# Every path but the kernel's and the engine's own mounts, with mode, owner, size and a
+# checksum of regular files.
+_LISTING = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /etc/hosts "
+            "-o -path /etc/hostname -o -path /etc/resolv.conf -o -path /.dockerenv \\) -prune "
+            "-o -print | sort | while read p; do if [ -L \"$p\" ]; then "
+            "echo \"$p -> $(readlink \"$p\") $(stat -c '%u:%g' \"$p\")\"; "
+            "elif [ -f \"$p\" ]; then echo \"$p $(stat -c '%a %u:%g %s' \"$p\") "
+            "$(md5sum < \"$p\" | cut -c1-32)\"; else echo \"$p $(stat -c '%F %a %u:%g' \"$p\")\"; "
+            "fi; done")
+
+
+@pytest.fixture(scope="module")
+def pair(busybox_tar: bytes) -> Iterator[Pair]:
+    previous = os.environ.get("DOCKER_BUILDKIT")
+    os.environ["DOCKER_BUILDKIT"] = "0"
+    try:
+        with daemon_pair("moor-build-", "busybox:latest", busybox_tar) as pair:
+            yield pair
+    finally:
+        if previous is None:
+            os.environ.pop("DOCKER_BUILDKIT", None)
+        else:
+            os.environ["DOCKER_BUILDKIT"] = previous
+
+
+def write_context(root: Path, case: Case) -> None:
+    for name, content in case.files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, tuple):  # (target,) is a symlink
+            path.symlink_to(content[0])
+        else:
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    for name, mode in case.modes.items():
+        os.chmod(root / name, mode)
+    (root / (case.dockerfile_name or "Dockerfile")).write_text(case.dockerfile)
+
+
+def build_both(pair: Pair, case: Case, tag: str) -> tuple:
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        write_context(Path(directory), case)
+        args = ["build", "-t", tag, *case.args]
+        if case.dockerfile_name:
+            args += ["-f", str(Path(directory) / case.dockerfile_name)]
+        return pair.both(*args, directory, timeout=180)
+
+
+def _images(pair: Pair) -> tuple[set[str], set[str]]:
+    return tuple(set(d.docker("images", "-aq", "--no-trunc").stdout.decode().split())
+                 for d in (pair.moord, pair.dockerd))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_corpus(pair: Pair, case: Case) -> None:
+    tag = f"b-{case.name}-{uuid.uuid4().hex[:6]}"
+    try:
+        ours, theirs = build_both(pair, case, tag)
+        assert ours.returncode == theirs.returncode == 0, \
+            (ours.stdout.decode()[-3000:], ours.stderr.decode(), theirs.stderr.decode())
+        mine, real = pair.inspect(tag, CONFIG_FIELDS)
+        assert mine == real
+        if case.listing:
+            listings = [d.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", _LISTING,
+                                 timeout=120) for d in (pair.moord, pair.dockerd)]
+            assert listings[0].returncode == 0, listings[0].stderr
+            assert listings[0].stdout.decode().splitlines() == \
+                listings[1].stdout.decode().splitlines()
+        if case.run:
+            pair.same("run", "--rm", tag, *case.run)
+    finally:
+        pair.both("rmi", "-f", tag)
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c.name for c in ERRORS])
+def test_errors(pair: Pair, case: Case) -> None:
+    tag = f"e-{case.name}-{uuid.uuid4().hex[:6]}"
+    before = _images(pair)[0]
+    containers = pair.moord.docker("ps", "-aq").stdout
+    ours, theirs = build_both(pair, case, tag)
+    assert ours.returncode == theirs.returncode != 0
+    expected = case.error or mask(theirs.stderr).strip().splitlines()[-1]
+    assert mask(ours.stderr).strip().splitlines()[-1] == expected, mask(ours.stdout)
+    assert pair.moord.docker("ps", "-aq").stdout == containers
+    assert _images(pair)[0] - before == set() or case.leaves_cache
+
+
+def test_cache_mtime_and_content(pair: Pair) -> None:
+    """A touched file (same content) hits the cache; a changed one misses."""
+    case = Case("cache", "FROM busybox\nCOPY a /a\nRUN cat /a > /b\n", files={"a": "one"})
+    tag = f"c-{uuid.uuid4().hex[:6]}"
+    daemon = pair.moord
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        write_context(Path(directory), case)
+        first = daemon.docker("build", "-t", tag, directory, check=True).stdout.decode()
+        assert "Using cache" not in first
+        os.utime(Path(directory) / "a", (1, 1))
+        second = daemon.docker("build", "-t", tag, directory, check=True).stdout.decode()
+        assert second.count("Using cache") == 2
+        (Path(directory) / "a").write_text("two")
+        third = daemon.docker("build", "-t", tag, directory, check=True).stdout.decode()
+        assert "Using cache" not in third
+        out = daemon.docker("run", "--rm", tag, "cat", "/b", check=True).stdout
+        assert out == b"two"
+        nocache = daemon.docker("build", "--no-cache", "-t", tag, directory,
+                                check=True).stdout.decode()
+        assert "Using cache" not in nocache
+    pair.both("rmi", "-f", tag)
+
+
+def test_sdk_build(pair: Pair) -> None:
+    import io
+    import tarfile
+
+    import docker
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        body = b"FROM busybox\nARG X=1\nRUN echo built-$X > /x\nCMD [\"cat\", \"/x\"]\n"
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    client = docker.DockerClient(base_url=pair.moord.host, version="1.41")
+    try:
+        image, logs = client.images.build(fileobj=io.BytesIO(data.getvalue()), custom_context=True,
+                                          tag="sdk-built:1", buildargs={"X": "2"}, rm=True)
+        assert any("Step 3/4" in (e.get("stream") or "") for e in logs)
+        assert client.containers.run("sdk-built:1", remove=True) == b"built-2\n"
+        assert json.dumps(image.attrs["Config"]["Cmd"]) == '["cat", "/x"]'
+        image.reload()
+    finally:
+        client.images.remove("sdk-built:1", force=True)
+        client.close()
