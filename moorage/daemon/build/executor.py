@@ -33,6 +33,7 @@ from moorage.model.config import ContainerConfig, HostConfig
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
 _BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
                            "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
@@ -149,6 +150,9 @@ class Builder:
         self.step += 1
         await self.say(f"Step {self.step}/{self.total} : FROM {stage_text(stage)}\n")
         state = await self._from(stage, meta)
+        # moby's setDefaultPath: every stage has a PATH.
+        if "PATH" not in instructions.env_map(state.config):
+            state.config["Env"] = [*(state.config.get("Env") or ()), "PATH=" + DEFAULT_PATH]
         await self.say(f" ---> {short_id(state.image_id) if state.image_id else ''}\n"
                        if state.image_id else "")
         triggers = list(state.config.get("OnBuild") or [])
