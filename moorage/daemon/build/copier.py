@@ -41,8 +41,9 @@ def _matches(root: str, source: str, verb: str) -> list[str]:
         found = sorted(glob.glob(root + clean, include_hidden=True))
         if not found:
             raise InvalidParameter(f"{verb} failed: no source files were specified")
-        return found
-    path = root + clean if clean != "/" else root
+        return [in_scope(root, f[len(root):]) for f in found]
+    # A source that is a link is followed (inside the context); links below are copied.
+    path = in_scope(root, clean)
     if not os.path.lexists(path):
         raise InvalidParameter(
             f"{verb} failed: file not found in build context or excluded by .dockerignore: "

@@ -84,6 +84,7 @@ class Builder:
         self.total = 0
         self.escape = "\\"
         self.used_args: set[str] = set()
+        self.meta: dict[str, str | None] = {}
 
     async def say(self, text: str) -> None:
         if not self.request.quiet:
@@ -103,10 +104,10 @@ class Builder:
                                         for k, v in sorted(self.request.labels.items()))
             stages[-1].instructions.append(Instruction("label", label[6:], label, 0))
         self.total = sum(1 + len(s.instructions) for s in stages)
-        meta = self._meta_args(dockerfile)
+        self.meta = self._meta_args(dockerfile)
         image_id: str | None = None
         for stage in stages:
-            image_id = await self._stage(stage, meta)
+            image_id = await self._stage(stage, self.meta)
         unused = sorted(set(self.request.build_args) - self.used_args - _BUILTIN_ARGS)
         if unused:
             await self.say(f"[Warning] One or more build-args {unused} were not consumed\n"
@@ -229,13 +230,15 @@ class Builder:
         if name == "workdir":
             path = instructions.workdir(config, inst, env, esc)
             await self._filesystem_step(state, f"WORKDIR {path}", ("workdir", path),
-                                        lambda rootfs: _mkdir(rootfs, path, state, config))
+                                        lambda rootfs: _mkdir(rootfs, path))
             return
         if name == "arg":
             parts = []
             for arg, default in self._arg_items(inst, env):
                 self.used_args.add(arg)
                 given = self.request.build_args.get(arg)
+                if default is None:
+                    default = self.meta.get(arg)  # a global ARG's value, redeclared
                 state.args[arg] = given if given is not None else default
                 parts.append(arg if default is None else f"{arg}={default}")
             await self._commit(state, inst, "ARG " + " ".join(parts))
@@ -481,19 +484,13 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _mkdir(rootfs: str, path: str, state: _State, config: dict[str, Any]) -> None:
+def _mkdir(rootfs: str, path: str) -> None:
     from moorage.fsutil import in_scope
 
     target = in_scope(rootfs, path)
     if not os.path.isdir(target):
+        # dockerd 20.10's classic builder makes it root's, whatever USER says.
         os.makedirs(target, 0o755, exist_ok=True)
-        # moby's ContainerCreateWorkdir makes it for the image's user.
-        if config.get("User"):
-            try:
-                uid, gid, _ = resolve_user(rootfs, config["User"], ())
-            except InvalidParameter:
-                return
-            os.chown(target, uid, gid)
 
 
 def _comment_config(state: _State, created_by: str,
