@@ -17,6 +17,11 @@ INSTRUCTIONS = frozenset({
 # The flags each instruction takes; anything else is refused (never ignored).
 _FLAGS = {"from": {"platform"}, "copy": {"from", "chown"}, "add": {"chown"},
           "healthcheck": {"interval", "timeout", "start-period", "retries"}}
+# Flags of BuildKit's Dockerfile frontend: accepted by the parser, refused when the
+# step runs, in the classic builder's words ("the --x option requires BuildKit").
+# dockerd 20.10 knows these; newer ones (--link, --exclude, --parents…) are unknown flags.
+BUILDKIT_FLAGS = {"run": {"mount", "network", "security"}, "copy": {"chmod"},
+                  "add": {"chmod"}}
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 
 
@@ -93,7 +98,7 @@ def parse(text: str) -> Dockerfile:
             stages.append(_stage(instruction, len(stages)))
         elif not stages:
             if instruction.name != "arg":
-                raise error(instruction.line, "no build stage in current context")
+                raise InvalidParameter("no build stage in current context")
             meta.append(instruction)
         else:
             stages[-1].instructions.append(instruction)
@@ -166,13 +171,36 @@ def _instruction(text: str, line: int) -> Instruction:
     while rest.startswith("--"):
         flag, _, after = rest.partition(" ")
         key, sep, value = flag[2:].partition("=")
-        allowed = _FLAGS.get(name, set())
+        allowed = _FLAGS.get(name, set()) | BUILDKIT_FLAGS.get(name, set())
         if key not in allowed:
-            raise error(line, f"unknown flag: {key}")
+            raise error(line, f"Unknown flag: {key}")
         if not sep:
-            raise error(line, f"missing a value on flag: {key}")
+            raise error(line, f"Missing a value on flag: {key}")
         flags[key] = value
         rest = after.strip()
     if not rest and name not in ("run", "cmd", "entrypoint"):
         raise error(line, f"{name.upper()} requires at least one argument")
-    return Instruction(name, rest, text, line, flags)
+    instruction = Instruction(name, rest, text, line, flags)
+    _validate(instruction)
+    return instruction
+
+
+def _validate(inst: Instruction) -> None:
+    """What moby's instructions.Parse refuses before the build starts."""
+    if inst.name == "shell":
+        shell = inst.json_args()
+        if shell is None:
+            raise error(inst.line, "SHELL requires the arguments to be in JSON form")
+        if not shell:
+            raise error(inst.line, "SHELL requires at least one argument")
+    elif inst.name == "onbuild":
+        word = inst.args.split(None, 1)[0].upper()
+        if word == "ONBUILD":
+            raise error(inst.line, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+        if word in ("FROM", "MAINTAINER"):
+            raise error(inst.line, f"{word} isn't allowed as an ONBUILD trigger")
+        _instruction(inst.args, inst.line)
+    elif inst.name == "healthcheck":
+        word = inst.args.split(None, 1)[0].upper()
+        if word not in ("NONE", "CMD"):
+            raise error(inst.line, f'Unknown type "{word}" in HEALTHCHECK (try CMD)')

@@ -24,7 +24,8 @@ CONFIG_FIELDS = ["Config.Env", "Config.Cmd", "Config.Entrypoint", "Config.Workin
 # Every path but the kernel's and the engine's own mounts, with mode, owner, size and a
 # checksum of regular files.
 _LISTING = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /etc/hosts "
-            "-o -path /etc/hostname -o -path /etc/mtab -o -path /etc/resolv.conf -o -path /.dockerenv \\) -prune "
+            "-o -path /etc/hostname -o -path /etc/mtab -o -path /etc/resolv.conf "
+            "-o -path /.dockerenv \\) -prune "
             "-o -print | sort | while read p; do if [ -L \"$p\" ]; then "
             "echo \"$p -> $(readlink \"$p\") $(stat -c '%u:%g' \"$p\")\"; "
             "elif [ -f \"$p\" ]; then echo \"$p $(stat -c '%a %u:%g %s' \"$p\") "

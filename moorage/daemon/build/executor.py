@@ -16,7 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from moorage.build.dockerfile import Dockerfile, Instruction, Stage, error, parse
+from moorage.build.dockerfile import (
+    BUILDKIT_FLAGS,
+    Dockerfile,
+    Instruction,
+    Stage,
+    error,
+    parse,
+)
 from moorage.build.words import process_word, process_words
 from moorage.daemon.build import copier, instructions
 from moorage.daemon.build.cache import BuildCache
@@ -85,6 +92,8 @@ class Builder:
         self.escape = "\\"
         self.used_args: set[str] = set()
         self.meta: dict[str, str | None] = {}
+        self.dockerfile: Dockerfile | None = None
+        self.to_build: list[Stage] = []
 
     async def say(self, text: str) -> None:
         if not self.request.quiet:
@@ -92,13 +101,22 @@ class Builder:
 
     # --- the whole build ---------------------------------------------------------------
 
-    async def build(self) -> str:
+    async def prepare(self) -> None:
+        """Read, parse and check the Dockerfile: what fails here fails the request
+        before any output (dockerd answers it with an HTTP error)."""
         text = await asyncio.to_thread(self.context.dockerfile, self.request.dockerfile)
-        dockerfile = parse(text)
-        self.escape = dockerfile.escape
+        if not text.strip():
+            raise InvalidParameter(f"the Dockerfile ({self.request.dockerfile or 'Dockerfile'})"
+                                   " cannot be empty")
+        self.dockerfile = parse(text)
+        self.escape = self.dockerfile.escape
+        self.to_build = self._stages_to_build(self.dockerfile)
+
+    async def build(self) -> str:
+        dockerfile, stages = self.dockerfile, self.to_build
+        assert dockerfile is not None, "prepare() first"
         for warning in dockerfile.warnings:
             await self.say(f"[WARNING]: {warning}\n")
-        stages = self._stages_to_build(dockerfile)
         if self.request.labels:
             label = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}"
                                         for k, v in sorted(self.request.labels.items()))
@@ -218,6 +236,11 @@ class Builder:
 
     async def _instruction(self, state: _State, inst: Instruction, *, announce: bool) -> None:
         name = inst.name
+        for flag in inst.flags:
+            if flag in BUILDKIT_FLAGS.get(name, ()):
+                raise InvalidParameter(f"the --{flag} option requires BuildKit. Refer to "
+                                       "https://docs.docker.com/go/buildkit/ to learn how "
+                                       "to build images with BuildKit enabled")
         env = state.env()
         esc = self.escape
         config = state.config
@@ -395,7 +418,10 @@ class Builder:
         if name.isdigit():
             raise InvalidParameter(f"invalid from flag value {name}: refers to current "
                                    "build stage")
-        return (await self._base_image(name)).id  # type: ignore[no-any-return]
+        try:
+            return (await self._base_image(name)).id  # type: ignore[no-any-return]
+        except MoorError as err:
+            raise InvalidParameter(f"invalid from flag value {name}: {err}") from None
 
     # --- RUN ---------------------------------------------------------------------------
 

@@ -123,11 +123,7 @@ def workdir(config: Config, inst: Instruction, env: dict[str, str], escape: str)
 
 
 def apply_shell(config: Config, inst: Instruction) -> str:
-    shell = inst.json_args()
-    if shell is None:
-        raise error(inst.line, "SHELL requires the arguments to be in JSON form")
-    if not shell:
-        raise error(inst.line, "SHELL requires at least one argument")
+    shell = inst.json_args() or []  # the parser checked the JSON form
     config["Shell"] = shell
     return f"SHELL [{' '.join(shell)}]"
 
@@ -190,10 +186,6 @@ def apply_healthcheck(config: Config, inst: Instruction) -> str:
 
 
 def apply_onbuild(config: Config, inst: Instruction) -> str:
-    word = inst.args.split(None, 1)[0].upper()
-    if word == "ONBUILD":
-        raise InvalidParameter("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-    if word in ("FROM", "MAINTAINER"):
-        raise InvalidParameter(f"{word} isn't allowed as an ONBUILD trigger")
+    # The parser refused chained and forbidden triggers.
     config["OnBuild"] = [*(config.get("OnBuild") or []), inst.args]
     return f"ONBUILD {inst.args}"

@@ -49,6 +49,7 @@ class BuildService:
         try:
             builder = Builder(self.images, self.containers, self.cache, self.work_root,
                               request, context, emit)
+            await builder.prepare()
             try:
                 image_id = await builder.build()
             except StepFailed as err:
