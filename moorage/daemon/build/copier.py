@@ -58,7 +58,10 @@ def content_hash(paths: list[str]) -> str:
     for top in paths:
         for path in _tree(top):
             st = os.lstat(path)
-            digest.update(os.path.relpath(path, os.path.dirname(top)).encode() + b"\0")
+            # A directory's contents are copied, not its name; a file keeps its name.
+            name = os.path.relpath(path, top) if os.path.isdir(top) \
+                else os.path.basename(path)
+            digest.update(name.encode() + b"\0")
             digest.update(str(stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode)).encode())
             if stat.S_ISREG(st.st_mode):
                 with open(path, "rb") as f:

@@ -1,0 +1,73 @@
+"""moor build beside docker build (classic builder) against one daemon: the context
+they send (.dockerignore by Docker's rules), their flags, their errors."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from clikit import Clis
+
+_FILES = {
+    "app/main.py": "print(1)", "app/debug.log": "x", "app/deep/er/trace.log": "x",
+    "keep/important.log": "k", "secret.txt": "s", "docs/a.md": "a", "docs/sub/b.md": "b",
+    "build/out.bin": "o", "README": "r",
+}
+_IGNORE = "# comment\n**/*.log\n!keep/*.log\nsecret.txt\n/build\ndocs/*.md\nDockerfile\n"
+_DOCKERFILE = ("FROM busybox\nARG WHO=nobody\nLABEL from=file\nCOPY . /ctx\n"
+               "RUN echo $WHO > /who\n")
+
+
+def _context(root: Path) -> Path:
+    for name, text in _FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / ".dockerignore").write_text(_IGNORE)
+    (root / "Dockerfile").write_text(_DOCKERFILE)
+    return root
+
+
+def _listing(clis: Clis, tag: str) -> bytes:
+    result = clis.docker("run", "--rm", tag, "sh", "-c", "cd /ctx && find . | sort; cat /who")
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_context_and_flags(clis: Clis, tmp_path: Path) -> None:
+    context = _context(tmp_path)
+    ours, theirs = (f"cli-{who}-{uuid.uuid4().hex[:6]}" for who in ("moor", "docker"))
+    iid = tmp_path.parent / f"{ours}.iid"
+    try:
+        built = clis.moor("build", "-t", ours, "--build-arg", "WHO=moor", "--label", "l=1",
+                          "--iidfile", str(iid), str(context), timeout=180)
+        assert built.returncode == 0, built.stderr
+        assert b"Step 5/6 : RUN echo $WHO > /who" in built.stdout
+        other = clis.docker("build", "-t", theirs, "--build-arg", "WHO=moor", "--label",
+                            "l=1", str(context), timeout=180, DOCKER_BUILDKIT="0")
+        assert other.returncode == 0, other.stderr
+        assert _listing(clis, ours) == _listing(clis, theirs)
+        image_id = iid.read_text()
+        inspect = clis.docker("inspect", "-f", "{{.Id}} {{json .Config.Labels}}", ours)
+        assert inspect.stdout.decode().strip() == f'{image_id} {{"from":"file","l":"1"}}'
+        quiet = clis.moor("build", "-q", "--build-arg", "WHO=moor", "--label", "l=1",
+                          str(context))
+        assert quiet.stdout.decode().strip() == image_id  # every step from the cache
+        stdin = clis.moor("build", "-q", "-f", "-", str(context),
+                          input=b"FROM busybox\nRUN echo piped > /p\n")
+        assert stdin.returncode == 0, stdin.stderr
+        piped = stdin.stdout.decode().strip()
+        assert clis.docker("run", "--rm", piped, "cat", "/p").stdout == b"piped\n"
+        clis.docker("rmi", piped)
+    finally:
+        clis.docker("rmi", "-f", ours, theirs)
+
+
+def test_errors(clis: Clis, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
+    failed = clis.moor("build", str(tmp_path), timeout=120)
+    real = clis.docker("build", str(tmp_path), timeout=120, DOCKER_BUILDKIT="0")
+    assert (failed.returncode, failed.stderr.decode().strip().splitlines()[-1]) == \
+        (real.returncode, real.stderr.decode().strip().splitlines()[-1])
+    missing = clis.moor("build", str(tmp_path / "nope"))
+    assert missing.returncode == 1
+    assert b'unable to prepare context: path "' in missing.stderr
