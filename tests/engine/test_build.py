@@ -154,3 +154,71 @@ def test_sdk_build(pair: Pair) -> None:
     finally:
         client.images.remove("sdk-built:1", force=True)
         client.close()
+
+
+def test_onbuild_triggers(pair: Pair) -> None:
+    parent = Case("onbuild-parent", "FROM busybox\nONBUILD COPY a /from-trigger\n"
+                  "ONBUILD RUN echo ran > /ran\n", files={"a": "a"})
+    child = Case("onbuild-child", "", files={"a": "child's a"})
+    parent_tag, child_tag = (f"{n}-{uuid.uuid4().hex[:6]}" for n in ("p", "c"))
+    child.dockerfile = f"FROM {parent_tag}\nENV AFTER=1\n"
+    try:
+        assert all(r.returncode == 0 for r in build_both(pair, parent, parent_tag))
+        ours, theirs = build_both(pair, child, child_tag)
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        assert "# Executing 2 build triggers" in ours.stdout.decode()
+        mine, real = pair.inspect(child_tag, CONFIG_FIELDS)
+        assert mine == real
+        pair.same("run", "--rm", child_tag, "cat", "/from-trigger", "/ran")
+    finally:
+        pair.both("rmi", "-f", child_tag, parent_tag)
+
+
+def _leftovers(data_root: str) -> list[str]:
+    found = []
+    for sub in ("builder/tmp", "snapshots/active"):
+        path = os.path.join(data_root, sub)
+        found += [f"{sub}/{n}" for n in os.listdir(path)] if os.path.isdir(path) else []
+    return found
+
+
+def test_failed_step_leaves_nothing(pair: Pair) -> None:
+    daemon = pair.moord
+    case = Case("fails", "FROM busybox\nCOPY a /a\nRUN echo out && exit 5\n", files={"a": "a"})
+    before = (daemon.docker("ps", "-aq").stdout, _leftovers(daemon.data_root))
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        write_context(Path(directory), case)
+        result = daemon.docker("build", directory)
+    assert result.returncode == 5
+    assert mask(result.stderr).strip().splitlines()[-1] == \
+        "The command '/bin/sh -c echo out && exit 5' returned a non-zero code: 5"
+    assert b"\nout\n" in result.stdout
+    assert (daemon.docker("ps", "-aq").stdout, _leftovers(daemon.data_root)) == before
+
+
+def test_cache_survives_restart(busybox_tar: bytes) -> None:
+    from enginekit import start_daemon, stop_daemon
+
+    with tempfile.TemporaryDirectory(prefix="moor-build-restart-") as base:
+        case = Case("restart", "FROM busybox\nCOPY a /a\nRUN cp /a /b\nENV X=1\n",
+                    files={"a": "a"})
+        write_context(Path(base) / "ctx" if (Path(base) / "ctx").mkdir() is None else
+                      Path(base), case)
+        daemon = start_daemon(base)
+        try:
+            daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+            first = daemon.docker("build", "-q", os.path.join(base, "ctx"), check=True).stdout
+        finally:
+            stop_daemon(daemon)
+        daemon = start_daemon(base)
+        try:
+            again = daemon.docker("build", os.path.join(base, "ctx"), check=True).stdout
+            assert again.decode().count("Using cache") == 3
+            assert first.decode().strip()[7:19] in again.decode()
+            pruned = daemon.docker("builder", "prune", "-f")
+            assert pruned.returncode == 0, pruned.stderr
+            after = daemon.docker("build", os.path.join(base, "ctx"), check=True).stdout
+            assert "Using cache" not in after.decode()
+        finally:
+            daemon.docker("rmi", "-f", *daemon.docker("images", "-aq").stdout.decode().split())
+            stop_daemon(daemon)
