@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from moorage.errors import InvalidParameter
 
@@ -15,14 +15,22 @@ INSTRUCTIONS = frozenset({
     "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume",
     "workdir"})
 # The flags each instruction takes; anything else is refused (never ignored).
-_FLAGS = {"from": {"platform"}, "copy": {"from", "chown"}, "add": {"chown"},
+_FLAGS = {"from": {"platform"}, "copy": {"from", "chown"}, "add": {"chown"}, "run": {"mount"},
           "healthcheck": {"interval", "timeout", "start-period", "retries"}}
 # Flags of BuildKit's Dockerfile frontend: accepted by the parser, refused when the
 # step runs, in the classic builder's words ("the --x option requires BuildKit").
 # dockerd 20.10 knows these; newer ones (--link, --exclude, --parents…) are unknown flags.
-BUILDKIT_FLAGS = {"run": {"mount", "network", "security"}, "copy": {"chmod"},
+BUILDKIT_FLAGS = {"copy": {"chmod"},
                   "add": {"chmod"}}
+_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.]*)\2")
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Heredoc:
+    name: str
+    body: str
+    expand: bool  # an unquoted terminator: variables are expanded in the body
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,7 @@ class Instruction:
     original: str  # the instruction as written (continuations joined), for history
     line: int
     flags: dict[str, str] = field(default_factory=dict)
+    heredocs: tuple[Heredoc, ...] = ()
 
     def json_args(self) -> list[str] | None:
         """The exec (JSON array) form, or None for the shell form."""
@@ -144,8 +153,32 @@ def _instructions(lines: list[str], start: int, escape: str) -> list[Instruction
                 break
             text += lines[index].lstrip()
             index += 1
-        found.append(_instruction(text.strip(), first))
+        instruction = _instruction(text.strip(), first)
+        if instruction.name in ("run", "copy", "add"):
+            heredocs = []
+            for match in _HEREDOC.finditer(instruction.args):
+                quote, name = match.group(2), match.group(3)
+                body, index = _heredoc_body(lines, index, name, bool(match.group(1)),
+                                            first)
+                heredocs.append(Heredoc(name, body, expand=not quote))
+            if heredocs:
+                instruction = replace(instruction, heredocs=tuple(heredocs))
+        found.append(instruction)
     return found
+
+
+def _heredoc_body(lines: list[str], index: int, name: str, strip_tabs: bool,
+                  line: int) -> tuple[str, int]:
+    """The lines up to the terminator ``name`` (BuildKit's heredocs; ``<<-`` strips
+    leading tabs); the index after the terminator."""
+    body = []
+    while index < len(lines):
+        current = lines[index].lstrip("\t") if strip_tabs else lines[index]
+        index += 1
+        if current == name:
+            return "".join(b + "\n" for b in body), index
+        body.append(current)
+    raise error(line, f"unterminated heredoc {name}")
 
 
 def _continues(text: str, escape: str) -> bool:
@@ -165,8 +198,6 @@ def _instruction(text: str, line: int) -> Instruction:
     if name not in INSTRUCTIONS:
         raise error(line, f"unknown instruction: {word.upper()}")
     rest = rest.strip()
-    if "<<" in rest and name in ("run", "copy", "add") and re.search(r"<<-?[\"']?\w", rest):
-        raise error(line, "heredocs are not supported by this builder yet")
     flags: dict[str, str] = {}
     while rest.startswith("--"):
         flag, _, after = rest.partition(" ")
@@ -176,7 +207,8 @@ def _instruction(text: str, line: int) -> Instruction:
             raise error(line, f"Unknown flag: {key}")
         if not sep:
             raise error(line, f"Missing a value on flag: {key}")
-        flags[key] = value
+        # --mount may be given several times.
+        flags[key] = f"{flags[key]}\n{value}" if key in flags and key == "mount" else value
         rest = after.strip()
     if not rest and name not in ("run", "cmd", "entrypoint"):
         raise error(line, f"{name.upper()} requires at least one argument")

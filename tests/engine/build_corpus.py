@@ -115,7 +115,10 @@ ERRORS = [
     Case("bad-stage-name", "FROM busybox AS 1x\n"),
     Case("unknown-flag", B + "COPY --link a /a\n", files={"a": "a"}),
     Case("flag-without-value", B + "COPY --chown a /a\n", files={"a": "a"}),
-    Case("run-mount", B + "RUN --mount=type=cache,target=/x true\n"),
+    Case("run-network", B + "RUN --network=none true\n"),
+    Case("unterminated-heredoc", B + "RUN <<EOF\necho\n",
+         error="Error response from daemon: dockerfile parse error line 2: unterminated "
+               "heredoc EOF"),
     Case("copy-outside-link", B + "COPY link/x /x\n", files={"link": ("..",)}),
     Case("copy-outside", B + "COPY ../x /x\n"),
     Case("copy-missing", B + "COPY nothere /x\n"),

@@ -222,3 +222,51 @@ def test_cache_survives_restart(busybox_tar: bytes) -> None:
         finally:
             daemon.docker("rmi", "-f", *daemon.docker("images", "-aq").stdout.decode().split())
             stop_daemon(daemon)
+
+
+# BuildKit's Dockerfile features that dockerd's classic builder lacks and moord has:
+# checked on moord alone, by what the built image holds.
+_BUILDKIT_CASES = [
+    ("RUN <<EOF\necho one > /one\necho two >> /one\nEOF\n", "cat /one", "one\ntwo\n"),
+    ("ENV W=world\nCOPY <<hello.txt <<\"raw.txt\" /docs/\nhello $W\nhello.txt\n$W\nraw.txt\n",
+     "cat /docs/hello.txt /docs/raw.txt", "hello world\n$W\n"),
+    ("RUN cat <<-EOT > /f\n\tindented\n\tEOT\n", "cat /f", "indented\n"),
+    ("RUN --mount=type=bind,source=a,target=/mnt/a cp /mnt/a /copied\n", "cat /copied",
+     "context file"),
+    ("RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /seen\n",
+     "sh -c 'cat /seen; ls /scratch'", "x\n"),
+]
+
+
+@pytest.mark.parametrize("index", range(len(_BUILDKIT_CASES)))
+def test_buildkit_features(pair: Pair, index: int) -> None:
+    dockerfile, command, expected = _BUILDKIT_CASES[index]
+    case = Case(f"bk{index}", "FROM busybox\n" + dockerfile, files={"a": "context file"})
+    tag = f"bk-{uuid.uuid4().hex[:6]}"
+    daemon = pair.moord
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        write_context(Path(directory), case)
+        built = daemon.docker("build", "-t", tag, directory)
+    try:
+        assert built.returncode == 0, built.stdout.decode() + built.stderr.decode()
+        out = daemon.docker("run", "--rm", tag, "sh", "-c", command)
+        assert out.stdout.decode() == expected, out.stderr
+    finally:
+        daemon.docker("rmi", "-f", tag)
+
+
+def test_cache_mount_reuse(pair: Pair) -> None:
+    """RUN --mount=type=cache keeps its directory from one build to the next."""
+    daemon = pair.moord
+    tag = f"cm-{uuid.uuid4().hex[:6]}"
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        for n in range(2):
+            Path(directory, "Dockerfile").write_text(
+                f"FROM busybox\nRUN --mount=type=cache,target=/cache,id=t-{tag} "
+                f"echo {n} >> /cache/runs && cat /cache/runs > /seen\n")
+            daemon.docker("build", "-t", tag, directory, check=True)
+    try:
+        out = daemon.docker("run", "--rm", tag, "sh", "-c", "cat /seen; ls /cache")
+        assert out.stdout == b"0\n1\n"
+    finally:
+        daemon.docker("rmi", "-f", tag)

@@ -28,6 +28,7 @@ from moorage.build.words import process_word, process_words
 from moorage.daemon.build import copier, instructions
 from moorage.daemon.build.cache import BuildCache
 from moorage.daemon.build.context import BuildContext
+from moorage.daemon.build.mounts import run_command, run_mounts
 from moorage.daemon.build.workspace import mounted
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.containers.setup import resolve_user
@@ -36,7 +37,7 @@ from moorage.daemon.images.service import ImageService, short_id
 from moorage.errors import InvalidParameter, MoorError, NotFound
 from moorage.image import config as image_config
 from moorage.model.build import BuildRequest
-from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.config import ContainerConfig, HostConfig, Mount
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -92,6 +93,7 @@ class Builder:
         self.escape = "\\"
         self.used_args: set[str] = set()
         self.meta: dict[str, str | None] = {}
+        self.cache_mounts = os.path.join(os.path.dirname(work_root), "cache-mounts")
         self.dockerfile: Dockerfile | None = None
         self.to_build: list[Stage] = []
 
@@ -353,25 +355,39 @@ class Builder:
             words = process_words(inst.args, env, self.escape)
         else:
             words = [process_word(w, env, self.escape) for w in words]
+        fetched = tempfile.mkdtemp(prefix="add-", dir=self.work_root)
         if len(words) < 2:
             raise InvalidParameter(f"{verb} requires at least two arguments, but only one "
                                    "was provided. Destination could not be determined.")
         *sources, dest = words
+        sources = [self._heredoc_file(inst, s, state, fetched) if s.startswith("<<") else s
+                   for s in sources] if inst.heredocs else sources
         workdir = state.config.get("WorkingDir") or "/"
         keep_slash = dest.endswith("/") or dest.endswith("/.") or dest == "."
         dest = posixpath.normpath(posixpath.join(workdir, dest)) + ("/" if keep_slash else "")
         dest = dest.replace("//", "/")
         source_from = inst.flags.get("from", "")
         chown = process_word(inst.flags.get("chown", ""), env, self.escape)
-        fetched = tempfile.mkdtemp(prefix="add-", dir=self.work_root)
         try:
             await self._copy_from(state, verb, sources, dest, source_from, chown, fetched)
         finally:
             await asyncio.to_thread(_rmtree, fetched)
 
+    def _heredoc_file(self, inst: Instruction, word: str, state: _State, directory: str) -> str:
+        """A ``<<NAME`` source: the heredoc's body as a file of the build's own (0644)."""
+        name = word.lstrip("<-").strip("\"'")
+        doc = next(h for h in inst.heredocs if h.name == name)
+        body = process_word(doc.body, state.env(), self.escape) if doc.expand else doc.body
+        path = os.path.join(directory, "heredocs", name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(body)
+        os.chmod(path, 0o644)
+        return path
+
     async def _copy_from(self, state: _State, verb: str, sources: list[str], dest: str,
                          source_from: str, chown: str, fetched: str) -> None:
-        local = [s for s in sources if not _is_url(s)]
+        local = [s for s in sources if not _is_url(s) and not s.startswith(fetched)]
         urls = [s for s in sources if _is_url(s)]
         if urls and verb == "COPY":
             raise InvalidParameter("source can't be a URL for COPY")
@@ -389,6 +405,7 @@ class Builder:
                     await asyncio.to_thread(stack.close)
             return
         paths = await asyncio.to_thread(copier.resolve_sources, self.context.root, local, verb)
+        paths += [s for s in sources if s.startswith(fetched)]
         for url in urls:
             paths.append(await asyncio.to_thread(copier.fetch, url, fetched))
         await self._copy_paths(state, verb, paths, dest, chown, extract=verb == "ADD",
@@ -429,8 +446,8 @@ class Builder:
         if state.image_id is None:
             raise InvalidParameter("RUN needs a filesystem to run in: the stage is FROM "
                                    "scratch and has no files yet")
-        exec_form = inst.json_args()
-        cmd = exec_form if exec_form is not None else [*state.shell, inst.args]
+        cmd = run_command(inst, state.shell)
+        mounts = run_mounts(inst, self.context.root, self.cache_mounts)
         declared = {k: v for k, v in state.args.items() if v is not None}
         overridden = set(instructions.env_map(state.config))
         build_env = {k: v for k, v in sorted(declared.items()) if k not in overridden}
@@ -441,22 +458,24 @@ class Builder:
         if build_env:
             prefix = " ".join(f"{k}={v}" for k, v in build_env.items())
             created_by = f"|{len(build_env)} {prefix} {created_by}"
-        key = self.cache.key(state.image_id, created_by, state.config, "run")
+        key = self.cache.key(state.image_id, created_by, state.config,
+                             ["run", inst.flags.get("mount", "")])
         image_id = await self._cached(key)
         if image_id is None:
-            image_id = await self._run_container(state, cmd, build_env, created_by)
+            image_id = await self._run_container(state, cmd, build_env, created_by, mounts)
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")
 
     async def _run_container(self, state: _State, cmd: list[str], build_env: dict[str, str],
-                             created_by: str) -> str:
+                             created_by: str, mounts: tuple[Mount, ...]) -> str:
         assert state.image_id is not None
         config = state.config
         env = tuple([*(config.get("Env") or ()), *(f"{k}={v}" for k, v in build_env.items())])
         request = self.request
         host = HostConfig(network_mode=request.network_mode or "",
-                          shm_size=request.shm_size, extra_hosts=request.extra_hosts or None)
+                          shm_size=request.shm_size, extra_hosts=request.extra_hosts or None,
+                          mounts=mounts or None)
         record = await self.containers.container_create("", ContainerConfig(
             image=state.image_id, cmd=tuple(cmd), entrypoint=(), env=env,
             user=config.get("User") or "", working_dir=config.get("WorkingDir") or "",
