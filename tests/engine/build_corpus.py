@@ -130,3 +130,9 @@ ERRORS = [
     Case("onbuild-onbuild", B + "ONBUILD ONBUILD RUN true\n"),
     Case("bad-flag", B + "COPY --chmod=755 a /a\n", files={"a": "a"}),
 ]
+
+CASES += [
+    Case("unneeded-stage", "FROM busybox AS unused\nRUN touch /unused\n"
+         "FROM busybox AS used\nRUN touch /used\nFROM busybox\nCOPY --from=used /used /u\n",
+         listing=True),
+]

@@ -87,7 +87,7 @@ class Builder:
         self.context = context
         self.emit = emit
         self.stages: dict[str, str | None] = {}
-        self.stage_ids: list[str | None] = []
+        self.stage_ids: dict[int, str | None] = {}
         self.step = 0
         self.total = 0
         self.escape = "\\"
@@ -130,20 +130,35 @@ class Builder:
             image_id = await self._stage(stage, self.meta)
         unused = sorted(set(self.request.build_args) - self.used_args - _BUILTIN_ARGS)
         if unused:
-            await self.say(f"[Warning] One or more build-args {unused} were not consumed\n"
-                           .replace("'", ""))
+            await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
+                           "consumed\n")
         if image_id is None:
             raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
         return image_id
 
     def _stages_to_build(self, dockerfile: Dockerfile) -> list[Stage]:
-        if not self.request.target:
-            return dockerfile.stages
-        for index, stage in enumerate(dockerfile.stages):
-            if stage.name == self.request.target.lower():
-                return dockerfile.stages[:index + 1]
-        raise InvalidParameter(f"failed to reach build target {self.request.target} in "
-                               "Dockerfile")
+        """The target (the last stage by default) and the stages it needs, through FROM
+        and COPY --from, in Dockerfile order: the others are skipped."""
+        stages = dockerfile.stages
+        target = len(stages) - 1
+        if self.request.target:
+            names = [s.name for s in stages]
+            if self.request.target.lower() not in names:
+                raise InvalidParameter(f"failed to reach build target {self.request.target} "
+                                       "in Dockerfile")
+            target = names.index(self.request.target.lower())
+        needed = {target}
+        pending = [target]
+        while pending:
+            stage = stages[pending.pop()]
+            references = [stage.base] + [i.flags["from"] for i in stage.instructions
+                                         if "from" in i.flags]
+            for ref in references:
+                index = _stage_index(stages, ref.lower(), stages.index(stage))
+                if index is not None and index not in needed:
+                    needed.add(index)
+                    pending.append(index)
+        return [s for i, s in enumerate(stages) if i in needed]
 
     def _meta_args(self, dockerfile: Dockerfile) -> dict[str, str | None]:
         values: dict[str, str | None] = {}
@@ -189,7 +204,8 @@ class Builder:
             self.step += 1
             await self.say(f"Step {self.step}/{self.total} : {inst.original}\n")
             await self._instruction(state, inst, announce=True)
-        self.stage_ids.append(state.image_id)
+        self.stage_ids[self.dockerfile.stages.index(stage) if self.dockerfile else 0] = \
+            state.image_id
         if stage.name:
             self.stages[stage.name] = state.image_id
         return state.image_id
@@ -428,7 +444,7 @@ class Builder:
         await self._filesystem_step(state, comment, (digest, chown, origin), change)
 
     async def _from_image(self, name: str) -> str | None:
-        if name.isdigit() and int(name) < len(self.stage_ids):
+        if name.isdigit() and int(name) in self.stage_ids:
             return self.stage_ids[int(name)]
         if name.lower() in self.stages:
             return self.stages[name.lower()]
@@ -505,6 +521,16 @@ class Builder:
             if not keep and (request.remove or request.force_remove):
                 await self.containers.container_rm(record.id, force=True)
                 await self.say(f"Removing intermediate container {short_id(record.id)}\n")
+
+
+def _stage_index(stages: list[Stage], ref: str, before: int) -> int | None:
+    """The earlier stage ``ref`` names (a name or an index), None for an image."""
+    if ref.isdigit():
+        return int(ref) if int(ref) < before else None
+    for index, stage in enumerate(stages[:before]):
+        if stage.name and stage.name == ref:
+            return index
+    return None
 
 
 def stage_text(stage: Stage) -> str:
