@@ -15,13 +15,11 @@ INSTRUCTIONS = frozenset({
     "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume",
     "workdir"})
 # The flags each instruction takes; anything else is refused (never ignored).
-_FLAGS = {"from": {"platform"}, "copy": {"from", "chown"}, "add": {"chown"}, "run": {"mount"},
+# dockerd 20.10's classic builder names other flags unknown (--link, --exclude…); --mount
+# and --chmod are BuildKit's, which moorage has.
+_FLAGS = {"from": {"platform"}, "copy": {"from", "chown", "chmod"}, "add": {"chown", "chmod"},
+          "run": {"mount"},
           "healthcheck": {"interval", "timeout", "start-period", "retries"}}
-# Flags of BuildKit's Dockerfile frontend: accepted by the parser, refused when the
-# step runs, in the classic builder's words ("the --x option requires BuildKit").
-# dockerd 20.10 knows these; newer ones (--link, --exclude, --parents…) are unknown flags.
-BUILDKIT_FLAGS = {"copy": {"chmod"},
-                  "add": {"chmod"}}
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.]*)\2")
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 
@@ -202,7 +200,7 @@ def _instruction(text: str, line: int) -> Instruction:
     while rest.startswith("--"):
         flag, _, after = rest.partition(" ")
         key, sep, value = flag[2:].partition("=")
-        allowed = _FLAGS.get(name, set()) | BUILDKIT_FLAGS.get(name, set())
+        allowed = _FLAGS.get(name, set())
         if key not in allowed:
             raise error(line, f"Unknown flag: {key}")
         if not sep:

@@ -128,7 +128,8 @@ ERRORS = [
     Case("bad-target", B, args=["--target", "nope"]),
     Case("shell-not-json", B + "SHELL sh -c\n"),
     Case("onbuild-onbuild", B + "ONBUILD ONBUILD RUN true\n"),
-    Case("bad-flag", B + "COPY --chmod=755 a /a\n", files={"a": "a"}),
+    Case("bad-chmod", B + "COPY --chmod=u+x a /a\n", files={"a": "a"},
+         error="invalid chmod parameter: 'u+x': only octal modes are supported"),
 ]
 
 CASES += [

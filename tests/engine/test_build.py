@@ -233,6 +233,8 @@ _BUILDKIT_CASES = [
     ("RUN cat <<-EOT > /f\n\tindented\n\tEOT\n", "cat /f", "indented\n"),
     ("RUN --mount=type=bind,source=a,target=/mnt/a cp /mnt/a /copied\n", "cat /copied",
      "context file"),
+    ("COPY --chmod=751 a /a\nCOPY --chmod=600 --chown=1:2 a /b\n",
+     "stat -c '%a %u:%g' /a /b", "751 0:0\n600 1:2\n"),
     # A stage the target does not need is skipped (dockerd's classic builder runs it).
     ("RUN exit 1\nFROM busybox AS used\nRUN echo used > /u\n", "cat /u", "used\n"),
     ("RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /seen\n",

@@ -30,9 +30,34 @@ class CopySpec:
     uid: int
     gid: int
     extract: bool  # ADD: local tars are unpacked
+    mode: int | None = None  # --chmod
 
 
-def _matches(root: str, source: str, verb: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A source to copy: where its content is (a link given as a source is followed)
+    and the name it is copied under (its own, not its target's)."""
+
+    path: str
+    name: str
+
+    @classmethod
+    def of(cls, path: str) -> Source:
+        return cls(path, os.path.basename(path))
+
+
+def parse_mode(value: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise InvalidParameter(f"invalid chmod parameter: {value!r}: only octal modes are "
+                               "supported") from None
+    if mode > 0o7777:
+        raise InvalidParameter(f"invalid chmod parameter: {value!r}")
+    return mode
+
+
+def _matches(root: str, source: str, verb: str) -> list[Source]:
     clean = posixpath.normpath("/" + source.lstrip("/"))
     if posixpath.normpath(source).startswith("../") or posixpath.normpath(source) == "..":
         raise InvalidParameter(f"{verb} failed: forbidden path outside the build context: "
@@ -41,26 +66,26 @@ def _matches(root: str, source: str, verb: str) -> list[str]:
         found = sorted(glob.glob(root + clean, include_hidden=True))
         if not found:
             raise InvalidParameter(f"{verb} failed: no source files were specified")
-        return [in_scope(root, f[len(root):]) for f in found]
+        return [Source(in_scope(root, f[len(root):]), os.path.basename(f)) for f in found]
     # A source that is a link is followed (inside the context); links below are copied.
     path = in_scope(root, clean)
     if not os.path.lexists(path):
         raise InvalidParameter(
             f"{verb} failed: file not found in build context or excluded by .dockerignore: "
             f"stat {source.lstrip('/')}: file does not exist")
-    return [path]
+    return [Source(path, posixpath.basename(clean) or os.path.basename(path))]
 
 
-def content_hash(paths: list[str]) -> str:
+def content_hash(sources: list[Source]) -> str:
     """A digest of what the sources hold (names, modes, contents, link targets), never
     their times: the cache key of a COPY."""
     digest = hashlib.sha256()
-    for top in paths:
+    for source in sources:
+        top = source.path
         for path in _tree(top):
             st = os.lstat(path)
             # A directory's contents are copied, not its name; a file keeps its name.
-            name = os.path.relpath(path, top) if os.path.isdir(top) \
-                else os.path.basename(path)
+            name = os.path.relpath(path, top) if os.path.isdir(top) else source.name
             digest.update(name.encode() + b"\0")
             digest.update(str(stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode)).encode())
             if stat.S_ISREG(st.st_mode):
@@ -82,21 +107,22 @@ def _tree(top: str) -> list[str]:
     return out
 
 
-def resolve_sources(root: str, sources: list[str], verb: str) -> list[str]:
-    found: list[str] = []
+def resolve_sources(root: str, sources: list[str], verb: str) -> list[Source]:
+    found: list[Source] = []
     for source in sources:
         found.extend(_matches(root, source, verb))
     return found
 
 
-def copy_into(rootfs: str, spec: CopySpec, paths: list[str]) -> None:
-    """Copy the resolved ``paths`` to ``spec.dest`` inside ``rootfs``."""
-    to_dir = spec.dest.endswith("/") or len(paths) > 1
-    if len(paths) > 1 and not spec.dest.endswith("/"):
+def copy_into(rootfs: str, spec: CopySpec, sources: list[Source]) -> None:
+    """Copy the ``sources`` to ``spec.dest`` inside ``rootfs``."""
+    to_dir = spec.dest.endswith("/") or len(sources) > 1
+    if len(sources) > 1 and not spec.dest.endswith("/"):
         raise InvalidParameter(f"When using {spec.verb} with more than one source file, "
                                "the destination must be a directory and end with a /")
     dest = in_scope(rootfs, spec.dest)
-    for path in paths:
+    for source in sources:
+        path = source.path
         if os.path.isdir(path) and not os.path.islink(path):
             _makedirs(rootfs, spec.dest, spec)
             _copy_tree(path, dest, spec)
@@ -106,7 +132,7 @@ def copy_into(rootfs: str, spec: CopySpec, paths: list[str]) -> None:
         else:
             into = to_dir or os.path.isdir(dest)
             _makedirs(rootfs, spec.dest if into else posixpath.dirname(spec.dest), spec)
-            target = os.path.join(in_scope(rootfs, spec.dest), os.path.basename(path)) \
+            target = os.path.join(in_scope(rootfs, spec.dest), source.name) \
                 if into else in_scope(rootfs, spec.dest)
             _copy_entry(path, target, spec)
 
@@ -162,7 +188,7 @@ def _attributes(src: str, dest: str, spec: CopySpec) -> None:
     st = os.lstat(src)
     os.chown(dest, spec.uid, spec.gid, follow_symlinks=False)
     if not stat.S_ISLNK(st.st_mode):
-        os.chmod(dest, stat.S_IMODE(st.st_mode))
+        os.chmod(dest, stat.S_IMODE(st.st_mode) if spec.mode is None else spec.mode)
     os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 

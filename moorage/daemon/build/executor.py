@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moorage.build.dockerfile import (
-    BUILDKIT_FLAGS,
     Dockerfile,
     Instruction,
     Stage,
@@ -254,11 +253,6 @@ class Builder:
 
     async def _instruction(self, state: _State, inst: Instruction, *, announce: bool) -> None:
         name = inst.name
-        for flag in inst.flags:
-            if flag in BUILDKIT_FLAGS.get(name, ()):
-                raise InvalidParameter(f"the --{flag} option requires BuildKit. Refer to "
-                                       "https://docs.docker.com/go/buildkit/ to learn how "
-                                       "to build images with BuildKit enabled")
         env = state.env()
         esc = self.escape
         config = state.config
@@ -384,8 +378,11 @@ class Builder:
         dest = dest.replace("//", "/")
         source_from = inst.flags.get("from", "")
         chown = process_word(inst.flags.get("chown", ""), env, self.escape)
+        chmod = process_word(inst.flags.get("chmod", ""), env, self.escape)
+        mode = copier.parse_mode(chmod) if chmod else None
         try:
-            await self._copy_from(state, verb, sources, dest, source_from, chown, fetched)
+            await self._copy_from(state, verb, sources, dest, source_from, chown, mode,
+                                  fetched)
         finally:
             await asyncio.to_thread(_rmtree, fetched)
 
@@ -402,7 +399,7 @@ class Builder:
         return path
 
     async def _copy_from(self, state: _State, verb: str, sources: list[str], dest: str,
-                         source_from: str, chown: str, fetched: str) -> None:
+                         source_from: str, chown: str, mode: int | None, fetched: str) -> None:
         local = [s for s in sources if not _is_url(s) and not s.startswith(fetched)]
         urls = [s for s in sources if _is_url(s)]
         if urls and verb == "COPY":
@@ -415,33 +412,35 @@ class Builder:
                 try:
                     paths = await asyncio.to_thread(copier.resolve_sources, other.rootfs,
                                                     local, verb)
-                    await self._copy_paths(state, verb, paths, dest, chown, extract=False,
-                                           origin=f"from {source_from}")
+                    await self._copy_paths(state, verb, paths, dest, chown, mode,
+                                           extract=False, origin=f"from {source_from}")
                 finally:
                     await asyncio.to_thread(stack.close)
             return
         paths = await asyncio.to_thread(copier.resolve_sources, self.context.root, local, verb)
-        paths += [s for s in sources if s.startswith(fetched)]
+        paths += [copier.Source.of(s) for s in sources if s.startswith(fetched)]
         for url in urls:
-            paths.append(await asyncio.to_thread(copier.fetch, url, fetched))
-        await self._copy_paths(state, verb, paths, dest, chown, extract=verb == "ADD",
+            paths.append(copier.Source.of(await asyncio.to_thread(copier.fetch, url, fetched)))
+        await self._copy_paths(state, verb, paths, dest, chown, mode, extract=verb == "ADD",
                                origin="")
 
-    async def _copy_paths(self, state: _State, verb: str, paths: list[str], dest: str,
-                          chown: str, *, extract: bool, origin: str) -> None:
+    async def _copy_paths(self, state: _State, verb: str, paths: list[copier.Source],
+                          dest: str, chown: str, mode: int | None, *, extract: bool,
+                          origin: str) -> None:
         digest = await asyncio.to_thread(copier.content_hash, paths)
-        kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0])
-                                                and not os.path.islink(paths[0]) else "file")
+        kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0].path)
+                                                and not os.path.islink(paths[0].path)
+                                                else "file")
         comment = f"{verb} {kind}:{digest} in {dest} "
 
         def change(rootfs: str) -> None:
             uid, gid = (0, 0)
             if chown:
                 uid, gid, _ = resolve_user(rootfs, chown, ())
-            copier.copy_into(rootfs, copier.CopySpec(verb, [], dest, uid, gid, extract),
+            copier.copy_into(rootfs, copier.CopySpec(verb, [], dest, uid, gid, extract, mode),
                              paths)
 
-        await self._filesystem_step(state, comment, (digest, chown, origin), change)
+        await self._filesystem_step(state, comment, (digest, chown, mode, origin), change)
 
     async def _from_image(self, name: str) -> str | None:
         if name.isdigit() and int(name) in self.stage_ids:
