@@ -83,6 +83,10 @@ def test_corpus(pair: Pair, case: Case) -> None:
             (ours.stdout.decode()[-3000:], ours.stderr.decode(), theirs.stderr.decode())
         mine, real = pair.inspect(tag, CONFIG_FIELDS)
         assert mine == real
+        # One history entry per step, the local ones with their image's ID.
+        ids = [mask(d.docker("history", "--format", "{{.ID}}", tag).stdout).split()
+               for d in (pair.moord, pair.dockerd)]
+        assert ids[0] == ids[1]
         if case.listing:
             listings = [d.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", _LISTING,
                                  timeout=120) for d in (pair.moord, pair.dockerd)]

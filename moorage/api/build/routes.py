@@ -26,14 +26,18 @@ class BuildBackend(Protocol):
     async def prune(self, filters: dict[str, Any]) -> BuildCachePruneReport: ...
 
 
-def _json_map(request: web.Request, name: str) -> dict[str, Any]:
+def _json_value(request: web.Request, name: str) -> Any:
     raw = request.query.get(name, "")
     if not raw:
-        return {}
+        return None
     try:
-        value = json.loads(raw)
+        return json.loads(raw)
     except ValueError as err:
         raise InvalidParameter(f"invalid {name} parameter: {err}") from None
+
+
+def _json_map(request: web.Request, name: str) -> dict[str, Any]:
+    value = _json_value(request, name) or {}
     if not isinstance(value, dict):
         raise InvalidParameter(f"invalid {name} parameter: not a JSON object")
     return value
@@ -64,9 +68,9 @@ def build_request(request: web.Request) -> BuildRequest:
     for name in _RESOURCES:
         if query.get(name, "") not in ("", "0", "-1"):
             raise InvalidParameter(f"{name} is not supported by moorage's builder yet")
-    if json.loads(query.get("cachefrom") or "[]"):
+    if _json_value(request, "cachefrom"):
         raise InvalidParameter("cachefrom is not supported by moorage's builder yet")
-    if json.loads(query.get("ulimits") or "[]"):
+    if _json_value(request, "ulimits"):
         raise InvalidParameter("ulimits are not supported by moorage's builder yet")
     platform = query.get("platform", "")
     if platform:

@@ -185,10 +185,19 @@ class ImageService(ImageStore):
                 created_by=entry.get("created_by", ""), tags=(), size=size,
                 comment=entry.get("comment", "")))
         items.reverse()
-        if items:
-            items[0] = HistoryItem(record.id, items[0].created, items[0].created_by,
-                                   tuple(self.repo_tags(record.id)), items[0].size,
-                                   items[0].comment)
+        # moby's ImageHistory: the newest entries get the IDs and tags of the image and
+        # of its parents (commits and builds record them), as far as the chain is local.
+        image_id: str | None = record.id
+        for index, item in enumerate(items):
+            if not image_id:
+                break
+            items[index] = HistoryItem(image_id, item.created, item.created_by,
+                                       tuple(self.repo_tags(image_id)), item.size,
+                                       item.comment)
+            parent = self.metadata.image(image_id)
+            image_id = parent.parent if parent is not None else None
+            if image_id and self.metadata.image(image_id) is None:
+                break
         return items
 
     def _layer_size(self, chain_id: str) -> int:

@@ -29,7 +29,7 @@ _URL_TIMEOUT = 60
 
 
 def register(service: ImageStore, config_digest: str, blobs: list[str],
-             parent: str = "") -> str:
+             parent_image: str = "") -> str:
     """Unpack ``blobs`` (the layers, bottom first) and record the image whose config
     is the stored blob ``config_digest``; returns its ID. Call inside
     ``service.operation()``. InvalidParameter when the layers do not match the
@@ -52,7 +52,7 @@ def register(service: ImageStore, config_digest: str, blobs: list[str],
         Descriptor(OCI_CONFIG, config_digest, service.content.size(config_digest)),
         [Descriptor(lay.media_type, lay.digest, lay.blob_size) for lay in layers])
     manifest_digest = service.content.write_bytes(manifest).digest
-    add_image(service, config_digest, manifest_digest, layers, parent)
+    add_image(service, config_digest, manifest_digest, layers, parent_image)
     return config_digest
 
 
