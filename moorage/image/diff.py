@@ -147,6 +147,17 @@ def _lower_names(lowers: list[str], path: str) -> set[str]:
     return names
 
 
+def settle_times(upper: str, lowers: list[str]) -> None:
+    """A directory copied up from below gets its time from below back: what a step
+    adds into it must not stamp the layer with the time of the build."""
+    for path, st in walk(upper):
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        below = _lower_stat(lowers, path)
+        if below is not None and stat.S_ISDIR(below.st_mode):
+            os.utime(upper + path, ns=(below.st_atime_ns, below.st_mtime_ns))
+
+
 # --- the layer tar -----------------------------------------------------------------------
 
 

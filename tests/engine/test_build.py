@@ -5,6 +5,7 @@ compared, the errors compared word for word."""
 from __future__ import annotations
 
 import json
+import time
 import os
 import tempfile
 import uuid
@@ -278,3 +279,21 @@ def test_cache_mount_reuse(pair: Pair) -> None:
         assert out.stdout == b"0\n1\n"
     finally:
         daemon.docker("rmi", "-f", tag)
+
+
+def test_same_inputs_same_layers(pair: Pair) -> None:
+    """Built twice without the cache, COPY/ADD/WORKDIR steps make the same layers."""
+    daemon = pair.moord
+    case = Case("determinism", "FROM busybox\nWORKDIR /app/deep\nCOPY src /app/src\n"
+                "COPY a /etc/a\nADD a /new/dir/a\n",
+                files={"src/x": "x", "src/sub/y": "y", "a": "a"})
+    layers = []
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        write_context(Path(directory), case)
+        for _ in range(2):
+            image = daemon.docker("build", "-q", "--no-cache", directory,
+                                  check=True).stdout.decode().strip()
+            layers.append(daemon.docker("inspect", "-f", "{{json .RootFS.Layers}}", image,
+                                        check=True).stdout)
+            time.sleep(1.1)  # a second later: times must not leak into the layers
+    assert layers[0] == layers[1]

@@ -121,30 +121,40 @@ def copy_into(rootfs: str, spec: CopySpec, sources: list[Source]) -> None:
         raise InvalidParameter(f"When using {spec.verb} with more than one source file, "
                                "the destination must be a directory and end with a /")
     dest = in_scope(rootfs, spec.dest)
+    made: list[str] = []
     for source in sources:
         path = source.path
         if os.path.isdir(path) and not os.path.islink(path):
-            _makedirs(rootfs, spec.dest, spec)
+            made += make_dirs(rootfs, spec.dest, spec.uid, spec.gid)
             _copy_tree(path, dest, spec)
         elif spec.extract and _is_archive(path):
-            _makedirs(rootfs, spec.dest, spec)
+            made += make_dirs(rootfs, spec.dest, spec.uid, spec.gid)
             _extract(path, dest)
         else:
             into = to_dir or os.path.isdir(dest)
-            _makedirs(rootfs, spec.dest if into else posixpath.dirname(spec.dest), spec)
+            made += make_dirs(rootfs, spec.dest if into else posixpath.dirname(spec.dest),
+                              spec.uid, spec.gid)
             target = os.path.join(in_scope(rootfs, spec.dest), source.name) \
                 if into else in_scope(rootfs, spec.dest)
             _copy_entry(path, target, spec)
+    # Directories the copy made get the epoch, not the time of the build: the same
+    # inputs make the same layer.
+    for directory in made:
+        os.utime(directory, (0, 0))
 
 
-def _makedirs(rootfs: str, path: str, spec: CopySpec) -> None:
-    """mkdir -p, the new directories owned like the copied files (moby's MkdirAllAndChown)."""
+def make_dirs(rootfs: str, path: str, uid: int, gid: int) -> list[str]:
+    """mkdir -p inside ``rootfs``, the new directories owned by uid:gid (moby's
+    MkdirAllAndChown); returns the ones made."""
+    made = []
     current = rootfs
     for part in [p for p in path.split("/") if p]:
         current = in_scope(rootfs, current[len(rootfs):] + "/" + part)
         if not os.path.lexists(current):
             os.mkdir(current, 0o755)
-            os.chown(current, spec.uid, spec.gid)
+            os.chown(current, uid, gid)
+            made.append(current)
+    return made
 
 
 def _copy_tree(src: str, dest: str, spec: CopySpec) -> None:

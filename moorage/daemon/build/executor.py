@@ -35,6 +35,7 @@ from moorage.daemon.images.commit import ChildImage, commit_child
 from moorage.daemon.images.service import ImageService, short_id
 from moorage.errors import InvalidParameter, MoorError, NotFound
 from moorage.image import config as image_config
+from moorage.image.diff import settle_times
 from moorage.model.build import BuildRequest
 from moorage.model.config import ContainerConfig, HostConfig, Mount
 
@@ -350,6 +351,7 @@ class Builder:
                            change: Callable[[str], None]) -> str:
         with mounted(self.images, self.work_root, state.image_id) as workspace:
             change(workspace.rootfs)
+            settle_times(workspace.upper, workspace.lowers)
             return commit_child(self.images, state.image_id, ChildImage(
                 config=copy.deepcopy(state.config), created_by=created_by,
                 upper=workspace.upper, author=state.author,
@@ -555,12 +557,10 @@ def _rmtree(path: str) -> None:
 
 
 def _mkdir(rootfs: str, path: str) -> None:
-    from moorage.fsutil import in_scope
-
-    target = in_scope(rootfs, path)
-    if not os.path.isdir(target):
-        # dockerd 20.10's classic builder makes it root's, whatever USER says.
-        os.makedirs(target, 0o755, exist_ok=True)
+    # dockerd 20.10's classic builder makes it root's, whatever USER says; the epoch as
+    # its time keeps the layer the same from one build to the next.
+    for directory in copier.make_dirs(rootfs, path, 0, 0):
+        os.utime(directory, (0, 0))
 
 
 def _comment_config(state: _State, created_by: str,

@@ -19,6 +19,7 @@ from moorage.daemon.images.service import ImageService
 class Workspace:
     rootfs: str  # the merged view, mounted
     upper: str  # what the step changed
+    lowers: list[str]  # the image's layers, top first
 
 
 @contextmanager
@@ -31,7 +32,8 @@ def mounted(images: ImageService, root: str, image_id: str | None) -> Iterator[W
     try:
         rootfs = mount_rootfs(directory, mounts)
         try:
-            yield Workspace(rootfs, mounts[0].option("upperdir") or "")
+            lowers = [d for d in (mounts[0].option("lowerdir") or "").split(":") if d]
+            yield Workspace(rootfs, mounts[0].option("upperdir") or "", lowers)
         finally:
             unmount_rootfs(directory)
     finally:
