@@ -71,3 +71,27 @@ def test_errors(clis: Clis, tmp_path: Path) -> None:
     missing = clis.moor("build", str(tmp_path / "nope"))
     assert missing.returncode == 1
     assert b'unable to prepare context: path "' in missing.stderr
+
+
+def test_commit_and_diff(clis: Clis) -> None:
+    name = f"cd-{uuid.uuid4().hex[:6]}"
+    tags = [f"committed-{who}-{uuid.uuid4().hex[:6]}:v1" for who in ("moor", "docker")]
+    try:
+        assert clis.docker("run", "--name", name, "busybox", "sh", "-c",
+                           "touch /new && rm /etc/group").returncode == 0
+        ours, theirs = clis.moor("diff", name), clis.docker("diff", name)
+        assert sorted(ours.stdout.splitlines()) == sorted(theirs.stdout.splitlines())
+        for cli, tag in zip((clis.moor, clis.docker), tags, strict=True):
+            done = cli("commit", "-c", "ENV X=1", "-c", 'CMD ["ls", "/new"]', "-m", "msg",
+                       name, tag)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.startswith(b"sha256:")
+        shown = [clis.docker("run", "--rm", tag).stdout for tag in tags]
+        assert shown[0] == shown[1] == b"/new\n"
+        envs = [clis.docker("inspect", "-f", "{{json .Config.Env}} {{.Comment}}", t).stdout
+                for t in tags]
+        assert envs[0] == envs[1]
+        assert clis.moor("diff", "nosuch").stderr == clis.docker("diff", "nosuch").stderr
+    finally:
+        clis.docker("rm", "-f", name)
+        clis.docker("rmi", *tags)

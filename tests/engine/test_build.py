@@ -5,9 +5,9 @@ compared, the errors compared word for word."""
 from __future__ import annotations
 
 import json
-import time
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -297,3 +297,30 @@ def test_same_inputs_same_layers(pair: Pair) -> None:
                                         check=True).stdout)
             time.sleep(1.1)  # a second later: times must not leak into the layers
     assert layers[0] == layers[1]
+
+
+def test_add_url(pair: Pair) -> None:
+    """ADD of a URL (a server on loopback): the file, its mode, its name."""
+    import http.server
+    import threading
+    from functools import partial
+
+    with tempfile.TemporaryDirectory(prefix="www-") as www:
+        Path(www, "file.txt").write_text("served\n")
+        handler = partial(http.server.SimpleHTTPRequestHandler, directory=www)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        tag = f"url-{uuid.uuid4().hex[:6]}"
+        try:
+            case = Case("add-url", f"FROM busybox\nADD {url}/file.txt /dl/\n"
+                                   f"ADD {url}/file.txt /renamed\n")
+            ours, theirs = build_both(pair, case, tag)
+            assert ours.returncode == theirs.returncode == 0, ours.stderr
+            pair.same("run", "--rm", tag, "sh", "-c",
+                      "stat -c '%n %a %u:%g %s' /dl/file.txt /renamed; cat /renamed")
+        finally:
+            server.shutdown()
+            server.server_close()
+            pair.both("rmi", "-f", tag)
