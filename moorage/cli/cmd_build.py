@@ -87,6 +87,12 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
                            "yet: give a directory")
     if not os.path.isdir(directory):
         raise CommandError(f'unable to prepare context: path "{directory}" not found')
+    from moorage.cli.build_progress import view
+
+    try:
+        shown = view(opts.progress or "auto")
+    except ValueError as err:
+        raise CommandError(str(err)) from None
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's body generator closes it)
     name = _context_tar(directory, None if opts.file == "-" else opts.file, dockerfile_text,
                         spool)
@@ -103,7 +109,7 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         "extrahosts": list(opts.add_host) or None, "platform": opts.platform or None,
     }
     if not opts.quiet:
-        write(f"Sending build context to the daemon  {size / 1000:.4g}kB\n")
+        shown.stream(f"Sending build context to the daemon  {size / 1000:.4g}kB\n")
 
     def chunks() -> Any:
         with spool:
@@ -124,10 +130,11 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         if opts.quiet and message.get("stream", "").startswith("sha256:"):
             image_id = message["stream"].strip()  # a quiet build's only line (no aux)
         elif not opts.quiet and message.get("stream"):
-            write(message["stream"])
-            sys.stdout.flush()
+            shown.stream(message["stream"])
     if opts.quiet:
         write(image_id + "\n")
+    else:
+        shown.done()
     if opts.iidfile:
         with open(opts.iidfile, "w", encoding="utf-8") as f:
             f.write(image_id)
@@ -154,6 +161,7 @@ SPECS = {
         flag("network", STR, "Set the networking mode for the RUN instructions during build"),
         flag("no-cache", BOOL, "Do not use cache when building the image"),
         flag("platform", STR, "Set platform if server is multi-platform capable"),
+        flag("progress", STR, "Set type of progress output (auto, plain, tty)", "auto"),
         flag("pull", BOOL, "Always attempt to pull a newer version of the image"),
         flag("q|quiet", BOOL, "Suppress the build output and print image ID on success"),
         flag("t|tag", LIST, "Name and optionally a tag in the 'name:tag' format"),

@@ -95,3 +95,19 @@ def test_commit_and_diff(clis: Clis) -> None:
     finally:
         clis.docker("rm", "-f", name)
         clis.docker("rmi", *tags)
+
+
+def test_terminal_progress(clis: Clis, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo progress-line\n")
+    first = clis.moor("build", "--progress=tty", "--no-cache", "-t", "progress:1",
+                      str(tmp_path), timeout=120)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.decode().splitlines()
+    assert lines[0] == "[+] Building"
+    assert any(line.startswith(" => [2/2] RUN echo progress-line  ") for line in lines)
+    assert any(line.startswith(" => #2 ") and line.endswith(" progress-line") for line in lines)
+    again = clis.moor("build", "--progress=tty", "-t", "progress:1", str(tmp_path))
+    assert " => CACHED [2/2] RUN echo progress-line" in again.stdout.decode().splitlines()
+    assert clis.moor("build", "--progress=fancy", str(tmp_path)).stderr.strip() == \
+        b'invalid progress mode "fancy": use auto, plain or tty'
+    clis.docker("rmi", "progress:1")
