@@ -140,7 +140,7 @@ def _instructions(lines: list[str], start: int, escape: str) -> list[Instruction
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        text = stripped
+        text = raw.strip()
         while _continues(text, escape):
             text = text[:-1]
             # Comment and blank lines inside a continued instruction are dropped.
@@ -149,7 +149,8 @@ def _instructions(lines: list[str], start: int, escape: str) -> list[Instruction
                 index += 1
             if index >= len(lines):
                 break
-            text += lines[index].lstrip()
+            # The next line is appended as written (BuildKit's parser keeps its indent).
+            text += lines[index].rstrip()
             index += 1
         instruction = _instruction(text.strip(), first)
         if instruction.name in ("run", "copy", "add"):
