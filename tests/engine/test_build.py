@@ -324,3 +324,26 @@ def test_add_url(pair: Pair) -> None:
             server.shutdown()
             server.server_close()
             pair.both("rmi", "-f", tag)
+
+
+def test_independent_stages_in_parallel(pair: Pair) -> None:
+    """Two stages that do not use each other build at the same time; the output still
+    comes stage by stage, in Dockerfile order."""
+    daemon = pair.moord
+    text = ("FROM busybox AS a\nRUN sleep 2 && echo a > /a\n"
+            "FROM busybox AS b\nRUN sleep 2 && echo b > /b\n"
+            "FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n")
+    with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
+        Path(directory, "Dockerfile").write_text(text)
+        started = time.monotonic()
+        built = daemon.docker("build", "--no-cache", "-t", "parallel:1", directory)
+        elapsed = time.monotonic() - started
+    try:
+        assert built.returncode == 0, built.stderr
+        assert elapsed < 3.8, elapsed  # in sequence it takes more than 4 s
+        steps = [line.split(" : ")[0] for line in built.stdout.decode().splitlines()
+                 if line.startswith("Step ")]
+        assert steps == [f"Step {n}/7" for n in range(1, 8)]
+        assert daemon.docker("run", "--rm", "parallel:1", "cat", "/a", "/b").stdout == b"a\nb\n"
+    finally:
+        daemon.docker("rmi", "-f", "parallel:1")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import json
 import os
@@ -57,12 +58,26 @@ class StepFailed(MoorError):
 
 
 @dataclass
+class _StageOutput:
+    """A stage's messages, held until the stages before it have sent theirs."""
+
+    chunks: list[str] = field(default_factory=list)
+    live: bool = False
+
+
+# The output of the stage the running task builds.
+_OUTPUT: contextvars.ContextVar[_StageOutput | None] = contextvars.ContextVar(
+    "build_stage_output", default=None)
+
+
+@dataclass
 class _State:
     image_id: str | None
     config: dict[str, Any]
     args: dict[str, str | None] = field(default_factory=dict)
     cmd_set: bool = False
     author: str = ""
+    index: int = 0  # the stage's position in the Dockerfile
 
     @property
     def shell(self) -> list[str]:
@@ -86,9 +101,7 @@ class Builder:
         self.request = request
         self.context = context
         self.emit = emit
-        self.stages: dict[str, str | None] = {}
-        self.stage_ids: dict[int, str | None] = {}
-        self.step = 0
+        self.done: dict[int, asyncio.Future[str | None]] = {}
         self.total = 0
         self.escape = "\\"
         self.used_args: set[str] = set()
@@ -98,8 +111,13 @@ class Builder:
         self.to_build: list[Stage] = []
 
     async def say(self, text: str) -> None:
-        if not self.request.quiet:
+        if self.request.quiet:
+            return
+        output = _OUTPUT.get()
+        if output is None or output.live:
             await self.emit({"stream": text})
+        else:
+            output.chunks.append(text)
 
     # --- the whole build ---------------------------------------------------------------
 
@@ -125,9 +143,7 @@ class Builder:
             stages[-1].instructions.append(Instruction("label", label[6:], label, 0))
         self.total = sum(1 + len(s.instructions) for s in stages)
         self.meta = self._meta_args(dockerfile)
-        image_id: str | None = None
-        for stage in stages:
-            image_id = await self._stage(stage, self.meta)
+        image_id = await self._stages_in_parallel(dockerfile, stages)
         unused = sorted(set(self.request.build_args) - self.used_args - _BUILTIN_ARGS)
         if unused:
             await self.say(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
@@ -182,10 +198,61 @@ class Builder:
 
     # --- one stage ---------------------------------------------------------------------
 
-    async def _stage(self, stage: Stage, meta: dict[str, str | None]) -> str | None:
-        self.step += 1
-        await self.say(f"Step {self.step}/{self.total} : FROM {stage_text(stage)}\n")
-        state = await self._from(stage, meta)
+    async def _stages_in_parallel(self, dockerfile: Dockerfile,
+                                  stages: list[Stage]) -> str | None:
+        """Every stage starts at once and waits only for the stages it uses (FROM, COPY
+        --from); their output goes out in Dockerfile order, each stage's as soon as the
+        ones before it are done."""
+        loop = asyncio.get_running_loop()
+        indexes = [dockerfile.stages.index(s) for s in stages]
+        self.done = {i: loop.create_future() for i in indexes}
+        outputs = {i: _StageOutput() for i in indexes}
+        tasks = []
+        step = 0
+        for index, stage in zip(indexes, stages, strict=True):
+            tasks.append(asyncio.create_task(self._stage_task(index, stage, step,
+                                                              outputs[index])))
+            step += 1 + len(stage.instructions)
+        image_id: str | None = None
+        try:
+            for index, task in zip(indexes, tasks, strict=True):
+                output = outputs[index]
+                while output.chunks:
+                    await self.emit({"stream": output.chunks.pop(0)})
+                output.live = True
+                image_id = await task
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return image_id
+
+    async def _stage_task(self, index: int, stage: Stage, step: int,
+                          output: _StageOutput) -> str | None:
+        _OUTPUT.set(output)
+        done = self.done[index]
+        try:
+            image_id = await self._stage(index, stage, self.meta, step)
+        except BaseException as err:
+            if not done.done():
+                done.set_exception(err if isinstance(err, Exception)
+                                   else InvalidParameter("the stage was cancelled"))
+                done.exception()  # retrieved: the stages waiting on it get it
+            raise
+        done.set_result(image_id)
+        return image_id
+
+    async def _stage_image(self, index: int) -> str | None:
+        """The image stage ``index`` makes, once it is made."""
+        return await asyncio.shield(self.done[index])
+
+    async def _stage(self, index: int, stage: Stage, meta: dict[str, str | None],
+                     step: int) -> str | None:
+        step += 1
+        await self.say(f"Step {step}/{self.total} : FROM {stage_text(stage)}\n")
+        state = await self._from(index, stage, meta)
+        state.index = index
         # moby's setDefaultPath: every stage has a PATH.
         if "PATH" not in instructions.env_map(state.config):
             state.config["Env"] = [*(state.config.get("Env") or ()), "PATH=" + DEFAULT_PATH]
@@ -201,16 +268,12 @@ class Builder:
                 await self._instruction(state, inst, announce=False)
             await self._commit(state, None, "", label=None)
         for inst in stage.instructions:
-            self.step += 1
-            await self.say(f"Step {self.step}/{self.total} : {inst.original}\n")
+            step += 1
+            await self.say(f"Step {step}/{self.total} : {inst.original}\n")
             await self._instruction(state, inst, announce=True)
-        self.stage_ids[self.dockerfile.stages.index(stage) if self.dockerfile else 0] = \
-            state.image_id
-        if stage.name:
-            self.stages[stage.name] = state.image_id
         return state.image_id
 
-    async def _from(self, stage: Stage, meta: dict[str, str | None]) -> _State:
+    async def _from(self, index: int, stage: Stage, meta: dict[str, str | None]) -> _State:
         known = {k: v for k, v in meta.items() if v is not None}
         base = process_word(stage.base, known, self.escape)
         platform = process_word(stage.platform, known, self.escape) if stage.platform else ""
@@ -220,8 +283,10 @@ class Builder:
                                    f"actual: linux/{image_config.host_architecture()}")
         if base == "scratch":
             return _State(None, {})
-        if base.lower() in self.stages:
-            image_id = self.stages[base.lower()]
+        earlier = _stage_index(self.dockerfile.stages, base.lower(), index) \
+            if self.dockerfile and not base.isdigit() else None
+        if earlier is not None:
+            image_id = await self._stage_image(earlier)
             config = self.images.config(image_id)["config"] if image_id else {}
             return _State(image_id, copy.deepcopy(dict(config or {})))
         image = await self._base_image(base)
@@ -407,7 +472,7 @@ class Builder:
         if urls and verb == "COPY":
             raise InvalidParameter("source can't be a URL for COPY")
         if source_from:
-            image_id = await self._from_image(source_from)
+            image_id = await self._from_image(source_from, state.index)
             with contextlib.ExitStack() as stack:
                 other = await asyncio.to_thread(
                     stack.enter_context, mounted(self.images, self.work_root, image_id))
@@ -444,11 +509,11 @@ class Builder:
 
         await self._filesystem_step(state, comment, (digest, chown, mode, origin), change)
 
-    async def _from_image(self, name: str) -> str | None:
-        if name.isdigit() and int(name) in self.stage_ids:
-            return self.stage_ids[int(name)]
-        if name.lower() in self.stages:
-            return self.stages[name.lower()]
+    async def _from_image(self, name: str, current: int) -> str | None:
+        earlier = _stage_index(self.dockerfile.stages, name.lower(), current) \
+            if self.dockerfile else None
+        if earlier is not None:
+            return await self._stage_image(earlier)
         if name.isdigit():
             raise InvalidParameter(f"invalid from flag value {name}: refers to current "
                                    "build stage")
