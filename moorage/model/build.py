@@ -20,6 +20,9 @@ class BuildRequest:
     quiet: bool = False
     extra_hosts: tuple[str, ...] = ()
     shm_size: int = 0
+    # The RUN containers' resources (memory, memswap, cpushares, cpusetcpus, cpusetmems,
+    # cpuperiod, cpuquota), by their HostConfig names.
+    resources: dict[str, int | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

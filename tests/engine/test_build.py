@@ -347,3 +347,17 @@ def test_independent_stages_in_parallel(pair: Pair) -> None:
         assert daemon.docker("run", "--rm", "parallel:1", "cat", "/a", "/b").stdout == b"a\nb\n"
     finally:
         daemon.docker("rmi", "-f", "parallel:1")
+
+
+def test_run_resources(pair: Pair) -> None:
+    """--memory reaches the RUN containers, as with dockerd."""
+    case = Case("resources", "FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                "> /limits 2>/dev/null || cat /sys/fs/cgroup/memory.max > /limits\n",
+                args=["--memory", "64m"])
+    tag = f"res-{uuid.uuid4().hex[:6]}"
+    try:
+        ours, theirs = build_both(pair, case, tag)
+        assert ours.returncode == theirs.returncode == 0, ours.stderr
+        pair.same("run", "--rm", tag, "cat", "/limits")
+    finally:
+        pair.both("rmi", "-f", tag)

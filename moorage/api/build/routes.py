@@ -52,8 +52,10 @@ _REFUSED = {
     "isolation": "isolation is not supported by moorage's builder yet",
     "session": "BuildKit sessions are not supported: build with DOCKER_BUILDKIT=0",
 }
-_RESOURCES = ("memory", "memswap", "cpushares", "cpusetcpus", "cpusetmems", "cpuperiod",
-              "cpuquota")
+# Query name → the RUN containers' HostConfig field.
+_RESOURCES = {"memory": "memory", "memswap": "memory_swap", "cpushares": "cpu_shares",
+              "cpusetcpus": "cpuset_cpus", "cpusetmems": "cpuset_mems",
+              "cpuperiod": "cpu_period", "cpuquota": "cpu_quota"}
 
 
 def build_request(request: web.Request) -> BuildRequest:
@@ -65,9 +67,13 @@ def build_request(request: web.Request) -> BuildRequest:
     if query.get("version") == "2":
         raise InvalidParameter("BuildKit is not supported by moorage's builder API: build "
                                "with DOCKER_BUILDKIT=0")
-    for name in _RESOURCES:
-        if query.get(name, "") not in ("", "0", "-1"):
-            raise InvalidParameter(f"{name} is not supported by moorage's builder yet")
+    resources: dict[str, int | str] = {}
+    for name, field in _RESOURCES.items():
+        value = query.get(name, "")
+        if value in ("", "0"):
+            continue
+        resources[field] = value if name.startswith("cpuset") else \
+            query_int(request, name, 0) or 0
     if _json_value(request, "cachefrom"):
         raise InvalidParameter("cachefrom is not supported by moorage's builder yet")
     if _json_value(request, "ulimits"):
@@ -94,7 +100,7 @@ def build_request(request: web.Request) -> BuildRequest:
         else "", quiet=query_bool(request, "q"),
         extra_hosts=tuple(h for v in query.getall("extrahosts", []) for h in v.split(",")
                           if h),
-        shm_size=query_int(request, "shmsize", 0) or 0)
+        shm_size=query_int(request, "shmsize", 0) or 0, resources=resources)
 
 
 def add_routes(app: web.Application, backend: BuildBackend) -> None:

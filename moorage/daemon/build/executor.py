@@ -557,7 +557,7 @@ class Builder:
         request = self.request
         host = HostConfig(network_mode=request.network_mode or "",
                           shm_size=request.shm_size, extra_hosts=request.extra_hosts or None,
-                          mounts=mounts or None)
+                          mounts=mounts or None, **request.resources)  # type: ignore[arg-type]
         record = await self.containers.container_create("", ContainerConfig(
             image=state.image_id, cmd=tuple(cmd), entrypoint=(), env=env,
             user=config.get("User") or "", working_dir=config.get("WorkingDir") or "",
