@@ -79,13 +79,30 @@ def _context_tar(directory: str, dockerfile: str | None, dockerfile_text: bytes 
     return name
 
 
+def _stdin_context(out: IO[bytes], dockerfile: str | None) -> str:
+    """``moor build -``: stdin is a context tar (maybe compressed), or a Dockerfile alone
+    (the docker CLI tells them apart the same way)."""
+    import io
+
+    data = sys.stdin.buffer.read()
+    compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
+    if compressed or (len(data) >= 512 and data[257:262] == b"ustar"):
+        out.write(data)
+        return dockerfile or "Dockerfile"
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return "Dockerfile"
+
+
 def build(session: Session, opts: Options, args: list[str]) -> int:
     directory = args[0]
+    if directory == "-" and opts.file == "-":
+        raise CommandError("invalid argument: can't use stdin for both build context and "
+                           "dockerfile")
     dockerfile_text = sys.stdin.buffer.read() if opts.file == "-" else None
-    if directory == "-":
-        raise CommandError("building from a tar on stdin is not supported by moor build "
-                           "yet: give a directory")
-    if not os.path.isdir(directory):
+    if directory != "-" and not os.path.isdir(directory):
         raise CommandError(f'unable to prepare context: path "{directory}" not found')
     from moorage.cli.build_progress import view
 
@@ -94,8 +111,11 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
     except ValueError as err:
         raise CommandError(str(err)) from None
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's body generator closes it)
-    name = _context_tar(directory, None if opts.file == "-" else opts.file, dockerfile_text,
-                        spool)
+    if directory == "-":
+        name = _stdin_context(spool, opts.file)
+    else:
+        name = _context_tar(directory, None if opts.file == "-" else opts.file,
+                            dockerfile_text, spool)
     size = spool.tell()
     spool.seek(0)
     params: dict[str, Any] = {

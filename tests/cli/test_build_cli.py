@@ -111,3 +111,24 @@ def test_terminal_progress(clis: Clis, tmp_path: Path) -> None:
     assert clis.moor("build", "--progress=fancy", str(tmp_path)).stderr.strip() == \
         b'invalid progress mode "fancy": use auto, plain or tty'
     clis.docker("rmi", "progress:1")
+
+
+def test_stdin_contexts(clis: Clis, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    only = clis.moor("build", "-q", "-", input=b"FROM busybox\nRUN echo only > /o\n")
+    assert only.returncode == 0, only.stderr
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:gz") as tar:
+        for name, body in (("Dockerfile", b"FROM busybox\nCOPY f /f\n"), ("f", b"in tar")):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    tarred = clis.moor("build", "-q", "-", input=data.getvalue())
+    assert tarred.returncode == 0, tarred.stderr
+    image = tarred.stdout.decode().strip()
+    assert clis.docker("run", "--rm", image, "cat", "/f").stdout == b"in tar"
+    both = clis.moor("build", "-f", "-", "-", input=b"")
+    assert both.returncode == 1
+    clis.docker("rmi", image, only.stdout.decode().strip())
