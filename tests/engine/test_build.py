@@ -84,6 +84,10 @@ def test_corpus(pair: Pair, case: Case) -> None:
             (ours.stdout.decode()[-3000:], ours.stderr.decode(), theirs.stderr.decode())
         mine, real = pair.inspect(tag, CONFIG_FIELDS)
         assert mine == real
+        # Intermediate images show with --all only.
+        listed = [d.docker("images", "-q", "--filter", f"reference={tag}").stdout.split()
+                  for d in (pair.moord, pair.dockerd)]
+        assert len(listed[0]) == len(listed[1]) == 1
         # One history entry per step, the local ones with their image's ID.
         ids = [mask(d.docker("history", "--format", "{{.ID}}", tag).stdout).split()
                for d in (pair.moord, pair.dockerd)]
@@ -359,5 +363,24 @@ def test_run_resources(pair: Pair) -> None:
         ours, theirs = build_both(pair, case, tag)
         assert ours.returncode == theirs.returncode == 0, ours.stderr
         pair.same("run", "--rm", tag, "cat", "/limits")
+    finally:
+        pair.both("rmi", "-f", tag)
+
+
+def test_intermediate_images_hidden(pair: Pair) -> None:
+    tag = f"hidden-{uuid.uuid4().hex[:6]}"
+    case = Case("hidden", "FROM busybox\nRUN touch /x\nENV A=1\n")
+    try:
+        assert all(r.returncode == 0 for r in build_both(pair, case, tag))
+        counts = []
+        for daemon in (pair.moord, pair.dockerd):
+            shown = set(daemon.docker("images", "-q", "--no-trunc").stdout.split())
+            every = set(daemon.docker("images", "-aq", "--no-trunc").stdout.split())
+            counts.append(len(every - shown) >= 1)
+        assert counts == [True, True]
+        listing = [mask(d.docker("images", "--format", "{{.Repository}}:{{.Tag}}",
+                                 "--filter", "dangling=true").stdout)
+                   for d in (pair.moord, pair.dockerd)]
+        assert listing[0] == listing[1]
     finally:
         pair.both("rmi", "-f", tag)

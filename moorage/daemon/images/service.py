@@ -125,6 +125,10 @@ class ImageService(ImageStore):
         summaries = []
         for record in self.metadata.images():
             refs = self.metadata.refs(record.id)
+            # moby's Images: an untagged image that others were built on (a build's
+            # intermediate step) shows with --all only.
+            if not all_images and not refs and self.metadata.children(record.id):
+                continue
             config = self.config(record.id)
             if not selector(record, refs, config):
                 continue
