@@ -213,8 +213,13 @@ def _is_archive(path: str) -> bool:
 
 
 def _extract(path: str, dest: str) -> None:
-    with tarfile.open(path, "r:*") as tar:
-        tar.extractall(dest, filter="tar")
+    """ADD's local archive, unpacked into ``dest``; an entry that would land outside it
+    (an absolute or ``..`` name, or through a link) is refused, nothing written there."""
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            tar.extractall(dest, filter="tar")
+    except tarfile.TarError as err:
+        raise InvalidParameter(f"ADD failed: {os.path.basename(path)}: {err}") from None
 
 
 def fetch(url: str, directory: str) -> str:
