@@ -4,6 +4,7 @@ out (``stream`` lines, ``aux`` with the image ID, ``errorDetail`` on failure).""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 from typing import Any, BinaryIO
@@ -17,6 +18,8 @@ from moorage.daemon.images.service import ImageService, short_id
 from moorage.errors import InvalidParameter, MoorError
 from moorage.image.reference import Reference, parse_normalized
 from moorage.model.build import BuildCachePruneReport, BuildRequest
+
+log = logging.getLogger("moord.build")
 
 
 class BuildService:
@@ -58,6 +61,12 @@ class BuildService:
                 return
             except MoorError as err:
                 await emit({"errorDetail": {"message": str(err)}, "error": str(err)})
+                return
+            except OSError as err:
+                # The stream has begun: the failure can only be told in it.
+                log.exception("build failed")
+                message = f"build failed: {err.strerror or err}"
+                await emit({"errorDetail": {"message": message}, "error": message})
                 return
             await emit({"aux": {"ID": image_id}})
             if request.quiet:
