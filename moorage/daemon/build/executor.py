@@ -28,7 +28,9 @@ from moorage.build.words import process_word, process_words
 from moorage.daemon.build import copier, instructions
 from moorage.daemon.build.cache import BuildCache
 from moorage.daemon.build.context import BuildContext
+from moorage.daemon.build.instructions import comment_config
 from moorage.daemon.build.mounts import run_command, run_mounts
+from moorage.daemon.build.run import RunStep, run_container
 from moorage.daemon.build.workspace import mounted
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.containers.setup import resolve_user
@@ -38,7 +40,6 @@ from moorage.errors import InvalidParameter, MoorError, NotFound
 from moorage.image import config as image_config
 from moorage.image.diff import settle_times
 from moorage.model.build import BuildRequest
-from moorage.model.config import ContainerConfig, HostConfig, Mount
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -47,14 +48,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
                            "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
                            "all_proxy"})
-
-
-class StepFailed(MoorError):
-    """A RUN step's command failed: Docker's message, with the exit code."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -385,8 +378,8 @@ class Builder:
             image_id = await asyncio.to_thread(
                 commit_child, self.images, state.image_id,
                 ChildImage(config=copy.deepcopy(state.config), created_by=created_by,
-                           author=state.author, container_config=_comment_config(
-                               state, created_by)))
+                           author=state.author, container_config=comment_config(
+                               state.config, state.shell, created_by)))
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         if label is not None:
@@ -420,7 +413,7 @@ class Builder:
             return commit_child(self.images, state.image_id, ChildImage(
                 config=copy.deepcopy(state.config), created_by=created_by,
                 upper=workspace.upper, author=state.author,
-                container_config=_comment_config(state, created_by)))
+                container_config=comment_config(state.config, state.shell, created_by)))
 
     # --- COPY and ADD ------------------------------------------------------------------
 
@@ -544,49 +537,14 @@ class Builder:
                              ["run", inst.flags.get("mount", "")])
         image_id = await self._cached(key)
         if image_id is None:
-            image_id = await self._run_container(state, cmd, build_env, created_by, mounts)
+            assert state.image_id is not None
+            image_id = await run_container(RunStep(
+                self.images, self.containers, self.request, self.say, state.image_id,
+                copy.deepcopy(state.config), state.author, cmd, build_env, created_by, mounts,
+                comment_config(state.config, state.shell, created_by, cmd)))
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")
-
-    async def _run_container(self, state: _State, cmd: list[str], build_env: dict[str, str],
-                             created_by: str, mounts: tuple[Mount, ...]) -> str:
-        assert state.image_id is not None
-        config = state.config
-        env = tuple([*(config.get("Env") or ()), *(f"{k}={v}" for k, v in build_env.items())])
-        request = self.request
-        host = HostConfig(network_mode=request.network_mode or "",
-                          shm_size=request.shm_size, extra_hosts=request.extra_hosts or None,
-                          mounts=mounts or None, **request.resources)  # type: ignore[arg-type]
-        record = await self.containers.container_create("", ContainerConfig(
-            image=state.image_id, cmd=tuple(cmd), entrypoint=(), env=env,
-            user=config.get("User") or "", working_dir=config.get("WorkingDir") or "",
-            labels={}, attach_stdout=True, attach_stderr=True), host)
-        await self.say(f" ---> Running in {short_id(record.id)}\n")
-        keep = False
-        try:
-            waiter = self.containers.ctx.states.wait(record, "next-exit")
-            await self.containers.container_start(record.id)
-            _, entries = self.containers.container_logs(record.id, follow=True, since=0,
-                                                        until=0, tail=None)
-            async for entry in entries:
-                await self.say(entry.line.decode("utf-8", "replace"))
-            code, _ = await waiter
-            if code != 0:
-                keep = not request.remove and not request.force_remove
-                raise StepFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: "
-                                 f"{code}", code)
-            upper = (await asyncio.to_thread(self.images.rootfs_mounts, record.id))[0] \
-                .option("upperdir") or ""
-            return await asyncio.to_thread(commit_child, self.images, state.image_id,
-                                           ChildImage(
-                config=copy.deepcopy(config), created_by=created_by, upper=upper,
-                author=state.author, container=record.id,
-                container_config=_comment_config(state, created_by, cmd)))
-        finally:
-            if not keep and (request.remove or request.force_remove):
-                await self.containers.container_rm(record.id, force=True)
-                await self.say(f"Removing intermediate container {short_id(record.id)}\n")
 
 
 def _stage_index(stages: list[Stage], ref: str, before: int) -> int | None:
@@ -626,14 +584,5 @@ def _mkdir(rootfs: str, path: str) -> None:
     # its time keeps the layer the same from one build to the next.
     for directory in copier.make_dirs(rootfs, path, 0, 0):
         os.utime(directory, (0, 0))
-
-
-def _comment_config(state: _State, created_by: str,
-                    cmd: list[str] | None = None) -> dict[str, Any]:
-    """The container_config a classic build records: the step's command as Cmd."""
-    recorded = copy.deepcopy(state.config)
-    recorded["Cmd"] = cmd if cmd is not None else [*state.shell, created_by.split(
-        " #(nop) ", 1)[-1]]
-    return recorded
 
 

@@ -3,6 +3,7 @@ applies them (builder/dockerfile/dispatchers.go), with the history text it recor
 
 from __future__ import annotations
 
+import copy
 import json
 import posixpath
 import re
@@ -189,3 +190,11 @@ def apply_onbuild(config: Config, inst: Instruction) -> str:
     # The parser refused chained and forbidden triggers.
     config["OnBuild"] = [*(config.get("OnBuild") or []), inst.args]
     return f"ONBUILD {inst.args}"
+
+
+def comment_config(config: Config, shell: list[str], created_by: str,
+                   cmd: list[str] | None = None) -> Config:
+    """The container_config a classic build records: the step's command as Cmd."""
+    recorded = copy.deepcopy(config)
+    recorded["Cmd"] = cmd if cmd is not None else [*shell, created_by.split(" #(nop) ", 1)[-1]]
+    return recorded

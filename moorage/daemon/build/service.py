@@ -11,7 +11,8 @@ from typing import Any, BinaryIO
 
 from moorage.daemon.build.cache import BuildCache
 from moorage.daemon.build.context import BuildContext
-from moorage.daemon.build.executor import Builder, Emit, StepFailed
+from moorage.daemon.build.executor import Builder, Emit
+from moorage.daemon.build.run import StepFailed
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService, short_id
