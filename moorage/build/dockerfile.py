@@ -15,10 +15,10 @@ INSTRUCTIONS = frozenset({
     "label", "maintainer", "onbuild", "run", "shell", "stopsignal", "user", "volume",
     "workdir"})
 # The flags each instruction takes; anything else is refused (never ignored).
-# dockerd 20.10's classic builder names other flags unknown (--link, --exclude…); --mount
-# and --chmod are BuildKit's, which moorage has.
+# dockerd 20.10's classic builder names other flags unknown (--link, --exclude…); --mount,
+# --network and --chmod are BuildKit's, which moorage has.
 _FLAGS = {"from": {"platform"}, "copy": {"from", "chown", "chmod"}, "add": {"chown", "chmod"},
-          "run": {"mount"},
+          "run": {"mount", "network"},
           "healthcheck": {"interval", "timeout", "start-period", "retries"}}
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_.]*)\2")
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")

@@ -115,7 +115,7 @@ ERRORS = [
     Case("bad-stage-name", "FROM busybox AS 1x\n"),
     Case("unknown-flag", B + "COPY --link a /a\n", files={"a": "a"}),
     Case("flag-without-value", B + "COPY --chown a /a\n", files={"a": "a"}),
-    Case("run-network", B + "RUN --network=none true\n"),
+    Case("run-security", B + "RUN --security=insecure true\n"),
     Case("unterminated-heredoc", B + "RUN <<EOF\necho\n",
          error="Error response from daemon: dockerfile parse error line 2: unterminated "
                "heredoc EOF"),

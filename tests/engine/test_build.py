@@ -244,6 +244,7 @@ _BUILDKIT_CASES = [
      "context file"),
     ("COPY --chmod=751 a /a\nCOPY --chmod=600 --chown=1:2 a /b\n",
      "stat -c '%a %u:%g' /a /b", "751 0:0\n600 1:2\n"),
+    ("RUN --network=none grep -c : /proc/net/dev > /n\n", "cat /n", "1\n"),
     # A stage the target does not need is skipped (dockerd's classic builder runs it).
     ("RUN exit 1\nFROM busybox AS used\nRUN echo used > /u\n", "cat /u", "used\n"),
     ("RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /seen\n",

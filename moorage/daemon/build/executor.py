@@ -29,7 +29,7 @@ from moorage.daemon.build import copier, instructions
 from moorage.daemon.build.cache import BuildCache
 from moorage.daemon.build.context import BuildContext
 from moorage.daemon.build.instructions import comment_config
-from moorage.daemon.build.mounts import run_command, run_mounts
+from moorage.daemon.build.mounts import run_command, run_mounts, run_network
 from moorage.daemon.build.run import RunStep, run_container
 from moorage.daemon.build.workspace import mounted
 from moorage.daemon.containers.service import ContainerService
@@ -523,6 +523,7 @@ class Builder:
                                    "scratch and has no files yet")
         cmd = run_command(inst, state.shell)
         mounts = run_mounts(inst, self.context.root, self.cache_mounts)
+        network = run_network(inst)
         declared = {k: v for k, v in state.args.items() if v is not None}
         overridden = set(instructions.env_map(state.config))
         build_env = {k: v for k, v in sorted(declared.items()) if k not in overridden}
@@ -534,14 +535,14 @@ class Builder:
             prefix = " ".join(f"{k}={v}" for k, v in build_env.items())
             created_by = f"|{len(build_env)} {prefix} {created_by}"
         key = self.cache.key(state.image_id, created_by, state.config,
-                             ["run", inst.flags.get("mount", "")])
+                             ["run", inst.flags.get("mount", ""), network])
         image_id = await self._cached(key)
         if image_id is None:
             assert state.image_id is not None
             image_id = await run_container(RunStep(
                 self.images, self.containers, self.request, self.say, state.image_id,
                 copy.deepcopy(state.config), state.author, cmd, build_env, created_by, mounts,
-                comment_config(state.config, state.shell, created_by, cmd)))
+                comment_config(state.config, state.shell, created_by, cmd), network))
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")

@@ -1,4 +1,5 @@
-"""What a RUN step runs and mounts: heredoc scripts, and BuildKit's ``RUN --mount``
+"""What a RUN step runs, mounts and joins: heredoc scripts, BuildKit's ``RUN --network``
+and ``RUN --mount``
 (type=cache kept between builds under the builder's directory, type=bind of the
 context read-only, type=tmpfs); type=secret and type=ssh need a client session
 moorage does not have, and are refused."""
@@ -72,3 +73,15 @@ def run_mounts(inst: Instruction, context_root: str, cache_root: str) -> tuple[M
             raise InvalidParameter(f"RUN --mount=type={kind} is not supported by moorage's "
                                    "builder (it needs a BuildKit session)")
     return tuple(mounts)
+
+
+def run_network(inst: Instruction) -> str | None:
+    """BuildKit's ``RUN --network``: none, host, or default (the build's own network);
+    None when not given."""
+    value = inst.flags.get("network")
+    if value is None or value == "default":
+        return None
+    if value not in ("none", "host"):
+        raise InvalidParameter(f"unsupported network mode {value!r}: use default, none or "
+                               "host")
+    return value

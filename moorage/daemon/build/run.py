@@ -39,13 +39,14 @@ class RunStep:
     created_by: str
     mounts: tuple[Mount, ...]
     recorded_config: dict[str, Any]  # the image's container_config
+    network: str | None = None  # RUN --network; None: the build's
 
 
 async def run_container(step: RunStep) -> str:
     """The image the step makes; StepFailed when its command exits non-zero."""
     config, request, containers = step.config, step.request, step.containers
     env = tuple([*(config.get("Env") or ()), *(f"{k}={v}" for k, v in step.build_env.items())])
-    host = HostConfig(network_mode=request.network_mode or "",
+    host = HostConfig(network_mode=step.network or request.network_mode or "",
                       shm_size=request.shm_size, extra_hosts=request.extra_hosts or None,
                       mounts=step.mounts or None, **request.resources)  # type: ignore[arg-type]
     record = await containers.container_create("", ContainerConfig(
