@@ -104,10 +104,12 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
     dockerfile_text = sys.stdin.buffer.read() if opts.file == "-" else None
     if directory != "-" and not os.path.isdir(directory):
         raise CommandError(f'unable to prepare context: path "{directory}" not found')
+    from moorage.cli.build_output import parse_spec
     from moorage.cli.build_progress import view
 
     try:
         shown = view(opts.progress or "auto")
+        output = parse_spec(opts.output) if opts.output else None
     except ValueError as err:
         raise CommandError(str(err)) from None
     spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's body generator closes it)
@@ -158,6 +160,10 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
     if opts.iidfile:
         with open(opts.iidfile, "w", encoding="utf-8") as f:
             f.write(image_id)
+    if output is not None:
+        from moorage.cli.build_output import export
+
+        export(session, image_id, *output)
     return 0
 
 
@@ -180,6 +186,8 @@ SPECS = {
         flag("label", LIST, "Set metadata for an image"),
         flag("network", STR, "Set the networking mode for the RUN instructions during build"),
         flag("no-cache", BOOL, "Do not use cache when building the image"),
+        flag("o|output", STR, "Output destination (format: type=local,dest=path or "
+                              "type=tar,dest=file|-)"),
         flag("platform", STR, "Set platform if server is multi-platform capable"),
         flag("progress", STR, "Set type of progress output (auto, plain, tty)", "auto"),
         flag("pull", BOOL, "Always attempt to pull a newer version of the image"),

@@ -132,3 +132,28 @@ def test_stdin_contexts(clis: Clis, tmp_path: Path) -> None:
     both = clis.moor("build", "-f", "-", "-", input=b"")
     assert both.returncode == 1
     clis.docker("rmi", image, only.stdout.decode().strip())
+
+
+def test_output_local_and_tar(clis: Clis, tmp_path: Path) -> None:
+    import tarfile
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nRUN mkdir /out && echo o > /out/f && "
+                                        "rm -rf /etc/group /home\n")
+    local = tmp_path / "rootfs"
+    done = clis.moor("build", "-q", "--output", f"type=local,dest={local}", str(context),
+                     timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (local / "out" / "f").read_text() == "o\n"
+    assert (local / "bin" / "busybox").exists()
+    assert not (local / "etc" / "group").exists() and not (local / "home").exists()
+    archive = tmp_path / "fs.tar"
+    done = clis.moor("build", "-q", "-o", f"type=tar,dest={archive}", str(context))
+    assert done.returncode == 0, done.stderr
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "out/f" in names and "etc/group" not in names and "bin/busybox" in names
+    bad = clis.moor("build", "-o", "type=registry", str(context))
+    assert bad.stderr.strip() == b"output type 'registry' is not supported: use local or tar"
+    clis.docker("rmi", done.stdout.decode().strip())
