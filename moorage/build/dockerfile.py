@@ -97,6 +97,9 @@ def parse(text: str) -> Dockerfile:
         elif key == "syntax":
             warnings.append(f"the syntax directive ({value}) is ignored: moorage parses "
                             "the Dockerfile itself")
+        elif key == "check":
+            warnings.append(f"the check directive ({value}) is ignored: moorage runs no "
+                            "build checks")
         index += 1
     stages: list[Stage] = []
     meta: list[Instruction] = []

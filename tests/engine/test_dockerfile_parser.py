@@ -59,3 +59,16 @@ def test_same_heredocs(text: str) -> None:
     if "<<-" in text:  # BuildKit strips the tabs when it runs the step, moorage at parsing
         theirs = [(name, _untabbed(body)) for name, body in theirs]
     assert ours == theirs
+
+
+def test_directives() -> None:
+    parsed = parse("# syntax=docker/dockerfile:1\n# check=skip=all\n# escape=`\nFROM busybox\n")
+    assert parsed.escape == "`"
+    assert parsed.warnings == [
+        "the syntax directive (docker/dockerfile:1) is ignored: moorage parses the "
+        "Dockerfile itself",
+        "the check directive (skip=all) is ignored: moorage runs no build checks"]
+    with pytest.raises(InvalidParameter, match="only one escape parser directive"):
+        parse("# escape=`\n# escape=\\\\\nFROM busybox\n")
+    # A directive after the first instruction or comment is a comment.
+    assert parse("# a comment\n# escape=`\nFROM busybox\n").escape == "\\"
