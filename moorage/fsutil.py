@@ -46,3 +46,30 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def in_scope(root: str, path: str) -> str:
+    """``path`` under ``root`` with its symlinks followed as if ``root`` were "/"
+    (moby's FollowSymlinkInScope): the result never leaves ``root``. The last
+    component is followed too when it is a link."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    current = root
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if current != root:
+                current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 255:
+                raise OSError(40, "too many levels of symbolic links", path)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = root
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        current = candidate
+    return current

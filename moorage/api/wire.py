@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from moorage.errors import InvalidParameter
+from moorage.model.fields import to_wire
 
 T = TypeVar("T")
 
@@ -117,20 +118,5 @@ def decode(cls: type[T], data: dict, path: str = "", *, struct: str = "") -> T:
     return cls(**kwargs)
 
 
-def encode(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        doc = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if not (f.metadata.get("omitempty") and _empty(value)):
-                doc[f.metadata["wire"]] = encode(value)
-        return doc
-    if isinstance(obj, tuple):
-        return [encode(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: encode(v) for k, v in obj.items()}
-    return obj
-
-
-def _empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str | tuple | dict) and not value)
+# The model knows its wire names: the daemon encodes with the same function.
+encode = to_wire

@@ -190,10 +190,14 @@ def export(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def commit(session: Session, opts: Options, args: list[str]) -> int:
-    repo, _, tag = (args[1] if len(args) > 1 else "").partition(":")
+    target = args[1] if len(args) > 1 else ""
+    # The tag is after the last ":" of the last path element (a registry has a port).
+    repo, tag = target, ""
+    if ":" in target.rsplit("/", 1)[-1]:
+        repo, _, tag = target.rpartition(":")
     params = {"container": args[0], "repo": repo or None, "tag": tag or None,
               "comment": opts.message, "author": opts.author, "pause": opts.pause,
-              "changes": "\n".join(opts.change) or None}
+              "changes": list(opts.change) or None}
     result = session.client.post("/commit", params, {})
     write(result["Id"] + "\n")
     return 0

@@ -268,7 +268,8 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
     for path, key, params in (("/containers/prune", "ContainersDeleted", {}),
                               ("/networks/prune", "NetworksDeleted", {}),
                               ("/images/prune", "ImagesDeleted",
-                               {"filters": {"dangling": ["false" if opts.all else "true"]}})):
+                               {"filters": {"dangling": ["false" if opts.all else "true"]}}),
+                              ("/build/prune", "CachesDeleted", {})):
         try:
             report = session.client.post(path, params) or {}
         except APIError as err:
@@ -277,7 +278,8 @@ def prune(session: Session, opts: Options, _args: list[str]) -> int:
             continue
         reclaimed += report.get("SpaceReclaimed", 0) or 0
         title = {"ContainersDeleted": "Deleted Containers:",
-                 "NetworksDeleted": "Deleted Networks:", "ImagesDeleted": "Deleted Images:"}[key]
+                 "NetworksDeleted": "Deleted Networks:", "ImagesDeleted": "Deleted Images:",
+                 "CachesDeleted": "Deleted build cache objects:"}[key]
         write(prune_report(title, report.get(key) or []))
     write(prune_report("", [], reclaimed))
     return 0

@@ -18,6 +18,7 @@ COMPLETION = "moorage.cli.completion"
 STATS = "moorage.cli.cmd_stats"
 CP = "moorage.cli.cmd_cp"
 LOGIN = "moorage.cli.cmd_login"
+BUILD = "moorage.cli.cmd_build"
 VOLUMES = "moorage.cli.cmd_volumes"
 
 # name → (module, spec key, summary); docker's wording for the summaries.
@@ -34,6 +35,7 @@ TOP: dict[str, tuple[str, str, str]] = {
     "info": (SYSTEM, "info", "Display system-wide information"),
     "attach": (INTERACTIVE, "attach",
                "Attach local standard input, output, and error streams to a running container"),
+    "build": (BUILD, "build", "Build an image from a Dockerfile"),
     "commit": (CONTAINERS, "commit", "Create a new image from a container's changes"),
     "cp": (CP, "cp", "Copy files/folders between a container and the local filesystem"),
     "create": (RUN, "create", "Create a new container"),
@@ -80,9 +82,13 @@ GROUPS: dict[str, tuple[str, dict[str, tuple[str, str, str]]]] = {
         "ls": (PS, "ps", "List containers"),
         "prune": (CONTAINERS, "prune", "Remove all stopped containers"),
     }),
+    "builder": ("Manage builds", {
+        "build": TOP["build"],
+        "prune": (BUILD, "builder_prune", "Remove build cache"),
+    }),
     "image": ("Manage images", {
-        **{verb: TOP[verb] for verb in ("history", "import", "load", "pull", "push", "save",
-                                        "tag")},
+        **{verb: TOP[verb] for verb in ("build", "history", "import", "load", "pull", "push",
+                                        "save", "tag")},
         "inspect": (IMAGES, "inspect", "Display detailed information on one or more images"),
         "ls": (IMAGES, "images", "List images"),
         "prune": (IMAGES, "prune", "Remove unused images"),

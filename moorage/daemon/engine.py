@@ -6,6 +6,8 @@ import asyncio
 import os
 import shutil
 
+from moorage.daemon.build.service import BuildService
+from moorage.daemon.commit.service import CommitService
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
@@ -37,6 +39,9 @@ class Engine:
         self.containers = ContainerService(config, self.images, self.volumes, self.events,
                                            self.networks)
         self.networks.lookup = self.containers.network_info
+        self.commits = CommitService(self.containers.ctx)
+        self.builds = BuildService(config.data_root, self.images, self.containers,
+                                   self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
         self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes)
 

@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 async def serve(config: object) -> int:
     from aiohttp import web
 
+    from moorage.api.build.routes import add_routes as build_routes
+    from moorage.api.commit.routes import add_routes as commit_routes
     from moorage.api.containers.routes import add_routes as container_routes
     from moorage.api.events.routes import add_routes as event_routes
     from moorage.api.exec.routes import add_routes as exec_routes
@@ -110,6 +112,8 @@ async def serve(config: object) -> int:
     app = create_app()
     system_routes(app, engine.system)
     image_routes(app, engine.images)
+    commit_routes(app, engine.commits)
+    build_routes(app, engine.builds)
     container_routes(app, engine.containers)
     exec_routes(app, engine.containers)
     event_routes(app, engine.event_log)

@@ -91,6 +91,13 @@ class ImageService(ImageStore):
                 self.leases.release(container_id)
                 raise
 
+    def prepare_layer(self, key: str, image_id: str | None) -> list[Mount]:
+        """``prepare_rootfs`` for a build step, whose base may be scratch (None)."""
+        if image_id is not None:
+            return self.prepare_rootfs(key, image_id)
+        with self.lock:
+            return self.snapshots.prepare(key, None)
+
     def rootfs_mounts(self, container_id: str) -> list[Mount]:
         """The mounts of the writable layer ``prepare_rootfs`` made; NotFound without one."""
         return self.snapshots.mounts(self.snapshots.active(container_id))
@@ -120,6 +127,10 @@ class ImageService(ImageStore):
         summaries = []
         for record in self.metadata.images():
             refs = self.metadata.refs(record.id)
+            # moby's Images: an untagged image that others were built on (a build's
+            # intermediate step) shows with --all only.
+            if not all_images and not refs and self.metadata.children(record.id):
+                continue
             config = self.config(record.id)
             if not selector(record, refs, config):
                 continue
@@ -180,10 +191,19 @@ class ImageService(ImageStore):
                 created_by=entry.get("created_by", ""), tags=(), size=size,
                 comment=entry.get("comment", "")))
         items.reverse()
-        if items:
-            items[0] = HistoryItem(record.id, items[0].created, items[0].created_by,
-                                   tuple(self.repo_tags(record.id)), items[0].size,
-                                   items[0].comment)
+        # moby's ImageHistory: the newest entries get the IDs and tags of the image and
+        # of its parents (commits and builds record them), as far as the chain is local.
+        image_id: str | None = record.id
+        for index, item in enumerate(items):
+            if not image_id:
+                break
+            items[index] = HistoryItem(image_id, item.created, item.created_by,
+                                       tuple(self.repo_tags(image_id)), item.size,
+                                       item.comment)
+            parent = self.metadata.image(image_id)
+            image_id = parent.parent if parent is not None else None
+            if image_id and self.metadata.image(image_id) is None:
+                break
         return items
 
     def _layer_size(self, chain_id: str) -> int:

@@ -28,7 +28,8 @@ from moorage.store.metadata import ImageRecord, LayerRecord
 _URL_TIMEOUT = 60
 
 
-def register(service: ImageStore, config_digest: str, blobs: list[str]) -> str:
+def register(service: ImageStore, config_digest: str, blobs: list[str],
+             parent_image: str = "") -> str:
     """Unpack ``blobs`` (the layers, bottom first) and record the image whose config
     is the stored blob ``config_digest``; returns its ID. Call inside
     ``service.operation()``. InvalidParameter when the layers do not match the
@@ -51,14 +52,15 @@ def register(service: ImageStore, config_digest: str, blobs: list[str]) -> str:
         Descriptor(OCI_CONFIG, config_digest, service.content.size(config_digest)),
         [Descriptor(lay.media_type, lay.digest, lay.blob_size) for lay in layers])
     manifest_digest = service.content.write_bytes(manifest).digest
-    add_image(service, config_digest, manifest_digest, layers)
+    add_image(service, config_digest, manifest_digest, layers, parent_image)
     return config_digest
 
 
 def add_image(service: ImageStore, config_digest: str, manifest_digest: str,
-              layers: list[LayerRecord]) -> None:
+              layers: list[LayerRecord], parent: str = "") -> None:
     """Record the image whose config, manifest, layer blobs and snapshots are all in
-    the store (a load's or a pull's last step); a no-op when it exists."""
+    the store (a load's or a pull's last step); a no-op when it exists. ``parent``
+    is the image it was made on (commit, build), "" for others."""
     config = image_config.decode(service.content.read(config_digest), config_digest)
     size = 0
     for layer in layers:
@@ -68,7 +70,7 @@ def add_image(service: ImageStore, config_digest: str, manifest_digest: str,
         size += snapshot.size
     with service.lock:
         service.metadata.add_image(ImageRecord(
-            id=config_digest, manifest=manifest_digest, parent="",
+            id=config_digest, manifest=manifest_digest, parent=parent,
             top_chain=layers[-1].chain_id if layers else None, size=size,
             created=image_config.parse_time(config.get("created", "")),
             last_tag_time="", retained=False), layers)

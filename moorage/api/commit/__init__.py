@@ -1,0 +1,1 @@
+"""Routes of POST /commit and GET /containers/{id}/changes."""

@@ -1,0 +1,1 @@
+"""The Dockerfile language, pure: parsing and variable substitution, no engine imports."""

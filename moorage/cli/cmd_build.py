@@ -1,0 +1,200 @@
+"""moor build and moor builder prune: the context sent as a tar with .dockerignore
+applied, the daemon's messages shown as plain lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tarfile
+import tempfile
+
+from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
+from moorage.cli.output import prune_report, write
+from moorage.cli.session import CommandError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from moorage.cli.flags import Options
+    from moorage.cli.session import Session
+
+_CHUNK = 1 << 20
+# The name the Dockerfile gets in the context when it comes from outside it or stdin.
+_STDIN_DOCKERFILE = ".dockerfile.moor-stdin"
+
+
+def _key_values(items: list[str], what: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise CommandError(f"invalid {what}: {item!r}")
+        # --build-arg NAME (no "=") takes the value of the environment variable
+        out[key] = value if sep else os.environ.get(key)
+    return out
+
+
+def _context_tar(directory: str, dockerfile: str | None, dockerfile_text: bytes | None,
+                 out: IO[bytes]) -> str:
+    """Write the context; returns the Dockerfile's name inside it."""
+    from moorage.cli.dockerignore import Matcher, read_patterns
+
+    ignore = os.path.join(directory, ".dockerignore")
+    patterns: list[str] = []
+    if os.path.isfile(ignore):
+        with open(ignore, encoding="utf-8") as f:
+            patterns = read_patterns(f.read())
+    name = "Dockerfile"
+    if dockerfile_text is None and dockerfile:
+        path = os.path.abspath(dockerfile)
+        inside = os.path.relpath(path, os.path.abspath(directory))
+        if inside.startswith(".."):
+            with open(path, "rb") as f:
+                dockerfile_text = f.read()
+        else:
+            name = inside
+    if dockerfile_text is not None:
+        name = _STDIN_DOCKERFILE
+    # The Dockerfile and .dockerignore always go (the docker CLI's TrimBuildFilesFromExcludes).
+    patterns += [f"!{name}", "!.dockerignore"]
+    matcher = Matcher(patterns)
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel in matcher.files(directory):
+            info = tar.gettarinfo(os.path.join(directory, rel), arcname=rel)
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isreg():
+                with open(os.path.join(directory, rel), "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+        if dockerfile_text is not None:
+            import io
+
+            info = tarfile.TarInfo(name)
+            info.size = len(dockerfile_text)
+            tar.addfile(info, io.BytesIO(dockerfile_text))
+    return name
+
+
+def _stdin_context(out: IO[bytes], dockerfile: str | None) -> str:
+    """``moor build -``: stdin is a context tar (maybe compressed), or a Dockerfile alone
+    (the docker CLI tells them apart the same way)."""
+    import io
+
+    data = sys.stdin.buffer.read()
+    compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
+    if compressed or (len(data) >= 512 and data[257:262] == b"ustar"):
+        out.write(data)
+        return dockerfile or "Dockerfile"
+    with tarfile.open(fileobj=out, mode="w|") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return "Dockerfile"
+
+
+def build(session: Session, opts: Options, args: list[str]) -> int:
+    directory = args[0]
+    if directory == "-" and opts.file == "-":
+        raise CommandError("invalid argument: can't use stdin for both build context and "
+                           "dockerfile")
+    dockerfile_text = sys.stdin.buffer.read() if opts.file == "-" else None
+    if directory != "-" and not os.path.isdir(directory):
+        raise CommandError(f'unable to prepare context: path "{directory}" not found')
+    from moorage.cli.build_output import parse_spec
+    from moorage.cli.build_progress import view
+
+    try:
+        shown = view(opts.progress or "auto")
+        output = parse_spec(opts.output) if opts.output else None
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's body generator closes it)
+    if directory == "-":
+        name = _stdin_context(spool, opts.file)
+    else:
+        name = _context_tar(directory, None if opts.file == "-" else opts.file,
+                            dockerfile_text, spool)
+    size = spool.tell()
+    spool.seek(0)
+    params: dict[str, Any] = {
+        "t": list(opts.tag) or None, "dockerfile": name,
+        "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg")),
+        "labels": json.dumps(_key_values(opts.label, "label")),
+        "target": opts.target or None, "nocache": opts.no_cache or None,
+        "pull": opts.pull or None, "q": opts.quiet or None,
+        "networkmode": opts.network or None, "rm": "1",
+        "forcerm": opts.force_rm or None,
+        "extrahosts": list(opts.add_host) or None, "platform": opts.platform or None,
+    }
+    if not opts.quiet:
+        shown.stream(f"Sending build context to the daemon  {size / 1000:.4g}kB\n")
+
+    def chunks() -> Any:
+        with spool:
+            while data := spool.read(_CHUNK):
+                yield data
+
+    image_id = ""
+    for message in session.client.stream_json(
+            "POST", "/build", params, chunks=chunks(),
+            headers={"Content-Type": "application/x-tar"}):
+        if message.get("error"):
+            detail = message.get("errorDetail") or {}
+            # The docker CLI exits with a failed RUN's code.
+            raise CommandError(message["error"], detail.get("code") or 1)
+        if "aux" in message:
+            image_id = (message["aux"] or {}).get("ID", image_id)
+            continue
+        if opts.quiet and message.get("stream", "").startswith("sha256:"):
+            image_id = message["stream"].strip()  # a quiet build's only line (no aux)
+        elif not opts.quiet and message.get("stream"):
+            shown.stream(message["stream"])
+    if opts.quiet:
+        write(image_id + "\n")
+    else:
+        shown.done()
+    if opts.iidfile:
+        with open(opts.iidfile, "w", encoding="utf-8") as f:
+            f.write(image_id)
+    if output is not None:
+        from moorage.cli.build_output import export
+
+        export(session, image_id, *output)
+    return 0
+
+
+def builder_prune(session: Session, opts: Options, _args: list[str]) -> int:
+    if not opts.force:
+        raise CommandError("builder prune asks for confirmation: use -f/--force")
+    report = session.client.post("/build/prune", {"all": opts.all or None})
+    write(prune_report("Deleted build cache objects:", report.get("CachesDeleted") or [],
+                       report.get("SpaceReclaimed") or 0))
+    return 0
+
+
+SPECS = {
+    "build": Spec("[OPTIONS] PATH | URL | -", build, (
+        flag("add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
+        flag("build-arg", LIST, "Set build-time variables"),
+        flag("f|file", STR, "Name of the Dockerfile (Default is 'PATH/Dockerfile')"),
+        flag("force-rm", BOOL, "Always remove intermediate containers"),
+        flag("iidfile", STR, "Write the image ID to the file"),
+        flag("label", LIST, "Set metadata for an image"),
+        flag("network", STR, "Set the networking mode for the RUN instructions during build"),
+        flag("no-cache", BOOL, "Do not use cache when building the image"),
+        flag("o|output", STR, "Output destination (format: type=local,dest=path or "
+                              "type=tar,dest=file|-)"),
+        flag("platform", STR, "Set platform if server is multi-platform capable"),
+        flag("progress", STR, "Set type of progress output (auto, plain, tty)", "auto"),
+        flag("pull", BOOL, "Always attempt to pull a newer version of the image"),
+        flag("q|quiet", BOOL, "Suppress the build output and print image ID on success"),
+        flag("t|tag", LIST, "Name and optionally a tag in the 'name:tag' format"),
+        flag("target", STR, "Set the target build stage to build.")), min_args=1, max_args=1),
+    "builder_prune": Spec("[OPTIONS]", builder_prune, (
+        flag("a|all", BOOL, "Remove all unused build cache, not just dangling ones"),
+        flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
+}

@@ -1,0 +1,1 @@
+"""Dockerfile builds: the build context, the steps, the cache."""
