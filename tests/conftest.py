@@ -8,6 +8,7 @@ even when every single test passed.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,6 +69,13 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
     dest = str(tmp_path_factory.mktemp("busybox") / "rootfs")
     busybox.build_rootfs(dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(busybox_rootfs: str) -> bytes:
+    """The rootfs as a tarball for `docker import` (engine and compose tests)."""
+    return subprocess.run(["tar", "-C", busybox_rootfs, "-c", "."], capture_output=True,
+                          check=True).stdout
 
 
 

@@ -69,7 +69,9 @@ def dockerd_available() -> bool:
     return os.access(DOCKERD, os.X_OK)
 
 
-def start_dockerd(base: str) -> Dockerd:
+def start_dockerd(base: str, prefix: tuple[str, ...] = ()) -> Dockerd:
+    """`prefix` runs dockerd under a wrapper, e.g. `nsenter --net=<file>` for a network
+    namespace of its own where it may make bridges."""
     socket_path = os.path.join(base, "docker.sock")
     data_root = os.path.join(base, "data")
     config = os.path.join(base, "daemon.json")
@@ -78,7 +80,7 @@ def start_dockerd(base: str) -> Dockerd:
     cgroup_parents = _docker_cgroup_parents()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
+            [*prefix, DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
              "-H", f"unix://{socket_path}", "--pidfile", os.path.join(base, "docker.pid"),
              "--config-file", config, "--iptables=false", "--ip6tables=false",
              "--bridge=none"],
