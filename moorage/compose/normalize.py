@@ -66,7 +66,7 @@ def finish(project: Project, profiles: list[str]) -> None:
     for section in ("secrets", "configs"):
         for entry in (model.get(section) or {}).values():
             if "file" in entry:
-                entry["file"] = os.path.join(project.working_dir, entry["file"])
+                entry["file"] = os.path.normpath(os.path.join(project.working_dir, entry["file"]))
     _check(project)
     order = model_order(model)
     project.model = {k: model[k] for k in order if k in model}
@@ -114,7 +114,7 @@ def dependency_order(services: dict[str, dict[str, Any]]) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = [*path[path.index(name):], name]
+            cycle = path[path.index(name):]
             raise ComposeError(f"dependency cycle detected: {' -> '.join(cycle)}")
         state[name] = 1
         for dep in sorted(services[name].get("depends_on") or {}):
