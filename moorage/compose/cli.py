@@ -61,7 +61,7 @@ def _parser() -> _Parser:
     ps = sub.add_parser("ps")
     ps.add_argument("-a", "--all", action="store_true")
     ps.add_argument("-q", "--quiet", action="store_true")
-    ps.add_argument("--services", action="store_true")
+    ps.add_argument("--services", action="store_true", dest="list_services")
     ps.add_argument("--format", choices=["table", "json"], default="table")
     ps.add_argument("services", nargs="*")
     lg = sub.add_parser("logs")
@@ -268,7 +268,7 @@ def _created(ts: int) -> str:
 
 def cmd_ps(client: Callable[[], Client], args: argparse.Namespace) -> int:
     found = _selected(client(), _project_name(args), args.services, all=args.all)
-    if args.services:
+    if args.list_services:
         for svc in dict.fromkeys(x["Labels"][L.SERVICE] for x in found):
             sys.stdout.write(svc + "\n")
         return 0
