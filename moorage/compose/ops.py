@@ -109,18 +109,27 @@ def ensure_volumes(client: Client, project: Project) -> None:
 
 # ---------------------------------------------------------------- images
 
-def image_id(client: Client, project: Project, name: str, pull: str = "missing") -> str:
+def image_id(client: Client, project: Project, name: str, pull: str = "missing",
+             build: bool = False) -> str:
+    """The image the service runs: built when asked (or when a build service has none yet),
+    else the local one, else pulled."""
+    from moorage.compose.build import build as build_image
+    from moorage.compose.build import image_name
+
     svc = project.services[name]
-    ref = svc.get("image") or f"{project.name}-{name}"
+    ref = image_name(project, name)
+    if build and "build" in svc:
+        return build_image(client, project, name)
     if pull != "always":
         try:
             return str(client.get(f"/images/{ref}/json")["Id"])
         except APIError as err:
             if err.status != 404:
                 raise
-    if "build" in svc and not svc.get("image"):
-        raise ComposeError(f"service {name!r}: building images is not supported by moor "
-                           "compose yet")
+    if "build" in svc:
+        return build_image(client, project, name)
+    if pull == "never":
+        raise ComposeError(f"No such image: {ref}")
     pull_image(client, ref, name)
     return str(client.get(f"/images/{ref}/json")["Id"])
 
@@ -199,7 +208,7 @@ def _wait_condition(client: Client, project: Project, dep: str, condition: str,
 
 def up(client: Client, project: Project, services: list[str], *, recreate: str = "diverged",
        scale: dict[str, int] | None = None, remove_orphans: bool = False,
-       start: bool = True, pull: str = "missing") -> list[str]:
+       start: bool = True, pull: str = "missing", build: bool = False) -> list[str]:
     """Converge the project; the containers that run (or would), in dependency order."""
     for name in services:
         if name not in project.services:
@@ -223,7 +232,7 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
     ids: list[str] = []
     for name in dependency_order({n: project.services[n] for n in wanted}):
         svc = project.services[name]
-        image = image_id(client, project, name, pull)
+        image = image_id(client, project, name, pull, build)
         if start:
             for dep, cond in (svc.get("depends_on") or {}).items():
                 if dep in wanted:

@@ -283,3 +283,53 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
     assert b"proj_default" not in engine.docker("network", "ls").stdout
+
+
+def test_build_and_up_with_build(engine: ComposeEngine, tmp_path: Path) -> None:
+    if engine.name == "moord":
+        pytest.xfail("moord has no POST /build yet (builds issue)")
+    folder = project(tmp_path, engine, """
+        services:
+          app:
+            build:
+              context: ./app
+              args: {GREETING: hi}
+            command: sleep 600
+            stop_signal: SIGKILL
+          inline:
+            image: proj-inline:v1
+            build:
+              context: .
+              dockerfile_inline: |
+                FROM busybox:latest
+                RUN echo inline > /made
+            command: sleep 600
+            stop_signal: SIGKILL
+        """)
+    (folder / "app").mkdir()
+    (folder / "app" / "Dockerfile").write_text(
+        "FROM busybox:latest\nARG GREETING\nCOPY kept.txt /\nRUN echo $GREETING > /greeting\n")
+    (folder / "app" / "kept.txt").write_text("kept\n")
+    (folder / "app" / "secret.txt").write_text("no\n")
+    (folder / "app" / ".dockerignore").write_text("secret.txt\n")
+    try:
+        ok(engine.compose(folder, "build"))
+        assert engine.docker("image", "inspect", "proj-app").returncode == 0
+        ok(engine.compose(folder, "up", "-d"))
+        assert ok(engine.compose(folder, "exec", "-T", "app", "cat", "/greeting",
+                                 "/kept.txt")) == "hi\nkept\n"
+        assert ok(engine.compose(folder, "exec", "-T", "inline", "cat", "/made")) == "inline\n"
+        first = inspect(engine, "proj-app-1")[0]["Id"]
+        (folder / "app" / "kept.txt").write_text("changed\n")
+        ok(engine.compose(folder, "up", "-d", "--build"))
+        assert inspect(engine, "proj-app-1")[0]["Id"] != first
+        assert ok(engine.compose(folder, "exec", "-T", "app", "cat", "/kept.txt")) == \
+            "changed\n"
+        (folder / "app" / "Dockerfile").write_text("FROM busybox:latest\nRUN exit 7\n")
+        result = engine.compose(folder, "build", "app")
+        assert result.returncode == 1
+        assert "Service 'app' failed to build : The command '/bin/sh -c exit 7' returned a " \
+            "non-zero code: 7" in result.stderr
+    finally:
+        ok(engine.compose(folder, "down", "--rmi", "all"))
+    assert engine.docker("image", "inspect", "proj-app").returncode == 1
