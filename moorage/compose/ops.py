@@ -4,7 +4,9 @@ images, and the containers of each service converged in dependency order."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from moorage.client.errors import APIError
@@ -20,6 +22,50 @@ if TYPE_CHECKING:
 
 def say(message: str) -> None:
     sys.stderr.write(message + "\n")
+
+
+def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
+                        work: Callable[[Client, str], None], reverse: bool = False) -> None:
+    """`work` for every service, concurrently, each once its dependencies are done (or, in
+    reverse, its dependents): Compose v2's graph traversal. Each thread has its own
+    connection; the first failure is raised once the others have finished, and the
+    services that wait on a failed one are skipped."""
+    from moorage.client.api import Client as NewClient
+
+    after: dict[str, set[str]] = {n: set() for n in services}
+    for name, svc in services.items():
+        for dep in svc.get("depends_on") or ():
+            if dep in services:
+                if reverse:
+                    after[dep].add(name)
+                else:
+                    after[name].add(dep)
+    done = {n: threading.Event() for n in services}
+    failed: set[str] = set()
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        own = NewClient(client.endpoint)
+        try:
+            for other in after[name]:
+                done[other].wait()
+            if failed & after[name]:
+                failed.add(name)
+                return
+            work(own, name)
+        except BaseException as err:  # reported by the caller's thread
+            failed.add(name)
+            errors.append(err)
+        finally:
+            own.close()
+            done[name].set()
+    threads = [threading.Thread(target=run, args=(n,), daemon=True) for n in services]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def containers(client: Client, project: str, service: str | None = None,
@@ -229,17 +275,20 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
     ensure_networks(client, project)
     ensure_volumes(client, project)
     names = {n: container_name(project, n, 1) for n in project.services}
-    ids: list[str] = []
-    for name in dependency_order({n: project.services[n] for n in wanted}):
+    dependency_order({n: project.services[n] for n in wanted})
+    ids: dict[str, list[str]] = {}
+
+    def one(own: Client, name: str) -> None:
         svc = project.services[name]
-        image = image_id(client, project, name, pull, build)
+        image = image_id(own, project, name, pull, build)
         if start:
             for dep, cond in (svc.get("depends_on") or {}).items():
                 if dep in wanted:
-                    _wait_condition(client, project, dep, cond["condition"])
-        ids += _converge(client, project, name, image, recreate,
-                         _replicas(svc, scale or {}, name), names, start)
-    return ids
+                    _wait_condition(own, project, dep, cond["condition"])
+        ids[name] = _converge(own, project, name, image, recreate,
+                              _replicas(svc, scale or {}, name), names, start)
+    in_dependency_order(client, {n: project.services[n] for n in wanted}, one)
+    return [i for n in sorted(ids) for i in ids[n]]
 
 
 def _with_dependencies(project: Project, services: list[str]) -> set[str]:
@@ -296,13 +345,17 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
 def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | None = None,
          remove_orphans: bool = False) -> None:
     found = containers(client, project.name) + containers(client, project.name, oneoff=True)
-    order = dependency_order(project.services)
-    rank = {n: i for i, n in enumerate(order)}
-    found.sort(key=lambda c: -rank.get(c["Labels"].get(L.SERVICE, ""), len(order)))
+    by_service: dict[str, list[dict[str, Any]]] = {}
     for c in found:
-        service = c["Labels"].get(L.SERVICE)
+        service = c["Labels"].get(L.SERVICE, "")
         if service in project.services or service in project.disabled or remove_orphans:
-            _remove(client, c)
+            by_service.setdefault(service, []).append(c)
+    graph = {n: project.services.get(n) or project.disabled.get(n) or {} for n in by_service}
+
+    def one(own: Client, name: str) -> None:
+        for c in by_service[name]:
+            _remove(own, c)
+    in_dependency_order(client, graph, one, reverse=True)
     for _key, net in (project.model.get("networks") or {}).items():
         if net.get("external"):
             continue
