@@ -330,20 +330,33 @@ def cmd_exec(client: Callable[[], Client], args: argparse.Namespace) -> int:
     if not args.cmd:
         raise ComposeError('"docker compose exec" requires at least 2 arguments.')
     tty = not args.no_tty and sys.stdin.isatty() and sys.stdout.isatty()
-    if tty:
-        raise ComposeError("exec with a TTY is not supported by moor compose yet; use -T")
     body = {"Cmd": args.cmd, "AttachStdin": not args.detach, "AttachStdout": not args.detach,
-            "AttachStderr": not args.detach, "Tty": False, "Env": args.env,
+            "AttachStderr": not args.detach, "Tty": tty, "Env": args.env,
             "User": args.user or "", "WorkingDir": args.workdir or "",
             "Privileged": args.privileged}
     exec_id = c.post(f"/containers/{found[0]['Id']}/exec", body=body)["Id"]
     if args.detach:
-        c.post(f"/exec/{exec_id}/start", body={"Detach": True, "Tty": False})
+        c.post(f"/exec/{exec_id}/start", body={"Detach": True, "Tty": tty})
         return 0
     sock, initial = c.hijack("POST", f"/exec/{exec_id}/start", body={"Detach": False,
-                                                                     "Tty": False})
-    relay(sock, initial, False, True)
+                                                                     "Tty": tty})
+    if tty:
+        from moorage.compose.streams import interactive, terminal_size
+
+        _resize(c, f"/exec/{exec_id}/resize", terminal_size())
+        interactive(sock, initial)
+    else:
+        relay(sock, initial, False, True)
     return int(c.get(f"/exec/{exec_id}/json")["ExitCode"] or 0)
+
+
+def _resize(c: Client, path: str, size: tuple[int, int]) -> None:
+    """Best effort, as the docker CLI's first resize: a process that is already gone has no
+    terminal left to size."""
+    try:
+        c.post(path, {"h": size[0], "w": size[1]})
+    except APIError:
+        pass
 
 
 def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
@@ -380,8 +393,7 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
         svc["working_dir"] = args.workdir
     svc.pop("ports", None)  # run publishes nothing unless --service-ports
     tty = not args.no_tty and sys.stdin.isatty() and sys.stdout.isatty()
-    if tty:
-        raise ComposeError("run with a TTY is not supported by moor compose yet; use -T")
+    svc["tty"] = tty or bool(svc.get("tty"))
     svc["restart"] = "no"
     suffix = random.token_hex(6)
     name = args.name or ops.container_name(project, args.service, 0, suffix)
@@ -404,7 +416,13 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
     waiter = c.__class__(c.endpoint)
     response = waiter.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
     c.post(f"/containers/{cid}/start")
-    relay(sock, initial, False, not sys.stdin.isatty())
+    if tty:
+        from moorage.compose.streams import interactive, terminal_size
+
+        _resize(c, f"/containers/{cid}/resize", terminal_size())
+        interactive(sock, initial)
+    else:
+        relay(sock, initial, bool(svc["tty"]), True)
     code = int(json.loads(response.read() or b"{}").get("StatusCode", 0))
     waiter.close()
     return code

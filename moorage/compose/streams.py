@@ -70,3 +70,21 @@ def relay(sock: Any, initial: bytes, tty: bool, send_stdin: bool) -> None:
         out.buffer.write(data)
         out.flush()
     sock.close()
+
+
+def terminal_size() -> tuple[int, int]:
+    size = os.get_terminal_size(sys.stdout.fileno())
+    return size.lines, size.columns
+
+
+def interactive(sock: Any, initial: bytes) -> None:
+    """A TTY session: the local terminal raw until the remote side closes."""
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(0)
+    tty.setraw(0)
+    try:
+        relay(sock, initial, True, True)
+    finally:
+        termios.tcsetattr(0, termios.TCSADRAIN, saved)

@@ -333,3 +333,24 @@ def test_build_and_up_with_build(engine: ComposeEngine, tmp_path: Path) -> None:
     finally:
         ok(engine.compose(folder, "down", "--rmi", "all"))
     assert engine.docker("image", "inspect", "proj-app").returncode == 1
+
+
+def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> None:
+    from composekit import MOOR
+    from ptykit import run_in_pty
+
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        ok(engine.compose(folder, "up", "-d", "worker"))
+        shown, code = run_in_pty(engine.daemon, [  # type: ignore[arg-type]
+            "-H", engine.host, "compose", "exec", "worker", "sh", "-c",
+            "tty; exit 5"], program=MOOR, cwd=str(folder))
+        assert (code, shown.replace(b"\r\n", b"\n").splitlines()[-1:]) == (5, [b"/dev/pts/0"])
+        shown, code = run_in_pty(engine.daemon, [  # type: ignore[arg-type]
+            "-H", engine.host, "compose", "run", "--rm", "--no-deps", "worker", "sh", "-c",
+            "read x; echo got $x"], input=b"typed\r", program=MOOR, cwd=str(folder))
+        assert code == 0
+        assert b"got typed" in shown
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert engine.docker("ps", "-aq").stdout == b""
