@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from moorage.client.api import Client
     from moorage.compose.loader import Project
 
-NOT_YET = ("watch", "events", "cp")
+NOT_YET = ("watch",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +111,15 @@ def _parser() -> _Parser:
     ls.add_argument("-a", "--all", action="store_true")
     ls.add_argument("-q", "--quiet", action="store_true")
     ls.add_argument("--format", choices=["table", "json"], default="table")
+    ev = sub.add_parser("events")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("services", nargs="*")
+    cp = sub.add_parser("cp")
+    cp.add_argument("-a", "--archive", action="store_true")
+    cp.add_argument("-L", "--follow-link", action="store_true")
+    cp.add_argument("--index", type=int, default=1)
+    cp.add_argument("source")
+    cp.add_argument("destination")
     v = sub.add_parser("version")
     v.add_argument("--short", action="store_true")
     for name in NOT_YET:
@@ -647,6 +656,59 @@ def cmd_ls(client: Callable[[], Client], args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    import datetime
+
+    project = _project_name(args)
+    filters = {"type": ["container"], "label": [f"{L.PROJECT}={project}"]}
+    for event in client().stream_json("GET", "/events", {"filters": filters}):
+        attrs = dict((event.get("Actor") or {}).get("Attributes") or {})
+        service = attrs.get(L.SERVICE, "")
+        if args.services and service not in args.services:
+            continue
+        when = datetime.datetime.fromtimestamp(event["timeNano"] / 1e9)
+        cid = event.get("id") or event["Actor"]["ID"]
+        if args.json:
+            line = json.dumps({"time": when.astimezone().isoformat(), "type": "container",
+                               "action": event["Action"], "id": cid, "service": service,
+                               "attributes": {k: v for k, v in attrs.items()
+                                              if not k.startswith(L.PREFIX)}})
+        else:
+            shown = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items())
+                              if not k.startswith(L.PREFIX))
+            line = (f"{when.strftime('%Y-%m-%d %H:%M:%S.%f')} container {event['Action']} "
+                    f"{cid} ({shown})")
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_cp(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    from moorage.compose.copy import from_container, to_container
+
+    c = client()
+    project = _project_name(args)
+    src_service, _, src_path = args.source.partition(":") if ":" in args.source \
+        else ("", "", args.source)
+    dst_service, _, dst_path = args.destination.partition(":") \
+        if ":" in args.destination else ("", "", args.destination)
+    if bool(src_service) == bool(dst_service):
+        raise ComposeError("copying between services is not supported" if src_service
+                           else "invalid copy: one of the paths must be SERVICE:PATH")
+    service = src_service or dst_service
+    found = [x for x in _selected(c, project, [service])
+             if x["Labels"].get(L.NUMBER) == str(args.index)]
+    if not found:
+        raise ComposeError(f"no container found for service \"{service}\"")
+    if src_service:
+        from_container(c, found[0]["Id"], src_path, dst_path, args.follow_link)
+    else:
+        to_container(c, found[0]["Id"], src_path, dst_path, args.archive)
+    sys.stderr.write(f" {_name(found[0])} copy {args.source} to {args.destination} "
+                     "Copied\n")
+    return 0
+
+
 def cmd_version(client: Callable[[], Client], args: argparse.Namespace) -> int:
     sys.stdout.write(L.COMPOSE_VERSION + "\n" if args.short
                      else f"Docker Compose version v{L.COMPOSE_VERSION} (moor compose)\n")
@@ -664,7 +726,7 @@ COMMANDS: dict[str, Callable[[Callable[[], Client], argparse.Namespace], int]] =
     "pause": _each("Pausing", "pause", None, ("running",)),
     "unpause": _each("Unpausing", "unpause", None, ("paused",)),
     "top": cmd_top, "images": cmd_images, "pull": cmd_pull, "wait": cmd_wait,
-    "build": cmd_build, "push": cmd_push,
+    "build": cmd_build, "push": cmd_push, "events": cmd_events, "cp": cmd_cp,
     "port": cmd_port, "ls": cmd_ls, "version": cmd_version,
     **{name: cmd_not_yet for name in NOT_YET},
 }

@@ -354,3 +354,50 @@ def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> No
     finally:
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
+
+
+def test_cp_both_ways(engine: ComposeEngine, tmp_path: Path) -> None:
+    if engine.name == "moord":
+        pytest.xfail("moord has no /containers/{id}/archive yet")
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        ok(engine.compose(folder, "up", "-d", "worker"))
+        (tmp_path / "in.txt").write_text("to the container\n")
+        ok(engine.compose(folder, "cp", str(tmp_path / "in.txt"), "worker:/tmp/copied.txt"))
+        assert ok(engine.compose(folder, "exec", "-T", "worker", "cat", "/tmp/copied.txt")) \
+            == "to the container\n"
+        ok(engine.compose(folder, "cp", "worker:/tmp/copied.txt", str(tmp_path / "out.txt")))
+        assert (tmp_path / "out.txt").read_text() == "to the container\n"
+        ok(engine.compose(folder, "cp", "worker:/etc", str(tmp_path)))
+        assert (tmp_path / "etc" / "passwd").is_file()
+        missing = engine.compose(folder, "cp", "worker:/nope", str(tmp_path))
+        assert missing.returncode == 1
+        assert "Error response from daemon: Could not find the file /nope in container" \
+            in missing.stderr
+    finally:
+        ok(engine.compose(folder, "down"))
+
+
+def test_events(engine: ComposeEngine, tmp_path: Path) -> None:
+    import subprocess
+
+    from composekit import MOOR
+
+    if engine.name == "moord":
+        pytest.xfail("moord has no GET /events yet (engine operations issue)")
+    folder = project(tmp_path, engine, SIMPLE)
+    watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "events", "--json"],
+                               cwd=folder, stdout=subprocess.PIPE, text=True, env=engine.env())
+    try:
+        time.sleep(0.5)
+        ok(engine.compose(folder, "up", "-d", "worker"))
+        seen = []
+        while len([e for e in seen if e["action"] == "start"]) < 1:
+            seen.append(json.loads(watcher.stdout.readline()))  # type: ignore[union-attr]
+        start = next(e for e in seen if e["action"] == "start")
+        assert start["service"] == "worker"
+        assert start["attributes"]["name"] == "proj-worker-1"
+    finally:
+        watcher.kill()
+        watcher.wait()
+        ok(engine.compose(folder, "down"))
