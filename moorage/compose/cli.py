@@ -416,6 +416,9 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
                  "StdinOnce": not args.detach})
     body["HostConfig"]["AutoRemove"] = bool(args.rm)
     cid = c.post("/containers/create", {"name": name}, body=body)["Id"]
+    from moorage.compose.spec import injected_files
+
+    ops.inject(c, cid, injected_files(project, svc))
     if args.detach:
         c.post(f"/containers/{cid}/start")
         sys.stdout.write(name + "\n")

@@ -13,7 +13,7 @@ from moorage.client.errors import APIError
 from moorage.compose import labels as L
 from moorage.compose.errors import ComposeError
 from moorage.compose.normalize import dependency_order
-from moorage.compose.spec import create_body, endpoint, refuse_unsupported
+from moorage.compose.spec import create_body, endpoint, injected_files, refuse_unsupported
 
 if TYPE_CHECKING:
     from moorage.client.api import Client
@@ -202,6 +202,7 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
     body = create_body(project, name, svc, number, image, cname, names)
     say(f" Container {cname}  Creating")
     created = client.post("/containers/create", {"name": cname}, body=body)
+    inject(client, created["Id"], injected_files(project, svc))
     networks = list((svc.get("networks") or {}) if not svc.get("network_mode") else ())
     for key in networks[1:]:
         client.post(f"/networks/{project.model['networks'][key]['name']}/connect", body={
@@ -209,6 +210,22 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
             "EndpointConfig": endpoint(project, name, key, svc, cname)})
     say(f" Container {cname}  Created")
     return str(created["Id"])
+
+
+def inject(client: Client, cid: str, files: list[tuple[str, bytes, int]]) -> None:
+    if not files:
+        return
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, data, mode in files:
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    client.call("PUT", f"/containers/{cid}/archive", {"path": "/"}, data=buffer.getvalue(),
+                headers={"Content-Type": "application/x-tar"})
 
 
 def _remove(client: Client, container: dict[str, Any], volumes: bool = False) -> None:

@@ -74,18 +74,48 @@ def _mounts(project: Project, service: dict[str, Any]) -> list[dict[str, Any]]:
         elif v["type"] == "tmpfs" and (v.get("tmpfs") or {}).get("size"):
             mount["TmpfsOptions"] = {"SizeBytes": size(v["tmpfs"]["size"])}
         out.append(mount)
+    for target, entry, _ref in _file_refs(project, service):
+        if "file" in entry:
+            out.append({"Type": "bind", "Source": entry["file"], "Target": target,
+                        "ReadOnly": True})
+    return out
+
+
+def _file_refs(project: Project, service: dict[str, Any]
+               ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(path in the container, the top-level definition, the service's reference) of each
+    secret and config; external ones exist only in a swarm."""
+    out = []
     for section, where in (("secrets", "/run/secrets/"), ("configs", "/")):
         defined = project.model.get(section) or {}
         for ref in service.get(section) or ():
             entry = defined[ref["source"]]
-            if "file" not in entry:
-                raise ComposeError(f"{section}.{ref['source']}: only file-based {section} are "
-                                   "supported by moor compose yet")
+            if entry.get("external"):
+                raise ComposeError(f"unsupported external {section[:-1]} {ref['source']}")
             target = ref.get("target") or ref["source"]
             if not target.startswith("/"):
                 target = where + target
-            out.append({"Type": "bind", "Source": entry["file"], "Target": target,
-                        "ReadOnly": True})
+            out.append((target, entry, ref))
+    return out
+
+
+def injected_files(project: Project, service: dict[str, Any]) -> list[tuple[str, bytes, int]]:
+    """Secrets and configs given by `environment` or `content`: written into the container
+    before it starts, as Compose v2 copies them (path, data, mode)."""
+    out = []
+    for target, entry, ref in _file_refs(project, service):
+        if "file" in entry:
+            continue
+        if "environment" in entry:
+            value = project.environment.get(entry["environment"])
+            if value is None:
+                raise ComposeError(f"environment variable {entry['environment']!r} required "
+                                   f"by {ref['source']} is not set")
+        else:
+            value = str(entry.get("content", ""))
+        mode = ref.get("mode", 0o444)
+        out.append((target, value.encode(), int(str(mode), 8) if isinstance(mode, str)
+                    else int(mode)))
     return out
 
 
