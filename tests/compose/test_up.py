@@ -273,6 +273,12 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(
             [line.split("|", 1)[1] for line in mine.splitlines()]
         result = engine.docker_compose(folder, "exec", "-T", "web", "echo", "from 1.29")
         assert ok(result) == "from 1.29\n"
+        result = engine.docker_compose(folder, "run", "--rm", "-T", "worker", "echo", "run")
+        assert ok(result).splitlines()[-1:] == ["run"]
+        ok(engine.docker_compose(folder, "up", "-d", "--scale", "worker=2"))
+        # 1.29 recreates (its config hash is not ours) under its own names; we see them all
+        assert len(ok(engine.compose(folder, "ps", "-q", "worker")).split()) == 2
+        assert len(ok(engine.compose(folder, "ps", "-q", "web")).split()) == 1
         ok(engine.docker_compose(folder, "down"))
         assert ok(engine.compose(folder, "ps", "-aq")) == ""
         # and the other way round
@@ -429,3 +435,33 @@ def test_secrets_and_configs(engine: ComposeEngine, tmp_path: Path) -> None:
         assert shown == "s3cret\nabcLEVEL=debug".replace("LEVEL=", "level=")
     finally:
         ok(engine.compose(folder, "down"))
+
+
+def test_port_already_taken_fails_and_down_cleans(engine: ComposeEngine,
+                                                  tmp_path: Path) -> None:
+    needs_networks(engine)
+    folder = project(tmp_path, engine, """
+        services:
+          first:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            ports: ["127.0.0.1:18080:80"]
+          second:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            ports: ["127.0.0.1:18080:80"]
+            depends_on: [first]
+        """, networked=True)
+    try:
+        result = engine.compose(folder, "up", "-d")
+        assert result.returncode == 1
+        assert "Error response from daemon: " in result.stderr
+        assert "18080" in result.stderr
+        first, second = inspect(engine, "proj-first-1", "proj-second-1")
+        assert first["State"]["Running"] and not second["State"]["Running"]
+        assert ok(engine.compose(folder, "port", "first", "80")) == "127.0.0.1:18080\n"
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert engine.docker("ps", "-aq").stdout == b""
