@@ -748,9 +748,12 @@ def main(argv: list[str], client: Callable[[], Client] | None = None) -> int:
     except APIError as err:
         sys.stderr.write(f"Error response from daemon: {err.message}\n")
         return 1
-    except (ConnectionFailed, EndpointError) as err:
-        sys.stderr.write(f"Cannot connect to the Docker daemon at {err}. Is the docker daemon "
-                         "running?\n")
+    except ConnectionFailed as err:
+        sys.stderr.write(f"Cannot connect to the Docker daemon at {err.host}. Is the docker "
+                         "daemon running?\n")
+        return 1
+    except EndpointError as err:
+        sys.stderr.write(f"{err}\n")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -276,8 +276,9 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
     for name in services:
         if name not in project.services:
             raise ComposeError(f"no such service: {name}")
-        refuse_unsupported(name, project.services[name])
     wanted = _with_dependencies(project, services)
+    for name in wanted:  # before the engine is asked anything
+        refuse_unsupported(name, project.services[name])
     if remove_orphans:
         for c in containers(client, project.name):
             if c["Labels"].get(L.SERVICE) not in project.services:

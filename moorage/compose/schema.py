@@ -1,8 +1,8 @@
 """Validation against the Compose Specification's JSON schema (draft-07, the subset it uses).
 
 A small validator of our own: the client imports nothing but the standard library and
-PyYAML. Messages are those compose-go prints (santhosh-tekuri/jsonschema v6 wording,
-the most specific error of a failed `oneOf`, the path dotted)."""
+PyYAML. Messages are those Compose v2 prints (compose-go over gojsonschema: "services.web
+Additional property foo is not allowed", "... must be a list", "(root)" for the top)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,6 @@ from typing import Any
 from moorage.compose.errors import ComposeError
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "compose-spec.json")
-
-_TYPES = {"object": "object", "array": "array", "string": "string", "boolean": "boolean",
-          "null": "null", "number": "number", "integer": "number"}
 
 
 @cache
@@ -33,11 +30,14 @@ def _pattern(expr: str) -> re.Pattern[str]:
 
 
 def _kind(value: Any) -> str:
+    """gojsonschema's name for a value's type."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return "integer"
+    if isinstance(value, float):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -48,9 +48,18 @@ def _kind(value: Any) -> str:
 
 def _type_ok(value: Any, wanted: str) -> bool:
     kind = _kind(value)
-    if wanted == "integer":
-        return kind == "number" and float(value).is_integer()
-    return kind == _TYPES.get(wanted, wanted)
+    if wanted == "number":
+        return kind in ("number", "integer")
+    return kind == wanted
+
+
+_HUMAN = {"object": "mapping", "array": "list"}
+
+
+def _human(types: list[str]) -> str:
+    """compose-go's humanReadableType: "string or number", "mapping", "list"."""
+    names = [_HUMAN.get(t, t) for t in types]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 Error = tuple[list[str], str]
@@ -71,10 +80,10 @@ def _check(value: Any, schema: Any, path: list[str]) -> Error | None:
     if wanted is not None:
         options = wanted if isinstance(wanted, list) else [wanted]
         if not any(_type_ok(value, t) for t in options):
-            return path, f"got {_kind(value)}, want {', '.join(options)}"
+            return path, f"must be a {_human(options)}"
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(json.dumps(v) for v in schema["enum"])
-        return path, f"value must be one of {allowed}"
+        return path, f"must be one of the following: {allowed}"
     for key in ("oneOf", "anyOf"):
         if key in schema:
             failures = [_check(value, sub, path) for sub in schema[key]]
@@ -94,26 +103,26 @@ def _check(value: Any, schema: Any, path: list[str]) -> Error | None:
                 return found
         if schema.get("uniqueItems"):
             seen: list[str] = []
-            for i, item in enumerate(value):
+            for item in value:
                 key = json.dumps(item, sort_keys=True)
                 if key in seen:
-                    return path, f"items at {seen.index(key)} and {i} are equal"
+                    return path, "array items must be unique"
                 seen.append(key)
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            return path, f"minimum: got {value}, want {schema['minimum']}"
+            return path, f"must be greater than or equal to {schema['minimum']}"
         if "maximum" in schema and value > schema["maximum"]:
-            return path, f"maximum: got {value}, want {schema['maximum']}"
+            return path, f"must be less than or equal to {schema['maximum']}"
     if isinstance(value, str) and "pattern" in schema \
             and not _pattern(schema["pattern"]).search(value):
-        return path, f"'{value}' does not match pattern '{schema['pattern']}'"
+        return path, f"Does not match pattern '{schema['pattern']}'"
     return None
 
 
 def _check_object(value: dict[str, Any], schema: dict[str, Any], path: list[str]) -> Error | None:
     for name in schema.get("required", ()):
         if name not in value:
-            return path, f"missing property '{name}'"
+            return [*path, name], f"{name} is required"
     props = schema.get("properties", {})
     patterns = schema.get("patternProperties", {})
     extra = schema.get("additionalProperties", True)
@@ -140,23 +149,23 @@ def _check_object(value: dict[str, Any], schema: dict[str, Any], path: list[str]
                 if found:
                     return found
     if unknown:
-        names = ", ".join(f"'{k}'" for k in unknown)
-        noun = "property" if len(unknown) == 1 else "properties"
-        return path, f"additional {noun} {names} not allowed"
+        return path, f"Additional property {unknown[0]} is not allowed"
     return None
 
 
 def _most_specific(failures: list[Error], value: Any) -> Error:
-    """The deepest error of the branches (compose-go's getMostSpecificError); when every
-    branch refused the value's type, one message naming every accepted type."""
+    """compose-go's getMostSpecificError: the deepest error of the branches; when every
+    branch refused the value's type, the first branch's (gojsonschema's child)."""
     deepest = max(failures, key=lambda f: len(f[0]))
-    shallow = [f for f in failures if f[1].startswith("got ")]
-    if len(shallow) == len(failures):
-        wants = [f[1].split(", want ", 1)[1] for f in shallow]
-        return failures[0][0], f"got {_kind(value)}, want {', '.join(wants)}"
-    if len(deepest[0]) == len(failures[0][0]):
-        typed = [f for f in failures if not f[1].startswith("got ")]
-        return typed[0]
+    if all(f[1].startswith("must be a ") for f in failures) or \
+            len(deepest[0]) == len(failures[0][0]):
+        path, message = next((f for f in failures if not f[1].startswith("must be a ")),
+                             failures[0])
+        if message.startswith("must be a "):
+            expected = message[len("must be a "):].split(" or ")[0]
+            wanted = {v: k for k, v in _HUMAN.items()}.get(expected, expected)
+            return path, f"Invalid type. Expected: {wanted}, given: {_kind(value)}"
+        return path, message
     return deepest
 
 
@@ -164,5 +173,5 @@ def validate(document: Any, filename: str) -> None:
     found = _check(document, _schema(), [])
     if found:
         path, message = found
-        where = ".".join(path)
-        raise ComposeError(f"validating {filename}: {where + ' ' if where else ''}{message}")
+        where = ".".join(path) or "(root)"
+        raise ComposeError(f"validating {filename}: {where} {message}")
