@@ -465,3 +465,52 @@ def test_port_already_taken_fails_and_down_cleans(engine: ComposeEngine,
     finally:
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
+
+
+def test_create_kill_wait_rm_restart_images_version(engine: ComposeEngine,
+                                                     tmp_path: Path) -> None:
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        ok(engine.compose(folder, "create"))
+        assert [c["State"]["Status"] for c in inspect(engine, "proj-web-1",
+                                                      "proj-worker-1")] == ["created"] * 2
+        ok(engine.compose(folder, "start"))
+        ok(engine.compose(folder, "restart", "-t", "1", "worker"))
+        assert inspect(engine, "proj-worker-1")[0]["RestartCount"] == 0
+        assert inspect(engine, "proj-worker-1")[0]["State"]["Running"]
+        # pid 1 ignores SIGTERM it has no handler for: the kill's signal is the one asked for
+        ok(engine.compose(folder, "kill", "-s", "SIGKILL", "worker"))
+        waited = engine.compose(folder, "wait", "worker")
+        assert (waited.returncode, waited.stdout) == (137, "137\n")
+        refused = engine.compose(folder, "rm", "worker")
+        assert refused.returncode == 1  # no terminal to ask on, and no -f
+        ok(engine.compose(folder, "rm", "-f", "worker"))
+        assert ok(engine.compose(folder, "ps", "-a", "--services")) == "web\n"
+        images = ok(engine.compose(folder, "images")).splitlines()
+        assert images[0].split() == ["CONTAINER", "REPOSITORY", "TAG", "IMAGE", "ID", "SIZE"]
+        assert images[1].split()[:3] == ["proj-web-1", "busybox", "latest"]
+        assert ok(engine.compose(folder, "version", "--short")).strip()
+        missing = engine.compose(folder, "logs", "nope")
+        assert (missing.returncode, missing.stderr) == (1, "no such service: nope\n")
+    finally:
+        ok(engine.compose(folder, "down"))
+
+
+def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
+    import subprocess
+
+    from composekit import MOOR
+
+    folder = project(tmp_path, engine, """
+        services:
+          ticker:
+            image: busybox:latest
+            command: sh -c 'for i in 1 2 3; do echo tick $$i; sleep 0.3; done'
+        """)
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        follow = subprocess.run([MOOR, "-H", engine.host, "compose", "logs", "-f"], cwd=folder,
+                                capture_output=True, text=True, timeout=30, env=engine.env())
+        assert follow.stdout.splitlines() == [f"proj-ticker-1  | tick {i}" for i in (1, 2, 3)]
+    finally:
+        ok(engine.compose(folder, "down"))
