@@ -191,7 +191,8 @@ def cmd_up(client: Callable[[], Client], args: argparse.Namespace) -> int:
         if name not in project.services:
             raise ComposeError(f"no such service: {name}")
         scale[name] = int(count)
-    attached = args.command == "up" and not args.detach
+    # --wait waits for a detached project (Compose v2: it implies --detach)
+    attached = args.command == "up" and not args.detach and not args.wait
     if args.command == "up" and args.exit_code_from:
         args.abort_on_container_exit = True
         if args.exit_code_from not in project.services:
@@ -248,13 +249,30 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
         done.wait()
     except KeyboardInterrupt:
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
+        _stop_all(c, project)
+        return 130
     if args.abort_on_container_exit:
         sys.stdout.write("Aborting on container exit...\n")
-        for x in _selected(c, project.name, []):
-            c.post(f"/containers/{x['Id']}/stop")
+        _stop_all(c, project)
     if args.exit_code_from:
         return next((code for svc, code in exited if svc == args.exit_code_from), 0)
     return exited[0][1] if args.abort_on_container_exit and exited else 0
+
+
+def _stop_all(c: Client, project: Project) -> None:
+    """Stop the project's running containers, dependents first (what `up` does on exit)."""
+    from moorage.compose.ops import in_dependency_order, say
+
+    running: dict[str, list[dict[str, Any]]] = {}
+    for x in _selected(c, project.name, [], all=False):
+        running.setdefault(x["Labels"][L.SERVICE], []).append(x)
+
+    def stop(own: Client, name: str) -> None:
+        for x in running.get(name, ()):
+            say(f" Container {_name(x)}  Stopping")
+            own.post(f"/containers/{x['Id']}/stop")
+            say(f" Container {_name(x)}  Stopped")
+    in_dependency_order(c, project.services, stop, reverse=True)
 
 
 def cmd_down(client: Callable[[], Client], args: argparse.Namespace) -> int:

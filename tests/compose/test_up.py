@@ -514,3 +514,29 @@ def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
         assert follow.stdout.splitlines() == [f"proj-ticker-1  | tick {i}" for i in (1, 2, 3)]
     finally:
         ok(engine.compose(folder, "down"))
+
+
+def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
+                                                   tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    from composekit import MOOR
+
+    folder = project(tmp_path, engine, SIMPLE)
+    attached = subprocess.Popen([MOOR, "-H", engine.host, "compose", "up"], cwd=folder,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=engine.env())
+    try:
+        lines = []
+        while not any("hello from web" in line for line in lines):
+            lines.append(attached.stdout.readline())  # type: ignore[union-attr]
+        attached.send_signal(signal.SIGINT)
+        assert attached.wait(timeout=60) == 130
+        assert ok(engine.compose(folder, "ps", "-q")) == ""
+        assert len(ok(engine.compose(folder, "ps", "-aq")).split()) == 2
+    finally:
+        if attached.poll() is None:
+            attached.kill()
+            attached.wait()
+        ok(engine.compose(folder, "down"))
