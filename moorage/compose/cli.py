@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from moorage.client.api import Client
     from moorage.compose.loader import Project
 
-NOT_YET = ("watch",)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,8 +121,9 @@ def _parser() -> _Parser:
     cp.add_argument("destination")
     v = sub.add_parser("version")
     v.add_argument("--short", action="store_true")
-    for name in NOT_YET:
-        sub.add_parser(name).add_argument("rest", nargs=argparse.REMAINDER)
+    w = sub.add_parser("watch")
+    w.add_argument("--no-up", action="store_true")
+    w.add_argument("services", nargs="*")
     return p
 
 
@@ -736,8 +736,17 @@ def cmd_version(client: Callable[[], Client], args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_not_yet(client: Callable[[], Client], args: argparse.Namespace) -> int:
-    raise ComposeError(f"moor compose {args.command}: not supported by moor compose yet")
+def cmd_watch(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    from moorage.compose import ops
+    from moorage.compose.watch import rules, watch
+
+    project = _load(args)
+    watched = rules(project, _services(project, args.services))
+    c = client()
+    if not args.no_up:
+        ops.up(c, project, args.services)
+    watch(c, project, watched)
+    return 0
 
 
 COMMANDS: dict[str, Callable[[Callable[[], Client], argparse.Namespace], int]] = {
@@ -749,7 +758,7 @@ COMMANDS: dict[str, Callable[[Callable[[], Client], argparse.Namespace], int]] =
     "top": cmd_top, "images": cmd_images, "pull": cmd_pull, "wait": cmd_wait,
     "build": cmd_build, "push": cmd_push, "events": cmd_events, "cp": cmd_cp,
     "port": cmd_port, "ls": cmd_ls, "version": cmd_version,
-    **{name: cmd_not_yet for name in NOT_YET},
+    "watch": cmd_watch,
 }
 
 

@@ -283,7 +283,8 @@ def test_refused_until_built(tmp_path: Path) -> None:
     """What is not built is refused before any engine is asked (none is reachable here)."""
     write(tmp_path / "compose.yaml", "services:\n  a:\n    image: busybox\n    gpus: all\n")
     host = ["-H", f"unix://{tmp_path}/none.sock"]
-    for args, message in ((["watch"], "moor compose watch: not supported by moor compose yet"),
+    for args, message in ((["watch"], "none of the selected services is configured for watch, "
+                                      "consider setting a 'develop' section"),
                           (["up", "-d"], "services.a.gpus: not supported by moor compose yet")):
         result = subprocess.run([MOOR, *host, "compose", *args], cwd=tmp_path,
                                 capture_output=True, text=True, timeout=30)

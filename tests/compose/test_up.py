@@ -540,3 +540,58 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
             attached.kill()
             attached.wait()
         ok(engine.compose(folder, "down"))
+
+
+def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> None:
+    import subprocess
+
+    from composekit import MOOR
+
+    if engine.name == "moord":
+        pytest.xfail("moord has no PUT /containers/{id}/archive yet")
+    folder = project(tmp_path, engine, """
+        services:
+          app:
+            image: busybox:latest
+            command: sh -c 'cat /app/conf.txt 2>/dev/null; exec sleep 600'
+            stop_signal: SIGKILL
+            develop:
+              watch:
+                - {action: sync, path: ./src, target: /app/src, ignore: [tmp/]}
+                - {action: sync+restart, path: ./conf.txt, target: /app/conf.txt}
+        """)
+    (folder / "src" / "tmp").mkdir(parents=True)
+    (folder / "src" / "a.txt").write_text("one\n")
+    (folder / "conf.txt").write_text("v1\n")
+    watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "watch"], cwd=folder,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=engine.env())
+
+    def shown(path: str) -> str:
+        result = engine.compose(folder, "exec", "-T", "app", "cat", path)
+        return result.stdout if result.returncode == 0 else ""
+
+    def eventually(check: object) -> None:
+        deadline = time.monotonic() + 20
+        while not check() and time.monotonic() < deadline:  # type: ignore[operator]
+            time.sleep(0.2)
+        assert check(), watcher.stderr  # type: ignore[operator]
+    try:
+        eventually(lambda: engine.docker("inspect", "proj-app-1").returncode == 0)
+        time.sleep(0.6)
+        (folder / "src" / "a.txt").write_text("two\n")
+        (folder / "src" / "new.txt").write_text("new\n")
+        (folder / "src" / "tmp" / "skip.txt").write_text("skip\n")
+        eventually(lambda: shown("/app/src/a.txt") == "two\n")
+        assert shown("/app/src/new.txt") == "new\n"
+        assert shown("/app/src/tmp/skip.txt") == ""
+        (folder / "src" / "new.txt").unlink()
+        eventually(lambda: shown("/app/src/new.txt") == "")
+        started = inspect(engine, "proj-app-1")[0]["State"]["StartedAt"]
+        (folder / "conf.txt").write_text("v2\n")
+        eventually(lambda: inspect(engine, "proj-app-1")[0]["State"]["StartedAt"] != started)
+        assert shown("/app/conf.txt") == "v2\n"
+    finally:
+        watcher.kill()
+        watcher.wait()
+        ok(engine.compose(folder, "down"))
