@@ -243,9 +243,9 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
         exited.append((container["Labels"][L.SERVICE], code))
         if args.abort_on_container_exit or len(exited) == len(found):
             done.set()
-    for container in found:
-        threading.Thread(target=watch, args=(container,), daemon=True).start()
     try:
+        for container in found:
+            threading.Thread(target=watch, args=(container,), daemon=True).start()
         done.wait()
     except KeyboardInterrupt:
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")

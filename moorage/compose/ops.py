@@ -230,12 +230,17 @@ def inject(client: Client, cid: str, files: list[tuple[str, bytes, int]]) -> Non
 
 def _remove(client: Client, container: dict[str, Any], volumes: bool = False) -> None:
     name = container["Names"][0].lstrip("/")
-    if container["State"] in ("running", "paused", "restarting"):
-        say(f" Container {name}  Stopping")
-        client.post(f"/containers/{container['Id']}/stop")
-        say(f" Container {name}  Stopped")
-    say(f" Container {name}  Removing")
-    client.delete(f"/containers/{container['Id']}", {"v": volumes, "force": True})
+    try:
+        if container["State"] in ("running", "paused", "restarting"):
+            say(f" Container {name}  Stopping")
+            client.post(f"/containers/{container['Id']}/stop")
+            say(f" Container {name}  Stopped")
+        say(f" Container {name}  Removing")
+        client.delete(f"/containers/{container['Id']}", {"v": volumes, "force": True})
+    except APIError as err:
+        # A one-off `run --rm` container may remove itself meanwhile.
+        if err.status != 404 and "already in progress" not in err.message:
+            raise
     say(f" Container {name}  Removed")
 
 

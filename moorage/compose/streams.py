@@ -83,7 +83,7 @@ def interactive(sock: Any, initial: bytes) -> None:
     import tty
 
     saved = termios.tcgetattr(0)
-    tty.setraw(0)
+    tty.setraw(0, termios.TCSANOW)  # TCSAFLUSH would drop what was typed before the attach
     try:
         relay(sock, initial, True, True)
     finally:
