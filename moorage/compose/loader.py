@@ -12,7 +12,14 @@ from typing import Any
 from moorage.compose import dotenv, forms, schema
 from moorage.compose.errors import ComposeError
 from moorage.compose.interpolate import interpolate
-from moorage.compose.merge import merge_mappings, merge_models
+from moorage.compose.merge import (
+    Override,
+    Reset,
+    apply_markers,
+    merge_mappings,
+    merge_models,
+    strip_markers,
+)
 
 CANDIDATES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 _BAD_NAME = re.compile(r"[^a-z0-9_-]")
@@ -68,6 +75,27 @@ _GO_YAML = {"mapping values are not allowed here": "mapping values are not allow
                                                    "context"}
 
 
+def _loader() -> Any:
+    """PyYAML's safe loader plus the merge tags of the spec: `!reset` and `!override`."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def reset(loader: Any, node: Any) -> Reset:
+        return Reset()
+
+    def override(loader: Any, node: Any) -> Override:
+        if isinstance(node, yaml.MappingNode):
+            return Override(loader.construct_mapping(node, deep=True))
+        if isinstance(node, yaml.SequenceNode):
+            return Override(loader.construct_sequence(node, deep=True))
+        return Override(loader.construct_scalar(node))
+    Loader.add_constructor("!reset", reset)
+    Loader.add_constructor("!override", override)
+    return Loader
+
+
 def read_yaml(path: str) -> Any:
     import yaml
 
@@ -82,7 +110,7 @@ def read_yaml(path: str) -> Any:
     except IsADirectoryError:
         raise ComposeError(f"read {path}: is a directory") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_loader())  # a SafeLoader, plus two tags
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 0
@@ -109,12 +137,16 @@ def _environment(opts: Options, project_dir: str) -> dict[str, str]:
     return {**found, **opts.environ}
 
 
-def _load_file(path: str, env: dict[str, str], base_dir: str) -> dict[str, Any]:
+def _load_file(path: str, env: dict[str, str], base_dir: str,
+               markers: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
     raw = read_yaml(path)
     if raw is None:
         raise ComposeError(f"empty compose file: {path}" if path != "-" else "empty compose file")
     if not isinstance(raw, dict):
         raise ComposeError(f"validating {path}: top-level object must be a mapping")
+    raw, found = strip_markers(raw)
+    if markers is not None:
+        markers += found
     raw = interpolate(raw, env)
     schema.validate(raw, path)
     model = dict(raw)
@@ -192,10 +224,12 @@ def _merged(opts: Options, files: list[str], project_dir: str
     model: dict[str, Any] = {}
     for path in files:
         base_dir = project_dir if path == "-" else os.path.dirname(path)
-        loaded = _load_file(path, env, project_dir if model else base_dir)
+        markers: list[tuple[str, tuple[str, ...]]] = []
+        loaded = _load_file(path, env, project_dir if model else base_dir, markers)
         loaded = _include(loaded, opts, base_dir, env)
         _extends(loaded, path, env, base_dir)
-        model = merge_models(model, loaded) if model else loaded
+        model = apply_markers(merge_models(model, loaded), loaded, markers) if model \
+            else loaded
     return model, env
 
 

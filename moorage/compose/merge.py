@@ -65,3 +65,59 @@ def merge_models(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[section] = value
     return out
+
+
+class Reset:
+    """`!reset`: the override file removes the value."""
+
+
+class Override:
+    """`!override`: the override file's value replaces, bypassing the merge rules."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+Marker = tuple[str, tuple[str, ...]]
+
+
+def strip_markers(tree: Any, path: tuple[str, ...] = ()) -> tuple[Any, list[Marker]]:
+    """The tree without the tags, and where they were: ("reset"|"override", key path)."""
+    found: list[Marker] = []
+    if isinstance(tree, Override):
+        inner, more = strip_markers(tree.value, path)
+        return inner, [("override", path), *more]
+    if isinstance(tree, dict):
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, Reset):
+                found.append(("reset", (*path, str(key))))
+                continue
+            out[key], more = strip_markers(value, (*path, str(key)))
+            found += more
+        return out, found
+    if isinstance(tree, list):
+        items = []
+        for i, value in enumerate(tree):
+            item, more = strip_markers(value, (*path, str(i)))
+            items.append(item)
+            found += more
+        return items, found
+    return tree, found
+
+
+def apply_markers(merged: dict[str, Any], loaded: dict[str, Any],
+                  markers: list[Marker]) -> dict[str, Any]:
+    for kind, path in markers:
+        parent: Any = merged
+        source: Any = loaded
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+            source = source.get(key) if isinstance(source, dict) else None
+        if not isinstance(parent, dict):
+            continue
+        if kind == "reset":
+            parent.pop(path[-1], None)
+        elif isinstance(source, dict) and path[-1] in source:
+            parent[path[-1]] = source[path[-1]]
+    return merged

@@ -317,3 +317,27 @@ def test_moor_compose_script_starts_without_engine_imports(tmp_path: Path) -> No
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines()[1:]}
     assert not {m for m in imported if m.split(".")[:2] in (
         ["moorage", "daemon"], ["moorage", "api"], ["moorage", "cli"], ["aiohttp"])}
+
+
+def test_reset_and_override_tags(tmp_path: Path) -> None:
+    write(tmp_path / "compose.yaml", """
+        services:
+          app:
+            image: myapp
+            ports: ["8080:80"]
+            environment: {FOO: BAR, KEEP: "1"}
+            volumes: ["/a:/a"]
+        """)
+    write(tmp_path / "compose.override.yaml", """
+        services:
+          app:
+            ports: !override
+              - "8443:443"
+            environment:
+              FOO: !reset null
+            volumes: !reset []
+        """)
+    app = config(tmp_path)["services"]["app"]
+    assert [p["target"] for p in app["ports"]] == [443]
+    assert app["environment"] == {"KEEP": "1"}
+    assert "volumes" not in app
