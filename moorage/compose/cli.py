@@ -51,7 +51,7 @@ def _parser() -> _Parser:
         u.add_argument("--no-recreate", action="store_true")
         u.add_argument("--remove-orphans", action="store_true")
         u.add_argument("--scale", action="append", default=[])
-        u.add_argument("--pull", choices=["always", "missing", "never"], default="missing")
+        u.add_argument("--pull", choices=["always", "missing", "never"])
         u.add_argument("services", nargs="*")
     d = sub.add_parser("down")
     d.add_argument("-v", "--volumes", action="store_true")
@@ -230,7 +230,8 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
     from moorage.client.api import Client as NewClient
     from moorage.compose.streams import Printer, follow
 
-    found = _selected(c, project.name, args.services)
+    found = [x for x in _selected(c, project.name, args.services)
+             if project.services.get(x["Labels"][L.SERVICE], {}).get("attach", True)]
     printer = Printer([_name(x) for x in found], sys.stdout.isatty())
     exited: list[tuple[str, int]] = []
     done = threading.Event()
@@ -398,7 +399,9 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
         raise ComposeError(f"no such service: {args.service}")
     c = client()
     svc = dict(project.services[args.service])
-    deps = [] if args.no_deps else list(svc.get("depends_on") or ())
+    from moorage.compose.normalize import dependencies
+
+    deps = [] if args.no_deps else dependencies(svc)
     if deps:
         ops.up(c, project, deps)
     else:
@@ -580,7 +583,7 @@ def cmd_pull(client: Callable[[], Client], args: argparse.Namespace) -> int:
     c = client()
     for name, svc in project.services.items():
         if (not args.services or name in args.services) and svc.get("image"):
-            pull_image(c, svc["image"], name)
+            pull_image(c, svc["image"], name, svc.get("platform"))
     return 0
 
 

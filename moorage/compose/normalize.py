@@ -105,6 +105,20 @@ def _check(project: Project) -> None:
     dependency_order(services)
 
 
+def dependencies(service: dict[str, Any]) -> list[str]:
+    """depends_on, and the services a container is made from (compose-go's implicit
+    dependencies): volumes_from, links, and network_mode/ipc/pid `service:`."""
+    found = list(service.get("depends_on") or ())
+    for spec in service.get("volumes_from") or ():
+        if not spec.startswith("container:"):
+            found.append(spec.split(":", 1)[0])
+    found += [link.split(":", 1)[0] for link in service.get("links") or ()]
+    for key in ("network_mode", "ipc", "pid"):
+        if str(service.get(key, "")).startswith("service:"):
+            found.append(service[key].split(":", 1)[1])
+    return list(dict.fromkeys(found))
+
+
 def dependency_order(services: dict[str, dict[str, Any]]) -> list[str]:
     """Services with their dependencies first; a cycle is compose-go's error."""
     order: list[str] = []
@@ -117,7 +131,7 @@ def dependency_order(services: dict[str, dict[str, Any]]) -> list[str]:
             cycle = path[path.index(name):]
             raise ComposeError(f"dependency cycle detected: {' -> '.join(cycle)}")
         state[name] = 1
-        for dep in sorted(services[name].get("depends_on") or {}):
+        for dep in sorted(dependencies(services[name])):
             if dep in services:
                 visit(dep, [*path, dep])
         state[name] = 2

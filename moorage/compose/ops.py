@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from moorage.client.errors import APIError
 from moorage.compose import labels as L
 from moorage.compose.errors import ComposeError
-from moorage.compose.normalize import dependency_order
+from moorage.compose.normalize import dependencies, dependency_order
 from moorage.compose.spec import create_body, endpoint, injected_files, refuse_unsupported
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
 
     after: dict[str, set[str]] = {n: set() for n in services}
     for name, svc in services.items():
-        for dep in svc.get("depends_on") or ():
+        for dep in dependencies(svc):
             if dep in services:
                 if reverse:
                     after[dep].add(name)
@@ -155,7 +155,7 @@ def ensure_volumes(client: Client, project: Project) -> None:
 
 # ---------------------------------------------------------------- images
 
-def image_id(client: Client, project: Project, name: str, pull: str = "missing",
+def image_id(client: Client, project: Project, name: str, pull: str | None = None,
              build: bool = False) -> str:
     """The image the service runs: built when asked (or when a build service has none yet),
     else the local one, else pulled."""
@@ -164,6 +164,13 @@ def image_id(client: Client, project: Project, name: str, pull: str = "missing",
 
     svc = project.services[name]
     ref = image_name(project, name)
+    policy = svc.get("pull_policy")
+    if pull is None and policy:
+        if policy not in ("always", "never", "missing", "if_not_present", "build"):
+            raise ComposeError(f"services.{name}.pull_policy: {policy} is not supported by "
+                               "moor compose yet")
+        build = build or policy == "build"
+        pull = {"if_not_present": "missing", "build": "missing"}.get(policy, policy)
     if build and "build" in svc:
         return build_image(client, project, name)
     if pull != "always":
@@ -176,16 +183,17 @@ def image_id(client: Client, project: Project, name: str, pull: str = "missing",
         return build_image(client, project, name)
     if pull == "never":
         raise ComposeError(f"No such image: {ref}")
-    pull_image(client, ref, name)
+    pull_image(client, ref, name, svc.get("platform"))
     return str(client.get(f"/images/{ref}/json")["Id"])
 
 
-def pull_image(client: Client, ref: str, service: str) -> None:
+def pull_image(client: Client, ref: str, service: str, platform: str | None = None) -> None:
     image, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
     say(f" {service} Pulling")
     try:
         for message in client.stream_json("POST", "/images/create",
-                                          {"fromImage": image, "tag": tag}):
+                                          {"fromImage": image, "tag": tag,
+                                           "platform": platform}):
             if message.get("error"):
                 raise ComposeError(f"Error response from daemon: {message['error']}")
     except APIError as err:
@@ -201,7 +209,8 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
     cname = container_name(project, name, number)
     body = create_body(project, name, svc, number, image, cname, names)
     say(f" Container {cname}  Creating")
-    created = client.post("/containers/create", {"name": cname}, body=body)
+    created = client.post("/containers/create", {"name": cname,
+                                                 "platform": svc.get("platform")}, body=body)
     inject(client, created["Id"], injected_files(project, svc))
     networks = list((svc.get("networks") or {}) if not svc.get("network_mode") else ())
     for key in networks[1:]:
@@ -276,7 +285,7 @@ def _wait_condition(client: Client, project: Project, dep: str, condition: str,
 
 def up(client: Client, project: Project, services: list[str], *, recreate: str = "diverged",
        scale: dict[str, int] | None = None, remove_orphans: bool = False,
-       start: bool = True, pull: str = "missing", build: bool = False) -> list[str]:
+       start: bool = True, pull: str | None = None, build: bool = False) -> list[str]:
     """Converge the project; the containers that run (or would), in dependency order."""
     for name in services:
         if name not in project.services:
@@ -295,15 +304,21 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
             say(f"WARN[0000] Found orphan containers ({', '.join(sorted(orphans))}) for this "
                 "project. If you removed or renamed this service in your compose file, you "
                 "can run this command with the --remove-orphans flag to clean it up.")
+    dependency_order({n: project.services[n] for n in wanted})
+    images: dict[str, str] = {}
+
+    def resolve(own: Client, name: str) -> None:
+        images[name] = image_id(own, project, name, pull, build)
+    # Images first, all of them, as Compose v2: a missing one makes nothing.
+    in_dependency_order(client, {n: {} for n in wanted}, resolve)
     ensure_networks(client, project)
     ensure_volumes(client, project)
     names = {n: container_name(project, n, 1) for n in project.services}
-    dependency_order({n: project.services[n] for n in wanted})
     ids: dict[str, list[str]] = {}
 
     def one(own: Client, name: str) -> None:
         svc = project.services[name]
-        image = image_id(own, project, name, pull, build)
+        image = images[name]
         if start:
             for dep, cond in (svc.get("depends_on") or {}).items():
                 if dep in wanted:
@@ -321,7 +336,7 @@ def _with_dependencies(project: Project, services: list[str]) -> set[str]:
         name = todo.pop()
         if name not in wanted:
             wanted.add(name)
-            todo += [d for d in project.services[name].get("depends_on") or ()
+            todo += [d for d in dependencies(project.services[name])
                      if d in project.services]
     return wanted
 

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from moorage.compose.loader import Project
 
 # Keys that decide nothing on a container, or that other commands read (build, develop).
+# Keys other steps read: build, pull (pull_policy), ordering, scale, watch, attached logs.
 _NO_EFFECT = {"image", "build", "depends_on", "profiles", "scale", "deploy", "develop",
               "container_name", "pull_policy", "extends", "attach", "platform"}
 _DIRECT = {"command", "entrypoint", "environment", "labels", "working_dir", "user", "tty",
@@ -22,7 +23,7 @@ _DIRECT = {"command", "entrypoint", "environment", "labels", "working_dir", "use
            "dns_opt", "security_opt", "group_add", "pid", "ipc", "oom_score_adj",
            "mem_limit", "memswap_limit", "mem_reservation", "cpus", "cpu_shares",
            "pids_limit", "secrets", "configs", "mac_address", "runtime", "cgroup_parent",
-           "userns_mode", "uts", "volumes_from", "links", "annotations", "storage_opt",
+           "userns_mode", "uts", "volumes_from", "links", "storage_opt",
            "cpuset", "oom_kill_disable"}
 
 
@@ -30,10 +31,18 @@ def refuse_unsupported(name: str, service: dict[str, Any]) -> None:
     for key in service:
         if key not in _NO_EFFECT and key not in _DIRECT and not key.startswith("x-"):
             raise ComposeError(f"services.{name}.{key}: not supported by moor compose yet")
-    for key in (service.get("deploy") or {}):
-        if key not in ("replicas", "resources", "restart_policy", "labels"):
+    deploy = service.get("deploy") or {}
+    for key in deploy:
+        if key not in ("replicas", "resources", "restart_policy"):
             raise ComposeError(f"services.{name}.deploy.{key}: not supported by moor "
                                "compose yet")
+    resources = deploy.get("resources") or {}
+    for section, allowed in (("limits", ("cpus", "memory", "pids")),
+                             ("reservations", ("memory",))):
+        for key in resources.get(section) or {}:
+            if key not in allowed:
+                raise ComposeError(f"services.{name}.deploy.resources.{section}.{key}: not "
+                                   "supported by moor compose yet")
 
 
 def _healthcheck(check: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +60,15 @@ def _healthcheck(check: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+_DEPLOY_RESTART = {"none": "", "on-failure": "on-failure", "any": "always"}
+
+
 def _restart(service: dict[str, Any]) -> dict[str, Any]:
+    deployed = (service.get("deploy") or {}).get("restart_policy")
+    if deployed and "restart" not in service:
+        # deploy.restart_policy, as Compose v2 maps it for a single engine
+        return {"Name": _DEPLOY_RESTART.get(deployed.get("condition", "any"), "always"),
+                "MaximumRetryCount": int(deployed.get("max_attempts") or 0)}
     policy = service.get("restart") or "no"
     name, _, count = policy.partition(":")
     if name not in ("no", "always", "on-failure", "unless-stopped"):
@@ -133,6 +150,19 @@ def _ports(service: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[dict
     return exposed, bindings
 
 
+def _from(spec: str, names: dict[str, str]) -> str:
+    """volumes_from: `service[:ro]` names a service, `container:name[:ro]` a container."""
+    if spec.startswith("container:"):
+        return spec.split(":", 1)[1]
+    source, sep, mode = spec.partition(":")
+    return f"{names.get(source, source)}{sep}{mode}"
+
+
+def _link(spec: str, names: dict[str, str]) -> str:
+    service, _, alias = spec.partition(":")
+    return f"{names.get(service, service)}:{alias or service}"
+
+
 def network_mode(project: Project, service: dict[str, Any], names: dict[str, str]) -> str:
     mode = service.get("network_mode")
     if mode:
@@ -179,7 +209,8 @@ def create_body(project: Project, name: str, service: dict[str, Any], number: in
         "IpcMode": service.get("ipc", ""), "Sysctls": service.get("sysctls"),
         "Tmpfs": {t: "" for t in ([service["tmpfs"]] if isinstance(service.get("tmpfs"), str)
                                   else service.get("tmpfs") or ())} or None,
-        "VolumesFrom": service.get("volumes_from"), "Links": service.get("links"),
+        "VolumesFrom": [_from(v, names) for v in service.get("volumes_from") or ()] or None,
+        "Links": [_link(v, names) for v in service.get("links") or ()] or None,
         "CgroupParent": service.get("cgroup_parent", ""),
         "UsernsMode": service.get("userns_mode", ""), "UTSMode": service.get("uts", ""),
         "OomScoreAdj": service.get("oom_score_adj", 0),
@@ -190,6 +221,9 @@ def create_body(project: Project, name: str, service: dict[str, Any], number: in
     }
     if service.get("runtime"):
         host["Runtime"] = service["runtime"]
+    reserved = ((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
+    if reserved.get("memory") and not service.get("mem_reservation"):
+        host["MemoryReservation"] = size(reserved["memory"])
     memory = service.get("mem_limit") or limits.get("memory")
     if memory:
         host["Memory"] = size(memory)

@@ -595,3 +595,55 @@ def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> N
         watcher.kill()
         watcher.wait()
         ok(engine.compose(folder, "down"))
+
+
+def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) -> None:
+    if engine.name == "moord":
+        pytest.xfail("moord has no restart policies yet (healthchecks/restart issue)")
+    folder = project(tmp_path, engine, """
+        services:
+          base:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+          app:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGTERM
+            stop_grace_period: 3s
+            user: "1000"
+            working_dir: /tmp
+            hostname: apphost
+            init: true
+            labels: {tier: app}
+            volumes_from: ["base:ro"]
+            pull_policy: never
+            deploy:
+              restart_policy: {condition: on-failure, max_attempts: 2}
+              resources:
+                limits: {memory: 64m, pids: 50}
+            ulimits: {nofile: {soft: 1024, hard: 2048}}
+            healthcheck:
+              test: ["CMD", "true"]
+              interval: 30s
+        """)
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        app = inspect(engine, "proj-app-1")[0]
+        config, host = app["Config"], app["HostConfig"]
+        assert (config["User"], config["WorkingDir"], config["Hostname"]) == \
+            ("1000", "/tmp", "apphost")
+        assert (config["StopSignal"], config["StopTimeout"]) == ("SIGTERM", 3)
+        assert config["Labels"]["tier"] == "app"
+        assert config["Healthcheck"] == {"Test": ["CMD", "true"], "Interval": 30_000_000_000}
+        assert host["Init"] is True
+        assert host["VolumesFrom"] == ["proj-base-1:ro"]
+        assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+        assert (host["Memory"], host["PidsLimit"]) == (64 * 1024 * 1024, 50)
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    finally:
+        ok(engine.compose(folder, "down"))
+    (folder / "compose.yaml").write_text(
+        "services:\n  x:\n    image: nosuch:v1\n    pull_policy: never\n")
+    refused = engine.compose(folder, "up", "-d")
+    assert (refused.returncode, refused.stderr) == (1, "No such image: nosuch:v1\n")
