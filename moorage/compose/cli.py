@@ -25,8 +25,9 @@ class _Parser(argparse.ArgumentParser):
         raise ComposeError(message.replace("unrecognized arguments:", "unknown flag:"))
 
 
-def _parser() -> _Parser:
-    p = _Parser(prog="docker compose", add_help=True)
+def _parser(prog: str) -> _Parser:
+    p = _Parser(prog=prog, add_help=True,
+                description="Define and run multi-container applications")
     p.add_argument("-f", "--file", action="append", default=[])
     p.add_argument("-p", "--project-name")
     p.add_argument("--project-directory")
@@ -768,7 +769,11 @@ COMMANDS: dict[str, Callable[[Callable[[], Client], argparse.Namespace], int]] =
 def main(argv: list[str], client: Callable[[], Client] | None = None) -> int:
     """Run one compose command; `client` is `moor`'s (global -H, --context) when given."""
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser("moor compose" if client is not None else "moor-compose")
+        if not argv:
+            parser.print_help()
+            return 0
+        args = parser.parse_args(argv)
         if client is None or args.host:
             client = _standalone(args.host)
         return COMMANDS[args.command](client, args)
