@@ -647,3 +647,29 @@ def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) ->
         "services:\n  x:\n    image: nosuch:v1\n    pull_policy: never\n")
     refused = engine.compose(folder, "up", "-d")
     assert (refused.returncode, refused.stderr) == (1, "No such image: nosuch:v1\n")
+
+
+def test_docker_compose_without_networks_on_either_engine(engine: ComposeEngine,
+                                                          tmp_path: Path) -> None:
+    """docker-compose 1.29 unmodified, on a project moord can run today (no networks):
+    up -d, ps, logs, exec, run --rm, down give what moor compose sees."""
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    (folder / "docker-compose.yml").write_text(textwrap.dedent(SIMPLE).replace(
+        "    image: busybox", "    network_mode: none\n    image: busybox"))
+    try:
+        ok(engine.docker_compose(folder, "up", "-d"))
+        theirs = sorted(ok(engine.docker_compose(folder, "ps", "-q")).split())
+        assert len(theirs) == 2
+        assert sorted(ok(engine.compose(folder, "ps", "-q")).split()) == theirs
+        time.sleep(0.5)
+        logs = ok(engine.docker_compose(folder, "logs", "--no-color", "worker"))
+        assert [line.split("|", 1)[1] for line in logs.splitlines() if "|" in line] == \
+            [" worker ready"]
+        assert ok(engine.docker_compose(folder, "exec", "-T", "worker", "echo", "x")) == "x\n"
+        run = engine.docker_compose(folder, "run", "--rm", "-T", "worker", "echo", "once")
+        assert ok(run).splitlines()[-1:] == ["once"]
+        ok(engine.docker_compose(folder, "down"))
+        assert engine.docker("ps", "-aq").stdout == b""
+    finally:
+        ok(engine.compose(folder, "down"))
