@@ -44,7 +44,10 @@ def parse_port(spec: Any) -> list[dict[str, Any]]:
     if isinstance(spec, dict):
         entry = dict(spec)
         entry.setdefault("mode", "ingress")
-        entry["target"] = int(entry["target"])
+        try:
+            entry["target"] = int(entry["target"])
+        except ValueError:
+            raise ComposeError(f"Invalid containerPort: {entry['target']}") from None
         if entry.get("published") is not None:
             entry["published"] = str(entry["published"])
         entry.setdefault("protocol", "tcp")
@@ -86,6 +89,8 @@ def parse_volume(spec: Any, base_dir: str) -> dict[str, Any]:
         entry = dict(spec)
     else:
         parts = str(spec).split(":")
+        if "" in parts:
+            raise ComposeError(f"invalid spec: {spec}: empty section between colons")
         mode = ""
         if len(parts) > 1 and (len(parts) == 3 or parts[-1] in ("ro", "rw", "z", "Z")
                                or "," in parts[-1]) and not parts[-1].startswith("/"):

@@ -155,18 +155,18 @@ def _check_object(value: dict[str, Any], schema: dict[str, Any], path: list[str]
 
 def _most_specific(failures: list[Error], value: Any) -> Error:
     """compose-go's getMostSpecificError: the deepest error of the branches; when every
-    branch refused the value's type, the first branch's (gojsonschema's child)."""
+    branch refused the value's type at its own level, the first branch's type error
+    (gojsonschema's child description)."""
     deepest = max(failures, key=lambda f: len(f[0]))
-    if all(f[1].startswith("must be a ") for f in failures) or \
-            len(deepest[0]) == len(failures[0][0]):
-        path, message = next((f for f in failures if not f[1].startswith("must be a ")),
-                             failures[0])
-        if message.startswith("must be a "):
-            expected = message[len("must be a "):].split(" or ")[0]
-            wanted = {v: k for k, v in _HUMAN.items()}.get(expected, expected)
-            return path, f"Invalid type. Expected: {wanted}, given: {_kind(value)}"
-        return path, message
-    return deepest
+    if any(len(f[0]) < len(deepest[0]) for f in failures):
+        return deepest
+    others = [f for f in failures if not f[1].startswith("must be a ")]
+    if others:
+        return others[0]
+    path, message = failures[0]
+    expected = message[len("must be a "):].split(" or ")[0].split(", ")[0]
+    wanted = {v: k for k, v in _HUMAN.items()}.get(expected, expected)
+    return path, f"Invalid type. Expected: {wanted}, given: {_kind(value)}"
 
 
 def validate(document: Any, filename: str) -> None:
