@@ -228,7 +228,6 @@ def _wait_healthy(c: Client, project: str, services: list[str]) -> None:
 
 
 def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
-    from moorage.client.api import Client as NewClient
     from moorage.compose.streams import Printer, follow
 
     found = [x for x in _selected(c, project.name, args.services)
@@ -238,7 +237,7 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
     done = threading.Event()
 
     def watch(container: dict[str, Any]) -> None:
-        own = NewClient(c.endpoint)
+        own = c.clone()
         follow(own, container, printer, {"stdout": 1, "stderr": 1, "follow": 1, "tail": "all"})
         code = own.post(f"/containers/{container['Id']}/wait")["StatusCode"]
         sys.stdout.write(f"{_name(container)} exited with code {code}\n")
@@ -330,7 +329,6 @@ def cmd_ps(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_logs(client: Callable[[], Client], args: argparse.Namespace) -> int:
-    from moorage.client.api import Client as NewClient
     from moorage.compose.streams import Printer, follow
 
     c = client()
@@ -338,7 +336,7 @@ def cmd_logs(client: Callable[[], Client], args: argparse.Namespace) -> int:
     printer = Printer([_name(x) for x in found], sys.stdout.isatty() and not args.no_color)
     params = {"stdout": 1, "stderr": 1, "follow": args.follow, "timestamps": args.timestamps,
               "tail": args.tail}
-    threads = [threading.Thread(target=follow, args=(NewClient(c.endpoint), x, printer, params),
+    threads = [threading.Thread(target=follow, args=(c.clone(), x, printer, params),
                                 daemon=True) for x in found]
     for t in threads:
         t.start()
@@ -447,7 +445,7 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
         return 0
     sock, initial = c.hijack("POST", f"/containers/{cid}/attach",
                              {"stream": 1, "stdin": 1, "stdout": 1, "stderr": 1})
-    waiter = c.__class__(c.endpoint)
+    waiter = c.clone()
     response = waiter.request("POST", f"/containers/{cid}/wait", {"condition": "next-exit"})
     c.post(f"/containers/{cid}/start")
     if tty:

@@ -30,8 +30,6 @@ def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
     reverse, its dependents): Compose v2's graph traversal. Each thread has its own
     connection; the first failure is raised once the others have finished, and the
     services that wait on a failed one are skipped."""
-    from moorage.client.api import Client as NewClient
-
     after: dict[str, set[str]] = {n: set() for n in services}
     for name, svc in services.items():
         for dep in dependencies(svc):
@@ -45,7 +43,7 @@ def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
     errors: list[BaseException] = []
 
     def run(name: str) -> None:
-        own = NewClient(client.endpoint)
+        own = client.clone()
         try:
             for other in after[name]:
                 done[other].wait()
@@ -69,8 +67,9 @@ def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
 
 
 def containers(client: Client, project: str, service: str | None = None,
-               oneoff: bool = False, all: bool = True) -> list[dict[str, Any]]:
-    wanted = [f"{L.ONEOFF}={'True' if oneoff else 'False'}"]
+               oneoff: bool | None = False, all: bool = True) -> list[dict[str, Any]]:
+    """The project's containers (one-off ones with oneoff=True, both with None)."""
+    wanted = [] if oneoff is None else [f"{L.ONEOFF}={'True' if oneoff else 'False'}"]
     if service:
         wanted.append(f"{L.SERVICE}={service}")
     found: list[dict[str, Any]] = client.get("/containers/json", {
@@ -382,7 +381,7 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
 
 def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | None = None,
          remove_orphans: bool = False) -> None:
-    found = containers(client, project.name) + containers(client, project.name, oneoff=True)
+    found = containers(client, project.name, oneoff=None)
     by_service: dict[str, list[dict[str, Any]]] = {}
     for c in found:
         service = c["Labels"].get(L.SERVICE, "")
