@@ -131,9 +131,15 @@ def _parser(prog: str) -> _Parser:
 def _load(args: argparse.Namespace) -> Project:
     from moorage.compose.loader import Options, load
 
-    return load(Options(files=args.file, project_name=args.project_name,
-                        project_dir=args.project_directory, env_files=args.env_file,
-                        profiles=args.profile))
+    project = load(Options(files=args.file, project_name=args.project_name,
+                           project_dir=args.project_directory, env_files=args.env_file,
+                           profiles=args.profile))
+    _DEFINED.update(project.services, project.disabled)
+    return project
+
+
+# The services the loaded file defines: a service without containers is still known.
+_DEFINED: set[str] = set()
 
 
 def _project_name(args: argparse.Namespace) -> str:
@@ -152,7 +158,7 @@ def _selected(client: Client, project: str, services: list[str], all: bool = Tru
 
     found = containers(client, project, all=all)
     if services:
-        known = {c["Labels"].get(L.SERVICE) for c in found}
+        known = _DEFINED | {c["Labels"].get(L.SERVICE) for c in found}
         for name in services:
             if name not in known:
                 raise ComposeError(f"no such service: {name}")
@@ -403,6 +409,7 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
     deps = [] if args.no_deps else dependencies(svc)
     if deps:
         ops.up(c, project, deps)
+        ops.wait_dependencies(c, project, args.service, set(deps))
     else:
         ops.ensure_networks(c, project)
         ops.ensure_volumes(c, project)

@@ -252,6 +252,13 @@ def _remove(client: Client, container: dict[str, Any], volumes: bool = False) ->
     say(f" Container {name}  Removed")
 
 
+def wait_dependencies(client: Client, project: Project, name: str, wanted: set[str]) -> None:
+    """Block until each of the service's depends_on conditions holds."""
+    for dep, cond in (project.services[name].get("depends_on") or {}).items():
+        if dep in wanted:
+            _wait_condition(client, project, dep, cond["condition"])
+
+
 def _wait_condition(client: Client, project: Project, dep: str, condition: str,
                     timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
@@ -319,9 +326,7 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
         svc = project.services[name]
         image = images[name]
         if start:
-            for dep, cond in (svc.get("depends_on") or {}).items():
-                if dep in wanted:
-                    _wait_condition(own, project, dep, cond["condition"])
+            wait_dependencies(own, project, name, wanted)
         ids[name] = _converge(own, project, name, image, recreate,
                               _replicas(svc, scale or {}, name), names, start)
     in_dependency_order(client, {n: project.services[n] for n in wanted}, one)

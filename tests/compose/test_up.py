@@ -673,3 +673,24 @@ def test_docker_compose_without_networks_on_either_engine(engine: ComposeEngine,
         assert engine.docker("ps", "-aq").stdout == b""
     finally:
         ok(engine.compose(folder, "down"))
+
+
+def test_run_starts_its_dependencies_and_waits_for_them(engine: ComposeEngine,
+                                                        tmp_path: Path) -> None:
+    folder = project(tmp_path, engine, """
+        services:
+          setup:
+            image: busybox:latest
+            command: sh -c 'sleep 1; echo ready'
+          app:
+            image: busybox:latest
+            depends_on:
+              setup: {condition: service_completed_successfully}
+        """)
+    try:
+        result = engine.compose(folder, "run", "--rm", "-T", "app", "echo", "after")
+        assert ok(result) == "after\n"
+        assert inspect(engine, "proj-setup-1")[0]["State"]["ExitCode"] == 0
+        assert ok(engine.compose(folder, "ps", "-aq", "app")) == ""
+    finally:
+        ok(engine.compose(folder, "down"))
