@@ -725,13 +725,15 @@ def cmd_cp(client: Callable[[], Client], args: argparse.Namespace) -> int:
     if bool(src_service) == bool(dst_service):
         raise ComposeError("copying between services is not supported" if src_service
                            else "invalid copy: one of the paths must be SERVICE:PATH")
+    if args.follow_link:
+        raise ComposeError("cp --follow-link: not supported by moor compose yet")
     service = src_service or dst_service
     found = [x for x in _selected(c, project, [service])
              if x["Labels"].get(L.NUMBER) == str(args.index)]
     if not found:
         raise ComposeError(f"no container found for service \"{service}\"")
     if src_service:
-        from_container(c, found[0]["Id"], src_path, dst_path, args.follow_link)
+        from_container(c, found[0]["Id"], src_path, dst_path)
     else:
         to_container(c, found[0]["Id"], src_path, dst_path, args.archive)
     sys.stderr.write(f" {_name(found[0])} copy {args.source} to {args.destination} "

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from moorage.client.api import Client
 
 
-def from_container(client: Client, cid: str, src: str, dest: str, follow: bool) -> None:
+def from_container(client: Client, cid: str, src: str, dest: str) -> None:
     try:
         response = client.request("GET", f"/containers/{cid}/archive", {"path": src})
     except APIError as err:

@@ -97,12 +97,22 @@ def _replicas(svc: dict[str, Any], scale: dict[str, int], name: str) -> int:
 
 # ---------------------------------------------------------------- networks and volumes
 
+_IPAM = {"subnet": "Subnet", "ip_range": "IPRange", "gateway": "Gateway",
+         "aux_addresses": "AuxiliaryAddresses"}
+_NETWORK_KEYS = {"name", "driver", "driver_opts", "ipam", "internal", "attachable",
+                 "enable_ipv6", "labels", "external"}
+
+
 def ensure_networks(client: Client, project: Project) -> None:
     used = {n for s in project.services.values() if not s.get("network_mode")
             for n in (s.get("networks") or {})}
     for key, net in (project.model.get("networks") or {}).items():
         if key not in used:
             continue
+        for option in net:
+            if option not in _NETWORK_KEYS and not option.startswith("x-"):
+                raise ComposeError(f"networks.{key}.{option}: not supported by moor compose "
+                                   "yet")
         try:
             client.get(f"/networks/{net['name']}")
             continue
@@ -122,7 +132,8 @@ def ensure_networks(client: Client, project: Project) -> None:
         if net.get("ipam"):
             ipam = net["ipam"]
             body["IPAM"] = {"Driver": ipam.get("driver", "default"),
-                            "Config": [{k.title().replace("_", ""): v for k, v in c.items()}
+                            "Options": ipam.get("options") or {},
+                            "Config": [{_IPAM[k]: v for k, v in c.items()}
                                        for c in ipam.get("config") or ()]}
         say(f" Network {net['name']}  Creating")
         client.post("/networks/create", body=body)

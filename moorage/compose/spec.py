@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from moorage.compose import labels
@@ -31,6 +32,11 @@ def refuse_unsupported(name: str, service: dict[str, Any]) -> None:
     for key in service:
         if key not in _NO_EFFECT and key not in _DIRECT and not key.startswith("x-"):
             raise ComposeError(f"services.{name}.{key}: not supported by moor compose yet")
+    for net, options in (service.get("networks") or {}).items():
+        for option in options or {}:
+            if option not in ("aliases", "ipv4_address", "ipv6_address"):
+                raise ComposeError(f"services.{name}.networks.{net}.{option}: not supported "
+                                   "by moor compose yet")
     deploy = service.get("deploy") or {}
     for key in deploy:
         if key not in ("replicas", "resources", "restart_policy"):
@@ -91,8 +97,11 @@ def _mounts(project: Project, service: dict[str, Any]) -> list[dict[str, Any]]:
         elif v["type"] == "tmpfs" and (v.get("tmpfs") or {}).get("size"):
             mount["TmpfsOptions"] = {"SizeBytes": size(v["tmpfs"]["size"])}
         out.append(mount)
-    for target, entry, _ref in _file_refs(project, service):
+    for target, entry, ref in _file_refs(project, service):
         if "file" in entry:
+            if {"uid", "gid", "mode"} & set(ref):
+                sys.stderr.write("WARN[0000] secrets `uid`, `gid` and `mode` are not supported, "
+                                 "they will be ignored\n")
             out.append({"Type": "bind", "Source": entry["file"], "Target": target,
                         "ReadOnly": True})
     return out
