@@ -694,3 +694,45 @@ def test_run_starts_its_dependencies_and_waits_for_them(engine: ComposeEngine,
         assert ok(engine.compose(folder, "ps", "-aq", "app")) == ""
     finally:
         ok(engine.compose(folder, "down"))
+
+
+def test_networks_aliases_static_address_and_name_resolution(engine: ComposeEngine,
+                                                             tmp_path: Path) -> None:
+    needs_networks(engine)
+    folder = project(tmp_path, engine, """
+        services:
+          a:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            networks: [back, front]
+          b:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            networks:
+              back:
+                aliases: [bee]
+                ipv4_address: 172.30.5.10
+        networks:
+          back:
+            ipam:
+              config: [{subnet: 172.30.5.0/24}]
+          front:
+            labels: {role: front}
+        """, networked=True)
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        a, b = inspect(engine, "proj-a-1", "proj-b-1")
+        assert set(a["NetworkSettings"]["Networks"]) == {"proj_back", "proj_front"}
+        assert b["NetworkSettings"]["Networks"]["proj_back"]["IPAddress"] == "172.30.5.10"
+        assert "bee" in b["NetworkSettings"]["Networks"]["proj_back"]["Aliases"]
+        front = json.loads(engine.docker("network", "inspect", "proj_front").stdout)[0]
+        assert front["Labels"] == {"role": "front", PREFIX + "network": "front",
+                                   PREFIX + "project": "proj",
+                                   PREFIX + "version": front["Labels"][PREFIX + "version"]}
+        for name in ("b", "bee", "proj-b-1"):
+            ok(engine.compose(folder, "exec", "-T", "a", "ping", "-c1", "-W2", name))
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert b"proj_back" not in engine.docker("network", "ls").stdout
