@@ -55,6 +55,7 @@ bench: deps
 	$(PY) bench/cli.py
 	$(PY) bench/pull.py
 	$(PY) bench/registry.py
+	$(PY) bench/compose.py
 
 clean:
 	rm -rf $(VENV)
