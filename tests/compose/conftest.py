@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from composekit import ComposeEngine, netns
+from composekit import ComposeEngine, Lacks, netns
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
@@ -41,3 +41,11 @@ def engine(request: pytest.FixtureRequest, busybox_tar: bytes) -> Iterator[Compo
         finally:
             if ns:
                 subprocess.run(["umount", ns], check=False)
+
+
+@pytest.fixture
+def moord_lacks(request: pytest.FixtureRequest, engine: ComposeEngine) -> Lacks:
+    def mark(reason: str) -> None:
+        if engine.name == "moord":
+            request.node.add_marker(pytest.mark.xfail(strict=False, reason=reason))
+    return mark

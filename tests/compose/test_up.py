@@ -9,8 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-from composekit import ComposeEngine, needs_networks
+from composekit import NO_NETWORKS, ComposeEngine, Lacks
 
 PREFIX = "com.docker.compose."
 
@@ -121,9 +120,9 @@ def test_up_ps_logs_exec_run_down(engine: ComposeEngine, tmp_path: Path) -> None
         assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_top(engine: ComposeEngine, tmp_path: Path) -> None:
-    if engine.name == "moord":
-        pytest.xfail("moord has no GET /containers/{id}/top yet")
+def test_top(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks("moord has no GET /containers/{id}/top yet")
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
@@ -200,9 +199,9 @@ def test_completed_successfully_condition(engine: ComposeEngine, tmp_path: Path)
         ok(engine.compose(folder, "down"))
 
 
-def test_healthy_condition_and_wait(engine: ComposeEngine, tmp_path: Path) -> None:
-    if engine.name == "moord":
-        pytest.xfail("moord runs no healthchecks yet (healthchecks/restart issue)")
+def test_healthy_condition_and_wait(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks("moord runs no healthchecks yet (healthchecks/restart issue)")
     folder = project(tmp_path, engine, """
         services:
           db:
@@ -231,9 +230,9 @@ def test_healthy_condition_and_wait(engine: ComposeEngine, tmp_path: Path) -> No
         ok(engine.compose(folder, "down"))
 
 
-def test_named_volume_survives_down_and_down_v_removes_it(engine: ComposeEngine,
-                                                          tmp_path: Path) -> None:
-    needs_networks(engine)
+def test_named_volume_survives_down_and_down_v_removes_it(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks(NO_NETWORKS)
     folder = project(tmp_path, engine, """
         services:
           store:
@@ -257,10 +256,10 @@ def test_named_volume_survives_down_and_down_v_removes_it(engine: ComposeEngine,
     assert engine.docker("volume", "inspect", "proj_data").returncode == 1
 
 
-def test_docker_compose_and_moor_compose_see_each_others_projects(
+def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: Lacks,
         engine: ComposeEngine, tmp_path: Path) -> None:
     """Debian's docker-compose 1.29 on the same engine: the same containers, the same logs."""
-    needs_networks(engine)
+    moord_lacks(NO_NETWORKS)
     folder = project(tmp_path, engine, SIMPLE, networked=True)
     try:
         ok(engine.compose(folder, "up", "-d"))
@@ -291,9 +290,9 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(
     assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_build_and_up_with_build(engine: ComposeEngine, tmp_path: Path) -> None:
-    if engine.name == "moord":
-        pytest.xfail("moord has no POST /build yet (builds issue)")
+def test_build_and_up_with_build(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks("moord has no POST /build yet (builds issue)")
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -362,9 +361,9 @@ def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> No
     assert engine.docker("ps", "-aq").stdout == b""
 
 
-def test_cp_both_ways(engine: ComposeEngine, tmp_path: Path) -> None:
-    if engine.name == "moord":
-        pytest.xfail("moord has no /containers/{id}/archive yet")
+def test_cp_both_ways(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks("moord has no /containers/{id}/archive yet")
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d", "worker"))
@@ -384,13 +383,13 @@ def test_cp_both_ways(engine: ComposeEngine, tmp_path: Path) -> None:
         ok(engine.compose(folder, "down"))
 
 
-def test_events(engine: ComposeEngine, tmp_path: Path) -> None:
+def test_events(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
     from composekit import MOOR
 
-    if engine.name == "moord":
-        pytest.xfail("moord has no GET /events yet (engine operations issue)")
+    moord_lacks("moord has no GET /events yet (engine operations issue)")
     folder = project(tmp_path, engine, SIMPLE)
     watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "events", "--json"],
                                cwd=folder, stdout=subprocess.PIPE, text=True, env=engine.env())
@@ -409,7 +408,8 @@ def test_events(engine: ComposeEngine, tmp_path: Path) -> None:
         ok(engine.compose(folder, "down"))
 
 
-def test_secrets_and_configs(engine: ComposeEngine, tmp_path: Path) -> None:
+def test_secrets_and_configs(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -426,8 +426,7 @@ def test_secrets_and_configs(engine: ComposeEngine, tmp_path: Path) -> None:
         """)
     (folder / "secret.txt").write_text("s3cret\n")
     (folder / ".env").write_text("TOKEN=abc\n")
-    if engine.name == "moord":
-        pytest.xfail("moord has no PUT /containers/{id}/archive yet")
+    moord_lacks("moord has no PUT /containers/{id}/archive yet")
     try:
         ok(engine.compose(folder, "up", "-d"))
         shown = ok(engine.compose(folder, "exec", "-T", "app", "cat", "/run/secrets/from_file",
@@ -437,9 +436,9 @@ def test_secrets_and_configs(engine: ComposeEngine, tmp_path: Path) -> None:
         ok(engine.compose(folder, "down"))
 
 
-def test_port_already_taken_fails_and_down_cleans(engine: ComposeEngine,
-                                                  tmp_path: Path) -> None:
-    needs_networks(engine)
+def test_port_already_taken_fails_and_down_cleans(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks(NO_NETWORKS)
     folder = project(tmp_path, engine, """
         services:
           first:
@@ -542,13 +541,13 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
         ok(engine.compose(folder, "down"))
 
 
-def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> None:
+def test_watch_sync_and_sync_restart(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
     from composekit import MOOR
 
-    if engine.name == "moord":
-        pytest.xfail("moord has no PUT /containers/{id}/archive yet")
+    moord_lacks("moord has no PUT /containers/{id}/archive yet")
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -597,9 +596,9 @@ def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> N
         ok(engine.compose(folder, "down"))
 
 
-def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) -> None:
-    if engine.name == "moord":
-        pytest.xfail("moord has no restart policies yet (healthchecks/restart issue)")
+def test_service_keys_reach_the_engine(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks("moord has no restart policies yet (healthchecks/restart issue)")
     folder = project(tmp_path, engine, """
         services:
           base:
@@ -696,9 +695,9 @@ def test_run_starts_its_dependencies_and_waits_for_them(engine: ComposeEngine,
         ok(engine.compose(folder, "down"))
 
 
-def test_networks_aliases_static_address_and_name_resolution(engine: ComposeEngine,
-                                                             tmp_path: Path) -> None:
-    needs_networks(engine)
+def test_networks_aliases_static_address_and_name_resolution(
+        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+    moord_lacks(NO_NETWORKS)
     folder = project(tmp_path, engine, """
         services:
           a:
