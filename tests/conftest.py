@@ -71,6 +71,13 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> str:
     return dest
 
 
+@pytest.fixture(scope="session")
+def busybox_tar(busybox_rootfs: str) -> bytes:
+    """The rootfs as a tarball for `docker import` (engine and compose tests)."""
+    return subprocess.run(["tar", "-C", busybox_rootfs, "-c", "."], capture_output=True,
+                          check=True).stdout
+
+
 
 
 @pytest.fixture

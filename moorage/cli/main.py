@@ -38,6 +38,7 @@ def _top_help() -> str:
     lines += [f"  {name:<11} {summary}" for name, (_, _, summary) in commands.TOP.items()]
     lines += ["", "Management Commands:"]
     lines += [f"  {name:<11} {summary}" for name, (summary, _) in commands.GROUPS.items()]
+    lines += [f"  {'compose':<11} Define and run multi-container applications"]
     lines += [f"  {'registry':<11} Run a registry server (serve, gc)"]
     lines += ["", "Global Options:"]
     spec = Spec("", lambda: None, GLOBAL_FLAGS)
@@ -97,6 +98,12 @@ def _run(argv: list[str], session_box: list[Session]) -> int:
         # A server, not a client of the engine: it runs in its own interpreter
         # so that the CLI keeps importing nothing but the API client.
         os.execv(sys.executable, [sys.executable, "-m", "moorage.registry", *rest[1:]])
+    if rest[0] == "compose":
+        from moorage.compose.cli import main as compose
+
+        session = Session(options, PROG)
+        session_box.append(session)
+        return compose(rest[1:], lambda: session.client)
     path, (module_name, key, summary), args = _lookup(rest)
     spec: Spec = __import__(module_name, fromlist=["SPECS"]).SPECS[key]
     session = Session(options, PROG)

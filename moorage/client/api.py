@@ -66,6 +66,13 @@ class Client:
         except OSError as err:
             raise ConnectionFailed(self.endpoint.host, err) from None
 
+    def clone(self) -> Client:
+        """Another connection to the same daemon, with the version already negotiated (for
+        a thread of its own: a Client holds one connection)."""
+        other = Client(self.endpoint)
+        other._version = self.version
+        return other
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()

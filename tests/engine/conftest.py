@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from collections.abc import Iterator
 
@@ -23,12 +22,6 @@ def moord() -> Iterator[Daemon]:
 
 
 # --------------------------------------------------------------------------- engine core (issue 9)
-
-
-@pytest.fixture(scope="session")
-def busybox_tar(busybox_rootfs: str) -> bytes:
-    return subprocess.run(["tar", "-C", busybox_rootfs, "-c", "."], capture_output=True,
-                          check=True).stdout
 
 
 @pytest.fixture(scope="module", params=["moord", "dockerd"])

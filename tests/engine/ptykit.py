@@ -16,15 +16,17 @@ from peers import DOCKER_CLI
 
 
 def run_in_pty(daemon: Daemon, args: list[str], *, input: bytes = b"",
-               timeout: float = 30) -> tuple[bytes, int]:
-    """Run `docker args...` with a pty as its terminal; (everything it printed, exit code)."""
+               timeout: float = 30, program: str = DOCKER_CLI,
+               cwd: str | None = None) -> tuple[bytes, int]:
+    """Run `docker args...` (or `program args...`) with a pty as its terminal; (everything it
+    printed, exit code)."""
     master, slave = pty.openpty()
     # A new pty is 0x0; the CLI passes its size on as the container's ConsoleSize.
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "DOCKER_HOST": daemon.host,
            "DOCKER_CONFIG": os.path.join(daemon.data_root, "..", "docker-config")}
-    process = subprocess.Popen([DOCKER_CLI, *args], stdin=slave, stdout=slave, stderr=slave,
-                               env=env, start_new_session=True)
+    process = subprocess.Popen([program, *args], stdin=slave, stdout=slave, stderr=slave,
+                               env=env, start_new_session=True, cwd=cwd)
     os.close(slave)
     if input:
         time.sleep(0.5)

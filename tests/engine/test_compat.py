@@ -180,6 +180,9 @@ def test_ps(pair: Pair, names: list[str]) -> None:
         ["-a", "--filter", "label=tier"], ["-a", "--filter", f"ancestor={IMAGE}"],
         ["-a", "--filter", f"name={second}"], ["--last", "1"], ["-n", "2"], ["-a"],
         ["-a", "--filter", "exited=2"],
+        # several label filters must all hold (docker compose lists a service this way)
+        ["-a", "--filter", "label=tier=a", "--filter", "label=tier=b"],
+        ["-a", "--filter", "label=tier", "--filter", "label=tier=b"],
     ):
         ours, theirs = pair.both("ps", *args, "--format", table)
         keep = set(names)

@@ -108,7 +108,9 @@ async def _match_in_child(patterns: list[str], names: list[str]) -> dict[str, se
 def _matches(record: ContainerRecord, filters: dict[str, list[str]], lookup: _Lookup,
              names: dict[str, set[str]]) -> bool:
     for key, values in filters.items():
-        if values and not any(_one(record, key, v, lookup, names) for v in values):
+        # Every label filter must hold (dockerd's MatchKVList); other keys match any value.
+        combine = all if key == "label" else any
+        if values and not combine(_one(record, key, v, lookup, names) for v in values):
             return False
     return True
 

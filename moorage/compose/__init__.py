@@ -1,0 +1,1 @@
+"""`moor compose`: the Compose Specification, client-side, over the Engine API only."""

@@ -1,0 +1,3 @@
+from moorage.compose.cli import entry
+
+entry()

@@ -1,0 +1,112 @@
+"""`build`: the service's context as a tar stream to POST /build (the classic builder's
+API, which both dockerd 20.10 and moord serve), with compose's image name."""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import json
+import os
+import sys
+import tarfile
+from typing import TYPE_CHECKING, Any
+
+from moorage.client.errors import APIError
+from moorage.compose.errors import ComposeError
+
+if TYPE_CHECKING:
+    from moorage.client.api import Client
+    from moorage.compose.loader import Project
+
+INLINE_NAME = ".moor-compose.Dockerfile"
+
+
+def image_name(project: Project, name: str) -> str:
+    return str(project.services[name].get("image") or f"{project.name}-{name}")
+
+
+def _ignored(context: str) -> list[str]:
+    path = os.path.join(context, ".dockerignore")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [line.strip().lstrip("/") for line in f
+                if line.strip() and not line.startswith("#")]
+
+
+def _excluded(relative: str, patterns: list[str]) -> bool:
+    """.dockerignore's rules: the last matching pattern wins, `!` re-includes."""
+    out = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        body = pattern[1:] if negate else pattern
+        if fnmatch.fnmatch(relative, body) or fnmatch.fnmatch(relative, body.rstrip("/") + "/*"):
+            out = not negate
+    return out
+
+
+def context_tar(context: str, inline: str | None) -> bytes:
+    if not os.path.isdir(context):
+        raise ComposeError(f"unable to prepare context: path {context!r} not found")
+    patterns = _ignored(context)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for root, dirs, files in os.walk(context):
+            for entry in sorted(dirs + files):
+                full = os.path.join(root, entry)
+                relative = os.path.relpath(full, context)
+                if _excluded(relative, patterns):
+                    if entry in dirs:
+                        dirs.remove(entry)
+                    continue
+                tar.add(full, relative, recursive=False)
+        if inline is not None:
+            data = inline.encode()
+            info = tarfile.TarInfo(INLINE_NAME)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def build(client: Client, project: Project, name: str) -> str:
+    """Build one service's image; its id. A failure names the service."""
+    spec: dict[str, Any] = project.services[name]["build"]
+    if "://" in spec["context"]:
+        raise ComposeError(f"service {name!r}: remote build contexts are not supported by "
+                           "moor compose yet")
+    for key in spec:
+        if key not in ("context", "dockerfile", "dockerfile_inline", "args", "target",
+                       "cache_from", "labels", "network", "extra_hosts", "shm_size", "pull",
+                       "no_cache"):
+            raise ComposeError(f"services.{name}.build.{key}: not supported by moor compose "
+                               "yet")
+    inline = spec.get("dockerfile_inline")
+    tag = image_name(project, name)
+    params: dict[str, Any] = {
+        "t": tag, "dockerfile": INLINE_NAME if inline is not None else spec["dockerfile"],
+        "rm": True, "forcerm": True, "pull": spec.get("pull"), "nocache": spec.get("no_cache"),
+        "target": spec.get("target"), "networkmode": spec.get("network"),
+        "buildargs": json.dumps({k: v for k, v in (spec.get("args") or {}).items()
+                                 if v is not None}),
+        "cachefrom": json.dumps(spec.get("cache_from") or []),
+        "labels": json.dumps(spec.get("labels") or {}),
+    }
+    if spec.get("extra_hosts"):
+        params["extrahosts"] = [f"{h}:{ip}" for h, ip in spec["extra_hosts"].items()]
+    sys.stderr.write(f" Service {name}  Building\n")
+    body = context_tar(spec["context"], inline)
+    built = ""
+    try:
+        for message in client.stream_json("POST", "/build", params, chunks=iter([body]),
+                                          headers={"Content-Type": "application/x-tar"}):
+            if message.get("error"):
+                raise ComposeError(f"Service '{name}' failed to build : "
+                                   f"{message['error'].strip()}")
+            if message.get("stream"):
+                sys.stderr.write(message["stream"])
+            if (message.get("aux") or {}).get("ID"):
+                built = message["aux"]["ID"]
+    except APIError as err:
+        raise ComposeError(f"Service '{name}' failed to build : {err.message}") from None
+    sys.stderr.write(f" Service {name}  Built\n")
+    return built or str(client.get(f"/images/{tag}/json")["Id"])

@@ -1,0 +1,142 @@
+"""The last steps of loading: profiles, env_file and environment resolution, the default
+network, resource names, and compose-go's consistency checks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from moorage.compose import dotenv
+from moorage.compose.errors import ComposeError
+
+if TYPE_CHECKING:
+    from moorage.compose.loader import Project
+
+INVALID = "invalid compose project"
+
+
+def _active(svc: dict[str, Any], profiles: list[str]) -> bool:
+    wanted = svc.get("profiles")
+    return not wanted or "*" in profiles or any(p in profiles for p in wanted)
+
+
+def _environment(svc: dict[str, Any], env: dict[str, str]) -> None:
+    merged: dict[str, Any] = {}
+    for entry in svc.pop("env_file", None) or ():
+        if not entry.get("required", True) and not os.path.exists(entry["path"]):
+            continue
+        merged.update(dotenv.read(entry["path"], env))
+    merged.update(svc.get("environment") or {})
+    if merged or "environment" in svc:
+        svc["environment"] = {k: env.get(k) if v is None else v for k, v in merged.items()}
+
+
+def _names(section: dict[str, Any], project: str) -> None:
+    for key, entry in section.items():
+        if entry.get("external"):
+            entry["external"] = True
+            entry.setdefault("name", key)
+        else:
+            entry.setdefault("name", f"{project}_{key}")
+
+
+def finish(project: Project, profiles: list[str]) -> None:
+    model = project.model
+    if "version" in model:
+        files = ", ".join(project.config_files)
+        sys.stderr.write(f"WARN[0000] {files}: the attribute `version` is obsolete, it will be "
+                         "ignored, please remove it to avoid potential confusion \n")
+        del model["version"]
+    model["name"] = project.name
+    services = model.setdefault("services", {})
+    for name in list(services):
+        if not _active(services[name], profiles):
+            project.disabled[name] = services.pop(name)
+    for svc in services.values():
+        _environment(svc, project.environment)
+        if "network_mode" not in svc and not svc.get("networks"):
+            svc["networks"] = {"default": None}
+    used = {net for svc in services.values() for net in (svc.get("networks") or {})}
+    if "default" in used:
+        model.setdefault("networks", {}).setdefault("default", {})
+    for section in ("networks", "volumes"):
+        if section in model:
+            _names(model[section], project.name)
+    for section in ("secrets", "configs"):
+        for entry in (model.get(section) or {}).values():
+            if "file" in entry:
+                entry["file"] = os.path.normpath(os.path.join(project.working_dir, entry["file"]))
+    _check(project)
+    order = model_order(model)
+    project.model = {k: model[k] for k in order if k in model}
+
+
+def model_order(model: dict[str, Any]) -> list[str]:
+    first = ["name", "services", "networks", "volumes", "secrets", "configs"]
+    return first + sorted(k for k in model if k not in first)
+
+
+def _check(project: Project) -> None:
+    model = project.model
+    services = model["services"]
+    for name, svc in services.items():
+        if "image" not in svc and "build" not in svc:
+            raise ComposeError(f'service "{name}" has neither an image nor a build context '
+                               f"specified: {INVALID}")
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            if dep not in services and cond.get("required", True):
+                raise ComposeError(f'service "{name}" depends on undefined service "{dep}": '
+                                   f"{INVALID}")
+        for net in svc.get("networks") or {}:
+            if net not in (model.get("networks") or {}):
+                raise ComposeError(f'service "{name}" refers to undefined network {net}: '
+                                   f"{INVALID}")
+        for vol in svc.get("volumes") or ():
+            if vol.get("type") == "volume" and vol.get("source") \
+                    and vol["source"] not in (model.get("volumes") or {}):
+                raise ComposeError(f'service "{name}" refers to undefined volume '
+                                   f'{vol["source"]}: {INVALID}')
+        for section in ("secrets", "configs"):
+            for ref in svc.get(section) or ():
+                if ref["source"] not in (model.get(section) or {}):
+                    raise ComposeError(f'service "{name}" refers to undefined '
+                                       f'{section[:-1]} {ref["source"]}: {INVALID}')
+    dependency_order(services)
+
+
+def dependencies(service: dict[str, Any]) -> list[str]:
+    """depends_on, and the services a container is made from (compose-go's implicit
+    dependencies): volumes_from, links, and network_mode/ipc/pid `service:`."""
+    found = list(service.get("depends_on") or ())
+    for spec in service.get("volumes_from") or ():
+        if not spec.startswith("container:"):
+            found.append(spec.split(":", 1)[0])
+    found += [link.split(":", 1)[0] for link in service.get("links") or ()]
+    for key in ("network_mode", "ipc", "pid"):
+        if str(service.get(key, "")).startswith("service:"):
+            found.append(service[key].split(":", 1)[1])
+    return list(dict.fromkeys(found))
+
+
+def dependency_order(services: dict[str, dict[str, Any]]) -> list[str]:
+    """Services with their dependencies first; a cycle is compose-go's error."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name):]
+            raise ComposeError(f"dependency cycle detected: {' -> '.join(cycle)}")
+        state[name] = 1
+        for dep in sorted(dependencies(services[name])):
+            if dep in services:
+                visit(dep, [*path, dep])
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(services):
+        visit(name, [name])
+    return order

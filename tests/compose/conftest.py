@@ -1,0 +1,41 @@
+"""Engines for `moor compose`: the reference dockerd in a network namespace of its own (so
+that Compose's bridge networks stay off the host), and moord."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+from composekit import ComposeEngine, Lacks
+from enginekit import Daemon, start_daemon, stop_daemon
+from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
+
+
+@pytest.fixture(scope="module", params=["dockerd", "moord"])
+def engine(request: pytest.FixtureRequest, busybox_tar: bytes) -> Iterator[ComposeEngine]:
+    name: str = request.param
+    if name == "dockerd" and not dockerd_available():
+        pytest.skip("needs dockerd")
+    with tempfile.TemporaryDirectory(prefix=f"compose-{name}-") as base:
+        daemon: Daemon | Dockerd = (start_dockerd(base, networking=True) if name == "dockerd"
+                                    else start_daemon(base))
+        try:
+            daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+            yield ComposeEngine(name, daemon, base)
+        finally:
+            leftover = daemon.docker("ps", "-aq").stdout.decode().split()
+            if leftover:
+                daemon.docker("rm", "-f", *leftover)
+            if isinstance(daemon, Daemon):
+                stop_daemon(daemon)
+            else:
+                stop_dockerd(daemon)
+
+
+@pytest.fixture
+def moord_lacks(request: pytest.FixtureRequest, engine: ComposeEngine) -> Lacks:
+    def mark(reason: str) -> None:
+        if engine.name == "moord":
+            request.node.add_marker(pytest.mark.xfail(strict=False, reason=reason))
+    return mark
