@@ -58,10 +58,11 @@ async def run_container(step: RunStep) -> str:
     try:
         waiter = containers.ctx.states.wait(record, "next-exit")
         await containers.container_start(record.id)
-        _, entries = containers.container_logs(record.id, follow=True, since=0, until=0,
+        _, batches = containers.container_logs(record.id, follow=True, since_ns=0, until_ns=0,
                                                tail=None)
-        async for entry in entries:
-            await step.say(entry.line.decode("utf-8", "replace"))
+        async for batch in batches:
+            for entry in batch:
+                await step.say(entry.line.decode("utf-8", "replace"))
         code, _ = await waiter
         if code != 0:
             keep = not request.remove and not request.force_remove
