@@ -351,13 +351,15 @@ def _time_param(request: web.Request, name: str) -> int:
 
 def _endpoint_request(body: dict) -> EndpointRequest | None:
     """NetworkingConfig: one network's aliases and address, as API 1.41 takes it."""
-    if (body.get("HostConfig") or {}).get("Links"):
-        raise InvalidParameter("legacy container links (--link) are not supported yet")
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     if not isinstance(endpoints, dict):
         raise InvalidParameter("invalid JSON: EndpointsConfig must be an object")
     mac = str(body.get("MacAddress") or "")
     network_mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
+    # dockerd makes links only on a network; with none or host it has nothing to link
+    # (docker-compose 1.29's `run` sends its dependencies' links even there).
+    if (body.get("HostConfig") or {}).get("Links") and network_mode not in ("none", "host"):
+        raise InvalidParameter("legacy container links (--link) are not supported yet")
     if len(endpoints) > 1:
         raise InvalidParameter("Container cannot be connected to network endpoints: "
                                + ", ".join(endpoints))
