@@ -39,6 +39,7 @@ class Engine:
         self.containers = ContainerService(config, self.images, self.volumes, self.events,
                                            self.networks)
         self.networks.lookup = self.containers.network_info
+        self.networks.embedded_dns_joined = self.containers.use_embedded_dns
         self.commits = CommitService(self.containers.ctx)
         self.builds = BuildService(config.data_root, self.images, self.containers,
                                    self.events)
@@ -50,6 +51,9 @@ class Engine:
         await self.containers.start()
         records = self.containers.ctx.registry.all()
         await asyncio.to_thread(self._release_stale, {r.id for r in records})
+        # A daemon that died with containers running leaves their addresses claimed.
+        await asyncio.to_thread(self.networks.release_stopped,
+                                {r.id for r in records if not r.state.running})
         running: dict[str, set[str]] = {}
         for record in records:
             if record.state.running:

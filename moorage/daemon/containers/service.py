@@ -170,6 +170,13 @@ class ContainerService:
         """What the network service needs of a container (NotFound as `get`)."""
         return container_info(self.ctx.registry.get(ref))
 
+    def use_embedded_dns(self, container_id: str) -> None:
+        """A running container joined a user network: its resolv.conf names the
+        embedded DNS from now on (written in place: it is bind-mounted)."""
+        record = self.ctx.registry.get(container_id)
+        setup.rewrite_resolv_conf(self.ctx.paths.dir(record.id), record.host_config,
+                                  embedded_dns=True)
+
     def published_ports(self, container_id: str) -> list[PublishedPort]:
         return self.ctx.networks.published(container_id)
 

@@ -403,20 +403,30 @@ def write_etc_files(container_dir: str, config: ContainerConfig, host: HostConfi
            _resolv_conf(host, network.embedded_dns))
 
 
+def rewrite_resolv_conf(container_dir: str, host: HostConfig, embedded_dns: bool) -> None:
+    """A running container's resolv.conf anew, in place as dockerd writes it: a
+    rename would leave the container's bind mount on the old file."""
+    with open(os.path.join(container_dir, "resolv.conf"), "r+") as f:
+        f.truncate()
+        f.write(_resolv_conf(host, embedded_dns))
+
+
 def _resolv_conf(host: HostConfig, embedded_dns: bool) -> str:
+    """In the order of libnetwork's resolvconf.Build: search, nameservers, options."""
     lines = host_resolv_conf()
     # Docker drops localhost resolvers: they are unreachable from the container.
     servers = ["127.0.0.11"] if embedded_dns else list(host.dns) or [
         line.split()[1] for line in lines
         if line.startswith("nameserver") and len(line.split()) > 1
         and not line.split()[1].startswith(("127.", "::1"))]
-    out = [f"nameserver {s}" for s in servers]
     search = list(host.dns_search) or [" ".join(line.split()[1:]) for line in lines
                                        if line.startswith("search")]
-    out += [f"search {' '.join(search)}"] if search else []
+    out = [f"search {' '.join(search)}"] if search else []
+    out += [f"nameserver {s}" for s in servers]
     options = list(host.dns_options) or [" ".join(line.split()[1:]) for line in lines
                                          if line.startswith("options")]
-    if embedded_dns:
+    # ndots:0 unless the container set its own, as dockerd.
+    if embedded_dns and not any(o.startswith("ndots:") for o in " ".join(options).split()):
         options.append("ndots:0")
     out += [f"options {' '.join(options)}"] if options else []
     return "\n".join(out) + "\n"

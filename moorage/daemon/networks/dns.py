@@ -4,20 +4,28 @@ As dockerd's: a UDP socket bound to 127.0.0.11:53 inside the container's own net
 namespace (opened there by a worker thread, then served by the daemon's event loop),
 so it answers only that container and knows who asks. Container names, short IDs and
 network aliases of the running containers on the networks the asker shares resolve
-to their addresses there, several in turn (round-robin); every other name is passed
-to the container's upstream resolvers (--dns, else the host's) from the host's
-namespace. The messages are read and written here (one question, A records): the
-server answers one kind of query and each microsecond is on every name lookup.
+to their addresses there, several in turn (round-robin). A single-label name it does
+not know gets NXDOMAIN at once and never leaves the container: a bare name is a
+container's or nobody's, and passing it on would leak local names to the host's
+resolvers (dockerd forwards it, and the answer a client sees is the upstream's
+NXDOMAIN). Every other name is passed to the container's upstream resolvers as
+dockerd 20.10 does: --dns servers, and the host's, are asked from the container's own
+namespace (so `--dns 127.0.0.1` is the container's loopback), only the host's
+loopback resolvers from the host's namespace. The messages are read and written here
+(one question, A records): the server answers one kind of query and each
+microsecond is on every name lookup.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import itertools
 import socket
 import struct
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from moorage.daemon.networks import netns
 
@@ -27,8 +35,15 @@ _FORWARD_SECONDS = 4.0
 _TYPE_A = 1
 _CLASS_IN = 1
 _SERVFAIL = 2
+_NXDOMAIN = 3
 
 Lookup = Callable[[str, str], list[str] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    address: str
+    from_host: bool   # asked from the daemon's namespace, not the container's
 
 
 def host_resolv_conf() -> list[str]:
@@ -39,11 +54,23 @@ def host_resolv_conf() -> list[str]:
         return []
 
 
-def upstreams(dns_servers: Sequence[str]) -> list[str]:
-    """Where the embedded DNS sends the names it does not know: --dns, else the host's
-    resolvers (localhost ones too: it asks from the host's namespace)."""
-    return list(dns_servers) or [line.split()[1] for line in host_resolv_conf()
-                                 if line.startswith("nameserver") and len(line.split()) > 1]
+def upstreams(dns_servers: Sequence[str]) -> list[Upstream]:
+    """Where the embedded DNS sends the dotted names it does not know: --dns, else the
+    host's resolvers (its localhost ones asked from the host's namespace)."""
+    if dns_servers:
+        return [Upstream(server, False) for server in dns_servers]
+    return [Upstream(server, ipaddress.ip_address(server).is_loopback)
+            for server in (line.split()[1] for line in host_resolv_conf()
+                           if line.startswith("nameserver") and len(line.split()) > 1)
+            if _is_address(server)]
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Resolver:
@@ -56,7 +83,7 @@ class Resolver:
         self._lock = threading.Lock()
         self._turn = itertools.count()
 
-    def attach(self, container_id: str, namespace: str, upstreams: list[str]) -> None:
+    def attach(self, container_id: str, namespace: str, upstreams: list[Upstream]) -> None:
         """Blocking: the server in the namespace for the container (once)."""
         with self._lock:
             if container_id in self._sockets:
@@ -73,7 +100,7 @@ class Resolver:
             self._sockets[container_id] = sock
         assert self.loop is not None
         self.loop.call_soon_threadsafe(self.loop.add_reader, sock.fileno(), self._query,
-                                       container_id, sock, upstreams)
+                                       container_id, sock, namespace, upstreams)
 
     def detach(self, container_id: str) -> None:
         with self._lock:
@@ -86,7 +113,8 @@ class Resolver:
             sock.close()
         self.loop.call_soon_threadsafe(close)
 
-    def _query(self, container_id: str, sock: socket.socket, upstreams: list[str]) -> None:
+    def _query(self, container_id: str, sock: socket.socket, namespace: str,
+               upstreams: list[Upstream]) -> None:
         try:
             data, source = sock.recvfrom(4096)
         except OSError:
@@ -96,8 +124,11 @@ class Resolver:
             return
         name, qtype, end = question
         addresses = self.lookup(container_id, name)
+        if addresses is None and "." not in name:
+            _send(sock, answer(data, end, [], _NXDOMAIN), source)
+            return
         if addresses is None:
-            threading.Thread(target=_forward, args=(data, sock, source, upstreams),
+            threading.Thread(target=_forward, args=(data, sock, source, namespace, upstreams),
                              daemon=True).start()
             return
         if qtype != _TYPE_A:
@@ -105,10 +136,7 @@ class Resolver:
         elif addresses:
             start = next(self._turn) % len(addresses)
             addresses = addresses[start:] + addresses[:start]
-        try:
-            sock.sendto(answer(data, end, addresses), source)
-        except OSError:
-            pass
+        _send(sock, answer(data, end, addresses), source)
 
 
 def parse_question(data: bytes) -> tuple[str, int, int] | None:
@@ -145,25 +173,39 @@ def answer(query: bytes, end: int, addresses: list[str], rcode: int = 0) -> byte
     return header + query[12:end] + records
 
 
-def _forward(data: bytes, sock: socket.socket, source: tuple, upstreams: list[str]) -> None:
+def _forward(data: bytes, sock: socket.socket, source: tuple, namespace: str,
+             upstreams: list[Upstream]) -> None:
     """The query to each upstream in turn until one answers; SERVFAIL without any."""
     for server in upstreams:
-        with socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET,
-                           socket.SOCK_DGRAM) as upstream:
+        try:
+            upstream = _upstream_socket(server, namespace)
+        except OSError:
+            continue
+        with upstream:
             upstream.settimeout(_FORWARD_SECONDS)
             try:
-                upstream.sendto(data, (server, 53))
+                upstream.sendto(data, (server.address, 53))
                 reply = upstream.recv(65535)
             except OSError:
                 continue
-        try:
-            sock.sendto(reply, source)
-        except OSError:
-            pass
+        _send(sock, reply, source)
         return
     question = parse_question(data)
     if question is not None:
-        try:
-            sock.sendto(answer(data, question[2], [], _SERVFAIL), source)
-        except OSError:
-            pass
+        _send(sock, answer(data, question[2], [], _SERVFAIL), source)
+
+
+def _upstream_socket(server: Upstream, namespace: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+    if server.from_host:
+        return socket.socket(family, socket.SOCK_DGRAM)
+    # This forwarding thread is a worker of its own: it may enter the namespace.
+    with netns.entered(namespace):
+        return socket.socket(family, socket.SOCK_DGRAM)
+
+
+def _send(sock: socket.socket, reply: bytes, destination: tuple) -> None:
+    try:
+        sock.sendto(reply, destination)
+    except OSError:
+        pass

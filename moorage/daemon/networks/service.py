@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.events.bus import EventBus
@@ -82,6 +82,9 @@ class NetworkService:
         self._endpoint_cache = {e.id: e for e in (
             EndpointRecord.from_json(doc) for _, _, _, doc in self._endpoints.load_all())}
         self.lookup: Lookup = _no_containers
+        # Called with a running container's id when it joins its first user network:
+        # its resolv.conf then names the embedded DNS, as dockerd rewrites it.
+        self.embedded_dns_joined: Callable[[str], None] = lambda container_id: None
 
     # ------------------------------------------------------------------ daemon
 
@@ -226,7 +229,9 @@ class NetworkService:
                 for e in self.endpoints(container_id=container_id) if e.network_id in names]
 
     def _in_use(self, network: NetworkRecord) -> bool:
-        return bool(self.endpoints(network.id))
+        """As dockerd's: a stopped container holds no endpoint there, so a network only
+        stopped containers are on is dangling, and prune removes it."""
+        return bool(self.active(network))
 
     async def create(self, request: CreateRequest) -> NetworkRecord:
         _validate_request(request)
@@ -353,10 +358,12 @@ class NetworkService:
                                       mac)
             if info.pid:
                 try:
+                    endpoint = self._with_address(record, endpoint)
                     self._plug(record, endpoint, netns.namespace_path(info.pid))
                     if record.name != "bridge":
                         self.resolver.attach(info.id, netns.namespace_path(info.pid),
                                              dns.upstreams(info.dns))
+                        self.embedded_dns_joined(info.id)
                 except BaseException:
                     self._forget(endpoint)
                     raise
@@ -391,7 +398,7 @@ class NetworkService:
 
     def prepare(self, info: ContainerInfo) -> list[Attachment]:
         """Before a start: the container's endpoints, made on its network the first
-        time (an address claimed for as long as the container exists)."""
+        time, each with an address claimed until the container stops."""
         mode = info.network_mode or "default"
         if mode in ("host", "none") or mode.startswith("container:"):
             return []
@@ -404,8 +411,16 @@ class NetworkService:
             if not any(e.network_id == record.id for e in mine):
                 mine.insert(0, self._endpoint(record, info, (), "", self._free_ifname(info.id)))
             networks = {n.id: n for n in self._all()}
-            return [Attachment(networks[e.network_id], e) for e in mine
-                    if e.network_id in networks]
+            found: list[Attachment] = []
+            try:
+                for e in mine:
+                    if e.network_id in networks:
+                        network = networks[e.network_id]
+                        found.append(Attachment(network, self._with_address(network, e)))
+            except BaseException:
+                self._release_addresses(info.id)
+                raise
+            return found
 
     def plug(self, info: ContainerInfo, attachments: Sequence[Attachment]) -> None:
         """Between the runtime's create and start: `lo` up (every mode with a namespace
@@ -473,13 +488,22 @@ class NetworkService:
                                  dns.upstreams(info.dns))
 
     def stopped(self, container_id: str) -> None:
-        """When the container stops: its DNS server, port listeners and rules go."""
+        """When the container stops: its DNS server, port listeners and rules go, and
+        its addresses, as dockerd releases them at the stop (a start claims anew)."""
         self.resolver.detach(container_id)
+        with self._lock:
+            self._release_addresses(container_id)
         with self._ports_lock:
             taken = self._ports.pop(container_id, None)
         if taken is not None:
             taken.close()
             self._apply_firewall()
+
+    def release_stopped(self, container_ids: set[str]) -> None:
+        """At the daemon's start: the addresses the stopped containers still hold."""
+        with self._lock:
+            for container_id in container_ids:
+                self._release_addresses(container_id)
 
     def published(self, container_id: str) -> list[PublishedPort]:
         with self._ports_lock:
@@ -501,36 +525,54 @@ class NetworkService:
     def _endpoint(self, record: NetworkRecord, info: ContainerInfo,
                   aliases: tuple[str, ...], address: str, ifname: str,
                   mac: str = "") -> EndpointRecord:
-        endpoint_id = secrets.token_hex(32)
+        """The container on the network, with no address yet: a running container's
+        is claimed by _with_address."""
         pool = record.pools[0]
-        if address:
-            if ipaddress.ip_address(address) not in ipaddress.ip_network(pool.subnet):
-                raise Forbidden(f"invalid address {address}: It does not belong to any of "
-                                "this network's subnets")
-            if not self.metadata.claim_address(record.id, address, endpoint_id):
-                raise Forbidden("Address already in use")
-            chosen = address
-        else:
-            claimed = self.metadata.claimed_addresses(record.id)
-            chosen = next((a for a in ipam.candidates(pool) if a not in claimed
-                           and self.metadata.claim_address(record.id, a, endpoint_id)), "")
-            if not chosen:
-                raise Forbidden(f"no available IPv4 addresses on this network's address "
-                                f"pools: {record.name} ({record.id})")
+        if address and ipaddress.ip_address(address) not in ipaddress.ip_network(pool.subnet):
+            raise Forbidden(f"invalid address {address}: It does not belong to any of "
+                            "this network's subnets")
         endpoint = EndpointRecord(
-            id=endpoint_id, network_id=record.id, container_id=info.id, address=chosen,
+            id=secrets.token_hex(32), network_id=record.id, container_id=info.id,
             prefix_len=ipaddress.ip_network(pool.subnet).prefixlen, gateway=pool.gateway,
-            mac=mac.lower() or ipam.mac_for(chosen), aliases=aliases, requested_address=address,
-            ifname=ifname)
+            mac=mac.lower(), aliases=aliases, requested_address=address, ifname=ifname)
         try:
-            self._endpoints.put(endpoint.id, endpoint.key, ENDPOINT_VERSION,
-                                endpoint.to_json())
-            self._endpoint_cache[endpoint.id] = endpoint
+            self._store(endpoint)
         except sqlite3.IntegrityError:
-            self.metadata.release_addresses(endpoint_id)
             raise Forbidden(f"endpoint with name {info.name.lstrip('/')} already exists in "
                             f"network {record.name}") from None
         return endpoint
+
+    def _with_address(self, record: NetworkRecord, endpoint: EndpointRecord) -> EndpointRecord:
+        """The endpoint with an address claimed: the one asked for with --ip, else the
+        first free one; its MAC follows the address unless one was given."""
+        if endpoint.address:
+            return endpoint
+        wanted = endpoint.requested_address
+        if wanted:
+            if not self.metadata.claim_address(record.id, wanted, endpoint.id):
+                raise Forbidden("Address already in use")
+            chosen = wanted
+        else:
+            claimed = self.metadata.claimed_addresses(record.id)
+            chosen = next((a for a in ipam.candidates(record.pools[0]) if a not in claimed
+                           and self.metadata.claim_address(record.id, a, endpoint.id)), "")
+            if not chosen:
+                raise Forbidden(f"no available IPv4 addresses on this network's address "
+                                f"pools: {record.name} ({record.id})")
+        endpoint = replace(endpoint, address=chosen, mac=endpoint.mac or ipam.mac_for(chosen))
+        self._store(endpoint)
+        return endpoint
+
+    def _release_addresses(self, container_id: str) -> None:
+        for endpoint in self.endpoints(container_id=container_id):
+            if endpoint.address:
+                self.metadata.release_addresses(endpoint.id)
+                given_mac = endpoint.mac if endpoint.mac != ipam.mac_for(endpoint.address) else ""
+                self._store(replace(endpoint, address="", mac=given_mac))
+
+    def _store(self, endpoint: EndpointRecord) -> None:
+        self._endpoints.put(endpoint.id, endpoint.key, ENDPOINT_VERSION, endpoint.to_json())
+        self._endpoint_cache[endpoint.id] = endpoint
 
     def _free_ifname(self, container_id: str) -> str:
         used = {e.ifname for e in self.endpoints(container_id=container_id)}
