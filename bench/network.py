@@ -6,8 +6,12 @@
    bridge minus the median with `--network none`, runs alternating between daemons
    and modes so drift hits all four; the ratio of moord's cost to dockerd's.
 2. A large download from busybox httpd through a port published on 127.0.0.1: moord's
-   kernel DNAT vs docker-proxy (curl from the host for moord, from dockerd's
-   namespace for dockerd), `--streams` at once; the median latency of a small request.
+   kernel DNAT vs docker-proxy (the client on the host for moord, in dockerd's
+   namespace for dockerd), `--streams` at once, `--rounds` times alternating between
+   the daemons (medians); the median latency of a small request. Twice: with curl,
+   and with a client that splices what it receives to /dev/null (curl's copy into
+   its memory is the largest cost on either path; docker-proxy is Go's io.Copy, which
+   splices too, so what dockerd adds is one more pass through the TCP stack).
 
 3. DNS: `--lookups` lookups of a container's name at its embedded DNS (127.0.0.11 on a
    user network), each timed by a client in the container's network namespace: median
@@ -26,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
@@ -60,16 +66,40 @@ def curl(netns: str, url: str, *extra: str) -> str:
                           capture_output=True, text=True, check=True, timeout=600).stdout
 
 
-def parallel_speed(netns: str, url: str, streams: int) -> float:
+# A client that never copies what it receives: splice(2) from the socket through a pipe
+# into /dev/null. curl's copy into its own memory costs as much as the forwarding on
+# this path and is the same for both daemons; without it the forwarding shows.
+_SPLICE_CLIENT = """
+import fcntl, os, socket, sys, time
+host, port = sys.argv[1].removeprefix("http://").split("/")[0].split(":")
+sock = socket.create_connection((host, int(port)))
+sock.sendall(b"GET /big HTTP/1.0\\r\\n\\r\\n")
+read_end, write_end = os.pipe()
+fcntl.fcntl(write_end, 1031, 1 << 20)
+null = os.open("/dev/null", os.O_WRONLY)
+total, start = 0, time.perf_counter()
+while moved := os.splice(sock.fileno(), write_end, 1 << 20):
+    total += moved
+    while moved:
+        moved -= os.splice(read_end, null, moved)
+print(total / (time.perf_counter() - start))
+"""
+
+
+def parallel_speed(netns: str, url: str, streams: int, client: str = "curl") -> float:
     """Bytes/s of `streams` downloads of `url` at once, summed."""
-    running = [subprocess.Popen(in_netns(netns, "curl", "-s", "-o", "/dev/null", "-w",
-                                         "%{speed_download}", url),
-                                stdout=subprocess.PIPE, text=True) for _ in range(streams)]
+    command = (in_netns(netns, "curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", url)
+               if client == "curl" else
+               in_netns(netns, sys.executable, "-c", _SPLICE_CLIENT, url))
+    running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+               for _ in range(streams)]
     return sum(float(p.communicate(timeout=600)[0]) for p in running)
 
 
-def download(daemon: object, netns: str, megabytes: int, streams: int) -> tuple[float, float]:
-    """(MB/s of the large file over `streams` downloads, median ms of a small request)."""
+@contextmanager
+def served(daemon: object, netns: str, megabytes: int) -> Iterator[str]:
+    """busybox httpd in a container with a `megabytes` file, published on 127.0.0.1;
+    its URL, reachable from `netns`."""
     port = random.randint(20000, 29999)
     daemon.docker("run", "-d", "--pull", "never", "--name", "bench-web", "-p",  # type: ignore
                   f"127.0.0.1:{port}:80", IMAGE, "sh", "-c",
@@ -83,11 +113,26 @@ def download(daemon: object, netns: str, megabytes: int, streams: int) -> tuple[
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not come up")
             time.sleep(0.2)
-        speed = max(parallel_speed(netns, base + "/big", streams) for _ in range(2))
-        small = [float(curl(netns, base + "/small", "-w", "%{time_total}")) for _ in range(50)]
-        return speed / 1e6, statistics.median(small) * 1000
+        yield base
     finally:
         daemon.docker("rm", "-f", "bench-web")  # type: ignore[attr-defined]
+
+
+def downloads(sites: dict[str, tuple[str, str]], streams: int, rounds: int,
+              client: str) -> dict[str, tuple[float, float, list[float]]]:
+    """Per daemon: (median MB/s of the large file over `streams` downloads, median ms of a
+    small request, every round's MB/s). Rounds alternate between the daemons so that
+    the load of the machine, which changes by the second, weighs on both alike."""
+    speeds: dict[str, list[float]] = {name: [] for name in sites}
+    for _ in range(rounds):
+        for name, (netns, base) in sites.items():
+            speeds[name].append(parallel_speed(netns, base + "/big", streams, client) / 1e6)
+    found = {}
+    for name, (netns, base) in sites.items():
+        small = [float(curl(netns, base + "/small", "-w", "%{time_total}")) for _ in range(50)]
+        found[name] = (statistics.median(speeds[name]), statistics.median(small) * 1000,
+                       speeds[name])
+    return found
 
 
 _LOOKUP_SCRIPT = """
@@ -130,6 +175,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--megabytes", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="downloads of the large file per daemon, alternating")
     parser.add_argument("--lookups", type=int, default=1000)
     parser.add_argument("--streams", type=int, default=1,
                         help="downloads at once (the proxy's CPU shows with several)")
@@ -149,9 +196,11 @@ def main() -> int:
                     daemon.docker("import", "-", IMAGE, input=tar, check=True)
                     daemon.docker("run", "--rm", "--pull", "never", IMAGE, "true", check=True)
                 cost = bridge_cost(daemons, args.runs)
-                moved = {"moord": download(moord, "", args.megabytes, args.streams),
-                         "dockerd": download(dockerd, dockerd.netns, args.megabytes,
-                                             args.streams)}
+                with served(moord, "", args.megabytes) as ours, \
+                        served(dockerd, dockerd.netns, args.megabytes) as theirs:
+                    sites = {"moord": ("", ours), "dockerd": (dockerd.netns, theirs)}
+                    moved = {client: downloads(sites, args.streams, args.rounds, client)
+                             for client in ("curl", "splice")}
                 resolved = {name: lookups(daemon, args.lookups)
                             for name, daemon in daemons.items()}
             finally:
@@ -163,12 +212,18 @@ def main() -> int:
         print(f"{name:8} run --rm: bridge {bridge * 1000:6.1f} ms, none {none * 1000:6.1f} ms, "
               f"bridge adds {added[name] * 1000:6.1f} ms")
     print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
-    for name, (speed, small) in moved.items():
-        print(f"{name:8} {args.megabytes} MB x{args.streams} via 127.0.0.1: {speed:8.1f} MB/s, "
-              f"small request "
-              f"{small:5.2f} ms")
-    print(f"throughput, moord / dockerd: {moved['moord'][0] / moved['dockerd'][0]:.2f}x; "
-          f"small request latency: {moved['moord'][1] / moved['dockerd'][1]:.2f}x")
+    for client, found in moved.items():
+        for name, (speed, small, rounds) in found.items():
+            print(f"{name:8} {args.megabytes} MB x{args.streams} via 127.0.0.1 ({client}): "
+                  f"median {speed:7.1f} MB/s (rounds {' '.join(f'{r:.0f}' for r in rounds)}), "
+                  f"small request {small:5.2f} ms")
+        pairs = sorted(o / t for o, t in zip(found["moord"][2], found["dockerd"][2],
+                                             strict=True))
+        print(f"throughput ({client}), moord / dockerd: "
+              f"{found['moord'][0] / found['dockerd'][0]:.2f}x (round by round "
+              f"{pairs[0]:.2f}-{pairs[-1]:.2f}x); small request latency: "
+              f"{found['moord'][1] / found['dockerd'][1]:.2f}x")
+    print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for name, (median, p99) in resolved.items():
         print(f"{name:8} {args.lookups} lookups: median {median:6.2f} ms, p99 {p99:6.2f} ms")
     print(f"DNS p99, moord / dockerd: {resolved['moord'][1] / resolved['dockerd'][1]:.2f}x")

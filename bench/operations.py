@@ -85,6 +85,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--containers", type=int, default=20)
     parser.add_argument("--tree-mb", type=int, default=200)
+    parser.add_argument("--only", choices=("exec", "stats", "cp"), action="append",
+                        help="these parts only (default: all)")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as base:
         rootfs = os.path.join(base, "rootfs")
@@ -105,12 +107,17 @@ def main() -> None:
             for host in hosts.values():
                 docker(host, "import", "-", IMAGE, input=image)
                 docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
-            side_by_side("docker exec cc true", hosts, opts.runs, "exec", "cc", "true")
-            for host in hosts.values():
-                for i in range(opts.containers - 1):
-                    docker(host, "run", "-d", "--name", f"s{i}", IMAGE, "sleep", "3600")
-            side_by_side(f"docker stats --no-stream ({opts.containers} containers)", hosts,
-                         max(3, opts.runs // 3), "stats", "--no-stream")
+            parts = set(opts.only or ("exec", "stats", "cp"))
+            if "exec" in parts:
+                side_by_side("docker exec cc true", hosts, opts.runs, "exec", "cc", "true")
+            if "stats" in parts:
+                for host in hosts.values():
+                    for i in range(opts.containers - 1):
+                        docker(host, "run", "-d", "--name", f"s{i}", IMAGE, "sleep", "3600")
+                side_by_side(f"docker stats --no-stream ({opts.containers} containers)",
+                             hosts, max(3, opts.runs // 3), "stats", "--no-stream")
+            if "cp" not in parts:
+                return
             tree = os.path.join(base, "tree")
             make_tree(tree, opts.tree_mb)
             runs = max(3, opts.runs // 3)

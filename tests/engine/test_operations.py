@@ -10,6 +10,7 @@ destination is refused (dockerd 20.10 cleans the name and writes it inside).
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import io
 import json
@@ -191,6 +192,23 @@ def test_cp_both_ways(pair: Pair, name: str, tmp_path: Path) -> None:
     pair.same("exec", name, "cat", "/stopped-file")
     assert moor(pair, "cp", f"{name}:/stopped-file", str(tmp_path / "back")).returncode == 0
     assert (tmp_path / "back").read_text() == "in\n"
+
+
+def test_cp_out_sends_large_files_whole(pair: Pair, name: str, tmp_path: Path) -> None:
+    """moord sends files with sendfile(2) straight to the client's socket: files larger
+    than the socket's buffers arrive whole and in order, on both daemons alike."""
+    both_ok(pair, "run", "-d", "--name", name, IMAGE, "sh", "-c",
+            "mkdir /big; dd if=/dev/urandom of=/big/a bs=1M count=9 2>/dev/null; "
+            "echo small > /big/b; dd if=/dev/urandom of=/big/c bs=777 count=4099 "
+            "2>/dev/null; touch /big/ready; sleep 60")
+    pair.same("exec", name, "sh", "-c", "while [ ! -e /big/ready ]; do sleep 0.1; done")
+    sums = [r.stdout.decode().split() for r in pair.both("exec", name, "sha256sum",
+                                                         "/big/a", "/big/b", "/big/c")]
+    for engine, daemon, inside in (("m", pair.moord, sums[0]), ("d", pair.dockerd, sums[1])):
+        assert daemon.docker("cp", f"{name}:/big", str(tmp_path / engine)).returncode == 0
+        got = [hashlib.sha256((tmp_path / engine / f).read_bytes()).hexdigest()
+               for f in ("a", "b", "c")]
+        assert got == inside[::2], engine
 
 
 def test_cp_into_volume_of_stopped_container(pair: Pair, name: str, tmp_path: Path) -> None:

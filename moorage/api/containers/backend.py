@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
 from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
@@ -36,6 +36,10 @@ class TarChunks(Protocol):
     """A tar made as it is read; aclose() ends it and what it holds, read or not."""
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def write_to(self, body: Any) -> None:
+        """Instead of the chunks: the tar written by a worker thread into `body`, which
+        has write(bytes) and sendfile(fd, size) (the file's bytes from its offset)."""
 
     async def aclose(self) -> None: ...
 

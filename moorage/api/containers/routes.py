@@ -9,7 +9,7 @@ import json
 
 from aiohttp import web
 
-from moorage.api import versions
+from moorage.api import rawbody, versions
 from moorage.api.containers.backend import ContainerBackend, ProcessStream, TarChunks
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.containers.streams import tracked
@@ -280,9 +280,14 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
                         headers: dict[str, str]) -> web.StreamResponse:
         response = web.StreamResponse(headers={**headers, "Content-Type": "application/x-tar"})
         try:
-            await response.prepare(request)
-            async for piece in chunks:
-                await response.write(piece)
+            writer = await response.prepare(request)
+            body = await rawbody.direct_body(request, writer) if writer is not None else None
+            if body is not None:
+                await chunks.write_to(body)
+                body.flush()
+            else:
+                async for piece in chunks:
+                    await response.write(piece)
             await response.write_eof()
         except ConnectionError:
             pass

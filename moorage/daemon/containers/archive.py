@@ -185,6 +185,12 @@ class TarStream:
             yield piece
         await self.producer
 
+    async def write_to(self, body: IO[bytes]) -> None:
+        """The tar written by a worker thread into `body` rather than read as chunks;
+        a body with sendfile(fd, size) gets the files' bytes that way."""
+        self.producer = asyncio.ensure_future(asyncio.to_thread(self.write, body))
+        await self.producer
+
     async def aclose(self) -> None:
         if self.closed:
             return

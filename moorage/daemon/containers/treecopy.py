@@ -111,7 +111,8 @@ class ChunkSink:
 
 class _TarWriter:
     """A PAX tar written straight to `out`: a file's data read in large pieces and
-    handed on as they are (tarfile's stream copies it through its buffers)."""
+    handed on as they are (tarfile's stream copies it through its buffers), or sent by
+    `out.sendfile(fd, size)` where it has one (a socket: the bytes stay in the kernel)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self.out = out
@@ -120,7 +121,10 @@ class _TarWriter:
         self.out.write(member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
         if fd is None or not member.size:
             return
-        left = member.size
+        sendfile = getattr(self.out, "sendfile", None)
+        if sendfile is not None:  # zero-copy; it sends zeros for what a shrunk file lacks
+            sendfile(fd, member.size)
+        left = 0 if sendfile is not None else member.size
         while left:
             piece = os.read(fd, min(left, _CHUNK))
             if not piece:  # the file shrank while read: zeros keep the archive whole
