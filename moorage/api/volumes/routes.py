@@ -1,4 +1,5 @@
-"""Volume routes: decode, one backend call in a worker thread, Docker's JSON."""
+"""Volume routes: decode, one backend call (in a worker thread where it blocks),
+Docker's JSON."""
 
 from __future__ import annotations
 
@@ -20,14 +21,17 @@ from moorage.api.server import (
 from moorage.api.volumes.backend import VolumeBackend
 from moorage.api.wire import decode
 from moorage.errors import InvalidParameter
-from moorage.model.volumes import VolumeCreateRequest, VolumeInfo
+from moorage.model.volumes import VolumeCreateRequest, VolumeInfo, VolumeRecord
 
 
 def add_routes(app: web.Application, backend: VolumeBackend) -> None:
+    encoded = _Encoded()
+
     async def list_volumes(request: web.Request) -> web.Response:
         wanted = _filters(request, "error reading volume filters: ")
-        found = await asyncio.to_thread(backend.volumes, wanted)
-        return json_response({"Volumes": [document(v) for v in found], "Warnings": None})
+        found = backend.volumes(wanted)
+        body = b'{"Volumes": [' + b", ".join(map(encoded.get, found)) + b'], "Warnings": null}'
+        return web.Response(body=body, headers={"Content-Type": "application/json"})
 
     async def create(request: web.Request) -> web.Response:
         raw = await request.read()
@@ -38,8 +42,8 @@ def add_routes(app: web.Application, backend: VolumeBackend) -> None:
         return json_response(document(made), status=201)
 
     async def inspect(request: web.Request) -> web.Response:
-        found = await asyncio.to_thread(backend.inspect, request.match_info["name"])
-        return json_response(document(found))
+        found = backend.inspect(request.match_info["name"])
+        return web.Response(body=encoded.get(found), headers={"Content-Type": "application/json"})
 
     async def remove(request: web.Request) -> web.Response:
         await asyncio.to_thread(backend.remove, request.match_info["name"],
@@ -70,6 +74,29 @@ def _filters(request: web.Request, prefix: str = "") -> dict[str, list[str]]:
                                                  "unexpected end of JSON input")
         raise InvalidParameter(prefix + reason) from None
     return query_filters(request)
+
+
+class _Encoded:
+    """Each volume's JSON, made once: a record never changes (frozen; an update is a new
+    object), so its bytes are kept for as long as the store gives the same object."""
+
+    _LIMIT = 4096
+
+    def __init__(self) -> None:
+        # id -> (the record, held so that its id is not reused, its mountpoint, JSON)
+        self._by_id: dict[int, tuple[VolumeRecord, str, bytes]] = {}
+
+    def get(self, info: VolumeInfo) -> bytes:
+        if info.size >= 0:  # UsageData: computed for this answer only
+            return json.dumps(document(info)).encode()
+        found = self._by_id.get(id(info.record))
+        if found is not None and found[0] is info.record and found[1] == info.mountpoint:
+            return found[2]
+        data = json.dumps(document(info)).encode()
+        if len(self._by_id) >= self._LIMIT:
+            self._by_id.clear()
+        self._by_id[id(info.record)] = (info.record, info.mountpoint, data)
+        return data
 
 
 def document(info: VolumeInfo) -> dict:
