@@ -16,6 +16,7 @@ import asyncio
 import os
 import select
 import socket
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -25,10 +26,14 @@ _GATHER = 64 << 10   # small writes (tar headers, padding) leave together up to 
 
 
 class SocketBody:
-    """write() and sendfile() of a body in one thread; flush() before the end."""
+    """write() and sendfile() of a body in one thread; flush(), then close().
+
+    It writes to a duplicate of the socket's fd: when the client goes away the
+    transport closes its own, and a number the kernel hands out again must never
+    receive the rest of this body."""
 
     def __init__(self, fd: int, chunked: bool) -> None:
-        self.fd, self.chunked = fd, chunked
+        self.fd, self.chunked = os.dup(fd), chunked
         self.pending: list[bytes] = []
         self.pending_size = 0
         self.poll = select.poll()
@@ -73,6 +78,9 @@ class SocketBody:
             self._send_all(b"\r\n")
         return sent
 
+    def close(self) -> None:
+        os.close(self.fd)
+
     def _send_all(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
@@ -85,6 +93,23 @@ class SocketBody:
         for _, events in self.poll.poll():
             if events & (select.POLLERR | select.POLLHUP):
                 raise ConnectionResetError("the client went away")
+
+
+def send(body: SocketBody, write: Callable[[SocketBody], Awaitable[None]]) -> asyncio.Future:
+    """`write(body)` (which runs its writes in a worker thread), the rest flushed, and
+    the body closed once all that is over, whoever waits for it or not."""
+    async def run() -> None:
+        await write(body)
+        await asyncio.to_thread(body.flush)
+
+    def done(future: asyncio.Future) -> None:
+        body.close()
+        if not future.cancelled():
+            future.exception()  # retrieved: a client gone is no error of ours
+
+    sending = asyncio.ensure_future(run())
+    sending.add_done_callback(done)
+    return sending
 
 
 async def direct_body(request: web.Request, writer: AbstractStreamWriter) -> SocketBody | None:

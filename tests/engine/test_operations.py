@@ -209,6 +209,15 @@ def test_cp_out_sends_large_files_whole(pair: Pair, name: str, tmp_path: Path) -
         got = [hashlib.sha256((tmp_path / engine / f).read_bytes()).hexdigest()
                for f in ("a", "b", "c")]
         assert got == inside[::2], engine
+    # A client that leaves mid-file: the daemon carries on, and the next copy is whole.
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect(pair.moord.socket)
+        client.sendall(f"GET /containers/{name}/archive?path=/big HTTP/1.1\r\n"
+                       "Host: moord\r\n\r\n".encode())
+        client.recv(1 << 16)
+    again = tmp_path / "again"
+    assert pair.moord.docker("cp", f"{name}:/big/a", str(again)).returncode == 0
+    assert hashlib.sha256(again.read_bytes()).hexdigest() == sums[0][0]
 
 
 def test_cp_into_volume_of_stopped_container(pair: Pair, name: str, tmp_path: Path) -> None:

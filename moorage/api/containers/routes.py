@@ -283,8 +283,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             writer = await response.prepare(request)
             body = await rawbody.direct_body(request, writer) if writer is not None else None
             if body is not None:
-                await chunks.write_to(body)
-                body.flush()
+                # Shielded: a cancelled handler must not close the fd under the thread.
+                await asyncio.shield(rawbody.send(body, chunks.write_to))
             else:
                 async for piece in chunks:
                     await response.write(piece)
