@@ -237,31 +237,40 @@ def test_long_and_short_syntaxes_normalized(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "env", "message"), [
     ("services:\n  s:\n    image: busybox\n    bogus: 1\n", {},
-     "validating {file}: services.s Additional property bogus is not allowed"),
+     "validating {file}:4: services.s Additional property bogus is not allowed"),
     ("services:\n  s:\n    image: busybox\n    ports: 8080\n", {},
-     "validating {file}: services.s.ports must be a list"),
+     "validating {file}:4: services.s.ports must be a list"),
     ("servics:\n  s:\n    image: busybox\n", {},
-     "validating {file}: (root) Additional property servics is not allowed"),
+     "validating {file}:1: (root) Additional property servics is not allowed"),
     ("services:\n  s:\n    image: busybox\n    environment: {A: [1]}\n", {},
-     "validating {file}: services.s.environment.A must be a string, number, boolean or null"),
+     "validating {file}:4: services.s.environment.A must be a string, number, boolean or null"),
     ("services:\n  s:\n    image: busybox\n    environment: 5\n", {},
-     "validating {file}: services.s.environment Invalid type. Expected: object, given: integer"),
+     "validating {file}:4: services.s.environment Invalid type. Expected: object, given: integer"),
     ("services:\n  s:\n    image: busybox\n    volumes: [':/x']\n", {},
      "invalid spec: :/x: empty section between colons"),
     ("services:\n  s:\n    image: busybox\n    ports: [{target: abc}]\n", {},
      "Invalid containerPort: abc"),
     ("services:\n  s:\n    image: busybox\n    restart: 3\n", {},
-     "validating {file}: services.s.restart must be a string"),
+     "validating {file}:4: services.s.restart must be a string"),
     ("services:\n  s:\n    image: busybox: latest\n", {},
      "parsing {file}: yaml: line 3: mapping values are not allowed in this context"),
     ("services:\n  s:\n    image: ${TAG:?TAG must be set}\n", {},
-     "error while interpolating services.s.image: required variable TAG is missing a value: "
-     "TAG must be set"),
+     "error while interpolating services.s.image at {file}:3: required variable TAG is "
+     "missing a value: TAG must be set"),
     ("services:\n  s:\n    image: ${TAG?}\n", {},
-     "error while interpolating services.s.image: required variable TAG is missing a value"),
+     "error while interpolating services.s.image at {file}:3: required variable TAG is "
+     "missing a value"),
     ("services:\n  s:\n    image: busybox:${}\n", {},
-     "invalid interpolation format for services.s.image.\nYou may need to escape any $ with "
-     "another $.\nbusybox:${}"),
+     "invalid interpolation format for services.s.image at {file}:3.\nYou may need to "
+     "escape any $ with another $.\nbusybox:${}"),
+    ("x-base: &base\n  image: busybox\nservices:\n  s:\n    <<: *base\n    command:\n"
+     "      - sh\n      - ${CMD:?}\n    healthcheck:\n      test: [CMD, 'true']\n"
+     "      intervall: 3s\n", {"CMD": "x"},
+     "validating {file}:11: services.s.healthcheck Additional property intervall is not "
+     "allowed"),
+    ("services:\n  s:\n    image: busybox\n    command:\n      - sh\n      - ${CMD:?}\n", {},
+     "error while interpolating services.s.command[1] at {file}:6: required variable CMD is "
+     "missing a value"),
     ("services:\n  a:\n    image: busybox\n    depends_on: [b]\n"
      "  b:\n    image: busybox\n    depends_on: [a]\n", {},
      "dependency cycle detected: a -> b -> a"),
