@@ -268,7 +268,8 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
 
 def _stop_all(c: Client, project: Project) -> None:
     """Stop the project's running containers, dependents first (what `up` does on exit)."""
-    from moorage.compose.ops import in_dependency_order, say
+    from moorage.compose.ops import in_dependency_order
+    from moorage.compose.progress import event
 
     running: dict[str, list[dict[str, Any]]] = {}
     for x in _selected(c, project.name, [], all=False):
@@ -276,9 +277,9 @@ def _stop_all(c: Client, project: Project) -> None:
 
     def stop(own: Client, name: str) -> None:
         for x in running.get(name, ()):
-            say(f" Container {_name(x)}  Stopping")
+            event(f"Container {_name(x)}", "Stopping")
             own.post(f"/containers/{x['Id']}/stop")
-            say(f" Container {_name(x)}  Stopped")
+            event(f"Container {_name(x)}", "Stopped")
     in_dependency_order(c, project.services, stop, reverse=True)
 
 
@@ -470,7 +471,7 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
 def _each(verb: str, method: str, params: dict[str, Any] | None = None,
           states: tuple[str, ...] | None = None) -> Callable[..., int]:
     def run(client: Callable[[], Client], args: argparse.Namespace) -> int:
-        from moorage.compose.ops import say
+        from moorage.compose.progress import event
 
         c = client()
         found = _selected(c, _project_name(args), args.services)
@@ -479,9 +480,9 @@ def _each(verb: str, method: str, params: dict[str, Any] | None = None,
         for x in found:
             if states is not None and x["State"] not in states:
                 continue
-            say(f" Container {_name(x)}  {verb}")
+            event(f"Container {_name(x)}", verb)
             c.post(f"/containers/{x['Id']}/{method}", params)
-            say(f" Container {_name(x)}  {verb.replace('ing', 'ed').replace('pped', 'pped')}")
+            event(f"Container {_name(x)}", verb.replace("ing", "ed"))
         return 0
     return run
 
@@ -501,7 +502,7 @@ def cmd_kill(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_rm(client: Callable[[], Client], args: argparse.Namespace) -> int:
-    from moorage.compose.ops import say
+    from moorage.compose.progress import event, say
 
     c = client()
     found = _selected(c, _project_name(args), args.services)
@@ -523,14 +524,15 @@ def cmd_rm(client: Callable[[], Client], args: argparse.Namespace) -> int:
         if not sys.stdin.readline().strip().lower().startswith("y"):
             return 0
     for x in gone:
-        say(f" Container {_name(x)}  Removing")
+        event(f"Container {_name(x)}", "Removing")
         c.delete(f"/containers/{x['Id']}", {"v": args.volumes})
-        say(f" Container {_name(x)}  Removed")
+        event(f"Container {_name(x)}", "Removed")
     return 0
 
 
 def cmd_start(client: Callable[[], Client], args: argparse.Namespace) -> int:
     from moorage.compose.normalize import dependency_order
+    from moorage.compose.progress import event
 
     c = client()
     project = _load(args)
@@ -539,8 +541,9 @@ def cmd_start(client: Callable[[], Client], args: argparse.Namespace) -> int:
     found.sort(key=lambda x: rank.get(x["Labels"][L.SERVICE], 0))
     for x in found:
         if x["State"] != "running":
+            event(f"Container {_name(x)}", "Starting")
             c.post(f"/containers/{x['Id']}/start")
-            sys.stderr.write(f" Container {_name(x)}  Started\n")
+            event(f"Container {_name(x)}", "Started")
     return 0
 
 
@@ -613,7 +616,7 @@ def cmd_build(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 def cmd_push(client: Callable[[], Client], args: argparse.Namespace) -> int:
     from moorage.compose.build import image_name
-    from moorage.compose.ops import say
+    from moorage.compose.progress import event
 
     project = _load(args)
     c = client()
@@ -623,13 +626,13 @@ def cmd_push(client: Callable[[], Client], args: argparse.Namespace) -> int:
         ref = image_name(project, name)
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] \
             else (ref, "", "latest")
-        say(f" {name} Pushing")
+        event(name, "Pushing")
         headers = {"X-Registry-Auth": "e30="}  # {} in base64: credentials are not read yet
         for message in c.stream_json("POST", f"/images/{repo}/push", {"tag": tag},
                                      headers=headers):
             if message.get("error"):
                 raise ComposeError(f"failed to push {ref}: {message['error']}")
-        say(f" {name} Pushed")
+        event(name, "Pushed")
     return 0
 
 

@@ -3,7 +3,6 @@ images, and the containers of each service converged in dependency order."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -13,15 +12,12 @@ from moorage.client.errors import APIError
 from moorage.compose import labels as L
 from moorage.compose.errors import ComposeError
 from moorage.compose.normalize import dependencies, dependency_order
+from moorage.compose.progress import event, say
 from moorage.compose.spec import create_body, endpoint, injected_files, refuse_unsupported
 
 if TYPE_CHECKING:
     from moorage.client.api import Client
     from moorage.compose.loader import Project
-
-
-def say(message: str) -> None:
-    sys.stderr.write(message + "\n")
 
 
 def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
@@ -135,9 +131,9 @@ def ensure_networks(client: Client, project: Project) -> None:
                             "Options": ipam.get("options") or {},
                             "Config": [{_IPAM[k]: v for k, v in c.items()}
                                        for c in ipam.get("config") or ()]}
-        say(f" Network {net['name']}  Creating")
+        event(f"Network {net['name']}", "Creating")
         client.post("/networks/create", body=body)
-        say(f" Network {net['name']}  Created")
+        event(f"Network {net['name']}", "Created")
 
 
 def ensure_volumes(client: Client, project: Project) -> None:
@@ -154,13 +150,13 @@ def ensure_volumes(client: Client, project: Project) -> None:
                 raise
         if vol.get("external"):
             raise ComposeError(f"external volume \"{vol['name']}\" not found")
-        say(f" Volume \"{vol['name']}\"  Creating")
+        event(f"Volume \"{vol['name']}\"", "Creating")
         client.post("/volumes/create", body={
             "Name": vol["name"], "Driver": vol.get("driver", "local"),
             "DriverOpts": vol.get("driver_opts") or {},
             "Labels": {**(vol.get("labels") or {}),
                        **L.for_resource(project.name, "volume", key)}})
-        say(f" Volume \"{vol['name']}\"  Created")
+        event(f"Volume \"{vol['name']}\"", "Created")
 
 
 # ---------------------------------------------------------------- images
@@ -199,7 +195,7 @@ def image_id(client: Client, project: Project, name: str, pull: str | None = Non
 
 def pull_image(client: Client, ref: str, service: str, platform: str | None = None) -> None:
     image, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
-    say(f" {service} Pulling")
+    event(service, "Pulling")
     try:
         for message in client.stream_json("POST", "/images/create",
                                           {"fromImage": image, "tag": tag,
@@ -208,7 +204,7 @@ def pull_image(client: Client, ref: str, service: str, platform: str | None = No
                 raise ComposeError(f"Error response from daemon: {message['error']}")
     except APIError as err:
         raise ComposeError(f"Error response from daemon: {err.message}") from None
-    say(f" {service} Pulled")
+    event(service, "Pulled")
 
 
 # ---------------------------------------------------------------- containers
@@ -218,7 +214,7 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
     svc = project.services[name]
     cname = container_name(project, name, number)
     body = create_body(project, name, svc, number, image, cname, names)
-    say(f" Container {cname}  Creating")
+    event(f"Container {cname}", "Creating")
     created = client.post("/containers/create", {"name": cname,
                                                  "platform": svc.get("platform")}, body=body)
     inject(client, created["Id"], injected_files(project, svc))
@@ -227,7 +223,7 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
         client.post(f"/networks/{project.model['networks'][key]['name']}/connect", body={
             "Container": created["Id"],
             "EndpointConfig": endpoint(project, name, key, svc, cname)})
-    say(f" Container {cname}  Created")
+    event(f"Container {cname}", "Created")
     return str(created["Id"])
 
 
@@ -251,16 +247,16 @@ def _remove(client: Client, container: dict[str, Any], volumes: bool = False) ->
     name = container["Names"][0].lstrip("/")
     try:
         if container["State"] in ("running", "paused", "restarting"):
-            say(f" Container {name}  Stopping")
+            event(f"Container {name}", "Stopping")
             client.post(f"/containers/{container['Id']}/stop")
-            say(f" Container {name}  Stopped")
-        say(f" Container {name}  Removing")
+            event(f"Container {name}", "Stopped")
+        event(f"Container {name}", "Removing")
         client.delete(f"/containers/{container['Id']}", {"v": volumes, "force": True})
     except APIError as err:
         # A one-off `run --rm` container may remove itself meanwhile.
         if err.status != 404 and "already in progress" not in err.message:
             raise
-    say(f" Container {name}  Removed")
+    event(f"Container {name}", "Removed")
 
 
 def wait_dependencies(client: Client, project: Project, name: str, wanted: set[str]) -> None:
@@ -368,13 +364,12 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
         stale = c["Labels"].get(L.HASH) != digest or c["Labels"].get(L.PREFIX + "image") != image
         number = int(c["Labels"].get(L.NUMBER, "1"))
         if recreate == "force" or (recreate == "diverged" and stale):
-            say(f" Container {c['Names'][0].lstrip('/')}  Recreate")
+            event(f"Container {c['Names'][0].lstrip('/')}", "Recreate")
             _remove(client, c)
             ids.append(_create(client, project, name, number, image, names))
         else:
-            say(f" Container {c['Names'][0].lstrip('/')}  Running"
-                if c["State"] == "running" else f" Container {c['Names'][0].lstrip('/')}  "
-                "Created")
+            event(f"Container {c['Names'][0].lstrip('/')}",
+                  "Running" if c["State"] == "running" else "Created")
             ids.append(c["Id"])
     used = {int(c["Labels"].get(L.NUMBER, "0")) for c in existing[:replicas]}
     number = 1
@@ -386,12 +381,12 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
         for cid in ids:
             info = client.get(f"/containers/{cid}/json")
             if not info["State"]["Running"]:
-                say(f" Container {info['Name'].lstrip('/')}  Starting")
+                event(f"Container {info['Name'].lstrip('/')}", "Starting")
                 try:
                     client.post(f"/containers/{cid}/start")
                 except APIError as err:
                     raise ComposeError(f"Error response from daemon: {err.message}") from None
-                say(f" Container {info['Name'].lstrip('/')}  Started")
+                event(f"Container {info['Name'].lstrip('/')}", "Started")
     return ids
 
 
@@ -414,7 +409,7 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
             continue
         try:
             client.delete(f"/networks/{net['name']}")
-            say(f" Network {net['name']}  Removed")
+            event(f"Network {net['name']}", "Removed")
         except APIError as err:
             if err.status != 404:
                 raise
@@ -424,7 +419,7 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
                 continue
             try:
                 client.delete(f"/volumes/{vol['name']}")
-                say(f" Volume {vol['name']}  Removed")
+                event(f"Volume {vol['name']}", "Removed")
             except APIError as err:
                 if err.status != 404:
                     raise
@@ -435,7 +430,7 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
             ref = svc.get("image") or f"{project.name}-{name}"
             try:
                 client.delete(f"/images/{ref}")
-                say(f" Image {ref}  Removed")
+                event(f"Image {ref}", "Removed")
             except APIError as err:
                 if err.status not in (404, 409):
                     raise

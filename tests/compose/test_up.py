@@ -346,7 +346,15 @@ def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> No
 
     folder = project(tmp_path, engine, SIMPLE)
     try:
-        ok(engine.compose(folder, "up", "-d", "worker"))
+        # Compose v2's progress block on a terminal: redrawn in place, a line a resource
+        shown, code = run_in_pty(engine.daemon, [  # type: ignore[arg-type]
+            "-H", engine.host, "compose", "up", "-d", "worker"], program=MOOR, cwd=str(folder))
+        assert code == 0
+        last = shown.decode().rsplit("[+] Running", 1)[1].replace("\x1b[K", "").splitlines()
+        assert last[0] == f" {len(last) - 1}/{len(last) - 1}"
+        assert any(line.startswith(" ✔ Container proj-worker-1  Started ")
+                   and line.endswith("s") for line in last)
+        assert "\x1b[" in shown.decode().split("[+] Running", 2)[2]  # moved up, redrawn
         shown, code = run_in_pty(engine.daemon, [  # type: ignore[arg-type]
             "-H", engine.host, "compose", "exec", "worker", "sh", "-c",
             "tty; exit 5"], program=MOOR, cwd=str(folder))
