@@ -94,6 +94,8 @@ def _parser(prog: str) -> _Parser:
         s = sub.add_parser(name)
         s.add_argument("-t", "--timeout", type=int)
         s.add_argument("services", nargs="*")
+        if name == "restart":
+            s.add_argument("--no-deps", action="store_true")
     k = sub.add_parser("kill")
     k.add_argument("-s", "--signal", default="SIGKILL")
     k.add_argument("services", nargs="*")
@@ -268,18 +270,14 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
 
 def _stop_all(c: Client, project: Project) -> None:
     """Stop the project's running containers, dependents first (what `up` does on exit)."""
-    from moorage.compose.ops import in_dependency_order
-    from moorage.compose.progress import event
+    from moorage.compose.ops import in_dependency_order, stop_containers
 
     running: dict[str, list[dict[str, Any]]] = {}
     for x in _selected(c, project.name, [], all=False):
         running.setdefault(x["Labels"][L.SERVICE], []).append(x)
 
     def stop(own: Client, name: str) -> None:
-        for x in running.get(name, ()):
-            event(f"Container {_name(x)}", "Stopping")
-            own.post(f"/containers/{x['Id']}/stop")
-            event(f"Container {_name(x)}", "Stopped")
+        stop_containers(own, running.get(name, []))
     in_dependency_order(c, project.services, stop, reverse=True)
 
 
@@ -493,8 +491,31 @@ def cmd_stop(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_restart(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    """The services named (all by default) and, unless --no-deps, those that depend on them
+    with `restart: true`, in dependency order (Compose v2 keeps only those edges)."""
+    from moorage.compose.ops import in_dependency_order, label_depends, restarting_dependents
+    from moorage.compose.progress import event
+
+    c = client()
+    project = _project_name(args)
+    _selected(c, project, args.services)  # an unknown service is refused
+    everything = _selected(c, project, [])
+    depends = label_depends(everything)
+    wanted = set(args.services) or set(depends)
+    if not args.no_deps:
+        wanted |= restarting_dependents(depends, list(wanted))
+    graph = {n: {"depends_on": {d: v for d, v in depends.get(n, {}).items()
+                                if v["restart"] and d in wanted}} for n in wanted}
     params = {"t": args.timeout} if args.timeout is not None else None
-    return _each("Restarting", "restart", params)(client, args)
+
+    def restart(own: Client, name: str) -> None:
+        for x in everything:
+            if x["Labels"].get(L.SERVICE) == name:
+                event(f"Container {_name(x)}", "Restarting")
+                own.post(f"/containers/{x['Id']}/restart", params)
+                event(f"Container {_name(x)}", "Started")
+    in_dependency_order(c, graph, restart)
+    return 0
 
 
 def cmd_kill(client: Callable[[], Client], args: argparse.Namespace) -> int:

@@ -62,6 +62,32 @@ def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
         raise errors[0]
 
 
+def restarting_dependents(depends: dict[str, dict[str, Any]], names: list[str]) -> set[str]:
+    """The services whose depends_on names one of `names`, or one of those, with
+    `restart: true` (`depends` maps a service to its depends_on): Compose v2 restarts them
+    when it restarts or recreates a dependency."""
+    found: set[str] = set()
+    todo = list(names)
+    while todo:
+        dependency = todo.pop()
+        for name, conditions in depends.items():
+            if name not in found and (conditions.get(dependency) or {}).get("restart"):
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def label_depends(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each service's depends_on as its containers' label keeps it (`dep:condition:restart`),
+    for the commands that work from the engine's containers, not the file."""
+    depends: dict[str, dict[str, Any]] = {}
+    for c in found:
+        entries = [e.split(":") for e in c["Labels"].get(L.PREFIX + "depends_on", "").split(",")]
+        depends[c["Labels"].get(L.SERVICE, "")] = {
+            e[0]: {"condition": e[1], "restart": e[2] == "true"} for e in entries if len(e) == 3}
+    return depends
+
+
 def containers(client: Client, project: str, service: str | None = None,
                oneoff: bool | None = False, all: bool = True) -> list[dict[str, Any]]:
     """The project's containers (one-off ones with oneoff=True, both with None)."""
@@ -243,13 +269,18 @@ def inject(client: Client, cid: str, files: list[tuple[str, bytes, int]]) -> Non
                 headers={"Content-Type": "application/x-tar"})
 
 
+def stop_containers(client: Client, found: list[dict[str, Any]]) -> None:
+    for c in found:
+        event(f"Container {c['Names'][0].lstrip('/')}", "Stopping")
+        client.post(f"/containers/{c['Id']}/stop")
+        event(f"Container {c['Names'][0].lstrip('/')}", "Stopped")
+
+
 def _remove(client: Client, container: dict[str, Any], volumes: bool = False) -> None:
     name = container["Names"][0].lstrip("/")
     try:
         if container["State"] in ("running", "paused", "restarting"):
-            event(f"Container {name}", "Stopping")
-            client.post(f"/containers/{container['Id']}/stop")
-            event(f"Container {name}", "Stopped")
+            stop_containers(client, [container])
         event(f"Container {name}", "Removing")
         client.delete(f"/containers/{container['Id']}", {"v": volumes, "force": True})
     except APIError as err:
@@ -329,13 +360,16 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
     names = {n: container_name(project, n, 1) for n in project.services}
     ids: dict[str, list[str]] = {}
 
+    depends = {n: project.services[n].get("depends_on") or {} for n in wanted}
+
     def one(own: Client, name: str) -> None:
         svc = project.services[name]
         image = images[name]
         if start:
             wait_dependencies(own, project, name, wanted)
         ids[name] = _converge(own, project, name, image, recreate,
-                              _replicas(svc, scale or {}, name), names, start)
+                              _replicas(svc, scale or {}, name), names, start,
+                              restarting_dependents(depends, [name]))
     in_dependency_order(client, {n: project.services[n] for n in wanted}, one)
     return [i for n in sorted(ids) for i in ids[n]]
 
@@ -353,7 +387,10 @@ def _with_dependencies(project: Project, services: list[str]) -> set[str]:
 
 
 def _converge(client: Client, project: Project, name: str, image: str, recreate: str,
-              replicas: int, names: dict[str, str], start: bool) -> list[str]:
+              replicas: int, names: dict[str, str], start: bool,
+              dependents: set[str]) -> list[str]:
+    """`dependents` (depends_on this service with `restart: true`) are stopped before it is
+    recreated; their own turn, later in dependency order, starts them again."""
     svc = project.services[name]
     digest = L.config_hash(svc)
     existing = containers(client, project.name, name)
@@ -364,6 +401,9 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
         stale = c["Labels"].get(L.HASH) != digest or c["Labels"].get(L.PREFIX + "image") != image
         number = int(c["Labels"].get(L.NUMBER, "1"))
         if recreate == "force" or (recreate == "diverged" and stale):
+            for dependent in sorted(dependents):
+                stop_containers(client, containers(client, project.name, dependent, all=False))
+            dependents = set()
             event(f"Container {c['Names'][0].lstrip('/')}", "Recreate")
             _remove(client, c)
             ids.append(_create(client, project, name, number, image, names))

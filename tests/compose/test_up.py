@@ -743,3 +743,54 @@ def test_networks_aliases_static_address_and_name_resolution(
     finally:
         ok(engine.compose(folder, "down"))
     assert b"proj_back" not in engine.docker("network", "ls").stdout
+
+
+def test_depends_on_restart_restarts_dependents(engine: ComposeEngine, tmp_path: Path) -> None:
+    """`restart: true` under depends_on: the dependent restarts with its dependency, on
+    `restart` (unless --no-deps) and when `up` recreates the dependency; plain
+    depends_on does not."""
+    folder = project(tmp_path, engine, """
+        services:
+          db:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            environment: {V: "${V:-1}"}
+          app:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            depends_on:
+              db: {condition: service_started, restart: true}
+          other:
+            image: busybox:latest
+            command: sleep 600
+            stop_signal: SIGKILL
+            depends_on: [db]
+        """)
+
+    def started() -> dict[str, tuple[str, str]]:
+        return {c["Name"]: (c["Id"], c["State"]["StartedAt"]) for c in inspect(
+            engine, "proj-db-1", "proj-app-1", "proj-other-1") if c["State"]["Running"]}
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        before = started()
+        ok(engine.compose(folder, "restart", "--no-deps", "db"))
+        after = started()
+        assert after["/proj-app-1"] == before["/proj-app-1"]
+        assert after["/proj-db-1"] != before["/proj-db-1"]
+        ok(engine.compose(folder, "restart", "db"))
+        again = started()
+        assert again["/proj-app-1"][1] > after["/proj-app-1"][1]
+        assert again["/proj-db-1"][1] > after["/proj-db-1"][1]
+        assert again["/proj-other-1"] == before["/proj-other-1"]
+        (folder / ".env").write_text("V=2\n")
+        ok(engine.compose(folder, "up", "-d"))
+        recreated = started()
+        assert len(recreated) == 3
+        assert recreated["/proj-db-1"][0] != again["/proj-db-1"][0]
+        assert recreated["/proj-app-1"][0] == again["/proj-app-1"][0]  # kept, restarted
+        assert recreated["/proj-app-1"][1] > recreated["/proj-db-1"][1]
+        assert recreated["/proj-other-1"] == before["/proj-other-1"]
+    finally:
+        ok(engine.compose(folder, "down"))
