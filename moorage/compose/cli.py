@@ -636,6 +636,7 @@ def cmd_build(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_push(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    from moorage.client.credentials import auth_header
     from moorage.compose.build import image_name
     from moorage.compose.progress import event
 
@@ -648,7 +649,8 @@ def cmd_push(client: Callable[[], Client], args: argparse.Namespace) -> int:
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] \
             else (ref, "", "latest")
         event(name, "Pushing")
-        headers = {"X-Registry-Auth": "e30="}  # {} in base64: credentials are not read yet
+        # {} in base64 without credentials: the engine asks the registry anonymously
+        headers = {"X-Registry-Auth": "e30=", **auth_header(ref)}
         for message in c.stream_json("POST", f"/images/{repo}/push", {"tag": tag},
                                      headers=headers):
             if message.get("error"):

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from moorage.client.credentials import auth_header
 from moorage.client.errors import APIError
 from moorage.compose import labels as L
 from moorage.compose.errors import ComposeError
@@ -225,7 +226,8 @@ def pull_image(client: Client, ref: str, service: str, platform: str | None = No
     try:
         for message in client.stream_json("POST", "/images/create",
                                           {"fromImage": image, "tag": tag,
-                                           "platform": platform}):
+                                           "platform": platform},
+                                          headers=auth_header(ref)):
             if message.get("error"):
                 raise ComposeError(f"Error response from daemon: {message['error']}")
     except APIError as err:

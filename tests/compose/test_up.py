@@ -794,3 +794,44 @@ def test_depends_on_restart_restarts_dependents(engine: ComposeEngine, tmp_path:
         assert recreated["/proj-other-1"] == before["/proj-other-1"]
     finally:
         ok(engine.compose(folder, "down"))
+
+
+def test_pull_push_and_up_use_the_stored_registry_credentials(engine: ComposeEngine,
+                                                              tmp_path: Path) -> None:
+    """A registry on 127.0.0.1 that wants a password: refused before `moor login`, then
+    push, pull and up's pull send the stored credentials (X-Registry-Auth)."""
+    import subprocess
+
+    from composekit import MOOR
+    from registrykit import start_moor, write_htpasswd
+
+    htpasswd = write_htpasswd(str(tmp_path / "htpasswd"), {"dev": "letmein"})
+    with start_moor(str(tmp_path / "registry"), "--htpasswd", htpasswd,
+                    netns=getattr(engine.daemon, "netns", "")) as registry:
+        image = f"{registry.host}/proj/app:v1"
+        folder = project(tmp_path, engine, f"""
+            services:
+              app:
+                image: {image}
+                command: sleep 600
+                stop_signal: SIGKILL
+            """)
+        engine.docker("tag", "busybox:latest", image, check=True)
+        try:
+            refused = engine.compose(folder, "push", "app")
+            assert refused.returncode == 1
+            assert f"failed to push {image}: " in refused.stderr
+            ok(subprocess.run([MOOR, "-H", engine.host, "login", registry.host, "-u", "dev",
+                               "--password-stdin"], input="letmein", capture_output=True,
+                              text=True, env=engine.env(), timeout=60))
+            ok(engine.compose(folder, "push", "app"))
+            engine.docker("rmi", image, check=True)
+            ok(engine.compose(folder, "pull"))
+            engine.docker("image", "inspect", image, check=True)
+            engine.docker("rmi", image, check=True)
+            ok(engine.compose(folder, "up", "-d"))
+            assert inspect(engine, "proj-app-1")[0]["State"]["Running"]
+        finally:
+            ok(engine.compose(folder, "down", "--rmi", "all"))
+            subprocess.run([MOOR, "logout", registry.host], env=engine.env(),
+                           capture_output=True, timeout=30)
