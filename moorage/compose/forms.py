@@ -169,6 +169,10 @@ def service(raw: dict[str, Any], base_dir: str) -> dict[str, Any]:
             else {**f, "path": os.path.join(base_dir, f["path"]),
                   "required": f.get("required", True)}
             for f in files]
+    if "label_file" in svc:
+        files = svc["label_file"] if isinstance(svc["label_file"], list) \
+            else [svc["label_file"]]
+        svc["label_file"] = [os.path.join(base_dir, os.path.expanduser(f)) for f in files]
     check = svc.get("healthcheck")
     if isinstance(check, dict) and isinstance(check.get("test"), str):
         svc["healthcheck"] = {**check, "test": ["CMD-SHELL", check["test"]]}

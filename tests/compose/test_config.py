@@ -358,3 +358,32 @@ def test_reset_and_override_tags(tmp_path: Path) -> None:
     assert [p["target"] for p in app["ports"]] == [443]
     assert app["environment"] == {"KEEP": "1"}
     assert "volumes" not in app
+
+
+def test_label_file_legacy_external_and_home_paths(tmp_path: Path) -> None:
+    """What compose-go's own full example showed `config` got wrong: label files, the
+    deprecated `external: {name: x}`, `~` in a secret's file, numbers in driver_opts."""
+    write(tmp_path / "base.label", "FROM_FILE=file\nBOTH=file\n")
+    write(tmp_path / "compose.yaml", """
+        services:
+          app:
+            image: busybox
+            label_file: ./base.label
+            labels: {BOTH: service}
+            networks: [outside]
+            secrets: [token]
+        networks:
+          outside:
+            external: {name: their-net}
+        volumes:
+          data:
+            driver_opts: {size: 1}
+        secrets:
+          token: {file: ~/token.txt}
+        """)
+    model = config(tmp_path, env={"HOME": str(tmp_path / "home")})
+    assert model["services"]["app"]["labels"] == {"FROM_FILE": "file", "BOTH": "service"}
+    assert "label_file" not in model["services"]["app"]
+    assert model["networks"]["outside"] == {"name": "their-net", "external": True}
+    assert model["volumes"]["data"]["driver_opts"] == {"size": "1"}
+    assert model["secrets"]["token"]["file"] == str(tmp_path / "home" / "token.txt")
