@@ -9,21 +9,26 @@ import textwrap
 import time
 from pathlib import Path
 
-from composekit import NO_NETWORKS, ComposeEngine, Lacks
+from composekit import LINKS, ComposeEngine, Lacks
+from registrykit import free_port, start_moor, write_htpasswd
 
 PREFIX = "com.docker.compose."
 
 
-def project(tmp_path: Path, engine: ComposeEngine, text: str, name: str = "proj",
-            networked: bool = False) -> Path:
-    """A project directory; on moord without networking every service gets
-    `network_mode: none` unless the test needs networks (and then it is xfail there)."""
+# The usual service: a sleeper that stops at once. Services take it with `<<: *sleeper`.
+SLEEPER = """
+x-sleeper: &sleeper
+  image: busybox:latest
+  command: sleep 600
+  stop_signal: SIGKILL
+"""
+
+
+def project(tmp_path: Path, engine: ComposeEngine, text: str, name: str = "proj") -> Path:
+    """A project directory with `text` as its compose.yaml (after SLEEPER's anchor)."""
     folder = tmp_path / name
     folder.mkdir(exist_ok=True)
-    body = textwrap.dedent(text)
-    if engine.name == "moord" and not networked:
-        body = body.replace("    image: busybox", "    network_mode: none\n    image: busybox")
-    (folder / "compose.yaml").write_text(body)
+    (folder / "compose.yaml").write_text(SLEEPER + textwrap.dedent(text))
     return folder
 
 
@@ -120,9 +125,7 @@ def test_up_ps_logs_exec_run_down(engine: ComposeEngine, tmp_path: Path) -> None
         assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_top(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no GET /containers/{id}/top yet")
+def test_top(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
@@ -162,9 +165,7 @@ def test_abort_on_container_exit_and_exit_code_from(engine: ComposeEngine,
             image: busybox:latest
             command: sh -c 'echo job done; exit 3'
           server:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
         """)
     try:
         result = engine.compose(folder, "up", "--exit-code-from", "job", timeout=60)
@@ -183,9 +184,7 @@ def test_completed_successfully_condition(engine: ComposeEngine, tmp_path: Path)
             image: busybox:latest
             command: sh -c 'sleep 1; echo migrated'
           app:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             depends_on:
               migrate:
                 condition: service_completed_successfully
@@ -199,9 +198,7 @@ def test_completed_successfully_condition(engine: ComposeEngine, tmp_path: Path)
         ok(engine.compose(folder, "down"))
 
 
-def test_healthy_condition_and_wait(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord runs no healthchecks yet (healthchecks/restart issue)")
+def test_healthy_condition_and_wait(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           db:
@@ -213,9 +210,7 @@ def test_healthy_condition_and_wait(
               interval: 500ms
               retries: 40
           web:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             depends_on:
               db: {condition: service_healthy}
         """)
@@ -231,8 +226,7 @@ def test_healthy_condition_and_wait(
 
 
 def test_named_volume_survives_down_and_down_v_removes_it(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks(NO_NETWORKS)
+        engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           store:
@@ -242,7 +236,7 @@ def test_named_volume_survives_down_and_down_v_removes_it(
             volumes: [data:/data]
         volumes:
           data:
-        """, networked=True)
+        """)
     try:
         ok(engine.compose(folder, "up", "-d"))
         volume = json.loads(engine.docker("volume", "inspect", "proj_data", check=True).stdout)
@@ -259,8 +253,8 @@ def test_named_volume_survives_down_and_down_v_removes_it(
 def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: Lacks,
         engine: ComposeEngine, tmp_path: Path) -> None:
     """Debian's docker-compose 1.29 on the same engine: the same containers, the same logs."""
-    moord_lacks(NO_NETWORKS)
-    folder = project(tmp_path, engine, SIMPLE, networked=True)
+    moord_lacks(LINKS)
+    folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
         ours = sorted(ok(engine.compose(folder, "ps", "-q")).split())
@@ -290,9 +284,7 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: L
     assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_build_and_up_with_build(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no POST /build yet (builds issue)")
+def test_build_and_up_with_build(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -369,9 +361,7 @@ def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> No
     assert engine.docker("ps", "-aq").stdout == b""
 
 
-def test_cp_both_ways(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no /containers/{id}/archive yet")
+def test_cp_both_ways(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d", "worker"))
@@ -391,16 +381,12 @@ def test_cp_both_ways(
         ok(engine.compose(folder, "down"))
 
 
-def test_events(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+def test_events(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
-    from composekit import MOOR
 
-    moord_lacks("moord has no GET /events yet (engine operations issue)")
     folder = project(tmp_path, engine, SIMPLE)
-    watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "events", "--json"],
-                               cwd=folder, stdout=subprocess.PIPE, text=True, env=engine.env())
+    watcher = engine.popen(folder, "events", "--json", stdout=subprocess.PIPE)
     try:
         time.sleep(0.5)
         ok(engine.compose(folder, "up", "-d", "worker"))
@@ -416,14 +402,11 @@ def test_events(
         ok(engine.compose(folder, "down"))
 
 
-def test_secrets_and_configs(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+def test_secrets_and_configs(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           app:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             secrets: [from_file, {source: from_env, target: token}]
             configs: [{source: inline, target: /etc/app.conf}]
         secrets:
@@ -434,7 +417,6 @@ def test_secrets_and_configs(
         """)
     (folder / "secret.txt").write_text("s3cret\n")
     (folder / ".env").write_text("TOKEN=abc\n")
-    moord_lacks("moord has no PUT /containers/{id}/archive yet")
     try:
         ok(engine.compose(folder, "up", "-d"))
         shown = ok(engine.compose(folder, "exec", "-T", "app", "cat", "/run/secrets/from_file",
@@ -445,30 +427,26 @@ def test_secrets_and_configs(
 
 
 def test_port_already_taken_fails_and_down_cleans(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks(NO_NETWORKS)
+        engine: ComposeEngine, tmp_path: Path) -> None:
+    port = str(free_port())  # 127.0.0.1 is the host's on moord: a fixed port may be taken
     folder = project(tmp_path, engine, """
         services:
           first:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
-            ports: ["127.0.0.1:18080:80"]
+            <<: *sleeper
+            ports: ["127.0.0.1:PORT:80"]
           second:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
-            ports: ["127.0.0.1:18080:80"]
+            <<: *sleeper
+            ports: ["127.0.0.1:PORT:80"]
             depends_on: [first]
-        """, networked=True)
+        """.replace("PORT", port))
     try:
         result = engine.compose(folder, "up", "-d")
         assert result.returncode == 1
         assert "Error response from daemon: " in result.stderr
-        assert "18080" in result.stderr
+        assert port in result.stderr
         first, second = inspect(engine, "proj-first-1", "proj-second-1")
         assert first["State"]["Running"] and not second["State"]["Running"]
-        assert ok(engine.compose(folder, "port", "first", "80")) == "127.0.0.1:18080\n"
+        assert ok(engine.compose(folder, "port", "first", "80")) == f"127.0.0.1:{port}\n"
     finally:
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
@@ -504,9 +482,7 @@ def test_create_kill_wait_rm_restart_images_version(engine: ComposeEngine,
 
 
 def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
-    import subprocess
 
-    from composekit import MOOR
 
     folder = project(tmp_path, engine, """
         services:
@@ -516,8 +492,7 @@ def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
         """)
     try:
         ok(engine.compose(folder, "up", "-d"))
-        follow = subprocess.run([MOOR, "-H", engine.host, "compose", "logs", "-f"], cwd=folder,
-                                capture_output=True, text=True, timeout=30, env=engine.env())
+        follow = engine.compose(folder, "logs", "-f", timeout=30)
         assert follow.stdout.splitlines() == [f"proj-ticker-1  | tick {i}" for i in (1, 2, 3)]
     finally:
         ok(engine.compose(folder, "down"))
@@ -528,12 +503,9 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
     import signal
     import subprocess
 
-    from composekit import MOOR
 
     folder = project(tmp_path, engine, SIMPLE)
-    attached = subprocess.Popen([MOOR, "-H", engine.host, "compose", "up"], cwd=folder,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=engine.env())
+    attached = engine.popen(folder, "up", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         lines = []
         while not any("hello from web" in line for line in lines):
@@ -549,13 +521,10 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
         ok(engine.compose(folder, "down"))
 
 
-def test_watch_sync_and_sync_restart(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
-    from composekit import MOOR
 
-    moord_lacks("moord has no PUT /containers/{id}/archive yet")
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -570,9 +539,8 @@ def test_watch_sync_and_sync_restart(
     (folder / "src" / "tmp").mkdir(parents=True)
     (folder / "src" / "a.txt").write_text("one\n")
     (folder / "conf.txt").write_text("v1\n")
-    watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "watch"], cwd=folder,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env=engine.env())
+    watcher = engine.popen(folder, "watch", stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
 
     def shown(path: str) -> str:
         result = engine.compose(folder, "exec", "-T", "app", "cat", path)
@@ -604,15 +572,11 @@ def test_watch_sync_and_sync_restart(
         ok(engine.compose(folder, "down"))
 
 
-def test_service_keys_reach_the_engine(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no restart policies yet (healthchecks/restart issue)")
+def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           base:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
           app:
             image: busybox:latest
             command: sleep 600
@@ -704,19 +668,14 @@ def test_run_starts_its_dependencies_and_waits_for_them(engine: ComposeEngine,
 
 
 def test_networks_aliases_static_address_and_name_resolution(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks(NO_NETWORKS)
+        engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           a:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             networks: [back, front]
           b:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             networks:
               back:
                 aliases: [bee]
@@ -727,7 +686,7 @@ def test_networks_aliases_static_address_and_name_resolution(
               config: [{subnet: 172.30.5.0/24}]
           front:
             labels: {role: front}
-        """, networked=True)
+        """)
     try:
         ok(engine.compose(folder, "up", "-d"))
         a, b = inspect(engine, "proj-a-1", "proj-b-1")
@@ -752,20 +711,14 @@ def test_depends_on_restart_restarts_dependents(engine: ComposeEngine, tmp_path:
     folder = project(tmp_path, engine, """
         services:
           db:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             environment: {V: "${V:-1}"}
           app:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             depends_on:
               db: {condition: service_started, restart: true}
           other:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             depends_on: [db]
         """)
 
@@ -800,10 +753,6 @@ def test_pull_push_and_up_use_the_stored_registry_credentials(engine: ComposeEng
                                                               tmp_path: Path) -> None:
     """A registry on 127.0.0.1 that wants a password: refused before `moor login`, then
     push, pull and up's pull send the stored credentials (X-Registry-Auth)."""
-    import subprocess
-
-    from composekit import MOOR
-    from registrykit import start_moor, write_htpasswd
 
     htpasswd = write_htpasswd(str(tmp_path / "htpasswd"), {"dev": "letmein"})
     with start_moor(str(tmp_path / "registry"), "--htpasswd", htpasswd,
@@ -821,9 +770,8 @@ def test_pull_push_and_up_use_the_stored_registry_credentials(engine: ComposeEng
             refused = engine.compose(folder, "push", "app")
             assert refused.returncode == 1
             assert f"failed to push {image}: " in refused.stderr
-            ok(subprocess.run([MOOR, "-H", engine.host, "login", registry.host, "-u", "dev",
-                               "--password-stdin"], input="letmein", capture_output=True,
-                              text=True, env=engine.env(), timeout=60))
+            ok(engine.moor("login", registry.host, "-u", "dev", "--password-stdin",
+                           input="letmein"))
             ok(engine.compose(folder, "push", "app"))
             engine.docker("rmi", image, check=True)
             ok(engine.compose(folder, "pull"))
@@ -833,5 +781,4 @@ def test_pull_push_and_up_use_the_stored_registry_credentials(engine: ComposeEng
             assert inspect(engine, "proj-app-1")[0]["State"]["Running"]
         finally:
             ok(engine.compose(folder, "down", "--rmi", "all"))
-            subprocess.run([MOOR, "logout", registry.host], env=engine.env(),
-                           capture_output=True, timeout=30)
+            engine.moor("logout", registry.host)
