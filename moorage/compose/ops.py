@@ -215,6 +215,7 @@ def image_id(client: Client, project: Project, name: str, pull: str | None = Non
     if "build" in svc:
         return build_image(client, project, name)
     if pull == "never":
+        event(name, "Error")
         raise ComposeError(f"No such image: {ref}")
     pull_image(client, ref, name, svc.get("platform"))
     return str(client.get(f"/images/{ref}/json")["Id"])
@@ -223,15 +224,18 @@ def image_id(client: Client, project: Project, name: str, pull: str | None = Non
 def pull_image(client: Client, ref: str, service: str, platform: str | None = None) -> None:
     image, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
     event(service, "Pulling")
+    failed = ""
     try:
         for message in client.stream_json("POST", "/images/create",
                                           {"fromImage": image, "tag": tag,
                                            "platform": platform},
                                           headers=auth_header(ref)):
-            if message.get("error"):
-                raise ComposeError(f"Error response from daemon: {message['error']}")
+            failed = failed or message.get("error") or ""
     except APIError as err:
-        raise ComposeError(f"Error response from daemon: {err.message}") from None
+        failed = err.message
+    if failed:  # the progress line names the service, as Compose v2's ✘ line
+        event(service, "Error")
+        raise ComposeError(f"Error response from daemon: {failed}")
     event(service, "Pulled")
 
 

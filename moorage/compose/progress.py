@@ -16,7 +16,7 @@ from typing import TextIO
 # The states that end a resource's work; any other is under way.
 DONE = frozenset({"Created", "Started", "Running", "Removed", "Stopped", "Pulled", "Pushed",
                   "Healthy", "Built", "Killed", "Paused", "Unpaused", "Restarted", "Exited",
-                  "Recreated", "Waiting done"})
+                  "Recreated", "Error"})
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _TICK = 0.1
 
@@ -84,7 +84,8 @@ class Display:
         done = sum(1 for row in self.rows.values() if row[2] is not None)
         lines = [f"[+] Running {done}/{len(self.rows)}"]
         for resource, (status, started, finished) in self.rows.items():
-            mark = "✔" if finished is not None else _SPINNER[self.frame % len(_SPINNER)]
+            mark = "✘" if status == "Error" else "✔" if finished is not None \
+                else _SPINNER[self.frame % len(_SPINNER)]
             took = (finished if finished is not None else now) - started  # type: ignore[operator]
             lines.append(f" {mark} {resource:<{width}}{status!s:<{states}}{took:.1f}s")
         columns = _columns()

@@ -384,7 +384,6 @@ def test_cp_both_ways(engine: ComposeEngine, tmp_path: Path) -> None:
 def test_events(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
-
     folder = project(tmp_path, engine, SIMPLE)
     watcher = engine.popen(folder, "events", "--json", stdout=subprocess.PIPE)
     try:
@@ -483,7 +482,6 @@ def test_create_kill_wait_rm_restart_images_version(engine: ComposeEngine,
 
 def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
 
-
     folder = project(tmp_path, engine, """
         services:
           ticker:
@@ -502,7 +500,6 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
                                                    tmp_path: Path) -> None:
     import signal
     import subprocess
-
 
     folder = project(tmp_path, engine, SIMPLE)
     attached = engine.popen(folder, "up", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -523,7 +520,6 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
 
 def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
-
 
     folder = project(tmp_path, engine, """
         services:
@@ -617,7 +613,7 @@ def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) ->
     (folder / "compose.yaml").write_text(
         "services:\n  x:\n    image: nosuch:v1\n    pull_policy: never\n")
     refused = engine.compose(folder, "up", "-d")
-    assert (refused.returncode, refused.stderr) == (1, "No such image: nosuch:v1\n")
+    assert (refused.returncode, refused.stderr) == (1, " x  Error\nNo such image: nosuch:v1\n")
 
 
 def test_docker_compose_without_networks_on_either_engine(engine: ComposeEngine,
