@@ -518,7 +518,7 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
         ok(engine.compose(folder, "down"))
 
 
-def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> None:
+def test_watch_sync_sync_restart_and_rebuild(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
     folder = project(tmp_path, engine, """
@@ -531,15 +531,25 @@ def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> N
               watch:
                 - {action: sync, path: ./src, target: /app/src, ignore: [tmp/]}
                 - {action: sync+restart, path: ./conf.txt, target: /app/conf.txt}
+          built:
+            build: ./img
+            command: sleep 600
+            stop_signal: SIGKILL
+            develop:
+              watch:
+                - {action: rebuild, path: ./img}
         """)
+    (folder / "img").mkdir()
+    (folder / "img" / "Dockerfile").write_text("FROM busybox:latest\nCOPY version /\n")
+    (folder / "img" / "version").write_text("v1\n")
     (folder / "src" / "tmp").mkdir(parents=True)
     (folder / "src" / "a.txt").write_text("one\n")
     (folder / "conf.txt").write_text("v1\n")
     watcher = engine.popen(folder, "watch", stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
 
-    def shown(path: str) -> str:
-        result = engine.compose(folder, "exec", "-T", "app", "cat", path)
+    def shown(path: str, service: str = "app") -> str:
+        result = engine.compose(folder, "exec", "-T", service, "cat", path)
         return result.stdout if result.returncode == 0 else ""
 
     def eventually(check: object) -> None:
@@ -562,10 +572,13 @@ def test_watch_sync_and_sync_restart(engine: ComposeEngine, tmp_path: Path) -> N
         (folder / "conf.txt").write_text("v2\n")
         eventually(lambda: inspect(engine, "proj-app-1")[0]["State"]["StartedAt"] != started)
         assert shown("/app/conf.txt") == "v2\n"
+        assert shown("/version", "built") == "v1\n"
+        (folder / "img" / "version").write_text("v2\n")
+        eventually(lambda: shown("/version", "built") == "v2\n")
     finally:
         watcher.kill()
         watcher.wait()
-        ok(engine.compose(folder, "down"))
+        ok(engine.compose(folder, "down", "--rmi", "local"))
 
 
 def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) -> None:
