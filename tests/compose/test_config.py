@@ -360,9 +360,10 @@ def test_reset_and_override_tags(tmp_path: Path) -> None:
     assert "volumes" not in app
 
 
-def test_label_file_legacy_external_and_home_paths(tmp_path: Path) -> None:
+def test_what_compose_gos_full_example_showed(tmp_path: Path) -> None:
     """What compose-go's own full example showed `config` got wrong: label files, the
-    deprecated `external: {name: x}`, `~` in a secret's file, numbers in driver_opts."""
+    deprecated `external: {name: x}`, `~` in a secret's file, numbers in driver_opts,
+    units and label forms."""
     write(tmp_path / "base.label", "FROM_FILE=file\nBOTH=file\n")
     write(tmp_path / "compose.yaml", """
         services:
@@ -372,6 +373,12 @@ def test_label_file_legacy_external_and_home_paths(tmp_path: Path) -> None:
             labels: {BOTH: service}
             networks: [outside]
             secrets: [token]
+            stop_grace_period: 90s
+            build: {context: ., labels: [A=1], additional_contexts: {more: ./more}}
+            deploy:
+              labels: [EMPTY]
+              resources: {limits: {cpus: '0.5', memory: 50M}}
+              restart_policy: {window: 120s}
         networks:
           outside:
             external: {name: their-net}
@@ -387,3 +394,11 @@ def test_label_file_legacy_external_and_home_paths(tmp_path: Path) -> None:
     assert model["networks"]["outside"] == {"name": "their-net", "external": True}
     assert model["volumes"]["data"]["driver_opts"] == {"size": "1"}
     assert model["secrets"]["token"]["file"] == str(tmp_path / "home" / "token.txt")
+    # compose-go's units: Go durations, bytes, numbers, labels as mappings of strings
+    app = model["services"]["app"]
+    assert app["stop_grace_period"] == "1m30s"
+    assert app["build"]["labels"] == {"A": "1"}
+    assert app["build"]["additional_contexts"] == {"more": str(tmp_path / "more")}
+    assert app["deploy"] == {"labels": {"EMPTY": ""},
+                             "resources": {"limits": {"cpus": 0.5, "memory": "52428800"}},
+                             "restart_policy": {"window": "2m0s"}}
