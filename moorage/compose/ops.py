@@ -306,11 +306,16 @@ def wait_dependencies(client: Client, project: Project, name: str, wanted: set[s
 def _wait_condition(client: Client, project: Project, dep: str, condition: str,
                     timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
+    waiting: list[str] = []
     while True:
         found = containers(client, project.name, dep)
         states = [client.get(f"/containers/{c['Id']}/json")["State"] for c in found]
         if condition == "service_started" or not states:
             return
+        if not waiting:  # Compose v2's Waiting, then Healthy or Exited, on the dependency
+            waiting = [f"Container {c['Names'][0].lstrip('/')}" for c in found]
+            for resource in waiting:
+                event(resource, "Waiting")
         if condition == "service_healthy":
             if any((s.get("Health") or {}).get("Status") == "unhealthy" for s in states):
                 raise ComposeError(f"dependency failed to start: container "
@@ -319,6 +324,8 @@ def _wait_condition(client: Client, project: Project, dep: str, condition: str,
                 raise ComposeError(f"container {found[0]['Names'][0].lstrip('/')} has no "
                                    "healthcheck configured")
             if all((s.get("Health") or {}).get("Status") == "healthy" for s in states):
+                for resource in waiting:
+                    event(resource, "Healthy")
                 return
         elif condition == "service_completed_successfully":
             done = [s for s in states if s["Status"] == "exited"]
@@ -327,6 +334,8 @@ def _wait_condition(client: Client, project: Project, dep: str, condition: str,
                 if bad:
                     raise ComposeError(f"service \"{dep}\" didn't complete successfully: "
                                        f"exit {bad[0]['ExitCode']}")
+                for resource in waiting:
+                    event(resource, "Exited")
                 return
         if time.monotonic() > deadline:
             raise ComposeError(f"timeout waiting for {dep} to be {condition}")
