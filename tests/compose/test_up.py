@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from composekit import LINKS, ComposeEngine, Lacks
+from composekit import CONTAINER_CONFIG, LINKS, ComposeEngine, Lacks
 from registrykit import free_port, start_moor, write_htpasswd
 
 PREFIX = "com.docker.compose."
@@ -250,10 +250,9 @@ def test_named_volume_survives_down_and_down_v_removes_it(
     assert engine.docker("volume", "inspect", "proj_data").returncode == 1
 
 
-def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: Lacks,
+def test_docker_compose_and_moor_compose_see_each_others_projects(
         engine: ComposeEngine, tmp_path: Path) -> None:
     """Debian's docker-compose 1.29 on the same engine: the same containers, the same logs."""
-    moord_lacks(LINKS)
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
@@ -266,12 +265,6 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: L
             [line.split("|", 1)[1] for line in mine.splitlines()]
         result = engine.docker_compose(folder, "exec", "-T", "web", "echo", "from 1.29")
         assert ok(result) == "from 1.29\n"
-        result = engine.docker_compose(folder, "run", "--rm", "-T", "worker", "echo", "run")
-        assert ok(result).splitlines()[-1:] == ["run"]
-        ok(engine.docker_compose(folder, "up", "-d", "--scale", "worker=2"))
-        # 1.29 recreates (its config hash is not ours) under its own names; we see them all
-        assert len(ok(engine.compose(folder, "ps", "-q", "worker")).split()) == 2
-        assert len(ok(engine.compose(folder, "ps", "-q", "web")).split()) == 1
         ok(engine.docker_compose(folder, "down"))
         assert ok(engine.compose(folder, "ps", "-aq")) == ""
         # and the other way round
@@ -282,6 +275,38 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: L
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
     assert b"proj_default" not in engine.docker("network", "ls").stdout
+
+
+def test_docker_compose_recreates_and_scales_our_project(moord_lacks: Lacks,
+                                                         engine: ComposeEngine,
+                                                         tmp_path: Path) -> None:
+    """1.29 recreates what moor compose made (its config hash is not ours), under its own
+    names, reading the image's ContainerConfig; moor compose sees them all."""
+    moord_lacks(CONTAINER_CONFIG)
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        ok(engine.docker_compose(folder, "up", "-d", "--scale", "worker=2"))
+        assert len(ok(engine.compose(folder, "ps", "-q", "worker")).split()) == 2
+        assert len(ok(engine.compose(folder, "ps", "-q", "web")).split()) == 1
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert engine.docker("ps", "-aq").stdout == b""
+
+
+def test_docker_compose_run_rm_on_a_network(moord_lacks: Lacks, engine: ComposeEngine,
+                                            tmp_path: Path) -> None:
+    """docker-compose 1.29's `run` links the one-off container to the service's
+    dependencies (HostConfig.Links), on the project's network."""
+    moord_lacks(LINKS)
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        for service in ("web", "worker"):
+            result = engine.docker_compose(folder, "run", "--rm", "-T", service, "echo", "run")
+            assert ok(result).splitlines()[-1:] == ["run"]
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert engine.docker("ps", "-aq").stdout == b""
 
 
 def test_build_and_up_with_build(engine: ComposeEngine, tmp_path: Path) -> None:
