@@ -13,7 +13,7 @@ from moorage.client.errors import APIError
 from moorage.compose import labels as L
 from moorage.compose.errors import ComposeError
 from moorage.compose.normalize import dependencies, dependency_order
-from moorage.compose.progress import event, say
+from moorage.compose.progress import done, event, say
 from moorage.compose.spec import create_body, endpoint, injected_files, refuse_unsupported
 
 if TYPE_CHECKING:
@@ -318,6 +318,8 @@ def _wait_condition(client: Client, project: Project, dep: str, condition: str,
                 event(resource, "Waiting")
         if condition == "service_healthy":
             if any((s.get("Health") or {}).get("Status") == "unhealthy" for s in states):
+                for resource in waiting:
+                    event(resource, "Error")
                 raise ComposeError(f"dependency failed to start: container "
                                    f"{found[0]['Names'][0].lstrip('/')} is unhealthy")
             if all(not s.get("Health") for s in states):
@@ -332,6 +334,8 @@ def _wait_condition(client: Client, project: Project, dep: str, condition: str,
             if len(done) == len(states):
                 bad = [s for s in done if s["ExitCode"] != 0]
                 if bad:
+                    for resource in waiting:
+                        event(resource, "Error")
                     raise ComposeError(f"service \"{dep}\" didn't complete successfully: "
                                        f"exit {bad[0]['ExitCode']}")
                 for resource in waiting:
@@ -385,7 +389,10 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
         ids[name] = _converge(own, project, name, image, recreate,
                               _replicas(svc, scale or {}, name), names, start,
                               restarting_dependents(depends, [name]))
-    in_dependency_order(client, {n: project.services[n] for n in wanted}, one)
+    try:
+        in_dependency_order(client, {n: project.services[n] for n in wanted}, one)
+    finally:
+        done()  # attached logs, watch's messages or the error go below the block
     return [i for n in sorted(ids) for i in ids[n]]
 
 

@@ -49,6 +49,12 @@ class Display:
                 self.ticker = threading.Thread(target=self._tick, daemon=True)
                 self.ticker.start()
 
+    def done(self) -> None:
+        """The block stays as last drawn; what comes next (logs, a later block) goes below."""
+        with self.lock:
+            self.rows.clear()
+            self.drawn = 0
+
     def message(self, text: str, whole_line: bool = True) -> None:
         """Text of its own (a warning; a piece of a build's output, not always a whole
         line), above the block on a terminal."""
@@ -63,7 +69,7 @@ class Display:
         while True:
             time.sleep(_TICK)
             with self.lock:
-                if all(row[2] is not None for row in self.rows.values()):
+                if all(row[2] is not None for row in self.rows.values()):  # also when done
                     self.ticker = None
                     return
                 self.frame += 1
@@ -114,6 +120,10 @@ def display() -> Display:
 
 def event(resource: str, status: str) -> None:
     display().event(resource, status)
+
+
+def done() -> None:
+    display().done()
 
 
 def say(text: str) -> None:
