@@ -16,8 +16,9 @@ from moorage.cli.output import (
     write,
 )
 from moorage.cli.progress import Progress
-from moorage.cli.pulling import auth_header, pull_image
+from moorage.cli.pulling import pull_image
 from moorage.cli.session import CommandError
+from moorage.client.credentials import auth_header
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

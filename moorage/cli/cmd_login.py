@@ -9,6 +9,7 @@ import sys
 from moorage.cli.flags import BOOL, STR, Spec, flag
 from moorage.cli.output import write
 from moorage.cli.session import CommandError
+from moorage.client.credentials import INDEX_SERVER, stored
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -17,26 +18,12 @@ if TYPE_CHECKING:
     from moorage.cli.flags import Options
     from moorage.cli.session import Session
 
-INDEX_SERVER = "https://index.docker.io/v1/"
-
-
 def server_key(server: str | None) -> str:
     """The key docker stores a registry under: Hub's v1 URL, otherwise the bare host
     (registry.ConvertToHostname: no scheme, no path)."""
     if not server or server in ("docker.io", "index.docker.io", INDEX_SERVER):
         return INDEX_SERVER
     return server.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
-
-
-def stored(key: str) -> tuple[str, str]:
-    """(username, password) saved for `key`, or empty strings."""
-    import base64
-
-    from moorage.client.contexts import read_config
-
-    entry = (read_config().get("auths") or {}).get(key) or {}
-    user, _, password = base64.b64decode(entry.get("auth") or "").decode().partition(":")
-    return user, password
 
 
 def _prompt(opts: Options, key: str) -> tuple[str, str]:

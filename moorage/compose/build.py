@@ -7,12 +7,12 @@ import fnmatch
 import io
 import json
 import os
-import sys
 import tarfile
 from typing import TYPE_CHECKING, Any
 
 from moorage.client.errors import APIError
 from moorage.compose.errors import ComposeError
+from moorage.compose.progress import event, write
 
 if TYPE_CHECKING:
     from moorage.client.api import Client
@@ -93,7 +93,7 @@ def build(client: Client, project: Project, name: str) -> str:
     }
     if spec.get("extra_hosts"):
         params["extrahosts"] = [f"{h}:{ip}" for h, ip in spec["extra_hosts"].items()]
-    sys.stderr.write(f" Service {name}  Building\n")
+    event(f"Service {name}", "Building")
     body = context_tar(spec["context"], inline)
     built = ""
     try:
@@ -103,10 +103,10 @@ def build(client: Client, project: Project, name: str) -> str:
                 raise ComposeError(f"Service '{name}' failed to build : "
                                    f"{message['error'].strip()}")
             if message.get("stream"):
-                sys.stderr.write(message["stream"])
+                write(message["stream"])
             if (message.get("aux") or {}).get("ID"):
                 built = message["aux"]["ID"]
     except APIError as err:
         raise ComposeError(f"Service '{name}' failed to build : {err.message}") from None
-    sys.stderr.write(f" Service {name}  Built\n")
+    event(f"Service {name}", "Built")
     return built or str(client.get(f"/images/{tag}/json")["Id"])

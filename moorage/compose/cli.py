@@ -94,6 +94,8 @@ def _parser(prog: str) -> _Parser:
         s = sub.add_parser(name)
         s.add_argument("-t", "--timeout", type=int)
         s.add_argument("services", nargs="*")
+        if name == "restart":
+            s.add_argument("--no-deps", action="store_true")
     k = sub.add_parser("kill")
     k.add_argument("-s", "--signal", default="SIGKILL")
     k.add_argument("services", nargs="*")
@@ -268,17 +270,14 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
 
 def _stop_all(c: Client, project: Project) -> None:
     """Stop the project's running containers, dependents first (what `up` does on exit)."""
-    from moorage.compose.ops import in_dependency_order, say
+    from moorage.compose.ops import in_dependency_order, stop_containers
 
     running: dict[str, list[dict[str, Any]]] = {}
     for x in _selected(c, project.name, [], all=False):
         running.setdefault(x["Labels"][L.SERVICE], []).append(x)
 
     def stop(own: Client, name: str) -> None:
-        for x in running.get(name, ()):
-            say(f" Container {_name(x)}  Stopping")
-            own.post(f"/containers/{x['Id']}/stop")
-            say(f" Container {_name(x)}  Stopped")
+        stop_containers(own, running.get(name, []))
     in_dependency_order(c, project.services, stop, reverse=True)
 
 
@@ -470,7 +469,7 @@ def cmd_run(client: Callable[[], Client], args: argparse.Namespace) -> int:
 def _each(verb: str, method: str, params: dict[str, Any] | None = None,
           states: tuple[str, ...] | None = None) -> Callable[..., int]:
     def run(client: Callable[[], Client], args: argparse.Namespace) -> int:
-        from moorage.compose.ops import say
+        from moorage.compose.progress import event
 
         c = client()
         found = _selected(c, _project_name(args), args.services)
@@ -479,9 +478,9 @@ def _each(verb: str, method: str, params: dict[str, Any] | None = None,
         for x in found:
             if states is not None and x["State"] not in states:
                 continue
-            say(f" Container {_name(x)}  {verb}")
+            event(f"Container {_name(x)}", verb)
             c.post(f"/containers/{x['Id']}/{method}", params)
-            say(f" Container {_name(x)}  {verb.replace('ing', 'ed').replace('pped', 'pped')}")
+            event(f"Container {_name(x)}", verb.replace("ing", "ed"))
         return 0
     return run
 
@@ -492,8 +491,31 @@ def cmd_stop(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_restart(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    """The services named (all by default) and, unless --no-deps, those that depend on them
+    with `restart: true`, in dependency order (Compose v2 keeps only those edges)."""
+    from moorage.compose.ops import in_dependency_order, label_depends, restarting_dependents
+    from moorage.compose.progress import event
+
+    c = client()
+    project = _project_name(args)
+    _selected(c, project, args.services)  # an unknown service is refused
+    everything = _selected(c, project, [])
+    depends = label_depends(everything)
+    wanted = set(args.services) or set(depends)
+    if not args.no_deps:
+        wanted |= restarting_dependents(depends, list(wanted))
+    graph = {n: {"depends_on": {d: v for d, v in depends.get(n, {}).items()
+                                if v["restart"] and d in wanted}} for n in wanted}
     params = {"t": args.timeout} if args.timeout is not None else None
-    return _each("Restarting", "restart", params)(client, args)
+
+    def restart(own: Client, name: str) -> None:
+        for x in everything:
+            if x["Labels"].get(L.SERVICE) == name:
+                event(f"Container {_name(x)}", "Restarting")
+                own.post(f"/containers/{x['Id']}/restart", params)
+                event(f"Container {_name(x)}", "Started")
+    in_dependency_order(c, graph, restart)
+    return 0
 
 
 def cmd_kill(client: Callable[[], Client], args: argparse.Namespace) -> int:
@@ -501,7 +523,7 @@ def cmd_kill(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_rm(client: Callable[[], Client], args: argparse.Namespace) -> int:
-    from moorage.compose.ops import say
+    from moorage.compose.progress import event, say
 
     c = client()
     found = _selected(c, _project_name(args), args.services)
@@ -523,14 +545,15 @@ def cmd_rm(client: Callable[[], Client], args: argparse.Namespace) -> int:
         if not sys.stdin.readline().strip().lower().startswith("y"):
             return 0
     for x in gone:
-        say(f" Container {_name(x)}  Removing")
+        event(f"Container {_name(x)}", "Removing")
         c.delete(f"/containers/{x['Id']}", {"v": args.volumes})
-        say(f" Container {_name(x)}  Removed")
+        event(f"Container {_name(x)}", "Removed")
     return 0
 
 
 def cmd_start(client: Callable[[], Client], args: argparse.Namespace) -> int:
     from moorage.compose.normalize import dependency_order
+    from moorage.compose.progress import event
 
     c = client()
     project = _load(args)
@@ -539,8 +562,9 @@ def cmd_start(client: Callable[[], Client], args: argparse.Namespace) -> int:
     found.sort(key=lambda x: rank.get(x["Labels"][L.SERVICE], 0))
     for x in found:
         if x["State"] != "running":
+            event(f"Container {_name(x)}", "Starting")
             c.post(f"/containers/{x['Id']}/start")
-            sys.stderr.write(f" Container {_name(x)}  Started\n")
+            event(f"Container {_name(x)}", "Started")
     return 0
 
 
@@ -612,8 +636,9 @@ def cmd_build(client: Callable[[], Client], args: argparse.Namespace) -> int:
 
 
 def cmd_push(client: Callable[[], Client], args: argparse.Namespace) -> int:
+    from moorage.client.credentials import auth_header
     from moorage.compose.build import image_name
-    from moorage.compose.ops import say
+    from moorage.compose.progress import event
 
     project = _load(args)
     c = client()
@@ -623,13 +648,14 @@ def cmd_push(client: Callable[[], Client], args: argparse.Namespace) -> int:
         ref = image_name(project, name)
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] \
             else (ref, "", "latest")
-        say(f" {name} Pushing")
-        headers = {"X-Registry-Auth": "e30="}  # {} in base64: credentials are not read yet
+        event(name, "Pushing")
+        # {} in base64 without credentials: the engine asks the registry anonymously
+        headers = {"X-Registry-Auth": "e30=", **auth_header(ref)}
         for message in c.stream_json("POST", f"/images/{repo}/push", {"tag": tag},
                                      headers=headers):
             if message.get("error"):
                 raise ComposeError(f"failed to push {ref}: {message['error']}")
-        say(f" {name} Pushed")
+        event(name, "Pushed")
     return 0
 
 

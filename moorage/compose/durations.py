@@ -35,3 +35,27 @@ def size(value: str | int) -> int:
         raise ComposeError(f"invalid size: '{value}'")
     power = " kmgtp".index(match.group(2).lower() or " ")
     return int(float(match.group(1)) * 1024 ** power)
+
+
+def go_duration(value: str | int | float) -> str:
+    """A duration as Go's time.Duration prints it (what Compose v2's `config` shows):
+    `1m0s`, `1h2m3.5s`, `500ms`."""
+    ns = nanoseconds(value)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        unit, scale = next((u, n) for u, n in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1))
+                           if ns >= n)
+        return _decimal(ns, scale) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _decimal(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{hours}h{minutes}m{seconds}"
+    return f"{minutes}m{seconds}" if minutes else seconds
+
+
+def _decimal(value: int, scale: int) -> str:
+    whole, fraction = divmod(value, scale)
+    digits = str(fraction).rjust(len(str(scale)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)

@@ -8,6 +8,7 @@ import os
 import shlex
 from typing import Any
 
+from moorage.compose.durations import go_duration, size
 from moorage.compose.errors import ComposeError
 
 _MAPPINGS = ("environment", "labels", "annotations", "extra_hosts", "sysctls",
@@ -126,6 +127,45 @@ def _depends(value: Any) -> dict[str, Any]:
     return out
 
 
+def _labels(value: Any) -> dict[str, str]:
+    """Labels as compose-go keeps them: a mapping of strings (an empty label is "")."""
+    return {k: "" if v is None else v for k, v in list_or_dict(value).items()}
+
+
+_DURATIONS = {"healthcheck": ("interval", "timeout", "start_period", "start_interval"),
+              "restart_policy": ("delay", "window"), "update_config": ("delay", "monitor"),
+              "rollback_config": ("delay", "monitor")}
+
+
+def _units(svc: dict[str, Any]) -> None:
+    """Durations as Go prints them, sizes in bytes (strings), cpus as numbers: compose-go's
+    units, so `config` prints what Compose v2 prints."""
+    if svc.get("stop_grace_period") is not None:
+        svc["stop_grace_period"] = go_duration(svc["stop_grace_period"])
+    deploy = svc.get("deploy")
+    if isinstance(deploy, dict):
+        deploy = svc["deploy"] = dict(deploy)
+        if "labels" in deploy:
+            deploy["labels"] = _labels(deploy["labels"])
+        for section in ("limits", "reservations"):
+            found = (deploy.get("resources") or {}).get(section)
+            if isinstance(found, dict):
+                if found.get("memory") is not None:
+                    found["memory"] = str(size(found["memory"]))
+                if found.get("cpus") is not None:
+                    found["cpus"] = float(found["cpus"])
+    for key, fields in _DURATIONS.items():
+        holder = svc.get(key) if key == "healthcheck" else (deploy or {}).get(key) \
+            if isinstance(deploy, dict) else None
+        if isinstance(holder, dict):
+            for name in fields:
+                if holder.get(name) is not None:
+                    holder[name] = go_duration(holder[name])
+    for volume in svc.get("volumes") or ():
+        if (volume.get("tmpfs") or {}).get("size") is not None:
+            volume["tmpfs"]["size"] = str(size(volume["tmpfs"]["size"]))
+
+
 def _file_refs(value: Any) -> list[dict[str, Any]]:
     return [{"source": v} if isinstance(v, str) else dict(v) for v in value]
 
@@ -136,6 +176,9 @@ def service(raw: dict[str, Any], base_dir: str) -> dict[str, Any]:
     for key in _MAPPINGS:
         if key in svc:
             svc[key] = list_or_dict(svc[key], ":" if key == "extra_hosts" else "=")
+    for key in ("labels", "annotations"):
+        if key in svc:
+            svc[key] = _labels(svc[key])
     for key in ("command", "entrypoint"):
         if key in svc:
             svc[key] = _split_command(svc[key])
@@ -161,6 +204,12 @@ def service(raw: dict[str, Any], base_dir: str) -> dict[str, Any]:
             build.setdefault("dockerfile", "Dockerfile")
         if "args" in build:
             build["args"] = list_or_dict(build["args"])
+        if "labels" in build:
+            build["labels"] = _labels(build["labels"])
+        if build.get("additional_contexts"):
+            build["additional_contexts"] = {
+                k: v if ":" in v else os.path.normpath(os.path.join(base_dir, v))
+                for k, v in list_or_dict(build["additional_contexts"]).items()}
         svc["build"] = build
     if "env_file" in svc:
         files = svc["env_file"] if isinstance(svc["env_file"], list) else [svc["env_file"]]
@@ -169,9 +218,14 @@ def service(raw: dict[str, Any], base_dir: str) -> dict[str, Any]:
             else {**f, "path": os.path.join(base_dir, f["path"]),
                   "required": f.get("required", True)}
             for f in files]
+    if "label_file" in svc:
+        files = svc["label_file"] if isinstance(svc["label_file"], list) \
+            else [svc["label_file"]]
+        svc["label_file"] = [os.path.join(base_dir, os.path.expanduser(f)) for f in files]
     check = svc.get("healthcheck")
     if isinstance(check, dict) and isinstance(check.get("test"), str):
         svc["healthcheck"] = {**check, "test": ["CMD-SHELL", check["test"]]}
+    _units(svc)
     if isinstance(svc.get("extends"), str):
         svc["extends"] = {"service": svc["extends"]}
     return svc

@@ -101,22 +101,26 @@ def _warn_once() -> Callable[[str], None]:
 
 
 def interpolate(tree: Any, env: Mapping[str, str],
-                warn: Callable[[str], None] | None = None) -> Any:
-    """Every string value of a loaded file, substituted; errors name the dotted path."""
+                warn: Callable[[str], None] | None = None,
+                where: Callable[[tuple[str, ...]], str] | None = None) -> Any:
+    """Every string value of a loaded file, substituted; errors name the dotted path and,
+    with `where` (a key path's `file:line`), the place."""
     report = warn or _warn_once()
 
-    def walk(node: Any, path: str) -> Any:
+    def walk(node: Any, path: str, keys: tuple[str, ...]) -> Any:
         if isinstance(node, dict):
-            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+            return {k: walk(v, f"{path}.{k}" if path else str(k), (*keys, str(k)))
+                    for k, v in node.items()}
         if isinstance(node, list):
-            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+            return [walk(v, f"{path}[{i}]", (*keys, str(i))) for i, v in enumerate(node)]
         if isinstance(node, str) and "$" in node:
+            at = f" at {where(keys)}" if where else ""
             try:
                 return substitute(node, env, report)
             except _Invalid:
-                raise ComposeError(f"invalid interpolation format for {path}.\nYou may need "
-                                   f"to escape any $ with another $.\n{node}") from None
+                raise ComposeError(f"invalid interpolation format for {path}{at}.\nYou may "
+                                   f"need to escape any $ with another $.\n{node}") from None
             except _Required as err:
-                raise ComposeError(f"error while interpolating {path}: {err}") from None
+                raise ComposeError(f"error while interpolating {path}{at}: {err}") from None
         return node
-    return walk(tree, "")
+    return walk(tree, "", ())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,7 +97,14 @@ def _loader() -> Any:
     return Loader
 
 
-def read_yaml(path: str) -> Any:
+Lines = dict[tuple[str, ...], int]
+
+
+def read_yaml(path: str) -> tuple[Any, Lines]:
+    """The document and, for error messages, the line of every key and list item (by path).
+
+    One parse: PyYAML composes the nodes (which keep their marks), then constructs the
+    document from them."""
     import yaml
 
     try:
@@ -109,8 +117,12 @@ def read_yaml(path: str) -> Any:
         raise ComposeError(f"open {path}: no such file or directory") from None
     except IsADirectoryError:
         raise ComposeError(f"read {path}: is a directory") from None
+    loader = _loader()(text)  # a SafeLoader, plus two tags
     try:
-        return yaml.load(text, Loader=_loader())  # a SafeLoader, plus two tags
+        node = loader.get_single_node()
+        lines: Lines = {}
+        _key_lines(node, (), lines)
+        return (loader.construct_document(node) if node is not None else None), lines
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else 0
@@ -119,6 +131,35 @@ def read_yaml(path: str) -> Any:
                            f"{_GO_YAML.get(problem, problem)}") from None
     except yaml.YAMLError as err:
         raise ComposeError(f"parsing {path}: yaml: {err}") from None
+    finally:
+        loader.dispose()
+
+
+def _key_lines(node: Any, path: tuple[str, ...], lines: Lines) -> None:
+    import yaml
+
+    if len(path) > 64:  # an alias to its own anchor (a: &x [*x]) would never end
+        return
+    if isinstance(node, yaml.MappingNode):
+        children = [(str(k.value), k, v) for k, v in node.value
+                    if isinstance(k, yaml.ScalarNode)]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(str(i), v, v) for i, v in enumerate(node.value)]
+    else:
+        return
+    for key, marked, value in children:
+        lines[(*path, key)] = marked.start_mark.line + 1
+        _key_lines(value, (*path, key), lines)
+
+
+def locator(path: str, lines: Lines) -> Callable[[tuple[str, ...]], str]:
+    """`file:line` of a key path: the key's own line, else its nearest ancestor's (a key
+    that is missing, or that came from a merge key `<<`)."""
+    def where(keys: tuple[str, ...]) -> str:
+        while keys and keys not in lines:
+            keys = keys[:-1]
+        return f"{path}:{lines[keys]}" if keys else path
+    return where
 
 
 def _environment(opts: Options, project_dir: str) -> dict[str, str]:
@@ -139,7 +180,7 @@ def _environment(opts: Options, project_dir: str) -> dict[str, str]:
 
 def _load_file(path: str, env: dict[str, str], base_dir: str,
                markers: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
-    raw = read_yaml(path)
+    raw, lines = read_yaml(path)
     if raw is None:
         raise ComposeError(f"empty compose file: {path}" if path != "-" else "empty compose file")
     if not isinstance(raw, dict):
@@ -147,8 +188,9 @@ def _load_file(path: str, env: dict[str, str], base_dir: str,
     raw, found = strip_markers(raw)
     if markers is not None:
         markers += found
-    raw = interpolate(raw, env)
-    schema.validate(raw, path)
+    where = locator(path, lines)
+    raw = interpolate(raw, env, where=where)
+    schema.validate(raw, where)
     model = dict(raw)
     model["services"] = {name: forms.service(svc or {}, base_dir)
                          for name, svc in (raw.get("services") or {}).items()}

@@ -30,6 +30,21 @@ def _environment(svc: dict[str, Any], env: dict[str, str]) -> None:
     merged.update(svc.get("environment") or {})
     if merged or "environment" in svc:
         svc["environment"] = {k: env.get(k) if v is None else v for k, v in merged.items()}
+    labels: dict[str, Any] = {}
+    for path in svc.pop("label_file", None) or ():
+        labels.update(dotenv.read(path, env))
+    if labels:  # the service's own labels win over the files'
+        svc["labels"] = {**labels, **(svc.get("labels") or {})}
+
+
+def _external(section: dict[str, Any]) -> None:
+    """The deprecated `external: {name: x}` as compose-go reads it: `name: x, external: true`."""
+    for entry in section.values():
+        if isinstance(entry.get("external"), dict):
+            legacy = entry.pop("external")
+            entry["external"] = True
+            if legacy.get("name"):
+                entry["name"] = legacy["name"]
 
 
 def _names(section: dict[str, Any], project: str) -> None:
@@ -39,6 +54,8 @@ def _names(section: dict[str, Any], project: str) -> None:
             entry.setdefault("name", key)
         else:
             entry.setdefault("name", f"{project}_{key}")
+        if entry.get("driver_opts"):  # the engine takes strings; YAML may give numbers
+            entry["driver_opts"] = {k: str(v) for k, v in entry["driver_opts"].items()}
 
 
 def finish(project: Project, profiles: list[str]) -> None:
@@ -60,13 +77,16 @@ def finish(project: Project, profiles: list[str]) -> None:
     used = {net for svc in services.values() for net in (svc.get("networks") or {})}
     if "default" in used:
         model.setdefault("networks", {}).setdefault("default", {})
+    for section in ("networks", "volumes", "secrets", "configs"):
+        _external(model.get(section) or {})
     for section in ("networks", "volumes"):
         if section in model:
             _names(model[section], project.name)
     for section in ("secrets", "configs"):
         for entry in (model.get(section) or {}).values():
             if "file" in entry:
-                entry["file"] = os.path.normpath(os.path.join(project.working_dir, entry["file"]))
+                entry["file"] = os.path.normpath(os.path.join(
+                    project.working_dir, os.path.expanduser(entry["file"])))
     _check(project)
     order = model_order(model)
     project.model = {k: model[k] for k in order if k in model}

@@ -3,25 +3,22 @@ images, and the containers of each service converged in dependency order."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from moorage.client.credentials import auth_header
 from moorage.client.errors import APIError
 from moorage.compose import labels as L
 from moorage.compose.errors import ComposeError
 from moorage.compose.normalize import dependencies, dependency_order
+from moorage.compose.progress import done, event, say
 from moorage.compose.spec import create_body, endpoint, injected_files, refuse_unsupported
 
 if TYPE_CHECKING:
     from moorage.client.api import Client
     from moorage.compose.loader import Project
-
-
-def say(message: str) -> None:
-    sys.stderr.write(message + "\n")
 
 
 def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
@@ -64,6 +61,32 @@ def in_dependency_order(client: Client, services: dict[str, dict[str, Any]],
         t.join()
     if errors:
         raise errors[0]
+
+
+def restarting_dependents(depends: dict[str, dict[str, Any]], names: list[str]) -> set[str]:
+    """The services whose depends_on names one of `names`, or one of those, with
+    `restart: true` (`depends` maps a service to its depends_on): Compose v2 restarts them
+    when it restarts or recreates a dependency."""
+    found: set[str] = set()
+    todo = list(names)
+    while todo:
+        dependency = todo.pop()
+        for name, conditions in depends.items():
+            if name not in found and (conditions.get(dependency) or {}).get("restart"):
+                found.add(name)
+                todo.append(name)
+    return found
+
+
+def label_depends(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each service's depends_on as its containers' label keeps it (`dep:condition:restart`),
+    for the commands that work from the engine's containers, not the file."""
+    depends: dict[str, dict[str, Any]] = {}
+    for c in found:
+        entries = [e.split(":") for e in c["Labels"].get(L.PREFIX + "depends_on", "").split(",")]
+        depends[c["Labels"].get(L.SERVICE, "")] = {
+            e[0]: {"condition": e[1], "restart": e[2] == "true"} for e in entries if len(e) == 3}
+    return depends
 
 
 def containers(client: Client, project: str, service: str | None = None,
@@ -135,9 +158,9 @@ def ensure_networks(client: Client, project: Project) -> None:
                             "Options": ipam.get("options") or {},
                             "Config": [{_IPAM[k]: v for k, v in c.items()}
                                        for c in ipam.get("config") or ()]}
-        say(f" Network {net['name']}  Creating")
+        event(f"Network {net['name']}", "Creating")
         client.post("/networks/create", body=body)
-        say(f" Network {net['name']}  Created")
+        event(f"Network {net['name']}", "Created")
 
 
 def ensure_volumes(client: Client, project: Project) -> None:
@@ -154,13 +177,13 @@ def ensure_volumes(client: Client, project: Project) -> None:
                 raise
         if vol.get("external"):
             raise ComposeError(f"external volume \"{vol['name']}\" not found")
-        say(f" Volume \"{vol['name']}\"  Creating")
+        event(f"Volume \"{vol['name']}\"", "Creating")
         client.post("/volumes/create", body={
             "Name": vol["name"], "Driver": vol.get("driver", "local"),
             "DriverOpts": vol.get("driver_opts") or {},
             "Labels": {**(vol.get("labels") or {}),
                        **L.for_resource(project.name, "volume", key)}})
-        say(f" Volume \"{vol['name']}\"  Created")
+        event(f"Volume \"{vol['name']}\"", "Created")
 
 
 # ---------------------------------------------------------------- images
@@ -192,6 +215,7 @@ def image_id(client: Client, project: Project, name: str, pull: str | None = Non
     if "build" in svc:
         return build_image(client, project, name)
     if pull == "never":
+        event(name, "Error")
         raise ComposeError(f"No such image: {ref}")
     pull_image(client, ref, name, svc.get("platform"))
     return str(client.get(f"/images/{ref}/json")["Id"])
@@ -199,16 +223,20 @@ def image_id(client: Client, project: Project, name: str, pull: str | None = Non
 
 def pull_image(client: Client, ref: str, service: str, platform: str | None = None) -> None:
     image, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
-    say(f" {service} Pulling")
+    event(service, "Pulling")
+    failed = ""
     try:
         for message in client.stream_json("POST", "/images/create",
                                           {"fromImage": image, "tag": tag,
-                                           "platform": platform}):
-            if message.get("error"):
-                raise ComposeError(f"Error response from daemon: {message['error']}")
+                                           "platform": platform},
+                                          headers=auth_header(ref)):
+            failed = failed or message.get("error") or ""
     except APIError as err:
-        raise ComposeError(f"Error response from daemon: {err.message}") from None
-    say(f" {service} Pulled")
+        failed = err.message
+    if failed:  # the progress line names the service, as Compose v2's ✘ line
+        event(service, "Error")
+        raise ComposeError(f"Error response from daemon: {failed}")
+    event(service, "Pulled")
 
 
 # ---------------------------------------------------------------- containers
@@ -218,7 +246,7 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
     svc = project.services[name]
     cname = container_name(project, name, number)
     body = create_body(project, name, svc, number, image, cname, names)
-    say(f" Container {cname}  Creating")
+    event(f"Container {cname}", "Creating")
     created = client.post("/containers/create", {"name": cname,
                                                  "platform": svc.get("platform")}, body=body)
     inject(client, created["Id"], injected_files(project, svc))
@@ -227,7 +255,7 @@ def _create(client: Client, project: Project, name: str, number: int, image: str
         client.post(f"/networks/{project.model['networks'][key]['name']}/connect", body={
             "Container": created["Id"],
             "EndpointConfig": endpoint(project, name, key, svc, cname)})
-    say(f" Container {cname}  Created")
+    event(f"Container {cname}", "Created")
     return str(created["Id"])
 
 
@@ -247,20 +275,25 @@ def inject(client: Client, cid: str, files: list[tuple[str, bytes, int]]) -> Non
                 headers={"Content-Type": "application/x-tar"})
 
 
+def stop_containers(client: Client, found: list[dict[str, Any]]) -> None:
+    for c in found:
+        event(f"Container {c['Names'][0].lstrip('/')}", "Stopping")
+        client.post(f"/containers/{c['Id']}/stop")
+        event(f"Container {c['Names'][0].lstrip('/')}", "Stopped")
+
+
 def _remove(client: Client, container: dict[str, Any], volumes: bool = False) -> None:
     name = container["Names"][0].lstrip("/")
     try:
         if container["State"] in ("running", "paused", "restarting"):
-            say(f" Container {name}  Stopping")
-            client.post(f"/containers/{container['Id']}/stop")
-            say(f" Container {name}  Stopped")
-        say(f" Container {name}  Removing")
+            stop_containers(client, [container])
+        event(f"Container {name}", "Removing")
         client.delete(f"/containers/{container['Id']}", {"v": volumes, "force": True})
     except APIError as err:
         # A one-off `run --rm` container may remove itself meanwhile.
         if err.status != 404 and "already in progress" not in err.message:
             raise
-    say(f" Container {name}  Removed")
+    event(f"Container {name}", "Removed")
 
 
 def wait_dependencies(client: Client, project: Project, name: str, wanted: set[str]) -> None:
@@ -273,27 +306,40 @@ def wait_dependencies(client: Client, project: Project, name: str, wanted: set[s
 def _wait_condition(client: Client, project: Project, dep: str, condition: str,
                     timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
+    waiting: list[str] = []
     while True:
         found = containers(client, project.name, dep)
         states = [client.get(f"/containers/{c['Id']}/json")["State"] for c in found]
         if condition == "service_started" or not states:
             return
+        if not waiting:  # Compose v2's Waiting, then Healthy or Exited, on the dependency
+            waiting = [f"Container {c['Names'][0].lstrip('/')}" for c in found]
+            for resource in waiting:
+                event(resource, "Waiting")
         if condition == "service_healthy":
             if any((s.get("Health") or {}).get("Status") == "unhealthy" for s in states):
+                for resource in waiting:
+                    event(resource, "Error")
                 raise ComposeError(f"dependency failed to start: container "
                                    f"{found[0]['Names'][0].lstrip('/')} is unhealthy")
             if all(not s.get("Health") for s in states):
                 raise ComposeError(f"container {found[0]['Names'][0].lstrip('/')} has no "
                                    "healthcheck configured")
             if all((s.get("Health") or {}).get("Status") == "healthy" for s in states):
+                for resource in waiting:
+                    event(resource, "Healthy")
                 return
         elif condition == "service_completed_successfully":
             done = [s for s in states if s["Status"] == "exited"]
             if len(done) == len(states):
                 bad = [s for s in done if s["ExitCode"] != 0]
                 if bad:
+                    for resource in waiting:
+                        event(resource, "Error")
                     raise ComposeError(f"service \"{dep}\" didn't complete successfully: "
                                        f"exit {bad[0]['ExitCode']}")
+                for resource in waiting:
+                    event(resource, "Exited")
                 return
         if time.monotonic() > deadline:
             raise ComposeError(f"timeout waiting for {dep} to be {condition}")
@@ -333,14 +379,20 @@ def up(client: Client, project: Project, services: list[str], *, recreate: str =
     names = {n: container_name(project, n, 1) for n in project.services}
     ids: dict[str, list[str]] = {}
 
+    depends = {n: project.services[n].get("depends_on") or {} for n in wanted}
+
     def one(own: Client, name: str) -> None:
         svc = project.services[name]
         image = images[name]
         if start:
             wait_dependencies(own, project, name, wanted)
         ids[name] = _converge(own, project, name, image, recreate,
-                              _replicas(svc, scale or {}, name), names, start)
-    in_dependency_order(client, {n: project.services[n] for n in wanted}, one)
+                              _replicas(svc, scale or {}, name), names, start,
+                              restarting_dependents(depends, [name]))
+    try:
+        in_dependency_order(client, {n: project.services[n] for n in wanted}, one)
+    finally:
+        done()  # attached logs, watch's messages or the error go below the block
     return [i for n in sorted(ids) for i in ids[n]]
 
 
@@ -357,7 +409,10 @@ def _with_dependencies(project: Project, services: list[str]) -> set[str]:
 
 
 def _converge(client: Client, project: Project, name: str, image: str, recreate: str,
-              replicas: int, names: dict[str, str], start: bool) -> list[str]:
+              replicas: int, names: dict[str, str], start: bool,
+              dependents: set[str]) -> list[str]:
+    """`dependents` (depends_on this service with `restart: true`) are stopped before it is
+    recreated; their own turn, later in dependency order, starts them again."""
     svc = project.services[name]
     digest = L.config_hash(svc)
     existing = containers(client, project.name, name)
@@ -368,13 +423,15 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
         stale = c["Labels"].get(L.HASH) != digest or c["Labels"].get(L.PREFIX + "image") != image
         number = int(c["Labels"].get(L.NUMBER, "1"))
         if recreate == "force" or (recreate == "diverged" and stale):
-            say(f" Container {c['Names'][0].lstrip('/')}  Recreate")
+            for dependent in sorted(dependents):
+                stop_containers(client, containers(client, project.name, dependent, all=False))
+            dependents = set()
+            event(f"Container {c['Names'][0].lstrip('/')}", "Recreate")
             _remove(client, c)
             ids.append(_create(client, project, name, number, image, names))
         else:
-            say(f" Container {c['Names'][0].lstrip('/')}  Running"
-                if c["State"] == "running" else f" Container {c['Names'][0].lstrip('/')}  "
-                "Created")
+            event(f"Container {c['Names'][0].lstrip('/')}",
+                  "Running" if c["State"] == "running" else "Created")
             ids.append(c["Id"])
     used = {int(c["Labels"].get(L.NUMBER, "0")) for c in existing[:replicas]}
     number = 1
@@ -386,12 +443,12 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
         for cid in ids:
             info = client.get(f"/containers/{cid}/json")
             if not info["State"]["Running"]:
-                say(f" Container {info['Name'].lstrip('/')}  Starting")
+                event(f"Container {info['Name'].lstrip('/')}", "Starting")
                 try:
                     client.post(f"/containers/{cid}/start")
                 except APIError as err:
                     raise ComposeError(f"Error response from daemon: {err.message}") from None
-                say(f" Container {info['Name'].lstrip('/')}  Started")
+                event(f"Container {info['Name'].lstrip('/')}", "Started")
     return ids
 
 
@@ -414,7 +471,7 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
             continue
         try:
             client.delete(f"/networks/{net['name']}")
-            say(f" Network {net['name']}  Removed")
+            event(f"Network {net['name']}", "Removed")
         except APIError as err:
             if err.status != 404:
                 raise
@@ -424,7 +481,7 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
                 continue
             try:
                 client.delete(f"/volumes/{vol['name']}")
-                say(f" Volume {vol['name']}  Removed")
+                event(f"Volume {vol['name']}", "Removed")
             except APIError as err:
                 if err.status != 404:
                     raise
@@ -435,7 +492,7 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
             ref = svc.get("image") or f"{project.name}-{name}"
             try:
                 client.delete(f"/images/{ref}")
-                say(f" Image {ref}  Removed")
+                event(f"Image {ref}", "Removed")
             except APIError as err:
                 if err.status not in (404, 409):
                     raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -169,9 +170,18 @@ def _most_specific(failures: list[Error], value: Any) -> Error:
     return path, f"Invalid type. Expected: {wanted}, given: {_kind(value)}"
 
 
-def validate(document: Any, filename: str) -> None:
+def validate(document: Any, where: Callable[[tuple[str, ...]], str]) -> None:
+    """Raise Compose v2's message for the first violation, placed by `where` (a key path's
+    `file:line`; an unknown key's own line)."""
     found = _check(document, _schema(), [])
     if found:
         path, message = found
-        where = ".".join(path) or "(root)"
-        raise ComposeError(f"validating {filename}: {where} {message}")
+        place = path
+        unknown = _UNKNOWN.match(message)
+        if unknown:
+            place = [*path, unknown.group(1)]
+        raise ComposeError(f"validating {where(tuple(place))}: {'.'.join(path) or '(root)'} "
+                           f"{message}")
+
+
+_UNKNOWN = re.compile(r"Additional property (.+) is not allowed$")

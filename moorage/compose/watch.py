@@ -6,12 +6,12 @@ from __future__ import annotations
 import fnmatch
 import io
 import os
-import sys
 import tarfile
 import time
 from typing import TYPE_CHECKING, Any
 
 from moorage.compose.errors import ComposeError
+from moorage.compose.progress import say
 
 if TYPE_CHECKING:
     from moorage.client.api import Client
@@ -84,7 +84,7 @@ def watch(client: Client, project: Project, watched: list[tuple[str, dict[str, A
     from moorage.compose import ops
 
     seen = [_scan(rule) for _, rule in watched]
-    sys.stderr.write("Watch enabled\n")
+    say("Watch enabled")
     while True:
         time.sleep(interval)
         for i, (name, rule) in enumerate(watched):
@@ -95,14 +95,12 @@ def watch(client: Client, project: Project, watched: list[tuple[str, dict[str, A
             if not changed:
                 continue
             if rule["action"] == "rebuild":
-                sys.stderr.write(f"Rebuilding service \"{name}\" after changes were "
-                                 "detected...\n")
+                say(f"Rebuilding service \"{name}\" after changes were detected...")
                 ops.up(client, project, [name], build=True)
                 continue
-            sys.stderr.write(f"Syncing service \"{name}\" after {len(changed)} changes were "
-                             "detected\n")
+            say(f"Syncing service \"{name}\" after {len(changed)} changes were detected")
             for c in ops.containers(client, project.name, name, all=False):
                 _sync(client, c["Id"], rule, changed)
                 if rule["action"] == "sync+restart":
                     client.post(f"/containers/{c['Id']}/restart")
-                    sys.stderr.write(f"Restarting {c['Names'][0].lstrip('/')}\n")
+                    say(f"Restarting {c['Names'][0].lstrip('/')}")

@@ -237,31 +237,40 @@ def test_long_and_short_syntaxes_normalized(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "env", "message"), [
     ("services:\n  s:\n    image: busybox\n    bogus: 1\n", {},
-     "validating {file}: services.s Additional property bogus is not allowed"),
+     "validating {file}:4: services.s Additional property bogus is not allowed"),
     ("services:\n  s:\n    image: busybox\n    ports: 8080\n", {},
-     "validating {file}: services.s.ports must be a list"),
+     "validating {file}:4: services.s.ports must be a list"),
     ("servics:\n  s:\n    image: busybox\n", {},
-     "validating {file}: (root) Additional property servics is not allowed"),
+     "validating {file}:1: (root) Additional property servics is not allowed"),
     ("services:\n  s:\n    image: busybox\n    environment: {A: [1]}\n", {},
-     "validating {file}: services.s.environment.A must be a string, number, boolean or null"),
+     "validating {file}:4: services.s.environment.A must be a string, number, boolean or null"),
     ("services:\n  s:\n    image: busybox\n    environment: 5\n", {},
-     "validating {file}: services.s.environment Invalid type. Expected: object, given: integer"),
+     "validating {file}:4: services.s.environment Invalid type. Expected: object, given: integer"),
     ("services:\n  s:\n    image: busybox\n    volumes: [':/x']\n", {},
      "invalid spec: :/x: empty section between colons"),
     ("services:\n  s:\n    image: busybox\n    ports: [{target: abc}]\n", {},
      "Invalid containerPort: abc"),
     ("services:\n  s:\n    image: busybox\n    restart: 3\n", {},
-     "validating {file}: services.s.restart must be a string"),
+     "validating {file}:4: services.s.restart must be a string"),
     ("services:\n  s:\n    image: busybox: latest\n", {},
      "parsing {file}: yaml: line 3: mapping values are not allowed in this context"),
     ("services:\n  s:\n    image: ${TAG:?TAG must be set}\n", {},
-     "error while interpolating services.s.image: required variable TAG is missing a value: "
-     "TAG must be set"),
+     "error while interpolating services.s.image at {file}:3: required variable TAG is "
+     "missing a value: TAG must be set"),
     ("services:\n  s:\n    image: ${TAG?}\n", {},
-     "error while interpolating services.s.image: required variable TAG is missing a value"),
+     "error while interpolating services.s.image at {file}:3: required variable TAG is "
+     "missing a value"),
     ("services:\n  s:\n    image: busybox:${}\n", {},
-     "invalid interpolation format for services.s.image.\nYou may need to escape any $ with "
-     "another $.\nbusybox:${}"),
+     "invalid interpolation format for services.s.image at {file}:3.\nYou may need to "
+     "escape any $ with another $.\nbusybox:${}"),
+    ("x-base: &base\n  image: busybox\nservices:\n  s:\n    <<: *base\n    command:\n"
+     "      - sh\n      - ${CMD:?}\n    healthcheck:\n      test: [CMD, 'true']\n"
+     "      intervall: 3s\n", {"CMD": "x"},
+     "validating {file}:11: services.s.healthcheck Additional property intervall is not "
+     "allowed"),
+    ("services:\n  s:\n    image: busybox\n    command:\n      - sh\n      - ${CMD:?}\n", {},
+     "error while interpolating services.s.command[1] at {file}:6: required variable CMD is "
+     "missing a value"),
     ("services:\n  a:\n    image: busybox\n    depends_on: [b]\n"
      "  b:\n    image: busybox\n    depends_on: [a]\n", {},
      "dependency cycle detected: a -> b -> a"),
@@ -349,3 +358,47 @@ def test_reset_and_override_tags(tmp_path: Path) -> None:
     assert [p["target"] for p in app["ports"]] == [443]
     assert app["environment"] == {"KEEP": "1"}
     assert "volumes" not in app
+
+
+def test_what_compose_gos_full_example_showed(tmp_path: Path) -> None:
+    """What compose-go's own full example showed `config` got wrong: label files, the
+    deprecated `external: {name: x}`, `~` in a secret's file, numbers in driver_opts,
+    units and label forms."""
+    write(tmp_path / "base.label", "FROM_FILE=file\nBOTH=file\n")
+    write(tmp_path / "compose.yaml", """
+        services:
+          app:
+            image: busybox
+            label_file: ./base.label
+            labels: {BOTH: service}
+            networks: [outside]
+            secrets: [token]
+            stop_grace_period: 90s
+            build: {context: ., labels: [A=1], additional_contexts: {more: ./more}}
+            deploy:
+              labels: [EMPTY]
+              resources: {limits: {cpus: '0.5', memory: 50M}}
+              restart_policy: {window: 120s}
+        networks:
+          outside:
+            external: {name: their-net}
+        volumes:
+          data:
+            driver_opts: {size: 1}
+        secrets:
+          token: {file: ~/token.txt}
+        """)
+    model = config(tmp_path, env={"HOME": str(tmp_path / "home")})
+    assert model["services"]["app"]["labels"] == {"FROM_FILE": "file", "BOTH": "service"}
+    assert "label_file" not in model["services"]["app"]
+    assert model["networks"]["outside"] == {"name": "their-net", "external": True}
+    assert model["volumes"]["data"]["driver_opts"] == {"size": "1"}
+    assert model["secrets"]["token"]["file"] == str(tmp_path / "home" / "token.txt")
+    # compose-go's units: Go durations, bytes, numbers, labels as mappings of strings
+    app = model["services"]["app"]
+    assert app["stop_grace_period"] == "1m30s"
+    assert app["build"]["labels"] == {"A": "1"}
+    assert app["build"]["additional_contexts"] == {"more": str(tmp_path / "more")}
+    assert app["deploy"] == {"labels": {"EMPTY": ""},
+                             "resources": {"limits": {"cpus": 0.5, "memory": "52428800"}},
+                             "restart_policy": {"window": "2m0s"}}

@@ -9,21 +9,26 @@ import textwrap
 import time
 from pathlib import Path
 
-from composekit import NO_NETWORKS, ComposeEngine, Lacks
+from composekit import CONTAINER_CONFIG, LINKS, ComposeEngine, Lacks
+from registrykit import free_port, start_moor, write_htpasswd
 
 PREFIX = "com.docker.compose."
 
 
-def project(tmp_path: Path, engine: ComposeEngine, text: str, name: str = "proj",
-            networked: bool = False) -> Path:
-    """A project directory; on moord without networking every service gets
-    `network_mode: none` unless the test needs networks (and then it is xfail there)."""
+# The usual service: a sleeper that stops at once. Services take it with `<<: *sleeper`.
+SLEEPER = """
+x-sleeper: &sleeper
+  image: busybox:latest
+  command: sleep 600
+  stop_signal: SIGKILL
+"""
+
+
+def project(tmp_path: Path, engine: ComposeEngine, text: str, name: str = "proj") -> Path:
+    """A project directory with `text` as its compose.yaml (after SLEEPER's anchor)."""
     folder = tmp_path / name
     folder.mkdir(exist_ok=True)
-    body = textwrap.dedent(text)
-    if engine.name == "moord" and not networked:
-        body = body.replace("    image: busybox", "    network_mode: none\n    image: busybox")
-    (folder / "compose.yaml").write_text(body)
+    (folder / "compose.yaml").write_text(SLEEPER + textwrap.dedent(text))
     return folder
 
 
@@ -120,9 +125,7 @@ def test_up_ps_logs_exec_run_down(engine: ComposeEngine, tmp_path: Path) -> None
         assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_top(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no GET /containers/{id}/top yet")
+def test_top(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
@@ -162,9 +165,7 @@ def test_abort_on_container_exit_and_exit_code_from(engine: ComposeEngine,
             image: busybox:latest
             command: sh -c 'echo job done; exit 3'
           server:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
         """)
     try:
         result = engine.compose(folder, "up", "--exit-code-from", "job", timeout=60)
@@ -183,9 +184,7 @@ def test_completed_successfully_condition(engine: ComposeEngine, tmp_path: Path)
             image: busybox:latest
             command: sh -c 'sleep 1; echo migrated'
           app:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             depends_on:
               migrate:
                 condition: service_completed_successfully
@@ -199,9 +198,7 @@ def test_completed_successfully_condition(engine: ComposeEngine, tmp_path: Path)
         ok(engine.compose(folder, "down"))
 
 
-def test_healthy_condition_and_wait(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord runs no healthchecks yet (healthchecks/restart issue)")
+def test_healthy_condition_and_wait(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           db:
@@ -213,9 +210,7 @@ def test_healthy_condition_and_wait(
               interval: 500ms
               retries: 40
           web:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             depends_on:
               db: {condition: service_healthy}
         """)
@@ -231,8 +226,7 @@ def test_healthy_condition_and_wait(
 
 
 def test_named_volume_survives_down_and_down_v_removes_it(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks(NO_NETWORKS)
+        engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           store:
@@ -242,7 +236,7 @@ def test_named_volume_survives_down_and_down_v_removes_it(
             volumes: [data:/data]
         volumes:
           data:
-        """, networked=True)
+        """)
     try:
         ok(engine.compose(folder, "up", "-d"))
         volume = json.loads(engine.docker("volume", "inspect", "proj_data", check=True).stdout)
@@ -256,11 +250,10 @@ def test_named_volume_survives_down_and_down_v_removes_it(
     assert engine.docker("volume", "inspect", "proj_data").returncode == 1
 
 
-def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: Lacks,
+def test_docker_compose_and_moor_compose_see_each_others_projects(
         engine: ComposeEngine, tmp_path: Path) -> None:
     """Debian's docker-compose 1.29 on the same engine: the same containers, the same logs."""
-    moord_lacks(NO_NETWORKS)
-    folder = project(tmp_path, engine, SIMPLE, networked=True)
+    folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
         ours = sorted(ok(engine.compose(folder, "ps", "-q")).split())
@@ -272,12 +265,6 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: L
             [line.split("|", 1)[1] for line in mine.splitlines()]
         result = engine.docker_compose(folder, "exec", "-T", "web", "echo", "from 1.29")
         assert ok(result) == "from 1.29\n"
-        result = engine.docker_compose(folder, "run", "--rm", "-T", "worker", "echo", "run")
-        assert ok(result).splitlines()[-1:] == ["run"]
-        ok(engine.docker_compose(folder, "up", "-d", "--scale", "worker=2"))
-        # 1.29 recreates (its config hash is not ours) under its own names; we see them all
-        assert len(ok(engine.compose(folder, "ps", "-q", "worker")).split()) == 2
-        assert len(ok(engine.compose(folder, "ps", "-q", "web")).split()) == 1
         ok(engine.docker_compose(folder, "down"))
         assert ok(engine.compose(folder, "ps", "-aq")) == ""
         # and the other way round
@@ -290,9 +277,39 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(moord_lacks: L
     assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_build_and_up_with_build(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no POST /build yet (builds issue)")
+def test_docker_compose_recreates_and_scales_our_project(moord_lacks: Lacks,
+                                                         engine: ComposeEngine,
+                                                         tmp_path: Path) -> None:
+    """1.29 recreates what moor compose made (its config hash is not ours), under its own
+    names, reading the image's ContainerConfig; moor compose sees them all."""
+    moord_lacks(CONTAINER_CONFIG)
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        ok(engine.docker_compose(folder, "up", "-d", "--scale", "worker=2"))
+        assert len(ok(engine.compose(folder, "ps", "-q", "worker")).split()) == 2
+        assert len(ok(engine.compose(folder, "ps", "-q", "web")).split()) == 1
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert engine.docker("ps", "-aq").stdout == b""
+
+
+def test_docker_compose_run_rm_on_a_network(moord_lacks: Lacks, engine: ComposeEngine,
+                                            tmp_path: Path) -> None:
+    """docker-compose 1.29's `run` links the one-off container to the service's
+    dependencies (HostConfig.Links), on the project's network."""
+    moord_lacks(LINKS)
+    folder = project(tmp_path, engine, SIMPLE)
+    try:
+        for service in ("web", "worker"):
+            result = engine.docker_compose(folder, "run", "--rm", "-T", service, "echo", "run")
+            assert ok(result).splitlines()[-1:] == ["run"]
+    finally:
+        ok(engine.compose(folder, "down"))
+    assert engine.docker("ps", "-aq").stdout == b""
+
+
+def test_build_and_up_with_build(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -346,7 +363,15 @@ def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> No
 
     folder = project(tmp_path, engine, SIMPLE)
     try:
-        ok(engine.compose(folder, "up", "-d", "worker"))
+        # Compose v2's progress block on a terminal: redrawn in place, a line a resource
+        shown, code = run_in_pty(engine.daemon, [  # type: ignore[arg-type]
+            "-H", engine.host, "compose", "up", "-d", "worker"], program=MOOR, cwd=str(folder))
+        assert code == 0
+        last = shown.decode().rsplit("[+] Running", 1)[1].replace("\x1b[K", "").splitlines()
+        assert last[0] == f" {len(last) - 1}/{len(last) - 1}"
+        assert any(line.startswith(" ✔ Container proj-worker-1  Started ")
+                   and line.endswith("s") for line in last)
+        assert "\x1b[" in shown.decode().split("[+] Running", 2)[2]  # moved up, redrawn
         shown, code = run_in_pty(engine.daemon, [  # type: ignore[arg-type]
             "-H", engine.host, "compose", "exec", "worker", "sh", "-c",
             "tty; exit 5"], program=MOOR, cwd=str(folder))
@@ -361,9 +386,7 @@ def test_exec_and_run_on_a_terminal(engine: ComposeEngine, tmp_path: Path) -> No
     assert engine.docker("ps", "-aq").stdout == b""
 
 
-def test_cp_both_ways(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no /containers/{id}/archive yet")
+def test_cp_both_ways(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d", "worker"))
@@ -383,16 +406,11 @@ def test_cp_both_ways(
         ok(engine.compose(folder, "down"))
 
 
-def test_events(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+def test_events(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
-    from composekit import MOOR
-
-    moord_lacks("moord has no GET /events yet (engine operations issue)")
     folder = project(tmp_path, engine, SIMPLE)
-    watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "events", "--json"],
-                               cwd=folder, stdout=subprocess.PIPE, text=True, env=engine.env())
+    watcher = engine.popen(folder, "events", "--json", stdout=subprocess.PIPE)
     try:
         time.sleep(0.5)
         ok(engine.compose(folder, "up", "-d", "worker"))
@@ -408,14 +426,11 @@ def test_events(
         ok(engine.compose(folder, "down"))
 
 
-def test_secrets_and_configs(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+def test_secrets_and_configs(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           app:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             secrets: [from_file, {source: from_env, target: token}]
             configs: [{source: inline, target: /etc/app.conf}]
         secrets:
@@ -426,7 +441,6 @@ def test_secrets_and_configs(
         """)
     (folder / "secret.txt").write_text("s3cret\n")
     (folder / ".env").write_text("TOKEN=abc\n")
-    moord_lacks("moord has no PUT /containers/{id}/archive yet")
     try:
         ok(engine.compose(folder, "up", "-d"))
         shown = ok(engine.compose(folder, "exec", "-T", "app", "cat", "/run/secrets/from_file",
@@ -437,30 +451,26 @@ def test_secrets_and_configs(
 
 
 def test_port_already_taken_fails_and_down_cleans(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks(NO_NETWORKS)
+        engine: ComposeEngine, tmp_path: Path) -> None:
+    port = str(free_port())  # 127.0.0.1 is the host's on moord: a fixed port may be taken
     folder = project(tmp_path, engine, """
         services:
           first:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
-            ports: ["127.0.0.1:18080:80"]
+            <<: *sleeper
+            ports: ["127.0.0.1:PORT:80"]
           second:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
-            ports: ["127.0.0.1:18080:80"]
+            <<: *sleeper
+            ports: ["127.0.0.1:PORT:80"]
             depends_on: [first]
-        """, networked=True)
+        """.replace("PORT", port))
     try:
         result = engine.compose(folder, "up", "-d")
         assert result.returncode == 1
         assert "Error response from daemon: " in result.stderr
-        assert "18080" in result.stderr
+        assert port in result.stderr
         first, second = inspect(engine, "proj-first-1", "proj-second-1")
         assert first["State"]["Running"] and not second["State"]["Running"]
-        assert ok(engine.compose(folder, "port", "first", "80")) == "127.0.0.1:18080\n"
+        assert ok(engine.compose(folder, "port", "first", "80")) == f"127.0.0.1:{port}\n"
     finally:
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
@@ -496,9 +506,6 @@ def test_create_kill_wait_rm_restart_images_version(engine: ComposeEngine,
 
 
 def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
-    import subprocess
-
-    from composekit import MOOR
 
     folder = project(tmp_path, engine, """
         services:
@@ -508,8 +515,7 @@ def test_logs_follow(engine: ComposeEngine, tmp_path: Path) -> None:
         """)
     try:
         ok(engine.compose(folder, "up", "-d"))
-        follow = subprocess.run([MOOR, "-H", engine.host, "compose", "logs", "-f"], cwd=folder,
-                                capture_output=True, text=True, timeout=30, env=engine.env())
+        follow = engine.compose(folder, "logs", "-f", timeout=30)
         assert follow.stdout.splitlines() == [f"proj-ticker-1  | tick {i}" for i in (1, 2, 3)]
     finally:
         ok(engine.compose(folder, "down"))
@@ -520,12 +526,8 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
     import signal
     import subprocess
 
-    from composekit import MOOR
-
     folder = project(tmp_path, engine, SIMPLE)
-    attached = subprocess.Popen([MOOR, "-H", engine.host, "compose", "up"], cwd=folder,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=engine.env())
+    attached = engine.popen(folder, "up", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         lines = []
         while not any("hello from web" in line for line in lines):
@@ -541,13 +543,9 @@ def test_attached_up_stops_everything_on_interrupt(engine: ComposeEngine,
         ok(engine.compose(folder, "down"))
 
 
-def test_watch_sync_and_sync_restart(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
+def test_watch_sync_sync_restart_and_rebuild(engine: ComposeEngine, tmp_path: Path) -> None:
     import subprocess
 
-    from composekit import MOOR
-
-    moord_lacks("moord has no PUT /containers/{id}/archive yet")
     folder = project(tmp_path, engine, """
         services:
           app:
@@ -558,16 +556,25 @@ def test_watch_sync_and_sync_restart(
               watch:
                 - {action: sync, path: ./src, target: /app/src, ignore: [tmp/]}
                 - {action: sync+restart, path: ./conf.txt, target: /app/conf.txt}
+          built:
+            build: ./img
+            command: sleep 600
+            stop_signal: SIGKILL
+            develop:
+              watch:
+                - {action: rebuild, path: ./img}
         """)
+    (folder / "img").mkdir()
+    (folder / "img" / "Dockerfile").write_text("FROM busybox:latest\nCOPY version /\n")
+    (folder / "img" / "version").write_text("v1\n")
     (folder / "src" / "tmp").mkdir(parents=True)
     (folder / "src" / "a.txt").write_text("one\n")
     (folder / "conf.txt").write_text("v1\n")
-    watcher = subprocess.Popen([MOOR, "-H", engine.host, "compose", "watch"], cwd=folder,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               env=engine.env())
+    watcher = engine.popen(folder, "watch", stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
 
-    def shown(path: str) -> str:
-        result = engine.compose(folder, "exec", "-T", "app", "cat", path)
+    def shown(path: str, service: str = "app") -> str:
+        result = engine.compose(folder, "exec", "-T", service, "cat", path)
         return result.stdout if result.returncode == 0 else ""
 
     def eventually(check: object) -> None:
@@ -590,21 +597,20 @@ def test_watch_sync_and_sync_restart(
         (folder / "conf.txt").write_text("v2\n")
         eventually(lambda: inspect(engine, "proj-app-1")[0]["State"]["StartedAt"] != started)
         assert shown("/app/conf.txt") == "v2\n"
+        assert shown("/version", "built") == "v1\n"
+        (folder / "img" / "version").write_text("v2\n")
+        eventually(lambda: shown("/version", "built") == "v2\n")
     finally:
         watcher.kill()
         watcher.wait()
-        ok(engine.compose(folder, "down"))
+        ok(engine.compose(folder, "down", "--rmi", "local"))
 
 
-def test_service_keys_reach_the_engine(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks("moord has no restart policies yet (healthchecks/restart issue)")
+def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           base:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
           app:
             image: busybox:latest
             command: sleep 600
@@ -645,7 +651,7 @@ def test_service_keys_reach_the_engine(
     (folder / "compose.yaml").write_text(
         "services:\n  x:\n    image: nosuch:v1\n    pull_policy: never\n")
     refused = engine.compose(folder, "up", "-d")
-    assert (refused.returncode, refused.stderr) == (1, "No such image: nosuch:v1\n")
+    assert (refused.returncode, refused.stderr) == (1, " x  Error\nNo such image: nosuch:v1\n")
 
 
 def test_docker_compose_without_networks_on_either_engine(engine: ComposeEngine,
@@ -696,19 +702,14 @@ def test_run_starts_its_dependencies_and_waits_for_them(engine: ComposeEngine,
 
 
 def test_networks_aliases_static_address_and_name_resolution(
-        moord_lacks: Lacks, engine: ComposeEngine, tmp_path: Path) -> None:
-    moord_lacks(NO_NETWORKS)
+        engine: ComposeEngine, tmp_path: Path) -> None:
     folder = project(tmp_path, engine, """
         services:
           a:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             networks: [back, front]
           b:
-            image: busybox:latest
-            command: sleep 600
-            stop_signal: SIGKILL
+            <<: *sleeper
             networks:
               back:
                 aliases: [bee]
@@ -719,7 +720,7 @@ def test_networks_aliases_static_address_and_name_resolution(
               config: [{subnet: 172.30.5.0/24}]
           front:
             labels: {role: front}
-        """, networked=True)
+        """)
     try:
         ok(engine.compose(folder, "up", "-d"))
         a, b = inspect(engine, "proj-a-1", "proj-b-1")
@@ -735,3 +736,83 @@ def test_networks_aliases_static_address_and_name_resolution(
     finally:
         ok(engine.compose(folder, "down"))
     assert b"proj_back" not in engine.docker("network", "ls").stdout
+
+
+def test_depends_on_restart_restarts_dependents(engine: ComposeEngine, tmp_path: Path) -> None:
+    """`restart: true` under depends_on: the dependent restarts with its dependency, on
+    `restart` (unless --no-deps) and when `up` recreates the dependency; plain
+    depends_on does not."""
+    folder = project(tmp_path, engine, """
+        services:
+          db:
+            <<: *sleeper
+            environment: {V: "${V:-1}"}
+          app:
+            <<: *sleeper
+            depends_on:
+              db: {condition: service_started, restart: true}
+          other:
+            <<: *sleeper
+            depends_on: [db]
+        """)
+
+    def started() -> dict[str, tuple[str, str]]:
+        return {c["Name"]: (c["Id"], c["State"]["StartedAt"]) for c in inspect(
+            engine, "proj-db-1", "proj-app-1", "proj-other-1") if c["State"]["Running"]}
+    try:
+        ok(engine.compose(folder, "up", "-d"))
+        before = started()
+        ok(engine.compose(folder, "restart", "--no-deps", "db"))
+        after = started()
+        assert after["/proj-app-1"] == before["/proj-app-1"]
+        assert after["/proj-db-1"] != before["/proj-db-1"]
+        ok(engine.compose(folder, "restart", "db"))
+        again = started()
+        assert again["/proj-app-1"][1] > after["/proj-app-1"][1]
+        assert again["/proj-db-1"][1] > after["/proj-db-1"][1]
+        assert again["/proj-other-1"] == before["/proj-other-1"]
+        (folder / ".env").write_text("V=2\n")
+        ok(engine.compose(folder, "up", "-d"))
+        recreated = started()
+        assert len(recreated) == 3
+        assert recreated["/proj-db-1"][0] != again["/proj-db-1"][0]
+        assert recreated["/proj-app-1"][0] == again["/proj-app-1"][0]  # kept, restarted
+        assert recreated["/proj-app-1"][1] > recreated["/proj-db-1"][1]
+        assert recreated["/proj-other-1"] == before["/proj-other-1"]
+    finally:
+        ok(engine.compose(folder, "down"))
+
+
+def test_pull_push_and_up_use_the_stored_registry_credentials(engine: ComposeEngine,
+                                                              tmp_path: Path) -> None:
+    """A registry on 127.0.0.1 that wants a password: refused before `moor login`, then
+    push, pull and up's pull send the stored credentials (X-Registry-Auth)."""
+
+    htpasswd = write_htpasswd(str(tmp_path / "htpasswd"), {"dev": "letmein"})
+    with start_moor(str(tmp_path / "registry"), "--htpasswd", htpasswd,
+                    netns=getattr(engine.daemon, "netns", "")) as registry:
+        image = f"{registry.host}/proj/app:v1"
+        folder = project(tmp_path, engine, f"""
+            services:
+              app:
+                image: {image}
+                command: sleep 600
+                stop_signal: SIGKILL
+            """)
+        engine.docker("tag", "busybox:latest", image, check=True)
+        try:
+            refused = engine.compose(folder, "push", "app")
+            assert refused.returncode == 1
+            assert f"failed to push {image}: " in refused.stderr
+            ok(engine.moor("login", registry.host, "-u", "dev", "--password-stdin",
+                           input="letmein"))
+            ok(engine.compose(folder, "push", "app"))
+            engine.docker("rmi", image, check=True)
+            ok(engine.compose(folder, "pull"))
+            engine.docker("image", "inspect", image, check=True)
+            engine.docker("rmi", image, check=True)
+            ok(engine.compose(folder, "up", "-d"))
+            assert inspect(engine, "proj-app-1")[0]["State"]["Running"]
+        finally:
+            ok(engine.compose(folder, "down", "--rmi", "all"))
+            engine.moor("logout", registry.host)

@@ -34,6 +34,7 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from peers import in_netns
 
 DISTRIBUTION = "/usr/bin/docker-registry"
 SKOPEO = "/usr/bin/skopeo"
@@ -77,6 +78,7 @@ class Server:
     argv: list[str]      # what restart_server runs again
     tls_ca: str | None = None
     process: subprocess.Popen[bytes] | None = None
+    netns: str = ""      # serving inside this network namespace (a peer dockerd's), not the host's
 
     @property
     def host(self) -> str:
@@ -146,26 +148,37 @@ def restart_server(server: Server) -> Server:
     while True:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.kind} registry exited:\n{server.log()}")
-        try:
-            # A connection, not a request: a registry demanding client certificates
-            # refuses requests from here, and a listening one is serving.
-            socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        if _listening(server):
             return server
-        except OSError:
-            if time.monotonic() > deadline:
-                stop_server(server)
-                raise RuntimeError(f"{server.kind} registry did not start:\n{server.log()}") \
-                    from None
-            time.sleep(0.05)
+        if time.monotonic() > deadline:
+            stop_server(server)
+            raise RuntimeError(f"{server.kind} registry did not start:\n{server.log()}")
+        time.sleep(0.05)
 
 
-def start_moor(base: str, *args: str, tls_ca: str | None = None) -> Server:
-    """``python -m moorage.registry serve`` on a free port with DIR=base/storage."""
+def _listening(server: Server) -> bool:
+    """A connection, not a request: a registry demanding client certificates refuses
+    requests from here, and a listening one is serving."""
+    if server.netns:
+        return subprocess.run(in_netns(server.netns, sys.executable, "-c",
+                                       "import socket; socket.create_connection(('127.0.0.1', "
+                                       f"{server.port}), timeout=1)"),
+                              capture_output=True).returncode == 0
+    try:
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_moor(base: str, *args: str, tls_ca: str | None = None, netns: str = "") -> Server:
+    """``python -m moorage.registry serve`` on a free port with DIR=base/storage (in the
+    network namespace bound at `netns`, for a peer dockerd that lives there)."""
     os.makedirs(base, exist_ok=True)
     port = free_port()
-    argv = [sys.executable, "-m", "moorage.registry", "serve", "--listen", f"127.0.0.1:{port}",
-            "--storage", os.path.join(base, "storage"), *args]
-    return restart_server(Server("moor", port, base, argv, tls_ca))
+    argv = in_netns(netns, sys.executable, "-m", "moorage.registry", "serve", "--listen",
+                    f"127.0.0.1:{port}", "--storage", os.path.join(base, "storage"), *args)
+    return restart_server(Server("moor", port, base, argv, tls_ca, netns=netns))
 
 
 def start_distribution(base: str, *, htpasswd: str | None = None,

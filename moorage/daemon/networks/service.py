@@ -606,6 +606,8 @@ class NetworkService:
 
     def _plug(self, record: NetworkRecord, endpoint: EndpointRecord, namespace: str) -> None:
         with netns.routes() as ipr:
+            # the previous start's pair goes with its namespace, which the kernel frees later
+            links.delete_link(ipr, "veth" + endpoint.id[:11])
             links.plug(ipr, namespace, record.bridge, "veth" + endpoint.id[:11],
                        endpoint.ifname, endpoint.address, endpoint.prefix_len,
                        endpoint.gateway, endpoint.mac,
