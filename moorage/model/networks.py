@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
+from moorage.errors import InvalidParameter
+
 NETWORK_VERSION = 1
 ENDPOINT_VERSION = 1
 # The networks every engine has, as dockerd's: they cannot be created or removed.
@@ -61,6 +63,7 @@ class EndpointRecord:
     aliases: tuple[str, ...] = ()
     requested_address: str = ""     # --ip: kept for inspect's IPAMConfig
     ifname: str = ""                # eth0, eth1… inside the container
+    links: tuple[str, ...] = ()     # "name:alias" or "name", as given: names only it resolves
 
     @property
     def key(self) -> str:
@@ -74,6 +77,7 @@ class EndpointRecord:
     def from_json(cls, doc: str) -> EndpointRecord:
         data = json.loads(doc)
         data["aliases"] = tuple(data.get("aliases") or ())
+        data["links"] = tuple(data.get("links") or ())
         return cls(**data)
 
 
@@ -110,12 +114,28 @@ class ContainerNetwork:
 
 @dataclass(frozen=True, slots=True)
 class EndpointRequest:
-    """A container create's NetworkingConfig: its network's aliases and address."""
+    """A container create's NetworkingConfig: its network's aliases, links and address."""
 
     network: str
     aliases: tuple[str, ...] = ()
     ipv4_address: str = ""
     mac_address: str = ""
+    links: tuple[str, ...] = ()
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    """A link's container name and alias, as Docker's ParseLink reads "name:alias", "name"
+    and the "/name:/container/alias" form an inspected HostConfig carries."""
+    if not link:
+        raise InvalidParameter("empty string specified for links")
+    parts = link.split(":")
+    if len(parts) > 2:
+        raise InvalidParameter(f"bad format for links: {link}")
+    if len(parts) == 1:
+        return link, link
+    if parts[0].startswith("/"):
+        return parts[0][1:], parts[1].rsplit("/", 1)[-1]
+    return parts[0], parts[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +147,14 @@ class PublishedPort:
     host_ip: str             # as inspect shows it: 0.0.0.0, ::, or the address given
     host_port: int
     target: str              # the container's address
+
+
+def link_list(value: object) -> tuple[str, ...]:
+    """Links from a request body (HostConfig.Links, an endpoint's Links), each checked."""
+    if not value:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(link, str) for link in value):
+        raise InvalidParameter("invalid JSON: Links must be a list of strings")
+    for link in value:
+        parse_link(link)
+    return tuple(value)

@@ -60,8 +60,6 @@ class ComposeEngine:
         return self.daemon.docker(*args, input=input, check=check)
 
 
-# docker-compose 1.29's `run` links the one-off container to its dependencies.
-LINKS = "moord refuses HostConfig.Links on a network (legacy links are not built)"
 # docker-compose 1.29 negotiates the engine's newest API; from 1.45 image inspect has no
 # ContainerConfig, which its recreate reads (Docker 25+ breaks it the same way).
 CONTAINER_CONFIG = "moord speaks API 1.55, whose image inspect has no ContainerConfig"

@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from composekit import CONTAINER_CONFIG, LINKS, ComposeEngine, Lacks
+from composekit import CONTAINER_CONFIG, ComposeEngine, Lacks
 from registrykit import free_port, start_moor, write_htpasswd
 
 PREFIX = "com.docker.compose."
@@ -294,11 +294,9 @@ def test_docker_compose_recreates_and_scales_our_project(moord_lacks: Lacks,
     assert engine.docker("ps", "-aq").stdout == b""
 
 
-def test_docker_compose_run_rm_on_a_network(moord_lacks: Lacks, engine: ComposeEngine,
-                                            tmp_path: Path) -> None:
+def test_docker_compose_run_rm_on_a_network(engine: ComposeEngine, tmp_path: Path) -> None:
     """docker-compose 1.29's `run` links the one-off container to the service's
     dependencies (HostConfig.Links), on the project's network."""
-    moord_lacks(LINKS)
     folder = project(tmp_path, engine, SIMPLE)
     try:
         for service in ("web", "worker"):

@@ -290,6 +290,53 @@ def test_names_and_aliases_resolve_on_user_networks_only(pair: Pair) -> None:
         _rm(pair, "one", "two", networks=("dnsa", "dnsb"))
 
 
+def _lookup(daemon: Daemon | Dockerd, container: str, name: str) -> tuple[int, str]:
+    """nslookup's exit code, and the name it answered for."""
+    found = daemon.docker("exec", container, "nslookup", name)
+    _, answered, rest = found.stdout.decode().rpartition("Name:")
+    return found.returncode, rest.split()[0] if answered else ""
+
+
+def test_links_on_a_user_network_are_names_only_their_container_resolves(pair: Pair) -> None:
+    """--link on a user network (docker-compose 1.29's `run` sends them) and network
+    connect --link: the alias resolves from the linking container only, a link to a
+    container that does not exist yet is accepted, and the default bridge's legacy links
+    stay refused until moord makes /etc/hosts entries and variables for them."""
+    ask = (*RUN, "--dns", "127.0.0.1")
+    try:
+        for daemon in (pair.moord, pair.dockerd):
+            daemon.docker("network", "create", "--subnet", _subnet(), "lnk", check=True)
+            daemon.docker(*ask, "-d", "--name", "target", "--network", "lnk", IMAGE,
+                          "sleep", "60", check=True)
+            daemon.docker(*ask, "-d", "--name", "linker", "--network", "lnk",
+                          "--link", "target:db", "--link", "target", "--link", "later:x",
+                          IMAGE, "sleep", "60", check=True)
+            daemon.docker(*ask, "-d", "--name", "joiner", IMAGE, "sleep", "60", check=True)
+            daemon.docker("network", "connect", "--link", "target:zz", "lnk", "joiner",
+                          check=True)
+        ours, theirs = ([*(_lookup(daemon, container, name) for container, name in
+                           (("linker", "db"), ("target", "db"), ("joiner", "zz"))),
+                         *(daemon.docker("inspect", "-f", "{{json .HostConfig.Links}} "
+                                         "{{json .NetworkSettings.Networks.lnk.Links}}",
+                                         name).stdout.decode().strip()
+                           for name in ("linker", "joiner"))]
+                        for daemon in (pair.moord, pair.dockerd))
+        # the unknown bare name: dockerd's client waits on the upstream it forwards it to,
+        # moord answers it locally; only the exit code is compared
+        assert [ours[0], ours[1][0], ours[2]] == [theirs[0], theirs[1][0], theirs[2]] \
+            == [(0, "db"), 1, (0, "zz")]
+        assert ours[3:] == theirs[3:] == ['null ["target:db","target","later:x"]',
+                                          'null ["target:zz"]']
+        bad = pair.moord.docker(*RUN, "--rm", "--network", "lnk", "--link", "a:b:c", IMAGE,
+                                "true")
+        assert b"bad format for links: a:b:c" in bad.stderr
+        legacy = pair.moord.docker(*RUN, "--rm", "--link", "target:db", IMAGE, "true")
+        assert legacy.returncode == 125
+        assert b"legacy container links (--link) on the default bridge" in legacy.stderr
+    finally:
+        _rm(pair, "target", "linker", "joiner", networks=("lnk",))
+
+
 def test_an_exhausted_pool(pair: Pair) -> None:
     subnet = _subnet().replace("0/24", "0/30")  # the gateway and one address
     try:

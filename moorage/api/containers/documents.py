@@ -71,7 +71,7 @@ def network_settings(record: ContainerRecord, networks: list[ContainerNetwork],
         settings["Networks"][network.name] = {
             "IPAMConfig": {"IPv4Address": e.requested_address} if e.requested_address
             else None,
-            "Links": None, "Aliases": aliases, "NetworkID": e.network_id,
+            "Links": list(e.links) or None, "Aliases": aliases, "NetworkID": e.network_id,
             "EndpointID": e.id if live else "", "Gateway": e.gateway if live else "",
             "IPAddress": e.address if live else "", "IPPrefixLen": e.prefix_len if live else 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,

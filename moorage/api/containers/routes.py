@@ -32,7 +32,7 @@ from moorage.api.server import (
 from moorage.api.wire import decode
 from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig
-from moorage.model.networks import EndpointRequest
+from moorage.model.networks import EndpointRequest, link_list
 from moorage.protocol import stdcopy
 
 
@@ -355,7 +355,8 @@ def _time_param(request: web.Request, name: str) -> int:
 
 
 def _endpoint_request(body: dict) -> EndpointRequest | None:
-    """NetworkingConfig: one network's aliases and address, as API 1.41 takes it."""
+    """NetworkingConfig: one network's aliases, links and address, as API 1.41 takes it;
+    HostConfig.Links join the links of that network's endpoint, as dockerd makes them."""
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     if not isinstance(endpoints, dict):
         raise InvalidParameter("invalid JSON: EndpointsConfig must be an object")
@@ -363,8 +364,8 @@ def _endpoint_request(body: dict) -> EndpointRequest | None:
     network_mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
     # dockerd makes links only on a network; with none or host it has nothing to link
     # (docker-compose 1.29's `run` sends its dependencies' links even there).
-    if (body.get("HostConfig") or {}).get("Links") and network_mode not in ("none", "host"):
-        raise InvalidParameter("legacy container links (--link) are not supported yet")
+    links = () if network_mode in ("none", "host") \
+        else link_list((body.get("HostConfig") or {}).get("Links"))
     if len(endpoints) > 1:
         raise InvalidParameter("Container cannot be connected to network endpoints: "
                                + ", ".join(endpoints))
@@ -372,12 +373,14 @@ def _endpoint_request(body: dict) -> EndpointRequest | None:
         settings = settings or {}
         ipam = settings.get("IPAMConfig") or {}
         mac = str(settings.get("MacAddress") or mac)
-        if settings.get("Links") or settings.get("DriverOpts") or ipam.get("IPv6Address") \
-                or ipam.get("LinkLocalIPs"):
-            raise InvalidParameter("links, driver options and IPv6 or link-local addresses "
+        if settings.get("DriverOpts") or ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+            raise InvalidParameter("driver options and IPv6 or link-local addresses "
                                    "of an endpoint are not supported yet")
         aliases = tuple(settings.get("Aliases") or ())
+        links = tuple(dict.fromkeys((*links, *link_list(settings.get("Links")))))
         address = str(ipam.get("IPv4Address") or "")
-        if aliases or address or mac:
-            return EndpointRequest(network, aliases, address, mac)
+        if aliases or address or mac or links:
+            return EndpointRequest(network, aliases, address, mac, links)
+    if links:
+        return EndpointRequest(network_mode, mac_address=mac, links=links)
     return EndpointRequest(network_mode, mac_address=mac) if mac else None

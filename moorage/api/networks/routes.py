@@ -10,7 +10,7 @@ from aiohttp import web
 from moorage.api.networks.documents import network_document
 from moorage.api.server import add_route, json_response, query_filters, read_json
 from moorage.errors import InvalidParameter
-from moorage.model.networks import CreateRequest, NetworkRecord, NetworkView
+from moorage.model.networks import CreateRequest, NetworkRecord, NetworkView, link_list
 
 
 class NetworkBackend(Protocol):
@@ -20,7 +20,7 @@ class NetworkBackend(Protocol):
     async def remove(self, ref: str) -> None: ...
     async def prune(self, filters: Mapping[str, Sequence[str]]) -> list[str]: ...
     async def connect(self, ref: str, container_ref: str, aliases: Sequence[str] = (),
-                      address: str = "") -> None: ...
+                      address: str = "", links: Sequence[str] = ()) -> None: ...
     async def disconnect(self, ref: str, container_ref: str, force: bool = False) -> None: ...
 
 
@@ -47,15 +47,15 @@ def add_routes(app: web.Application, backend: NetworkBackend) -> None:
     async def post_connect(request: web.Request) -> web.Response:
         body = await read_json(request)
         endpoint = _object(body.get("EndpointConfig"), "EndpointConfig")
-        if endpoint.get("Links") or endpoint.get("DriverOpts") or endpoint.get("MacAddress"):
-            raise InvalidParameter("links, driver options and MAC addresses of a network "
+        if endpoint.get("DriverOpts") or endpoint.get("MacAddress"):
+            raise InvalidParameter("driver options and MAC addresses of a network "
                                    "connect are not supported yet")
         ipam = _object(endpoint.get("IPAMConfig"), "IPAMConfig")
         if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
             raise InvalidParameter("IPv6 and link-local addresses are not supported yet")
         await backend.connect(request.match_info["id"], str(body.get("Container") or ""),
                               tuple(endpoint.get("Aliases") or ()),
-                              str(ipam.get("IPv4Address") or ""))
+                              str(ipam.get("IPv4Address") or ""), link_list(endpoint.get("Links")))
         return web.Response(status=200)
 
     async def post_disconnect(request: web.Request) -> web.Response:

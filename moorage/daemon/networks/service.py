@@ -36,6 +36,7 @@ from moorage.model.networks import (
     NetworkRecord,
     NetworkView,
     PublishedPort,
+    parse_link,
 )
 from moorage.model.times import now_ns
 from moorage.store.metadata import Metadata
@@ -318,9 +319,9 @@ class NetworkService:
         return removed
 
     async def connect(self, ref: str, container_ref: str, aliases: Sequence[str] = (),
-                      address: str = "") -> None:
+                      address: str = "", links: Sequence[str] = ()) -> None:
         record, info = await asyncio.to_thread(self._connect, ref, container_ref,
-                                               tuple(aliases), address)
+                                               tuple(aliases), address, None, "", tuple(links))
         self.events.publish("network", "connect", record.id,
                             {"container": info.id, "name": record.name,
                              "type": record.driver})
@@ -333,11 +334,11 @@ class NetworkService:
             raise InvalidParameter("conflicting options: network aliases, addresses or a MAC "
                                    f"address and the network mode {info.network_mode}")
         self._connect(network, info.id, request.aliases, request.ipv4_address, info,
-                      request.mac_address)
+                      request.mac_address, request.links)
 
     def _connect(self, ref: str, container_ref: str, aliases: tuple[str, ...],
-                 address: str, info: ContainerInfo | None = None, mac: str = "") \
-            -> tuple[NetworkRecord, ContainerInfo]:
+                 address: str, info: ContainerInfo | None = None, mac: str = "",
+                 links: tuple[str, ...] = ()) -> tuple[NetworkRecord, ContainerInfo]:
         info = info or self.lookup(container_ref)
         with self._lock:
             record = self.get(ref)
@@ -354,8 +355,11 @@ class NetworkService:
             if record.name == "bridge" and aliases:
                 raise InvalidParameter("network-scoped alias is supported only for "
                                        "containers in user defined networks")
+            if record.name == "bridge" and links:
+                raise InvalidParameter("legacy container links (--link) on the default "
+                                       "bridge network are not supported yet")
             endpoint = self._endpoint(record, info, aliases, address, self._free_ifname(info.id),
-                                      mac)
+                                      mac, links)
             if info.pid:
                 try:
                     endpoint = self._with_address(record, endpoint)
@@ -524,7 +528,7 @@ class NetworkService:
 
     def _endpoint(self, record: NetworkRecord, info: ContainerInfo,
                   aliases: tuple[str, ...], address: str, ifname: str,
-                  mac: str = "") -> EndpointRecord:
+                  mac: str = "", links: tuple[str, ...] = ()) -> EndpointRecord:
         """The container on the network, with no address yet: a running container's
         is claimed by _with_address."""
         pool = record.pools[0]
@@ -534,7 +538,8 @@ class NetworkService:
         endpoint = EndpointRecord(
             id=secrets.token_hex(32), network_id=record.id, container_id=info.id,
             prefix_len=ipaddress.ip_network(pool.subnet).prefixlen, gateway=pool.gateway,
-            mac=mac.lower(), aliases=aliases, requested_address=address, ifname=ifname)
+            mac=mac.lower(), aliases=aliases, requested_address=address, ifname=ifname,
+            links=links)
         try:
             self._store(endpoint)
         except sqlite3.IntegrityError:
@@ -580,12 +585,27 @@ class NetworkService:
 
     def _resolve(self, container_id: str, name: str) -> list[str] | None:
         """What the embedded DNS answers `container_id` for `name`: the addresses of the
-        running containers known by that name on the user networks they share."""
+        running containers known by that name on the user networks they share, or for
+        one of its links' aliases, of the linked container on the link's network."""
         endpoints = self._all_endpoints()
-        mine = {e.network_id for e in endpoints if e.container_id == container_id}
+        mine = {e.network_id: e for e in endpoints if e.container_id == container_id}
+        mine.pop(self._default_id, None)
+        for network_id, endpoint in mine.items():
+            for link in endpoint.links:
+                target, alias = parse_link(link)
+                if alias.lower() == name:
+                    found = self._addresses(endpoints, {network_id}, target.lower())
+                    if found is not None:
+                        return found
+        return self._addresses(endpoints, set(mine), name)
+
+    def _addresses(self, endpoints: Sequence[EndpointRecord], network_ids: set[str],
+                   name: str) -> list[str] | None:
+        """The addresses of the running containers known as `name` on these networks;
+        None when no container has that name, [] when none of them runs."""
         found: list[str] | None = None
         for endpoint in endpoints:
-            if endpoint.network_id not in mine or endpoint.network_id == self._default_id:
+            if endpoint.network_id not in network_ids:
                 continue
             try:
                 info = self.lookup(endpoint.container_id)
