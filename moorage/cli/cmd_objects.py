@@ -66,7 +66,7 @@ def network_prune(session: Session, opts: Options, _args: list[str]) -> int:
 
 
 def network_connect(session: Session, opts: Options, args: list[str]) -> int:
-    endpoint: dict = {"Aliases": opts.alias or None}
+    endpoint: dict = {"Aliases": opts.alias or None, "Links": opts.link or None}
     if opts.ip:
         endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
     session.client.post(f"/networks/{args[0]}/connect",
@@ -102,7 +102,8 @@ SPECS = {
         FILTER, flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
     "network_connect": Spec("[OPTIONS] NETWORK CONTAINER", network_connect, (
         flag("alias", LIST, "Add network-scoped alias for the container"),
-        flag("ip", STR, "IPv4 address (e.g., \"172.30.100.104\")")), min_args=2, max_args=2),
+        flag("ip", STR, "IPv4 address (e.g., \"172.30.100.104\")"),
+        flag("link", LIST, "Add link to another container")), min_args=2, max_args=2),
     "network_disconnect": Spec("[OPTIONS] NETWORK CONTAINER", network_disconnect, (
         flag("f|force", BOOL, "Force the container to disconnect from a network"),),
         min_args=2, max_args=2),

@@ -43,13 +43,16 @@ CREATE_FLAGS = (
     flag("init", BOOL, "Run an init inside the container that forwards signals and reaps "
                        "processes"),
     flag("i|interactive", BOOL, "Keep STDIN open even if not attached"),
+    flag("ip", STR, "IPv4 address (e.g., 172.30.100.104)"),
     flag("l|label", LIST, "Set meta data on a container"),
+    flag("link", LIST, "Add link to another container"),
     flag("log-driver", STR, "Logging driver for the container"),
     flag("log-opt", LIST, "Log driver options"),
     flag("m|memory", STR, "Memory limit"),
     flag("mount", LIST, "Attach a filesystem mount to the container"),
     flag("name", STR, "Assign a name to the container"),
     flag("network", STR, "Connect a container to a network"),
+    flag("network-alias", LIST, "Add network-scoped alias for the container"),
     flag("no-healthcheck", BOOL, "Disable any container-specified HEALTHCHECK"),
     flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
     flag("platform", STR, "Set platform if server is multi-platform capable"),
@@ -190,6 +193,14 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
         host["PidsLimit"] = opts.pids_limit
     if opts.network:
         host["NetworkMode"] = opts.network
+    if opts.link:
+        host["Links"] = opts.link
+    if opts.network_alias or opts.ip:
+        endpoint: dict = {"Aliases": opts.network_alias or None}
+        if opts.ip:
+            endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+        config["NetworkingConfig"] = {
+            "EndpointsConfig": {opts.network or "default": endpoint}}
     if opts.mount:
         from moorage.cli.mount_spec import parse_mounts
 

@@ -4,6 +4,7 @@ own), driven by the docker CLI. Traffic goes only to the daemons' own containers
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -330,6 +331,14 @@ def test_links_on_a_user_network_are_names_only_their_container_resolves(pair: P
         bad = pair.moord.docker(*RUN, "--rm", "--network", "lnk", "--link", "a:b:c", IMAGE,
                                 "true")
         assert b"bad format for links: a:b:c" in bad.stderr
+        moor = os.path.join(os.path.dirname(sys.executable), "moor")
+        env = {**os.environ, "DOCKER_HOST": pair.moord.host}
+        env.pop("MOOR_HOST", None)
+        by_moor = subprocess.run(
+            [moor, *RUN, "--rm", "--dns", "127.0.0.1", "--network", "lnk", "--network-alias",
+             "me", "--link", "target:db2", IMAGE, "sh", "-c", "nslookup db2 && nslookup me"],
+            env=env, capture_output=True, timeout=60)
+        assert by_moor.returncode == 0, by_moor.stderr
         legacy = pair.moord.docker(*RUN, "--rm", "--link", "target:db", IMAGE, "true")
         assert legacy.returncode == 125
         assert b"legacy container links (--link) on the default bridge" in legacy.stderr
