@@ -37,12 +37,19 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: dict,
     current = ctx.registry.find(container_id)
     if current is None or not current.state.running or current.state.restarting:
         return current
-    await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
-    await asyncio.to_thread(volumes.unmount_all, ctx.volumes, current)
-    await asyncio.to_thread(ctx.networks.stopped, container_id)
+    await asyncio.to_thread(release_run, ctx, current)
     code, oom, error, finished = exit_status(exit_record)
     return ctx.states.transition(container_id, status, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)
+
+
+def release_run(ctx: Context, record: ContainerRecord) -> None:
+    """Blocking: what a run held and its exit gives back (rootfs mount, volume mounts,
+    published ports, DNS), in one trip to a worker thread: each trip waits for a CPU
+    on a loaded machine, and `run --rm` waits for all of it."""
+    setup.unmount_rootfs(ctx.paths.dir(record.id))
+    volumes.unmount_all(ctx.volumes, record)
+    ctx.networks.stopped(record.id)
 
 
 async def end_process(ctx: Context, record: ContainerRecord) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from moorage.daemon.containers import healthcheck, logconfig, setup, spec, volumes
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.exits import end_process, shim_gone
+from moorage.daemon.containers.exits import end_process, release_run, shim_gone
 from moorage.daemon.containers.init_binary import moor_init_path
 from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
@@ -149,9 +149,7 @@ class Starter:
     async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
-        await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
-        await asyncio.to_thread(self.ctx.networks.stopped, record.id)
-        await asyncio.to_thread(volumes.unmount_all, self.ctx.volumes, record)
+        await asyncio.to_thread(release_run, self.ctx, record)
         status = record.state.status if record.state.status not in (REMOVING, RESTARTING) \
             else EXITED
         # A restart that fails ends the container's run: its waiters learn of the exit.
