@@ -118,12 +118,8 @@ class Starter:
                          shim_socket=shim_config.socket_path)
         ctx.registry.put(record)
         try:
-            info = container_info(record, int(reply.init_pid or 0))
-            await asyncio.to_thread(ctx.networks.plug, info, attachments)
-            host = record.host_config
-            await asyncio.to_thread(ctx.networks.publish, info, attachments,
-                                    host.port_bindings, host.publish_all_ports,
-                                    record.config.exposed_ports or ())
+            await asyncio.to_thread(self._connect, record, int(reply.init_pid or 0),
+                                    attachments)
         except Exception as err:
             await end_process(ctx, record)
             failure = err if isinstance(err, MoorError) else SystemFailure(
@@ -159,6 +155,16 @@ class Starter:
                                             finished_at=now_ns())
         if record.host_config.auto_remove:
             await remove_locked(self.ctx, record, remove_volumes=True)
+
+    def _connect(self, record: ContainerRecord, init_pid: int,
+                 attachments: list[Attachment]) -> None:
+        """Blocking: the created container on its networks, its ports published; one
+        worker-thread trip (each waits for a CPU on a loaded machine)."""
+        info = container_info(record, init_pid)
+        self.ctx.networks.plug(info, attachments)
+        host = record.host_config
+        self.ctx.networks.publish(info, attachments, host.port_bindings,
+                                  host.publish_all_ports, record.config.exposed_ports or ())
 
     def _prepare(self, record: ContainerRecord,
                  socket_path: str) -> tuple[list[Attachment], ShimConfig]:
