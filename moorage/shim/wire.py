@@ -4,10 +4,10 @@ Requests are one JSON object per line with an "op" key; each answer is one JSON 
 After an `attach` or `exec` request is accepted the connection carries stdcopy frames
 (moorage.protocol.stdcopy) from the shim, ending with one EXIT frame whose payload is
 the ExitRecord, and raw stdin bytes from the daemon; the daemon half-closes for stdin
-EOF. Every message below is a class with __slots__ whose slots are its JSON keys, so
-the wire stays as it was when these were dicts: shims outlive the daemon, and a new
-daemon re-adopts the shims an older one forked (and the other way round). A key a
-message lacks takes its default; keys it does not know are ignored.
+EOF. Every message below is a class with __slots__ whose slots are its JSON keys, the
+keys of the dicts they replaced (less an `"ok": true` nobody read): shims outlive the
+daemon, and a new daemon re-adopts the shims an older one forked (and the other way
+round). A key a message lacks takes its default; keys it does not know are ignored.
 
 Imported by the zygote, so every shim maps what it imports: json_codec and plain
 slotted classes instead of json and dataclasses, which with their own imports (re,

@@ -52,6 +52,8 @@ def test_unknown_and_malformed_requests_are_refused() -> None:
 
 def test_replies_and_failures() -> None:
     assert wire.decode_reply(b'{"pid": 7, "init_pid": 8}', wire.CreateResult).init_pid == 8
+    # What an older shim answers: the "ok" no side reads is ignored.
+    assert wire.decode_reply(b'{"ok": true, "pid": 5}', wire.Started).pid == 5
     failure = wire.decode_reply(b'{"error": "no such file"}', wire.CreateResult)
     assert isinstance(failure, wire.Failure) and failure.error == "no such file"
     assert failure.errno is None
