@@ -19,7 +19,7 @@ from _signal import signal as set_handler
 from moorage import json_codec
 from moorage.errors import MoorError
 from moorage.runtime import container as rt
-from moorage.runtime.cgroups import load_manager, warmup
+from moorage.runtime.cgroups import load_manager
 from moorage.runtime.execfifo import release
 from moorage.runtime.execute import exec_process
 
@@ -149,10 +149,6 @@ class Driver:
              pid_file: str) -> int:
         """Start `process` in the container, detached; return its pid."""
         if not self.path:
-            # The exec's first cgroup.procs write waits out an RCU grace period (as the
-            # create's, see the zygote): begun now, it overlaps loading the state and
-            # joining the namespaces. In the operation's child, as all runtime work.
-            warmup.start()
             previous = set_handler(SIGPIPE, SIG_DFL)
             try:
                 exec_process(self.root, container_id, process, detach=True,
