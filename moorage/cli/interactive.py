@@ -180,7 +180,7 @@ def run_attached(session: Session, container: str, opts: Options) -> int:
     client = session.client
     # The wait is a long poll on its own connection, registered before the start so
     # that a container that exits at once (and is auto-removed) is not missed.
-    waiter = Client(client.endpoint)
+    waiter = client.clone()  # no second /_ping: the version is negotiated
     condition = "removed" if opts.rm else "next-exit"
     wait = waiter.request("POST", f"/containers/{container}/wait", {"condition": condition})
 
@@ -191,7 +191,7 @@ def run_attached(session: Session, container: str, opts: Options) -> int:
             raise start_error(err) from None
 
     if opts.sig_proxy and not opts.tty:
-        _proxy_signals(Client(client.endpoint), container)
+        _proxy_signals(client.clone(), container)
     if stream(session, container, stdin=opts.interactive, tty=opts.tty,
               detach_keys=opts.detach_keys, start=start):
         return 0

@@ -34,7 +34,32 @@ from moorage.protocol import stdcopy
 from moorage.runtime.cgroups.manager import read_oom_kills
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
 from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
-from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
+from moorage.shim.wire import (
+    EXIT_STREAM,
+    Attach,
+    CreateOutcome,
+    CreateResult,
+    Exec,
+    ExecState,
+    ExecStatus,
+    ExitRecord,
+    Failure,
+    Kill,
+    KillExec,
+    Message,
+    Ok,
+    Pause,
+    Resize,
+    Resume,
+    ShimConfig,
+    ShimState,
+    Start,
+    Started,
+    State,
+    StreamOpened,
+    Wait,
+    decode_request,
+)
 
 # Output still buffered in pipes after the init's exit is drained for this long:
 # processes outside the container's pid namespace may hold the pipes open.
@@ -66,7 +91,7 @@ class Shim:
         self.conns: list[Conn] = []
         self.waiters: list[Conn] = []
         self.started = False
-        self.created: dict = {}             # the create's outcome, for the `created` request
+        self.created: Message = Failure("shim: the container is being created")
         self.created_answered = False
         self.oom_file = ""                  # counts the cgroup's OOM kills (Driver.create)
         self.start_fifo = ""                # a start that skips the state (Driver.release)
@@ -342,7 +367,7 @@ class Shim:
     def _check_finished(self) -> None:
         for process in self.execs.values():
             if process.exit is None and process.status is not None and not process.outputs:
-                process.finish({"exit_code": _exit_code(process.status)})
+                process.finish(ExitRecord(_exit_code(process.status)))
         init = self.init
         if init.status is None or init.exit is not None:
             return
@@ -359,14 +384,14 @@ class Shim:
         # gone (daemon/containers/exits.py, shim_gone), and the shim unlinks its socket
         # only after the delete. The OOM-kill count must be read before the delete.
         oom = bool(self.oom_file) and read_oom_kills(self.oom_file) > 0
-        record = {"exit_code": _exit_code(init.status), "oom_killed": oom,
-                  "finished_at": timefmt.now(), "error": ""}
+        record = ExitRecord(_exit_code(init.status), oom, timefmt.now())
         # No fsync: the exit record lives in the exec-root (/run), with the processes it
         # describes, which a reboot ends anyway; a crash of the shim keeps the file.
-        atomic_write(self.config.exit_file, json_codec.dumps(record).encode(), sync=False)
+        atomic_write(self.config.exit_file, json_codec.dumps(record.to_dict()).encode(),
+                     sync=False)
         for process in self.execs.values():
             if process.exit is None:
-                process.finish({"exit_code": 137})
+                process.finish(ExitRecord(137))
         init.finish(record)
         for waiter in self.waiters:
             waiter.reply(record)
@@ -383,89 +408,87 @@ class Shim:
 
     def _request(self, conn: Conn, line: bytes, rest: bytes) -> None:
         try:
-            self._handle(conn, decode(line), rest)
+            request = decode_request(line)
+        except ValueError as err:
+            conn.reply(Failure(f"shim: {err}"))
+            return
+        try:
+            self._handle(conn, request, rest)
         except RuntimeFailed as err:
-            conn.reply({"error": str(err)})
+            conn.reply(Failure(str(err)))
         except Exception as err:  # one bad request must not end the shim
-            conn.reply({"error": f"shim: {type(err).__name__}: {err}"})
+            conn.reply(Failure(f"shim: {type(err).__name__}: {err}"))
 
-    def _handle(self, conn: Conn, request: dict, rest: bytes) -> None:
-        op = request.get("op")
+    def _handle(self, conn: Conn, request: Message, rest: bytes) -> None:
         cid = self.config.container_id
-        if op == "attach" or op == "exec":
-            process = self.init if op == "attach" else self._exec(request)
-            conn.reply({"ok": True, "pid": process.pid}, last=False)
+        if isinstance(request, (Attach, Exec)):
+            process = self.init if isinstance(request, Attach) else self._exec(request)
+            conn.reply(StreamOpened(process.pid), last=False)
             if process.exit is not None:
-                conn.send(stdcopy.frame(EXIT_STREAM, json_codec.dumps(process.exit).encode()))
+                conn.send(stdcopy.frame(EXIT_STREAM,
+                                        json_codec.dumps(process.exit.to_dict()).encode()))
                 conn.reading = False
                 conn.closing = True
                 conn.flush()
                 return
-            process.attach(conn, bool(request.get("stdout")), bool(request.get("stderr")),
-                           bool(request.get("stdin")))
+            process.attach(conn, bool(request.stdout), bool(request.stderr),
+                           bool(request.stdin))
             if rest and conn.stdin:
                 process.write_stdin(rest)
             return
         conn.reading = False
-        if op == "created":
+        if isinstance(request, CreateOutcome):
             conn.reply(self.created)
             self.created_answered = True
             return
-        if op == "wait":
+        if isinstance(request, Wait):
             if self.init.exit is not None:
                 conn.reply(self.init.exit)
             else:
                 self.waiters.append(conn)
             return
-        if op == "start":
+        reply: Message = Ok()
+        if isinstance(request, Start):
             if self.start_fifo and not self.started:
                 in_child(self.driver.release, self.start_fifo, self.init.pid, self.start_time)
             else:
                 in_child(self.driver.start, cid)
             self.started = True
-            reply: dict = {"ok": True, "pid": self.init.pid}
-        elif op == "kill":
-            in_child(self.driver.kill, cid, int(request["signal"]), bool(request.get("all")))
-            reply = {"ok": True}
-        elif op == "kill_exec":
-            # Its own op, not "kill" with an exec id: an older shim answers an unknown
-            # request instead of signalling the container's init.
-            process = self.execs.get(request["exec_id"])
+            reply = Started(self.init.pid)
+        elif isinstance(request, Kill):
+            in_child(self.driver.kill, cid, int(request.signal), bool(request.all))
+        elif isinstance(request, KillExec):
+            process = self.execs.get(request.exec_id)
             if process is not None and process.exit is None and process.pid > 0:
-                os.kill(process.pid, int(request["signal"]))  # not reaped: still ours
-            reply = {"ok": True}
-        elif op in ("pause", "resume"):
-            in_child(self.driver.pause, cid, op == "pause")
-            reply = {"ok": True}
-        elif op == "resize":
-            target = self.execs.get(request.get("exec_id") or "") or self.init
+                os.kill(process.pid, int(request.signal))  # not reaped: still ours
+        elif isinstance(request, (Pause, Resume)):
+            in_child(self.driver.pause, cid, isinstance(request, Pause))
+        elif isinstance(request, Resize):
+            target = self.execs.get(request.exec_id or "") or self.init
             if target.master is not None:
-                _set_size(target.master, int(request["h"]), int(request["w"]))
-            reply = {"ok": True}
-        elif op == "exec_status":
-            process = self.execs.get(request["exec_id"])
-            reply = {"pid": process.pid if process else 0,
-                     "exit_code": (process.exit or {}).get("exit_code") if process else None,
-                     "running": bool(process and process.exit is None)}
-        elif op == "state":
-            reply = {"pid": self.init.pid, "started": self.started}
-        else:
-            reply = {"error": f"shim: unknown request {op!r}"}
+                _set_size(target.master, int(request.h), int(request.w))
+        elif isinstance(request, ExecStatus):
+            process = self.execs.get(request.exec_id)
+            reply = ExecState(process.pid if process else 0,
+                              process.exit.exit_code if process and process.exit else None,
+                              bool(process and process.exit is None))
+        elif isinstance(request, State):
+            reply = ShimState(self.init.pid, self.started)
         conn.reply(reply)
 
-    def _exec(self, request: dict) -> Process:
-        key = str(request["exec_id"])
-        tty = bool(request["process"].get("terminal"))
+    def _exec(self, request: Exec) -> Process:
+        key = str(request.exec_id)
+        tty = bool(request.process.get("terminal"))
         process = Process(key, tty, True, None, self._forget)
         self.execs[key] = process
         try:
-            process.pid = self._spawn(process, bool(request.get("stdin")), lambda console, pid_file:
+            process.pid = self._spawn(process, bool(request.stdin), lambda console, pid_file:
                                       self.driver.exec(self.config.container_id,
-                                                       request["process"], console, pid_file))
+                                                       request.process, console, pid_file))
         except BaseException:
             del self.execs[key]
             raise
-        height, width = request.get("console_size") or (0, 0)
+        height, width = request.console_size or (0, 0)
         if process.master is not None and height and width:
             _set_size(process.master, height, width)
         return process
@@ -510,10 +533,10 @@ def run(config: ShimConfig, server: Socket) -> None:
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     shim = Shim(config, server)
     try:
-        shim.created = {"pid": os.getpid(), "init_pid": shim.create()}
+        shim.created = CreateResult(os.getpid(), shim.create())
     except Exception as err:  # reported to the daemon as the create error
-        shim.created = {"error": str(err) if isinstance(err, RuntimeFailed)
-                        else f"shim: {type(err).__name__}: {err}"}
+        shim.created = Failure(str(err) if isinstance(err, RuntimeFailed)
+                               else f"shim: {type(err).__name__}: {err}")
         try:  # the runtime may have created it before the shim failed (its terminal)
             in_child(shim.driver.delete, config.container_id)
         except RuntimeFailed:

@@ -23,7 +23,7 @@ from _socket import socket as Socket
 
 from moorage import json_codec, timefmt
 from moorage.protocol import stdcopy
-from moorage.shim.wire import EXIT_STREAM, encode
+from moorage.shim.wire import EXIT_STREAM, ExitRecord, Message
 
 # Not typing.TYPE_CHECKING, nor collections.abc at run time: the zygote imports
 # this module, and collections with its imports would be mapped in every shim.
@@ -155,8 +155,8 @@ class Conn:
         self.pending += data
         self.flush()
 
-    def reply(self, message: dict, *, last: bool = True) -> None:
-        self.send(encode(message))
+    def reply(self, message: Message, *, last: bool = True) -> None:
+        self.send(message.encode())
         if last:
             self.closing = True
             self.flush()
@@ -214,7 +214,7 @@ class Process:
         self.master: int | None = None
         self.clients: list[Conn] = []
         self.status: int | None = None       # waitpid status once reaped
-        self.exit: dict | None = None        # the exit record once finished
+        self.exit: ExitRecord | None = None  # once finished
 
     # ---------------------------------------------------------------- output
 
@@ -291,12 +291,12 @@ class Process:
             self.clients.remove(client)
             self.stdin_done(client)
 
-    def finish(self, record: dict) -> None:
+    def finish(self, record: ExitRecord) -> None:
         self.exit = record
         if self.log is not None:
             self.log.close()
             self.log = None
-        frame = stdcopy.frame(EXIT_STREAM, json_codec.dumps(record).encode())
+        frame = stdcopy.frame(EXIT_STREAM, json_codec.dumps(record.to_dict()).encode())
         for client in list(self.clients):
             client.reading = False
             client.send(frame)

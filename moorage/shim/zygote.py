@@ -33,12 +33,13 @@ from _signal import signal as set_handler
 # Loaded before the first fork so that every shim starts warm.
 import moorage.runtime.container
 import moorage.runtime.execute  # noqa: F401
+from moorage import json_codec
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime.cgroups import warmup
 from moorage.runtime.seccomp import compile_filter
 from moorage.shim import shim
-from moorage.shim.wire import ShimConfig, encode
+from moorage.shim.wire import Failure, Forked, Message, ShimConfig
 
 # The profiles compiled so far, by _profile_key.
 _compiled_profiles: set[int] = set()
@@ -87,7 +88,7 @@ def _profile_key(path: str) -> int | None:
             return hash(profile)
 
 
-def spawn(config: ShimConfig) -> dict:
+def spawn(config: ShimConfig) -> Forked:
     if not config.runtime_path:
         # The shim moves the init into its cgroup ~5 ms after the fork; the
         # kernel's RCU wait for that first migration (~11 ms measured) starts now.
@@ -111,7 +112,7 @@ def spawn(config: ShimConfig) -> dict:
         finally:
             os._exit(0)
     server.close()
-    return {"pid": pid}
+    return Forked(pid)
 
 
 def main() -> None:
@@ -122,11 +123,12 @@ def main() -> None:
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     for line in stdin:
+        reply: Message
         try:
-            reply = spawn(ShimConfig.from_json(line))
+            reply = spawn(ShimConfig.from_dict(json_codec.loads(line)))
         except Exception as err:  # the daemon gets every failure as a reply
-            reply = {"error": f"zygote: {type(err).__name__}: {err}"}
-        stdout.write(encode(reply))
+            reply = Failure(f"zygote: {type(err).__name__}: {err}")
+        stdout.write(reply.encode())
         stdout.flush()
 
 

@@ -10,6 +10,7 @@ from moorage.daemon.containers.shim_calls import open_stream
 from moorage.daemon.containers.shim_client import ShimStream
 from moorage.errors import Conflict
 from moorage.model.records import ContainerRecord
+from moorage.shim.wire import Attach
 
 
 class Attachments:
@@ -23,12 +24,12 @@ class Attachments:
         """The container and a future of its ShimStream (resolved at start when not
         running)."""
         record = self.ctx.registry.get(ref)
-        options = {"stdin": stdin and record.config.open_stdin, "stdout": stdout,
-                   "stderr": stderr}
+        options = Attach(stdin=stdin and record.config.open_stdin, stdout=stdout,
+                         stderr=stderr)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         if record.state.running:
             future.set_result(self._detachable(record, await open_stream(
-                self.ctx.paths, record, {"op": "attach", **options})))
+                self.ctx.paths, record, options)))
         else:
             self._pending.setdefault(record.id, []).append((options, future))
         return record, future
@@ -40,7 +41,7 @@ class Attachments:
             if not future.done():
                 try:
                     future.set_result(self._detachable(record, await open_stream(
-                        self.ctx.paths, record, {"op": "attach", **options})))
+                        self.ctx.paths, record, options)))
                 except Exception as err:  # the attach fails, not the start
                     future.set_exception(err)
 

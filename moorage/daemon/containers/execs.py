@@ -16,6 +16,7 @@ from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.config import ExecConfig
 from moorage.model.records import ContainerRecord, ExecRecord
 from moorage.model.times import now_ns
+from moorage.shim.wire import Exec, ExitRecord
 
 # Seconds an exec's failure waits for the container's exit before it counts as the
 # runtime's own failure.
@@ -91,12 +92,12 @@ class ExecManager:
         container_events.publish(self.ctx, container, f"exec_start: {_command(config)}",
                                  execID=record.id)
         try:
-            stream = await ShimStream.open(self.ctx.paths.socket(container), {
-                "op": "exec", "exec_id": record.id, "process": self._processes.pop(record.id),
-                "stdin": config.attach_stdin and not detach,
-                "stdout": config.attach_stdout and not detach,
-                "stderr": config.attach_stderr and not detach,
-                "console_size": list(config.console_size or ())[:2]})
+            stream = await ShimStream.open(self.ctx.paths.socket(container), Exec(
+                record.id, self._processes.pop(record.id),
+                stdin=config.attach_stdin and not detach,
+                stdout=config.attach_stdout and not detach,
+                stderr=config.attach_stderr and not detach,
+                console_size=list(config.console_size or ())[:2]))
         except (ShimError, NotFound, OSError) as err:
             record.exit_code = 126
             if await self._ending(container):
@@ -131,9 +132,9 @@ class ExecManager:
         return True
 
     def _finished(self, container: ContainerRecord, record: ExecRecord,
-                  status: dict) -> None:
+                  status: ExitRecord) -> None:
         record.running = False
-        record.exit_code = int(status.get("exit_code", 126))
+        record.exit_code = int(status.exit_code)
         container_events.publish(self.ctx, container, "exec_die", execID=record.id,
                                  exitCode=str(record.exit_code))
 

@@ -23,13 +23,14 @@ from moorage.daemon.containers.spec import CGROUP_PARENT
 from moorage.errors import MoorError
 from moorage.model.records import EXITED, ContainerRecord
 from moorage.runtime.cgroups import new_manager
+from moorage.shim.wire import ExitRecord, Kill, Ok, ShimState, State, Wait
 
 log = logging.getLogger("moord.containers")
 
 _GONE_DEADLINE = 1.0  # seconds processes have to vanish once killed
 
 
-async def apply_exit(ctx: Context, container_id: str, exit_record: dict,
+async def apply_exit(ctx: Context, container_id: str, exit_record: ExitRecord,
                      status: str = EXITED) -> ContainerRecord | None:
     """Caller holds the lock. Running → exited (or restarting, for a restart policy)
     with the shim's exit record; the rootfs is unmounted. The record as it is after
@@ -37,26 +38,32 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: dict,
     current = ctx.registry.find(container_id)
     if current is None or not current.state.running or current.state.restarting:
         return current
-    await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(container_id))
-    await asyncio.to_thread(volumes.unmount_all, ctx.volumes, current)
-    await asyncio.to_thread(ctx.networks.stopped, container_id)
+    await asyncio.to_thread(release_run, ctx, current)
     code, oom, error, finished = exit_status(exit_record)
     return ctx.states.transition(container_id, status, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)
 
 
-async def end_process(ctx: Context, record: ContainerRecord) -> dict:
+def release_run(ctx: Context, record: ContainerRecord) -> None:
+    """Blocking: what a run held and its exit gives back (rootfs mount, volume mounts,
+    published ports, DNS), in one trip to a worker thread: each trip waits for a CPU
+    on a loaded machine, and `run --rm` waits for all of it."""
+    setup.unmount_rootfs(ctx.paths.dir(record.id))
+    volumes.unmount_all(ctx.volumes, record)
+    ctx.networks.stopped(record.id)
+
+
+async def end_process(ctx: Context, record: ContainerRecord) -> ExitRecord:
     """SIGKILL every process of the container and wait for the exit; its exit record."""
     socket_path = ctx.paths.socket(record)
     waiting: asyncio.Future | None = None
     try:
         async with asyncio.timeout(REQUEST_SECONDS):
-            waiting = asyncio.ensure_future(request(socket_path, {"op": "wait"}))
+            waiting = asyncio.ensure_future(request(socket_path, Wait(), ExitRecord))
             # A kill that fails (the process is already gone) still ends in the exit
             # the wait reports.
             with contextlib.suppress(MoorError, OSError):
-                await request(socket_path, {"op": "kill", "signal": int(signal.SIGKILL),
-                                            "all": True})
+                await request(socket_path, Kill(int(signal.SIGKILL), all=True), Ok)
             exit_record = await waiting
     except (TimeoutError, MoorError, OSError, ValueError) as err:
         if waiting is not None:
@@ -69,7 +76,7 @@ async def end_process(ctx: Context, record: ContainerRecord) -> dict:
     return exit_record
 
 
-async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
+async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> ExitRecord:
     """The shim cannot be asked and left no exit record: whatever still runs in the
     container's cgroup, and the shim itself, are killed; an exit record for them."""
     found = await asyncio.to_thread(_kill_cgroup, record.id)
@@ -77,7 +84,7 @@ async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> dict:
     if found:
         log.warning("container %s: its shim is unreachable (%s): killed its processes",
                     record.id, why)
-        return {"exit_code": 137}
+        return ExitRecord(137)
     return read_exit_file(ctx.paths, record.id) or SHIM_GONE
 
 
@@ -121,7 +128,7 @@ async def end_leftovers(ctx: Context, record: ContainerRecord) -> None:
     rootfs mounted; all go. The shim is reached by its own socket (never by a pid
     that may have been reused since)."""
     try:
-        await request(ctx.paths.socket(record), {"op": "state"})
+        await request(ctx.paths.socket(record), State(), ShimState)
     except (MoorError, OSError, ValueError):
         if await asyncio.to_thread(_kill_cgroup, record.id):
             log.warning("container %s: killed what a cut-short start left", record.id)

@@ -33,6 +33,7 @@ from moorage.model.records import (
 )
 from moorage.model.times import now_ns
 from moorage.protocol.units import go_duration_ns
+from moorage.shim.wire import KillExec
 
 
 class HealthMonitors:
@@ -111,14 +112,13 @@ class HealthMonitors:
         except TimeoutError:
             # A hung probe would pile up one process per interval: it goes now.
             with contextlib.suppress(MoorError):
-                await call(self.ctx.paths, record, {"op": "kill_exec", "signal": 9,
-                                                    "exec_id": instance.id})
+                await call(self.ctx.paths, record, KillExec(instance.id, 9))
             return HealthResult(start, now_ns(), -1, "Health check exceeded timeout "
                                 f"({go_duration_ns(timeout)})")
         finally:
             stream.close()
             self.execs.discard(instance.id)
-        code = int((stream.exit or {}).get("exit_code", -1))
+        code = int(stream.exit.exit_code) if stream.exit is not None else -1
         return HealthResult(start, now_ns(), code, output.decode(errors="replace"))
 
     def _record(self, record: ContainerRecord, result: HealthResult) -> None:

@@ -14,6 +14,7 @@ from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_client import request
 from moorage.errors import MoorError
 from moorage.model.records import RESTARTING, ContainerRecord
+from moorage.shim.wire import ExitRecord, Wait
 
 
 class Monitors:
@@ -27,10 +28,13 @@ class Monitors:
             self._watch(record.id, record.shim_pid, self.ctx.paths.socket(record)))
 
     async def _watch(self, container_id: str, shim_pid: int, socket_path: str) -> None:
+        exit_record: ExitRecord | None
+        lost = ""
         try:
-            exit_record = await request(socket_path, {"op": "wait"})
+            exit_record = await request(socket_path, Wait(), ExitRecord)
         except (MoorError, OSError, ValueError) as err:
-            exit_record = read_exit_file(self.ctx.paths, container_id) or {"lost": repr(err)}
+            exit_record = read_exit_file(self.ctx.paths, container_id)
+            lost = repr(err)
         if self._tasks.get(container_id) is asyncio.current_task():
             del self._tasks[container_id]
         if self.ctx.registry.find(container_id) is None:  # removed meanwhile (rm -f)
@@ -39,10 +43,10 @@ class Monitors:
             record = self.ctx.registry.find(container_id)
             if record is None or record.shim_pid != shim_pid or not record.state.running:
                 return  # this run's exit was recorded already (rm -f, stop, a restart)
-            if "lost" in exit_record:
+            if exit_record is None:
                 # Never record an exit of processes that may still run: they would
                 # outlive their container's removal.
-                exit_record = await kill_remains(self.ctx, record, exit_record["lost"])
+                exit_record = await kill_remains(self.ctx, record, lost)
             await exited(self.ctx, container_id, exit_record)
 
     async def stop(self) -> None:
@@ -55,7 +59,7 @@ class Monitors:
                 await task
 
 
-async def exited(ctx: Context, container_id: str, exit_record: dict) -> None:
+async def exited(ctx: Context, container_id: str, exit_record: ExitRecord) -> None:
     """Caller holds the lock: record the exit; then the restart policy's back-off, or
     AutoRemove (with its anonymous volumes, as dockerd's --rm)."""
     record = ctx.registry.find(container_id)

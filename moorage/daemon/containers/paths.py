@@ -10,6 +10,7 @@ import secrets
 
 from moorage.model.records import ContainerRecord
 from moorage.model.times import now_ns, parse_rfc3339_ns
+from moorage.shim.wire import ExitRecord
 
 
 class ContainerPaths:
@@ -40,25 +41,25 @@ class ContainerPaths:
             os.unlink(self.exit_file(container_id))
 
 
-def exit_status(record: dict) -> tuple[int, bool, str, int]:
+def exit_status(record: ExitRecord) -> tuple[int, bool, str, int]:
     """A shim's exit record as (exit code, OOM killed, error, finished at in ns)."""
     try:
-        finished = parse_rfc3339_ns(str(record.get("finished_at") or ""))
+        finished = parse_rfc3339_ns(str(record.finished_at or ""))
     except ValueError:
         finished = 0
-    return (int(record.get("exit_code", 255)), bool(record.get("oom_killed")),
-            str(record.get("error") or ""), finished or now_ns())
+    return (int(record.exit_code), bool(record.oom_killed), str(record.error or ""),
+            finished or now_ns())
 
 
-def read_exit_file(paths: ContainerPaths, container_id: str) -> dict | None:
+def read_exit_file(paths: ContainerPaths, container_id: str) -> ExitRecord | None:
     """The exit record the shim left, None when it left none."""
     try:
         with open(paths.exit_file(container_id)) as f:
             record = json.load(f)
     except (OSError, ValueError):
         return None
-    return record if isinstance(record, dict) else None
+    return ExitRecord.from_dict(record) if isinstance(record, dict) else None
 
 
 # The exit of a container whose shim died without recording one.
-SHIM_GONE = {"exit_code": 255, "error": "the container's shim is gone"}
+SHIM_GONE = ExitRecord(255, error="the container's shim is gone")

@@ -39,14 +39,21 @@ async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: b
         return
     if record.state.status != REMOVING:
         record = ctx.states.transition(record.id, REMOVING)
-    await asyncio.to_thread(setup.remove_container_dir, ctx.paths.dir(record.id))
-    await asyncio.to_thread(ctx.images.remove_rootfs, record.id)
+    # One trip to a worker thread: on a loaded machine each trip waits for a CPU, and
+    # these steps run one after another anyway (`run --rm` waits for all of them).
+    await asyncio.to_thread(_remove_files, ctx, record)
     ctx.volumes.leases.release(record.id)
-    await asyncio.to_thread(ctx.networks.release, record.id)
     ctx.registry.drop(record.id)
-    if remove_volumes:
+    if remove_volumes and any(point.type == "volume" for point in record.mounts):
         await asyncio.to_thread(volumes.remove_anonymous, ctx.volumes, record)
     await shim_gone(ctx, record)  # its cgroup and runtime state go before "removed"
     ctx.paths.remove_exit_file(record.id)
     ctx.restarts.forget(record.id)
     ctx.states.removed(record)
+
+
+def _remove_files(ctx: Context, record: ContainerRecord) -> None:
+    """Blocking: the container's directory, its writable layer, its endpoints."""
+    setup.remove_container_dir(ctx.paths.dir(record.id))
+    ctx.images.remove_rootfs(record.id)
+    ctx.networks.release(record.id)

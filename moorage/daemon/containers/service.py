@@ -57,6 +57,7 @@ from moorage.model.config import ContainerConfig, HostConfig
 from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
 from moorage.model.records import EXITED, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
+from moorage.shim.wire import Resize, ShimState, State
 
 log = logging.getLogger("moord.containers")
 _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping containers
@@ -100,7 +101,7 @@ class ContainerService:
                     record = ctx.states.transition(record.id, EXITED)
                 elif record.state.running:
                     try:
-                        await call(ctx.paths, record, {"op": "state"})
+                        await call(ctx.paths, record, State(), ShimState)
                     except MoorError as err:
                         await apply_exit(ctx, record.id, read_exit_file(ctx.paths, record.id)
                                          or await kill_remains(ctx, record, str(err)))
@@ -281,8 +282,7 @@ class ContainerService:
         record = self.get(ref)
         if not record.state.running:
             raise Conflict(f"Container {record.id} is not running")
-        await call(self.ctx.paths, record, {"op": "resize", "h": height, "w": width,
-                                               "exec_id": exec_id})
+        await call(self.ctx.paths, record, Resize(height, width, exec_id))
         if not exec_id:
             container_events.publish(self.ctx, record, "resize", height=str(height),
                                      width=str(width))

@@ -11,18 +11,22 @@ from moorage.daemon.containers.paths import ContainerPaths
 from moorage.daemon.containers.shim_client import ShimError, ShimStream, request
 from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.records import ContainerRecord
+from moorage.shim.wire import Message, Ok
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
-async def call(paths: ContainerPaths, record: ContainerRecord, message: dict) -> dict:
-    """The shim's reply; Conflict when the shim is gone (the container is not running),
-    SystemFailure when it or the runtime refused, or it did not answer in time."""
-    return await _mapped(record, lambda: request(paths.socket(record), message))
+async def call(paths: ContainerPaths, record: ContainerRecord, message: Message,
+               answer: type[M] = Ok) -> M:  # type: ignore[assignment]
+    """The shim's reply, an `answer`; Conflict when the shim is gone (the container is
+    not running), SystemFailure when it or the runtime refused, or it did not answer in
+    time."""
+    return await _mapped(record, lambda: request(paths.socket(record), message, answer))
 
 
 async def open_stream(paths: ContainerPaths, record: ContainerRecord,
-                      message: dict) -> ShimStream:
+                      message: Message) -> ShimStream:
     """An attach or exec stream, its failures as call()'s."""
     return await _mapped(record, lambda: ShimStream.open(paths.socket(record), message))
 

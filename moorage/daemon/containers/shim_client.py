@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import subprocess
 import sys
@@ -11,9 +10,22 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from moorage import json_codec
 from moorage.errors import MoorError, NotFound, SystemFailure
 from moorage.protocol import stdcopy
-from moorage.shim.wire import EXIT_STREAM, ShimConfig, encode
+from moorage.shim.wire import (
+    EXIT_STREAM,
+    CreateOutcome,
+    CreateResult,
+    ExitRecord,
+    Failure,
+    Forked,
+    Message,
+    ShimConfig,
+    StreamOpened,
+    Wait,
+    decode_reply,
+)
 
 # Deadlines of the daemon's requests to a shim: a hung shim is an error, never a hung
 # API call. A create or an exec runs the runtime (and its hooks); the rest is the
@@ -24,6 +36,7 @@ REQUEST_SECONDS = 5.0
 
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
 class ShimError(MoorError):
@@ -43,7 +56,7 @@ class Zygote:
             [sys.executable, "-m", "moorage.shim.zygote"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, close_fds=True)
 
-    def spawn(self, config: ShimConfig) -> dict:
+    def spawn(self, config: ShimConfig) -> CreateResult | Failure:
         """Blocking: fork a shim that creates the container; its pids or the runtime's error.
 
         The zygote is held only for the fork: the create's outcome comes from the
@@ -55,30 +68,30 @@ class Zygote:
                 self.start()
             assert self._process and self._process.stdin and self._process.stdout
             try:
-                self._process.stdin.write(config.to_json().encode() + b"\n")
+                self._process.stdin.write(config.encode())
                 self._process.stdin.flush()
                 line = self._process.stdout.readline()
             except OSError as err:
                 raise SystemFailure(f"zygote: {err}") from None
             if not line:
                 raise SystemFailure("zygote: exited unexpectedly")
-            forked = json.loads(line)
-        if "error" in forked:
+            forked = decode_reply(line, Forked)
+        if isinstance(forked, Failure):
             return forked
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(CREATE_SECONDS)
                 conn.connect(config.socket_path)
-                conn.sendall(encode({"op": "created"}))
+                conn.sendall(CreateOutcome().encode())
                 reply = conn.makefile("rb").readline()
         except TimeoutError:
-            return {"error": f"shim: the runtime did not create the container within "
-                             f"{CREATE_SECONDS:g}s"}
+            return Failure(f"shim: the runtime did not create the container within "
+                           f"{CREATE_SECONDS:g}s")
         except OSError as err:
-            return {"error": f"shim: {err}"}
+            return Failure(f"shim: {err}")
         if not reply:
-            return {"error": "shim: exited before creating the container"}
-        return json.loads(reply)
+            return Failure("shim: exited before creating the container")
+        return decode_reply(reply, CreateResult)
 
     def stop(self) -> None:
         if self._process is not None:
@@ -88,21 +101,21 @@ class Zygote:
             self._process = None
 
 
-async def request(socket_path: str, message: dict) -> dict:
-    """One request to a shim and its one-line reply; NotFound when the shim is gone."""
-    op = message.get("op")
-    if op == "wait":
-        return await _request(socket_path, message)
-    deadline = SPAWN_SECONDS if op in ("exec", "attach") else REQUEST_SECONDS
-    return await _within(deadline, op, _request(socket_path, message))
+async def request(socket_path: str, message: Message, answer: type[M]) -> M:
+    """One request to a shim and its one-line reply, an `answer`; NotFound when the
+    shim is gone, ShimError when it answers with a Failure."""
+    if isinstance(message, Wait):
+        return await _request(socket_path, message, answer)
+    deadline = SPAWN_SECONDS if message.op in ("exec", "attach") else REQUEST_SECONDS
+    return await _within(deadline, message.op, _request(socket_path, message, answer))
 
 
-async def _request(socket_path: str, message: dict) -> dict:
+async def _request(socket_path: str, message: Message, answer: type[M]) -> M:
     reader, writer = await _connect(socket_path)
     try:
-        writer.write(encode(message))
+        writer.write(message.encode())
         await writer.drain()
-        return _reply(await reader.readline())
+        return _reply(await reader.readline(), answer)
     finally:
         writer.close()
 
@@ -121,12 +134,12 @@ async def _connect(socket_path: str) -> tuple[asyncio.StreamReader, asyncio.Stre
         raise NotFound("container is not running") from None
 
 
-def _reply(line: bytes) -> dict:
+def _reply(line: bytes, answer: type[M]) -> M:
     if not line:
         raise NotFound("container is not running")
-    reply = json.loads(line)
-    if "error" in reply:
-        raise ShimError(reply["error"])
+    reply = decode_reply(line, answer)
+    if isinstance(reply, Failure):
+        raise ShimError(reply.error)
     return reply
 
 
@@ -138,22 +151,23 @@ class ShimStream:
         self._reader = reader
         self._writer = writer
         self.pid = pid
-        self.exit: dict | None = None
-        self.on_exit: Callable[[dict], None] | None = None
+        self.exit: ExitRecord | None = None
+        self.on_exit: Callable[[ExitRecord], None] | None = None
         self.on_detach: Callable[[], None] | None = None
 
     @classmethod
-    async def open(cls, socket_path: str, message: dict) -> ShimStream:
+    async def open(cls, socket_path: str, message: Message) -> ShimStream:
         """Attach or exec; the stream carries the process's output from this moment on."""
-        reader, writer = await _within(SPAWN_SECONDS, message.get("op"), _connect(socket_path))
+        reader, writer = await _within(SPAWN_SECONDS, message.op, _connect(socket_path))
         try:
-            writer.write(encode(message))
+            writer.write(message.encode())
             await writer.drain()
-            reply = _reply(await _within(SPAWN_SECONDS, message.get("op"), reader.readline()))
+            reply = _reply(await _within(SPAWN_SECONDS, message.op, reader.readline()),
+                           StreamOpened)
         except BaseException:
             writer.close()
             raise
-        return cls(reader, writer, int(reply.get("pid") or 0))
+        return cls(reader, writer, int(reply.pid or 0))
 
     async def read(self) -> tuple[int, bytes] | None:
         """The next (stream, payload) frame, or None at the end (self.exit is then set)."""
@@ -164,7 +178,7 @@ class ShimStream:
         except (asyncio.IncompleteReadError, ConnectionError):
             return None
         if stream == EXIT_STREAM:
-            self.exit = json.loads(payload)
+            self.exit = ExitRecord.from_dict(json_codec.loads(payload))
             if self.on_exit is not None:
                 self.on_exit(self.exit)
             return None

@@ -13,7 +13,7 @@ from dataclasses import replace
 from moorage.daemon.containers import healthcheck, logconfig, setup, spec, volumes
 from moorage.daemon.containers.attach import Attachments
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.exits import end_process, shim_gone
+from moorage.daemon.containers.exits import end_process, release_run, shim_gone
 from moorage.daemon.containers.init_binary import moor_init_path
 from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
@@ -23,20 +23,20 @@ from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, S
 from moorage.fsutil import atomic_write
 from moorage.model.records import EXITED, REMOVING, RESTARTING, RUNNING, ContainerRecord
 from moorage.model.times import now_ns
-from moorage.shim.wire import ShimConfig
+from moorage.shim.wire import Failure, ShimConfig, Start, Started
 
 log = logging.getLogger("moord.containers")
 
 
-def start_error(reply: dict, command: str) -> tuple[int, MoorError]:
+def start_error(reply: Failure, command: str) -> tuple[int, MoorError]:
     """Docker's exit code and error for a runtime create failure (moby daemon/start.go,
     translateContainerdStartErr): 127 for a command that does not exist, 126 for one
     that cannot run, 127 for a file mounted on a directory; else 128, unknown. By the
     errno the runtime reports when it does, by its message otherwise."""
-    message = str(reply["error"])
+    message = str(reply.error)
     text = f"failed to create shim task: OCI runtime create failed: {message}: unknown"
     lower = message.lower()
-    code = reply.get("errno")
+    code = reply.errno
     missing = code == errno.ENOENT if code is not None else "no such file or directory" in lower
     if command.lower() in lower and (missing or "executable file not found" in lower):
         return 127, InvalidParameter(text)
@@ -110,20 +110,16 @@ class Starter:
             failure = SystemFailure(f"starting container: {err}")
             await self._failed(record, 128, failure)
             raise failure from err
-        if "error" in reply:
+        if isinstance(reply, Failure):
             code, error = start_error(reply, record.path)
             await self._failed(record, code, error)
             raise error
-        record = replace(record, shim_pid=int(reply.get("pid") or 0),
+        record = replace(record, shim_pid=int(reply.pid or 0),
                          shim_socket=shim_config.socket_path)
         ctx.registry.put(record)
         try:
-            info = container_info(record, int(reply.get("init_pid") or 0))
-            await asyncio.to_thread(ctx.networks.plug, info, attachments)
-            host = record.host_config
-            await asyncio.to_thread(ctx.networks.publish, info, attachments,
-                                    host.port_bindings, host.publish_all_ports,
-                                    record.config.exposed_ports or ())
+            await asyncio.to_thread(self._connect, record, int(reply.init_pid or 0),
+                                    attachments)
         except Exception as err:
             await end_process(ctx, record)
             failure = err if isinstance(err, MoorError) else SystemFailure(
@@ -135,23 +131,21 @@ class Starter:
         # ends before a wait sent after the start would reach the shim.
         self.monitors.watch(record)
         try:
-            started = await call(ctx.paths, record, {"op": "start"})
+            started = await call(ctx.paths, record, Start(), Started)
         except (MoorError, OSError, ValueError) as err:
             await end_process(ctx, record)
             failure = SystemFailure(f"failed to start container: {err}")
             await self._failed(record, 128, failure)
             raise failure from None
         ctx.states.transition(
-            record.id, RUNNING, event="start", pid=int(started["pid"]), exit_code=0, error="",
+            record.id, RUNNING, event="start", pid=int(started.pid), exit_code=0, error="",
             oom_killed=False, started_at=now_ns(), finished_at=0,
             health=healthcheck.initial(record))
 
     async def _failed(self, record: ContainerRecord, code: int, error: Exception) -> None:
         """As dockerd's start failure: the container stays as it was with the code and
         error; waiters and pending attaches learn of it, AutoRemove removes it."""
-        await asyncio.to_thread(setup.unmount_rootfs, self.ctx.paths.dir(record.id))
-        await asyncio.to_thread(self.ctx.networks.stopped, record.id)
-        await asyncio.to_thread(volumes.unmount_all, self.ctx.volumes, record)
+        await asyncio.to_thread(release_run, self.ctx, record)
         status = record.state.status if record.state.status not in (REMOVING, RESTARTING) \
             else EXITED
         # A restart that fails ends the container's run: its waiters learn of the exit.
@@ -161,6 +155,16 @@ class Starter:
                                             finished_at=now_ns())
         if record.host_config.auto_remove:
             await remove_locked(self.ctx, record, remove_volumes=True)
+
+    def _connect(self, record: ContainerRecord, init_pid: int,
+                 attachments: list[Attachment]) -> None:
+        """Blocking: the created container on its networks, its ports published; one
+        worker-thread trip (each waits for a CPU on a loaded machine)."""
+        info = container_info(record, init_pid)
+        self.ctx.networks.plug(info, attachments)
+        host = record.host_config
+        self.ctx.networks.publish(info, attachments, host.port_bindings,
+                                  host.publish_all_ports, record.config.exposed_ports or ())
 
     def _prepare(self, record: ContainerRecord,
                  socket_path: str) -> tuple[list[Attachment], ShimConfig]:

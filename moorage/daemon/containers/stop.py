@@ -21,6 +21,7 @@ from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import REQUEST_SECONDS
 from moorage.errors import Conflict, MoorError, NotFound, NotModified
 from moorage.model.records import EXITED, PAUSED, RUNNING, ContainerRecord
+from moorage.shim.wire import Kill, Pause, Resume
 
 DEFAULT_STOP_TIMEOUT = 10
 
@@ -38,11 +39,11 @@ async def container_kill(ctx: Context, ref: str, sig: str = "") -> None:
         return  # no process to signal: a pending restart was cancelled or goes on
     container_events.publish(ctx, record, "kill", signal=str(int(number)))
     if number != signal.SIGKILL:
-        await call(ctx.paths, record, {"op": "kill", "signal": number})
+        await call(ctx.paths, record, Kill(number))
         return
     waiter = ctx.states.wait(record, "not-running")
     with contextlib.suppress(MoorError):  # a shim gone: its exit is being recorded
-        await call(ctx.paths, record, {"op": "kill", "signal": number, "all": True})
+        await call(ctx.paths, record, Kill(number, all=True))
     await _until_exited(ctx, record, waiter, REQUEST_SECONDS)
 
 
@@ -66,8 +67,8 @@ async def container_stop(ctx: Context, ref: str, timeout: int | None = None,
     container_events.publish(ctx, record, "kill", signal=str(int(number)))
     try:
         if record.state.paused:
-            await call(ctx.paths, record, {"op": "resume"})
-        await call(ctx.paths, record, {"op": "kill", "signal": number})
+            await call(ctx.paths, record, Resume())
+        await call(ctx.paths, record, Kill(number))
         if timeout < 0:
             await waiter
         else:
@@ -129,7 +130,7 @@ async def container_pause(ctx: Context, ref: str, pause: bool) -> None:
             raise Conflict(f"Container {record.id} is already paused")
         if not pause and not record.state.paused:
             raise Conflict(f"Container {record.id} is not paused")
-        await call(ctx.paths, record, {"op": "pause" if pause else "resume"})
+        await call(ctx.paths, record, Pause() if pause else Resume())
         ctx.states.transition(record.id, PAUSED if pause else RUNNING,
                               event="pause" if pause else "unpause")
 

@@ -38,40 +38,44 @@ def ensure_bridge(ipr: IPRoute, name: str, gateway: str, prefix_len: int) -> Non
 
 
 def delete_link(ipr: IPRoute, name: str) -> None:
-    """Gone already is fine."""
-    indexes = ipr.link_lookup(ifname=name)
-    if not indexes:
-        return
+    """Gone already is fine. Found by a `get` of its name, not a dump of every link."""
     try:
-        ipr.link("del", index=indexes[0])
+        ipr.link("del", index=_index(ipr, name))
     except NetlinkError as err:
         if err.code != _ENODEV:
             raise
 
 
-def plug(ipr: IPRoute, namespace: str, bridge: str, host_side: str, ifname: str,
-         address: str, prefix_len: int, gateway: str, mac: str, default_route: bool) -> None:
-    """A veth from the bridge into the namespace at `namespace`, named `ifname` there,
-    with its address, MAC and (with `default_route`) the route out through `gateway`.
-    Nothing is left behind when a step fails: the pair goes with its host side."""
+def plug(ipr: IPRoute, inner: IPRoute, namespace: str, bridge: str, host_side: str,
+         ifname: str, address: str, prefix_len: int, gateway: str, mac: str,
+         default_route: bool) -> None:
+    """A veth from the bridge into the namespace at `namespace` (`inner` is a netlink
+    socket there), named `ifname` there, with its address, MAC and (with
+    `default_route`) the route out through `gateway`. The host side is made on the
+    bridge and up in the same request, and links are found by a `get` of their name,
+    not a lookup that dumps every link: each netlink round trip is ~0.3-1 ms of the
+    start (measured). Nothing is left behind when a step fails: the pair goes with
+    its host side."""
+    master = _index(ipr, bridge)
     fd = os.open(namespace, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        ipr.link("add", ifname=host_side, kind="veth",
+        ipr.link("add", ifname=host_side, kind="veth", master=master, state="up",
                  peer={"ifname": ifname, "net_ns_fd": fd, "address": mac})
     finally:
         os.close(fd)
     try:
-        index = ipr.link_lookup(ifname=host_side)[0]
-        ipr.link("set", index=index, master=ipr.link_lookup(ifname=bridge)[0], state="up")
-        with netns.routes(namespace) as inner:
-            inside = inner.link_lookup(ifname=ifname)[0]
-            inner.addr("add", index=inside, address=address, prefixlen=prefix_len)
-            inner.link("set", index=inside, state="up")
-            if default_route:
-                inner.route("add", dst="0.0.0.0/0", gateway=gateway)
+        inside = _index(inner, ifname)
+        inner.addr("add", index=inside, address=address, prefixlen=prefix_len)
+        inner.link("set", index=inside, state="up")
+        if default_route:
+            inner.route("add", dst="0.0.0.0/0", gateway=gateway)
     except BaseException:
         delete_link(ipr, host_side)
         raise
+
+
+def _index(ipr: IPRoute, name: str) -> int:
+    return int(ipr.link("get", ifname=name)[0]["index"])
 
 
 def unplug(namespace: str, ifname: str) -> None:

@@ -58,6 +58,11 @@ def routes(path: str | None = None) -> Iterator[IPRoute]:
         ipr.close()
 
 
+# Every network namespace's loopback device has this index (LOOPBACK_IFINDEX in
+# the kernel's net/core/dev.c): no lookup, which would dump every link.
+_LOOPBACK_INDEX = 1
+
+
 def loopback_up(ipr: IPRoute) -> None:
     """`lo` up: the kernel gives it 127.0.0.1/8 and ::1 as it comes up."""
-    ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    ipr.link("set", index=_LOOPBACK_INDEX, state="up")

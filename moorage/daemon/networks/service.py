@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from pyroute2 import IPRoute
+
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.networks import dns, firewall, ipam, links, netns, ports
@@ -363,7 +365,9 @@ class NetworkService:
             if info.pid:
                 try:
                     endpoint = self._with_address(record, endpoint)
-                    self._plug(record, endpoint, netns.namespace_path(info.pid))
+                    namespace = netns.namespace_path(info.pid)
+                    with netns.routes(namespace) as inner:
+                        self._plug(record, endpoint, namespace, inner)
                     if record.name != "bridge":
                         self.resolver.attach(info.id, netns.namespace_path(info.pid),
                                              dns.upstreams(info.dns))
@@ -434,10 +438,12 @@ class NetworkService:
         if mode == "host" or mode.startswith("container:"):
             return
         namespace = netns.namespace_path(info.pid)
-        with netns.routes(namespace) as ipr:
-            netns.loopback_up(ipr)
-        for attachment in attachments:
-            self._plug(attachment.network, attachment.endpoint, namespace)
+        # One netlink socket in the namespace for all of it: each costs a setns there
+        # and back, on the path of every start.
+        with netns.routes(namespace) as inner:
+            netns.loopback_up(inner)
+            for attachment in attachments:
+                self._plug(attachment.network, attachment.endpoint, namespace, inner)
         if any(a.network.name != "bridge" for a in attachments):
             self.resolver.attach(info.id, namespace, dns.upstreams(info.dns))
 
@@ -624,11 +630,12 @@ class NetworkService:
         self._endpoints.delete(endpoint.id)
         self.metadata.release_addresses(endpoint.id)
 
-    def _plug(self, record: NetworkRecord, endpoint: EndpointRecord, namespace: str) -> None:
+    def _plug(self, record: NetworkRecord, endpoint: EndpointRecord, namespace: str,
+              inner: IPRoute) -> None:
         with netns.routes() as ipr:
             # the previous start's pair goes with its namespace, which the kernel frees later
             links.delete_link(ipr, "veth" + endpoint.id[:11])
-            links.plug(ipr, namespace, record.bridge, "veth" + endpoint.id[:11],
+            links.plug(ipr, inner, namespace, record.bridge, "veth" + endpoint.id[:11],
                        endpoint.ifname, endpoint.address, endpoint.prefix_len,
                        endpoint.gateway, endpoint.mac,
                        default_route=not record.internal and endpoint.ifname == "eth0")
