@@ -1,14 +1,16 @@
 """The build context: the tar the client sent, unpacked into a private directory, and
-the Dockerfile found in it (moby builder/remotecontext)."""
+the Dockerfile found in it (moby builder/remotecontext). Each regular file's content
+digest is taken as its bytes arrive, so a COPY's cache key needs no second read."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from moorage.errors import InvalidParameter
 from moorage.fsutil import in_scope
@@ -16,8 +18,10 @@ from moorage.image.compression import decompressed
 
 
 class BuildContext:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, digests: dict[str, str] | None = None) -> None:
         self.root = root
+        # host path → SHA-256 of the file's content, as received
+        self.digests = digests or {}
 
     @classmethod
     def unpack(cls, stream: BinaryIO, parent: str) -> BuildContext:
@@ -25,8 +29,8 @@ class BuildContext:
         outside the directory are refused (tarfile's "tar" filter)."""
         root = tempfile.mkdtemp(prefix="context-", dir=parent)
         try:
-            with tarfile.open(fileobj=_ChunkReader(decompressed(stream, "build context")),
-                              mode="r|") as tar:
+            with _HashingTar.open(fileobj=_ChunkReader(decompressed(stream, "build context")),
+                                  mode="r|") as tar:
                 tar.extractall(root, filter="tar")
         except (tarfile.TarError, OSError) as err:
             shutil.rmtree(root, ignore_errors=True)
@@ -34,7 +38,7 @@ class BuildContext:
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
-        return cls(root)
+        return cls(root, tar.digests)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -58,20 +62,51 @@ class BuildContext:
         return in_scope(self.root, path.replace("\\", "/"))
 
 
+class _HashingTar(tarfile.TarFile):
+    """Extraction that digests each regular file while writing it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.digests: dict[str, str] = {}
+
+    def makefile(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
+        if tarinfo.sparse is not None:
+            super().makefile(tarinfo, targetpath)
+            return
+        source = self.fileobj
+        assert source is not None
+        source.seek(tarinfo.offset_data)
+        digest = hashlib.sha256()
+        remaining = tarinfo.size
+        with open(targetpath, "wb") as target:
+            while remaining:
+                chunk = source.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise tarfile.ReadError("unexpected end of data")
+                digest.update(chunk)
+                target.write(chunk)
+                remaining -= len(chunk)
+        self.digests[os.path.normpath(targetpath)] = digest.hexdigest()
+
+
 class _ChunkReader:
-    """A readable file over an iterator of byte chunks (what tarfile's stream mode needs)."""
+    """A readable file over an iterator of byte chunks (what tarfile's stream mode needs).
+    A read copies only what it returns: tarfile reads headers and blocks far smaller
+    than the chunks the socket gives."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
+        self._offset = 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
+        while size < 0 or len(self._buffer) - self._offset < size:
             chunk = next(self._chunks, None)
             if chunk is None:
                 break
-            self._buffer += chunk
-        if size < 0:
-            size = len(self._buffer)
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+            self._buffer = self._buffer[self._offset:] + chunk
+            self._offset = 0
+        end = len(self._buffer) if size < 0 else self._offset + size
+        data = self._buffer[self._offset:end]
+        self._offset += len(data)
         return data

@@ -495,7 +495,8 @@ class Builder:
     async def _copy_paths(self, state: _State, verb: str, paths: list[copier.Source],
                           dest: str, chown: str, mode: int | None, *, extract: bool,
                           origin: str) -> None:
-        digest = await asyncio.to_thread(copier.content_hash, paths)
+        digest = await asyncio.to_thread(copier.content_hash, paths,
+                                         {} if origin else self.context.digests)
         kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0].path)
                                                 and not os.path.islink(paths[0].path)
                                                 else "file")
@@ -532,7 +533,7 @@ class Builder:
         cmd = run_command(inst, state.shell)
         stages = {name: await self._from_image(name, state.index) for name in bind_stages(inst)}
         bound = await asyncio.to_thread(
-            lambda: [copier.content_hash([copier.Source.of(path)])
+            lambda: [copier.content_hash([copier.Source.of(path)], self.context.digests)
                      for path in bound_context(inst, self.context.root)])
         network = run_network(inst)
         declared = {k: v for k, v in state.args.items() if v is not None}
@@ -564,6 +565,10 @@ class Builder:
                         network))
                 finally:
                     await asyncio.to_thread(views.close)
+                if any(m.type == "bind" and not m.read_only and os.path.commonpath(
+                        [m.source, self.context.root]) == self.context.root for m in mounts):
+                    # The step could write into the context: its digests are no more.
+                    self.context.digests.clear()
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")
