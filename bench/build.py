@@ -4,11 +4,12 @@
 
 A 10-step Dockerfile over a 20 MB context (COPY of it, RUNs, config steps), built
 against a moord and a dockerd started here: by the docker CLI 28 with DOCKER_BUILDKIT=0
-(moord, dockerd's classic builder) and by Debian's docker 20.10 CLI with
-DOCKER_BUILDKIT=1 (dockerd's built-in BuildKit, nothing pulled; that dockerd runs in a
-network namespace of its own). Cold (--no-cache), fully cached, and after changing one
-source file (the COPY and the steps after it run again). Medians, and moord's time as
-a ratio of each reference's.
+(moord, dockerd's classic builder), by `moor build` (moord), and by Debian's docker
+20.10 CLI with DOCKER_BUILDKIT=1 (dockerd's built-in BuildKit, nothing pulled; that
+dockerd runs in a network namespace of its own). Cold (--no-cache), fully cached, and
+after changing one source file (the COPY and the steps after it run again; changed
+anew before each client, as moord's two clients share its cache). Medians, and moord's
+time as a ratio of each reference's.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def make_context(root: str) -> None:
 
 
 BUILDKIT_CLI = "/usr/bin/docker"  # Debian's docker.io 20.10: BuildKit in the client
+MOOR_CLI = os.path.join(ROOT, ".venv", "bin", "moor")
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def main() -> None:
             for daemon in (moord, dockerd):
                 daemon.docker("import", "-", "busybox:latest", input=tar, check=True)
             builders = {"moord": Builder(moord, DOCKER_CLI, "0"),
+                        "moor": Builder(moord, MOOR_CLI, "0"),
                         "classic": Builder(dockerd, DOCKER_CLI, "0"),
                         "buildkit": Builder(dockerd, BUILDKIT_CLI, "1")}
             results: dict[str, dict[str, list[float]]] = {
@@ -109,18 +112,21 @@ def main() -> None:
                     times["cold"].append(timed(builder, [
                         "build", "--no-cache", "-t", "bench", context]))
                     times["cached"].append(timed(builder, ["build", "-t", "bench", context]))
-                with open(os.path.join(context, "src", "main.txt"), "w") as f:
-                    f.write(f"v{run + 1}\n")
                 for name, builder in builders.items():
+                    with open(os.path.join(context, "src", "main.txt"), "w") as f:
+                        f.write(f"v{run + 1} {name}\n")
                     results[name]["one file"].append(timed(builder, [
                         "build", "-t", "bench", context]))
             print(f"{'build (10 steps, 20 MB context)':32} {'moord':>8} {'classic':>8} "
                   f"{'BuildKit':>8} {'/classic':>8} {'/BuildKit':>9}")
             for kind in ("cold", "cached", "one file"):
-                ours, classic, buildkit = (statistics.median(results[name][kind])
-                                           for name in builders)
-                print(f"{kind:32} {ours:7.3f}s {classic:7.3f}s {buildkit:7.3f}s "
-                      f"{ours / classic:8.2f} {ours / buildkit:9.2f}")
+                classic, buildkit = (statistics.median(results[name][kind])
+                                     for name in ("classic", "buildkit"))
+                for client in ("moord", "moor"):
+                    ours = statistics.median(results[client][kind])
+                    label = kind + ("" if client == "moord" else " (moor build)")
+                    print(f"{label:32} {ours:7.3f}s {classic:7.3f}s {buildkit:7.3f}s "
+                          f"{ours / classic:8.2f} {ours / buildkit:9.2f}")
             print("load:", os.getloadavg())
         finally:
             for daemon in (moord, dockerd):
