@@ -29,7 +29,7 @@ from pathlib import Path
 
 # What the realistic test images apt-get install (with --no-install-recommends).
 PACKAGES = ("python3", "nginx-light")
-_VERSION = 1  # bumped when what the cache holds changes
+_VERSION = 2  # bumped when what the cache holds changes
 _SOURCES = ("deb http://deb.debian.org/debian bookworm main",
             "deb http://deb.debian.org/debian bookworm-updates main",
             "deb http://deb.debian.org/debian-security bookworm-security main")
@@ -68,7 +68,9 @@ def _make(root: Path) -> None:
     download = (f'chroot "$1" apt-get install --download-only -y -q --no-install-recommends '
                 f'{" ".join(PACKAGES)}')
     keep = f'cp "$1"/var/cache/apt/archives/*.deb {partial / "repo"}/'
+    # merged-usr by mmdebstrap's own hook: no usrmerge package, so no perl in the base.
     subprocess.run(["mmdebstrap", "--mode=root", "--variant=minbase", "-q",
+                    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
                     f"--customize-hook={download}", f"--customize-hook={keep}",
                     "bookworm", str(partial / "rootfs.tar"), *_SOURCES],
                    check=True, stdin=subprocess.DEVNULL)
