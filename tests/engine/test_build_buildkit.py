@@ -42,6 +42,9 @@ CASES = [
          "--mount=type=bind,source=d,target=/newdir/d --mount=type=tmpfs,target=/t1/t2 "
          "--mount=type=cache,target=/cc/c2 cat /new/deep/file > /seen\n",
          files={"a": "a", "d/x": "x"}),
+    Case("mount-bind-rw-discarded", B + "RUN --mount=type=bind,target=/ctx,rw "
+         "echo changed > /ctx/a && cat /ctx/a > /seen\nCOPY a /copied\n",
+         files={"a": "as sent"}),
     Case("mount-tmpfs", B + "RUN --mount=type=tmpfs,target=/scratch touch /scratch/x "
          "&& ls /scratch > /seen\n"),
     Case("mount-cache", B + "RUN --mount=type=cache,target=/var/cache/app,id=bk-{tag} "

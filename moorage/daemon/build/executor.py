@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -557,7 +558,10 @@ class Builder:
                     roots = {name: (await asyncio.to_thread(views.enter_context, mounted(
                         self.images, self.work_root, image))).rootfs
                         for name, image in stages.items()}
-                    mounts = run_mounts(inst, self.context.root, self.cache_mounts, roots)
+                    scratch = tempfile.mkdtemp(prefix="run-", dir=self.work_root)
+                    views.callback(shutil.rmtree, scratch, ignore_errors=True)
+                    mounts = await asyncio.to_thread(run_mounts, inst, self.context.root,
+                                                     self.cache_mounts, roots, scratch)
                     image_id = await run_container(RunStep(
                         self.images, self.containers, self.request, self.say, state.image_id,
                         copy.deepcopy(state.config), state.author, cmd, build_env, created_by,
@@ -565,10 +569,6 @@ class Builder:
                         network))
                 finally:
                     await asyncio.to_thread(views.close)
-                if any(m.type == "bind" and not m.read_only and os.path.commonpath(
-                        [m.source, self.context.root]) == self.context.root for m in mounts):
-                    # The step could write into the context: its digests are no more.
-                    self.context.digests.clear()
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import shutil
 import stat
 
 from moorage.build.dockerfile import Instruction, error
@@ -63,8 +64,11 @@ def bound_context(inst: Instruction, context_root: str) -> list[str]:
 
 
 def run_mounts(inst: Instruction, context_root: str, cache_root: str,
-               stage_roots: dict[str, str]) -> tuple[Mount, ...]:
-    """The step's mounts; ``stage_roots``: where each ``from=`` stage or image is mounted."""
+               stage_roots: dict[str, str], scratch: str) -> tuple[Mount, ...]:
+    """The step's mounts; ``stage_roots``: where each ``from=`` stage or image is mounted
+    (a view the step may write to, thrown away after it); ``scratch``: a directory of the
+    step's own, where a writable bind of the context gets a copy: as with BuildKit, what
+    the step writes there is gone afterwards, and the context stays as received."""
     mounts = []
     for fields in _specs(inst):
         kind = fields.get("type", "bind")
@@ -82,8 +86,11 @@ def run_mounts(inst: Instruction, context_root: str, cache_root: str,
         elif kind == "bind":
             root = stage_roots[fields["from"]] if fields.get("from") else context_root
             writable = fields.get("rw", fields.get("readwrite", "false")) == "true"
-            mounts.append(Mount(type="bind", source=in_scope(root, _bind_source(fields)),
-                                target=target, read_only=not writable))
+            source = in_scope(root, _bind_source(fields))
+            if writable and not fields.get("from"):
+                source = _scratch_copy(source, os.path.join(scratch, str(len(mounts))))
+            mounts.append(Mount(type="bind", source=source, target=target,
+                                read_only=not writable))
         elif kind == "tmpfs":
             size = int(fields.get("size", "0") or 0)
             mounts.append(Mount(type="tmpfs", target=target,
@@ -92,6 +99,14 @@ def run_mounts(inst: Instruction, context_root: str, cache_root: str,
             raise InvalidParameter(f"RUN --mount=type={kind} is not supported by moorage's "
                                    "builder (it needs a BuildKit session)")
     return tuple(mounts)
+
+
+def _scratch_copy(source: str, copy: str) -> str:
+    if os.path.isdir(source):
+        shutil.copytree(source, copy, symlinks=True)
+    else:
+        shutil.copy2(source, copy)
+    return copy
 
 
 def drop_file_stubs(upper: str, mounts: tuple[Mount, ...]) -> None:
