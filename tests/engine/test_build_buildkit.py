@@ -51,6 +51,10 @@ CASES = [
          "echo once >> /var/cache/app/runs && cat /var/cache/app/runs > /seen\n"),
     Case("copy-chmod", B + "COPY --chmod=751 a /a\nCOPY --chmod=600 --chown=1:2 a /b\n"
          "COPY --chmod=640 d /d\n", files={"a": "a", "d/x": "x", "d/sub/y": "y"}),
+    Case("add-chmod", B + "ADD --chmod=600 a /a\nADD --chmod=755 d /d/\n",
+         files={"a": "a", "d/x": "x"}),
+    Case("platform-args", B + "ARG TARGETPLATFORM\nARG TARGETOS\nARG BUILDPLATFORM\n"
+         "RUN echo $TARGETPLATFORM $TARGETOS $BUILDPLATFORM > /platform\n"),
     Case("unneeded-stage-skipped", "FROM busybox AS broken\nRUN exit 1\n"
          "FROM busybox AS used\nRUN echo used > /u\n"),
     Case("target-skips-later", "FROM busybox AS first\nRUN touch /first\n"
@@ -91,8 +95,8 @@ def test_as_buildkit(pair: Pair, case: Case) -> None:
         assert b"pull" not in theirs.stderr.lower()
         mine, real = pair.inspect(tag, CONFIG_FIELDS)
         assert mine == real
-        listings = [d.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", LISTING,
-                             timeout=120) for d in (pair.moord, pair.dockerd)]
+        listings = [d.docker("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c",
+                             LISTING, timeout=120) for d in (pair.moord, pair.dockerd)]
         assert listings[0].returncode == listings[1].returncode == 0, listings[1].stderr
         assert listings[0].stdout.decode().splitlines() == \
             listings[1].stdout.decode().splitlines()
@@ -111,7 +115,8 @@ def test_cache_mount_kept_between_builds(pair: Pair) -> None:
             ours, theirs = build_both(pair, case, tag)
             assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
         for daemon in (pair.moord, pair.dockerd):
-            seen.append(daemon.docker("run", "--rm", tag, "cat", "/seen").stdout)
+            seen.append(daemon.docker("run", "--rm", "--pull=never", tag, "cat",
+                                      "/seen").stdout)
         assert seen[0] == seen[1] == b"0\n1\n"
     finally:
         pair.both("rmi", "-f", tag)
@@ -126,7 +131,8 @@ def test_bound_file_change_reruns(pair: Pair) -> None:
                         files={"a": content})
             ours, theirs = build_both(pair, case, tag)
             assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-            pair.same("run", "--rm", tag, "cat", "/seen")
-        assert pair.moord.docker("run", "--rm", tag, "cat", "/seen").stdout == b"two"
+            pair.same("run", "--rm", "--pull=never", tag, "cat", "/seen")
+        assert pair.moord.docker("run", "--rm", "--pull=never", tag, "cat",
+                                 "/seen").stdout == b"two"
     finally:
         pair.both("rmi", "-f", tag)

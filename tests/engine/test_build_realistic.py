@@ -81,7 +81,8 @@ def _free_port() -> int:
 
 def _filesystem(daemon: object, tag: str) -> dict[str, tuple]:
     """Path → (type, mode, owner, size, link or content digest) of the image's files."""
-    created = daemon.docker("create", tag, check=True).stdout.decode().strip()  # type: ignore
+    created = daemon.docker("create", "--pull=never", tag,  # type: ignore[attr-defined]
+                            check=True).stdout.decode().strip()
     try:
         with tempfile.TemporaryFile() as out:
             subprocess.run(["/usr/local/bin/docker", "-H", daemon.host,  # type: ignore
@@ -135,7 +136,8 @@ def _same_image(pair: Pair, tag: str) -> None:
 def _answers(daemon: object, tag: str, url: str, *args: str) -> str:
     """Run `tag` on the host's network until `url` answers; its body."""
     name = f"srv-{uuid.uuid4().hex[:8]}"
-    daemon.docker("run", "-d", "--name", name, "--network", "host",  # type: ignore
+    daemon.docker("run", "-d", "--pull=never", "--name", name,  # type: ignore[attr-defined]
+                  "--network", "host",
                   "--dns", "127.0.0.1", *args, tag, check=True)
     try:
         deadline = time.monotonic() + 30

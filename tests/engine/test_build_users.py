@@ -42,9 +42,10 @@ def test_user_files_resolved_in_root(pair: Pair) -> None:
         ours, theirs = pair.both("build", "-t", tag, directory, timeout=120)
     try:
         assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
-        seen = pair.same("run", "--rm", tag, "sh", "-c", "stat -c '%u:%g' /a; cat /tmp/id")
+        seen = pair.same("run", "--rm", "--pull=never", tag, "sh", "-c",
+                         "stat -c '%u:%g' /a; cat /tmp/id")
         assert seen == 0
-        out = pair.moord.docker("run", "--rm", tag, "cat", "/tmp/id").stdout
+        out = pair.moord.docker("run", "--rm", "--pull=never", tag, "cat", "/tmp/id").stdout
         assert out.startswith(b"uid=1234(app) gid=2345(grp)")
     finally:
         pair.both("rmi", "-f", tag)

@@ -183,8 +183,9 @@ class Builder:
         for inst in dockerfile.meta_args:
             for name, default in self._arg_items(inst, values):
                 self.used_args.add(name)
-                values[name] = self.request.build_args.get(name) \
-                    if self.request.build_args.get(name) is not None else default
+                given = self.request.build_args.get(name)
+                values[name] = given if given is not None else \
+                    default if default is not None else platform_args().get(name)
         return values
 
     def _arg_items(self, inst: Instruction,
@@ -341,7 +342,9 @@ class Builder:
                 self.used_args.add(arg)
                 given = self.request.build_args.get(arg)
                 if default is None:
-                    default = self.meta.get(arg)  # a global ARG's value, redeclared
+                    # A global ARG's value, redeclared; BuildKit's platform ARGs have theirs.
+                    default = self.meta.get(arg) if arg in self.meta else \
+                        platform_args().get(arg)
                 state.args[arg] = given if given is not None else default
                 parts.append(arg if default is None else f"{arg}={default}")
             await self._commit(state, inst, "ARG " + " ".join(parts))
@@ -594,6 +597,15 @@ def stage_text(stage: Stage) -> str:
 def host_platforms() -> set[str]:
     arch = image_config.host_architecture()
     return {f"linux/{arch}", "linux", arch}
+
+
+def platform_args() -> dict[str, str]:
+    """The values BuildKit gives its platform ARGs when a Dockerfile declares them
+    without a default: the host's platform, built for and built on."""
+    arch = image_config.host_architecture()
+    values = {"PLATFORM": f"linux/{arch}", "OS": "linux", "ARCH": arch, "VARIANT": ""}
+    return {prefix + key: value for prefix in ("TARGET", "BUILD")
+            for key, value in values.items()}
 
 
 def _is_url(source: str) -> bool:
