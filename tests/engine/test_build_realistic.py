@@ -22,7 +22,8 @@ import pytest
 from buildcheck import CONFIG_FIELDS, classic_builder
 from comparekit import Pair, daemon_pair
 from debiankit import bookworm, serve_repo
-from peers import dockerd_available
+from enginekit import Daemon
+from peers import DOCKER_CLI, Dockerd, dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
 
@@ -79,14 +80,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]  # type: ignore[no-any-return]
 
 
-def _filesystem(daemon: object, tag: str) -> dict[str, tuple]:
+def _filesystem(daemon: Daemon | Dockerd, tag: str) -> dict[str, tuple]:
     """Path → (type, mode, owner, size, link or content digest) of the image's files."""
-    created = daemon.docker("create", "--pull=never", tag,  # type: ignore[attr-defined]
-                            check=True).stdout.decode().strip()
+    created = daemon.docker("create", "--pull=never", tag, check=True).stdout.decode().strip()
     try:
         with tempfile.TemporaryFile() as out:
-            subprocess.run(["/usr/local/bin/docker", "-H", daemon.host,  # type: ignore
-                            "export", created], stdout=out, check=True, timeout=120)
+            subprocess.run([DOCKER_CLI, "-H", daemon.host, "export", created], stdout=out,
+                           check=True, timeout=120)
             out.seek(0)
             found = {}
             with tarfile.open(fileobj=out, mode="r|") as tar:
@@ -105,7 +105,7 @@ def _filesystem(daemon: object, tag: str) -> dict[str, tuple]:
                                    member.size if name not in _TIMESTAMPED else 0, content)
             return found
     finally:
-        daemon.docker("rm", "-f", created)  # type: ignore[attr-defined]
+        daemon.docker("rm", "-f", created)
 
 
 def _build_both(pair: Pair, dockerfile: str, files: dict[str, bytes], tag: str,
@@ -133,11 +133,10 @@ def _same_image(pair: Pair, tag: str) -> None:
     assert not differing, [(p, ours.get(p), theirs.get(p)) for p in differing[:20]]
 
 
-def _answers(daemon: object, tag: str, url: str, *args: str) -> str:
+def _answers(daemon: Daemon | Dockerd, tag: str, url: str, *args: str) -> str:
     """Run `tag` on the host's network until `url` answers; its body."""
     name = f"srv-{uuid.uuid4().hex[:8]}"
-    daemon.docker("run", "-d", "--pull=never", "--name", name,  # type: ignore[attr-defined]
-                  "--network", "host",
+    daemon.docker("run", "-d", "--pull=never", "--name", name, "--network", "host",
                   "--dns", "127.0.0.1", *args, tag, check=True)
     try:
         deadline = time.monotonic() + 30
@@ -150,7 +149,7 @@ def _answers(daemon: object, tag: str, url: str, *args: str) -> str:
                     raise
                 time.sleep(0.2)
     finally:
-        daemon.docker("rm", "-f", name)  # type: ignore[attr-defined]
+        daemon.docker("rm", "-f", name)
 
 
 def test_python_webapp(pair: Pair, apt_source: str) -> None:
