@@ -29,8 +29,10 @@ class BuildContext:
         outside the directory are refused (tarfile's "tar" filter)."""
         root = tempfile.mkdtemp(prefix="context-", dir=parent)
         try:
+            # "r:" over a reader that only seeks forward: tarfile's stream mode ("r|")
+            # would copy every byte twice more through its own buffer.
             with _HashingTar.open(fileobj=_ChunkReader(decompressed(stream, "build context")),
-                                  mode="r|") as tar:
+                                  mode="r:") as tar:
                 tar.extractall(root, filter="tar")
         except (tarfile.TarError, OSError) as err:
             shutil.rmtree(root, ignore_errors=True)
@@ -74,13 +76,13 @@ class _HashingTar(tarfile.TarFile):
             super().makefile(tarinfo, targetpath)
             return
         source = self.fileobj
-        assert source is not None
+        assert isinstance(source, _ChunkReader)
         source.seek(tarinfo.offset_data)
         digest = hashlib.sha256()
         remaining = tarinfo.size
         with open(targetpath, "wb") as target:
             while remaining:
-                chunk = source.read(min(remaining, 1 << 20))
+                chunk = source.read1(remaining)
                 if not chunk:
                     raise tarfile.ReadError("unexpected end of data")
                 digest.update(chunk)
@@ -90,23 +92,51 @@ class _HashingTar(tarfile.TarFile):
 
 
 class _ChunkReader:
-    """A readable file over an iterator of byte chunks (what tarfile's stream mode needs).
-    A read copies only what it returns: tarfile reads headers and blocks far smaller
-    than the chunks the socket gives."""
+    """A readable file over an iterator of byte chunks, which seeks forward only (all a
+    tar read from start to end needs). A read copies only what it returns: tarfile
+    reads headers far smaller than the chunks the socket gives."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buffer = b""
         self._offset = 0
+        self._position = 0  # of the buffer's start in the stream
 
     def read(self, size: int = -1) -> bytes:
         while size < 0 or len(self._buffer) - self._offset < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
+            if not self._more():
                 break
-            self._buffer = self._buffer[self._offset:] + chunk
-            self._offset = 0
         end = len(self._buffer) if size < 0 else self._offset + size
         data = self._buffer[self._offset:end]
         self._offset += len(data)
         return data
+
+    def read1(self, size: int) -> bytes:
+        """At most ``size`` bytes, no more than one chunk: file data passes uncopied."""
+        if self._offset == len(self._buffer) and not self._more():
+            return b""
+        if self._offset == 0 and len(self._buffer) <= size:
+            data, self._offset = self._buffer, len(self._buffer)
+            return data
+        return self.read(min(size, len(self._buffer) - self._offset))
+
+    def _more(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self._position += self._offset
+        self._buffer = self._buffer[self._offset:] + chunk if self._offset < len(
+            self._buffer) else chunk
+        self._offset = 0
+        return True
+
+    def tell(self) -> int:
+        return self._position + self._offset
+
+    def seek(self, position: int, whence: int = 0) -> int:
+        if whence != 0 or position < self.tell():
+            raise OSError("the build context can only be read forward")
+        while position > self.tell():
+            if not self.read1(position - self.tell()):
+                break
+        return self.tell()
