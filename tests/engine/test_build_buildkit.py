@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,9 @@ def build_both(pair: Pair, case: Case, tag: str) -> tuple[subprocess.CompletedPr
     with tempfile.TemporaryDirectory(prefix="ctx-") as directory:
         write_context(Path(directory), case)
         args = ["-t", tag, *case.args, directory]
-        return (pair.moord.docker("build", *args, timeout=120), buildkit(pair.dockerd, *args))
+        with ThreadPoolExecutor(1) as pool:  # side by side
+            theirs = pool.submit(buildkit, pair.dockerd, *args)
+            return pair.moord.docker("build", *args, timeout=120), theirs.result()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -95,8 +98,10 @@ def test_as_buildkit(pair: Pair, case: Case) -> None:
         assert b"pull" not in theirs.stderr.lower()
         mine, real = pair.inspect(tag, CONFIG_FIELDS)
         assert mine == real
-        listings = [d.docker("run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c",
-                             LISTING, timeout=120) for d in (pair.moord, pair.dockerd)]
+        with ThreadPoolExecutor(2) as pool:
+            listings = list(pool.map(lambda d: d.docker(
+                "run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c", LISTING,
+                timeout=120), (pair.moord, pair.dockerd)))
         assert listings[0].returncode == listings[1].returncode == 0, listings[1].stderr
         assert listings[0].stdout.decode().splitlines() == \
             listings[1].stdout.decode().splitlines()
