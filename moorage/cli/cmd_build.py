@@ -65,7 +65,9 @@ def _context_tar(directory: str, name: str, dockerfile_text: bytes | None,
     # The Dockerfile and .dockerignore always go (the docker CLI's TrimBuildFilesFromExcludes).
     patterns += [f"!{name}", "!.dockerignore"]
     matcher = Matcher(patterns)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    # "w:" onto a file that only appends: stream mode ("w|") would copy every byte
+    # through a buffer of its own.
+    with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
         for rel in matcher.files(directory):
             info = tar.gettarinfo(os.path.join(directory, rel), arcname=rel)
             info.uid = info.gid = 0
@@ -93,6 +95,9 @@ class _Pipe:
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self.pending = bytearray()
         self.size = 0
+
+    def tell(self) -> int:
+        return self.size
 
     def write(self, data: bytes) -> int:
         self.pending += data
