@@ -1,11 +1,15 @@
-"""Dockerfile builds: moord vs the reference dockerd's classic builder, side by side.
+"""Dockerfile builds: moord vs the reference dockerd's classic builder and BuildKit.
 
     .venv/bin/python bench/build.py [--runs 3]
 
-A 10-step Dockerfile over a 20 MB context (COPY of it, RUNs, config steps), built by
-the docker CLI (DOCKER_BUILDKIT=0) against a moord and a dockerd started here: cold
-(--no-cache), fully cached, and after changing one source file (the COPY and the
-steps after it run again). Medians, and moord's time as a ratio of dockerd's.
+A 10-step Dockerfile over a 20 MB context (COPY of it, RUNs, config steps), built
+against a moord and a dockerd started here: by the docker CLI 28 with DOCKER_BUILDKIT=0
+(moord, dockerd's classic builder), by `moor build` (moord), and by Debian's docker
+20.10 CLI with DOCKER_BUILDKIT=1 (dockerd's built-in BuildKit, nothing pulled; that
+dockerd runs in a network namespace of its own). Cold (--no-cache), fully cached, and
+after changing one source file (the COPY and the steps after it run again; changed
+anew before each client, as moord's two clients share its cache). Medians, and moord's
+time as a ratio of each reference's.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
 
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import DOCKER_CLI, start_dockerd, stop_dockerd  # noqa: E402
+from enginekit import Daemon, start_daemon, stop_daemon  # noqa: E402
+from peers import DOCKER_CLI, Dockerd, start_dockerd, stop_dockerd  # noqa: E402
 
 from moorage.devkit import busybox  # noqa: E402
 
@@ -51,11 +56,26 @@ def make_context(root: str) -> None:
         f.write(DOCKERFILE)
 
 
-def timed(host: str, config: str, args: list[str]) -> float:
-    env = {**os.environ, "DOCKER_HOST": host, "DOCKER_CONFIG": config, "DOCKER_BUILDKIT": "0"}
+BUILDKIT_CLI = "/usr/bin/docker"  # Debian's docker.io 20.10: BuildKit in the client
+MOOR_CLI = os.path.join(ROOT, ".venv", "bin", "moor")
+
+
+@dataclass(frozen=True)
+class Builder:
+    daemon: Daemon | Dockerd
+    cli: str
+    buildkit: str  # DOCKER_BUILDKIT
+
+
+def timed(builder: Builder, args: list[str]) -> float:
+    config = os.path.join(builder.daemon.data_root, "..", "docker-config")
+    env = {**os.environ, "DOCKER_HOST": builder.daemon.host, "DOCKER_CONFIG": config,
+           "DOCKER_BUILDKIT": builder.buildkit}
     env.pop("DOCKER_CONTEXT", None)
+    if builder.buildkit == "1":
+        args = [*args[:1], "--progress=plain", *args[1:]]
     start = time.perf_counter()
-    done = subprocess.run([DOCKER_CLI, *args], env=env, capture_output=True)
+    done = subprocess.run([builder.cli, *args], env=env, capture_output=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{args} failed: {done.stderr.decode()}")
@@ -76,33 +96,38 @@ def main() -> None:
         for sub in ("moord", "dockerd"):
             os.makedirs(os.path.join(base, sub))
         moord = start_daemon(os.path.join(base, "moord"))
-        dockerd = start_dockerd(os.path.join(base, "dockerd"))
+        dockerd = start_dockerd(os.path.join(base, "dockerd"), networking=True)
         try:
-            peers = {"moord": moord, "dockerd": dockerd}
-            for daemon in peers.values():
+            for daemon in (moord, dockerd):
                 daemon.docker("import", "-", "busybox:latest", input=tar, check=True)
+            builders = {"moord": Builder(moord, DOCKER_CLI, "0"),
+                        "moor": Builder(moord, MOOR_CLI, "0"),
+                        "classic": Builder(dockerd, DOCKER_CLI, "0"),
+                        "buildkit": Builder(dockerd, BUILDKIT_CLI, "1")}
             results: dict[str, dict[str, list[float]]] = {
-                k: {"cold": [], "cached": [], "one file": []} for k in peers}
+                k: {"cold": [], "cached": [], "one file": []} for k in builders}
             for run in range(runs):
-                for name, daemon in peers.items():
-                    config = os.path.join(daemon.data_root, "..", "docker-config")
+                for name, builder in builders.items():
                     times = results[name]
-                    times["cold"].append(timed(daemon.host, config, [
+                    times["cold"].append(timed(builder, [
                         "build", "--no-cache", "-t", "bench", context]))
-                    times["cached"].append(timed(daemon.host, config, [
+                    times["cached"].append(timed(builder, ["build", "-t", "bench", context]))
+                for name, builder in builders.items():
+                    with open(os.path.join(context, "src", "main.txt"), "w") as f:
+                        f.write(f"v{run + 1} {name}\n")
+                    results[name]["one file"].append(timed(builder, [
                         "build", "-t", "bench", context]))
-                with open(os.path.join(context, "src", "main.txt"), "w") as f:
-                    f.write(f"v{run + 1}\n")
-                for name, daemon in peers.items():
-                    config = os.path.join(daemon.data_root, "..", "docker-config")
-                    results[name]["one file"].append(timed(daemon.host, config, [
-                        "build", "-t", "bench", context]))
-            print(f"{'build (10 steps, 20 MB context)':34} {'moord':>9} {'dockerd':>9} "
-                  f"{'ratio':>7}")
+            print(f"{'build (10 steps, 20 MB context)':32} {'moord':>8} {'classic':>8} "
+                  f"{'BuildKit':>8} {'/classic':>8} {'/BuildKit':>9}")
             for kind in ("cold", "cached", "one file"):
-                ours = statistics.median(results["moord"][kind])
-                theirs = statistics.median(results["dockerd"][kind])
-                print(f"{kind:34} {ours:8.3f}s {theirs:8.3f}s {ours / theirs:7.2f}")
+                classic, buildkit = (statistics.median(results[name][kind])
+                                     for name in ("classic", "buildkit"))
+                for client in ("moord", "moor"):
+                    ours = statistics.median(results[client][kind])
+                    label = kind + ("" if client == "moord" else " (moor build)")
+                    print(f"{label:32} {ours:7.3f}s {classic:7.3f}s {buildkit:7.3f}s "
+                          f"{ours / classic:8.2f} {ours / buildkit:9.2f}")
+            print("load:", os.getloadavg())
         finally:
             for daemon in (moord, dockerd):
                 daemon.docker("rmi", "-f", *daemon.docker(

@@ -112,12 +112,13 @@ def start_dockerd(base: str, networking: bool = False) -> Dockerd:
 
 def stop_dockerd(daemon: Dockerd) -> None:
     stop_process(daemon.process)
+    # dockerd leaves its namespaces bound under its exec-root (netns/default too, once a
+    # container ran on the host's network); its bridge, veths and rules go with the
+    # namespace's last reference.
+    exec_root = os.path.join(os.path.dirname(daemon.data_root), "exec")
+    for bound in glob.glob(os.path.join(exec_root, "netns", "*")):
+        subprocess.run(["umount", "-l", bound], capture_output=True, check=False)
     if daemon.netns:
-        # dockerd leaves its namespaces bound under its exec-root; its bridge, veths and
-        # rules go with the namespace's last reference.
-        exec_root = os.path.join(os.path.dirname(daemon.data_root), "exec")
-        for bound in glob.glob(os.path.join(exec_root, "netns", "*")):
-            subprocess.run(["umount", "-l", bound], capture_output=True, check=False)
         subprocess.run(["umount", daemon.netns], check=False)
         os.unlink(daemon.netns)
     for parent in _docker_cgroup_parents() - daemon.cgroup_parents_before:

@@ -7,14 +7,14 @@ import json
 import os
 import sys
 import tarfile
-import tempfile
 
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import prune_report, write
+from moorage.cli.output import human_size, prune_report, write
 from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import IO, Any
 
     from moorage.cli.flags import Options
@@ -36,16 +36,9 @@ def _key_values(items: list[str], what: str) -> dict[str, str | None]:
     return out
 
 
-def _context_tar(directory: str, dockerfile: str | None, dockerfile_text: bytes | None,
-                 out: IO[bytes]) -> str:
-    """Write the context; returns the Dockerfile's name inside it."""
-    from moorage.cli.dockerignore import Matcher, read_patterns
-
-    ignore = os.path.join(directory, ".dockerignore")
-    patterns: list[str] = []
-    if os.path.isfile(ignore):
-        with open(ignore, encoding="utf-8") as f:
-            patterns = read_patterns(f.read())
+def _dockerfile_name(directory: str, dockerfile: str | None,
+                     dockerfile_text: bytes | None) -> tuple[str, bytes | None]:
+    """The Dockerfile's name inside the context, and its text when it is not there."""
     name = "Dockerfile"
     if dockerfile_text is None and dockerfile:
         path = os.path.abspath(dockerfile)
@@ -57,10 +50,24 @@ def _context_tar(directory: str, dockerfile: str | None, dockerfile_text: bytes 
             name = inside
     if dockerfile_text is not None:
         name = _STDIN_DOCKERFILE
+    return name, dockerfile_text
+
+
+def _context_tar(directory: str, name: str, dockerfile_text: bytes | None,
+                 out: IO[bytes]) -> None:
+    from moorage.cli.dockerignore import Matcher, read_patterns
+
+    ignore = os.path.join(directory, ".dockerignore")
+    patterns: list[str] = []
+    if os.path.isfile(ignore):
+        with open(ignore, encoding="utf-8") as f:
+            patterns = read_patterns(f.read())
     # The Dockerfile and .dockerignore always go (the docker CLI's TrimBuildFilesFromExcludes).
     patterns += [f"!{name}", "!.dockerignore"]
     matcher = Matcher(patterns)
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+    # "w:" onto a file that only appends: stream mode ("w|") would copy every byte
+    # through a buffer of its own.
+    with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
         for rel in matcher.files(directory):
             info = tar.gettarinfo(os.path.join(directory, rel), arcname=rel)
             info.uid = info.gid = 0
@@ -76,10 +83,52 @@ def _context_tar(directory: str, dockerfile: str | None, dockerfile_text: bytes 
             info = tarfile.TarInfo(name)
             info.size = len(dockerfile_text)
             tar.addfile(info, io.BytesIO(dockerfile_text))
-    return name
 
 
-def _stdin_context(out: IO[bytes], dockerfile: str | None) -> str:
+class _Pipe:
+    """A file a thread writes the context tar into, read as chunks: the upload (and the
+    daemon's unpacking) starts with the first megabyte, and nothing is spooled."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self.pending = bytearray()
+        self.size = 0
+
+    def tell(self) -> int:
+        return self.size
+
+    def write(self, data: bytes) -> int:
+        self.pending += data
+        self.size += len(data)
+        if len(self.pending) >= _CHUNK:
+            self.queue.put(bytes(self.pending))
+            self.pending.clear()
+        return len(data)
+
+    def chunks(self, produce: Callable[[_Pipe], None]) -> Iterator[bytes]:
+        import threading
+
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                produce(self)
+                self.queue.put(bytes(self.pending))
+            except BaseException as err:  # told by the reader
+                failed.append(err)
+            finally:
+                self.queue.put(None)
+
+        threading.Thread(target=run, daemon=True).start()
+        while (chunk := self.queue.get()) is not None:
+            yield chunk
+        if failed:
+            raise failed[0]
+
+
+def _stdin_context(dockerfile: str | None) -> tuple[str, bytes]:
     """``moor build -``: stdin is a context tar (maybe compressed), or a Dockerfile alone
     (the docker CLI tells them apart the same way)."""
     import io
@@ -87,13 +136,13 @@ def _stdin_context(out: IO[bytes], dockerfile: str | None) -> str:
     data = sys.stdin.buffer.read()
     compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
     if compressed or (len(data) >= 512 and data[257:262] == b"ustar"):
-        out.write(data)
-        return dockerfile or "Dockerfile"
+        return dockerfile or "Dockerfile", data
+    out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w|") as tar:
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    return "Dockerfile"
+    return "Dockerfile", out.getvalue()
 
 
 def build(session: Session, opts: Options, args: list[str]) -> int:
@@ -112,14 +161,15 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         output = parse_spec(opts.output) if opts.output else None
     except ValueError as err:
         raise CommandError(str(err)) from None
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (the request's body generator closes it)
+    pipe = _Pipe()
     if directory == "-":
-        name = _stdin_context(spool, opts.file)
+        name, data = _stdin_context(opts.file)
+        body = pipe.chunks(lambda out: out.write(data))
     else:
-        name = _context_tar(directory, None if opts.file == "-" else opts.file,
-                            dockerfile_text, spool)
-    size = spool.tell()
-    spool.seek(0)
+        name, text = _dockerfile_name(directory, None if opts.file == "-" else opts.file,
+                                      dockerfile_text)
+        body = pipe.chunks(
+            lambda out: _context_tar(directory, name, text, out))  # type: ignore[arg-type]
     params: dict[str, Any] = {
         "t": list(opts.tag) or None, "dockerfile": name,
         "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg")),
@@ -130,13 +180,12 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         "forcerm": opts.force_rm or None,
         "extrahosts": list(opts.add_host) or None, "platform": opts.platform or None,
     }
-    if not opts.quiet:
-        shown.stream(f"Sending build context to the daemon  {size / 1000:.4g}kB\n")
 
-    def chunks() -> Any:
-        with spool:
-            while data := spool.read(_CHUNK):
-                yield data
+    def chunks() -> Iterator[bytes]:
+        yield from body
+        # The daemon answers once it has the whole context: this line still comes first.
+        if not opts.quiet:
+            shown.stream(f"Sending build context to the daemon  {human_size(pipe.size, 4)}\n")
 
     image_id = ""
     for message in session.client.stream_json(

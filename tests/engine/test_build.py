@@ -14,51 +14,16 @@ from pathlib import Path
 
 import pytest
 from build_corpus import CASES, ERRORS, Case
+from buildcheck import CONFIG_FIELDS, LISTING, classic_builder, write_context
 from comparekit import Pair, daemon_pair, mask
 from peers import dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
 
-CONFIG_FIELDS = ["Config.Env", "Config.Cmd", "Config.Entrypoint", "Config.WorkingDir",
-                 "Config.User", "Config.ExposedPorts", "Config.Volumes", "Config.Labels",
-                 "Config.Healthcheck", "Config.StopSignal", "Config.Shell", "Config.OnBuild"]
-# Every path but the kernel's and the engine's own mounts, with mode, owner, size and a
-# checksum of regular files.
-_LISTING = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /etc/hosts "
-            "-o -path /etc/hostname -o -path /etc/mtab -o -path /etc/resolv.conf "
-            "-o -path /.dockerenv \\) -prune "
-            "-o -print | sort | while read p; do if [ -L \"$p\" ]; then "
-            "echo \"$p -> $(readlink \"$p\") $(stat -c '%u:%g' \"$p\")\"; "
-            "elif [ -f \"$p\" ]; then echo \"$p $(stat -c '%a %u:%g %s' \"$p\") "
-            "$(md5sum < \"$p\" | cut -c1-32)\"; else echo \"$p $(stat -c '%F %a %u:%g' \"$p\")\"; "
-            "fi; done")
-
-
 @pytest.fixture(scope="module")
 def pair(busybox_tar: bytes) -> Iterator[Pair]:
-    previous = os.environ.get("DOCKER_BUILDKIT")
-    os.environ["DOCKER_BUILDKIT"] = "0"
-    try:
-        with daemon_pair("moor-build-", "busybox:latest", busybox_tar) as pair:
-            yield pair
-    finally:
-        if previous is None:
-            os.environ.pop("DOCKER_BUILDKIT", None)
-        else:
-            os.environ["DOCKER_BUILDKIT"] = previous
-
-
-def write_context(root: Path, case: Case) -> None:
-    for name, content in case.files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, tuple):  # (target,) is a symlink
-            path.symlink_to(content[0])
-        else:
-            path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    for name, mode in case.modes.items():
-        os.chmod(root / name, mode)
-    (root / (case.dockerfile_name or "Dockerfile")).write_text(case.dockerfile)
+    with classic_builder(), daemon_pair("moor-build-", "busybox:latest", busybox_tar) as pair:
+        yield pair
 
 
 def build_both(pair: Pair, case: Case, tag: str) -> tuple:
@@ -93,7 +58,7 @@ def test_corpus(pair: Pair, case: Case) -> None:
                for d in (pair.moord, pair.dockerd)]
         assert ids[0] == ids[1]
         if case.listing:
-            listings = [d.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", _LISTING,
+            listings = [d.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", LISTING,
                                  timeout=120) for d in (pair.moord, pair.dockerd)]
             assert listings[0].returncode == 0, listings[0].stderr
             assert listings[0].stdout.decode().splitlines() == \

@@ -13,6 +13,7 @@ import stat
 import tarfile
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
@@ -76,9 +77,10 @@ def _matches(root: str, source: str, verb: str) -> list[Source]:
     return [Source(path, posixpath.basename(clean) or os.path.basename(path))]
 
 
-def content_hash(sources: list[Source]) -> str:
+def content_hash(sources: list[Source], known: Mapping[str, str]) -> str:
     """A digest of what the sources hold (names, modes, contents, link targets), never
-    their times: the cache key of a COPY."""
+    their times: the cache key of a COPY. ``known``: the content digests of files
+    already taken (the build context's), by host path."""
     digest = hashlib.sha256()
     for source in sources:
         top = source.path
@@ -89,12 +91,15 @@ def content_hash(sources: list[Source]) -> str:
             digest.update(name.encode() + b"\0")
             digest.update(str(stat.S_IMODE(st.st_mode) | stat.S_IFMT(st.st_mode)).encode())
             if stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(chunk)
+                digest.update((known.get(path) or _file_digest(path)).encode())
             elif stat.S_ISLNK(st.st_mode):
                 digest.update(os.readlink(path).encode())
     return digest.hexdigest()
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _tree(top: str) -> list[str]:

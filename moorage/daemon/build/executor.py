@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import posixpath
+import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,13 @@ from moorage.daemon.build import copier, instructions
 from moorage.daemon.build.cache import BuildCache
 from moorage.daemon.build.context import BuildContext
 from moorage.daemon.build.instructions import comment_config
-from moorage.daemon.build.mounts import run_command, run_mounts, run_network
+from moorage.daemon.build.mounts import (
+    bind_stages,
+    bound_context,
+    run_command,
+    run_mounts,
+    run_network,
+)
 from moorage.daemon.build.run import RunStep, run_container
 from moorage.daemon.build.workspace import mounted
 from moorage.daemon.containers.service import ContainerService
@@ -146,8 +153,8 @@ class Builder:
         return image_id
 
     def _stages_to_build(self, dockerfile: Dockerfile) -> list[Stage]:
-        """The target (the last stage by default) and the stages it needs, through FROM
-        and COPY --from, in Dockerfile order: the others are skipped."""
+        """The target (the last stage by default) and the stages it needs, through FROM,
+        COPY --from and RUN --mount=from=, in Dockerfile order: the others are skipped."""
         stages = dockerfile.stages
         target = len(stages) - 1
         if self.request.target:
@@ -162,6 +169,8 @@ class Builder:
             stage = stages[pending.pop()]
             references = [stage.base] + [i.flags["from"] for i in stage.instructions
                                          if "from" in i.flags]
+            references += [ref for i in stage.instructions if i.name == "run"
+                           for ref in bind_stages(i)]
             for ref in references:
                 index = _stage_index(stages, ref.lower(), stages.index(stage))
                 if index is not None and index not in needed:
@@ -174,8 +183,9 @@ class Builder:
         for inst in dockerfile.meta_args:
             for name, default in self._arg_items(inst, values):
                 self.used_args.add(name)
-                values[name] = self.request.build_args.get(name) \
-                    if self.request.build_args.get(name) is not None else default
+                given = self.request.build_args.get(name)
+                values[name] = given if given is not None else \
+                    default if default is not None else platform_args().get(name)
         return values
 
     def _arg_items(self, inst: Instruction,
@@ -332,7 +342,9 @@ class Builder:
                 self.used_args.add(arg)
                 given = self.request.build_args.get(arg)
                 if default is None:
-                    default = self.meta.get(arg)  # a global ARG's value, redeclared
+                    # A global ARG's value, redeclared; BuildKit's platform ARGs have theirs.
+                    default = self.meta.get(arg) if arg in self.meta else \
+                        platform_args().get(arg)
                 state.args[arg] = given if given is not None else default
                 parts.append(arg if default is None else f"{arg}={default}")
             await self._commit(state, inst, "ARG " + " ".join(parts))
@@ -487,7 +499,8 @@ class Builder:
     async def _copy_paths(self, state: _State, verb: str, paths: list[copier.Source],
                           dest: str, chown: str, mode: int | None, *, extract: bool,
                           origin: str) -> None:
-        digest = await asyncio.to_thread(copier.content_hash, paths)
+        digest = await asyncio.to_thread(copier.content_hash, paths,
+                                         {} if origin else self.context.digests)
         kind = "multi" if len(paths) > 1 else ("dir" if os.path.isdir(paths[0].path)
                                                 and not os.path.islink(paths[0].path)
                                                 else "file")
@@ -522,7 +535,10 @@ class Builder:
             raise InvalidParameter("RUN needs a filesystem to run in: the stage is FROM "
                                    "scratch and has no files yet")
         cmd = run_command(inst, state.shell)
-        mounts = run_mounts(inst, self.context.root, self.cache_mounts)
+        stages = {name: await self._from_image(name, state.index) for name in bind_stages(inst)}
+        bound = await asyncio.to_thread(
+            lambda: [copier.content_hash([copier.Source.of(path)], self.context.digests)
+                     for path in bound_context(inst, self.context.root)])
         network = run_network(inst)
         declared = {k: v for k, v in state.args.items() if v is not None}
         overridden = set(instructions.env_map(state.config))
@@ -535,14 +551,27 @@ class Builder:
             prefix = " ".join(f"{k}={v}" for k, v in build_env.items())
             created_by = f"|{len(build_env)} {prefix} {created_by}"
         key = self.cache.key(state.image_id, created_by, state.config,
-                             ["run", inst.flags.get("mount", ""), network])
+                             ["run", inst.flags.get("mount", ""), network, stages, bound])
         image_id = await self._cached(key)
         if image_id is None:
             assert state.image_id is not None
-            image_id = await run_container(RunStep(
-                self.images, self.containers, self.request, self.say, state.image_id,
-                copy.deepcopy(state.config), state.author, cmd, build_env, created_by, mounts,
-                comment_config(state.config, state.shell, created_by, cmd), network))
+            with contextlib.ExitStack() as views:
+                try:
+                    # The stages bind mounts read from, each mounted for this step only.
+                    roots = {name: (await asyncio.to_thread(views.enter_context, mounted(
+                        self.images, self.work_root, image))).rootfs
+                        for name, image in stages.items()}
+                    scratch = tempfile.mkdtemp(prefix="run-", dir=self.work_root)
+                    views.callback(shutil.rmtree, scratch, ignore_errors=True)
+                    mounts = await asyncio.to_thread(run_mounts, inst, self.context.root,
+                                                     self.cache_mounts, roots, scratch)
+                    image_id = await run_container(RunStep(
+                        self.images, self.containers, self.request, self.say, state.image_id,
+                        copy.deepcopy(state.config), state.author, cmd, build_env, created_by,
+                        mounts, comment_config(state.config, state.shell, created_by, cmd),
+                        network))
+                finally:
+                    await asyncio.to_thread(views.close)
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")
@@ -568,6 +597,15 @@ def stage_text(stage: Stage) -> str:
 def host_platforms() -> set[str]:
     arch = image_config.host_architecture()
     return {f"linux/{arch}", "linux", arch}
+
+
+def platform_args() -> dict[str, str]:
+    """The values BuildKit gives its platform ARGs when a Dockerfile declares them
+    without a default: the host's platform, built for and built on."""
+    arch = image_config.host_architecture()
+    values = {"PLATFORM": f"linux/{arch}", "OS": "linux", "ARCH": arch, "VARIANT": ""}
+    return {prefix + key: value for prefix in ("TARGET", "BUILD")
+            for key, value in values.items()}
 
 
 def _is_url(source: str) -> bool:

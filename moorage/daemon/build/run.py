@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from moorage.daemon.build.mounts import drop_file_stubs
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.images.commit import ChildImage, commit_child
 from moorage.daemon.images.service import ImageService, short_id
@@ -70,6 +71,7 @@ async def run_container(step: RunStep) -> str:
                              f"{code}", code)
         upper = (await asyncio.to_thread(step.images.rootfs_mounts, record.id))[0] \
             .option("upperdir") or ""
+        await asyncio.to_thread(drop_file_stubs, upper, step.mounts)
         return await asyncio.to_thread(commit_child, step.images, step.image_id, ChildImage(
             config=config, created_by=step.created_by, upper=upper, author=step.author,
             container=record.id, container_config=step.recorded_config))

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass, replace
 
 from moorage import environ
-from moorage.daemon.containers import healthcheck, logconfig, restarts
+from moorage.daemon.containers import healthcheck, logconfig, restarts, treecopy
 from moorage.daemon.containers.spec import MASKED_PATHS, READONLY_PATHS
 from moorage.daemon.networks.dns import host_resolv_conf
 from moorage.errors import InvalidParameter, SystemFailure
@@ -22,7 +22,6 @@ from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.runtime import cgroups
-from moorage.runtime.mounts import resolve_in_root
 from moorage.store.snapshots import Mount
 
 NAME_PATTERN = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -473,12 +472,12 @@ def _group_id(groups: list[list[str]], group: str) -> int:
 def _table(rootfs: str, path: str) -> list[list[str]]:
     """A colon-separated file of the image, its symlinks followed inside the rootfs only.
 
-    The image may make /etc/passwd a link to the host's files: resolved as the
-    container would see it, and opened without following a last swapped link.
+    The image may make /etc/passwd a link to the host's files: the kernel resolves it
+    as inside the container (openat2's RESOLVE_IN_ROOT), where ".." stops at the root.
     """
     try:
-        fd = os.open(resolve_in_root(rootfs, path), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except (OSError, InvalidParameter):
+        fd = treecopy.open_in_root(rootfs, path, os.O_RDONLY | os.O_CLOEXEC)
+    except (OSError, treecopy.Missing):
         return []
     with open(fd) as f:
         return [line.split(":") for line in f.read().splitlines()

@@ -47,6 +47,15 @@ def _open(root: int, path: str, flags: int) -> int:
         raise Missing(path) from None
 
 
+def open_in_root(rootfs: str, path: str, flags: int) -> int:
+    """`path` opened as the container would see it, from its root's host path."""
+    root = os.open(rootfs, _PATH | os.O_DIRECTORY)
+    try:
+        return _open(root, clean(path), flags)
+    finally:
+        os.close(root)
+
+
 def go_mode(mode: int) -> int:
     bits = stat.S_IMODE(mode) & 0o777
     for test, flag in _GO_MODE:
