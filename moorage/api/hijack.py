@@ -94,6 +94,23 @@ class _HalfClose(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+def _keep_tls_open_after_eof(transport: asyncio.BaseTransport) -> None:
+    """asyncio's TLS shuts the connection down as soon as the client's close_notify
+    arrives (eof_received's "keep open" has no effect there), but the docker CLI sends
+    close_notify for stdin's EOF (CloseWrite) and reads our output after it, as Go's
+    TLS allows. So the shutdown waits until our side closes the transport."""
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    if ssl_protocol is None:
+        return
+    shutdown = ssl_protocol._start_shutdown
+
+    def when_we_close() -> None:
+        if getattr(transport, "_closed", True):
+            shutdown()
+
+    ssl_protocol._start_shutdown = when_we_close
+
+
 class Hijacked:
     """The client's connection once hijacked: read its stdin, write our output."""
 
@@ -110,6 +127,7 @@ class Hijacked:
             transport = request.transport
             assert transport is not None
             transport.set_protocol(_HalfClose(request.protocol, self.input))
+            _keep_tls_open_after_eof(transport)
 
     async def read(self) -> bytes | None:
         """The next bytes of the client's stdin; None at its EOF or once the client typed
