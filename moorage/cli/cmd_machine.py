@@ -326,7 +326,7 @@ SPECS = {
     "restart": Spec("[NAME...]", _guard(restart), min_args=1),
     "kill": Spec("[NAME...]", _guard(kill), min_args=1),
     "rm": Spec("[OPTIONS] [NAME...]", _guard(rm), (
-        _FORCE, flag("y", BOOL, "Assumes automatic yes to proceed with remove, without "
+        _FORCE, flag("y|y", BOOL, "Assumes automatic yes to proceed with remove, without "
                                 "prompting further user confirmation")), min_args=1),
     "status": Spec("[NAME]", _guard(status), min_args=1, max_args=1),
     "inspect": Spec("[OPTIONS] [NAME]", _guard(inspect), (

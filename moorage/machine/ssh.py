@@ -10,6 +10,11 @@ from moorage.machine.store import Machine
 
 
 def options(machine: Machine) -> list[str]:
+    import os
+
+    key = machine.path("id_ed25519")
+    if not os.path.exists(key):
+        raise MachineError(f"SSH key {key} does not exist")
     return ["-i", machine.path("id_ed25519"), "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={machine.path('known_hosts')}",
             "-o", "StrictHostKeyChecking=yes", "-o", f"HostKeyAlias=moor-machine-{machine.name}",

@@ -41,7 +41,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def log(message: str) -> None:
     with open("/dev/kmsg", "w") as kmsg:
-        kmsg.write(f"moor-init: {message}\n")
+        kmsg.write(f"<2>moor-init: {message}\n")  # shown on the console even when quiet
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -217,8 +217,7 @@ def main() -> None:
         sys.exit("moor-init runs as the guest's PID 1")
     os.environ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     mount_basics()
-    for module in MODULES:
-        run("modprobe", module)
+    run("modprobe", "-a", *MODULES)
     take_seed()
     network()
     init = Init()
