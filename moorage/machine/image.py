@@ -27,7 +27,8 @@ SUITE = "bookworm"
 PACKAGES = ("linux-image-cloud-amd64", "openssh-server", "python3", "nftables", "iproute2",
             "kmod", "procps", "e2fsprogs")
 GUEST_PYTHON = "3.11"
-ROOT_SIZE = "20000M"  # docker-machine's default disk; sparse, so it costs nothing unused
+ROOT_SIZE_MB = 20000  # docker-machine's default disk; sparse, so it costs nothing unused
+ROOT_SIZE = f"{ROOT_SIZE_MB}M"
 SITE = f"usr/local/lib/python{GUEST_PYTHON}/dist-packages"
 _INIT = os.path.join(os.path.dirname(__file__), "guest", "init.py")
 _BUILD_VERSION = "2"  # raised when the recipe below changes in a way the key cannot see

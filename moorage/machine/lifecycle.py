@@ -13,13 +13,14 @@ import time
 
 from moorage.machine import certs, qemu, store
 from moorage.machine.errors import MachineError
+from moorage.machine.image import ROOT_SIZE_MB
 from moorage.machine.paths import machine_dir
 from moorage.machine.ports import free_port, in_use
 from moorage.machine.progress import Progress
 
 DEFAULT_CPUS = 1
 DEFAULT_MEMORY_MB = 1024
-DEFAULT_DISK_MB = 20000
+DEFAULT_DISK_MB = ROOT_SIZE_MB
 _ADDRESSES = ["127.0.0.1", "10.0.2.15"]
 
 
@@ -76,6 +77,9 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
         raise MachineError("--qemu-memory must be at least 256 (MB)")
     if cpus < 1:
         raise MachineError("--qemu-cpus must be at least 1")
+    if disk_mb < DEFAULT_DISK_MB:
+        raise MachineError(f"--qemu-disk-size must be at least {DEFAULT_DISK_MB} (MB): the "
+                           "image's file system has that size")
     if image_dir:
         image = images.Image(image_dir)
         if not image.exists():
@@ -113,6 +117,11 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
             qemu.launch(machine)
         with progress.step("Waiting for the engine"):
             qemu.wait_engine(machine)
+        if disk_mb > DEFAULT_DISK_MB:
+            from moorage.machine import ssh
+
+            with progress.step("Growing the file system"):
+                ssh.run(machine, ["resize2fs", "/dev/vda"])
         with progress.step("Creating the context"):
             made.append("context")
             _create_context(machine)
