@@ -15,8 +15,12 @@ class Progress:
         self.name = name
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()  # type: ignore[attr-defined]
+        self.open_line = False  # a step's title waits for its " done" on a terminal
 
     def say(self, text: str) -> None:
+        if self.open_line:
+            self.stream.write("\n")  # type: ignore[attr-defined]
+            self.open_line = False
         self.stream.write(f"({self.name}) {text}\n")  # type: ignore[attr-defined]
         self.stream.flush()  # type: ignore[attr-defined]
 
@@ -27,6 +31,7 @@ class Progress:
         if self.tty:
             self.stream.write(f"{title}...")  # type: ignore[attr-defined]
             self.stream.flush()  # type: ignore[attr-defined]
+            self.open_line = True
         else:
             self.stream.write(f"{title}...\n")  # type: ignore[attr-defined]
         try:
@@ -42,5 +47,7 @@ class Progress:
                 self.stream.write(" failed\n")  # type: ignore[attr-defined]
             raise MachineError(str(err), title.lower()) from None
         if self.tty:
-            self.stream.write(f" done ({time.monotonic() - start:.1f}s)\n")  # type: ignore[attr-defined]
+            done = f" done ({time.monotonic() - start:.1f}s)\n"
+            self.stream.write(done if self.open_line else f"{title}:{done}")  # type: ignore[attr-defined]
+            self.open_line = False
         self.stream.flush()  # type: ignore[attr-defined]

@@ -143,6 +143,12 @@ def test_create_then_run_through_the_context_and_machine_env(env: Env, machine: 
     assert listing[1].split()[:5] == [machine, "-", "qemu", "Running", url]
     assert env.ok(MOOR, "machine", "status", machine) == "Running\n"
     assert env.ok(MOOR, "machine", "ip", machine) == "127.0.0.1\n"
+    assert env.ok(MOOR, "machine", "ls", "--filter", "state=Running", "--format",
+                  "{{.Name}} {{.DriverName}} {{.URL}}") == f"{machine} qemu {url}\n"
+    assert env.ok(MOOR, "machine", "ls", "-q", "--filter", "driver=generic") == ""
+    assert env.ok(MOOR, "machine", "inspect", "--format", "{{.DriverName}} {{.Driver.Memory}}",
+                  machine) == "qemu 512\n"
+    assert env.ok(MOOR, "machine", "config", machine).endswith(f"\n-H={url}\n")
     assert env.ok(MOOR, "--context", machine, "run", "--rm", "busybox", "echo",
                   "hello from the machine") == "hello from the machine\n"
     # docker-machine's env output, word for word, then the unmodified docker CLI with it.
