@@ -40,8 +40,8 @@ def create(opts: Options, args: list[str]) -> int:
     from moorage.machine.progress import Progress
 
     if opts.driver != "qemu":
-        raise MachineError(f'Driver "{opts.driver}" not found. Do you have the plugin binary '
-                           '"moor-machine-driver-' + opts.driver + '" accessible in your PATH?')
+        raise MachineError(f'Driver "{opts.driver}" not found: moor machine has the qemu '
+                           "driver only (generic, over SSH, is not built yet)")
     name = args[0]
     progress = Progress(name)
     write("Running pre-create checks...\n")

@@ -82,11 +82,15 @@ def _host_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+# What only the client side uses: the guest runs the engine, never `moor machine`.
+_CLIENT_ONLY = ("cryptography",)
+
+
 def _requirements() -> list[str]:
     from importlib.metadata import requires
 
     listed = requires("moorage") or []
-    return sorted(r for r in listed if "extra ==" not in r)
+    return sorted(r for r in listed if "extra ==" not in r and not r.startswith(_CLIENT_ONLY))
 
 
 def key() -> str:

@@ -125,6 +125,8 @@ def test_create_refuses_bad_names_and_a_failing_image_build(env: Env, tmp_path: 
     assert bad.returncode != 0
     bad = env.moor("machine", "create", "a_b")
     assert "Invalid hostname specified" in bad.stderr
+    generic = env.moor("machine", "create", "--driver", "generic", "far")
+    assert "not built yet" in generic.stderr and not env.machine_dir("far").exists()
     failing = env.moor("machine", "create", "broken",
                        extra={"MOOR_MACHINE_MIRROR": "http://127.0.0.1:9/debian",
                               "MOOR_MACHINE_CACHE": str(tmp_path / "cache")})
