@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from moorage.machine import certs, qemu, store
+from moorage.machine import qemu, store
 from moorage.machine.errors import MachineError
 from moorage.machine.image import ROOT_SIZE_MB
 from moorage.machine.paths import machine_dir
@@ -70,6 +70,7 @@ def check_free(name: str) -> None:
 
 def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: str | None,
                 progress: Progress) -> store.Machine:
+    from moorage.machine import certs
     from moorage.machine import image as images
 
     check_free(name)
@@ -168,7 +169,7 @@ def remove(machine: store.Machine) -> None:
 def regenerate_certs(machine: store.Machine, client_certs: bool) -> None:
     """New server certificate (and with client_certs a new CA and client certificate),
     sent to the guest over SSH; its engine restarts on them."""
-    from moorage.machine import ssh
+    from moorage.machine import certs, ssh
 
     if client_certs:
         certs.ensure_client_store(regenerate=True)
