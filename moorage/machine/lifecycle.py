@@ -115,7 +115,7 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
             os.unlink(host_key)  # the guest has it now; only the public half stays
         with progress.step("Starting the VM"):
             made.append("vm")
-            qemu.launch(machine)
+            _launch(machine)
         with progress.step("Waiting for the engine"):
             qemu.wait_engine(machine)
         if disk_mb > DEFAULT_DISK_MB:
@@ -147,17 +147,36 @@ def start(machine: store.Machine, progress: Progress) -> None:
     if qemu.pid(machine):
         raise MachineError(f'Machine "{machine.name}" is already running.')
     if in_use(machine.ssh_port) or in_use(machine.engine_port):
-        machine.driver["SSHPort"], machine.driver["EnginePort"] = free_port(), free_port()
-        machine.save()
+        _new_ports(machine)
         _refresh_context(machine)
     try:
         with progress.step("Starting the VM"):
-            qemu.launch(machine)
+            if _launch(machine):
+                _refresh_context(machine)
         with progress.step("Waiting for the engine"):
             qemu.wait_engine(machine)
     except BaseException:
         qemu.kill(machine)
         raise
+
+
+def _new_ports(machine: store.Machine) -> None:
+    machine.driver["SSHPort"], machine.driver["EnginePort"] = free_port(), free_port()
+    machine.save()
+
+
+def _launch(machine: store.Machine) -> bool:
+    """Starts the VM; when another process took a forwarded port between our pick and
+    QEMU's bind (a shared host), once more on new ports. Returns whether they changed."""
+    try:
+        qemu.launch(machine)
+        return False
+    except MachineError as err:
+        if "host forwarding" not in str(err):
+            raise
+    _new_ports(machine)
+    qemu.launch(machine)
+    return True
 
 
 def remove(machine: store.Machine) -> None:
