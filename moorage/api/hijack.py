@@ -73,16 +73,19 @@ class RawInput:
 class _HalfClose(asyncio.Protocol):
     """Stands in front of aiohttp's protocol so that the client's EOF is stdin's EOF."""
 
-    def __init__(self, inner: asyncio.Protocol, raw: RawInput) -> None:
+    def __init__(self, inner: asyncio.Protocol, raw: RawInput, keep_open: bool) -> None:
         self.inner = inner
         self.raw = raw
+        self.keep_open = keep_open
 
     def data_received(self, data: bytes) -> None:
         self.inner.data_received(data)
 
     def eof_received(self) -> bool:
         self.raw.feed_eof()
-        return True  # keep the transport open for our output
+        # Keeps the transport open for our output. Over TLS asyncio ignores the answer
+        # (and warns about True): _keep_tls_open_after_eof does it there.
+        return self.keep_open
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.inner.connection_lost(exc)
@@ -92,6 +95,25 @@ class _HalfClose(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.inner.resume_writing()
+
+
+def _keep_tls_open_after_eof(transport: asyncio.BaseTransport) -> bool:
+    """asyncio's TLS shuts the connection down as soon as the client's close_notify
+    arrives (eof_received's "keep open" has no effect there), but the docker CLI sends
+    close_notify for stdin's EOF (CloseWrite) and reads our output after it, as Go's
+    TLS allows. So the shutdown waits until our side closes the transport. Returns
+    whether the transport is TLS."""
+    ssl_protocol = getattr(transport, "_ssl_protocol", None)
+    if ssl_protocol is None:
+        return False
+    shutdown = ssl_protocol._start_shutdown
+
+    def when_we_close() -> None:
+        if getattr(transport, "_closed", True):
+            shutdown()
+
+    ssl_protocol._start_shutdown = when_we_close
+    return True
 
 
 class Hijacked:
@@ -109,7 +131,8 @@ class Hijacked:
             request.protocol.set_parser(self.input)  # type: ignore[arg-type]
             transport = request.transport
             assert transport is not None
-            transport.set_protocol(_HalfClose(request.protocol, self.input))
+            tls = _keep_tls_open_after_eof(transport)
+            transport.set_protocol(_HalfClose(request.protocol, self.input, keep_open=not tls))
 
     async def read(self) -> bytes | None:
         """The next bytes of the client's stdin; None at its EOF or once the client typed

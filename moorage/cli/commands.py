@@ -20,6 +20,7 @@ CP = "moorage.cli.cmd_cp"
 LOGIN = "moorage.cli.cmd_login"
 BUILD = "moorage.cli.cmd_build"
 VOLUMES = "moorage.cli.cmd_volumes"
+MACHINE = "moorage.cli.cmd_machine"
 
 # name → (module, spec key, summary); docker's wording for the summaries.
 TOP: dict[str, tuple[str, str, str]] = {
@@ -109,6 +110,23 @@ GROUPS: dict[str, tuple[str, dict[str, tuple[str, str, str]]]] = {
             ("ls", "List contexts"), ("rm", "Remove one or more contexts"),
             ("show", "Print the name of the current context"),
             ("use", "Set the current docker context"))
+    }),
+    "machine": ("Create and manage engines in virtual machines", {
+        verb.replace("_", "-"): (MACHINE, verb, summary) for verb, summary in (
+            ("active", "Print which machine is active"),
+            ("config", "Print the connection config for machine"),
+            ("create", "Create a machine"),
+            ("env", "Display the commands to set up the environment for the Docker client"),
+            ("inspect", "Inspect information about a machine"),
+            ("ip", "Get the IP address of a machine"), ("kill", "Kill a machine"),
+            ("ls", "List machines"),
+            ("regenerate_certs", "Regenerate TLS Certificates for a machine"),
+            ("restart", "Restart a machine"), ("rm", "Remove a machine"),
+            ("scp", "Copy files between machines"),
+            ("ssh", "Log into or run a command on a machine with SSH."),
+            ("start", "Start a machine"), ("status", "Get the status of a machine"),
+            ("stop", "Stop a machine"), ("upgrade", "Upgrade a machine to the client's moorage"),
+            ("url", "Get the URL of a machine"))
     }),
     "network": ("Manage networks", {
         verb: (OBJECTS, f"network_{verb}", summary) for verb, summary in (

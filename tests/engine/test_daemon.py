@@ -183,7 +183,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([DOCKER_CLI, *args], capture_output=True, timeout=30, env=env)
 
 
-def test_tcp_mutual_tls(tmp_path: Path) -> None:
+def test_tcp_mutual_tls(tmp_path: Path, busybox_tar: bytes) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()
     _certificates(certs)
@@ -202,6 +202,13 @@ def test_tcp_mutual_tls(tmp_path: Path) -> None:
                     str(certs / "client-key.pem"), "-H", host, "version", "--format",
                     "{{.Server.Os}}")
         assert (good.returncode, good.stdout) == (0, b"linux\n"), good.stderr
+        # The docker CLI half-closes the TLS stream (close_notify) before it reads an
+        # attached container's output: the output must still come.
+        tls = ["--tlsverify", *ca, "--tlscert", str(certs / "client.pem"), "--tlskey",
+               str(certs / "client-key.pem"), "-H", host]
+        daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+        ran = _cli(*tls, "run", "--rm", "busybox", "echo", "over tls")
+        assert (ran.returncode, ran.stdout) == (0, b"over tls\n"), ran.stderr
         no_cert = _cli("--tlsverify", *ca, "-H", host, "version")
         assert no_cert.returncode != 0
         plain = _cli("-H", host, "version")

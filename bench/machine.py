@@ -1,0 +1,99 @@
+"""`moor machine` with the qemu driver: the one-time image build, a create with the image
+cached (to an engine that answers), a start of a stopped machine, and
+`moor run --rm busybox true` through TLS into the VM next to the same run against a
+local moord on its unix socket.
+
+    .venv/bin/python bench/machine.py [--runs 10] [--no-build]
+
+--no-build skips the cold image build (it then uses the cached image, building it
+first if missing, untimed). KVM guests hang on this host, so every figure is TCG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
+
+from enginekit import start_daemon, stop_daemon  # noqa: E402
+
+from moorage.devkit import busybox  # noqa: E402
+
+MOOR = os.path.join(os.path.dirname(sys.executable), "moor")
+
+
+def timed(argv: list[str], env: dict[str, str], input: bytes | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, input=input, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"{argv}: {done.stderr.decode()}")
+    return elapsed
+
+
+def median_run(argv: list[str], env: dict[str, str], runs: int) -> float:
+    timed(argv, env)
+    return statistics.median(timed(argv, env) for _ in range(runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="moor-bench-machine-") as base:
+        env = {**os.environ, "MOOR_MACHINE_STORAGE_PATH": os.path.join(base, "storage"),
+               "DOCKER_CONFIG": os.path.join(base, "docker-config")}
+        env.setdefault("MOOR_MACHINE_CACHE", "/var/tmp/moorage-machine-cache")
+        figures: list[tuple[str, str]] = []
+        if not args.no_build:
+            env["MOOR_MACHINE_CACHE"] = os.path.join(base, "cache")
+            build = timed([sys.executable, "-c", "from moorage.machine import image; "
+                           "image.ensure()"], env)
+            figures.append(("image build (mmdebstrap, wheels, mkfs.ext4 -d)", f"{build:.1f} s"))
+        else:
+            timed([sys.executable, "-c", "from moorage.machine import image; image.ensure()"],
+                  env)
+        name = f"bench{os.getpid()}"
+        os.mkdir(os.path.join(base, "local"))
+        local = start_daemon(os.path.join(base, "local"))
+        try:
+            rootfs = os.path.join(base, "rootfs")
+            busybox.build_rootfs(rootfs)
+            tar = subprocess.run(["tar", "-C", rootfs, "-c", "."], capture_output=True,
+                                 check=True).stdout
+            local.docker("import", "-", "busybox:latest", input=tar, check=True)
+            create = timed([MOOR, "machine", "create", "--qemu-memory", "512", name], env)
+            figures.append(("create, image cached (to an engine that answers)", f"{create:.1f} s"))
+            saved = local.docker("save", "busybox:latest", check=True).stdout
+            timed(["docker", "--context", name, "load"], env, input=saved)
+            timed([MOOR, "machine", "stop", name], env)
+            start = timed([MOOR, "machine", "start", name], env)
+            figures.append(("start of a stopped machine", f"{start:.1f} s"))
+            through_vm = median_run([MOOR, "--context", name, "run", "--rm", "busybox", "true"],
+                                    env, args.runs)
+            on_host = median_run([MOOR, "-H", local.host, "run", "--rm", "busybox", "true"],
+                                 env, args.runs)
+            figures.append(("run --rm busybox true: machine (TLS, TCG) / local moord",
+                            f"{through_vm * 1000:.0f} ms / {on_host * 1000:.0f} ms = "
+                            f"{through_vm / on_host:.1f}x"))
+        finally:
+            subprocess.run([MOOR, "machine", "rm", "-f", "-y", name], env=env,
+                           capture_output=True, check=False)
+            stop_daemon(local)
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    print(f"moor machine (qemu driver, TCG), load {' '.join(load)}")
+    for what, figure in figures:
+        print(f"  {what:<58} {figure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""The machine image: built on this host once, cached under a content key.
+
+Debian bookworm from the host's Debian mirror (mmdebstrap, minbase, run as root so no
+fakeroot), with the cloud kernel, openssh-server, python3 and the tools the engine
+calls (nft, ip, modprobe); moorage's Python dependencies installed from wheels
+fetched on the host (the guest has no network of its own); our guest init as PID 1
+instead of systemd (a lean boot is the point under TCG). The root directory becomes
+an ext4 image with `mkfs.ext4 -d` (no loop mount) and then a qcow2 every machine
+overlays. The kernel and initrd are kept beside it: QEMU boots them directly.
+moorage itself is not in the image: each machine's seed disk carries the client's
+copy, so a change to moorage does not rebuild the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from moorage.machine.errors import MachineError, run
+from moorage.machine.paths import cache_dir
+
+SUITE = "bookworm"
+PACKAGES = ("linux-image-cloud-amd64", "openssh-server", "python3", "nftables", "iproute2",
+            "kmod", "procps", "e2fsprogs")
+GUEST_PYTHON = "3.11"
+ROOT_SIZE_MB = 20000  # docker-machine's default disk; sparse, so it costs nothing unused
+ROOT_SIZE = f"{ROOT_SIZE_MB}M"
+SITE = f"usr/local/lib/python{GUEST_PYTHON}/dist-packages"
+_INIT = os.path.join(os.path.dirname(__file__), "guest", "init.py")
+_BUILD_VERSION = "2"  # raised when the recipe below changes in a way the key cannot see
+
+# initramfs-tools with MODULES=list and a hook adding the virtio disk drivers: a 5 MB
+# initrd instead of 30, and the cloud kernel builds virtio_blk as a module.
+_INITRAMFS_HOOK = """#!/bin/sh
+set -e
+mkdir -p "$1/etc/initramfs-tools/hooks" "$1/etc/initramfs-tools/conf.d"
+echo MODULES=list > "$1/etc/initramfs-tools/conf.d/moor.conf"
+printf '%s\\n' '#!/bin/sh' '[ "$1" = prereqs ] && exit 0' \
+  '. /usr/share/initramfs-tools/hook-functions' 'manual_add_modules virtio_pci virtio_blk' \
+  > "$1/etc/initramfs-tools/hooks/moor-virtio"
+chmod 755 "$1/etc/initramfs-tools/hooks/moor-virtio"
+"""
+
+
+# Our own initramfs instead of Debian's (udev and its scripts cost seconds under TCG):
+# busybox, the virtio disk modules, and a script that mounts the root and hands over.
+_INITRAMFS_INIT = """#!/bin/busybox sh
+B=/bin/busybox
+$B mkdir -p /dev /root
+$B mount -t devtmpfs devtmpfs /dev
+for m in $($B cat /modules.order); do $B insmod /lib/$m; done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do $B usleep 50000; i=$((i+1)); done
+$B mount -t ext4 -o rw /dev/vda /root || { echo "moor initramfs: no root disk"; exec $B sh; }
+$B mount --move /dev /root/dev
+exec $B switch_root /root /sbin/moor-init
+"""
+_INITRAMFS_MODULES = ("virtio_pci", "virtio_blk")
+
+
+def mirror() -> str:
+    return os.environ.get("MOOR_MACHINE_MIRROR") or _host_mirror()
+
+
+def _host_mirror() -> str:
+    """The Debian mirror this host's apt uses: the one place it may fetch packages from."""
+    for path in ("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"):
+        try:
+            with open(path) as f:
+                for line in f:
+                    words = line.split()
+                    if words[:1] == ["URIs:"] and "security" not in words[1]:
+                        return words[1]
+                    if words[:1] == ["deb"] and "security" not in line:
+                        return next(w for w in words[1:] if w.startswith("http"))
+        except (OSError, StopIteration):
+            continue
+    return "http://deb.debian.org/debian"
+
+
+# What only the client side uses: the guest runs the engine, never `moor machine`.
+_CLIENT_ONLY = ("cryptography",)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import requires
+
+    listed = requires("moorage") or []
+    return sorted(r for r in listed if "extra ==" not in r and not r.startswith(_CLIENT_ONLY))
+
+
+def key() -> str:
+    with open(_INIT, "rb") as f:
+        init = f.read()
+    recipe = {"version": _BUILD_VERSION, "suite": SUITE, "mirror": mirror(),
+              "packages": PACKAGES, "requirements": _requirements(), "python": GUEST_PYTHON,
+              "size": ROOT_SIZE, "hook": _INITRAMFS_HOOK, "initramfs": _INITRAMFS_INIT,
+              "init": hashlib.sha256(init).hexdigest()}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Image:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.disk = os.path.join(path, "disk.qcow2")
+        self.kernel = os.path.join(path, "vmlinuz")
+        self.initrd = os.path.join(path, "initrd.img")
+
+    def exists(self) -> bool:
+        return all(os.path.exists(p) for p in (self.disk, self.kernel, self.initrd))
+
+
+def cached() -> Image:
+    return Image(os.path.join(cache_dir(), "images", key()))
+
+
+def ensure(progress: object = None) -> Image:
+    """The cached image, built first when missing. A failed build leaves nothing behind."""
+    image = cached()
+    if image.exists():
+        return image
+    parent = os.path.dirname(image.path)
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".build-", dir=parent)
+    try:
+        _build(work, progress)
+        try:
+            os.rename(os.path.join(work, "out"), image.path)
+        except OSError:
+            if not image.exists():  # another create finished the same build first
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return image
+
+
+def _say(progress: object, text: str) -> None:
+    if progress is not None:
+        progress(text)  # type: ignore[operator]
+
+
+def _build(work: str, progress: object) -> None:
+    root, out = os.path.join(work, "root"), os.path.join(work, "out")
+    os.makedirs(out)
+    hook = os.path.join(work, "initramfs-hook")
+    with open(hook, "w") as f:
+        f.write(_INITRAMFS_HOOK)
+    os.chmod(hook, 0o755)
+    _say(progress, f"debootstrapping Debian {SUITE} from {mirror()}")
+    step = "building the image: mmdebstrap"
+    run(["mmdebstrap", "--mode=root", "--variant=minbase", "--include=" + ",".join(PACKAGES),
+         *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "locale", "info")),
+         f"--essential-hook={hook}", SUITE, root, mirror()], step, timeout=900)
+    _say(progress, "installing moorage's Python dependencies from wheels")
+    run([_pip(), "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         "--target", os.path.join(root, SITE), "--only-binary=:all:", "--implementation", "cp",
+         "--python-version", GUEST_PYTHON, "--platform", "manylinux2014_x86_64",
+         "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+         *_requirements()], "building the image: pip install (dependencies)", timeout=600)
+    _finish_root(root)
+    # Byte-compiled here (3.11's bytecode is the guest's): compiling on the guest's first
+    # boot would cost seconds under TCG.
+    run([sys.executable, "-m", "compileall", "-q", "-j0", os.path.join(root, SITE)],
+        "building the image: compileall")
+    boot = os.path.join(root, "boot")
+    kernels = sorted(n for n in os.listdir(boot) if n.startswith("vmlinuz-"))
+    if not kernels:
+        raise MachineError("no vmlinuz-* in the root filesystem", "building the image")
+    shutil.copy(os.path.join(boot, kernels[-1]), os.path.join(out, "vmlinuz"))
+    _initramfs(root, kernels[-1].removeprefix("vmlinuz-"), work,
+               os.path.join(out, "initrd.img"))
+    _say(progress, "making the disk image (mkfs.ext4 -d)")
+    raw = os.path.join(work, "disk.raw")
+    run(["mkfs.ext4", "-q", "-F", "-L", "moor-root", "-E", "lazy_itable_init=1,lazy_journal_init=1",
+         "-d", root, raw, ROOT_SIZE], "building the image: mkfs.ext4", timeout=600)
+    run(["qemu-img", "convert", "-O", "qcow2", raw, os.path.join(out, "disk.qcow2")],
+        "building the image: qemu-img convert", timeout=600)
+    with open(os.path.join(out, "key.json"), "w") as f:
+        json.dump({"key": key(), "mirror": mirror(), "packages": PACKAGES}, f)
+
+
+def _initramfs(root: str, release: str, work: str, target: str) -> None:
+    """A newc cpio of busybox, the disk modules (dependencies first, from modules.dep)
+    and _INITRAMFS_INIT."""
+    modules = os.path.join(root, "lib", "modules", release)
+    deps: dict[str, list[str]] = {}
+    with open(os.path.join(modules, "modules.dep")) as f:
+        for line in f:
+            path, _, rest = line.partition(":")
+            deps[os.path.basename(path).removesuffix(".ko")] = [path, *rest.split()]
+    order: list[str] = []
+    for name in _INITRAMFS_MODULES:
+        path, *needs = deps[name]
+        for item in [*reversed(needs), path]:
+            if item not in order:
+                order.append(item)
+    tree = os.path.join(work, "initramfs")
+    os.makedirs(os.path.join(tree, "bin"))
+    os.makedirs(os.path.join(tree, "lib"))
+    shutil.copy("/bin/busybox", os.path.join(tree, "bin", "busybox"))
+    for item in order:
+        shutil.copy(os.path.join(modules, item), os.path.join(tree, "lib"))
+    with open(os.path.join(tree, "modules.order"), "w") as f:
+        f.write("\n".join(os.path.basename(item) for item in order) + "\n")
+    with open(os.path.join(tree, "init"), "w") as f:
+        f.write(_INITRAMFS_INIT)
+    os.chmod(os.path.join(tree, "init"), 0o755)
+    names = sorted(os.path.relpath(os.path.join(d, n), tree)
+                   for d, dirs, files in os.walk(tree) for n in dirs + files)
+    import subprocess
+
+    with open(target, "wb") as f:
+        done = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=tree, stdout=f,
+                              input="\n".join(names).encode(), stderr=subprocess.PIPE,
+                              check=False)
+    if done.returncode:
+        raise MachineError(f"cpio: {done.stderr.decode().strip()}",
+                           "building the image: initramfs")
+
+
+def _pip() -> str:
+    return os.path.join(os.path.dirname(sys.executable), "pip")
+
+
+def _finish_root(root: str) -> None:
+    """Our init as PID 1, moor and moord on PATH, and no host keys of the image's own:
+    each machine brings its own on its seed disk."""
+    shutil.copy(_INIT, os.path.join(root, "sbin", "moor-init"))
+    os.chmod(os.path.join(root, "sbin", "moor-init"), 0o755)
+    for name, module in (("moord", "moorage.daemon.main"), ("moor", "moorage.cli.main")):
+        path = os.path.join(root, "usr", "local", "bin", name)
+        with open(path, "w") as f:
+            f.write(f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\n"
+                    "sys.exit(main())\n")
+        os.chmod(path, 0o755)
+    ssh = os.path.join(root, "etc", "ssh")
+    for name in os.listdir(ssh):
+        if name.startswith("ssh_host_"):
+            os.unlink(os.path.join(ssh, name))
+    with open(os.path.join(ssh, "sshd_config.d", "moor.conf"), "w") as f:
+        f.write("PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
+                "HostKey /etc/ssh/ssh_host_ed25519_key\n")
+    with open(os.path.join(root, "etc", "fstab"), "w") as f:
+        f.write("/dev/vda / ext4 defaults 0 1\n")

@@ -1,0 +1,236 @@
+"""Machine operations: create, start, stop, kill, remove, certificates, upgrade.
+
+A create that fails leaves nothing: the VM process, the machine's folder (overlay,
+seed, keys) and the context are undone in reverse order, and the error names the
+step that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+from moorage.machine import qemu, store
+from moorage.machine.errors import MachineError
+from moorage.machine.image import ROOT_SIZE_MB
+from moorage.machine.paths import machine_dir
+from moorage.machine.ports import free_port, in_use
+from moorage.machine.progress import Progress
+
+DEFAULT_CPUS = 1
+DEFAULT_MEMORY_MB = 1024
+DEFAULT_DISK_MB = ROOT_SIZE_MB
+_ADDRESSES = ["127.0.0.1", "10.0.2.15"]
+
+
+def _context_material(machine: store.Machine) -> dict[str, str]:
+    return {"ca.pem": machine.path("ca.pem"), "cert.pem": machine.path("cert.pem"),
+            "key.pem": machine.path("key.pem")}
+
+
+def _create_context(machine: store.Machine) -> None:
+    from moorage.client import contexts
+
+    contexts.create(machine.name, f"moor machine {machine.name}", machine.url, False,
+                    _context_material(machine))
+
+
+def remove_context(name: str) -> None:
+    from moorage.client import contexts
+    from moorage.client.errors import EndpointError
+
+    try:
+        document = contexts.document(name)
+    except EndpointError:
+        return
+    if document.get("Metadata", {}).get("Description") == f"moor machine {name}":
+        contexts.remove(name)  # never a context of the user's that shares the name
+
+
+def _refresh_context(machine: store.Machine) -> None:
+    remove_context(machine.name)
+    _create_context(machine)
+
+
+def check_free(name: str) -> None:
+    from moorage.client import contexts
+    from moorage.client.errors import EndpointError
+
+    store.check_name(name)
+    if os.path.exists(machine_dir(name)):
+        raise MachineError(f'Docker machine "{name}" already exists')
+    try:
+        contexts.document(name)
+    except EndpointError:
+        return
+    raise MachineError(f'context "{name}" already exists: a machine makes a context of its '
+                       "name")
+
+
+def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: str | None,
+                progress: Progress) -> store.Machine:
+    from moorage.machine import certs
+    from moorage.machine import image as images
+
+    check_free(name)
+    if memory_mb < 256:
+        raise MachineError("--qemu-memory must be at least 256 (MB)")
+    if cpus < 1:
+        raise MachineError("--qemu-cpus must be at least 1")
+    if disk_mb < DEFAULT_DISK_MB:
+        raise MachineError(f"--qemu-disk-size must be at least {DEFAULT_DISK_MB} (MB): the "
+                           "image's file system has that size")
+    if image_dir:
+        image = images.Image(image_dir)
+        if not image.exists():
+            raise MachineError(f"{image_dir}: no disk.qcow2, vmlinuz and initrd.img there",
+                               "checking --qemu-image")
+    else:
+        image = images.cached()
+        if not image.exists():
+            with progress.step("Building the machine image (once, cached)"):
+                image = images.ensure(progress.say)
+    made: list[str] = []
+    try:
+        with progress.step("Creating certificates and keys"):
+            os.makedirs(os.path.dirname(machine_dir(name)), 0o700, exist_ok=True)
+            os.mkdir(machine_dir(name), 0o700)
+            made.append("dir")
+            machine = store.new(name, "qemu", {
+                "CPU": cpus, "Memory": memory_mb, "DiskSize": disk_mb, "IPAddress": "127.0.0.1",
+                "ImagePath": image.disk, "Kernel": image.kernel, "Initrd": image.initrd,
+                "SSHPort": free_port(), "EnginePort": free_port(),
+                "Accel": qemu.accel(image.kernel, progress.say)})
+            certs.machine_certs(machine.dir, name, _ADDRESSES)
+            client_key = certs.ssh_keypair(machine.path("id_ed25519"))
+            host_key = machine.path("ssh_host_ed25519_key")
+            host_public = certs.ssh_keypair(host_key)
+            _known_hosts(machine, host_public)
+            machine.save()
+        with progress.step("Creating the disk"):
+            tree = qemu.seed(machine, client_key, host_key, str(time.time()))
+            qemu.disks(machine, image.disk, disk_mb, tree)
+            shutil.rmtree(tree)
+            os.unlink(host_key)  # the guest has it now; only the public half stays
+        with progress.step("Starting the VM"):
+            made.append("vm")
+            _launch(machine)
+        with progress.step("Waiting for the engine"):
+            qemu.wait_engine(machine)
+        if disk_mb > DEFAULT_DISK_MB:
+            from moorage.machine import ssh
+
+            with progress.step("Growing the file system"):
+                ssh.run(machine, ["resize2fs", "/dev/vda"])
+        with progress.step("Creating the context"):
+            made.append("context")
+            _create_context(machine)
+    except BaseException:
+        if "vm" in made:
+            qemu.kill(machine)
+        if "context" in made:
+            remove_context(name)
+        if "dir" in made:
+            shutil.rmtree(machine_dir(name), ignore_errors=True)
+        raise
+    return machine
+
+
+def _known_hosts(machine: store.Machine, host_public: str) -> None:
+    """The host key under an alias of the machine's name: the forwarded port may change."""
+    with open(machine.path("known_hosts"), "w") as f:
+        f.write(f"moor-machine-{machine.name} {host_public}\n")
+
+
+def start(machine: store.Machine, progress: Progress) -> None:
+    if qemu.pid(machine):
+        raise MachineError(f'Machine "{machine.name}" is already running.')
+    if in_use(machine.ssh_port) or in_use(machine.engine_port):
+        _new_ports(machine)
+        _refresh_context(machine)
+    try:
+        with progress.step("Starting the VM"):
+            if _launch(machine):
+                _refresh_context(machine)
+        with progress.step("Waiting for the engine"):
+            qemu.wait_engine(machine)
+    except BaseException:
+        qemu.kill(machine)
+        raise
+
+
+def _new_ports(machine: store.Machine) -> None:
+    machine.driver["SSHPort"], machine.driver["EnginePort"] = free_port(), free_port()
+    machine.save()
+
+
+def _launch(machine: store.Machine) -> bool:
+    """Starts the VM; when another process took a forwarded port between our pick and
+    QEMU's bind (a shared host), once more on new ports. Returns whether they changed."""
+    try:
+        qemu.launch(machine)
+        return False
+    except MachineError as err:
+        if "host forwarding" not in str(err):
+            raise
+    _new_ports(machine)
+    qemu.launch(machine)
+    return True
+
+
+def remove(machine: store.Machine) -> None:
+    qemu.kill(machine)
+    remove_context(machine.name)
+    shutil.rmtree(machine.dir)
+
+
+def regenerate_certs(machine: store.Machine, client_certs: bool) -> None:
+    """New server certificate (and with client_certs a new CA and client certificate),
+    sent to the guest over SSH; its engine restarts on them."""
+    from moorage.machine import certs, ssh
+
+    if client_certs:
+        certs.ensure_client_store(regenerate=True)
+    certs.machine_certs(machine.dir, machine.name, _ADDRESSES)
+    tar = _tar({f"certs/{n}": machine.path(n) for n in ("ca.pem", "server.pem",
+                                                        "server-key.pem")})
+    ssh.run(machine, ["sh", "-c", "tar -x -C /etc/moor && chmod 600 /etc/moor/certs/* && "
+                      "kill $(cat /run/moor/moord.pid)"], stdin=tar)
+    _refresh_context(machine)
+    qemu.wait_engine(machine, timeout=60)
+
+
+def upgrade(machine: store.Machine) -> str:
+    """The client's moorage in place of the guest's; moord restarts on it (the init
+    starts it again) and brings back the containers its restart policies keep."""
+    from moorage.machine import ssh
+
+    package = qemu.moorage_package()
+    files = {}
+    for folder, dirs, names in os.walk(package):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for n in names:
+            if not n.endswith(".pyc"):
+                full = os.path.join(folder, n)
+                files["moorage/" + os.path.relpath(full, package)] = full
+    site = "/usr/local/lib/python3.11/dist-packages"
+    ssh.run(machine, ["sh", "-c", f"rm -rf {site}/moorage.new && mkdir {site}/moorage.new && "
+                      f"tar -x -C {site}/moorage.new && rm -rf {site}/moorage && "
+                      f"mv {site}/moorage.new/moorage {site}/moorage && "
+                      f"rmdir {site}/moorage.new && kill $(cat /run/moor/moord.pid)"],
+            stdin=_tar(files))
+    time.sleep(1)
+    return qemu.wait_engine(machine, timeout=120)
+
+
+def _tar(files: dict[str, str]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for arcname, path in sorted(files.items()):
+            tar.add(path, arcname=arcname, recursive=False)
+    return buffer.getvalue()
+
