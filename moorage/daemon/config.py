@@ -28,10 +28,14 @@ class Runtime:
     args: tuple[str, ...] = ()
 
 
+DEFAULT_DATA_ROOT = "/var/lib/moor"
+DEFAULT_EXEC_ROOT = "/run/moor"
+
+
 @dataclass(frozen=True, slots=True)
 class DaemonConfig:
-    data_root: str = "/var/lib/moor"
-    exec_root: str = "/run/moor"
+    data_root: str = DEFAULT_DATA_ROOT
+    exec_root: str = DEFAULT_EXEC_ROOT
     hosts: tuple[str, ...] = (DEFAULT_SOCKET,)
     log_level: str = "info"
     default_runtime: str = "moor-runtime"
@@ -106,8 +110,9 @@ def build(file_data: dict, flags: dict) -> DaemonConfig:
         runtimes = [r for r in runtimes if r.name != name]
         runtimes.append(Runtime(name, spec["path"], tuple(spec.get("runtimeArgs") or ())))
     config = DaemonConfig(
-        data_root=merged.get("data-root", DaemonConfig.data_root),
-        exec_root=merged.get("exec-root", DaemonConfig.exec_root),
+        # not DaemonConfig.data_root: with slots that is the field's descriptor
+        data_root=merged.get("data-root", DEFAULT_DATA_ROOT),
+        exec_root=merged.get("exec-root", DEFAULT_EXEC_ROOT),
         hosts=tuple(merged.get("hosts") or (DEFAULT_SOCKET,)),
         log_level=merged.get("log-level", "info"),
         default_runtime=merged.get("default-runtime", "moor-runtime"),
