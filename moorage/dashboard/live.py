@@ -107,10 +107,10 @@ class Hub:
         emitted = event.get("timeNano", 0) / 1e9
         if not found:
             self.publish("gone", {"id": container, "emitted": emitted})
-            return
-        row = rows.container_row(found[0], self.browser_host)
-        self.publish("container", {"id": row.id, "project": row.project, "state": row.state,
-                                   "html": self.render_row(row), "emitted": emitted})
+        else:
+            row = rows.container_row(found[0], self.browser_host)
+            self.publish("container", {"id": row.id, "project": row.project, "state": row.state,
+                                       "html": self.render_row(row), "emitted": emitted})
         self.publish("refresh", {"type": "compose"})
 
     # ------------------------------------------------------------------ stats

@@ -56,7 +56,7 @@ async def operate(request: web.Request) -> web.Response:
             await engine.delete(f"/networks/{network['Id']}")
     else:
         raise web.HTTPNotFound(text=f"unknown operation {verb!r}")
-    return web.Response(status=204)
+    return web.Response(status=204, headers={"HX-Trigger": "refresh-compose"})
 
 
 def add_routes(router: web.UrlDispatcher) -> None:

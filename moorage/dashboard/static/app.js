@@ -74,6 +74,7 @@
   source.addEventListener("error", () => { streamDown = true; showBanner(); });
   source.addEventListener("engine", (e) => {
     const d = JSON.parse(e.data);
+    document.body.dataset.live = "open";
     if (engineDown && d.up) htmx.trigger(document.body, "refresh-all");
     engineDown = !d.up; showBanner();
   });

@@ -1,7 +1,7 @@
 // A log pane fed by a server-sent event stream of {ts, text, stream, prefix} lines: text nodes
 // only (never HTML), follow, timestamps, search.
+"use strict";
 window.moorLogView = (pre, url, controls = {}) => {
-  "use strict";
   const MAX_LINES = 5000;
   let query = "";
   function matches(div) { return !query || div.textContent.toLowerCase().includes(query); }

@@ -1,0 +1,298 @@
+"""`moor dashboard` in headless Chromium against a real moord: the live containers list,
+actions checked through the Engine API, logs, the terminal, a pull from a registry on
+127.0.0.1, compose grouping, the run dialog, escaping, and the guard (token, TLS, CSRF)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dashkit import Dashboard, moor, start_dashboard, state, wait_for
+from enginekit import Daemon
+from peers import stop_process
+from registrykit import Server, free_port, start_moor, stop_server
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def shot(page: Any, screenshots: str, name: str) -> None:
+    page.screenshot(path=os.path.join(screenshots, f"{name}.png"))
+
+
+def run(engine: Daemon, *args: str) -> str:
+    return moor(engine.host, "run", "-d", "--dns", "127.0.0.1", *args).stdout.strip()
+
+
+def row(page: Any, container: str) -> Any:
+    return page.locator(f"#c-{container}")
+
+
+# --------------------------------------------------------------------------- containers
+
+
+def test_list_follows_the_cli(page: Any, engine: Daemon, dashboard: Dashboard,
+                              screenshots: str) -> None:
+    page.goto(f"{dashboard.url}/containers")
+    page.wait_for_selector('body[data-live="open"]', state="attached")
+    container = run(engine, "--name", "from-cli", "busybox:latest", "sleep", "300")
+    shown_by = time.monotonic() + 1.0
+    row(page, container).wait_for(timeout=1000)
+    assert time.monotonic() <= shown_by
+    assert row(page, container).get_attribute("data-state") == "running"
+    assert "from-cli" in row(page, container).inner_text()
+    shot(page, screenshots, "containers")
+    moor(engine.host, "stop", "-t", "0", container)
+    page.wait_for_selector(f'#c-{container}[data-state="exited"]', timeout=1000)
+
+
+def test_stop_and_start_buttons_change_the_real_state(page: Any, engine: Daemon,
+                                                      dashboard: Dashboard) -> None:
+    container = run(engine, "--name", "buttons", "busybox:latest", "sleep", "300")
+    page.goto(f"{dashboard.url}/containers")
+    page.get_by_role("button", name="Stop buttons").click()
+    wait_for(lambda: not state(engine.host, container)["Running"], 15, "the stop")
+    page.wait_for_selector(f'#c-{container}[data-state="exited"]', timeout=2000)
+    page.get_by_role("button", name="Start buttons").click()
+    wait_for(lambda: state(engine.host, container)["Running"], 5, "the start")
+    page.wait_for_selector(f'#c-{container}[data-state="running"]', timeout=2000)
+
+
+def test_logs_stream_new_lines_as_text(page: Any, engine: Daemon, dashboard: Dashboard,
+                                       screenshots: str) -> None:
+    script = "i=0; while true; do i=$((i+1)); echo \"line $i <script>alert(2)</script>\"; " \
+             "sleep 0.3; done"
+    container = run(engine, "--name", "talker", "busybox:latest", "sh", "-c", script)
+    page.goto(f"{dashboard.url}/containers/{container}")
+    log = page.locator("#log")
+    log.locator("div").nth(1).wait_for()
+    first = log.locator("div").count()
+    log.locator("div").nth(first + 1).wait_for(timeout=3000)
+    assert "<script>alert(2)</script>" in log.inner_text()
+    assert log.locator("script").count() == 0
+    page.get_by_label("Search logs").fill("line 1 ")
+    assert all("line 1 " in text for text in log.locator("div:visible").all_inner_texts())
+    shot(page, screenshots, "container")
+
+
+def test_terminal_runs_a_command(page: Any, engine: Daemon, dashboard: Dashboard) -> None:
+    container = run(engine, "--name", "shell", "busybox:latest", "sleep", "300")
+    page.goto(f"{dashboard.url}/containers/{container}")
+    page.get_by_role("button", name="Open a terminal").click()
+    page.wait_for_selector("#term-status:text('Connected')")
+    page.locator("#term .xterm-helper-textarea").focus()
+    page.keyboard.type("echo dashboard-$((6*7))\n")
+    page.locator("#term .xterm-rows", has_text="dashboard-42").wait_for(timeout=5000)
+
+
+def test_compose_project_is_grouped(page: Any, engine: Daemon, dashboard: Dashboard,
+                                    screenshots: str) -> None:
+    containers = [run(engine, "--name", f"shop-{service}-1",
+                      "--label", "com.docker.compose.project=shop",
+                      "--label", f"com.docker.compose.service={service}",
+                      "busybox:latest", "sleep", "300") for service in ("web", "db")]
+    page.goto(f"{dashboard.url}/containers")
+    group = page.locator('tbody[data-group="shop"]')
+    for container in containers:
+        assert group.locator(f"#c-{container}").count() == 1
+    page.goto(f"{dashboard.url}/compose")
+    project = page.locator("#p-shop")
+    assert "web" in project.inner_text() and "db" in project.inner_text()
+    shot(page, screenshots, "compose")
+    page.get_by_role("button", name="Down shop").click()
+    project.wait_for(state="detached", timeout=10000)
+    assert not moor(engine.host, "ps", "-aq", "--filter",
+                    "label=com.docker.compose.project=shop").stdout.strip()
+
+
+# --------------------------------------------------------------------------- images
+
+
+@pytest.fixture(scope="module")
+def registry(base: str) -> Iterator[Server]:
+    server = start_moor(os.path.join(base, "registry"))
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def _layer_tar() -> bytes:
+    """An image of its own (not sharing busybox's layer), big enough to show progress."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        data = os.urandom(3 << 20)
+        info = tarfile.TarInfo("payload.bin")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_pull_shows_progress_and_lands_in_the_list(page: Any, engine: Daemon,
+                                                   dashboard: Dashboard, registry: Server,
+                                                   screenshots: str) -> None:
+    reference = f"{registry.host}/pulled/payload:v1"
+    moor(engine.host, "import", "-", reference, input=_layer_tar())
+    moor(engine.host, "push", reference)
+    moor(engine.host, "rmi", reference)
+    page.goto(f"{dashboard.url}/images")
+    page.locator("#pull-reference").fill(reference)
+    page.get_by_role("button", name="Pull").click()
+    page.wait_for_selector("#pull-progress progress", timeout=10000)
+    page.wait_for_selector("#pull-progress [data-done]", timeout=20000)
+    assert "Downloaded newer image" in page.locator("#pull-progress").inner_text()
+    page.wait_for_selector(f"#images .ref:text-is('{reference}')", timeout=5000)
+    shot(page, screenshots, "images")
+
+
+def test_run_dialog_publishes_a_port(page: Any, engine: Daemon, dashboard: Dashboard) -> None:
+    port = free_port()
+    page.goto(f"{dashboard.url}/images")
+    page.locator("#images tr", has_text="busybox:latest").get_by_role("button",
+                                                                       name="Run").click()
+    dialog = page.locator("#run-dialog")
+    dialog.get_by_label("Name", exact=True).fill("published")
+    dialog.get_by_label("Command").fill("busybox httpd -f -p 80 -h /etc")
+    dialog.get_by_label("Ports").fill(f"127.0.0.1:{port}:80")
+    dialog.get_by_label("Restart policy").select_option("unless-stopped")
+    dialog.get_by_role("button", name="Run").click()
+    page.wait_for_url("**/containers/*", timeout=10000)
+    link = page.get_by_role("link", name=f"127.0.0.1:{port}->80/tcp")
+    assert link.get_attribute("href") == f"http://127.0.0.1:{port}/"
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/hostname", timeout=5) as answer:
+        assert answer.status == 200
+    page.goto(f"{dashboard.url}/containers")
+    page.get_by_role("link", name="published", exact=True).click()
+    page.wait_for_selector("#container-page h1:text('published')")
+    assert page.get_by_role("link", name=f"127.0.0.1:{port}->80/tcp").count() == 1
+
+
+def test_engine_errors_are_shown_with_the_engines_message(page: Any, engine: Daemon,
+                                                          dashboard: Dashboard) -> None:
+    page.goto(f"{dashboard.url}/images")
+    page.locator("#images tr", has_text="busybox:latest").get_by_role("button",
+                                                                       name="Run").click()
+    page.locator("#run-dialog").get_by_label("Name", exact=True).fill(XSS)
+    page.locator("#run-dialog").get_by_role("button", name="Run").click()
+    alert = page.locator("#alerts .alert")
+    alert.wait_for(timeout=5000)
+    assert "Invalid container name" in alert.inner_text()
+    assert XSS in alert.inner_text()  # shown as text, not as an element
+    assert page.locator("#alerts img").count() == 0
+
+
+# --------------------------------------------------------------------------- escaping
+
+
+def test_html_in_labels_and_logs_renders_as_text(page: Any, engine: Daemon,
+                                                 dashboard: Dashboard) -> None:
+    container = run(engine, "--label", f"com.docker.compose.project={XSS}",
+                    "--label", f"note={XSS}", "busybox:latest", "sh", "-c",
+                    "echo '<script>alert(3)</script>'; sleep 300")
+    page.goto(f"{dashboard.url}/containers")
+    header = page.locator(f"#c-{container}").locator("xpath=..").locator("tr.group")
+    assert XSS in header.inner_text()
+    page.goto(f"{dashboard.url}/containers/{container}")
+    page.locator("#log div", has_text="alert(3)").wait_for()
+    assert XSS in page.locator("dl.summary").inner_text()
+    assert page.locator("main img, #log script").count() == 0
+    moor(engine.host, "rm", "-f", container)
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None,
+             context: ssl.SSLContext | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5, context=context) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def test_cross_origin_post_is_refused(page: Any, engine: Daemon,
+                                      dashboard: Dashboard) -> None:
+    container = run(engine, "--name", "target", "busybox:latest", "sleep", "300")
+    # A page of another origin submits a form to the dashboard: the browser sends the
+    # dashboard's cookies only if SameSite allowed them, and the Origin gives it away.
+    page.set_content(f'<form method="post" action="{dashboard.url}/containers/{container}/stop">'
+                     '<button>go</button></form>')
+    page.get_by_role("button", name="go").click()
+    page.wait_for_load_state()
+    assert "cross-origin request refused" in page.content()
+    # The same with a valid CSRF pair but a foreign Origin, and with no token at all.
+    page.goto(f"{dashboard.url}/containers")
+    csrf = page.evaluate("window.moorCsrf")
+    cookie = f"moor_csrf={csrf}"
+    target = f"{dashboard.url}/containers/{container}/stop"
+    assert _request(target, "POST", {"Origin": "http://evil.example", "Cookie": cookie,
+                                     "X-CSRF-Token": csrf})[0] == 403
+    assert _request(target, "POST", {"Origin": dashboard.url, "Cookie": cookie})[0] == 403
+    assert _request(target, "POST", {"Origin": dashboard.url, "Host": "evil.example",
+                                     "Cookie": cookie, "X-CSRF-Token": csrf})[0] == 421
+    assert state(engine.host, container)["Running"]
+
+
+def test_non_loopback_needs_auth_and_tls(engine: Daemon, base: str) -> None:
+    refused = moor(engine.host, "dashboard", "--listen", "0.0.0.0:7799", check=False)
+    assert refused.returncode == 125
+    assert "without --auth and --tls-cert/--tls-key" in refused.stderr
+    cert, key = os.path.join(base, "dash.crt"), os.path.join(base, "dash.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    port = free_port()
+    server = start_dashboard(engine.host, base, f"--listen=0.0.0.0:{port}", "--auth",
+                             "--tls-cert", cert, "--tls-key", key, port=port, scheme="https")
+    try:
+        token_file = os.path.join(base, "cfg", "moor-dashboard", "token")
+        token = Path(token_file).read_text().strip()
+        assert os.stat(token_file).st_mode & 0o777 == 0o600
+        wait_for(lambda: token in server.log(), what="the token printed once")
+        assert server.log().count(token) == 2  # the token line and the address line
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        status, body = _request(f"{server.url}/containers", context=context)
+        assert status == 401 and "token" in body
+        assert _request(f"{server.url}/containers", headers={"Authorization": "Bearer nope"},
+                        context=context)[0] == 401
+        status, body = _request(f"{server.url}/containers",
+                                headers={"Authorization": f"Bearer {token}"}, context=context)
+        assert status == 200 and "<h1>Containers</h1>" in body
+        with pytest.raises(OSError):  # TLS only
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/containers", timeout=5)
+    finally:
+        stop_process(server.process)
+
+
+# --------------------------------------------------------------------------- views
+
+
+@pytest.mark.parametrize("view", ["volumes", "networks", "registries", "system"])
+def test_other_views_render(page: Any, engine: Daemon, dashboard: Dashboard,
+                            screenshots: str, view: str) -> None:
+    page.goto(f"{dashboard.url}/{view}")
+    assert page.locator("h1").inner_text() == view.capitalize()
+    assert not page.locator("#alerts .alert").count()
+    shot(page, screenshots, view)
+
+
+def test_system_prune_preview_lists_what_goes(page: Any, engine: Daemon,
+                                              dashboard: Dashboard) -> None:
+    moor(engine.host, "create", "--name", "leftover", "busybox:latest", "true")
+    page.goto(f"{dashboard.url}/system")
+    assert "leftover" in page.locator("#preview").inner_text()
+    info = json.loads(moor(engine.host, "info", "--format", "{{json .}}").stdout)
+    assert info["Name"] in page.locator("dl.summary").inner_text()
