@@ -98,7 +98,7 @@ class Engine:
         self._idle: list[Client] = []
         self._lock = threading.Lock()
         self._version: str | None = None
-        self._pool = ThreadPoolExecutor(8, thread_name_prefix="dashboard-api")
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="dashboard-api")
 
     def _client(self) -> Client:
         with self._lock:

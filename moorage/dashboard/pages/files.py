@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import tarfile
 from typing import Any
 
 import aiohttp_jinja2
@@ -25,6 +24,8 @@ def _path(request: web.Request) -> str:
 
 def _listing(tar_bytes: bytes, path: str) -> tuple[list[dict[str, Any]], bool]:
     """The direct children of the archive's top directory; whether the list was cut."""
+    import tarfile  # only when a page browses files
+
     entries: list[dict[str, Any]] = []
     seen = 0
     with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r|") as archive:
