@@ -143,9 +143,9 @@ def main() -> None:
             finally:
                 stop(daemon)
         browser.close()
-    load = open("/proc/loadavg").read().split()[:3]
+    load = os.getloadavg()
     print(f"dashboard with {args.containers} containers ({args.running} running); "
-          f"load average {' '.join(load)}")
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     names = list(results)
     print(f"{'':30}" + "".join(f"{n:>12}" for n in names) +
           ("       ratio" if len(names) == 2 else ""))

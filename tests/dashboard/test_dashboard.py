@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashkit import Dashboard, moor, start_dashboard, state, wait_for
+from dashkit import CuttableProxy, Dashboard, moor, start_dashboard, state, wait_for
 from enginekit import Daemon
 from peers import stop_process
 from registrykit import Server, free_port, start_moor, stop_server
@@ -31,7 +31,8 @@ def shot(page: Any, screenshots: str, name: str) -> None:
 
 
 def run(engine: Daemon, *args: str) -> str:
-    return moor(engine.host, "run", "-d", "--dns", "127.0.0.1", *args).stdout.strip()
+    return moor(engine.host, "run", "-d", "--dns", "127.0.0.1", "--stop-timeout", "1",
+                *args).stdout.strip()
 
 
 def row(page: Any, container: str) -> Any:
@@ -296,3 +297,24 @@ def test_system_prune_preview_lists_what_goes(page: Any, engine: Daemon,
     assert "leftover" in page.locator("#preview").inner_text()
     info = json.loads(moor(engine.host, "info", "--format", "{{json .}}").stdout)
     assert info["Name"] in page.locator("dl.summary").inner_text()
+
+
+def test_a_lost_engine_shows_a_banner_and_comes_back(page: Any, engine: Daemon,
+                                                     base: str) -> None:
+    proxy = CuttableProxy(os.path.join(base, "proxy.sock"), engine.socket)
+    server = start_dashboard(proxy.host, base)
+    try:
+        page.goto(f"{server.url}/containers")
+        page.wait_for_selector('body[data-live="open"]', state="attached")
+        banner = page.locator("#banner")
+        assert banner.is_hidden()
+        proxy.cut()
+        banner.wait_for(state="visible", timeout=5000)
+        assert "Lost connection to the engine" in banner.inner_text()
+        proxy.restore()
+        banner.wait_for(state="hidden", timeout=5000)
+        container = run(engine, "--name", "after-the-cut", "busybox:latest", "sleep", "300")
+        row(page, container).wait_for(timeout=2000)
+    finally:
+        stop_process(server.process)
+        proxy.cut()

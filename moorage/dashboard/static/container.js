@@ -26,7 +26,8 @@
 
   // ---------------------------------------------------------------- graphs
   const N = 40;
-  const series = {cpu: [[], []], mem: [[], []], net: [[], []], io: [[], []]};
+  const zeros = () => [Array(N).fill(0), Array(N).fill(0)];
+  const series = {cpu: zeros(), mem: zeros(), net: zeros(), io: zeros()};
   let last = null, stats = null;
   function push(key, a, b, text) {
     const [sa, sb] = series[key];
