@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
-from moorage.dashboard import pages, rows, streams, terminal
+from moorage.dashboard import pages, streams, terminal
 from moorage.dashboard.engine import APIError, ConnectionFailed, Engine
 from moorage.dashboard.keys import ENGINE, HUB, REGISTRY_AUTH
 from moorage.dashboard.live import Hub
+from moorage.dashboard.render import TEMPLATES, environment
 from moorage.dashboard.security import Listen, middleware
 
 HERE = os.path.dirname(__file__)
@@ -39,30 +38,24 @@ async def engine_errors(request: web.Request,
 
 def make_app(engine: Engine, listen: Listen, token: str | None = None,
              secure: bool = False) -> web.Application:
-    app = web.Application(middlewares=[middleware(listen, token, secure), engine_errors])
-    env = aiohttp_jinja2.setup(
-        app, loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
-        autoescape=True, context_processors=[_context])
-    env.filters["size"] = rows.size
-    env.filters["ago"] = rows.ago
+    guard, headers = middleware(listen, token, secure)
+    app = web.Application(middlewares=[guard, engine_errors])
+    app.on_response_prepare.append(headers)
+    static = app.router.add_static("/static", os.path.join(HERE, "static"),
+                                   append_version=True)
+    env = environment(lambda path: str(static.url_for(filename=path)))
+    app[TEMPLATES] = env
     app[ENGINE] = engine
     app[REGISTRY_AUTH] = {}
     row_template = env.get_template("container_row.html")
     app[HUB] = Hub(engine, lambda row: row_template.render(c=row), listen.host)
     app.on_startup.append(_start)
     app.on_cleanup.append(_stop)
-    static = app.router.add_static("/static", os.path.join(HERE, "static"),
-                                   append_version=True)
-    env.globals["static"] = lambda path: str(static.url_for(filename=path))
     app.router.add_get("/live", streams.live)
     pages.add_routes(app.router)
     streams.add_routes(app.router)
     app.router.add_get("/containers/{id}/terminal", terminal.websocket)
     return app
-
-
-async def _context(request: web.Request) -> dict[str, object]:
-    return {"csrf": request.get("csrf", ""), "path": request.path}
 
 
 async def _start(app: web.Application) -> None:

@@ -80,12 +80,21 @@ def _same(a: str | None, b: str) -> bool:
     return a is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
-def middleware(listen: Listen, token: str | None, secure: bool) -> Callable:
-    """The aiohttp middleware enforcing the rules of this module's docstring."""
+def _cookie(name: str, value: str, secure: bool, httponly: bool) -> str:
+    """Values are URL-safe tokens or hex: nothing to quote."""
+    return (f"{name}={value}; Path=/; SameSite=Strict" + ("; Secure" if secure else "") +
+            ("; HttpOnly" if httponly else ""))
+
+
+def middleware(listen: Listen, token: str | None, secure: bool) -> tuple[Callable, Callable]:
+    """The aiohttp middleware enforcing the rules of this module's docstring, and the
+    on_response_prepare hook that sets its cookies and headers."""
     scheme = "https" if secure else "http"
     names = {listen.host, "localhost", "127.0.0.1", "[::1]", "::1"} if listen.loopback \
         else {listen.host}
     allowed_hosts = {f"{name}:{listen.port}" for name in names}
+    # what the session cookie holds: derived from the token, never the token itself
+    session = hmac.new(token.encode(), b"session", "sha256").hexdigest() if token else ""
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -97,9 +106,8 @@ def middleware(listen: Listen, token: str | None, secure: bool) -> Callable:
             offered = request.query.get("token")
             bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
             if _same(offered, token) or _same(bearer, token):
-                fresh_session = hmac.new(token.encode(), b"session", "sha256").hexdigest()
-            elif not _same(request.cookies.get(SESSION_COOKIE),
-                           hmac.new(token.encode(), b"session", "sha256").hexdigest()):
+                fresh_session = session
+            elif not _same(request.cookies.get(SESSION_COOKIE), session):
                 raise web.HTTPUnauthorized(text="a token is needed: open the address that "
                                                 "`moor dashboard --auth` printed")
         changing = request.method not in SAFE_METHODS or \
@@ -112,23 +120,24 @@ def middleware(listen: Listen, token: str | None, secure: bool) -> Callable:
             cookie = request.cookies.get(CSRF_COOKIE)
             if cookie is None or not _same(csrf, cookie):
                 raise web.HTTPForbidden(text="missing or wrong CSRF token")
-        csrf_token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-        request["csrf"] = csrf_token
-        response = await handler(request)
-        if response.prepared:  # a stream (SSE, websocket): the page set the cookies
-            return response
-        if request.cookies.get(CSRF_COOKIE) != csrf_token:
-            response.set_cookie(CSRF_COOKIE, csrf_token, samesite="Strict", secure=secure,
-                                httponly=False, path="/")
-        if fresh_session is not None:
-            response.set_cookie(SESSION_COOKIE, fresh_session, samesite="Strict",
-                                secure=secure, httponly=True, path="/")
+        request["csrf"] = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        request["fresh_session"] = fresh_session
+        return await handler(request)
+
+    async def headers(request: web.Request, response: web.StreamResponse) -> None:
+        """Cookies and headers, set just before any answer (pages stream) goes out."""
+        # aiohttp has already turned response.cookies into headers when this hook runs
+        csrf_token = request.get("csrf")
+        if csrf_token and request.cookies.get(CSRF_COOKIE) != csrf_token:
+            response.headers.add("Set-Cookie", _cookie(CSRF_COOKIE, csrf_token, secure, False))
+        if request.get("fresh_session"):
+            response.headers.add("Set-Cookie", _cookie(SESSION_COOKIE, request["fresh_session"],
+                                                       secure, True))
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
             "connect-src 'self'; frame-ancestors 'none'")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
 
-    return guard
+    return guard, headers

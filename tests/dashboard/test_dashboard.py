@@ -64,7 +64,8 @@ def test_stop_and_start_buttons_change_the_real_state(page: Any, engine: Daemon,
     page.get_by_role("button", name="Stop buttons").click()
     wait_for(lambda: not state(engine.host, container)["Running"], 15, "the stop")
     page.wait_for_selector(f'#c-{container}[data-state="exited"]', timeout=2000)
-    page.get_by_role("button", name="Start buttons").click()
+    page.get_by_role("button", name="Start buttons").focus()  # and by keyboard
+    page.keyboard.press("Enter")
     wait_for(lambda: state(engine.host, container)["Running"], 5, "the start")
     page.wait_for_selector(f'#c-{container}[data-state="running"]', timeout=2000)
 
@@ -318,3 +319,18 @@ def test_a_lost_engine_shows_a_banner_and_comes_back(page: Any, engine: Daemon,
     finally:
         stop_process(server.process)
         proxy.cut()
+
+
+def test_narrow_window_and_dark_theme(browser: Any, engine: Daemon, dashboard: Dashboard,
+                                      screenshots: str) -> None:
+    context = browser.new_context(viewport={"width": 420, "height": 800}, color_scheme="dark")
+    page = context.new_page()
+    try:
+        page.goto(f"{dashboard.url}/containers")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == \
+            "rgb(13, 17, 23)"
+        assert page.get_by_role("button", name="Stop").first.is_visible()
+        shot(page, screenshots, "containers-narrow-dark")
+    finally:
+        context.close()

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard import rows
 from moorage.dashboard.keys import ENGINE
 from moorage.dashboard.pages.containers import container_rows
+from moorage.dashboard.render import template
 
 
 async def _projects(request: web.Request) -> dict[str, Any]:
@@ -23,12 +23,12 @@ async def _projects(request: web.Request) -> dict[str, Any]:
     return {"projects": groups}
 
 
-@aiohttp_jinja2.template("compose.html")
+@template("compose.html")
 async def index(request: web.Request) -> dict[str, Any]:
     return await _projects(request)
 
 
-@aiohttp_jinja2.template("compose_projects.html")
+@template("compose_projects.html")
 async def fragment(request: web.Request) -> dict[str, Any]:
     return await _projects(request)
 

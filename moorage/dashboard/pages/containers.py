@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard import rows
 from moorage.dashboard.keys import ENGINE
 from moorage.dashboard.pages.forms import lines, pairs, port_bindings
+from moorage.dashboard.render import template
 
 ACTIONS = ("start", "stop", "restart", "pause", "unpause", "kill")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
@@ -24,12 +24,12 @@ async def container_rows(request: web.Request) -> list[rows.ContainerRow]:
     return [rows.container_row(doc, browser_host(request)) for doc in found]
 
 
-@aiohttp_jinja2.template("containers.html")
+@template("containers.html")
 async def index(request: web.Request) -> dict[str, Any]:
     return {"groups": rows.grouped(await container_rows(request))}
 
 
-@aiohttp_jinja2.template("container_table.html")
+@template("container_table.html")
 async def fragment(request: web.Request) -> dict[str, Any]:
     return {"groups": rows.grouped(await container_rows(request))}
 
@@ -82,7 +82,7 @@ async def run(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"HX-Redirect": location})
 
 
-@aiohttp_jinja2.template("container.html")
+@template("container.html")
 async def detail(request: web.Request) -> dict[str, Any]:
     doc = await request.app[ENGINE].get(f"/containers/{request.match_info['id']}/json")
     config = doc.get("Config") or {}

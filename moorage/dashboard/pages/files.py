@@ -10,10 +10,10 @@ import io
 import posixpath
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard.keys import ENGINE
+from moorage.dashboard.render import template
 
 MAX_ENTRIES = 5000
 
@@ -43,7 +43,7 @@ def _listing(tar_bytes: bytes, path: str) -> tuple[list[dict[str, Any]], bool]:
     return entries, False
 
 
-@aiohttp_jinja2.template("files.html")
+@template("files.html")
 async def browse(request: web.Request) -> dict[str, Any]:
     container = request.match_info["id"]
     path = _path(request)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard.keys import ENGINE, REGISTRY_AUTH
+from moorage.dashboard.render import template
 
 
 def _references(image: dict[str, Any]) -> list[str]:
@@ -27,17 +27,17 @@ async def _listing(request: web.Request) -> dict[str, Any]:
             "networks": sorted(n["Name"] for n in networks)}
 
 
-@aiohttp_jinja2.template("images.html")
+@template("images.html")
 async def index(request: web.Request) -> dict[str, Any]:
     return await _listing(request)
 
 
-@aiohttp_jinja2.template("image_rows.html")
+@template("image_rows.html")
 async def fragment(request: web.Request) -> dict[str, Any]:
     return await _listing(request)
 
 
-@aiohttp_jinja2.template("image_history.html")
+@template("image_history.html")
 async def history(request: web.Request) -> dict[str, Any]:
     return {"layers": await request.app[ENGINE].get(
         f"/images/{request.match_info['id']}/history")}

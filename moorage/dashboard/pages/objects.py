@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard.keys import ENGINE
+from moorage.dashboard.render import template
 
 BUILTIN_NETWORKS = ("bridge", "host", "none")
 
@@ -22,22 +22,22 @@ async def _networks(request: web.Request) -> dict[str, Any]:
     return {"networks": sorted(found, key=lambda n: n["Name"]), "builtin": BUILTIN_NETWORKS}
 
 
-@aiohttp_jinja2.template("volumes.html")
+@template("volumes.html")
 async def volumes(request: web.Request) -> dict[str, Any]:
     return await _volumes(request)
 
 
-@aiohttp_jinja2.template("volume_rows.html")
+@template("volume_rows.html")
 async def volume_rows(request: web.Request) -> dict[str, Any]:
     return await _volumes(request)
 
 
-@aiohttp_jinja2.template("networks.html")
+@template("networks.html")
 async def networks(request: web.Request) -> dict[str, Any]:
     return await _networks(request)
 
 
-@aiohttp_jinja2.template("network_rows.html")
+@template("network_rows.html")
 async def network_rows(request: web.Request) -> dict[str, Any]:
     return await _networks(request)
 

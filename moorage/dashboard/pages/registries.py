@@ -13,15 +13,15 @@ import json
 from typing import Any
 
 import aiohttp
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard.keys import ENGINE, REGISTRY_AUTH
+from moorage.dashboard.render import template
 
 MAX_REPOSITORIES = 100
 
 
-@aiohttp_jinja2.template("registries.html")
+@template("registries.html")
 async def index(request: web.Request) -> dict[str, Any]:
     return {"logged_in": sorted(request.app[REGISTRY_AUTH])}
 
@@ -47,7 +47,7 @@ def _scheme(address: str) -> str:
     return "http" if loopback else "https"
 
 
-@aiohttp_jinja2.template("registry_catalog.html")
+@template("registry_catalog.html")
 async def browse(request: web.Request) -> dict[str, Any]:
     address = request.query.get("address", "").strip()
     if not address or "/" in address:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 
 from moorage.dashboard.keys import ENGINE
 from moorage.dashboard.pages.objects import BUILTIN_NETWORKS
+from moorage.dashboard.render import template
 
 STOPPED = {"status": ["created", "exited", "dead"]}
 
@@ -31,7 +31,7 @@ async def _preview(request: web.Request) -> dict[str, list[str]]:
             "volumes": [v["Name"] for v in (volumes.get("Volumes") or [])]}
 
 
-@aiohttp_jinja2.template("system.html")
+@template("system.html")
 async def index(request: web.Request) -> dict[str, Any]:
     engine = request.app[ENGINE]
     info, version, df = await asyncio.gather(engine.get("/info"), engine.get("/version"),
@@ -39,7 +39,7 @@ async def index(request: web.Request) -> dict[str, Any]:
     return {"info": info, "version": version, "df": df, "preview": await _preview(request)}
 
 
-@aiohttp_jinja2.template("prune_preview.html")
+@template("prune_preview.html")
 async def preview(request: web.Request) -> dict[str, Any]:
     return {"preview": await _preview(request)}
 
