@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import ssl
 import subprocess
 import tarfile
@@ -95,6 +96,12 @@ def test_terminal_runs_a_command(page: Any, engine: Daemon, dashboard: Dashboard
     page.locator("#term .xterm-helper-textarea").focus()
     page.keyboard.type("echo dashboard-$((6*7))\n")
     page.locator("#term .xterm-rows", has_text="dashboard-42").wait_for(timeout=5000)
+    # The exec's TTY took the terminal's size (fitted to the page, wider than 80x24).
+    page.keyboard.type("stty size | sed 's/^/size=/'\n")
+    found = page.locator("#term .xterm-rows", has_text=re.compile(r"size=\d+ \d+"))
+    found.wait_for(timeout=5000)
+    rows, cols = map(int, re.search(r"size=(\d+) (\d+)", found.inner_text()).groups())
+    assert cols > 80 and rows > 5
 
 
 def test_compose_project_is_grouped(page: Any, engine: Daemon, dashboard: Dashboard,
@@ -102,7 +109,8 @@ def test_compose_project_is_grouped(page: Any, engine: Daemon, dashboard: Dashbo
     containers = [run(engine, "--name", f"shop-{service}-1",
                       "--label", "com.docker.compose.project=shop",
                       "--label", f"com.docker.compose.service={service}",
-                      "busybox:latest", "sleep", "300") for service in ("web", "db")]
+                      "busybox:latest", "sh", "-c", f"echo ready-{service}; sleep 300")
+                  for service in ("web", "db")]
     page.goto(f"{dashboard.url}/containers")
     group = page.locator('tbody[data-group="shop"]')
     for container in containers:
@@ -110,6 +118,9 @@ def test_compose_project_is_grouped(page: Any, engine: Daemon, dashboard: Dashbo
     page.goto(f"{dashboard.url}/compose")
     project = page.locator("#p-shop")
     assert "web" in project.inner_text() and "db" in project.inner_text()
+    page.get_by_role("button", name="Logs of shop").click()
+    for service in ("web", "db"):  # merged, each line prefixed with its service
+        page.locator("#project-log div", has_text=f"{service} |ready-{service}").wait_for()
     shot(page, screenshots, "compose")
     page.get_by_role("button", name="Down shop").click()
     project.wait_for(state="detached", timeout=10000)
@@ -155,6 +166,22 @@ def test_pull_shows_progress_and_lands_in_the_list(page: Any, engine: Daemon,
     assert "Downloaded newer image" in page.locator("#pull-progress").inner_text()
     page.wait_for_selector(f"#images .ref:text-is('{reference}')", timeout=5000)
     shot(page, screenshots, "images")
+    # tag, history and remove, each through its button
+    image = page.locator("#images tr", has_text=reference)
+    image.get_by_label(f"New tag for {reference}").fill("retagged:v2")
+    image.get_by_role("button", name="Tag").click()
+    page.wait_for_selector("#images .ref:text-is('retagged:v2')", timeout=5000)
+    image.locator("summary", has_text="History").click()
+    image.locator("details table").wait_for(timeout=5000)
+    page.get_by_role("button", name="Remove retagged:v2").click()
+    page.wait_for_selector("#images .ref:text-is('retagged:v2')", state="detached",
+                           timeout=5000)
+    # the registry's own catalog, and its tags
+    page.goto(f"{dashboard.url}/registries")
+    page.get_by_label("Address").fill(registry.host)
+    page.get_by_role("button", name="Browse").click()
+    page.locator("#catalog", has_text=f"{registry.host}/pulled/payload").wait_for(timeout=5000)
+    assert page.locator("#catalog").get_by_role("link", name="v1").count() == 1
 
 
 def test_run_dialog_publishes_a_port(page: Any, engine: Daemon, dashboard: Dashboard) -> None:
@@ -244,6 +271,10 @@ def test_cross_origin_post_is_refused(page: Any, engine: Daemon,
     assert _request(target, "POST", {"Origin": dashboard.url, "Cookie": cookie})[0] == 403
     assert _request(target, "POST", {"Origin": dashboard.url, "Host": "evil.example",
                                      "Cookie": cookie, "X-CSRF-Token": csrf})[0] == 421
+    terminal = f"{dashboard.url}/containers/{container}/terminal?csrf={csrf}"
+    upgrade = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Cookie": cookie}
+    assert _request(terminal, headers={**upgrade, "Origin": "http://evil.example"})[0] == 403
     assert state(engine.host, container)["Running"]
 
 
@@ -280,6 +311,21 @@ def test_non_loopback_needs_auth_and_tls(engine: Daemon, base: str) -> None:
 
 
 # --------------------------------------------------------------------------- views
+
+
+def test_volume_and_network_create_and_remove(page: Any, engine: Daemon,
+                                              dashboard: Dashboard) -> None:
+    page.goto(f"{dashboard.url}/volumes")
+    page.get_by_label("Name").fill("dash-vol")
+    page.get_by_role("button", name="Create volume").click()
+    page.get_by_role("button", name="Remove dash-vol").click()
+    page.wait_for_selector("#volumes td:text-is('dash-vol')", state="detached", timeout=5000)
+    page.goto(f"{dashboard.url}/networks")
+    page.get_by_label("Name").fill("dash-net")
+    page.get_by_role("button", name="Create network").click()
+    page.get_by_role("button", name="Remove dash-net").click()
+    page.wait_for_selector("#networks td:text-is('dash-net')", state="detached", timeout=5000)
+    assert "dash-net" not in moor(engine.host, "network", "ls").stdout
 
 
 @pytest.mark.parametrize("view", ["volumes", "networks", "registries", "system"])

@@ -54,7 +54,11 @@ async def tag(request: web.Request) -> web.Response:
 
 
 async def remove(request: web.Request) -> web.Response:
-    await request.app[ENGINE].delete(f"/images/{request.match_info['id']}")
+    """`docker rmi REF`: a reference of several untags it, the last one removes the image."""
+    reference = request.query.get("ref", "")
+    if not reference:
+        raise web.HTTPBadRequest(text="an image reference or ID is needed")
+    await request.app[ENGINE].delete(f"/images/{reference}")
     return web.Response(status=204)
 
 
@@ -97,4 +101,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/images/pull", pull)
     router.add_get("/images/{id}/history", history)
     router.add_post("/images/{id}/tag", tag)
-    router.add_delete("/images/{id}", remove)
+    router.add_delete("/images", remove)
