@@ -129,8 +129,8 @@ class Hub:
             found = {cid: figures for cid, figures in samples if figures}
             if found:
                 self.publish("stats", found)
-            self._previous = {k: v for k, v in self._previous.items()
-                              if any(k == cid for cid, _ in samples)}
+            sampled = {cid for cid, _ in samples}
+            self._previous = {k: v for k, v in self._previous.items() if k in sampled}
             await asyncio.sleep(max(0.2, STATS_PERIOD - (time.monotonic() - started)))
 
     async def _sample(self, limit: asyncio.Semaphore,

@@ -48,7 +48,7 @@ async def _sse(request: web.Request, messages: AsyncIterator[tuple[str, str]]
                 break
             pending = None
             await response.write(f"event: {event}\ndata: {data}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the page went away
         pass
     finally:
         if pending is not None:

@@ -16,6 +16,7 @@ import threading
 
 from aiohttp import WSMsgType, web
 
+from moorage.dashboard.engine import APIError
 from moorage.dashboard.keys import ENGINE
 
 READ_SIZE = 65536
@@ -72,8 +73,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
                 data = str(frame.get("data", "")).encode()
                 await loop.run_in_executor(None, sock.sendall, data)
             elif frame.get("type") == "resize":
-                await engine.post(f"/exec/{exec_id}/resize",
-                                  {"h": int(frame["rows"]), "w": int(frame["cols"])})
+                with contextlib.suppress(APIError):  # the exec may have just ended
+                    await engine.post(f"/exec/{exec_id}/resize",
+                                      {"h": int(frame["rows"]), "w": int(frame["cols"])})
     except (OSError, ValueError, KeyError):
         pass
     finally:
