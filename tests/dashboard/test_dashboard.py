@@ -304,6 +304,15 @@ def test_non_loopback_needs_auth_and_tls(engine: Daemon, base: str) -> None:
         status, body = _request(f"{server.url}/containers",
                                 headers={"Authorization": f"Bearer {token}"}, context=context)
         assert status == 200 and "<h1>Containers</h1>" in body
+        # The printed address carries the token once; the browser keeps a session cookie.
+        with urllib.request.urlopen(f"{server.url}/containers?token={token}", timeout=5,
+                                    context=context) as answer:
+            cookies = answer.headers.get_all("Set-Cookie")
+        session = next(c for c in cookies if c.startswith("moor_session="))
+        assert token not in session
+        assert all(flag in session for flag in ("HttpOnly", "Secure", "SameSite=Strict"))
+        assert _request(f"{server.url}/containers", context=context,
+                        headers={"Cookie": session.split(";")[0]})[0] == 200
         with pytest.raises(OSError):  # TLS only
             urllib.request.urlopen(f"http://127.0.0.1:{port}/containers", timeout=5)
     finally:
@@ -344,6 +353,9 @@ def test_system_prune_preview_lists_what_goes(page: Any, engine: Daemon,
     assert "leftover" in page.locator("#preview").inner_text()
     info = json.loads(moor(engine.host, "info", "--format", "{{json .}}").stdout)
     assert info["Name"] in page.locator("dl.summary").inner_text()
+    page.get_by_role("button", name="Prune").click()
+    page.locator("#prune-result", has_text="Total reclaimed space").wait_for(timeout=10000)
+    assert not moor(engine.host, "ps", "-aq", "--filter", "name=leftover").stdout.strip()
 
 
 def test_a_lost_engine_shows_a_banner_and_comes_back(page: Any, engine: Daemon,
