@@ -65,6 +65,11 @@
       if (!group) { htmx.trigger(document.body, "refresh-all"); return; }
       group.append(row);
     }
+    // A row pushed to every page names the published address as the server knows it;
+    // "every address" means the one this browser reached the dashboard by.
+    for (const link of row.querySelectorAll(".ports a")) {
+      if (link.hostname === "0.0.0.0" || link.hostname === "[::]") link.hostname = window.location.hostname;
+    }
     htmx.process(row);
     drawSparks(row);
   }
