@@ -71,6 +71,19 @@ def test_stop_and_start_buttons_change_the_real_state(page: Any, engine: Daemon,
     page.wait_for_selector(f'#c-{container}[data-state="running"]', timeout=2000)
 
 
+def test_health_and_pause(page: Any, engine: Daemon, dashboard: Dashboard) -> None:
+    container = run(engine, "--name", "checked", "--health-cmd", "true",
+                    "--health-interval", "1s", "busybox:latest", "sleep", "300")
+    page.goto(f"{dashboard.url}/containers")
+    row(page, container).locator(".health", has_text="healthy").wait_for(timeout=10000)
+    page.get_by_role("button", name="Pause checked").click()
+    wait_for(lambda: state(engine.host, container)["Paused"], 5, "the pause")
+    page.wait_for_selector(f'#c-{container}[data-state="paused"]', timeout=2000)
+    page.get_by_role("button", name="Unpause checked").click()
+    wait_for(lambda: not state(engine.host, container)["Paused"], 5, "the unpause")
+    page.wait_for_selector(f'#c-{container}[data-state="running"]', timeout=2000)
+
+
 def test_logs_stream_new_lines_as_text(page: Any, engine: Daemon, dashboard: Dashboard,
                                        screenshots: str) -> None:
     script = "i=0; while true; do i=$((i+1)); echo \"line $i <script>alert(2)</script>\"; " \
