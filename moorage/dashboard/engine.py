@@ -20,6 +20,7 @@ from typing import Any
 from moorage.client.api import Client, demux
 from moorage.client.endpoint import Endpoint
 from moorage.client.errors import APIError, ConnectionFailed
+from moorage.client.http import ProtocolError
 
 __all__ = ["APIError", "ConnectionFailed", "Engine", "Stream"]
 
@@ -147,7 +148,10 @@ class Engine:
 
     async def raw(self, path: str, params: dict[str, Any] | None = None) -> bytes:
         """A whole binary answer (a log download, an archive)."""
-        return await self.run(lambda c: b"".join(c.stream_raw("GET", path, params)))
+        try:
+            return await self.run(lambda c: b"".join(c.stream_raw("GET", path, params)))
+        except (ProtocolError, ValueError) as err:  # a stream the engine broke off
+            raise APIError(502, f"the engine's answer broke off: {err}") from None
 
     async def version(self) -> str:
         if self._version is None:

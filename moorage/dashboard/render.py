@@ -40,8 +40,8 @@ async def page(request: web.Request, name: str, context: dict[str, Any]) -> web.
     await response.prepare(request)
     pending: list[str] = []
     size = 0
-    for piece in template.generate(csrf=request.get("csrf", ""), path=request.path,
-                                   **context):
+    for piece in template.generate({"csrf": request.get("csrf", ""), "path": request.path,
+                                    **context}):
         pending.append(piece)
         size += len(piece)
         if size >= CHUNK:

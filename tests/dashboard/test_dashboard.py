@@ -117,6 +117,23 @@ def test_terminal_runs_a_command(page: Any, engine: Daemon, dashboard: Dashboard
     assert cols > 80 and rows > 5
 
 
+def test_file_browser_downloads_through_archive(page: Any, engine: Daemon,
+                                                dashboard: Dashboard) -> None:
+    container = run(engine, "--name", "files", "busybox:latest", "sleep", "300")
+    page.goto(f"{dashboard.url}/containers/{container}")
+    page.get_by_role("textbox", name="Path").fill("/usr")
+    page.get_by_role("button", name="Browse files").click()
+    page.locator("#files").get_by_role("link", name="bin/", exact=True).click()
+    page.locator("#files code", has_text="/usr/bin").wait_for()
+    page.get_by_role("textbox", name="Path").fill("/etc")
+    page.get_by_role("button", name="Browse files").click()
+    page.locator("#files code", has_text="/etc").wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download hostname").click()
+    with tarfile.open(download.value.path()) as archive:
+        assert archive.extractfile("hostname").read().strip() == container[:12].encode()
+
+
 def test_compose_project_is_grouped(page: Any, engine: Daemon, dashboard: Dashboard,
                                     screenshots: str) -> None:
     containers = [run(engine, "--name", f"shop-{service}-1",
@@ -194,6 +211,11 @@ def test_pull_shows_progress_and_lands_in_the_list(page: Any, engine: Daemon,
     page.get_by_label("Address").fill(registry.host)
     page.get_by_role("button", name="Browse").click()
     page.locator("#catalog", has_text=f"{registry.host}/pulled/payload").wait_for(timeout=5000)
+    page.get_by_label("Server").fill(registry.host)
+    page.get_by_label("User name").fill("anyone")
+    page.get_by_label("Password").fill("anything")
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#login-result", has_text="Login Succeeded").wait_for(timeout=5000)
     assert page.locator("#catalog").get_by_role("link", name="v1").count() == 1
 
 
