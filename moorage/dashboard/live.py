@@ -20,7 +20,9 @@ from moorage.dashboard import rows
 from moorage.dashboard.engine import APIError, ConnectionFailed, Engine
 
 STATS_PERIOD = 2.0
-STATS_CONCURRENCY = 4
+# Half the engine pool: dockerd takes a second or two for a one-shot sample, and pages
+# must still find a free thread for their own calls (the paint doubled without this).
+STATS_CONCURRENCY = 2
 RETRY_AFTER = 1.0
 QUEUE_BOUND = 500
 
