@@ -21,6 +21,7 @@ LOGIN = "moorage.cli.cmd_login"
 BUILD = "moorage.cli.cmd_build"
 VOLUMES = "moorage.cli.cmd_volumes"
 MACHINE = "moorage.cli.cmd_machine"
+DASHBOARD = "moorage.cli.cmd_dashboard"
 
 # name → (module, spec key, summary); docker's wording for the summaries.
 TOP: dict[str, tuple[str, str, str]] = {
@@ -69,6 +70,7 @@ TOP: dict[str, tuple[str, str, str]] = {
     "wait": (CONTAINERS, "wait",
              "Block until one or more containers stop, then print their exit codes"),
     "completion": (COMPLETION, "completion", "Generate the autocompletion script for a shell"),
+    "dashboard": (DASHBOARD, "dashboard", "Serve a web interface for the engine"),
 }
 
 _CONTAINER_VERBS = ("attach", "commit", "cp", "create", "diff", "exec", "export", "kill", "logs",
