@@ -220,6 +220,30 @@ def test_cp_out_sends_large_files_whole(pair: Pair, name: str, tmp_path: Path) -
     assert hashlib.sha256(again.read_bytes()).hexdigest() == sums[0][0]
 
 
+def test_cp_of_a_running_containers_root(pair: Pair, name: str, tmp_path: Path) -> None:
+    """The whole root of a running container: its files and volumes, and what the
+    runtime mounted (proc, sys, dev…) as the empty directories the image has, as
+    dockerd's archive is made; never a /proc file, which no tar could hold."""
+    both_ok(pair, "run", "-d", "--name", name, "-v", "/data", IMAGE, "sh", "-c",
+            "echo v > /data/in-volume; echo r > /in-root; sleep 60")
+    pair.same("exec", name, "sh", "-c", "while [ ! -e /in-root ]; do sleep 0.1; done")
+    listings = []
+    for daemon in (pair.moord, pair.dockerd):
+        got = daemon.docker("cp", f"{name}:/", "-", timeout=60)
+        assert got.returncode == 0, got.stderr
+        with tarfile.open(fileobj=io.BytesIO(got.stdout)) as tar:
+            listings.append([m.name for m in tar.getmembers()])
+    for names in listings:  # named as dockerd names them: "/" (read as ""), "/bin"…
+        assert names[0] == "" and all(name.startswith("/") for name in names[1:])
+    ours, theirs = ({name.lstrip("/") for name in names} for names in listings)
+    for path in ("in-root", "data/in-volume", "proc", "sys"):
+        assert path in ours and path in theirs, path
+    assert not [p for p in ours if p.startswith(("proc/", "sys/"))]
+    # dockerd's init layer adds /dev/console and mount points under /dev; neither
+    # daemon sends /dev's device nodes
+    assert not {p for p in ours if p.startswith("dev/")} - {p for p in theirs}
+
+
 def test_cp_into_volume_of_stopped_container(pair: Pair, name: str, tmp_path: Path) -> None:
     local = tmp_path / "v.txt"
     local.write_text("vol\n")

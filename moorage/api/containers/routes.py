@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 
 from aiohttp import web
 
@@ -34,6 +35,8 @@ from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig
 from moorage.model.networks import EndpointRequest, link_list
 from moorage.protocol import stdcopy
+
+log = logging.getLogger("moord.api")
 
 
 def _body_models(body: dict) -> tuple[ContainerConfig, HostConfig]:
@@ -291,6 +294,12 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
             await response.write_eof()
         except ConnectionError:
             pass
+        except Exception:
+            # The 200 and part of the tar are out: an error answer now would be read as
+            # more tar. The client sees the stream cut short instead of waiting forever.
+            log.exception("sending a tar to the client failed")
+            if request.transport is not None:
+                request.transport.abort()
         finally:
             await chunks.aclose()
         return response

@@ -13,6 +13,7 @@ import contextlib
 import os
 import posixpath
 import queue
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import IO, Any
@@ -24,6 +25,9 @@ from moorage.errors import InvalidParameter, NotFound
 from moorage.model.records import ContainerRecord
 
 _QUEUE_CHUNKS = 16
+
+
+_OCTAL = re.compile(r"\\([0-7]{3})")  # mountinfo's escapes of space, tab, newline, backslash
 
 
 def _check_path(path: str) -> None:
@@ -137,7 +141,26 @@ async def get_archive(ctx: Context, ref: str, path: str) -> tuple[dict, TarStrea
         await opened.__aexit__(None, None, None)
         raise
     container_events.publish(ctx, record, "archive-path")
-    return found, TarStream(lambda out: treecopy.write_archive(root, inner, out), opened)
+    pid = record.state.pid if record.state.running else 0
+    volumes = {m.destination for m in record.mounts}
+    return found, TarStream(lambda out: treecopy.write_archive(
+        root, inner, out, _runtime_mounts(pid, volumes)), opened)
+
+
+def _runtime_mounts(pid: int, volumes: set[str]) -> frozenset[str]:
+    """What the runtime mounted in a running container (proc, sys, dev…): dockerd's
+    archive is of the container's files and volumes, never of those, which show as the
+    empty directories they are in the image (their files are not files: sendfile of
+    many a /proc file fails)."""
+    if not pid:
+        return frozenset()
+    try:
+        with open(f"/proc/{pid}/mountinfo", encoding="utf-8") as mountinfo:
+            points = {_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), line.split()[4])
+                      for line in mountinfo}
+    except (FileNotFoundError, ProcessLookupError):
+        return frozenset()  # it has exited, and its mounts went with it
+    return frozenset(points - {"/"} - volumes)
 
 
 async def export(ctx: Context, ref: str) -> TarStream:

@@ -147,12 +147,16 @@ class _TarWriter:
         self.out.write(bytes(2 * tarfile.BLOCKSIZE))
 
 
-def write_archive(root: int, path: str, out: IO[bytes]) -> None:
+def write_archive(root: int, path: str, out: IO[bytes],
+                  opaque: frozenset[str] = frozenset()) -> None:
     """The tar docker cp reads: the resource named by its base name, a directory with
-    everything under it."""
+    everything under it but what is under the `opaque` directories (absolute paths in
+    the root), which appear empty."""
     wanted = clean(path)
     follow = _follows(path)
-    name = "." if path.endswith("/.") else posixpath.basename(wanted) or "."
+    # dockerd names entries after the path's base name: "/" for the root ("/bin"…),
+    # "." for a path ending in "/." ("./bin"…)
+    name = "." if path.endswith("/.") else posixpath.basename(wanted) or "/"
     fd = _open(root, wanted, _PATH | (0 if follow else os.O_NOFOLLOW))
     try:
         with contextlib.closing(_TarWriter(out)) as tar:
@@ -161,7 +165,8 @@ def write_archive(root: int, path: str, out: IO[bytes]) -> None:
                 top = os.open(".", _DIR, dir_fd=fd)
                 try:
                     _add(tar, name, info, None)
-                    _walk(tar, top, name)
+                    if wanted not in opaque:
+                        _walk(tar, top, name, wanted, opaque)
                 finally:
                     os.close(top)
             elif stat.S_ISLNK(info.st_mode):
@@ -183,23 +188,27 @@ def write_tree(root: int, out: IO[bytes]) -> None:
     top = os.open(".", _DIR, dir_fd=root)
     try:
         with contextlib.closing(_TarWriter(out)) as tar:
-            _walk(tar, top, "")
+            _walk(tar, top, "", "/", frozenset())
     finally:
         os.close(top)
 
 
-def _walk(tar: _TarWriter, directory: int, prefix: str) -> None:
+def _walk(tar: _TarWriter, directory: int, prefix: str, path: str,
+          opaque: frozenset[str]) -> None:
+    """`directory`'s entries under `prefix` in the tar; `path`: where it is in the root."""
     with os.scandir(directory) as entries:
         names = sorted(e.name for e in entries)
     for entry in names:
-        arcname = f"{prefix}/{entry}" if prefix else entry
+        arcname = f"{prefix.rstrip('/')}/{entry}" if prefix else entry
         try:
             info = os.stat(entry, dir_fd=directory, follow_symlinks=False)
             if stat.S_ISDIR(info.st_mode):
                 child = os.open(entry, _DIR, dir_fd=directory)
                 try:
                     _add(tar, arcname, info, None)
-                    _walk(tar, child, arcname)
+                    inner = posixpath.join(path, entry)
+                    if inner not in opaque:
+                        _walk(tar, child, arcname, inner, opaque)
                 finally:
                     os.close(child)
             elif stat.S_ISLNK(info.st_mode):
@@ -222,7 +231,7 @@ def _walk(tar: _TarWriter, directory: int, prefix: str) -> None:
 
 def _header(name: str, info: os.stat_result, link: str | None) -> tarfile.TarInfo:
     directory = stat.S_ISDIR(info.st_mode)
-    member = tarfile.TarInfo(name + "/" if directory else name)
+    member = tarfile.TarInfo(name + "/" if directory and not name.endswith("/") else name)
     member.mode = stat.S_IMODE(info.st_mode)
     member.uid, member.gid = info.st_uid, info.st_gid
     member.mtime = info.st_mtime
