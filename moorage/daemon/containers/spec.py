@@ -297,9 +297,10 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
     spec = {
         "ociVersion": "1.0.2-dev", "process": process,
         "root": {"path": inputs.rootfs, "readonly": host.readonly_rootfs},
-        "hostname": config.hostname, "mounts": _mounts(container, inputs), "linux": linux,
+        "hostname": "" if host.uts_mode == "host" else config.hostname,
+        "mounts": _mounts(container, inputs), "linux": linux,
     }
-    if config.domainname:
+    if config.domainname and host.uts_mode != "host":
         spec["domainname"] = config.domainname
     return spec
 
