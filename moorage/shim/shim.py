@@ -33,7 +33,7 @@ from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.runtime.cgroups.manager import read_oom_kills
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
-from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
+from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, CriLog, JsonLog, Process
 from moorage.shim.wire import EXIT_STREAM, ShimConfig, decode
 
 # Output still buffered in pipes after the init's exit is drained for this long:
@@ -59,8 +59,9 @@ class Shim:
         # What each polled fd is for and the events asked of it; _poll_set brings the
         # epoll set in line with the state after every round.
         self.polled: dict[int, tuple[int, tuple]] = {}
+        log_class = CriLog if config.log_format == "cri" else JsonLog
         self.init = Process("", config.tty, config.stdin_once,
-                            JsonLog(config.log_path, config.log_rotation) if config.log_path
+                            log_class(config.log_path, config.log_rotation) if config.log_path
                             else None, self._forget)
         self.execs: dict[str, Process] = {}
         self.conns: list[Conn] = []

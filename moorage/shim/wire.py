@@ -21,7 +21,7 @@ EXIT_STREAM = 255
 class ShimConfig:
     """Everything a shim needs to create, run and clean up one container."""
 
-    __slots__ = ("bundle", "console_size", "container_id", "exit_file", "log_path",
+    __slots__ = ("bundle", "console_size", "container_id", "exit_file", "log_format", "log_path",
                  "log_rotation", "open_stdin", "runtime_args", "runtime_path", "runtime_root",
                  "socket_path", "stdin_once", "tty")
 
@@ -29,7 +29,8 @@ class ShimConfig:
                  runtime_path: str, runtime_args: tuple[str, ...], socket_path: str,
                  exit_file: str, log_path: str, tty: bool, open_stdin: bool, stdin_once: bool,
                  console_size: tuple[int, int],
-                 log_rotation: tuple[int, int, bool] = (0, 1, False)) -> None:
+                 log_rotation: tuple[int, int, bool] = (0, 1, False),
+                 log_format: str = "json-file") -> None:
         self.container_id = container_id
         self.bundle = bundle
         self.runtime_root = runtime_root    # the runtime's state folder (runc's --root)
@@ -39,6 +40,7 @@ class ShimConfig:
         self.exit_file = exit_file
         self.log_path = log_path            # "" when the log driver is `none`
         self.log_rotation = log_rotation    # (max size, max files, compress); 0: no limit
+        self.log_format = log_format        # "json-file", or "cri" for kubelet's format
         self.tty = tty
         self.open_stdin = open_stdin
         self.stdin_once = stdin_once
@@ -54,6 +56,7 @@ class ShimConfig:
         data["runtime_args"] = tuple(data["runtime_args"])
         data["console_size"] = tuple(data["console_size"])
         data["log_rotation"] = tuple(data.get("log_rotation") or (0, 1, False))
+        data.setdefault("log_format", "json-file")
         return cls(**data)
 
 

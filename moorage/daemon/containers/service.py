@@ -55,7 +55,7 @@ from moorage.daemon.volumes.service import VolumeService
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
 from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
-from moorage.model.records import EXITED, REMOVING, ContainerRecord
+from moorage.model.records import EXITED, NAMESPACE_LABEL, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
 log = logging.getLogger("moord.containers")
@@ -179,10 +179,12 @@ class ContainerService:
                                                     record.host_config.network_mode)
 
     async def container_create(self, name: str, config: ContainerConfig, host: HostConfig,
-                               endpoint: EndpointRequest | None = None) -> ContainerRecord:
+                               endpoint: EndpointRequest | None = None,
+                               cri_log_path: str = "") -> ContainerRecord:
         """`endpoint`: the container's aliases and address on its network, whose
-        endpoint is made now; a refused one leaves no container."""
-        record = await create.container_create(self.ctx, name, config, host)
+        endpoint is made now; a refused one leaves no container. `cri_log_path`: the
+        CRI's log file (kubelet's format) instead of the log driver's."""
+        record = await create.container_create(self.ctx, name, config, host, cri_log_path)
         if endpoint is not None:
             try:
                 await asyncio.to_thread(self.ctx.networks.reserve, container_info(record),
@@ -240,7 +242,9 @@ class ContainerService:
 
     async def container_list(self, *, all: bool, limit: int | None,
                              filters: dict[str, list[str]]) -> list[ContainerRecord]:
-        found = sorted(self.ctx.registry.all(), key=lambda r: r.created, reverse=True)
+        found = sorted((r for r in self.ctx.registry.all()
+                        if NAMESPACE_LABEL not in r.config.labels),
+                       key=lambda r: r.created, reverse=True)
         # A limit lists containers in every state (docker ps --last/-n "includes all states").
         if not all and not (limit and limit > 0) and not filters.get("status") \
                 and not filters.get("exited"):

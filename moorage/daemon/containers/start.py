@@ -209,7 +209,8 @@ class Starter:
             exit_file=paths.exit_file(record.id), log_path=record.log_path,
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,
-            console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple())
+            console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple(),
+            log_format=record.log_format)
 
 
 def container_info(record: ContainerRecord, pid: int | None = None) -> ContainerInfo:
