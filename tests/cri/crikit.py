@@ -1,0 +1,183 @@
+"""Driving a CRI runtime over gRPC: moord with --cri-socket (and, as the reference,
+a private containerd with its CRI plugin), a CNI configuration of the test's own
+(unique bridge and subnet), and cleaning up what the CNI plugins leave on the host:
+the bridge, and the iptables chains portmap makes once per host."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+
+import grpc
+from enginekit import Daemon, start_daemon, stop_daemon
+
+from moorage.cri.proto import api_pb2 as pb
+from moorage.cri.proto import api_pb2_grpc as rpc
+
+PAUSE_IMAGE = "moorage.test/pause:1"
+BUSYBOX_IMAGE = "moorage.test/busybox:1"
+CNI_BIN = "/usr/lib/cni"
+
+
+@dataclass
+class Network:
+    conf_dir: str
+    bridge: str
+    subnet: ipaddress.IPv4Network
+    ipam_dir: str
+    nat_tables_before: set[str]
+
+    @property
+    def gateway(self) -> str:
+        return str(self.subnet.network_address + 1)
+
+
+@dataclass
+class Cri:
+    daemon: Daemon
+    socket: str
+    channel: grpc.Channel
+    runtime: rpc.RuntimeServiceStub
+    images: rpc.ImageServiceStub
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def make_network(base: str) -> Network:
+    """A bridge + host-local + portmap configuration list in `base`/cni, on a /24 no
+    route of the host uses."""
+    digest = hashlib.sha256(os.path.realpath(base).encode()).digest()
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    used = [ipaddress.ip_network(line.split()[0], strict=False) for line in routes.splitlines()
+            if line and line.split()[0][0].isdigit()]
+    for step in range(200):
+        subnet = ipaddress.ip_network(f"10.{200 + (digest[0] + step) % 50}."
+                                      f"{(digest[1] + step) % 256}.0/24")
+        if not any(subnet.overlaps(u) for u in used):
+            break
+    bridge = "cri" + digest.hex()[:10]
+    conf_dir = os.path.join(base, "cni")
+    ipam_dir = os.path.join(base, "ipam")
+    os.makedirs(conf_dir, exist_ok=True)
+    with open(os.path.join(conf_dir, "10-test.conflist"), "w") as f:
+        json.dump({"cniVersion": "0.4.0", "name": "moorage-test", "plugins": [
+            {"type": "bridge", "bridge": bridge, "isGateway": True, "ipMasq": False,
+             "ipam": {"type": "host-local", "dataDir": ipam_dir,
+                      "ranges": [[{"subnet": str(subnet)}]]}},
+            {"type": "portmap", "capabilities": {"portMappings": True}}]}, f)
+    return Network(conf_dir, bridge, subnet, ipam_dir, _nat_tables())
+
+
+def _nat_tables() -> set[str]:
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line.strip() for line in tables.splitlines() if line.strip().endswith(" nat")}
+
+
+_PORTMAP_JUMPS = (
+    ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+    ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+    ("POSTROUTING", ["-m", "comment", "--comment", "CNI portfwd requiring masquerade",
+                     "-j", "CNI-HOSTPORT-MASQ"]))
+
+
+def clean_network(network: Network) -> None:
+    """The bridge (CNI's bridge plugin never removes it), then portmap's shared chains
+    and nat tables when this test made them and no pod uses them any more."""
+    subprocess.run(["ip", "link", "del", network.bridge], capture_output=True)
+    made = {"table ip nat", "table ip6 nat"} - network.nat_tables_before
+    if not made:
+        return
+    for tool in ("iptables", "ip6tables"):
+        rules = subprocess.run([tool, "-t", "nat", "-S", "CNI-HOSTPORT-DNAT"],
+                               capture_output=True, text=True).stdout
+        if "-j CNI-DN-" in rules:
+            continue  # another pod's mapping: not ours to remove
+        for chain, rule in _PORTMAP_JUMPS:
+            subprocess.run([tool, "-t", "nat", "-D", chain, *rule], capture_output=True)
+        for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"):
+            subprocess.run([tool, "-t", "nat", "-F", chain], capture_output=True)
+            subprocess.run([tool, "-t", "nat", "-X", chain], capture_output=True)
+    for table in made & _nat_tables():
+        family = table.split()[1]
+        listing = subprocess.run(["nft", "list", "table", family, "nat"],
+                                 capture_output=True, text=True).stdout
+        if "jump" not in listing and " rule" not in listing and "dnat" not in listing:
+            subprocess.run(["nft", "delete", "table", family, "nat"], capture_output=True)
+
+
+def start_cri(base: str, network: Network, *extra: str) -> Cri:
+    socket = os.path.join(base, "cri.sock")
+    daemon = start_daemon(base, "--cri-socket", f"unix://{socket}", "--cni-conf-dir",
+                          network.conf_dir, "--cni-bin-dir", CNI_BIN,
+                          "--cri-sandbox-image", PAUSE_IMAGE, *extra)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(socket):
+        if time.monotonic() > deadline:
+            stop_daemon(daemon)
+            raise RuntimeError("no CRI socket:\n" + daemon.log())
+        time.sleep(0.02)
+    channel = grpc.insecure_channel(f"unix://{socket}")
+    return Cri(daemon, socket, channel, rpc.RuntimeServiceStub(channel),
+               rpc.ImageServiceStub(channel))
+
+
+def load_images(cri: Cri, busybox_tar: bytes) -> None:
+    """The pause image (busybox sleeping) and busybox, imported through the Engine API:
+    no registry is reached."""
+    cri.daemon.docker("import", "--change", 'CMD ["sleep", "86400"]', "-", PAUSE_IMAGE,
+                      input=busybox_tar, check=True)
+    cri.daemon.docker("import", "-", BUSYBOX_IMAGE, input=busybox_tar, check=True)
+
+
+def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = False,
+               ports: tuple[tuple[int, int], ...] = (), **fields: object
+               ) -> pb.PodSandboxConfig:
+    options = pb.NamespaceOption(network=pb.NODE if host_network else pb.POD)
+    return pb.PodSandboxConfig(
+        metadata=pb.PodSandboxMetadata(name=name, namespace="test", uid=uid or name + "-uid"),
+        hostname=name, log_directory=log_dir,
+        port_mappings=[pb.PortMapping(container_port=c, host_port=h) for c, h in ports],
+        linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
+            namespace_options=options)), **fields)
+
+
+def container_config(name: str, command: list[str], **fields: object) -> pb.ContainerConfig:
+    return pb.ContainerConfig(metadata=pb.ContainerMetadata(name=name),
+                              image=pb.ImageSpec(image=BUSYBOX_IMAGE), command=command,
+                              log_path=f"{name}/0.log", **fields)
+
+
+def run_container(cri: Cri, pod_id: str, pod: pb.PodSandboxConfig,
+                  config: pb.ContainerConfig) -> str:
+    container_id = cri.runtime.CreateContainer(pb.CreateContainerRequest(
+        pod_sandbox_id=pod_id, config=config, sandbox_config=pod)).container_id
+    cri.runtime.StartContainer(pb.StartContainerRequest(container_id=container_id))
+    return container_id
+
+
+def exec_sync(cri: Cri, container_id: str, *cmd: str, timeout: int = 10
+              ) -> pb.ExecSyncResponse:
+    return cri.runtime.ExecSync(pb.ExecSyncRequest(container_id=container_id, cmd=list(cmd),
+                                                   timeout=timeout))
+
+
+def wait_exited(cri: Cri, container_id: str, seconds: float = 10) -> pb.ContainerStatus:
+    deadline = time.monotonic() + seconds
+    while True:
+        status = cri.runtime.ContainerStatus(pb.ContainerStatusRequest(
+            container_id=container_id)).status
+        if status.state == pb.CONTAINER_EXITED or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+def remove_all_pods(cri: Cri) -> None:
+    for pod in cri.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items:
+        cri.runtime.StopPodSandbox(pb.StopPodSandboxRequest(pod_sandbox_id=pod.id))
+        cri.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
