@@ -3,12 +3,11 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
-APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-registry skopeo wrk openssl gcc libc6-dev zsh
-APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh
+APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh containernetworking-plugins containerd
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
-.PHONY: deps demo test lint bench clean
+.PHONY: deps demo test lint bench clean cri-proto
 
 MOOR_INIT := moorage/daemon/data/moor-init
 
@@ -36,6 +35,10 @@ $(STAMP_PIP): pyproject.toml $(MOOR_INIT)
 	@sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -S|' $(VENV)/bin/moor-runtime
 	@$(PY) -m compileall -q moorage >/dev/null
 	@touch $@
+
+# The CRI's generated modules are committed; this remakes them after api.proto changes.
+cri-proto: deps
+	@PYTHON=$(PY) sh scripts/cri_proto.sh
 
 demo: deps
 	@$(PY) scripts/demo.py
