@@ -59,7 +59,7 @@ class Cni:
 
     def not_ready_reason(self) -> str:
         if self.config() is None:
-            return f"cni config not found in {self.conf_dir}"
+            return f"cni plugin not initialized: no network config found in {self.conf_dir}"
         return ""
 
     def add(self, network: dict, target: PodNetworkTarget) -> dict:

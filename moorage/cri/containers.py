@@ -222,6 +222,7 @@ def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: s
     dns = pod.dns_config
     network = "host" if pod_options.network == pb.NODE else f"container:{pod_id}"
     return HostConfig(
+        cgroup_parent=pod.linux.cgroup_parent,
         network_mode=network, ipc_mode="host" if pod_options.ipc == pb.NODE
         else f"container:{pod_id}", pid_mode=pid_mode,
         uts_mode="host" if pod_options.network == pb.NODE else "",

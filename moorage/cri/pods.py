@@ -51,6 +51,10 @@ class Pods:
         self.records.reserve_check("pods", name)
         options = namespace_options(config)
         host_network = options.network == pb.NODE
+        if host_network and config.hostname:
+            # Its containers could not set it (runc's refusal, containerd's at their
+            # start): a pod on the node's network has the node's name.
+            raise InvalidParameter("a pod on the host's network cannot set a hostname")
         network = None if host_network else self.cni.config()
         if not host_network and network is None:
             raise MoorError(f"failed to setup network for sandbox: "
@@ -64,6 +68,7 @@ class Pods:
             dns=tuple(dns.servers), dns_search=tuple(dns.searches),
             dns_options=tuple(dns.options),
             sysctls=dict(config.linux.sysctls) or None,
+            cgroup_parent=config.linux.cgroup_parent,
             oom_score_adj=convert.clamp_oom_score_adj(_SANDBOX_OOM_SCORE_ADJ,
                                                       f"sandbox {name}"))
         record = await self.containers.container_create("", ContainerConfig(

@@ -310,15 +310,17 @@ class ImageServicer(rpc.ImageServiceServicer):
 
 
 def _handlers(servicer: Any, service_name: str) -> grpc.GenericRpcHandler:
-    """The generated registration, with requests parsed by `_tolerant` (every CRI 1.26
-    method is unary)."""
+    """The generated registration, with requests parsed by `_tolerant`. The one streaming
+    method (GetContainerEvents, which kubelet 1.26 calls only with its evented PLEG gate
+    on) stays unregistered: gRPC answers it UNIMPLEMENTED."""
     descriptor = pb.DESCRIPTOR.services_by_name[service_name]
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
             getattr(servicer, method.name),
             request_deserializer=_tolerant(GetMessageClass(method.input_type)),
             response_serializer=GetMessageClass(method.output_type).SerializeToString)
-        for method in descriptor.methods}
+        for method in descriptor.methods
+        if not (method.server_streaming or method.client_streaming)}
     return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
 
 

@@ -121,16 +121,10 @@ class JsonLog:
 class CriLog(JsonLog):
     """The CRI's log format, which kubelet reads at the path it gives: one
     `<RFC3339Nano> <stream> <F|P> <text>` line per line of output, `P` for a piece of a
-    line longer than the limit (the rest of a line the process ended without a newline
-    is `F`, as containerd writes it); never rotated here (kubelet rotates)."""
+    line longer than the limit or the end of output without a newline (containerd's
+    tags, compared in tests/cri); never rotated here (kubelet rotates)."""
 
     split_lines = True  # containerd's max_container_log_line_size, 16 KiB
-
-    def flush(self) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self._write([self._entry(stream, rest + b"\n")])
-        self.partial.clear()
 
     @staticmethod
     def _entry(stream: str, line: bytes) -> bytes:

@@ -12,12 +12,15 @@ from crikit import (
     Cri,
     Network,
     clean_network,
+    containerd_available,
     load_images,
     make_network,
     remove_all_pods,
+    remove_pod_cgroups,
+    start_containerd,
     start_cri,
+    stop_cri,
 )
-from enginekit import stop_daemon
 
 
 def _needs() -> None:
@@ -34,23 +37,29 @@ def network() -> Iterator[Network]:
         yield found
     finally:
         clean_network(found)
+        remove_pod_cgroups()
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def cri(network: Network, busybox_tar: bytes) -> Iterator[Cri]:
-    """One daemon per module; each test removes its pods."""
-    with tempfile.TemporaryDirectory(prefix="cri-moord-") as base:
-        found = start_cri(base, network)
+@pytest.fixture(scope="module", params=["moord", "containerd"])
+def cri(request: pytest.FixtureRequest, network: Network, busybox_tar: bytes
+        ) -> Iterator[Cri]:
+    """moord, then the reference containerd, each running the module's scenarios (the
+    containerd run shows the scenario is what a CRI runtime does); each test removes
+    its pods."""
+    if request.param == "containerd" and not containerd_available():
+        pytest.skip("needs containerd")
+    with tempfile.TemporaryDirectory(prefix=f"cri-{request.param}-") as base:
+        found = start_cri(base, network) if request.param == "moord" \
+            else start_containerd(base, network)
         try:
-            load_images(found, busybox_tar)
+            load_images(found, busybox_tar, base)
             yield found
         finally:
             try:
                 remove_all_pods(found)
             finally:
-                found.close()
-                stop_daemon(found.daemon)
+                stop_cri(found)
 
 
 @pytest.fixture

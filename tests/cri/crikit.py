@@ -5,21 +5,29 @@ the bridge, and the iptables chains portmap makes once per host."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import io
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
+import tarfile
 import time
 from dataclasses import dataclass
 
 import grpc
 from enginekit import Daemon, start_daemon, stop_daemon
+from peers import stop_process
 
 from moorage.cri.proto import api_pb2 as pb
 from moorage.cri.proto import api_pb2_grpc as rpc
 
 PAUSE_IMAGE = "moorage.test/pause:1"
+# The pods' cgroup parents, as kubelet's /kubepods/...: made by the runtime under test,
+# removed by the tests (kubelet's job).
+POD_CGROUPS = f"moorage-cri-test-{os.getpid()}"
 BUSYBOX_IMAGE = "moorage.test/busybox:1"
 CNI_BIN = "/usr/lib/cni"
 
@@ -39,14 +47,42 @@ class Network:
 
 @dataclass
 class Cri:
-    daemon: Daemon
+    name: str                      # "moord" or "containerd"
+    daemon: Daemon | None          # moord's; None for containerd
     socket: str
     channel: grpc.Channel
     runtime: rpc.RuntimeServiceStub
     images: rpc.ImageServiceStub
+    process: subprocess.Popen | None = None  # containerd's
 
     def close(self) -> None:
         self.channel.close()
+
+
+def image_archive(layer: bytes, tags: dict[str, list[str]]) -> bytes:
+    """A docker-archive (what `docker save` writes) of one-layer images: tag → Cmd. Both
+    runtimes load the same bytes, so their image ids are the same."""
+    layer_hex = hashlib.sha256(layer).hexdigest()
+    members: dict[str, bytes] = {f"{layer_hex}/layer.tar": layer}
+    manifest = []
+    for tag, cmd in tags.items():
+        config = json.dumps({
+            "architecture": "amd64", "os": "linux", "created": "2026-01-01T00:00:00Z",
+            "config": {"Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+                                           "/usr/bin:/sbin:/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_hex}"]}}).encode()
+        config_name = hashlib.sha256(config).hexdigest() + ".json"
+        members[config_name] = config
+        manifest.append({"Config": config_name, "RepoTags": [tag],
+                         "Layers": [f"{layer_hex}/layer.tar"]})
+    members["manifest.json"] = json.dumps(manifest).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def make_network(base: str) -> Network:
@@ -86,6 +122,17 @@ _PORTMAP_JUMPS = (
                      "-j", "CNI-HOSTPORT-MASQ"]))
 
 
+def remove_pod_cgroups() -> None:
+    """The pod cgroups the runtimes made under POD_CGROUPS, deepest first."""
+    for root in [*glob.glob("/sys/fs/cgroup/*/"), "/sys/fs/cgroup/"]:
+        top = os.path.join(root, POD_CGROUPS)
+        for directory, _, _ in sorted(os.walk(top), key=lambda e: -e[0].count("/")):
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+
+
 def clean_network(network: Network) -> None:
     """The bridge (CNI's bridge plugin never removes it), then portmap's shared chains
     and nat tables when this test made them and no pod uses them any more."""
@@ -122,17 +169,96 @@ def start_cri(base: str, network: Network, *extra: str) -> Cri:
             stop_daemon(daemon)
             raise RuntimeError("no CRI socket:\n" + daemon.log())
         time.sleep(0.02)
+    return _connect("moord", daemon, socket)
+
+
+def _connect(name: str, daemon: Daemon | None, socket: str,
+             process: subprocess.Popen | None = None) -> Cri:
     channel = grpc.insecure_channel(f"unix://{socket}")
-    return Cri(daemon, socket, channel, rpc.RuntimeServiceStub(channel),
-               rpc.ImageServiceStub(channel))
+    return Cri(name, daemon, socket, channel, rpc.RuntimeServiceStub(channel),
+               rpc.ImageServiceStub(channel), process)
 
 
-def load_images(cri: Cri, busybox_tar: bytes) -> None:
-    """The pause image (busybox sleeping) and busybox, imported through the Engine API:
-    no registry is reached."""
-    cri.daemon.docker("import", "--change", 'CMD ["sleep", "86400"]', "-", PAUSE_IMAGE,
-                      input=busybox_tar, check=True)
-    cri.daemon.docker("import", "-", BUSYBOX_IMAGE, input=busybox_tar, check=True)
+def load_images(cri: Cri, busybox_tar: bytes, base: str) -> None:
+    """The pause image (busybox sleeping) and busybox, loaded from an archive: moord's
+    through the Engine API, containerd's with ctr into its k8s.io namespace. No registry
+    is reached."""
+    archive = image_archive(busybox_tar, {PAUSE_IMAGE: ["sleep", "86400"],
+                                          BUSYBOX_IMAGE: ["sh"]})
+    if cri.daemon is not None:
+        cri.daemon.docker("load", input=archive, check=True)
+        return
+    path = os.path.join(base, "images.tar")
+    with open(path, "wb") as f:
+        f.write(archive)
+    subprocess.run(["ctr", "-a", os.path.join(base, "containerd.sock"), "-n", "k8s.io",
+                    "images", "import", path], check=True, capture_output=True)
+
+
+_CONTAINERD_CONFIG = """version = 2
+root = "{base}/root"
+state = "{base}/state"
+disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{base}/containerd.sock"
+[ttrpc]
+  address = "{base}/containerd.sock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{cni_bin}"
+    conf_dir = "{cni_conf}"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{base}/runc"
+"""
+
+
+def containerd_available() -> bool:
+    return bool(shutil.which("containerd")) and bool(shutil.which("ctr"))
+
+
+def start_containerd(base: str, network: Network) -> Cri:
+    """Debian's containerd 1.6 with its CRI plugin on a private socket, root and state."""
+    config = os.path.join(base, "containerd.toml")
+    with open(config, "w") as f:
+        f.write(_CONTAINERD_CONFIG.format(base=base, pause=PAUSE_IMAGE, cni_bin=CNI_BIN,
+                                          cni_conf=network.conf_dir))
+    socket = os.path.join(base, "containerd.sock")
+    with open(os.path.join(base, "containerd.log"), "wb") as log:
+        process = subprocess.Popen(["containerd", "--config", config], stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    cri = None
+    while time.monotonic() < deadline and process.poll() is None:
+        if os.path.exists(socket):
+            cri = _connect("containerd", None, socket, process)
+            try:
+                cri.runtime.Version(pb.VersionRequest(), timeout=2)
+                return cri
+            except grpc.RpcError:
+                cri.close()
+        time.sleep(0.1)
+    stop_process(process)
+    with open(os.path.join(base, "containerd.log")) as log_file:
+        raise RuntimeError("containerd did not start:\n" + log_file.read()[-3000:])
+
+
+def stop_cri(cri: Cri) -> None:
+    cri.close()
+    if cri.daemon is not None:
+        stop_daemon(cri.daemon)
+    elif cri.process is not None:
+        stop_process(cri.process)
 
 
 def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = False,
@@ -141,10 +267,14 @@ def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = F
     options = pb.NamespaceOption(network=pb.NODE if host_network else pb.POD)
     return pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, namespace="test", uid=uid or name + "-uid"),
-        hostname=name, log_directory=log_dir,
+        # kubelet names only pods with a network of their own (a host-network pod has
+        # the node's).
+        hostname="" if host_network else name, log_directory=log_dir,
         port_mappings=[pb.PortMapping(container_port=c, host_port=h) for c, h in ports],
-        linux=pb.LinuxPodSandboxConfig(security_context=pb.LinuxSandboxSecurityContext(
-            namespace_options=options)), **fields)
+        linux=pb.LinuxPodSandboxConfig(
+            cgroup_parent=f"/{POD_CGROUPS}/{name}",
+            security_context=pb.LinuxSandboxSecurityContext(namespace_options=options)),
+        **fields)
 
 
 def container_config(name: str, command: list[str], **fields: object) -> pb.ContainerConfig:

@@ -14,6 +14,7 @@ import grpc
 import pytest
 from crikit import (
     BUSYBOX_IMAGE,
+    POD_CGROUPS,
     Cri,
     Network,
     container_config,
@@ -39,7 +40,8 @@ def _end_pod(cri: Cri, pod_id: str) -> None:
 
 def test_version_status_and_images(cri: Cri) -> None:
     version = cri.runtime.Version(pb.VersionRequest())
-    assert (version.runtime_name, version.runtime_api_version) == ("moorage", "v1")
+    assert version.runtime_api_version == "v1"
+    assert version.runtime_name == {"moord": "moorage"}.get(cri.name, cri.name)
     conditions = {c.type: c for c in cri.runtime.Status(pb.StatusRequest()).status.conditions}
     assert conditions["RuntimeReady"].status and conditions["NetworkReady"].status
     tags = {t for i in cri.images.ListImages(pb.ListImagesRequest()).images
@@ -52,7 +54,8 @@ def test_version_status_and_images(cri: Cri) -> None:
         image="moorage.test/absent:1")))
     assert not missing.HasField("image")
     fs = cri.images.ImageFsInfo(pb.ImageFsInfoRequest()).image_filesystems
-    assert fs and fs[0].used_bytes.value > 0
+    # containerd measures its snapshots every few seconds: 0 until the first pass.
+    assert fs and (fs[0].used_bytes.value > 0 or cri.name == "containerd")
 
 
 def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Network,
@@ -81,6 +84,9 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
             time.sleep(0.1)
         assert fetched.stdout == b"served\n"
         assert exec_sync(cri, client, "hostname").stdout == b"web\n"
+        # The pod's cgroup parent holds its containers' cgroups.
+        assert f"/{POD_CGROUPS}/web/" in exec_sync(cri, client, "cat", "/proc/self/cgroup"
+                                                   ).stdout.decode()
         resolv = exec_sync(cri, client, "cat", "/etc/resolv.conf").stdout.decode()
         assert "nameserver 127.0.0.1" in resolv and "search test.svc" in resolv \
             and "options ndots:5" in resolv
@@ -95,8 +101,8 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
         listed = cri.runtime.ListContainers(pb.ListContainersRequest(
             filter=pb.ContainerFilter(pod_sandbox_id=pod_id)))
         assert {c.metadata.name for c in listed.containers} == {"server", "client"}
-        # Kept apart from the Docker API's lists.
-        assert pod_id[:12] not in cri.daemon.docker("ps", "-a", "-q").stdout.decode()
+        if cri.daemon is not None:  # kept apart from the Docker API's lists
+            assert pod_id[:12] not in cri.daemon.docker("ps", "-a", "-q").stdout.decode()
     finally:
         _end_pod(cri, pod_id)
     # The teardown released the address and removed the pod's veth.
@@ -115,7 +121,8 @@ def test_logs_exit_reasons_and_stats(cri: Cri, logs: str) -> None:
                        "printf tail; exit 3"]))
         status = wait_exited(cri, talker)
         assert (status.exit_code, status.reason) == (3, "Error")
-        assert status.finished_at >= status.started_at > 0
+        # containerd may stamp the start after a quick exit: both are set, in no order.
+        assert status.finished_at > 0 and status.started_at > 0
         with open(os.path.join(logs, "talker", "0.log"), "rb") as f:
             lines = f.read().splitlines()
         parsed = [_CRI_LINE.match(line) for line in lines]
@@ -125,7 +132,7 @@ def test_logs_exit_reasons_and_stats(cri: Cri, logs: str) -> None:
         pieces = [e for e in entries if e[2].startswith(b"xxx")]
         assert [p[1] for p in pieces] == [b"P", b"F"]
         assert b"".join(p[2] for p in pieces) == long_line.encode()
-        assert entries[-1] == (b"stdout", b"F", b"tail")
+        assert entries[-1] == (b"stdout", b"P", b"tail")
 
         # A host-network pod shares the host's UTS namespace: it must not rename the host.
         host_name = socket.gethostname()
@@ -168,6 +175,16 @@ def _code(call: object, request: object) -> grpc.StatusCode:
     return caught.value.code()
 
 
+def _reserved(cri: Cri, call: object, request: object) -> None:
+    """A name taken: containerd's words; its code is UNKNOWN, moord's ALREADY_EXISTS."""
+    with pytest.raises(grpc.RpcError) as caught:
+        call(request)  # type: ignore[operator]
+    assert caught.value.code() == (grpc.StatusCode.ALREADY_EXISTS if cri.name == "moord"
+                                   else grpc.StatusCode.UNKNOWN)
+    assert re.search(r'failed to reserve (sandbox|container) name ".*": name ".*" is '
+                     r'reserved for "[0-9a-f]{64}"', caught.value.details())
+
+
 def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
     runtime = cri.runtime
     unknown = "0" * 64
@@ -180,8 +197,10 @@ def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
     # Removals of what is already gone succeed, as kubelet retries them.
     runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=unknown))
     runtime.RemoveContainer(pb.RemoveContainerRequest(container_id=unknown))
+    # containerd 1.6 fails further on (UNKNOWN); moord says what is missing.
     assert _code(runtime.RunPodSandbox, pb.RunPodSandboxRequest(
-        config=pb.PodSandboxConfig())) == grpc.StatusCode.INVALID_ARGUMENT
+        config=pb.PodSandboxConfig())) == (grpc.StatusCode.INVALID_ARGUMENT
+                                           if cri.name == "moord" else grpc.StatusCode.UNKNOWN)
     # Malformed bytes for a message: refused, the daemon serves on.
     raw = cri.channel.unary_unary("/runtime.v1.RuntimeService/PodSandboxStatus")
     with pytest.raises(grpc.RpcError) as caught:
@@ -190,22 +209,24 @@ def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
     config = pod_config("dup", logs, host_network=True)
     pod_id = _run_pod(cri, config)
     try:
-        assert _code(runtime.RunPodSandbox, pb.RunPodSandboxRequest(config=config)) \
-            == grpc.StatusCode.ALREADY_EXISTS
+        _reserved(cri, runtime.RunPodSandbox, pb.RunPodSandboxRequest(config=config))
         container = run_container(cri, pod_id, config, container_config("c", ["sleep", "60"]))
-        assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
+        _reserved(cri, runtime.CreateContainer, pb.CreateContainerRequest(
             pod_sandbox_id=pod_id, config=container_config("c", ["true"]),
-            sandbox_config=config)) == grpc.StatusCode.ALREADY_EXISTS
+            sandbox_config=config))
+        # A second start: containerd's code is UNKNOWN.
         assert _code(runtime.StartContainer, pb.StartContainerRequest(
-            container_id=container)) == grpc.StatusCode.FAILED_PRECONDITION
+            container_id=container)) == (grpc.StatusCode.FAILED_PRECONDITION
+                                         if cri.name == "moord" else grpc.StatusCode.UNKNOWN)
         with pytest.raises(grpc.RpcError) as caught:
             exec_sync(cri, container, "sleep", "5", timeout=1)
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
-            pod_sandbox_id=pod_id, config=container_config(
-                "dev", ["true"], devices=[pb.Device(host_path="/dev/null",
-                                                    container_path="/dev/x")]),
-            sandbox_config=config)) == grpc.StatusCode.INVALID_ARGUMENT
+        if cri.name == "moord":  # devices are not built yet: refused, never ignored
+            assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
+                pod_sandbox_id=pod_id, config=container_config(
+                    "dev", ["true"], devices=[pb.Device(host_path="/dev/null",
+                                                        container_path="/dev/x")]),
+                sandbox_config=config)) == grpc.StatusCode.INVALID_ARGUMENT
     finally:
         _end_pod(cri, pod_id)
     # No CNI configuration: NetworkReady false with a reason, and pods are refused.
@@ -215,7 +236,8 @@ def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
         ready = {c.type: c for c in runtime.Status(pb.StatusRequest()).status.conditions}
         network_ready = ready["NetworkReady"]
         assert not network_ready.status and network_ready.reason == "NetworkPluginNotReady"
-        assert "cni config" in network_ready.message
+        assert "Network plugin returns error: cni plugin not initialized" \
+            in network_ready.message
         assert _code(runtime.RunPodSandbox, pb.RunPodSandboxRequest(
             config=pod_config("nonet", logs))) == grpc.StatusCode.UNKNOWN
     finally:

@@ -34,7 +34,7 @@ def test_restart_with_pods_running(network: Network, busybox_tar: bytes) -> None
         os.makedirs(logs)
         cri = start_cri(base, network, "--live-restore")
         try:
-            load_images(cri, busybox_tar)
+            load_images(cri, busybox_tar, base)
             config = pod_config("survivor", logs)
             pod_id = cri.runtime.RunPodSandbox(pb.RunPodSandboxRequest(
                 config=config)).pod_sandbox_id

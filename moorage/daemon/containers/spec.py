@@ -18,8 +18,15 @@ from moorage import environ, signals
 from moorage.errors import InvalidParameter
 from moorage.model.records import ContainerRecord
 
-# Every container's cgroup lives under this parent, as dockerd's under /docker.
+# Every container's cgroup lives under this parent, as dockerd's under /docker, unless
+# its CgroupParent names another (the CRI's pods: kubelet's pod cgroup).
 CGROUP_PARENT = "/moor"
+
+
+def cgroup_path(container: ContainerRecord) -> str:
+    """The container's cgroup (cgroupfs: a relative parent is taken from the root)."""
+    parent = container.host_config.cgroup_parent or CGROUP_PARENT
+    return os.path.join("/", parent, container.id)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -285,7 +292,7 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         process["rlimits"] = rlimits
     linux: dict = {
         "resources": resources(container),
-        "cgroupsPath": f"{CGROUP_PARENT}/{container.id}",
+        "cgroupsPath": cgroup_path(container),
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),
     }
