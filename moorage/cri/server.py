@@ -224,7 +224,9 @@ class RuntimeServicer(rpc.RuntimeServiceServicer):
     @_rpc
     async def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest
                                  ) -> pb.ReopenContainerLogResponse:
-        raise MoorError("reopening a container's log is not supported yet")
+        entry = self.s.records.container(request.container_id)
+        await self.s.engine.container_reopen_log(entry.id)
+        return pb.ReopenContainerLogResponse()
 
     @_rpc
     async def ContainerStats(self, request: pb.ContainerStatsRequest

@@ -448,6 +448,12 @@ class Shim:
             reply = {"pid": process.pid if process else 0,
                      "exit_code": (process.exit or {}).get("exit_code") if process else None,
                      "running": bool(process and process.exit is None)}
+        elif op == "reopen_log":
+            if self.init.log is None:
+                reply = {"error": "the container has no log file"}
+            else:
+                self.init.log.reopen()
+                reply = {"ok": True}
         elif op == "state":
             reply = {"pid": self.init.pid, "started": self.started}
         else:

@@ -67,6 +67,12 @@ class JsonLog:
         if batch:
             self.file.write(b"".join(batch))
 
+    def reopen(self) -> None:
+        """The file at the path anew: whoever rotates the log (kubelet) has renamed it."""
+        self.file.close()
+        self.file = open(self.path, "ab", buffering=0)  # noqa: SIM115
+        self.size = os.fstat(self.file.fileno()).st_size
+
     def _rotate(self) -> None:
         self.size = 0
         if self.max_files < 2:

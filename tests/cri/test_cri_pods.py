@@ -163,6 +163,17 @@ def test_logs_exit_reasons_and_stats(cri: Cri, logs: str) -> None:
         assert pod_stats.linux.cpu.usage_core_nano_seconds.value > 0
         listed = cri.runtime.ListContainerStats(pb.ListContainerStatsRequest())
         assert sleeper in {s.attributes.id for s in listed.stats}
+        # kubelet's rotation: rename the file, ask for a reopen, the output goes on anew.
+        ticker = run_container(cri, pod_id, config, container_config(
+            "ticker", ["sh", "-c", "while :; do echo tick; sleep 0.05; done"]))
+        path = os.path.join(logs, "ticker", "0.log")
+        time.sleep(0.2)
+        os.rename(path, path + ".1")
+        cri.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=ticker))
+        time.sleep(0.3)
+        with open(path, "rb") as f:
+            assert f.read().count(b" stdout F tick\n") >= 2
+        cri.runtime.StopContainer(pb.StopContainerRequest(container_id=ticker, timeout=0))
         cri.runtime.StopContainer(pb.StopContainerRequest(container_id=sleeper, timeout=1))
         assert wait_exited(cri, sleeper).state == pb.CONTAINER_EXITED
     finally:

@@ -284,6 +284,14 @@ class ContainerService:
             container_events.publish(self.ctx, record, "resize", height=str(height),
                                      width=str(width))
 
+    async def container_reopen_log(self, ref: str) -> None:
+        """The log file opened anew at its path (the CRI's ReopenContainerLog, after
+        kubelet renamed it to rotate it)."""
+        record = self.get(ref)
+        if not record.state.running:
+            raise Conflict(f"Container {record.id} is not running")
+        await call(self.ctx.paths, record, {"op": "reopen_log"})
+
     async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
                                                                     list[list[str]]]:
         return await top.container_top(self.ctx, ref, ps_args)
