@@ -25,6 +25,8 @@ class Execs(Protocol):
 
     async def exec_start(self, exec_id: str, *, detach: bool) -> Any: ...
 
+    async def exec_kill(self, exec_id: str, signal: int) -> None: ...
+
 
 class Containers(Protocol):
     execs: Any

@@ -190,6 +190,8 @@ def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: s
     context = linux.security_context
     pod_options = namespace_options(pod)
     options = context.namespace_options
+    if context.privileged and not pod.linux.security_context.privileged:
+        raise InvalidParameter("no privileged container allowed in sandbox")
     if options.pid == pb.TARGET:
         raise InvalidParameter("target pid namespace is not supported yet")
     pid_mode = {pb.POD: f"container:{pod_id}" if pod_options.pid == pb.POD else "",

@@ -4,7 +4,6 @@ killed at its timeout."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 
 from moorage.cri.backends import Containers
@@ -37,11 +36,8 @@ async def exec_sync(containers: Containers, container_id: str, cmd: list[str],
     try:
         await asyncio.wait_for(collect(), timeout if timeout > 0 else None)
     except TimeoutError:
-        if stream.pid:
-            try:
-                os.kill(stream.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # The command goes with its timeout, as containerd kills it.
+        await containers.execs.exec_kill(record.id, int(signal.SIGKILL))
         raise ExecTimeout(f"command {cmd!r} timed out after {timeout}s") from None
     finally:
         stream.close()

@@ -69,6 +69,7 @@ class Pods:
             dns_options=tuple(dns.options),
             sysctls=dict(config.linux.sysctls) or None,
             cgroup_parent=config.linux.cgroup_parent,
+            privileged=config.linux.security_context.privileged,
             oom_score_adj=convert.clamp_oom_score_adj(_SANDBOX_OOM_SCORE_ADJ,
                                                       f"sandbox {name}"))
         record = await self.containers.container_create("", ContainerConfig(

@@ -262,8 +262,8 @@ def stop_cri(cri: Cri) -> None:
 
 
 def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = False,
-               ports: tuple[tuple[int, int], ...] = (), **fields: object
-               ) -> pb.PodSandboxConfig:
+               ports: tuple[tuple[int, int], ...] = (), privileged: bool = False,
+               **fields: object) -> pb.PodSandboxConfig:
     options = pb.NamespaceOption(network=pb.NODE if host_network else pb.POD)
     return pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, namespace="test", uid=uid or name + "-uid"),
@@ -273,7 +273,8 @@ def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = F
         port_mappings=[pb.PortMapping(container_port=c, host_port=h) for c, h in ports],
         linux=pb.LinuxPodSandboxConfig(
             cgroup_parent=f"/{POD_CGROUPS}/{name}",
-            security_context=pb.LinuxSandboxSecurityContext(namespace_options=options)),
+            security_context=pb.LinuxSandboxSecurityContext(namespace_options=options,
+                                                            privileged=privileged)),
         **fields)
 
 

@@ -56,11 +56,18 @@ class SpecInputs:
 
 @cache
 def all_capabilities() -> tuple[str, ...]:
+    """Every capability the kernel has that the daemon's bounding set keeps: a root
+    without some (CAP_SYS_RESOURCE on this kind of host) cannot give them, and the
+    runtime's capset would fail (containerd's WithAllCurrentCapabilities)."""
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
+    with open("/proc/self/status") as f:
+        bounding = next((int(line.split()[1], 16) for line in f
+                         if line.startswith("CapBnd:")), (1 << (last + 1)) - 1)
     from moorage.runtime.capabilities import NAMES
 
-    return tuple(NAMES[: last + 1])
+    return tuple(name for number, name in enumerate(NAMES[: last + 1])
+                 if bounding >> number & 1)
 
 
 def capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
