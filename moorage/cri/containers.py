@@ -179,6 +179,33 @@ def _user(context: pb.LinuxContainerSecurityContext) -> str:
     return user
 
 
+def _seccomp(context: pb.LinuxContainerSecurityContext) -> list[str]:
+    """containerd's choice: the `seccomp` profile when set, else the deprecated
+    `seccomp_profile_path` ("" and "unconfined": none; "runtime/default",
+    "docker/default": the default; "localhost/<file>")."""
+    if context.HasField("seccomp"):
+        kind, path = context.seccomp.profile_type, context.seccomp.localhost_ref
+        if kind == pb.SecurityProfile.RuntimeDefault:
+            return []
+        if kind == pb.SecurityProfile.Unconfined:
+            return ["seccomp=unconfined"]
+    else:
+        named = context.seccomp_profile_path
+        if named in ("", "unconfined"):
+            return ["seccomp=unconfined"]
+        if named in ("runtime/default", "docker/default"):
+            return []
+        if not named.startswith("localhost/"):
+            raise InvalidParameter(f'seccomp profile "{named}" must be runtime/default, '
+                                   "unconfined or localhost/<path>")
+        path = named.removeprefix("localhost/")
+    try:
+        with open(path) as f:
+            return ["seccomp=" + f.read()]
+    except OSError as err:
+        raise InvalidParameter(f"failed to load seccomp profile {path!r}: {err}") from None
+
+
 def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: str,
                  name: str) -> HostConfig:
     """Blocking (it makes missing bind sources, as containerd does)."""
@@ -201,16 +228,7 @@ def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: s
     security = []
     if context.no_new_privs:
         security.append("no-new-privileges:true")
-    seccomp = context.seccomp if context.HasField("seccomp") else None
-    if seccomp is not None and seccomp.profile_type == pb.SecurityProfile.Unconfined:
-        security.append("seccomp=unconfined")
-    elif seccomp is not None and seccomp.profile_type == pb.SecurityProfile.Localhost:
-        try:
-            with open(seccomp.localhost_ref) as f:
-                security.append("seccomp=" + f.read())
-        except OSError as err:
-            raise InvalidParameter(f"failed to load seccomp profile "
-                                   f"{seccomp.localhost_ref!r}: {err}") from None
+    security += _seccomp(context)
     mounts = []
     for mount in config.mounts:
         if not mount.host_path or not mount.container_path:

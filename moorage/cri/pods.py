@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 from moorage.cri import convert
 from moorage.cri.backends import Containers
@@ -181,11 +182,11 @@ def _running(containers: Containers, container_id: str) -> bool:
         return False
 
 
-async def _quietly(operation: object) -> None:
+async def _quietly(operation: Awaitable[None]) -> None:
     """Stops and removals on the way to a pod's end: a container already gone or
     stopped is what was asked."""
     try:
-        await operation  # type: ignore[misc]
+        await operation
     except (NotFound, NotModified):
         pass
     except MoorError as err:

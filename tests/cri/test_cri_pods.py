@@ -245,6 +245,14 @@ def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
                     security_context=pb.LinuxContainerSecurityContext(privileged=True))),
             sandbox_config=config)) == (grpc.StatusCode.INVALID_ARGUMENT
                                         if cri.name == "moord" else grpc.StatusCode.UNKNOWN)
+        # A seccomp profile path must be unconfined, runtime/default or localhost/<file>.
+        assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=container_config(
+                "seccomp", ["true"], linux=pb.LinuxContainerConfig(
+                    security_context=pb.LinuxContainerSecurityContext(
+                        seccomp_profile_path="custom"))),
+            sandbox_config=config)) == (grpc.StatusCode.INVALID_ARGUMENT
+                                        if cri.name == "moord" else grpc.StatusCode.UNKNOWN)
         if cri.name == "moord":  # devices are not built yet: refused, never ignored
             assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
                 pod_sandbox_id=pod_id, config=container_config(
