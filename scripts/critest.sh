@@ -19,14 +19,21 @@ ip link set lo up
 base=$(mktemp -d /tmp/critest-XXXXXX)
 py=$here/.venv/bin/python
 cleanup() {
-    [ -n "${runtime_pid:-}" ] && kill "$runtime_pid" 2>/dev/null && wait "$runtime_pid" 2>/dev/null
-    [ -n "${registry_pid:-}" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
-    for d in /sys/fs/cgroup/*/critest-pods /sys/fs/cgroup/critest-pods; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    set +e  # every step runs, whatever the one before said
+    for pid in ${runtime_pid:-} ${registry_pid:-}; do
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
     done
-    umount -R "$base" 2>/dev/null || true
+    umount -R "$base" 2>/dev/null
     rm -rf "$base"
+    # containerd's parent of pods without a cgroup parent of their own (critest's)
+    if [ "$runtime" = containerd ] && [ -z "$k8s_cgroups_before" ]; then
+        for d in /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io; do
+            [ -d "$d" ] && rmdir "$d" 2>/dev/null
+        done
+    fi
 }
+k8s_cgroups_before=$(ls -d /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/null || true)
 trap cleanup EXIT
 
 # Stand-ins for critest's images (scripts/critest_images.py), served by a registry here.
