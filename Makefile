@@ -61,6 +61,7 @@ bench: deps
 	$(PY) bench/registry.py
 	$(PY) bench/operations.py
 	$(PY) bench/volumes.py
+	$(PY) bench/cri.py
 	$(PY) bench/compose.py
 
 clean:
