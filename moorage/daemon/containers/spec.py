@@ -269,6 +269,20 @@ def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     return namespaces
 
 
+def _rootfs_propagation(container: ContainerRecord) -> str:
+    """moby's WithMounts: a shared bind needs a shared rootfs for what the container
+    mounts under it to reach the host; a slave bind, a slave one."""
+    found = ""
+    for point in container.mounts:
+        if point.type != "bind":
+            continue
+        if point.propagation in ("shared", "rshared"):
+            return "shared"
+        if point.propagation in ("slave", "rslave"):
+            found = "rslave"
+    return found
+
+
 def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
     """The runtime-spec config.json for `container` (runtime-spec config.md, config-linux.md)."""
     host = container.host_config
@@ -303,6 +317,9 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),
     }
+    propagation = _rootfs_propagation(container)
+    if propagation:
+        linux["rootfsPropagation"] = propagation
     if not host.privileged:
         linux["maskedPaths"] = list(host.masked_paths or ())
         linux["readonlyPaths"] = list(host.readonly_paths or ())
