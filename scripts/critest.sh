@@ -76,34 +76,10 @@ if [ "$runtime" = moord ]; then
     while [ ! -S "$base/moord.sock" ]; do sleep 0.1; done
     DOCKER_HOST=unix://$base/moord.sock DOCKER_CONFIG=$base/dc docker load -q -i "$pause"
 else
-    cat > "$base/containerd.toml" <<TOML
-version = 2
-root = "$base/root"
-state = "$base/state"
-disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$sock"
-[ttrpc]
-  address = "$sock.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "moorage.test/pause:1"
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "$base/cni"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-      Root = "$base/runc"
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."gcr.io"]
-    endpoint = ["http://127.0.0.1:5000"]
-  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]
-    endpoint = ["http://127.0.0.1:5000"]
-TOML
+    sock=$base/containerd.sock
+    PYTHONPATH=$here/tests:$here/tests/engine:$here/tests/cri "$py" -c \
+        'import sys; from crikit import containerd_config; print(containerd_config(*sys.argv[1:]))' \
+        "$base" "$base/cni" http://127.0.0.1:5000 > "$base/containerd.toml"
     containerd --config "$base/containerd.toml" >"$base/runtime.log" 2>&1 &
     runtime_pid=$!
     while [ ! -S "$sock" ]; do sleep 0.1; done

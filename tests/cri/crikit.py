@@ -221,6 +221,19 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         Root = "{base}/runc"
 """
+_CONTAINERD_MIRROR = """  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registry}"]
+    endpoint = ["{mirror}"]
+"""
+
+
+def containerd_config(base: str, cni_conf: str, mirror: str = "") -> str:
+    """containerd's configuration: everything under `base` (socket `base`/containerd.sock),
+    registry.k8s.io and gcr.io pulled through `mirror` when given (scripts/critest.sh)."""
+    text = _CONTAINERD_CONFIG.format(base=base, pause=PAUSE_IMAGE, cni_bin=CNI_BIN,
+                                     cni_conf=cni_conf)
+    for registry in ("registry.k8s.io", "gcr.io") if mirror else ():
+        text += _CONTAINERD_MIRROR.format(registry=registry, mirror=mirror)
+    return text
 
 
 def containerd_available() -> bool:
@@ -231,8 +244,7 @@ def start_containerd(base: str, network: Network) -> Cri:
     """Debian's containerd 1.6 with its CRI plugin on a private socket, root and state."""
     config = os.path.join(base, "containerd.toml")
     with open(config, "w") as f:
-        f.write(_CONTAINERD_CONFIG.format(base=base, pause=PAUSE_IMAGE, cni_bin=CNI_BIN,
-                                          cni_conf=network.conf_dir))
+        f.write(containerd_config(base, network.conf_dir))
     socket = os.path.join(base, "containerd.sock")
     with open(os.path.join(base, "containerd.log"), "wb") as log:
         process = subprocess.Popen(["containerd", "--config", config], stdout=log,
