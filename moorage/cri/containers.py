@@ -245,7 +245,8 @@ def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: s
         cgroup_parent=pod.linux.cgroup_parent,
         network_mode=network, ipc_mode="host" if pod_options.ipc == pb.NODE
         else f"container:{pod_id}", pid_mode=pid_mode,
-        uts_mode="host" if pod_options.network == pb.NODE else "",
+        # The pause container holds the pod's UTS namespace (and its hostname).
+        uts_mode="host" if pod_options.network == pb.NODE else f"container:{pod_id}",
         dns=tuple(dns.servers), dns_search=tuple(dns.searches),
         dns_options=tuple(dns.options), privileged=context.privileged,
         readonly_rootfs=context.readonly_rootfs,

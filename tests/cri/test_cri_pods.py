@@ -75,7 +75,7 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
         client = run_container(cri, pod_id, config, container_config(
             "client", ["sleep", "3600"]))
         # One network, IPC and UTS view: the client reaches the server on localhost.
-        for path in ("/proc/self/ns/net", "/proc/self/ns/ipc"):
+        for path in ("/proc/self/ns/net", "/proc/self/ns/ipc", "/proc/self/ns/uts"):
             assert exec_sync(cri, server, "readlink", path).stdout \
                 == exec_sync(cri, client, "readlink", path).stdout
         for _ in range(50):

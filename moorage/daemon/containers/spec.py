@@ -254,9 +254,7 @@ def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
                            "path": f"/proc/{inputs.namespace_pids['network']}/ns/net"})
     elif host.network_mode != "host":
         namespaces.append({"type": "network"})
-    if host.uts_mode != "host":
-        namespaces.append({"type": "uts"})
-    for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode)):
+    for kind, mode in (("uts", host.uts_mode), ("pid", host.pid_mode), ("ipc", host.ipc_mode)):
         if mode == "host":
             continue
         if mode.startswith("container:"):
@@ -325,13 +323,15 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         linux["readonlyPaths"] = list(host.readonly_paths or ())
         if not unconfined:
             linux["seccomp"] = seccomp_profile(profile or default_seccomp(), caps)
+    shared_uts = host.uts_mode == "host" or host.uts_mode.startswith("container:")
     spec = {
         "ociVersion": "1.0.2-dev", "process": process,
         "root": {"path": inputs.rootfs, "readonly": host.readonly_rootfs},
-        "hostname": "" if host.uts_mode == "host" else config.hostname,
+        # The host's or another container's UTS namespace keeps its own name.
+        "hostname": "" if shared_uts else config.hostname,
         "mounts": _mounts(container, inputs), "linux": linux,
     }
-    if config.domainname and host.uts_mode != "host":
+    if config.domainname and not shared_uts:
         spec["domainname"] = config.domainname
     return spec
 

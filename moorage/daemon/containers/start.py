@@ -182,7 +182,7 @@ class Starter:
             embedded_dns=any(a.network.name != "bridge" for a in attachments)))
         namespace_pids = {}
         for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode),
-                           ("network", host.network_mode)):
+                           ("network", host.network_mode), ("uts", host.uts_mode)):
             if mode.startswith("container:"):
                 other = ctx.registry.get(mode.partition(":")[2])
                 if not other.state.running:
