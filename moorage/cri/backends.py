@@ -51,6 +51,9 @@ class Containers(Protocol):
 
     async def container_reopen_log(self, ref: str) -> None: ...
 
+    async def container_resize(self, ref: str, height: int, width: int,
+                               exec_id: str = "") -> None: ...
+
     def container_stats(self, ref: str, *, stream: bool,
                         one_shot: bool) -> AsyncIterator[dict]: ...
 

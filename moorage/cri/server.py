@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ from moorage.cri.pods import Pods
 from moorage.cri.proto import api_pb2 as pb
 from moorage.cri.proto import api_pb2_grpc as rpc
 from moorage.cri.records import CriRecords, NameReserved
+from moorage.cri.streaming import ExecRequest, StreamingServer
 from moorage.errors import (
     Conflict,
     Forbidden,
@@ -46,7 +48,7 @@ _CODES: tuple[tuple[type, grpc.StatusCode], ...] = (
     (Forbidden, grpc.StatusCode.PERMISSION_DENIED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
 )
-_NO_STREAMING = "streaming (Exec, Attach, PortForward) is not supported yet: use ExecSync"
+_NO_STREAMING = "Attach and PortForward are not supported yet"
 
 
 class _Malformed:
@@ -98,6 +100,7 @@ class CriService:
         self.pods = Pods(self.records, containers, cni, sandbox_image)
         self.containers = CriContainers(self.records, containers, images, self.pods)
         self.images = CriImages(images, os.path.join(data_root, "snapshots"))
+        self.streaming = StreamingServer(containers)
 
 
 class RuntimeServicer(rpc.RuntimeServiceServicer):
@@ -211,7 +214,18 @@ class RuntimeServicer(rpc.RuntimeServiceServicer):
 
     @_rpc
     async def Exec(self, request: pb.ExecRequest) -> pb.ExecResponse:
-        raise MoorError(_NO_STREAMING)
+        if not request.cmd:
+            raise InvalidParameter("cmd must not be empty")
+        if not (request.stdin or request.stdout or request.stderr):
+            raise InvalidParameter("one of stdin, stdout, or stderr must be set")
+        if request.tty and request.stderr:
+            raise InvalidParameter("tty and stderr cannot both be true")
+        entry = self.s.records.container(request.container_id)
+        if not self.s.engine.get(entry.id).state.running:
+            raise Conflict(f'container "{entry.id}" is not running')
+        return pb.ExecResponse(url=self.s.streaming.exec_url(ExecRequest(
+            entry.id, tuple(request.cmd), request.tty, request.stdin, request.stdout,
+            request.stderr, time.monotonic())))
 
     @_rpc
     async def Attach(self, request: pb.AttachRequest) -> pb.AttachResponse:
@@ -337,6 +351,7 @@ async def serve(path: str, service: CriService) -> grpc.aio.Server:
         pass
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     server.add_insecure_port(f"unix://{path}")
+    await service.streaming.start()
     await server.start()
     os.chmod(path, 0o660)
     return server

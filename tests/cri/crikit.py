@@ -12,15 +12,20 @@ import ipaddress
 import json
 import os
 import shutil
+import socket
+import struct
 import subprocess
 import tarfile
 import time
+import urllib.parse
+import zlib
 from dataclasses import dataclass
 
 import grpc
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import stop_process
 
+from moorage.cri import spdy
 from moorage.cri.proto import api_pb2 as pb
 from moorage.cri.proto import api_pb2_grpc as rpc
 
@@ -308,6 +313,49 @@ def exec_sync(cri: Cri, container_id: str, *cmd: str, timeout: int = 10
               ) -> pb.ExecSyncResponse:
     return cri.runtime.ExecSync(pb.ExecSyncRequest(container_id=container_id, cmd=list(cmd),
                                                    timeout=timeout))
+
+
+def spdy_exec(url: str, stdin: bytes | None = None) -> dict[str, bytes]:
+    """A kubelet-style client of an Exec URL (SPDY/3.1, v4.channel.k8s.io, as client-go
+    speaks it): what came on each channel, until the error channel or the connection
+    ended (containerd closes the connection)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    conn.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+                 "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
+                 "X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n"
+                 "\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8,
+                               zlib.Z_DEFAULT_STRATEGY, spdy.DICTIONARY)
+    names = ["error", "stdout", "stderr"] + (["stdin"] if stdin is not None else [])
+    ids = {name: 1 + 2 * number for number, name in enumerate(names)}
+    for name, stream_id in ids.items():
+        raw = struct.pack(">I", 1) + b"".join(
+            struct.pack(">I", len(text)) + text for text in (b"streamtype", name.encode()))
+        block = deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        payload = struct.pack(">IIH", stream_id, 0, 0) + block
+        conn.sendall(struct.pack(">HHI", 0x8003, spdy.SYN_STREAM, len(payload)) + payload)
+    if stdin is not None:
+        conn.sendall(spdy.Codec.data(ids["stdin"], stdin, fin=True))
+    codec = spdy.Codec()
+    got = {name: b"" for name in names}
+    by_id = {stream_id: name for name, stream_id in ids.items()}
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            conn.close()
+            return got
+        for frame in codec.feed(chunk):
+            if frame.control:
+                continue
+            got[by_id[frame.stream_id]] += frame.data
+            if by_id[frame.stream_id] == "error" and frame.flags & spdy.FLAG_FIN:
+                conn.close()
+                return got
 
 
 def wait_exited(cri: Cri, container_id: str, seconds: float = 10) -> pb.ContainerStatus:

@@ -5,6 +5,7 @@ stats, and bad input."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -22,6 +23,7 @@ from crikit import (
     pod_config,
     remove_all_pods,
     run_container,
+    spdy_exec,
     wait_exited,
 )
 
@@ -88,6 +90,18 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
         # The pod's cgroup parent holds its containers' cgroups.
         assert f"/{POD_CGROUPS}/web/" in exec_sync(cri, client, "cat", "/proc/self/cgroup"
                                                    ).stdout.decode()
+        # Exec through the streaming server's URL, as kubelet and crictl use it.
+        url = cri.runtime.Exec(pb.ExecRequest(
+            container_id=client, cmd=["sh", "-c", "cat; echo err >&2; exit 3"], stdin=True,
+            stdout=True, stderr=True)).url
+        assert url.startswith("http://127.0.0.1:")
+        streamed = spdy_exec(url, stdin=b"typed\n")
+        assert (streamed["stdout"], streamed["stderr"]) == (b"typed\n", b"err\n")
+        outcome = json.loads(streamed["error"])
+        assert outcome["status"] == "Failure" and outcome["reason"] == "NonZeroExitCode"
+        assert outcome["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+        assert spdy_exec(cri.runtime.Exec(pb.ExecRequest(
+            container_id=client, cmd=["hostname"], stdout=True)).url)["stdout"] == b"web\n"
         resolv = exec_sync(cri, client, "cat", "/etc/resolv.conf").stdout.decode()
         assert "nameserver 127.0.0.1" in resolv and "search test.svc" in resolv \
             and "options ndots:5" in resolv
