@@ -54,6 +54,9 @@ class Containers(Protocol):
     async def container_resize(self, ref: str, height: int, width: int,
                                exec_id: str = "") -> None: ...
 
+    async def container_attach(self, ref: str, *, stdin: bool, stdout: bool,
+                               stderr: bool) -> tuple[ContainerRecord, Any]: ...
+
     def container_stats(self, ref: str, *, stream: bool,
                         one_shot: bool) -> AsyncIterator[dict]: ...
 

@@ -48,7 +48,7 @@ _CODES: tuple[tuple[type, grpc.StatusCode], ...] = (
     (Forbidden, grpc.StatusCode.PERMISSION_DENIED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
 )
-_NO_STREAMING = "Attach and PortForward are not supported yet"
+_NO_STREAMING = "PortForward is not supported yet"
 
 
 class _Malformed:
@@ -229,7 +229,14 @@ class RuntimeServicer(rpc.RuntimeServiceServicer):
 
     @_rpc
     async def Attach(self, request: pb.AttachRequest) -> pb.AttachResponse:
-        raise MoorError(_NO_STREAMING)
+        if not (request.stdin or request.stdout or request.stderr):
+            raise InvalidParameter("one of stdin, stdout, or stderr must be set")
+        entry = self.s.records.container(request.container_id)
+        if not self.s.engine.get(entry.id).state.running:
+            raise Conflict(f'container "{entry.id}" is not running')
+        return pb.AttachResponse(url=self.s.streaming.exec_url(ExecRequest(
+            entry.id, (), request.tty, request.stdin, request.stdout,
+            request.stderr and not request.tty, time.monotonic(), attach=True)))
 
     @_rpc
     async def PortForward(self, request: pb.PortForwardRequest) -> pb.PortForwardResponse:

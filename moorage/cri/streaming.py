@@ -1,7 +1,9 @@
-"""The CRI's streaming server: Exec's URL on 127.0.0.1, served over SPDY/3.1 with
-kubelet's remotecommand protocols (v4.channel.k8s.io and its predecessors): one SPDY
-stream per channel (error, stdin, stdout, stderr, resize), the exit reported on the
-error stream as a Kubernetes Status. Attach and PortForward are not served yet."""
+"""The CRI's streaming server: Exec's and Attach's URLs on 127.0.0.1, served over
+SPDY/3.1 with kubelet's remotecommand protocols (v4.channel.k8s.io and its
+predecessors): one SPDY stream per channel (error, stdin, stdout, stderr, resize), an
+exec's exit reported on the error stream as a Kubernetes Status. An attach ends with
+its client's stdin (the container runs on) or with the container. PortForward is not
+served yet."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ _CHANNELS_SECONDS = 10
 
 @dataclass(frozen=True, slots=True)
 class ExecRequest:
+    """An exec, or with `attach` an attach (`cmd` empty)."""
+
     container_id: str
     cmd: tuple[str, ...]
     tty: bool
@@ -34,6 +38,7 @@ class ExecRequest:
     stdout: bool
     stderr: bool
     created: float
+    attach: bool = False
 
 
 class StreamingServer:
@@ -57,7 +62,8 @@ class StreamingServer:
             del self.pending[token]
         token = secrets.token_urlsafe(12)
         self.pending[token] = request
-        return f"http://127.0.0.1:{self.port}/exec/{token}"
+        kind = "attach" if request.attach else "exec"
+        return f"http://127.0.0.1:{self.port}/{kind}/{token}"
 
     async def _serve(self, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
@@ -69,8 +75,8 @@ class StreamingServer:
             for line in lines[1:]:
                 name, _, value = line.partition(":")
                 headers.setdefault(name.strip().lower(), []).append(value.strip())
-            request = self.pending.pop(path.removeprefix("/exec/"), None) \
-                if path.startswith("/exec/") else None
+            request = self.pending.pop(path.rpartition("/")[2], None) \
+                if path.startswith(("/exec/", "/attach/")) else None
             offered = [p.strip() for v in headers.get("x-stream-protocol-version", [])
                        for p in v.split(",")]
             protocol = next((p for p in _PROTOCOLS if p in offered), "")
@@ -151,7 +157,7 @@ class _Session:
                 await self.stdin.put(frame.data)
             if frame.flags & spdy.FLAG_FIN:
                 await self.stdin.put(None)
-        elif kind == "resize" and self.exec_id:
+        elif kind == "resize" and (self.exec_id or self.request.attach):
             for line in frame.data.decode(errors="replace").splitlines():
                 try:
                     size = json.loads(line)
@@ -165,11 +171,18 @@ class _Session:
         request = self.request
         status: dict = {"metadata": {}, "status": "Success"}
         try:
-            record = await self.containers.execs.exec_create(request.container_id, ExecConfig(
-                cmd=request.cmd, tty=request.tty, attach_stdin=request.stdin,
-                attach_stdout=request.stdout, attach_stderr=request.stderr))
-            self.exec_id = record.id
-            stream = await self.containers.execs.exec_start(record.id, detach=False)
+            if request.attach:
+                _, future = await self.containers.container_attach(
+                    request.container_id, stdin=request.stdin, stdout=request.stdout,
+                    stderr=request.stderr)
+                stream = await future
+            else:
+                record = await self.containers.execs.exec_create(
+                    request.container_id, ExecConfig(
+                        cmd=request.cmd, tty=request.tty, attach_stdin=request.stdin,
+                        attach_stdout=request.stdout, attach_stderr=request.stderr))
+                self.exec_id = record.id
+                stream = await self.containers.execs.exec_start(record.id, detach=False)
         except MoorError as err:
             status = {"metadata": {}, "status": "Failure", "message": str(err)}
         else:
@@ -185,7 +198,7 @@ class _Session:
             finally:
                 pump.cancel()
                 stream.close()
-            code = int((stream.exit or {}).get("exit_code", 0))
+            code = 0 if request.attach else int((stream.exit or {}).get("exit_code", 0))
             if code:
                 status = {"metadata": {}, "status": "Failure",
                           "message": f"command terminated with non-zero exit code: "
@@ -208,4 +221,9 @@ class _Session:
     async def _pump_stdin(self, stream: object) -> None:
         while (data := await self.stdin.get()) is not None:
             await stream.write(data)  # type: ignore[attr-defined]
-        stream.close_stdin()  # type: ignore[attr-defined]
+        if self.request.attach:
+            # containerd's attach: the client's stdin ended, so does the attach; the
+            # container keeps its own stdin.
+            stream.close()  # type: ignore[attr-defined]
+        else:
+            stream.close_stdin()  # type: ignore[attr-defined]
