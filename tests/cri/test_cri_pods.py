@@ -100,8 +100,13 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
         outcome = json.loads(streamed["error"])
         assert outcome["status"] == "Failure" and outcome["reason"] == "NonZeroExitCode"
         assert outcome["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
-        assert spdy_exec(cri.runtime.Exec(pb.ExecRequest(
-            container_id=client, cmd=["hostname"], stdout=True)).url)["stdout"] == b"web\n"
+        if cri.name == "moord":
+            # Stdout alone. containerd's server now and then leaves this one's
+            # connection open after the output (the test client then waits out its
+            # deadline): compared on the exec above only.
+            assert spdy_exec(cri.runtime.Exec(pb.ExecRequest(
+                container_id=client, cmd=["hostname"], stdout=True)).url)["stdout"] \
+                == b"web\n"
         resolv = exec_sync(cri, client, "cat", "/etc/resolv.conf").stdout.decode()
         assert "nameserver 127.0.0.1" in resolv and "search test.svc" in resolv \
             and "options ndots:5" in resolv
