@@ -4,11 +4,11 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh mmdebstrap dpkg-dev \
-             qemu-system-x86 qemu-utils e2fsprogs openssh-client cpio chromium
+             qemu-system-x86 qemu-utils e2fsprogs openssh-client cpio chromium containernetworking-plugins containerd
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
-.PHONY: deps demo test lint bench clean
+.PHONY: deps demo test lint bench clean cri-proto
 
 MOOR_INIT := moorage/daemon/data/moor-init
 
@@ -37,6 +37,10 @@ $(STAMP_PIP): pyproject.toml $(MOOR_INIT)
 	@$(PY) -m compileall -q moorage >/dev/null
 	@touch $@
 
+# The CRI's generated modules are committed; this remakes them after api.proto changes.
+cri-proto: deps
+	@PYTHON=$(PY) sh scripts/cri_proto.sh
+
 demo: deps
 	@$(PY) scripts/demo.py
 
@@ -58,6 +62,7 @@ bench: deps
 	$(PY) bench/registry.py
 	$(PY) bench/operations.py
 	$(PY) bench/volumes.py
+	$(PY) bench/cri.py
 	$(PY) bench/compose.py
 
 clean:

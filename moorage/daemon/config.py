@@ -11,6 +11,10 @@ from moorage.errors import InvalidParameter
 
 DEFAULT_CONFIG_FILE = "/etc/moor/daemon.json"
 DEFAULT_SOCKET = "unix:///run/moor/moord.sock"
+# The CRI's defaults, containerd's: Debian's CNI plugins are in /usr/lib/cni.
+_CNI_CONF_DIR = "/etc/cni/net.d"
+_CNI_BIN_DIR = "/usr/lib/cni:/opt/cni/bin"
+_SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
 # Keys of Docker's daemon.json this daemon understands; others are refused as
 # dockerd refuses them, so a typo never silently falls back to a default.
 _KNOWN_KEYS = {
@@ -18,6 +22,7 @@ _KNOWN_KEYS = {
     "registry-mirrors", "insecure-registries", "live-restore", "log-driver", "log-opts",
     "bip", "bridge", "default-address-pools", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
     "debug", "storage-driver", "features", "experimental",
+    "cri-socket", "cni-conf-dir", "cni-bin-dir", "cri-sandbox-image",
 }
 
 
@@ -58,6 +63,12 @@ class DaemonConfig:
     bridge: str = "moor0"
     bip: str = ""
     address_pools: tuple[tuple[str, int], ...] = ()
+    # The Kubernetes CRI (moorage/cri): its gRPC socket ("" serves none), the CNI
+    # network configurations and plugins, the pause image of pod sandboxes.
+    cri_socket: str = ""
+    cni_conf_dir: str = _CNI_CONF_DIR
+    cni_bin_dir: str = _CNI_BIN_DIR
+    cri_sandbox_image: str = _SANDBOX_IMAGE
 
     def runtime(self, name: str) -> Runtime:
         for runtime in self.runtimes:
@@ -127,9 +138,23 @@ def build(file_data: dict, flags: dict) -> DaemonConfig:
         tls_key=merged.get("tlskey", ""),
         bridge=merged.get("bridge") or "moor0", bip=_bip(merged.get("bip") or ""),
         address_pools=_address_pools(merged.get("default-address-pools") or []),
+        cri_socket=_cri_socket(merged.get("cri-socket") or ""),
+        cni_conf_dir=merged.get("cni-conf-dir") or _CNI_CONF_DIR,
+        cni_bin_dir=merged.get("cni-bin-dir") or _CNI_BIN_DIR,
+        cri_sandbox_image=merged.get("cri-sandbox-image") or _SANDBOX_IMAGE,
     )
     config.runtime(config.default_runtime)
     return config
+
+
+def _cri_socket(value: str) -> str:
+    """The socket's path; containerd and kubelet write it unix:///path."""
+    if not value:
+        return ""
+    path = value.removeprefix("unix://")
+    if not path.startswith("/"):
+        raise InvalidParameter(f"invalid cri-socket {value!r}: expected unix:///path")
+    return path
 
 
 def _bip(value: str) -> str:

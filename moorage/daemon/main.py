@@ -43,6 +43,14 @@ def _parser() -> argparse.ArgumentParser:
                         "chain to")
     parser.add_argument("--tlscert", help="the daemon's certificate")
     parser.add_argument("--tlskey", help="the daemon's private key")
+    parser.add_argument("--cri-socket", help="serve the Kubernetes CRI (v1, gRPC) on this "
+                        "socket (unix:///path)")
+    parser.add_argument("--cni-conf-dir", help="CNI network configurations for pods "
+                        "(default /etc/cni/net.d)")
+    parser.add_argument("--cni-bin-dir", help="CNI plugins, folders separated by ':' "
+                        "(default /usr/lib/cni:/opt/cni/bin)")
+    parser.add_argument("--cri-sandbox-image", help="the pause image of pod sandboxes "
+                        "(default registry.k8s.io/pause:3.9)")
     return parser
 
 
@@ -71,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             "bridge": args.bridge, "bip": args.bip,
             "tls": args.tls, "tlsverify": args.tlsverify, "tlscacert": args.tlscacert,
             "tlscert": args.tlscert, "tlskey": args.tlskey, "log-driver": args.log_driver,
+            "cri-socket": args.cri_socket, "cni-conf-dir": args.cni_conf_dir,
+            "cni-bin-dir": args.cni_bin_dir, "cri-sandbox-image": args.cri_sandbox_image,
             "log-opts": dict(o.partition("=")[::2] for o in args.log_opt) or None})
         check_defaults(config.log_driver, config.log_opts)
     except MoorError as err:
@@ -144,6 +154,7 @@ async def serve(config: object) -> int:
         await engine.stop()
         release_pidfile(pidfile)
         raise
+    cri = await _serve_cri(engine) if config.cri_socket else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -151,6 +162,8 @@ async def serve(config: object) -> int:
     log.info("moord ready")
     await stop.wait()
     log.info("shutting down")
+    if cri is not None:
+        await cri.stop(1)
     await runner.cleanup()
     await engine.stop()
     for path in sockets:
@@ -160,6 +173,21 @@ async def serve(config: object) -> int:
             pass
     release_pidfile(pidfile)
     return 0
+
+
+async def _serve_cri(engine: object) -> object:
+    """The CRI's gRPC server beside the Engine API, on the same services."""
+    from moorage.cri.cni import Cni
+    from moorage.cri.server import CriService, serve
+    from moorage.daemon.engine import Engine
+
+    assert isinstance(engine, Engine)
+    config = engine.config
+    server = await serve(config.cri_socket, CriService(
+        config.data_root, engine.containers, engine.images,
+        Cni(config.cni_conf_dir, config.cni_bin_dir), config.cri_sandbox_image))
+    log.info("CRI listen on %s", config.cri_socket)
+    return server
 
 
 def _tcp_listener(host: str, config: object) -> tuple[str, int, ssl.SSLContext | None]:

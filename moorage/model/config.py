@@ -129,6 +129,7 @@ class HostConfig:
     tmpfs: dict[str, str] | None = w("Tmpfs")
     uts_mode: str = w("UTSMode", "")
     cgroupns_mode: str = w("CgroupnsMode", "")  # "host" or "private"; API 1.41
+    cgroup_parent: str = w("CgroupParent", "")  # cgroupfs: the container's cgroup's parent
     shm_size: int = w("ShmSize", 0)
     sysctls: dict[str, str] | None = w("Sysctls", omitempty=True)
     runtime: str = w("Runtime", "")

@@ -13,6 +13,10 @@ from moorage.model.config import ContainerConfig, ExecConfig, HostConfig, MountP
 
 # Version 1: the first record of its own (before it, rows held the API's inspect document).
 SCHEMA_VERSION = 1
+# Containers the CRI made carry this label (value "k8s.io", containerd's namespace for
+# kubelet's objects): the Docker API's lists leave them out, as containerd keeps
+# kubelet's containers apart from other clients'.
+NAMESPACE_LABEL = "io.moorage.namespace"
 
 # Docker's container states (moby container/state.go StateString).
 CREATED, RUNNING, PAUSED, RESTARTING, REMOVING, EXITED, DEAD = (
@@ -72,6 +76,7 @@ class ContainerRecord:
     hostname_path: str = ""
     hosts_path: str = ""
     log_path: str = ""
+    log_format: str = "json-file"  # "cri": kubelet's format at the path kubelet gave
     restart_count: int = 0
     manually_stopped: bool = False  # by a kill or stop of the user's (restart policies)
     shim_pid: int = 0              # the shim serving the running container

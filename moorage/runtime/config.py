@@ -84,6 +84,12 @@ def validate(config: object) -> None:
     for key in ("hostname", "domainname"):
         if key in config:
             _expect(config[key], str, key, "a string")
+            # runc's check: without a UTS namespace of its own the container would
+            # rename the host.
+            namespaces = (config.get("linux") or {}).get("namespaces") or []
+            if config[key] and not any(isinstance(ns, dict) and ns.get("type") == "uts"
+                                       for ns in namespaces):
+                raise _fail(key, f"unable to set {key} without a private UTS namespace")
     _validate_mounts(config.get("mounts", []))
     _validate_hooks(config.get("hooks", {}))
     if "annotations" in config:

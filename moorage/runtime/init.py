@@ -164,9 +164,10 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
         fs.pivot(rootfs)
     if linux.get("sysctl"):
         fs.write_sysctls(linux["sysctl"])
-    if "hostname" in config:
+    # Empty: not set, as runc (without a UTS namespace of its own, that would be the host's).
+    if config.get("hostname"):
         libc.sethostname(config["hostname"])
-    if "domainname" in config:
+    if config.get("domainname"):
         libc.setdomainname(config["domainname"])
     for path in linux.get("readonlyPaths") or ():
         fs.readonly_path(path)

@@ -33,7 +33,7 @@ from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.runtime.cgroups.manager import read_oom_kills
 from moorage.shim.driver import Driver, RuntimeFailed, in_child
-from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, JsonLog, Process
+from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, CriLog, JsonLog, Process
 from moorage.shim.wire import (
     EXIT_STREAM,
     Attach,
@@ -49,6 +49,7 @@ from moorage.shim.wire import (
     Message,
     Ok,
     Pause,
+    ReopenLog,
     Resize,
     Resume,
     ShimConfig,
@@ -84,8 +85,9 @@ class Shim:
         # What each polled fd is for and the events asked of it; _poll_set brings the
         # epoll set in line with the state after every round.
         self.polled: dict[int, tuple[int, tuple]] = {}
+        log_class = CriLog if config.log_format == "cri" else JsonLog
         self.init = Process("", config.tty, config.stdin_once,
-                            JsonLog(config.log_path, config.log_rotation) if config.log_path
+                            log_class(config.log_path, config.log_rotation) if config.log_path
                             else None, self._forget)
         self.execs: dict[str, Process] = {}
         self.conns: list[Conn] = []
@@ -474,6 +476,11 @@ class Shim:
                               bool(process and process.exit is None))
         elif isinstance(request, State):
             reply = ShimState(self.init.pid, self.started)
+        elif isinstance(request, ReopenLog):
+            if self.init.log is None:
+                reply = Failure("the container has no log file")
+            else:
+                self.init.log.reopen()
         conn.reply(reply)
 
     def _exec(self, request: Exec) -> Process:

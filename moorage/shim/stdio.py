@@ -44,6 +44,8 @@ class JsonLog:
     (gzipped to PATH.1.gz with `compress`), the older ones move up to PATH.<max_files
     - 1>; with one file it is emptied instead."""
 
+    split_lines = False  # whole lines longer than the limit stay one entry
+
     def __init__(self, path: str, rotation: tuple[int, int, bool] = (0, 1, False)) -> None:
         self.path = path
         self.max_size, self.max_files, self.compress = rotation
@@ -64,6 +66,12 @@ class JsonLog:
             self.size += len(entry)
         if batch:
             self.file.write(b"".join(batch))
+
+    def reopen(self) -> None:
+        """The file at the path anew: whoever rotates the log (kubelet) has renamed it."""
+        self.file.close()
+        self.file = open(self.path, "ab", buffering=0)  # noqa: SIM115
+        self.size = os.fstat(self.file.fileno()).st_size
 
     def _rotate(self) -> None:
         self.size = 0
@@ -87,7 +95,12 @@ class JsonLog:
         buffer = self.partial.get(stream, b"") + data
         lines = buffer.split(b"\n")
         rest = lines.pop()
-        out = [self._entry(stream, line + b"\n") for line in lines]
+        out = []
+        for line in lines:
+            while self.split_lines and len(line) > _MAX_LOG_LINE:
+                out.append(self._entry(stream, line[:_MAX_LOG_LINE]))
+                line = line[_MAX_LOG_LINE:]
+            out.append(self._entry(stream, line + b"\n"))
         while len(rest) >= _MAX_LOG_LINE:
             out.append(self._entry(stream, rest[:_MAX_LOG_LINE]))
             rest = rest[_MAX_LOG_LINE:]
@@ -109,6 +122,21 @@ class JsonLog:
     def _entry(stream: str, line: bytes) -> bytes:
         return json_codec.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
                                  "time": timefmt.now()}, compact=True).encode() + b"\n"
+
+
+class CriLog(JsonLog):
+    """The CRI's log format, which kubelet reads at the path it gives: one
+    `<RFC3339Nano> <stream> <F|P> <text>` line per line of output, `P` for a piece of a
+    line longer than the limit or the end of output without a newline (containerd's
+    tags, compared in tests/cri); never rotated here (kubelet rotates)."""
+
+    split_lines = True  # containerd's max_container_log_line_size, 16 KiB
+
+    @staticmethod
+    def _entry(stream: str, line: bytes) -> bytes:
+        if line.endswith(b"\n"):
+            return b"%s %s F %s" % (timefmt.now().encode(), stream.encode(), line)
+        return b"%s %s P %s\n" % (timefmt.now().encode(), stream.encode(), line)
 
 
 def _gzip(path: str) -> None:

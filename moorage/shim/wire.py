@@ -134,6 +134,13 @@ class ExecStatus(Message):
         self.exec_id = exec_id
 
 
+class ReopenLog(Message):
+    """The log file opened anew at its path (kubelet renamed it to rotate it)."""
+
+    __slots__ = ()
+    op = "reopen_log"
+
+
 class Attach(Message):
     """A stream of the init's stdio; answered by StreamOpened, then frames."""
 
@@ -165,7 +172,7 @@ class Exec(Message):
 
 REQUESTS: dict[str, type[Message]] = {cls.op: cls for cls in (
     CreateOutcome, Wait, Start, State, Kill, KillExec, Pause, Resume, Resize, ExecStatus,
-    Attach, Exec)}
+    ReopenLog, Attach, Exec)}
 
 
 def decode_request(line: bytes) -> Message:
@@ -279,7 +286,7 @@ class ShimConfig(Message):
     """The zygote's one request: everything a shim needs to create, run and clean up
     one container. Answered by Forked, or Failure."""
 
-    __slots__ = ("bundle", "console_size", "container_id", "exit_file", "log_path",
+    __slots__ = ("bundle", "console_size", "container_id", "exit_file", "log_format", "log_path",
                  "log_rotation", "open_stdin", "runtime_args", "runtime_path", "runtime_root",
                  "socket_path", "stdin_once", "tty")
 
@@ -287,7 +294,8 @@ class ShimConfig(Message):
                  runtime_path: str, runtime_args: tuple[str, ...], socket_path: str,
                  exit_file: str, log_path: str, tty: bool, open_stdin: bool, stdin_once: bool,
                  console_size: tuple[int, int],
-                 log_rotation: tuple[int, int, bool] = (0, 1, False)) -> None:
+                 log_rotation: tuple[int, int, bool] = (0, 1, False),
+                 log_format: str = "json-file") -> None:
         self.container_id = container_id
         self.bundle = bundle
         self.runtime_root = runtime_root    # the runtime's state folder (runc's --root)
@@ -297,6 +305,7 @@ class ShimConfig(Message):
         self.exit_file = exit_file
         self.log_path = log_path            # "" when the log driver is `none`
         self.log_rotation = log_rotation    # (max size, max files, compress); 0: no limit
+        self.log_format = log_format        # "json-file", or "cri" for kubelet's format
         self.tty = tty
         self.open_stdin = open_stdin
         self.stdin_once = stdin_once
@@ -308,4 +317,5 @@ class ShimConfig(Message):
         data["runtime_args"] = tuple(data["runtime_args"])
         data["console_size"] = tuple(data["console_size"])
         data["log_rotation"] = tuple(data.get("log_rotation") or (0, 1, False))
+        data.setdefault("log_format", "json-file")
         return cls(**data)

@@ -22,7 +22,7 @@ _NETWORK_SETTINGS = {
 # (API v1.41 HostConfig), so that inspect has every key a client may read.
 _HOST_CONFIG_DEFAULTS = {
     "PortBindings": {}, "PublishAllPorts": False, "Links": None, "Cgroup": "",
-    "UsernsMode": "", "Isolation": "", "CgroupParent": "", "BlkioWeight": 0,
+    "UsernsMode": "", "Isolation": "", "BlkioWeight": 0,
     "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
     "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuRealtimePeriod": 0,
     "CpuRealtimeRuntime": 0, "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None,

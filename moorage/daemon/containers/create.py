@@ -17,7 +17,9 @@ from moorage.model.times import now_ns
 
 
 async def container_create(ctx: Context, name: str, config: ContainerConfig,
-                           host: HostConfig) -> ContainerRecord:
+                           host: HostConfig, cri_log_path: str = "") -> ContainerRecord:
+    """`cri_log_path`: the output goes there in the CRI's log format (kubelet's file)
+    instead of through the container's log driver."""
     if name:
         name = setup.validate_name(name)
     if not config.image:
@@ -50,7 +52,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     ctx.registry.reserve(name, container_id)
     try:
         record = await _create(ctx, container_id, name, merged, host, mounts, command,
-                               image.id)
+                               image.id, cri_log_path)
     finally:
         ctx.registry.release(name, container_id)
     container_events.publish(ctx, record, "create")
@@ -59,7 +61,7 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
 
 async def _create(ctx: Context, container_id: str, name: str, merged: ContainerConfig,
                   host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
-                  image_id: str) -> ContainerRecord:
+                  image_id: str, cri_log_path: str) -> ContainerRecord:
     directory = ctx.paths.dir(container_id)
     host = setup.host_defaults(host, ctx.config.default_runtime,
                                (ctx.config.log_driver, ctx.config.log_opts))
@@ -72,7 +74,9 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         mounts=mounts, resolv_conf_path=os.path.join(directory, "resolv.conf"),
         hostname_path=os.path.join(directory, "hostname"),
         hosts_path=os.path.join(directory, "hosts"),
-        log_path=logconfig.log_path(directory, container_id, host.log_config.type))
+        log_path=cri_log_path or logconfig.log_path(directory, container_id,
+                                                    host.log_config.type),
+        log_format="cri" if cri_log_path else "json-file")
     os.makedirs(directory, mode=0o710)
     for point in mounts:
         if point.type == "volume":

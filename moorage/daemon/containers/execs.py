@@ -11,6 +11,7 @@ from moorage import environ
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers import setup, spec
 from moorage.daemon.containers.context import Context
+from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import ShimError, ShimStream
 from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.config import ExecConfig
@@ -149,6 +150,13 @@ class ExecManager:
             for exec_id in self.ids_of(container.id):
                 del self.execs[exec_id]
                 self._processes.pop(exec_id, None)
+
+    async def exec_kill(self, exec_id: str, signal: int) -> None:
+        """Signal a running exec's process (an ExecSync past its timeout)."""
+        record = self.get(exec_id)
+        container = self.ctx.registry.get(record.container_id)
+        await call(self.ctx.paths, container, {"op": "kill_exec", "signal": signal,
+                                               "exec_id": exec_id})
 
     def discard(self, exec_id: str) -> None:
         """An internal exec (a healthcheck's) is forgotten once it ends."""

@@ -19,7 +19,7 @@ from moorage.daemon.containers import setup, volumes
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
 from moorage.daemon.containers.shim_client import REQUEST_SECONDS, request
-from moorage.daemon.containers.spec import CGROUP_PARENT
+from moorage.daemon.containers.spec import cgroup_path
 from moorage.errors import MoorError
 from moorage.model.records import EXITED, ContainerRecord
 from moorage.runtime.cgroups import new_manager
@@ -79,7 +79,7 @@ async def end_process(ctx: Context, record: ContainerRecord) -> ExitRecord:
 async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> ExitRecord:
     """The shim cannot be asked and left no exit record: whatever still runs in the
     container's cgroup, and the shim itself, are killed; an exit record for them."""
-    found = await asyncio.to_thread(_kill_cgroup, record.id)
+    found = await asyncio.to_thread(_kill_cgroup, record)
     await asyncio.to_thread(_reap_shim, record.shim_pid)
     if found:
         log.warning("container %s: its shim is unreachable (%s): killed its processes",
@@ -130,7 +130,7 @@ async def end_leftovers(ctx: Context, record: ContainerRecord) -> None:
     try:
         await request(ctx.paths.socket(record), State(), ShimState)
     except (MoorError, OSError, ValueError):
-        if await asyncio.to_thread(_kill_cgroup, record.id):
+        if await asyncio.to_thread(_kill_cgroup, record):
             log.warning("container %s: killed what a cut-short start left", record.id)
     else:
         log.warning("container %s: ended the shim a cut-short start left", record.id)
@@ -138,10 +138,10 @@ async def end_leftovers(ctx: Context, record: ContainerRecord) -> None:
     await asyncio.to_thread(setup.unmount_rootfs, ctx.paths.dir(record.id))
 
 
-def _kill_cgroup(container_id: str) -> bool:
+def _kill_cgroup(record: ContainerRecord) -> bool:
     """Blocking: SIGKILL what runs in the container's cgroup; whether anything did."""
     try:
-        cgroup = new_manager(f"{CGROUP_PARENT}/{container_id}", container_id)
+        cgroup = new_manager(cgroup_path(record), record.id)
         found = bool(cgroup.pids())
         if found:
             cgroup.kill_all(int(signal.SIGKILL))

@@ -55,9 +55,9 @@ from moorage.daemon.volumes.service import VolumeService
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig
 from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedPort
-from moorage.model.records import EXITED, REMOVING, ContainerRecord
+from moorage.model.records import EXITED, NAMESPACE_LABEL, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
-from moorage.shim.wire import Resize, ShimState, State
+from moorage.shim.wire import ReopenLog, Resize, ShimState, State
 
 log = logging.getLogger("moord.containers")
 _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping containers
@@ -187,10 +187,12 @@ class ContainerService:
                                                     record.host_config.network_mode)
 
     async def container_create(self, name: str, config: ContainerConfig, host: HostConfig,
-                               endpoint: EndpointRequest | None = None) -> ContainerRecord:
+                               endpoint: EndpointRequest | None = None,
+                               cri_log_path: str = "") -> ContainerRecord:
         """`endpoint`: the container's aliases and address on its network, whose
-        endpoint is made now; a refused one leaves no container."""
-        record = await create.container_create(self.ctx, name, config, host)
+        endpoint is made now; a refused one leaves no container. `cri_log_path`: the
+        CRI's log file (kubelet's format) instead of the log driver's."""
+        record = await create.container_create(self.ctx, name, config, host, cri_log_path)
         if endpoint is not None:
             try:
                 await asyncio.to_thread(self.ctx.networks.reserve, container_info(record),
@@ -248,7 +250,9 @@ class ContainerService:
 
     async def container_list(self, *, all: bool, limit: int | None,
                              filters: dict[str, list[str]]) -> list[ContainerRecord]:
-        found = sorted(self.ctx.registry.all(), key=lambda r: r.created, reverse=True)
+        found = sorted((r for r in self.ctx.registry.all()
+                        if NAMESPACE_LABEL not in r.config.labels),
+                       key=lambda r: r.created, reverse=True)
         # A limit lists containers in every state (docker ps --last/-n "includes all states").
         if not all and not (limit and limit > 0) and not filters.get("status") \
                 and not filters.get("exited"):
@@ -286,6 +290,14 @@ class ContainerService:
         if not exec_id:
             container_events.publish(self.ctx, record, "resize", height=str(height),
                                      width=str(width))
+
+    async def container_reopen_log(self, ref: str) -> None:
+        """The log file opened anew at its path (the CRI's ReopenContainerLog, after
+        kubelet renamed it to rotate it)."""
+        record = self.get(ref)
+        if not record.state.running:
+            raise Conflict(f"Container {record.id} is not running")
+        await call(self.ctx.paths, record, ReopenLog())
 
     async def container_top(self, ref: str, ps_args: str) -> tuple[list[str],
                                                                     list[list[str]]]:

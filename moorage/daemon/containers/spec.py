@@ -18,8 +18,15 @@ from moorage import environ, signals
 from moorage.errors import InvalidParameter
 from moorage.model.records import ContainerRecord
 
-# Every container's cgroup lives under this parent, as dockerd's under /docker.
+# Every container's cgroup lives under this parent, as dockerd's under /docker, unless
+# its CgroupParent names another (the CRI's pods: kubelet's pod cgroup).
 CGROUP_PARENT = "/moor"
+
+
+def cgroup_path(container: ContainerRecord) -> str:
+    """The container's cgroup (cgroupfs: a relative parent is taken from the root)."""
+    parent = container.host_config.cgroup_parent or CGROUP_PARENT
+    return os.path.join("/", parent, container.id)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_CAPS = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
@@ -49,11 +56,18 @@ class SpecInputs:
 
 @cache
 def all_capabilities() -> tuple[str, ...]:
+    """Every capability the kernel has that the daemon's bounding set keeps: a root
+    without some (CAP_SYS_RESOURCE on this kind of host) cannot give them, and the
+    runtime's capset would fail (containerd's WithAllCurrentCapabilities)."""
     with open("/proc/sys/kernel/cap_last_cap") as f:
         last = int(f.read())
+    with open("/proc/self/status") as f:
+        bounding = next((int(line.split()[1], 16) for line in f
+                         if line.startswith("CapBnd:")), (1 << (last + 1)) - 1)
     from moorage.runtime.capabilities import NAMES
 
-    return tuple(NAMES[: last + 1])
+    return tuple(name for number, name in enumerate(NAMES[: last + 1])
+                 if bounding >> number & 1)
 
 
 def capabilities(cap_add: tuple[str, ...], cap_drop: tuple[str, ...],
@@ -240,9 +254,7 @@ def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
                            "path": f"/proc/{inputs.namespace_pids['network']}/ns/net"})
     elif host.network_mode != "host":
         namespaces.append({"type": "network"})
-    if host.uts_mode != "host":
-        namespaces.append({"type": "uts"})
-    for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode)):
+    for kind, mode in (("uts", host.uts_mode), ("pid", host.pid_mode), ("ipc", host.ipc_mode)):
         if mode == "host":
             continue
         if mode.startswith("container:"):
@@ -253,6 +265,20 @@ def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     if host.cgroupns_mode == "private":
         namespaces.append({"type": "cgroup"})
     return namespaces
+
+
+def _rootfs_propagation(container: ContainerRecord) -> str:
+    """moby's WithMounts: a shared bind needs a shared rootfs for what the container
+    mounts under it to reach the host; a slave bind, a slave one."""
+    found = ""
+    for point in container.mounts:
+        if point.type != "bind":
+            continue
+        if point.propagation in ("shared", "rshared"):
+            return "shared"
+        if point.propagation in ("slave", "rslave"):
+            found = "rslave"
+    return found
 
 
 def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
@@ -285,21 +311,27 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         process["rlimits"] = rlimits
     linux: dict = {
         "resources": resources(container),
-        "cgroupsPath": f"{CGROUP_PARENT}/{container.id}",
+        "cgroupsPath": cgroup_path(container),
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),
     }
+    propagation = _rootfs_propagation(container)
+    if propagation:
+        linux["rootfsPropagation"] = propagation
     if not host.privileged:
         linux["maskedPaths"] = list(host.masked_paths or ())
         linux["readonlyPaths"] = list(host.readonly_paths or ())
         if not unconfined:
             linux["seccomp"] = seccomp_profile(profile or default_seccomp(), caps)
+    shared_uts = host.uts_mode == "host" or host.uts_mode.startswith("container:")
     spec = {
         "ociVersion": "1.0.2-dev", "process": process,
         "root": {"path": inputs.rootfs, "readonly": host.readonly_rootfs},
-        "hostname": config.hostname, "mounts": _mounts(container, inputs), "linux": linux,
+        # The host's or another container's UTS namespace keeps its own name.
+        "hostname": "" if shared_uts else config.hostname,
+        "mounts": _mounts(container, inputs), "linux": linux,
     }
-    if config.domainname:
+    if config.domainname and not shared_uts:
         spec["domainname"] = config.domainname
     return spec
 

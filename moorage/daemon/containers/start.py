@@ -186,7 +186,7 @@ class Starter:
             embedded_dns=any(a.network.name != "bridge" for a in attachments)))
         namespace_pids = {}
         for kind, mode in (("pid", host.pid_mode), ("ipc", host.ipc_mode),
-                           ("network", host.network_mode)):
+                           ("network", host.network_mode), ("uts", host.uts_mode)):
             if mode.startswith("container:"):
                 other = ctx.registry.get(mode.partition(":")[2])
                 if not other.state.running:
@@ -213,7 +213,8 @@ class Starter:
             exit_file=paths.exit_file(record.id), log_path=record.log_path,
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,
-            console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple())
+            console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple(),
+            log_format=record.log_format)
 
 
 def container_info(record: ContainerRecord, pid: int | None = None) -> ContainerInfo:

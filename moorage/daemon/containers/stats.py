@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.spec import CGROUP_PARENT
+from moorage.daemon.containers.spec import cgroup_path
 from moorage.errors import MoorError
 from moorage.model.records import ContainerRecord
 from moorage.runtime.cgroups import new_manager
@@ -70,10 +70,10 @@ def empty() -> dict:
             "storage_stats": {}, "cpu_stats": cpu, "precpu_stats": cpu, "memory_stats": {}}
 
 
-def sample(container_id: str, pid: int) -> dict:
+def sample(record: ContainerRecord, pid: int) -> dict:
     """Blocking: one reading of the container's cgroup and interfaces."""
     try:
-        paths = new_manager(f"{CGROUP_PARENT}/{container_id}", container_id).paths
+        paths = new_manager(cgroup_path(record), record.id).paths
     except MoorError:
         paths = {}
     found = _v1(paths) if "memory" in paths else _v2(paths.get("", ""))
@@ -205,7 +205,7 @@ async def container_stats(ctx: Context, ref: str, *, stream: bool,
         return
     previous = None
     while True:
-        current = await asyncio.to_thread(sample, record.id, record.state.pid)
+        current = await asyncio.to_thread(sample, record, record.state.pid)
         if not stream and not one_shot and previous is None:
             previous = current
             await asyncio.sleep(_BASE_SECONDS)

@@ -8,17 +8,18 @@ import re
 
 from moorage.daemon.containers import events as container_events
 from moorage.daemon.containers.context import Context
-from moorage.daemon.containers.spec import CGROUP_PARENT
+from moorage.daemon.containers.spec import cgroup_path
 from moorage.errors import Conflict, InvalidParameter, MoorError, SystemFailure
+from moorage.model.records import ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
 _KEY_IS_PID = re.compile(r"\s+([^\s]*)=\s*(PID[^\s]*)")
 
 
-def container_pids(container_id: str) -> list[int]:
+def container_pids(record: ContainerRecord) -> list[int]:
     """Blocking: the processes in the container's cgroup."""
     try:
-        return new_manager(f"{CGROUP_PARENT}/{container_id}", container_id).pids()
+        return new_manager(cgroup_path(record), record.id).pids()
     except (MoorError, OSError):
         return []
 
@@ -31,7 +32,7 @@ async def container_top(ctx: Context, ref: str, ps_args: str) -> tuple[list[str]
             raise InvalidParameter(f'specifying "{key}={value}" is not allowed')
     if not record.state.running:
         raise Conflict(f"Container {record.id} is not running")
-    pids = await asyncio.to_thread(container_pids, record.id)
+    pids = await asyncio.to_thread(container_pids, record)
     args = (ps_args or "-ef").split(" ")
     # Some ps options (f) refuse -q: then ps lists everything and the lines are filtered.
     code, output, error = await _ps(*args, "-q" + ",".join(map(str, pids)))

@@ -12,6 +12,7 @@ from moorage.daemon.containers import setup, spec
 from moorage.daemon.containers.context import Context
 from moorage.errors import Conflict, InvalidParameter, MoorError
 from moorage.model.config import RestartPolicy
+from moorage.model.records import ContainerRecord
 from moorage.runtime.cgroups import new_manager
 
 # The body's fields moord applies, and the HostConfig attribute each one sets.
@@ -59,7 +60,7 @@ async def container_update(ctx: Context, ref: str, body: dict[str, Any]) -> None
         if record.state.running:
             wanted = {k: v for k, v in spec.resources(updated).items() if k != "devices"}
             try:
-                await asyncio.to_thread(_apply, record.id, wanted)
+                await asyncio.to_thread(_apply, record, wanted)
             except MoorError as err:
                 raise InvalidParameter(f"Cannot update container {record.id}: {err}") \
                     from None
@@ -67,5 +68,5 @@ async def container_update(ctx: Context, ref: str, body: dict[str, Any]) -> None
     container_events.publish(ctx, updated, "update")
 
 
-def _apply(container_id: str, resources: dict[str, Any]) -> None:
-    new_manager(f"{spec.CGROUP_PARENT}/{container_id}", container_id).apply(resources)
+def _apply(record: ContainerRecord, resources: dict[str, Any]) -> None:
+    new_manager(spec.cgroup_path(record), record.id).apply(resources)
