@@ -7,10 +7,11 @@ import json
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Hashable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -21,6 +22,7 @@ from peers import Dockerd, start_dockerd, stop_dockerd
 # The two daemons are independent: whatever both are asked runs on both at once, which
 # halves the wall time of a comparison (each side waits mostly on its own daemon).
 _OTHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pair")
+_AHEAD = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ahead")
 T = TypeVar("T")
 
 
@@ -57,14 +59,30 @@ class Pair:
     moord: Daemon
     dockerd: Dockerd
     base: Path
+    # dockerd's answers asked ahead (ask_ahead), by key, until a test takes them.
+    ahead: dict[Hashable, Future] = dataclass_field(default_factory=dict)
 
     def both(self, *args: str, input: bytes | None = None,
              timeout: float = 60) -> tuple[subprocess.CompletedProcess, ...]:
-        return tuple(self.each(lambda d: d.docker(*args, input=input, timeout=timeout)))
+        return tuple(self.each(lambda d: d.docker(*args, input=input, timeout=timeout),
+                               key=("docker", args, input)))
 
-    def each(self, call: Callable[[Daemon | Dockerd], T]) -> list[T]:
-        """`call` on moord and on dockerd at the same time: [moord's, dockerd's]."""
+    def each(self, call: Callable[[Daemon | Dockerd], T], key: Hashable = None) -> list[T]:
+        """`call` on moord and on dockerd at the same time: [moord's, dockerd's]; dockerd's
+        answer is the one asked ahead under `key`, if there is one."""
+        if key in self.ahead:
+            return [call(self.moord), self.ahead.pop(key).result()]
         return concurrently(lambda: call(self.moord), lambda: call(self.dockerd))
+
+    def ask_ahead(self, call: Callable[[Dockerd], object], key: Hashable) -> None:
+        """Ask dockerd now, in a thread of its own, what a test will ask both later under
+        `key`: for answers that take dockerd long while the rest of the module goes on (it
+        looks an unknown log or volume driver up as a plugin for 15 s before refusing)."""
+        self.ahead[key] = _AHEAD.submit(call, self.dockerd)
+
+    def ask_docker_ahead(self, *args: str) -> None:
+        """ask_ahead for `both(*args)`."""
+        self.ask_ahead(lambda d: d.docker(*args), ("docker", args, None))
 
     def same(self, *args: str, input: bytes | None = None, stderr_lines: int | None = None,
              compare_stderr: bool = True, compare_stdout: bool = True) -> int:

@@ -12,10 +12,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from comparekit import Pair, daemon_pair, mask
+from comparekit import Pair, concurrently, daemon_pair, mask
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
@@ -172,43 +173,47 @@ def _restart(daemon: Daemon | Dockerd, base: str) -> Daemon | Dockerd:
     return start_dockerd(base)
 
 
+def _policies_across_a_restart(base: str, kind: str, cases: dict, tar: bytes) -> list[str]:
+    root = os.path.join(base, kind)
+    os.mkdir(root)
+    daemon: Daemon | Dockerd = start_daemon(root) if kind == "moord" else start_dockerd(root)
+    try:
+        daemon.docker("import", "-", IMAGE, input=tar, check=True)
+        for name, (policy, up) in cases.items():
+            command = ["sh", "-c", "exit 3"] if up is None else ["sleep", "999"]
+            # A short stop timeout: the daemon's stop need not wait 10 s on each sleep.
+            daemon.docker("run", "-d", "--name", name, "--restart", policy,
+                          "--stop-timeout", "1", IMAGE, *command, check=True)
+            if up is False:
+                daemon.docker("stop", "-t", "0", name, check=True)
+        # on-failure's own restarts: let the first back-off pass, then the
+        # daemon's stop catches it in any state
+        time.sleep(0.5)
+        daemon = _restart(daemon, root)
+        time.sleep(1)
+        shown = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.State}}")
+        # on-failure's `exit 3` keeps it between runs and back-offs: either
+        # state, on both daemons, at the moment ps looks
+        return sorted(line.replace("failed restarting", "failed running")
+                      for line in mask(shown.stdout).splitlines())
+    finally:
+        daemon.docker("rm", "-f", *cases)
+        if isinstance(daemon, Daemon):
+            stop_daemon(daemon)
+        else:
+            stop_dockerd(daemon)
+
+
 def test_policies_across_a_daemon_restart(busybox_tar: bytes) -> None:
     # always comes back even after a stop of the user's; unless-stopped only when the
     # daemon, not the user, stopped it; on-failure after a failure; no never.
     cases = {"always-up": ("always", True), "always-stopped": ("always", False),
              "unless-up": ("unless-stopped", True), "unless-stopped": ("unless-stopped", False),
              "failed": ("on-failure", None), "never": ("no", True)}
-    results = []
     with tempfile.TemporaryDirectory(prefix="moor-restart-daemon-") as base:
-        for kind in ("moord", "dockerd"):
-            root = os.path.join(base, kind)
-            os.mkdir(root)
-            daemon: Daemon | Dockerd = start_daemon(root) if kind == "moord" \
-                else start_dockerd(root)
-            try:
-                daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
-                for name, (policy, up) in cases.items():
-                    command = ["sh", "-c", "exit 3"] if up is None else ["sleep", "999"]
-                    daemon.docker("run", "-d", "--name", name, "--restart", policy, IMAGE,
-                                  *command, check=True)
-                    if up is False:
-                        daemon.docker("stop", "-t", "0", name, check=True)
-                # on-failure's own restarts: let the first back-off pass, then the
-                # daemon's stop catches it in any state
-                time.sleep(0.5)
-                daemon = _restart(daemon, root)
-                time.sleep(1)
-                shown = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.State}}")
-                # on-failure's `exit 3` keeps it between runs and back-offs: either
-                # state, on both daemons, at the moment ps looks
-                results.append(sorted(line.replace("failed restarting", "failed running")
-                                      for line in mask(shown.stdout).splitlines()))
-            finally:
-                daemon.docker("rm", "-f", *cases)
-                if isinstance(daemon, Daemon):
-                    stop_daemon(daemon)
-                else:
-                    stop_dockerd(daemon)
+        results = concurrently(
+            *(partial(_policies_across_a_restart, base, kind, cases, busybox_tar)
+              for kind in ("moord", "dockerd")))
     assert results[0] == results[1], results
     assert "always-stopped running" in results[0] and "unless-stopped exited" in results[0]
 
