@@ -14,17 +14,11 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
-
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import DOCKER_CLI, start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+from benchkit import moord_and_dockerd
+from peers import DOCKER_CLI
 
 DOCKERFILE = """FROM busybox
 ENV APP=/app
@@ -66,49 +60,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory(prefix="bench-build-") as base:
-        rootfs = os.path.join(base, "rootfs")
-        busybox.build_rootfs(rootfs)
-        tar = subprocess.run(["tar", "-C", rootfs, "-c", "."], capture_output=True,
-                             check=True).stdout
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as base, \
+            moord_and_dockerd(base) as pair:
         context = os.path.join(base, "ctx")
         make_context(context)
-        for sub in ("moord", "dockerd"):
-            os.makedirs(os.path.join(base, sub))
-        moord = start_daemon(os.path.join(base, "moord"))
-        dockerd = start_dockerd(os.path.join(base, "dockerd"))
-        try:
-            peers = {"moord": moord, "dockerd": dockerd}
-            for daemon in peers.values():
-                daemon.docker("import", "-", "busybox:latest", input=tar, check=True)
-            results: dict[str, dict[str, list[float]]] = {
-                k: {"cold": [], "cached": [], "one file": []} for k in peers}
-            for run in range(runs):
-                for name, daemon in peers.items():
-                    config = os.path.join(daemon.data_root, "..", "docker-config")
-                    times = results[name]
-                    times["cold"].append(timed(daemon.host, config, [
-                        "build", "--no-cache", "-t", "bench", context]))
-                    times["cached"].append(timed(daemon.host, config, [
-                        "build", "-t", "bench", context]))
-                with open(os.path.join(context, "src", "main.txt"), "w") as f:
-                    f.write(f"v{run + 1}\n")
-                for name, daemon in peers.items():
-                    config = os.path.join(daemon.data_root, "..", "docker-config")
-                    results[name]["one file"].append(timed(daemon.host, config, [
-                        "build", "-t", "bench", context]))
-            print(f"{'build (10 steps, 20 MB context)':34} {'moord':>9} {'dockerd':>9} "
-                  f"{'ratio':>7}")
-            for kind in ("cold", "cached", "one file"):
-                ours = statistics.median(results["moord"][kind])
-                theirs = statistics.median(results["dockerd"][kind])
-                print(f"{kind:34} {ours:8.3f}s {theirs:8.3f}s {ours / theirs:7.2f}")
-        finally:
-            for daemon in (moord, dockerd):
-                daemon.docker("rmi", "-f", *daemon.docker(
-                    "images", "-aq").stdout.decode().split())
-            stop_dockerd(dockerd)
-            stop_daemon(moord)
+        peers = {"moord": pair.moord, "dockerd": pair.dockerd}
+        results: dict[str, dict[str, list[float]]] = {
+            k: {"cold": [], "cached": [], "one file": []} for k in peers}
+        for run in range(runs):
+            for name, daemon in peers.items():
+                config = os.path.join(daemon.data_root, "..", "docker-config")
+                times = results[name]
+                times["cold"].append(timed(daemon.host, config, [
+                    "build", "--no-cache", "-t", "bench", context]))
+                times["cached"].append(timed(daemon.host, config, [
+                    "build", "-t", "bench", context]))
+            with open(os.path.join(context, "src", "main.txt"), "w") as f:
+                f.write(f"v{run + 1}\n")
+            for name, daemon in peers.items():
+                config = os.path.join(daemon.data_root, "..", "docker-config")
+                results[name]["one file"].append(timed(daemon.host, config, [
+                    "build", "-t", "bench", context]))
+        print(f"{'build (10 steps, 20 MB context)':34} {'moord':>9} {'dockerd':>9} "
+              f"{'ratio':>7}")
+        for kind in ("cold", "cached", "one file"):
+            ours = statistics.median(results["moord"][kind])
+            theirs = statistics.median(results["dockerd"][kind])
+            print(f"{kind:34} {ours:8.3f}s {theirs:8.3f}s {ours / theirs:7.2f}")
 
 
 if __name__ == "__main__":

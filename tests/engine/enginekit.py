@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,28 @@ class Daemon:
         """Run the real docker CLI against this daemon (no config, no contexts)."""
         return run_docker(self.host, os.path.join(self.data_root, "..", "docker-config"), args,
                           input=input, timeout=timeout, check=check)
+
+
+def saved_image(tag: str, layer: bytes, config: dict) -> bytes:
+    """A `docker save` archive of a one-layer image: `layer` (a tar) under `config`
+    (its "config" part), tagged `tag`."""
+    document = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": config,
+        "rootfs": {"type": "layers",
+                   "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+        "history": [{"created": "2024-01-01T00:00:00Z"}]}).encode()
+    config_name = hashlib.sha256(document).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
+                            "Layers": ["layer/layer.tar"]}]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in ((config_name, document), ("layer/layer.tar", layer),
+                           ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def daemon_bridge_name(base: str) -> str:

@@ -4,20 +4,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from enginekit import Daemon
+from enginekit import Daemon, saved_image
 from peers import Dockerd, dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -28,25 +25,9 @@ FAST = ("--health-interval", "100ms", "--health-retries", "2")
 
 def _image_with_healthcheck(layer: bytes) -> bytes:
     """A `docker save` archive of busybox whose config has a HEALTHCHECK."""
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["sleep", "999"], "Healthcheck": {
-            "Test": ["CMD-SHELL", "echo from-image"], "Interval": 100_000_000,
-            "Retries": 1}},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "2024-01-01T00:00:00Z"}]}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [CHECKED],
-                            "Layers": ["layer/layer.tar"]}]).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in ((config_name, config), ("layer/layer.tar", layer),
-                           ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return saved_image(CHECKED, layer, {
+        "Cmd": ["sleep", "999"], "Healthcheck": {
+            "Test": ["CMD-SHELL", "echo from-image"], "Interval": 100_000_000, "Retries": 1}})
 
 
 @pytest.fixture(scope="module")
