@@ -3,8 +3,8 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
-APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-registry skopeo wrk openssl gcc libc6-dev zsh
-APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh
+# strace: the suite's Docker Hub guard test watches the CLI and moord with it.
+APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh strace
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 
