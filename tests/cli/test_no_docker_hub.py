@@ -72,18 +72,20 @@ def test_moord_and_cli_never_look_docker_hub_up(moord: Daemon, moord_clis: Clis,
     assert _outside(cli_log.read_text()) == []
 
 
-# Answers nothing; prints each question's name, one a line, until stdin closes.
+# Answers every question "no such name" at once (a silent server would hold dockerd for
+# its resolver's timeouts) and prints each question's name, one a line, until stdin closes.
 _SINK = """
 import select, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], 53))
 print("ready", flush=True)
 while select.select([s, sys.stdin], [], [])[0] != [sys.stdin]:
-    q = s.recv(512)[12:]
-    labels, i = [], 0
-    while q[i]:
-        labels.append(q[i + 1:i + 1 + q[i]].decode())
-        i += 1 + q[i]
+    query, peer = s.recvfrom(512)
+    labels, i = [], 12
+    while query[i]:
+        labels.append(query[i + 1:i + 1 + query[i]].decode())
+        i += 1 + query[i]
+    s.sendto(query[:2] + b"\\x81\\x83\\x00\\x01" + bytes(6) + query[12:i + 5], peer)
     print(".".join(labels), flush=True)
 """
 

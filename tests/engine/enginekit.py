@@ -11,7 +11,10 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +47,16 @@ class Daemon:
         """Run the real docker CLI against this daemon (no config, no contexts)."""
         return run_docker(self.host, os.path.join(self.data_root, "..", "docker-config"), args,
                           input=input, timeout=timeout, check=check)
+
+
+def poll(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Whether `condition` comes true within `timeout` seconds (asked every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def saved_image(tag: str, layer: bytes, config: dict) -> bytes:
@@ -97,6 +110,17 @@ def start_daemon(base: str, *extra: str) -> Daemon:
 
 def stop_daemon(daemon: Daemon) -> None:
     stop_process(daemon.process, timeout=20)
+
+
+@contextmanager
+def moord_running(prefix: str, *extra: str) -> Iterator[Daemon]:
+    """A moord in a temporary folder of its own, stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as base:
+        daemon = start_daemon(base, *extra)
+        try:
+            yield daemon
+        finally:
+            stop_daemon(daemon)
 
 
 # --------------------------------------------------------------------------- engine core checks

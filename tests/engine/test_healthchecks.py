@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from enginekit import Daemon, saved_image
+from enginekit import Daemon, poll, saved_image
 from peers import Dockerd, dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -39,14 +39,6 @@ def pair(busybox_tar: bytes) -> Iterator[Pair]:
         yield pair
 
 
-def _poll(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def _health(daemon: Daemon | Dockerd, name: str) -> dict | None:
     shown = daemon.docker("inspect", "-f", "{{json .State.Health}}", name)
@@ -57,7 +49,7 @@ def _health(daemon: Daemon | Dockerd, name: str) -> dict | None:
 def _until(pair: Pair, name: str, expected: Callable[[dict], bool]) -> list[dict]:
     found = []
     for daemon in (pair.moord, pair.dockerd):
-        assert _poll(lambda d=daemon: expected(_health(d, name) or {})), \
+        assert poll(lambda d=daemon: expected(_health(d, name) or {})), \
             f"{type(daemon).__name__}: {_health(daemon, name)}"
         found.append(_health(daemon, name))
     return found

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from comparekit import Pair, concurrently, daemon_pair, mask
-from enginekit import Daemon, start_daemon, stop_daemon
+from enginekit import Daemon, poll, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -36,14 +36,6 @@ def _name() -> str:
     return f"r-{uuid.uuid4().hex[:8]}"
 
 
-def _poll(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def _inspect(daemon: Daemon | Dockerd, name: str) -> dict:
     shown = daemon.docker("inspect", name)
@@ -55,7 +47,7 @@ def _settled(pair: Pair, name: str, expected: Callable[[dict], bool]) -> list[di
     """Each daemon's state of `name` once `expected` holds for it."""
     found = []
     for daemon in (pair.moord, pair.dockerd):
-        assert _poll(lambda d=daemon: expected(_inspect(d, name))), \
+        assert poll(lambda d=daemon: expected(_inspect(d, name))), \
             f"{type(daemon).__name__}: {_inspect(daemon, name)['State']}"
         doc = _inspect(daemon, name)
         found.append({"State": {k: doc["State"][k] for k in
@@ -129,7 +121,7 @@ def test_stop_and_rm_of_a_restarting_container(pair: Pair) -> None:
                   compare_stdout=False)
         _settled(pair, name, lambda d: d["RestartCount"] >= 5)
         for daemon in (pair.moord, pair.dockerd):
-            assert _poll(lambda d=daemon: _inspect(d, name)["State"]["Restarting"])
+            assert poll(lambda d=daemon: _inspect(d, name)["State"]["Restarting"])
         pair.same("ps", "-a", "--filter", f"name={name}", "--format", "{{.State}} {{.Status}}")
         for daemon in (pair.moord, pair.dockerd):
             refused = daemon.docker("rm", name)
@@ -236,7 +228,7 @@ def test_auto_remove_of_a_container_that_exited_while_moord_was_down(
             daemon = start_daemon(base, "--live-restore")
             shown = daemon.docker("ps", "-a", "--format", "{{.Names}}")
             assert shown.stdout.decode().split() == ["kept"], shown
-            assert _poll(lambda: _inspect(daemon, "kept")["State"]["Running"])
+            assert poll(lambda: _inspect(daemon, "kept")["State"]["Running"])
         finally:
             daemon.docker("rm", "-f", "brief", "kept")
             stop_daemon(daemon)
@@ -256,7 +248,7 @@ def test_live_restore_keeps_policies_and_healthchecks(busybox_tar: bytes) -> Non
                           "--health-interval", "100ms", IMAGE, "sleep", "999", check=True)
             daemon.docker("run", "-d", "--name", "policy", "--restart", "always", IMAGE,
                           "sh", "-c", "sleep 1; exit 2", check=True)
-            assert _poll(lambda: _inspect(daemon, "checked")["State"]["Health"]["Status"]
+            assert poll(lambda: _inspect(daemon, "checked")["State"]["Health"]["Status"]
                          == "healthy")
             daemon.process.send_signal(signal.SIGKILL)
             daemon.process.wait()
@@ -264,14 +256,14 @@ def test_live_restore_keeps_policies_and_healthchecks(busybox_tar: bytes) -> Non
             daemon = start_daemon(base, "--live-restore")
             restarted = time.time()
             count = _inspect(daemon, "policy")["RestartCount"]
-            assert _poll(lambda: _inspect(daemon, "policy")["RestartCount"] > count)
+            assert poll(lambda: _inspect(daemon, "policy")["RestartCount"] > count)
 
             def checked_since_restart() -> bool:
                 log = _inspect(daemon, "checked")["State"]["Health"]["Log"]
                 return bool(log) and log[-1]["End"] > time.strftime(
                     "%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1))
 
-            assert _poll(checked_since_restart)
+            assert poll(checked_since_restart)
         finally:
             daemon.docker("rm", "-f", "checked", "policy")
             stop_daemon(daemon)
