@@ -163,7 +163,9 @@ def _dial_error(method: str, url: str, e: aiohttp.ClientConnectorError) -> str:
     if isinstance(error, ssl.SSLError):
         return f'{method.capitalize()} "{url}": tls: {error.reason or error}'
     reason = os.strerror(error.errno).lower() if error and error.errno else str(error or e)
-    return f'{method.capitalize()} "{url}": dial tcp {e.host}:{e.port}: connect: {reason}'
+    # Go names the proxy's own dial so (net/http's "proxyconnect").
+    via = "proxyconnect tcp: " if isinstance(e, aiohttp.ClientProxyConnectionError) else ""
+    return f'{method.capitalize()} "{url}": {via}dial tcp {e.host}:{e.port}: connect: {reason}'
 
 
 async def login(registry: Registry, endpoints_: list[Endpoint],

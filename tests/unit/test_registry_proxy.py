@@ -1,10 +1,16 @@
 """Which proxy a registry request takes (distribution/mirrors.proxy_for), as dockerd's
-Go ProxyFromEnvironment chooses: by scheme, none for NO_PROXY, localhost and loopback."""
+Go ProxyFromEnvironment chooses: by scheme, none for NO_PROXY, localhost and loopback;
+and the words of a failed dial, direct or through the proxy."""
 
 from __future__ import annotations
 
-import pytest
+import socket
 
+import aiohttp
+import pytest
+from aiohttp.client_reqrep import ConnectionKey
+
+from moorage.distribution.client import _dial_error
 from moorage.distribution.mirrors import proxy_for
 
 
@@ -34,3 +40,21 @@ def test_direct(env: pytest.MonkeyPatch, url: str) -> None:
     env.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
     env.setenv("NO_PROXY", "registry.internal")
     assert proxy_for(url) is None
+
+
+def _key(host: str, port: int) -> ConnectionKey:
+    return ConnectionKey(host, port, True, True, None, None, None, None)
+
+
+def test_dial_errors_in_gos_words() -> None:
+    """What a pull says when the registry or its proxy cannot be reached, as dockerd."""
+    url = "https://registry.invalid/v2/"
+    unknown = aiohttp.ClientConnectorError(_key("registry.invalid", 443),
+                                           socket.gaierror(-2, "Name or service not known"))
+    assert _dial_error("GET", url, unknown) == \
+        'Get "https://registry.invalid/v2/": dial tcp: lookup registry.invalid: no such host'
+    refused = aiohttp.ClientProxyConnectionError(_key("127.0.0.1", 3128),
+                                                 ConnectionRefusedError(111, "refused"))
+    assert _dial_error("GET", url, refused) == ('Get "https://registry.invalid/v2/": '
+                                                "proxyconnect tcp: dial tcp 127.0.0.1:3128: "
+                                                "connect: connection refused")
