@@ -16,10 +16,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from comparekit import Pair, daemon_pair
+from comparekit import Pair, concurrently, daemon_pair
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import DOCKER_CLI, Dockerd, dockerd_available
 
@@ -334,8 +335,8 @@ def test_attach_client_that_stops_reading(pair: Pair, names: list[str]) -> None:
     """An attach client that never reads is dropped: the container is not held (its log
     goes on growing) and stop and kill answer at once."""
     moord = pair.moord
-    for command in ("kill", "stop"):
-        name = _name(names)
+
+    def stalled_client_then(command: str, name: str) -> None:
         moord.docker("run", "-d", "--name", name, IMAGE, "yes", "attached output",
                      check=True)
         log_path = moord.docker("inspect", "-f", "{{.LogPath}}", name).stdout.decode().strip()
@@ -351,6 +352,10 @@ def test_attach_client_that_stops_reading(pair: Pair, names: list[str]) -> None:
         finally:
             raw._sock.close()
             client.close()
+
+    # The two containers at once: each waits out its own client's stall.
+    concurrently(*(partial(stalled_client_then, command, _name(names))
+                   for command in ("kill", "stop")))
 
 
 def test_attached_client_keeps_every_byte(pair: Pair) -> None:
