@@ -3,8 +3,9 @@
 VENV      := .venv
 PY        := $(VENV)/bin/python
 PYTHON    ?= python3
-APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh mmdebstrap dpkg-dev \
-             qemu-system-x86 qemu-utils e2fsprogs openssh-client cpio chromium containernetworking-plugins containerd
+# strace: the suite's Docker Hub guard test watches the CLI and moord with it.
+APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh strace \
+             mmdebstrap dpkg-dev qemu-system-x86 qemu-utils e2fsprogs openssh-client cpio chromium containernetworking-plugins containerd
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 

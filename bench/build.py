@@ -18,18 +18,13 @@ import argparse
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
-
-from enginekit import Daemon, start_daemon, stop_daemon  # noqa: E402
-from peers import DOCKER_CLI, Dockerd, start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+from benchkit import ROOT, moord_and_dockerd
+from enginekit import Daemon
+from peers import DOCKER_CLI, Dockerd
 
 DOCKERFILE = """FROM busybox
 ENV APP=/app
@@ -86,54 +81,38 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory(prefix="bench-build-") as base:
-        rootfs = os.path.join(base, "rootfs")
-        busybox.build_rootfs(rootfs)
-        tar = subprocess.run(["tar", "-C", rootfs, "-c", "."], capture_output=True,
-                             check=True).stdout
+    with tempfile.TemporaryDirectory(prefix="bench-build-") as base, \
+            moord_and_dockerd(base, networking=True) as pair:
         context = os.path.join(base, "ctx")
         make_context(context)
-        for sub in ("moord", "dockerd"):
-            os.makedirs(os.path.join(base, sub))
-        moord = start_daemon(os.path.join(base, "moord"))
-        dockerd = start_dockerd(os.path.join(base, "dockerd"), networking=True)
-        try:
-            for daemon in (moord, dockerd):
-                daemon.docker("import", "-", "busybox:latest", input=tar, check=True)
-            builders = {"moord": Builder(moord, DOCKER_CLI, "0"),
-                        "moor": Builder(moord, MOOR_CLI, "0"),
-                        "classic": Builder(dockerd, DOCKER_CLI, "0"),
-                        "buildkit": Builder(dockerd, BUILDKIT_CLI, "1")}
-            results: dict[str, dict[str, list[float]]] = {
-                k: {"cold": [], "cached": [], "one file": []} for k in builders}
-            for run in range(runs):
-                for name, builder in builders.items():
-                    times = results[name]
-                    times["cold"].append(timed(builder, [
-                        "build", "--no-cache", "-t", "bench", context]))
-                    times["cached"].append(timed(builder, ["build", "-t", "bench", context]))
-                for name, builder in builders.items():
-                    with open(os.path.join(context, "src", "main.txt"), "w") as f:
-                        f.write(f"v{run + 1} {name}\n")
-                    results[name]["one file"].append(timed(builder, [
-                        "build", "-t", "bench", context]))
-            print(f"{'build (10 steps, 20 MB context)':32} {'moord':>8} {'classic':>8} "
-                  f"{'BuildKit':>8} {'/classic':>8} {'/BuildKit':>9}")
-            for kind in ("cold", "cached", "one file"):
-                classic, buildkit = (statistics.median(results[name][kind])
-                                     for name in ("classic", "buildkit"))
-                for client in ("moord", "moor"):
-                    ours = statistics.median(results[client][kind])
-                    label = kind + ("" if client == "moord" else " (moor build)")
-                    print(f"{label:32} {ours:7.3f}s {classic:7.3f}s {buildkit:7.3f}s "
-                          f"{ours / classic:8.2f} {ours / buildkit:9.2f}")
-            print("load:", os.getloadavg())
-        finally:
-            for daemon in (moord, dockerd):
-                daemon.docker("rmi", "-f", *daemon.docker(
-                    "images", "-aq").stdout.decode().split())
-            stop_dockerd(dockerd)
-            stop_daemon(moord)
+        builders = {"moord": Builder(pair.moord, DOCKER_CLI, "0"),
+                    "moor": Builder(pair.moord, MOOR_CLI, "0"),
+                    "classic": Builder(pair.dockerd, DOCKER_CLI, "0"),
+                    "buildkit": Builder(pair.dockerd, BUILDKIT_CLI, "1")}
+        results: dict[str, dict[str, list[float]]] = {
+            k: {"cold": [], "cached": [], "one file": []} for k in builders}
+        for run in range(runs):
+            for name, builder in builders.items():
+                times = results[name]
+                times["cold"].append(timed(builder, [
+                    "build", "--no-cache", "-t", "bench", context]))
+                times["cached"].append(timed(builder, ["build", "-t", "bench", context]))
+            for name, builder in builders.items():
+                with open(os.path.join(context, "src", "main.txt"), "w") as f:
+                    f.write(f"v{run + 1} {name}\n")
+                results[name]["one file"].append(timed(builder, [
+                    "build", "-t", "bench", context]))
+        print(f"{'build (10 steps, 20 MB context)':32} {'moord':>8} {'classic':>8} "
+              f"{'BuildKit':>8} {'/classic':>8} {'/BuildKit':>9}")
+        for kind in ("cold", "cached", "one file"):
+            classic, buildkit = (statistics.median(results[name][kind])
+                                 for name in ("classic", "buildkit"))
+            for client in ("moord", "moor"):
+                ours = statistics.median(results[client][kind])
+                label = kind + ("" if client == "moord" else " (moor build)")
+                print(f"{label:32} {ours:7.3f}s {classic:7.3f}s {buildkit:7.3f}s "
+                      f"{ours / classic:8.2f} {ours / buildkit:9.2f}")
+        print("load:", os.getloadavg())
 
 
 if __name__ == "__main__":

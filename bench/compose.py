@@ -18,19 +18,13 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine"),
-                os.path.join(ROOT, "tests", "compose")]
+from benchkit import ROOT, moord_and_dockerd
 
-from composekit import DOCKER_COMPOSE, MOOR  # noqa: E402
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "compose"))
+from composekit import DOCKER_COMPOSE, MOOR
 
 SERVICE = """
   {name}:
@@ -96,36 +90,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     runs = parser.parse_args().runs
     compileall.compile_dir(os.path.join(ROOT, "moorage"), quiet=1)
-    with tempfile.TemporaryDirectory(prefix="bench-compose-") as base:
-        rootfs = os.path.join(base, "rootfs")
-        busybox.build_rootfs(rootfs)
-        image = os.path.join(base, "busybox.tar")
-        with tarfile.open(image, "w") as tar:
-            tar.add(rootfs, ".")
-        for sub in ("d", "m"):
-            os.makedirs(os.path.join(base, sub))
-        dockerd = start_dockerd(os.path.join(base, "d"), networking=True)
-        moord = start_daemon(os.path.join(base, "m"))
-        try:
-            with open(image, "rb") as f:
-                data = f.read()
-            for daemon in (dockerd, moord):
-                daemon.docker("import", "-", "busybox:latest", input=data, check=True)
-            folder = os.path.join(base, "project")
-            os.makedirs(folder)
-            with open(os.path.join(folder, "compose.yaml"), "w") as f:
-                f.write(project_file())
-            report("6 services, 2 networks, 2 volumes, healthchecks",
-                   measure([("moor compose @ moord", "moor", moord.host),
-                            ("docker-compose @ moord", "dc", moord.host),
-                            ("moor compose @ dockerd", "moor", dockerd.host),
-                            ("docker-compose @ dockerd", "dc", dockerd.host)], folder, runs),
-                   [("moor compose @ moord", "docker-compose @ dockerd"),
-                    ("moor compose @ moord", "docker-compose @ moord"),
-                    ("moor compose @ dockerd", "docker-compose @ dockerd")])
-        finally:
-            stop_daemon(moord)
-            stop_dockerd(dockerd)
+    with tempfile.TemporaryDirectory(prefix="bench-compose-") as base, \
+            moord_and_dockerd(base, networking=True) as pair:
+        moord, dockerd = pair.moord, pair.dockerd
+        folder = os.path.join(base, "project")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "compose.yaml"), "w") as f:
+            f.write(project_file())
+        report("6 services, 2 networks, 2 volumes, healthchecks",
+               measure([("moor compose @ moord", "moor", moord.host),
+                        ("docker-compose @ moord", "dc", moord.host),
+                        ("moor compose @ dockerd", "moor", dockerd.host),
+                        ("docker-compose @ dockerd", "dc", dockerd.host)], folder, runs),
+               [("moor compose @ moord", "docker-compose @ dockerd"),
+                ("moor compose @ moord", "docker-compose @ moord"),
+                ("moor compose @ dockerd", "docker-compose @ dockerd")])
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -40,13 +39,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
-
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import DOCKER_CLI, start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+from benchkit import ROOT, busybox_image
+from enginekit import start_daemon, stop_daemon
+from peers import DOCKER_CLI, start_dockerd, stop_dockerd
 
 # Set in moord's environment (and so its zygote's and shims') to find them in /proc.
 TAG_VARIABLE = "MOOR_BENCH_ENGINE"
@@ -329,13 +324,7 @@ def main() -> int:
     compileall.compile_dir(os.path.join(ROOT, "moorage"), quiet=1)
 
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as base:
-        rootfs = os.path.join(base, "rootfs")
-        busybox.build_rootfs(rootfs)
-        archive = os.path.join(base, "busybox.tar")
-        with tarfile.open(archive, "w") as tar:
-            tar.add(rootfs, arcname=".")
-        with open(archive, "rb") as f:
-            image = f.read()
+        image = busybox_image(base)
 
         tag = secrets.token_hex(8)
         os.environ[TAG_VARIABLE] = tag

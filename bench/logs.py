@@ -13,20 +13,12 @@ CLI, alternating between the daemons; median of `--runs`, and the ratio.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
-
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+from benchkit import moord_and_dockerd
 
 _START = 1_700_000_000  # the first entry's second
 _PER_SECOND = 100_000
@@ -67,47 +59,34 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="moor-bench-logs-") as base:
-        busybox.build_rootfs(os.path.join(base, "rootfs"))
-        tar = subprocess.run(["tar", "-C", os.path.join(base, "rootfs"), "-c", "."],
-                             capture_output=True, check=True).stdout
-        os.mkdir(os.path.join(base, "moord"))
-        os.mkdir(os.path.join(base, "dockerd"))
-        moord = start_daemon(os.path.join(base, "moord"))
-        dockerd = start_dockerd(os.path.join(base, "dockerd"))
-        engines = {"moord": moord.docker, "dockerd": dockerd.docker}
-        try:
-            entries = 0
-            for docker in engines.values():
-                docker("import", "-", "busybox:latest", input=tar, check=True)
-                docker("run", "--name", "big", "busybox:latest", "true", check=True)
-                path = docker("inspect", "-f", "{{.LogPath}}", "big").stdout.decode().strip()
-                entries = fill(path, args.mb)
-            last = entries // _PER_SECOND
-            middle = last // 2
-            when = {n: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_START + n))
-                    for n in (1, middle, middle + 1, last)}
-            print(f"log: {args.mb} MB, {entries} entries")
-            cases = {"--tail 10": ("--tail", "10"), "--since (last second)": (
-                "--since", when[last]), "--until (first second)": ("--until", when[1]),
-                "--since --until (a middle second)": ("--since", when[middle],
-                                                      "--until", when[middle + 1])}
-            for label, options in cases.items():
-                figures: dict[str, list[float]] = {name: [] for name in engines}
-                counts = {}
-                for _ in range(args.runs):
-                    for name, docker in engines.items():
-                        elapsed, counts[name] = timed(docker, "logs", *options, "big")
-                        figures[name].append(elapsed)
-                ours, theirs = (statistics.median(figures[n]) for n in ("moord", "dockerd"))
-                print(f"logs {label}: moord {ours:.3f} s ({counts['moord']} lines), "
-                      f"dockerd {theirs:.3f} s ({counts['dockerd']} lines), "
-                      f"ratio {ours / theirs:.2f}")
-        finally:
-            for docker in engines.values():
-                docker("rm", "-f", "big")
-            stop_dockerd(dockerd)
-            stop_daemon(moord)
+    with tempfile.TemporaryDirectory(prefix="moor-bench-logs-") as base, \
+            moord_and_dockerd(base) as pair:
+        engines = {"moord": pair.moord.docker, "dockerd": pair.dockerd.docker}
+        entries = 0
+        for docker in engines.values():
+            docker("run", "--name", "big", "busybox:latest", "true", check=True)
+            path = docker("inspect", "-f", "{{.LogPath}}", "big").stdout.decode().strip()
+            entries = fill(path, args.mb)
+        last = entries // _PER_SECOND
+        middle = last // 2
+        when = {n: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(_START + n))
+                for n in (1, middle, middle + 1, last)}
+        print(f"log: {args.mb} MB, {entries} entries")
+        cases = {"--tail 10": ("--tail", "10"), "--since (last second)": (
+            "--since", when[last]), "--until (first second)": ("--until", when[1]),
+            "--since --until (a middle second)": ("--since", when[middle],
+                                                  "--until", when[middle + 1])}
+        for label, options in cases.items():
+            figures: dict[str, list[float]] = {name: [] for name in engines}
+            counts = {}
+            for _ in range(args.runs):
+                for name, docker in engines.items():
+                    elapsed, counts[name] = timed(docker, "logs", *options, "big")
+                    figures[name].append(elapsed)
+            ours, theirs = (statistics.median(figures[n]) for n in ("moord", "dockerd"))
+            print(f"logs {label}: moord {ours:.3f} s ({counts['moord']} lines), "
+                  f"dockerd {theirs:.3f} s ({counts['dockerd']} lines), "
+                  f"ratio {ours / theirs:.2f}")
     return 0
 
 

@@ -15,18 +15,11 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
-import tarfile
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
-
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import DOCKER_CLI, start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+from benchkit import moord_and_dockerd
+from peers import DOCKER_CLI
 
 IMAGE = "busybox:latest"
 
@@ -88,65 +81,41 @@ def main() -> None:
     parser.add_argument("--only", choices=("exec", "stats", "cp"), action="append",
                         help="these parts only (default: all)")
     opts = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-ops-") as base:
-        rootfs = os.path.join(base, "rootfs")
-        busybox.build_rootfs(rootfs)
-        tar_path = os.path.join(base, "busybox.tar")
-        with tarfile.open(tar_path, "w") as tar:
-            tar.add(rootfs, arcname=".")
-        with open(tar_path, "rb") as f:
-            image = f.read()
-        os.makedirs(os.path.join(base, "moord"))
-        os.makedirs(os.path.join(base, "dockerd"))
-        moord = start_daemon(os.path.join(base, "moord"))
-        dockerd = None
-        hosts: dict[str, str] = {"moord": moord.host}
-        try:
-            dockerd = start_dockerd(os.path.join(base, "dockerd"))
-            hosts["dockerd"] = dockerd.host
+    parts = set(opts.only or ("exec", "stats", "cp"))
+    with tempfile.TemporaryDirectory(prefix="bench-ops-") as base, \
+            moord_and_dockerd(base, IMAGE) as pair:
+        hosts = {"moord": pair.moord.host, "dockerd": pair.dockerd.host}
+        for host in hosts.values():
+            docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
+        if "exec" in parts:
+            side_by_side("docker exec cc true", hosts, opts.runs, "exec", "cc", "true")
+        if "stats" in parts:
             for host in hosts.values():
-                docker(host, "import", "-", IMAGE, input=image)
-                docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
-            parts = set(opts.only or ("exec", "stats", "cp"))
-            if "exec" in parts:
-                side_by_side("docker exec cc true", hosts, opts.runs, "exec", "cc", "true")
-            if "stats" in parts:
-                for host in hosts.values():
-                    for i in range(opts.containers - 1):
-                        docker(host, "run", "-d", "--name", f"s{i}", IMAGE, "sleep", "3600")
-                side_by_side(f"docker stats --no-stream ({opts.containers} containers)",
-                             hosts, max(3, opts.runs // 3), "stats", "--no-stream")
-            if "cp" not in parts:
-                return
-            tree = os.path.join(base, "tree")
-            make_tree(tree, opts.tree_mb)
-            runs = max(3, opts.runs // 3)
-            into = side_by_side(f"docker cp {opts.tree_mb} MB tree into cc", hosts, runs,
-                                "cp", tree, "cc:/tmp/tree",
-                                prepare=("exec", "cc", "rm", "-rf", "/tmp/tree"))
-            out = os.path.join(base, "out")
-            times: dict[str, list[float]] = {name: [] for name in hosts}
-            for _ in range(runs):
-                for name, host in hosts.items():
-                    shutil.rmtree(out, ignore_errors=True)
-                    times[name].append(docker(host, "cp", "cc:/tmp/tree", out))
-            back = {name: statistics.median(v) for name, v in times.items()}
-            report(f"docker cp {opts.tree_mb} MB tree out of cc", back)
-            for label, medians in (("into", into), ("out of", back)):
-                rate = {n: opts.tree_mb / t for n, t in medians.items()}
-                print(f"cp {label} the container: moord {rate['moord']:.0f} MB/s, dockerd "
-                      f"{rate['dockerd']:.0f} MB/s, throughput ratio "
-                      f"{rate['moord'] / rate['dockerd']:.2f} (goal >= 1.5)")
-        finally:
-            for host in hosts.values():
-                env = {**os.environ, "DOCKER_HOST": host}
-                ids = subprocess.run([DOCKER_CLI, "ps", "-aq"], env=env,
-                                     capture_output=True).stdout.decode().split()
-                if ids:
-                    subprocess.run([DOCKER_CLI, "rm", "-f", *ids], env=env, capture_output=True)
-            if dockerd is not None:
-                stop_dockerd(dockerd)
-            stop_daemon(moord)
+                for i in range(opts.containers - 1):
+                    docker(host, "run", "-d", "--name", f"s{i}", IMAGE, "sleep", "3600")
+            side_by_side(f"docker stats --no-stream ({opts.containers} containers)", hosts,
+                         max(3, opts.runs // 3), "stats", "--no-stream")
+        if "cp" not in parts:
+            return
+        tree = os.path.join(base, "tree")
+        make_tree(tree, opts.tree_mb)
+        runs = max(3, opts.runs // 3)
+        into = side_by_side(f"docker cp {opts.tree_mb} MB tree into cc", hosts, runs,
+                            "cp", tree, "cc:/tmp/tree",
+                            prepare=("exec", "cc", "rm", "-rf", "/tmp/tree"))
+        out = os.path.join(base, "out")
+        times: dict[str, list[float]] = {name: [] for name in hosts}
+        for _ in range(runs):
+            for name, host in hosts.items():
+                shutil.rmtree(out, ignore_errors=True)
+                times[name].append(docker(host, "cp", "cc:/tmp/tree", out))
+        back = {name: statistics.median(v) for name, v in times.items()}
+        report(f"docker cp {opts.tree_mb} MB tree out of cc", back)
+        for label, medians in (("into", into), ("out of", back)):
+            rate = {n: opts.tree_mb / t for n, t in medians.items()}
+            print(f"cp {label} the container: moord {rate['moord']:.0f} MB/s, dockerd "
+                  f"{rate['dockerd']:.0f} MB/s, throughput ratio "
+                  f"{rate['moord'] / rate['dockerd']:.2f} (goal >= 1.5)")
 
 
 if __name__ == "__main__":

@@ -12,22 +12,13 @@ anonymous one. Medians, with moord/dockerd ratios
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
-
-import docker  # noqa: E402
-from enginekit import start_daemon, stop_daemon  # noqa: E402
-from peers import start_dockerd, stop_dockerd  # noqa: E402
-
-from moorage.devkit import busybox  # noqa: E402
+import docker
+from benchkit import moord_and_dockerd
 
 
 def median(action: Callable[[], object], runs: int) -> float:
@@ -78,22 +69,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
     runs = parser.parse_args().runs
-    with tempfile.TemporaryDirectory(prefix="bench-volumes-") as base:
-        rootfs = os.path.join(base, "rootfs")
-        busybox.build_rootfs(rootfs)
-        tar = subprocess.run(["tar", "-C", rootfs, "-c", "."], capture_output=True,
-                             check=True).stdout
-        results = []
-        for name, start, stop in (("moord", start_daemon, stop_daemon),
-                                  ("dockerd", start_dockerd, stop_dockerd)):
-            os.makedirs(os.path.join(base, name))
-            daemon = start(os.path.join(base, name))
-            try:
-                daemon.docker("import", "-", "bench-bb", input=tar, check=True)
-                results.append(measure(daemon, runs))
-                daemon.docker("rmi", "bench-bb", check=True)
-            finally:
-                stop(daemon)
+    with tempfile.TemporaryDirectory(prefix="bench-volumes-") as base, \
+            moord_and_dockerd(base, "bench-bb") as pair:
+        results = [measure(daemon, runs) for daemon in (pair.moord, pair.dockerd)]
     ours, theirs = results
     print(f"{'':28} {'moord ms':>10} {'dockerd ms':>11} {'ratio':>7}")
     for key in ours:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -27,9 +26,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="moor-crash-") as base:
-        busybox.build_rootfs(os.path.join(base, "rootfs"))
-        tar = subprocess.run(["tar", "-C", os.path.join(base, "rootfs"), "-c", "."],
-                             capture_output=True, check=True).stdout
+        tar = busybox.image_tar(os.path.join(base, "rootfs"))
         work = os.path.join(base, "daemon")
         os.mkdir(work)
         outcome = campaign(work, tar, args.kills, args.seed, say=print)

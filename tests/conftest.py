@@ -3,11 +3,17 @@
 The leak check snapshots the host before the first test and compares after the
 last: a runtime that leaves a mount, a cgroup or a process behind fails the run
 even when every single test passed.
+
+No test may reach Docker Hub: a `docker run` of an image the daemon lacks makes the CLI
+ask its daemon to pull it from registry-1.docker.io. Every process of the run (daemons,
+CLIs, registries) gets an HTTPS proxy that refuses every connection, so such a pull
+fails at once on 127.0.0.1 and the Hub's name is never resolved; loopback is exempt.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +104,20 @@ def bundle(tmp_path: Path, busybox_rootfs: str) -> BundleFactory:
         return busybox.make_bundle(str(path), config, busybox_rootfs)
 
     return factory
+
+
+# --------------------------------------------------------------------------- no Docker Hub
+
+# Bound and never listening: a connection to it is refused, and no other process can
+# take the port while the run lasts.
+_REFUSING = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+_REFUSING.bind(("127.0.0.1", 0))
+HUB_GUARD = {"HTTPS_PROXY": f"http://127.0.0.1:{_REFUSING.getsockname()[1]}",
+             "NO_PROXY": "localhost,127.0.0.1,::1"}
+# Set at import, before any fixture starts a daemon; both spellings, as Go and Python
+# each prefer one.
+for _name, _value in HUB_GUARD.items():
+    os.environ[_name] = os.environ[_name.lower()] = _value
 
 
 # --------------------------------------------------------------------------- leak check

@@ -17,7 +17,10 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +111,17 @@ def start_dockerd(base: str, networking: bool = False) -> Dockerd:
             raise RuntimeError("dockerd did not start:\n" + Path(log_path).read_text())
         time.sleep(0.2)
     return daemon
+
+
+@contextmanager
+def dockerd_running(prefix: str, networking: bool = False) -> Iterator[Dockerd]:
+    """A dockerd in a temporary folder of its own, stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as base:
+        daemon = start_dockerd(base, networking)
+        try:
+            yield daemon
+        finally:
+            stop_dockerd(daemon)
 
 
 def stop_dockerd(daemon: Dockerd) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from moorage.cli.common import FORMAT, filters, for_each, template
+from moorage.cli.common import FORMAT, confirmed, filters, for_each, template
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
 from moorage.cli.output import indented_json, prune_report, save_stream, write
 from moorage.cli.session import CommandError
@@ -220,12 +220,8 @@ def update(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def prune(session: Session, opts: Options, _args: list[str]) -> int:
-    if not opts.force:
-        write("WARNING! This will remove all stopped containers.\n"
-              "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not opts.force and not confirmed("This will remove all stopped containers."):
+        return 0
     report = session.client.post("/containers/prune", {"filters": filters(opts.filter)}) or {}
     write(prune_report("Deleted Containers:", report.get("ContainersDeleted") or [],
                        report.get("SpaceReclaimed") or 0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
+from moorage.cli.common import FILTER, FORMAT, confirmed, filters, for_each, inspect_each
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import (
     human_size,
@@ -180,33 +180,15 @@ def history(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def inspect(session: Session, opts: Options, args: list[str]) -> int:
-    found = []
-    missing = []
-    from moorage.client.errors import APIError
-
-    for name in args:
-        try:
-            found.append(session.client.get(f"/images/{name}/json"))
-        except APIError as err:
-            if err.status != 404:
-                raise
-            missing.append(err.message)
-    from moorage.cli.output import indented_json
-
-    write("".join(template(opts.format, i) + "\n" for i in found) if opts.format
-          else indented_json(found) + "\n")
-    for message in missing:
-        sys.stderr.write(f"Error response from daemon: {message}\n")
-    return 1 if missing else 0
+    return inspect_each(lambda name: session.client.get(f"/images/{name}/json"), args,
+                        opts.format)
 
 
 def prune(session: Session, opts: Options, _args: list[str]) -> int:
-    if not opts.force:
-        write(f"WARNING! This will remove all {'images without at least one container associated to them' if opts.all else 'dangling images'}.\n"  # noqa: E501
-              "Are you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    which = "images without at least one container associated to them" if opts.all \
+        else "dangling images"
+    if not opts.force and not confirmed(f"This will remove all {which}."):
+        return 0
     wanted = filters(opts.filter) or {}
     wanted["dangling"] = ["false" if opts.all else "true"]
     report = session.client.post("/images/prune", {"filters": wanted}) or {}

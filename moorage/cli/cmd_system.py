@@ -6,7 +6,7 @@ import os
 import sys
 
 from moorage import __version__
-from moorage.cli.common import FORMAT, filters, template
+from moorage.cli.common import FORMAT, confirmed, filters, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import human_size, prune_report, write
 from moorage.client.api import MAX_API_VERSION
@@ -256,14 +256,11 @@ def _df_verbose(doc: dict[str, Any], fmt: str | None) -> str:
 
 
 def prune(session: Session, opts: Options, _args: list[str]) -> int:
-    if not opts.force:
-        write("WARNING! This will remove:\n  - all stopped containers\n"
-              "  - all networks not used by at least one container\n"
-              f"  - all {'' if opts.all else 'dangling '}images\n"
-              "  - unused build cache\n\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    if not opts.force and not confirmed(
+            "This will remove:\n  - all stopped containers\n"
+            "  - all networks not used by at least one container\n"
+            f"  - all {'' if opts.all else 'dangling '}images\n  - unused build cache\n"):
+        return 0
     reclaimed = 0
     for path, key, params in (("/containers/prune", "ContainersDeleted", {}),
                               ("/networks/prune", "NetworksDeleted", {}),

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
-from moorage.cli.common import FILTER, filters, for_each, template
+from moorage.cli.common import FILTER, confirmed, filters, for_each, inspect_each
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import indented_json, prune_report, render, write
+from moorage.cli.output import prune_report, render, write
 from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
@@ -78,21 +76,7 @@ def _natural(name: str) -> list[tuple[int, int, str]]:
 
 
 def volume_inspect(session: Session, opts: Options, args: list[str]) -> int:
-    from moorage.client.errors import APIError
-
-    found, errors = [], []
-    for name in args:
-        try:
-            found.append(session.client.get(f"/volumes/{name}"))
-        except APIError as err:
-            if err.status != 404:
-                raise
-            errors.append(err.message)
-    write("".join(template(opts.format, v) + "\n" for v in found) if opts.format
-          else indented_json(found) + "\n")
-    for message in errors:
-        sys.stderr.write(f"Error response from daemon: {message}\n")
-    return 1 if errors else 0
+    return inspect_each(lambda name: session.client.get(f"/volumes/{name}"), args, opts.format)
 
 
 def volume_rm(session: Session, opts: Options, args: list[str]) -> int:
@@ -101,13 +85,10 @@ def volume_rm(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def volume_prune(session: Session, opts: Options, _args: list[str]) -> int:
-    if not opts.force:
-        which = "all" if opts.all else "anonymous"
-        write(f"WARNING! This will remove {which} local volumes not used by at least one "
-              "container.\nAre you sure you want to continue? [y/N] ")
-        sys.stdout.flush()
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return 0
+    which = "all" if opts.all else "anonymous"
+    if not opts.force and not confirmed(
+            f"This will remove {which} local volumes not used by at least one container."):
+        return 0
     wanted = filters(opts.filter) or {}
     if opts.all:
         wanted["all"] = ["true"]

@@ -55,6 +55,13 @@ def build_rootfs(dest: str) -> None:
         f.write(_GROUP)
 
 
+def image_tar(dest: str) -> bytes:
+    """A busybox root filesystem built at ``dest``, as the tar `docker import` takes."""
+    build_rootfs(dest)
+    return subprocess.run(["tar", "-C", dest, "-c", "."], capture_output=True,
+                          check=True).stdout
+
+
 def default_config(args: list[str], *, terminal: bool = False) -> dict[str, Any]:
     """`moor-runtime spec`'s document (runc's) with ``args`` and ``terminal`` replaced.
 

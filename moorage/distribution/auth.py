@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from moorage.distribution.mirrors import proxy_for
 from moorage.errors import Unauthorized
 from moorage.protocol.challenge import Challenge
 
@@ -154,10 +155,11 @@ class Authorizer:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token,
                     "service": service, "client_id": _CLIENT_ID,
                     "scope": " ".join(self._scopes)}
-            response = await self._http.post(realm, data=form)
+            response = await self._http.post(realm, data=form, proxy=proxy_for(realm))
         else:
             headers = {} if creds.anonymous else {"Authorization": creds.basic()}
-            response = await self._http.get(realm, params=query, headers=headers)
+            response = await self._http.get(realm, params=query, headers=headers,
+                                            proxy=proxy_for(realm))
         async with response:
             body = await json_body(response)
             if response.status != 200:

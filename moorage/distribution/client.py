@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from moorage.distribution.auth import Authorizer, Credentials, TokenCache, error_message, json_body
-from moorage.distribution.mirrors import Endpoint, RegistryConfig, ssl_context
+from moorage.distribution.mirrors import Endpoint, RegistryConfig, proxy_for, ssl_context
 from moorage.errors import MoorError, NotFound, SystemFailure, Unauthorized
 from moorage.protocol.challenge import Challenge, preferred_challenge
 
@@ -65,7 +65,7 @@ class Repository:
             sent = {**(headers or {}), **await self.auth.headers()}
             try:
                 response = await self.http.request(method, url, headers=sent, data=data,
-                                                   ssl=self.ssl)
+                                                   ssl=self.ssl, proxy=proxy_for(url))
             except aiohttp.ClientConnectorError as e:
                 raise SystemFailure(_dial_error(method, url, e)) from None
             if response.status != 401 or attempt or not replayable:
@@ -105,7 +105,7 @@ class Registry:
         """GET /v2/: the status, the challenge a 401 carries, and the error message."""
         url = f"{endpoint.url}/v2/"
         try:
-            async with self.http.get(url, headers=headers or {},
+            async with self.http.get(url, headers=headers or {}, proxy=proxy_for(url),
                                      ssl=ssl_context(endpoint, self.config.certs_dir)) as r:
                 challenge = preferred_challenge(r.headers.getall("WWW-Authenticate", []))
                 message = "" if r.status == 200 else error_message(
@@ -163,7 +163,9 @@ def _dial_error(method: str, url: str, e: aiohttp.ClientConnectorError) -> str:
     if isinstance(error, ssl.SSLError):
         return f'{method.capitalize()} "{url}": tls: {error.reason or error}'
     reason = os.strerror(error.errno).lower() if error and error.errno else str(error or e)
-    return f'{method.capitalize()} "{url}": dial tcp {e.host}:{e.port}: connect: {reason}'
+    # Go names the proxy's own dial so (net/http's "proxyconnect").
+    via = "proxyconnect tcp: " if isinstance(e, aiohttp.ClientProxyConnectionError) else ""
+    return f'{method.capitalize()} "{url}": {via}dial tcp {e.host}:{e.port}: connect: {reason}'
 
 
 async def login(registry: Registry, endpoints_: list[Endpoint],

@@ -11,6 +11,9 @@ Insecure registries (``insecure-registries``, and 127.0.0.0/8 as in moby's
 registry config) are tried over HTTPS without verification, then plain HTTP.
 Per-host TLS material follows Docker's certs.d layout (``<dir>/<host:port>/``:
 ``*.crt`` CAs, ``*.cert`` + ``*.key`` client pairs).
+
+Like dockerd (Go's ProxyFromEnvironment), the daemon's HTTPS_PROXY / HTTP_PROXY carry
+registry traffic, except to NO_PROXY's hosts, localhost and loopback addresses.
 """
 
 from __future__ import annotations
@@ -99,6 +102,25 @@ def is_insecure(host: str, config: RegistryConfig) -> bool:
         except ValueError:
             continue
     return False
+
+
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to ``url`` goes through, from the environment, or None."""
+    from urllib.request import proxy_bypass_environment
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback or proxy_bypass_environment(host):
+        return None
+    name = "https_proxy" if parts.scheme == "https" else "http_proxy"
+    proxy = os.environ.get(name.upper()) or os.environ.get(name)
+    if not proxy:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 def ssl_context(endpoint: Endpoint, certs_dir: str) -> ssl.SSLContext | None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 from clikit import Clis
-from enginekit import Daemon, start_daemon, stop_daemon
-from peers import dockerd_available, start_dockerd, stop_dockerd
+from enginekit import Daemon, moord_running
+from peers import dockerd_available, dockerd_running
 
 from moorage.devkit import busybox
 
@@ -29,24 +28,17 @@ def _import_busybox(clis: Clis, base: str) -> None:
 def dockerd_clis() -> Iterator[Clis]:
     if not dockerd_available():
         pytest.skip("dockerd not installed")
-    with tempfile.TemporaryDirectory(prefix="moor-cli-") as base:
-        daemon = start_dockerd(base)
+    with dockerd_running("moor-cli-") as daemon:
+        base = os.path.dirname(daemon.data_root)
         clis = Clis(daemon.host, os.path.join(base, "docker-config"), "dockerd")
-        try:
-            _import_busybox(clis, base)
-            yield clis
-        finally:
-            stop_dockerd(daemon)
+        _import_busybox(clis, base)
+        yield clis
 
 
 @pytest.fixture(scope="session")
 def moord() -> Iterator[Daemon]:
-    with tempfile.TemporaryDirectory(prefix="moor-cli-moord-") as base:
-        daemon = start_daemon(base)
-        try:
-            yield daemon
-        finally:
-            stop_daemon(daemon)
+    with moord_running("moor-cli-moord-") as daemon:
+        yield daemon
 
 
 @pytest.fixture(scope="session")

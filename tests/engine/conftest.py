@@ -6,19 +6,15 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from enginekit import Daemon, Engine, Footprint, reap, start_daemon, stop_daemon
+from enginekit import Daemon, Engine, Footprint, moord_running, reap, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
 
 @pytest.fixture(scope="session")
 def moord() -> Iterator[Daemon]:
     """One daemon for the session (tests share it and clean up their own objects)."""
-    with tempfile.TemporaryDirectory(prefix="moord-test-") as base:
-        daemon = start_daemon(base)
-        try:
-            yield daemon
-        finally:
-            stop_daemon(daemon)
+    with moord_running("moord-test-") as daemon:
+        yield daemon
 
 
 # --------------------------------------------------------------------------- engine core (issue 9)

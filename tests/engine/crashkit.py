@@ -7,7 +7,6 @@ test and by scripts/crash_campaign.py for longer runs."""
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import io
 import json
@@ -21,7 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from enginekit import Daemon, Footprint, reap, residue, start_daemon, stop_daemon
+from enginekit import (
+    Daemon,
+    Footprint,
+    reap,
+    residue,
+    saved_image,
+    start_daemon,
+    stop_daemon,
+)
 
 IMAGE = "busybox:latest"
 BULKY = "bulky:latest"
@@ -51,23 +58,7 @@ def bulky_archive(rng: random.Random, size: int) -> bytes:
         info = tarfile.TarInfo("payload")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    layer = layer_buffer.getvalue()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["true"]},
-        "rootfs": {"type": "layers",
-                   "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [BULKY],
-                            "Layers": ["layer/layer.tar"]}]).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, blob in ((config_name, config), ("layer/layer.tar", layer),
-                           ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    return out.getvalue()
+    return saved_image(BULKY, layer_buffer.getvalue(), {"Cmd": ["true"]})
 
 
 class _Workers:

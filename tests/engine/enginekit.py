@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +49,38 @@ class Daemon:
                           input=input, timeout=timeout, check=check)
 
 
+def poll(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Whether `condition` comes true within `timeout` seconds (asked every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def saved_image(tag: str, layer: bytes, config: dict) -> bytes:
+    """A `docker save` archive of a one-layer image: `layer` (a tar) under `config`
+    (its "config" part), tagged `tag`."""
+    document = json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": config,
+        "rootfs": {"type": "layers",
+                   "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]},
+        "history": [{"created": "2024-01-01T00:00:00Z"}]}).encode()
+    config_name = hashlib.sha256(document).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag],
+                            "Layers": ["layer/layer.tar"]}]).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in ((config_name, document), ("layer/layer.tar", layer),
+                           ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
 def daemon_bridge_name(base: str) -> str:
     """A bridge name unique to the daemon in `base` (15 characters at most)."""
     return "mt" + hashlib.sha256(os.path.realpath(base).encode()).hexdigest()[:10]
@@ -72,6 +110,17 @@ def start_daemon(base: str, *extra: str) -> Daemon:
 
 def stop_daemon(daemon: Daemon) -> None:
     stop_process(daemon.process, timeout=20)
+
+
+@contextmanager
+def moord_running(prefix: str, *extra: str) -> Iterator[Daemon]:
+    """A moord in a temporary folder of its own, stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as base:
+        daemon = start_daemon(base, *extra)
+        try:
+            yield daemon
+        finally:
+            stop_daemon(daemon)
 
 
 # --------------------------------------------------------------------------- engine core checks

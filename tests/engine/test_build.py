@@ -10,12 +10,14 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from build_corpus import CASES, ERRORS, Case
-from buildcheck import CONFIG_FIELDS, LISTING, classic_builder, write_context
+from buildcheck import CONFIG_FIELDS, LISTING, classic_builder, listing, write_context
 from comparekit import Pair, daemon_pair, mask
+from enginekit import Daemon
 from peers import dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -35,51 +37,64 @@ def build_both(pair: Pair, case: Case, tag: str) -> tuple:
         return pair.both(*args, directory, timeout=180)
 
 
-def _images(pair: Pair) -> tuple[set[str], set[str]]:
-    return tuple(set(d.docker("images", "-aq", "--no-trunc").stdout.decode().split())
-                 for d in (pair.moord, pair.dockerd))  # type: ignore[return-value]
+def _images(daemon: Daemon) -> set[str]:
+    return set(daemon.docker("images", "-aq", "--no-trunc").stdout.decode().split())
+
+
+@pytest.fixture(scope="module")
+def corpus(request: pytest.FixtureRequest, pair: Pair) -> Iterator[dict[str, tuple[str, Future]]]:
+    """The selected corpus cases built on both daemons ahead, two at a time, while the tests
+    check the ones built before: case name → (tag, the build's future). The images go at
+    the end: removed earlier, an image's parents could go from under a build using them."""
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_corpus"]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="corpus") as builders:
+        built = {}
+        for case in selected:
+            tag = f"b-{case.name}-{uuid.uuid4().hex[:6]}"
+            built[case.name] = (tag, builders.submit(build_both, pair, case, tag))
+        yield built
+    if built:
+        pair.both("rmi", "-f", *(tag for tag, _ in built.values()))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_corpus(pair: Pair, case: Case) -> None:
-    tag = f"b-{case.name}-{uuid.uuid4().hex[:6]}"
-    try:
-        ours, theirs = build_both(pair, case, tag)
-        assert ours.returncode == theirs.returncode == 0, \
-            (ours.stdout.decode()[-3000:], ours.stderr.decode(), theirs.stderr.decode())
-        mine, real = pair.inspect(tag, CONFIG_FIELDS)
-        assert mine == real
-        # Intermediate images show with --all only.
-        listed = [d.docker("images", "-q", "--filter", f"reference={tag}").stdout.split()
-                  for d in (pair.moord, pair.dockerd)]
-        assert len(listed[0]) == len(listed[1]) == 1
-        # One history entry per step, the local ones with their image's ID.
-        ids = [mask(d.docker("history", "--format", "{{.ID}}", tag).stdout).split()
-               for d in (pair.moord, pair.dockerd)]
-        assert ids[0] == ids[1]
-        if case.listing:
-            listings = [d.docker("run", "--rm", "--entrypoint", "sh", tag, "-c", LISTING,
-                                 timeout=120) for d in (pair.moord, pair.dockerd)]
-            assert listings[0].returncode == 0, listings[0].stderr
-            assert listings[0].stdout.decode().splitlines() == \
-                listings[1].stdout.decode().splitlines()
-        if case.run:
-            pair.same("run", "--rm", tag, *case.run)
-    finally:
-        pair.both("rmi", "-f", tag)
+def test_corpus(pair: Pair, corpus: dict[str, tuple[str, Future]], case: Case) -> None:
+    tag, build = corpus[case.name]
+    ours, theirs = build.result()
+    assert ours.returncode == theirs.returncode == 0, \
+        (ours.stdout.decode()[-3000:], ours.stderr.decode(), theirs.stderr.decode())
+    mine, real = pair.inspect(tag, CONFIG_FIELDS)
+    assert mine == real
+    # Intermediate images show with --all only.
+    listed = [r.stdout.split() for r in pair.both("images", "-q", "--filter",
+                                                  f"reference={tag}")]
+    assert len(listed[0]) == len(listed[1]) == 1
+    # One history entry per step, the local ones with their image's ID.
+    ids = [mask(r.stdout).split() for r in pair.both("history", "--format", "{{.ID}}", tag)]
+    assert ids[0] == ids[1]
+    if case.listing:
+        # As root: the image's USER may not read every directory.
+        listings = pair.both("run", "--rm", "--user", "0", "--entrypoint", "sh", tag, "-c",
+                             LISTING, timeout=120)
+        assert listings[0].returncode == listings[1].returncode == 0, \
+            (listings[0].stderr, listings[1].stderr)
+        assert listing(listings[0].stdout) == listing(listings[1].stdout)
+    if case.run:
+        pair.same("run", "--rm", tag, *case.run)
 
 
 @pytest.mark.parametrize("case", ERRORS, ids=[c.name for c in ERRORS])
 def test_errors(pair: Pair, case: Case) -> None:
     tag = f"e-{case.name}-{uuid.uuid4().hex[:6]}"
-    before = _images(pair)[0]
+    before = _images(pair.moord)
     containers = pair.moord.docker("ps", "-aq").stdout
     ours, theirs = build_both(pair, case, tag)
     assert ours.returncode == theirs.returncode != 0
     expected = case.error or mask(theirs.stderr).strip().splitlines()[-1]
     assert mask(ours.stderr).strip().splitlines()[-1] == expected, mask(ours.stdout)
     assert pair.moord.docker("ps", "-aq").stdout == containers
-    assert _images(pair)[0] - before == set() or case.leaves_cache
+    assert _images(pair.moord) - before == set() or case.leaves_cache
 
 
 def test_cache_mtime_and_content(pair: Pair) -> None:

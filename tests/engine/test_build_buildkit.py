@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from build_corpus import Case
-from buildcheck import CONFIG_FIELDS, LISTING, classic_builder, write_context
+from buildcheck import CONFIG_FIELDS, LISTING, classic_builder, listing, write_context
 from comparekit import Pair, daemon_pair
 from peers import Dockerd, dockerd_available
 
@@ -98,13 +98,10 @@ def test_as_buildkit(pair: Pair, case: Case) -> None:
         assert b"pull" not in theirs.stderr.lower()
         mine, real = pair.inspect(tag, CONFIG_FIELDS)
         assert mine == real
-        with ThreadPoolExecutor(2) as pool:
-            listings = list(pool.map(lambda d: d.docker(
-                "run", "--rm", "--pull=never", "--entrypoint", "sh", tag, "-c", LISTING,
-                timeout=120), (pair.moord, pair.dockerd)))
+        listings = pair.both("run", "--rm", "--pull=never", "--user", "0", "--entrypoint",
+                             "sh", tag, "-c", LISTING, timeout=120)
         assert listings[0].returncode == listings[1].returncode == 0, listings[1].stderr
-        assert listings[0].stdout.decode().splitlines() == \
-            listings[1].stdout.decode().splitlines()
+        assert listing(listings[0].stdout) == listing(listings[1].stdout)
     finally:
         pair.both("rmi", "-f", tag)
 

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from peers import dockerd_available
+from enginekit import Daemon
+from peers import Dockerd, dockerd_available
 from ptykit import run_in_pty
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -73,15 +74,17 @@ def test_run_rm(pair: Pair) -> None:
 
 
 def test_run_tty_and_exec_pty(pair: Pair, names: list[str]) -> None:
-    outputs = []
     name = _name(names)
-    for daemon in (pair.moord, pair.dockerd):
+
+    def ptys(daemon: Daemon | Dockerd) -> tuple:
         tty, code = run_in_pty(daemon, ["run", "--rm", "-t", IMAGE, "sh", "-c",  # type: ignore[arg-type]
                                         "tty"])
         daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "60", check=True)
         exec_out, exec_code = run_in_pty(daemon, ["exec", "-it", name, "sh", "-c",  # type: ignore[arg-type]
                                                   "read x; echo got $x"], input=b"hello\r")
-        outputs.append((code, tty, exec_code, exec_out.replace(b"\r\n", b"\n")))
+        return code, tty, exec_code, exec_out.replace(b"\r\n", b"\n")
+
+    outputs = pair.each(ptys)
     assert outputs[0] == outputs[1]
     assert outputs[0][3].endswith(b"got hello\n")
 
@@ -224,11 +227,9 @@ def _unix_http(path: str) -> http.client.HTTPConnection:
 
 
 def test_save_load_prune(pair: Pair) -> None:
-    archives = []
-    for daemon in (pair.moord, pair.dockerd):
-        archive = daemon.docker("save", IMAGE)
-        assert archive.returncode == 0, archive.stderr
-        archives.append(archive.stdout)
+    saved = pair.both("save", IMAGE)
+    assert all(r.returncode == 0 for r in saved), [r.stderr for r in saved]
+    archives = [r.stdout for r in saved]
     # Each daemon loads the other's archive: a new ID for the same tag.
     loads = [mask(d.docker("load", input=a).stdout)
              for d, a in ((pair.moord, archives[1]), (pair.dockerd, archives[0]))]

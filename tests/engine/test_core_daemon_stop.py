@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from enginekit import (
     Footprint,
     container_cgroups,
     mounts_under,
+    poll,
     reap,
     residue,
     start_daemon,
@@ -72,14 +72,6 @@ def _abandon(daemon: Daemon | Dockerd) -> None:
         daemon.process.wait()
 
 
-def _poll(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 @pytest.fixture
 def scratch(tmp_path: Path) -> Iterator[Path]:
@@ -108,7 +100,7 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
                                  IMAGE, "cat"],
                                 env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        assert _poll(lambda: daemon.docker("inspect", "-f", "{{.State.Running}}",
+        assert poll(lambda: daemon.docker("inspect", "-f", "{{.State.Running}}",
                                            "hung").stdout == b"true\n", 20), "hung never ran"
         pids = _pids(daemon, ["one", "two", "hung"])
         ids.update(daemon.docker("ps", "-aq", "--no-trunc").stdout.decode().split())
@@ -119,12 +111,12 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
         except subprocess.TimeoutExpired:
             pytest.fail(f"{kind} still running {SIGTERM_BOUND} s after SIGTERM")
 
-        assert _poll(lambda: not any(_alive(*p) for p in pids.values()), 5), \
+        assert poll(lambda: not any(_alive(*p) for p in pids.values()), 5), \
             f"containers outlived {kind}: " + ", ".join(
                 n for n, p in pids.items() if _alive(*p))
         data = os.path.realpath(daemon.data_root)
         assert mounts_under(data) - {data} == set()
-        assert _poll(lambda: not container_cgroups(ids), 5), container_cgroups(ids)
+        assert poll(lambda: not container_cgroups(ids), 5), container_cgroups(ids)
         assert tied_processes(str(scratch), ids) == {}
 
         daemon = _start(kind, scratch)

@@ -4,20 +4,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from enginekit import Daemon
+from enginekit import Daemon, poll, saved_image
 from peers import Dockerd, dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -28,25 +25,9 @@ FAST = ("--health-interval", "100ms", "--health-retries", "2")
 
 def _image_with_healthcheck(layer: bytes) -> bytes:
     """A `docker save` archive of busybox whose config has a HEALTHCHECK."""
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["sleep", "999"], "Healthcheck": {
-            "Test": ["CMD-SHELL", "echo from-image"], "Interval": 100_000_000,
-            "Retries": 1}},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": "2024-01-01T00:00:00Z"}]}).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [CHECKED],
-                            "Layers": ["layer/layer.tar"]}]).encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        for name, data in ((config_name, config), ("layer/layer.tar", layer),
-                           ("manifest.json", manifest)):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return out.getvalue()
+    return saved_image(CHECKED, layer, {
+        "Cmd": ["sleep", "999"], "Healthcheck": {
+            "Test": ["CMD-SHELL", "echo from-image"], "Interval": 100_000_000, "Retries": 1}})
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +39,6 @@ def pair(busybox_tar: bytes) -> Iterator[Pair]:
         yield pair
 
 
-def _poll(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def _health(daemon: Daemon | Dockerd, name: str) -> dict | None:
     shown = daemon.docker("inspect", "-f", "{{json .State.Health}}", name)
@@ -76,7 +49,7 @@ def _health(daemon: Daemon | Dockerd, name: str) -> dict | None:
 def _until(pair: Pair, name: str, expected: Callable[[dict], bool]) -> list[dict]:
     found = []
     for daemon in (pair.moord, pair.dockerd):
-        assert _poll(lambda d=daemon: expected(_health(d, name) or {})), \
+        assert poll(lambda d=daemon: expected(_health(d, name) or {})), \
             f"{type(daemon).__name__}: {_health(daemon, name)}"
         found.append(_health(daemon, name))
     return found

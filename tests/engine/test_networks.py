@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
@@ -39,10 +40,13 @@ def _host(daemon: Daemon | Dockerd, *command: str) -> subprocess.CompletedProces
 
 
 def _rm(pair: Pair, *names: str, networks: tuple[str, ...] = ()) -> None:
-    for daemon in (pair.moord, pair.dockerd):
-        daemon.docker("rm", "-f", *names)
-        if networks:
-            daemon.docker("network", "rm", *networks)
+    pair.each(partial(_rm_from, names=names, networks=networks))
+
+
+def _rm_from(daemon: Daemon | Dockerd, names: tuple[str, ...], networks: tuple[str, ...]) -> None:
+    daemon.docker("rm", "-f", *names)
+    if networks:
+        daemon.docker("network", "rm", *networks)
 
 
 def test_none_has_only_lo_up(pair: Pair) -> None:
@@ -180,8 +184,9 @@ def test_addresses_after_a_restart_and_nothing_is_left(tmp_path, busybox_tar) ->
         daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
         network_id = daemon.docker("network", "create", "--subnet", subnet, "keep",
                                    check=True).stdout.decode().strip()
-        daemon.docker("create", "--name", "first", "--network", "keep", IMAGE, "sleep", "60",
-                      check=True)
+        # A short stop timeout: the daemon's stop need not wait 10 s on the sleep.
+        daemon.docker("create", "--name", "first", "--network", "keep", "--stop-timeout", "1",
+                      IMAGE, "sleep", "60", check=True)
         started = daemon.docker("start", "first")
         assert started.returncode == 0, (started.stderr, daemon.log())
         before = daemon.docker("inspect", "-f", "{{.NetworkSettings.Networks.keep.IPAddress}}",
@@ -264,29 +269,32 @@ def test_names_and_aliases_resolve_on_user_networks_only(pair: Pair) -> None:
     """The embedded DNS: names, aliases and round-robin on the network; a name it does
     not know goes to --dns 127.0.0.1, where nothing answers: nothing leaves the host."""
     ask = (*RUN, "--rm", "--dns", "127.0.0.1")
+
+    def resolve(daemon: Daemon | Dockerd) -> None:
+        daemon.docker("network", "create", "--subnet", _subnet(), "dnsa", check=True)
+        daemon.docker("network", "create", "--subnet", _subnet(), "dnsb", check=True)
+        addresses = set()
+        for name in ("one", "two"):
+            daemon.docker(*RUN, "-d", "--name", name, "--hostname", name, "--network",
+                          "dnsa", "--network-alias", "svc", IMAGE, "httpd", "-f", "-p",
+                          "80", "-h", "/etc", check=True)
+            addresses.add(daemon.docker(
+                "inspect", "-f", "{{.NetworkSettings.Networks.dnsa.IPAddress}}",
+                name).stdout.decode().strip())
+        got = daemon.docker(*ask, "--network", "dnsa", IMAGE, "sh", "-c",
+                            "grep nameserver /etc/resolv.conf; nslookup one; "
+                            "wget -qO- http://two/hostname; nslookup svc")
+        out = got.stdout.decode()
+        assert got.returncode == 0, (daemon, got.stderr)
+        assert "nameserver 127.0.0.11\n" in out and "two\n" in out
+        assert {line.split()[-1] for line in out.splitlines()
+                if line.startswith("Address:") and "#" not in line
+                and ":53" not in line} >= addresses
+        other = daemon.docker(*ask, "--network", "dnsb", IMAGE, "nslookup", "one")
+        assert other.returncode == 1, (daemon, other.stdout)
+
     try:
-        for daemon in (pair.moord, pair.dockerd):
-            daemon.docker("network", "create", "--subnet", _subnet(), "dnsa", check=True)
-            daemon.docker("network", "create", "--subnet", _subnet(), "dnsb", check=True)
-            addresses = set()
-            for name in ("one", "two"):
-                daemon.docker(*RUN, "-d", "--name", name, "--hostname", name, "--network",
-                              "dnsa", "--network-alias", "svc", IMAGE, "httpd", "-f", "-p",
-                              "80", "-h", "/etc", check=True)
-                addresses.add(daemon.docker(
-                    "inspect", "-f", "{{.NetworkSettings.Networks.dnsa.IPAddress}}",
-                    name).stdout.decode().strip())
-            got = daemon.docker(*ask, "--network", "dnsa", IMAGE, "sh", "-c",
-                                "grep nameserver /etc/resolv.conf; nslookup one; "
-                                "wget -qO- http://two/hostname; nslookup svc")
-            out = got.stdout.decode()
-            assert got.returncode == 0, (daemon, got.stderr)
-            assert "nameserver 127.0.0.11\n" in out and "two\n" in out
-            assert {line.split()[-1] for line in out.splitlines()
-                    if line.startswith("Address:") and "#" not in line
-                    and ":53" not in line} >= addresses
-            other = daemon.docker(*ask, "--network", "dnsb", IMAGE, "nslookup", "one")
-            assert other.returncode == 1, (daemon, other.stdout)
+        pair.each(resolve)
     finally:
         _rm(pair, "one", "two", networks=("dnsa", "dnsb"))
 

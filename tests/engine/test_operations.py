@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from enginekit import start_daemon, stop_daemon
-from peers import dockerd_available
+from enginekit import Daemon, start_daemon, stop_daemon
+from peers import Dockerd, dockerd_available
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
 IMAGE = "busybox:latest"
@@ -297,12 +297,15 @@ def test_cp_never_escapes_through_symlinks(pair: Pair, name: str, tmp_path: Path
 def test_export_import_update_rename_prune_df(pair: Pair, name: str) -> None:
     both_ok(pair, "run", "-d", "--name", name, IMAGE, "sh", "-c", "echo x > /made; sleep 60")
     both_ok(pair, "exec", name, "true")
-    for daemon in (pair.moord, pair.dockerd):
+
+    def export_import(daemon: Daemon | Dockerd) -> None:
         exported = daemon.docker("export", name)
         assert exported.returncode == 0
         assert "made" in _tar_names(exported.stdout)
         assert daemon.docker("import", "-", f"{name}:exported",
                              input=exported.stdout).returncode == 0
+
+    pair.each(export_import)
     pair.same("run", "--rm", f"{name}:exported", "cat", "/made")
     pair.same("update", "--memory", "64m", name)  # needs --memory-swap too (dockerd's rule)
     pair.same("update", "--memory", "64m", "--memory-swap", "128m", "--pids-limit", "40", name)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import MOORD, Daemon, start_daemon, stop_daemon
+from enginekit import MOORD, Daemon, poll, start_daemon, stop_daemon
 from peers import dockerd_available, start_dockerd, stop_dockerd
 
 from moorage.daemon.containers.refusals import apparmor_enabled, selinux_enabled
@@ -157,6 +157,15 @@ def test_a_second_daemon_never_takes_over(tmp_path: Path) -> None:
     assert not os.path.exists(pidfile)
 
 
+def _listening(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def test_socket_private_from_the_start_and_stale_file_replaced(tmp_path: Path) -> None:
     sock_dir = tmp_path / "run" / "moor"
     sock_dir.mkdir(parents=True)
@@ -171,6 +180,8 @@ def test_socket_private_from_the_start_and_stale_file_replaced(tmp_path: Path) -
     finally:
         os.umask(env_umask)
     try:
+        # start_daemon waits for the data-root's socket; this one may come a moment later.
+        assert poll(lambda: _listening(stale))
         assert oct(stale.stat().st_mode & 0o777) == "0o660"
         assert daemon.docker("version", "--format", "{{.Server.Os}}").stdout == b"linux\n"
         assert [p.name for p in sock_dir.iterdir()] == ["moord.sock"]  # no staging left
@@ -185,6 +196,7 @@ def test_socket_private_from_the_start_and_stale_file_replaced(tmp_path: Path) -
     finally:
         os.umask(env_umask)
     try:
+        assert poll(lambda: _listening(fresh))
         assert [oct(p.stat().st_mode & 0o777) for p in (fresh.parent.parent, fresh.parent)] \
             == ["0o755", "0o755"]
     finally:

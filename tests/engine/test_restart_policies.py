@@ -12,11 +12,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from comparekit import Pair, daemon_pair, mask
-from enginekit import Daemon, start_daemon, stop_daemon
+from comparekit import Pair, concurrently, daemon_pair, mask
+from enginekit import Daemon, poll, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
 pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
@@ -35,14 +36,6 @@ def _name() -> str:
     return f"r-{uuid.uuid4().hex[:8]}"
 
 
-def _poll(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
 
 def _inspect(daemon: Daemon | Dockerd, name: str) -> dict:
     shown = daemon.docker("inspect", name)
@@ -54,7 +47,7 @@ def _settled(pair: Pair, name: str, expected: Callable[[dict], bool]) -> list[di
     """Each daemon's state of `name` once `expected` holds for it."""
     found = []
     for daemon in (pair.moord, pair.dockerd):
-        assert _poll(lambda d=daemon: expected(_inspect(d, name))), \
+        assert poll(lambda d=daemon: expected(_inspect(d, name))), \
             f"{type(daemon).__name__}: {_inspect(daemon, name)['State']}"
         doc = _inspect(daemon, name)
         found.append({"State": {k: doc["State"][k] for k in
@@ -128,7 +121,7 @@ def test_stop_and_rm_of_a_restarting_container(pair: Pair) -> None:
                   compare_stdout=False)
         _settled(pair, name, lambda d: d["RestartCount"] >= 5)
         for daemon in (pair.moord, pair.dockerd):
-            assert _poll(lambda d=daemon: _inspect(d, name)["State"]["Restarting"])
+            assert poll(lambda d=daemon: _inspect(d, name)["State"]["Restarting"])
         pair.same("ps", "-a", "--filter", f"name={name}", "--format", "{{.State}} {{.Status}}")
         for daemon in (pair.moord, pair.dockerd):
             refused = daemon.docker("rm", name)
@@ -172,43 +165,47 @@ def _restart(daemon: Daemon | Dockerd, base: str) -> Daemon | Dockerd:
     return start_dockerd(base)
 
 
+def _policies_across_a_restart(base: str, kind: str, cases: dict, tar: bytes) -> list[str]:
+    root = os.path.join(base, kind)
+    os.mkdir(root)
+    daemon: Daemon | Dockerd = start_daemon(root) if kind == "moord" else start_dockerd(root)
+    try:
+        daemon.docker("import", "-", IMAGE, input=tar, check=True)
+        for name, (policy, up) in cases.items():
+            command = ["sh", "-c", "exit 3"] if up is None else ["sleep", "999"]
+            # A short stop timeout: the daemon's stop need not wait 10 s on each sleep.
+            daemon.docker("run", "-d", "--name", name, "--restart", policy,
+                          "--stop-timeout", "1", IMAGE, *command, check=True)
+            if up is False:
+                daemon.docker("stop", "-t", "0", name, check=True)
+        # on-failure's own restarts: let the first back-off pass, then the
+        # daemon's stop catches it in any state
+        time.sleep(0.5)
+        daemon = _restart(daemon, root)
+        time.sleep(1)
+        shown = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.State}}")
+        # on-failure's `exit 3` keeps it between runs and back-offs: either
+        # state, on both daemons, at the moment ps looks
+        return sorted(line.replace("failed restarting", "failed running")
+                      for line in mask(shown.stdout).splitlines())
+    finally:
+        daemon.docker("rm", "-f", *cases)
+        if isinstance(daemon, Daemon):
+            stop_daemon(daemon)
+        else:
+            stop_dockerd(daemon)
+
+
 def test_policies_across_a_daemon_restart(busybox_tar: bytes) -> None:
     # always comes back even after a stop of the user's; unless-stopped only when the
     # daemon, not the user, stopped it; on-failure after a failure; no never.
     cases = {"always-up": ("always", True), "always-stopped": ("always", False),
              "unless-up": ("unless-stopped", True), "unless-stopped": ("unless-stopped", False),
              "failed": ("on-failure", None), "never": ("no", True)}
-    results = []
     with tempfile.TemporaryDirectory(prefix="moor-restart-daemon-") as base:
-        for kind in ("moord", "dockerd"):
-            root = os.path.join(base, kind)
-            os.mkdir(root)
-            daemon: Daemon | Dockerd = start_daemon(root) if kind == "moord" \
-                else start_dockerd(root)
-            try:
-                daemon.docker("import", "-", IMAGE, input=busybox_tar, check=True)
-                for name, (policy, up) in cases.items():
-                    command = ["sh", "-c", "exit 3"] if up is None else ["sleep", "999"]
-                    daemon.docker("run", "-d", "--name", name, "--restart", policy, IMAGE,
-                                  *command, check=True)
-                    if up is False:
-                        daemon.docker("stop", "-t", "0", name, check=True)
-                # on-failure's own restarts: let the first back-off pass, then the
-                # daemon's stop catches it in any state
-                time.sleep(0.5)
-                daemon = _restart(daemon, root)
-                time.sleep(1)
-                shown = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.State}}")
-                # on-failure's `exit 3` keeps it between runs and back-offs: either
-                # state, on both daemons, at the moment ps looks
-                results.append(sorted(line.replace("failed restarting", "failed running")
-                                      for line in mask(shown.stdout).splitlines()))
-            finally:
-                daemon.docker("rm", "-f", *cases)
-                if isinstance(daemon, Daemon):
-                    stop_daemon(daemon)
-                else:
-                    stop_dockerd(daemon)
+        results = concurrently(
+            *(partial(_policies_across_a_restart, base, kind, cases, busybox_tar)
+              for kind in ("moord", "dockerd")))
     assert results[0] == results[1], results
     assert "always-stopped running" in results[0] and "unless-stopped exited" in results[0]
 
@@ -231,7 +228,7 @@ def test_auto_remove_of_a_container_that_exited_while_moord_was_down(
             daemon = start_daemon(base, "--live-restore")
             shown = daemon.docker("ps", "-a", "--format", "{{.Names}}")
             assert shown.stdout.decode().split() == ["kept"], shown
-            assert _poll(lambda: _inspect(daemon, "kept")["State"]["Running"])
+            assert poll(lambda: _inspect(daemon, "kept")["State"]["Running"])
         finally:
             daemon.docker("rm", "-f", "brief", "kept")
             stop_daemon(daemon)
@@ -251,7 +248,7 @@ def test_live_restore_keeps_policies_and_healthchecks(busybox_tar: bytes) -> Non
                           "--health-interval", "100ms", IMAGE, "sleep", "999", check=True)
             daemon.docker("run", "-d", "--name", "policy", "--restart", "always", IMAGE,
                           "sh", "-c", "sleep 1; exit 2", check=True)
-            assert _poll(lambda: _inspect(daemon, "checked")["State"]["Health"]["Status"]
+            assert poll(lambda: _inspect(daemon, "checked")["State"]["Health"]["Status"]
                          == "healthy")
             daemon.process.send_signal(signal.SIGKILL)
             daemon.process.wait()
@@ -259,14 +256,14 @@ def test_live_restore_keeps_policies_and_healthchecks(busybox_tar: bytes) -> Non
             daemon = start_daemon(base, "--live-restore")
             restarted = time.time()
             count = _inspect(daemon, "policy")["RestartCount"]
-            assert _poll(lambda: _inspect(daemon, "policy")["RestartCount"] > count)
+            assert poll(lambda: _inspect(daemon, "policy")["RestartCount"] > count)
 
             def checked_since_restart() -> bool:
                 log = _inspect(daemon, "checked")["State"]["Health"]["Log"]
                 return bool(log) and log[-1]["End"] > time.strftime(
                     "%Y-%m-%dT%H:%M:%S", time.gmtime(restarted + 1))
 
-            assert _poll(checked_since_restart)
+            assert poll(checked_since_restart)
         finally:
             daemon.docker("rm", "-f", "checked", "policy")
             stop_daemon(daemon)

@@ -16,12 +16,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
-from comparekit import Pair, daemon_pair
+from comparekit import Pair, concurrently, daemon_pair
 from enginekit import Daemon, start_daemon, stop_daemon
-from peers import DOCKER_CLI, dockerd_available
+from peers import DOCKER_CLI, Dockerd, dockerd_available
 
 from moorage.protocol import detachkeys
 
@@ -63,10 +64,13 @@ def _sdk(daemon: Daemon | object):  # type: ignore[no-untyped-def]
 def test_piped_stdin_to_run_i(pair: Pair, size: int) -> None:
     """The CLI attaches before it starts the container: stdin sent before the start
     waits in the shim instead of stopping it (it hung past 64 KiB)."""
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         result = daemon.docker("run", "-i", "--rm", IMAGE, "wc", "-c",
                                input=b"\0" * size, timeout=60)
         assert (result.returncode, result.stdout) == (0, f"{size}\n".encode()), result.stderr
+
+    pair.each(scenario)
 
 
 def test_tar_piped_into_run_i(pair: Pair, tmp_path: Path) -> None:
@@ -79,10 +83,13 @@ def test_tar_piped_into_run_i(pair: Pair, tmp_path: Path) -> None:
     script = "mkdir /x && tar x -C /x && ls /x | wc -l && cat /x/* | md5sum"
     expected = subprocess.run(f"ls {tree} | wc -l && cat {tree}/* | md5sum", shell=True,
                               capture_output=True, check=True).stdout
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         result = daemon.docker("run", "-i", "--rm", IMAGE, "sh", "-c", script,
                                input=archive, timeout=60)
         assert (result.returncode, result.stdout) == (0, expected), result.stderr
+
+    pair.each(scenario)
 
 
 def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> None:
@@ -91,7 +98,8 @@ def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> No
     size = 300_000
     name = _name(names)
     script = f"stty raw -echo; sleep 2; head -c {size} | wc -c"
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("create", "-it", "--name", name, IMAGE, "sh", "-c", script, check=True)
         client = _sdk(daemon)
         try:
@@ -106,6 +114,8 @@ def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> No
         finally:
             client.close()
 
+    pair.each(scenario)
+
 
 # ---------------------------------------------------------------------- exec output
 
@@ -113,13 +123,17 @@ def test_exec_output_from_the_first_moment(pair: Pair, names: list[str]) -> None
     """Output an exec writes at once reaches the SDK (it was lost when it followed the
     101 in the same read: dockerd sends the 101 before it starts the process)."""
     name = _name(names)
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
-    for daemon, rounds in ((pair.moord, 30), (pair.dockerd, 3)):
+
+    pair.each(scenario)
+
+    def exec_runs(daemon: Daemon | Dockerd) -> None:
         client = _sdk(daemon)
         try:
             container = client.containers.get(name)
-            for _ in range(rounds):
+            for _ in range(30 if daemon is pair.moord else 3):
                 assert container.exec_run("echo hello") == (0, b"hello\n")
                 code, (out, err) = container.exec_run(
                     ["sh", "-c", "echo out; sleep 0.05; echo err >&2"], demux=True)
@@ -128,6 +142,8 @@ def test_exec_output_from_the_first_moment(pair: Pair, names: list[str]) -> None
                 assert (code, output) == (0, b"tty\r\n")
         finally:
             client.close()
+
+    pair.each(exec_runs)
 
 
 # ---------------------------------------------------------------------- detach keys
@@ -181,7 +197,8 @@ def _read_to_eof(sock: socket.socket, seconds: float) -> bool:
 def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
                                     keys: bytes) -> None:
     name = _name(names)
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("run", "-d", "-it", "--name", name, IMAGE, "cat", check=True)
         client = _sdk(daemon)
         try:
@@ -197,6 +214,8 @@ def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
             assert events.stdout.split()[-1:] == [b"detach"], (daemon.host, events.stdout)
         finally:
             client.close()
+
+    pair.each(scenario)
 
 
 @pytest.mark.parametrize(("keys", "expected"), [
@@ -233,7 +252,8 @@ def test_detach_scanner(chunks: list[bytes], forwarded: bytes, detached: bool) -
 
 def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
     name = _name(names)
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
         client = _sdk(daemon)
         try:
@@ -244,6 +264,8 @@ def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
             assert client.containers.get(name).status == "running"
         finally:
             client.close()
+
+    pair.each(scenario)
 
 
 def test_invalid_detach_keys(pair: Pair, names: list[str]) -> None:
@@ -313,8 +335,8 @@ def test_attach_client_that_stops_reading(pair: Pair, names: list[str]) -> None:
     """An attach client that never reads is dropped: the container is not held (its log
     goes on growing) and stop and kill answer at once."""
     moord = pair.moord
-    for command in ("kill", "stop"):
-        name = _name(names)
+
+    def stalled_client_then(command: str, name: str) -> None:
         moord.docker("run", "-d", "--name", name, IMAGE, "yes", "attached output",
                      check=True)
         log_path = moord.docker("inspect", "-f", "{{.LogPath}}", name).stdout.decode().strip()
@@ -331,13 +353,20 @@ def test_attach_client_that_stops_reading(pair: Pair, names: list[str]) -> None:
             raw._sock.close()
             client.close()
 
+    # The two containers at once: each waits out its own client's stall.
+    concurrently(*(partial(stalled_client_then, command, _name(names))
+                   for command in ("kill", "stop")))
+
 
 def test_attached_client_keeps_every_byte(pair: Pair) -> None:
     """A client that keeps up loses nothing, however fast the container writes."""
-    for daemon in (pair.moord, pair.dockerd):
+
+    def scenario(daemon: Daemon | Dockerd) -> None:
         result = daemon.docker("run", "--rm", IMAGE, "head", "-c", str(30 * MIB), "/dev/zero",
                                timeout=60)
         assert (result.returncode, len(result.stdout)) == (0, 30 * MIB), result.stderr
+
+    pair.each(scenario)
 
 
 def test_hung_shim_is_not_a_hang(pair: Pair, names: list[str]) -> None:

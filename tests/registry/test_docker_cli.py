@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
+from peers import Dockerd, dockerd_available, dockerd_running
 from registrykit import Server, start_moor, write_htpasswd
 
 from moorage.devkit.busybox import build_rootfs
@@ -19,12 +19,8 @@ pytestmark = pytest.mark.skipif(not dockerd_available(), reason="dockerd is not 
 
 @pytest.fixture(scope="module")
 def dockerd() -> Iterator[Dockerd]:
-    with tempfile.TemporaryDirectory(prefix="registry-dockerd-") as base:
-        daemon = start_dockerd(base)
-        try:
-            yield daemon
-        finally:
-            stop_dockerd(daemon)
+    with dockerd_running("registry-dockerd-") as daemon:
+        yield daemon
 
 
 @pytest.fixture(scope="module")

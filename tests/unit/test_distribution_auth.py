@@ -72,12 +72,12 @@ class TokenServer:
         return Reply(200, {"token": f"t{len(self.requests)}", "expires_in": self.expires_in})
 
     async def get(self, url: str, params: list[tuple[str, str]],
-                  headers: dict[str, str]) -> Reply:
+                  headers: dict[str, str], proxy: str | None = None) -> Reply:
         self.requests.append({"method": "GET", "url": url, "params": params,
                               "headers": headers})
         return self._reply()
 
-    async def post(self, url: str, data: dict[str, str]) -> Reply:
+    async def post(self, url: str, data: dict[str, str], proxy: str | None = None) -> Reply:
         self.requests.append({"method": "POST", "url": url, "data": data})
         return self._reply()
 
@@ -154,7 +154,7 @@ class Registry:
         self.seen: list[str] = []
 
     async def request(self, method: str, url: str, *, headers: dict[str, str],
-                      data: object, ssl: object) -> Reply:
+                      data: object, ssl: object, proxy: str | None = None) -> Reply:
         self.seen.append(headers.get("Authorization", ""))
         return Reply(200 if headers.get("Authorization") == f"Bearer {self.valid}" else 401)
 

@@ -16,6 +16,7 @@ import sys
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Protocol
 
+from moorage.daemon.filterargs import labelled, validate
 from moorage.errors import InvalidParameter
 from moorage.model.records import STATUSES, ContainerRecord
 
@@ -37,9 +38,7 @@ class _Lookup(Protocol):
 async def select(records: list[ContainerRecord], filters: dict[str, list[str]],
                  lookup: _Lookup) -> list[ContainerRecord]:
     """The records every filter matches, in their order; InvalidParameter for a bad one."""
-    for key in filters:
-        if key not in _KNOWN:
-            raise InvalidParameter(f"Invalid filter '{key}'")
+    validate(filters, _KNOWN)
     names = await _name_matches(filters.get("name") or [], [r.name for r in records])
     return [r for r in records if _matches(r, filters, lookup, names)]
 
@@ -122,9 +121,7 @@ def _one(record: ContainerRecord, key: str, value: str, lookup: _Lookup,
     if key == "name":
         return record.name in names[value]
     if key == "label":
-        name, sep, wanted = value.partition("=")
-        labels = record.config.labels
-        return name in labels and (not sep or labels[name] == wanted)
+        return labelled(record.config.labels, value)
     if key == "status":
         if value not in STATUSES:
             raise InvalidParameter(f"Invalid filter 'status={value}'")

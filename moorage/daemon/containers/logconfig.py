@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from moorage.errors import InvalidParameter
+
+_T = TypeVar("_T")
 
 SUPPORTED = ("json-file", "local", "none")
 _OPTIONS = {"json-file": ("max-size", "max-file", "compress"),
@@ -122,22 +125,11 @@ def _json_file(options: Mapping[str, str]) -> Rotation:
 def _local(options: Mapping[str, str]) -> Rotation:
     size, files, compress = 20 * 1024 * 1024, 5, True
     if "max-size" in options:
-        try:
-            size = _size(options["max-size"])
-        except ValueError as err:
-            raise ValueError(f"invalid value for max-size: {options['max-size']}: {err}") \
-                from None
+        size = _read(options, "max-size", _size, "invalid value for max-size: {value}: {err}")
     if "max-file" in options:
-        try:
-            files = _atoi(options["max-file"])
-        except ValueError as err:
-            raise ValueError(f"invalid value for max-file: {options['max-file']}: {err}") \
-                from None
+        files = _read(options, "max-file", _atoi, "invalid value for max-file: {value}: {err}")
     if "compress" in options:
-        try:
-            compress = _bool(options["compress"])
-        except ValueError as err:
-            raise ValueError(f"error reading compress log option: {err}") from None
+        compress = _read(options, "compress", _bool, "error reading compress log option: {err}")
     if size < 0:
         raise ValueError("max size should be a positive number")
     if files < 0:
@@ -145,6 +137,14 @@ def _local(options: Mapping[str, str]) -> Rotation:
     if compress and files <= 1:
         raise ValueError("compression cannot be enabled when max file count is 1")
     return Rotation(size, max(files, 1), compress)
+
+
+def _read(options: Mapping[str, str], key: str, parse: Callable[[str], _T], wording: str) -> _T:
+    """`options[key]` parsed; a parse error in the driver's `wording` ({value}, {err})."""
+    try:
+        return parse(options[key])
+    except ValueError as err:
+        raise ValueError(wording.format(value=options[key], err=err)) from None
 
 
 def _size(text: str) -> int:

@@ -8,17 +8,13 @@ import logging
 
 from moorage.daemon.containers import remove, setup
 from moorage.daemon.containers.context import Context
+from moorage.daemon.filterargs import has_labels, lacks_labels, validate
 from moorage.daemon.images.filters import timestamp
-from moorage.errors import InvalidParameter, MoorError, NotFound
+from moorage.errors import MoorError, NotFound
 from moorage.model.records import ContainerRecord
 
 log = logging.getLogger("moord.containers")
 _ACCEPTED = ("label", "label!", "until")
-
-
-def _labelled(labels: dict[str, str], wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)
 
 
 def _selected(record: ContainerRecord, filters: dict[str, list[str]], until: float | None
@@ -28,15 +24,13 @@ def _selected(record: ContainerRecord, filters: dict[str, list[str]], until: flo
     if until is not None and record.created >= until * 1_000_000_000:
         return False
     labels = record.config.labels or {}
-    return all(_labelled(labels, w) for w in filters.get("label", ())) and \
-        not any(_labelled(labels, w) for w in filters.get("label!", ()))
+    return has_labels(labels, filters.get("label", ())) and \
+        lacks_labels(labels, filters.get("label!", ()))
 
 
 async def containers_prune(ctx: Context, filters: dict[str, list[str]]) -> tuple[list[str], int]:
     """(the removed containers' ids, the bytes reclaimed)."""
-    for key in filters:
-        if key not in _ACCEPTED:
-            raise InvalidParameter(f"Invalid filter '{key}'")
+    validate(filters, _ACCEPTED)
     until = min((timestamp(v) for v in filters.get("until", ())), default=None)
     deleted, reclaimed = [], 0
     for record in ctx.registry.all():

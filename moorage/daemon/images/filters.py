@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from moorage.daemon.filterargs import flag, has_labels, lacks_labels, validate
 from moorage.errors import InvalidParameter
 from moorage.image.config import parse_time
 from moorage.image.reference import parse_normalized
@@ -22,32 +23,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 
 
-def _validate(filters: dict[str, list[str]], accepted: tuple[str, ...]) -> None:
-    for key in filters:
-        if key not in accepted:
-            raise InvalidParameter(f"Invalid filter '{key}'")
-
-
-def _bool(filters: dict[str, list[str]], key: str, default: bool) -> bool:
-    """moby's filters.GetBoolOrDefault, with its error text."""
-    values = filters.get(key)
-    if not values:
-        return default
-    lowered = {v.lower() for v in values}
-    if lowered <= {"true", "1"}:
-        return True
-    if lowered <= {"false", "0"}:
-        return False
-    raise InvalidParameter(f"Invalid filter '{key}=[{' '.join(values)}]'")
-
-
-def _labels_match(config: dict[str, Any], wanted: list[str]) -> bool:
-    labels = (config.get("config") or {}).get("Labels") or {}
-    for item in wanted:
-        key, sep, value = item.partition("=")
-        if key not in labels or (sep and labels[key] != value):
-            return False
-    return True
+def _labels(config: dict[str, Any]) -> dict[str, str]:
+    return (config.get("config") or {}).get("Labels") or {}
 
 
 def _pattern(pattern: str) -> re.Pattern[str]:
@@ -105,8 +82,8 @@ def timestamp(value: str, now: float | None = None) -> float:
 
 def list_selector(filters: dict[str, list[str]],
                   lookup: Callable[[str], ImageRecord]) -> Selector:
-    _validate(filters, _LIST_FILTERS)
-    dangling = _bool(filters, "dangling", False) if "dangling" in filters else None
+    validate(filters, _LIST_FILTERS)
+    dangling = bool(flag(filters, "dangling")) if "dangling" in filters else None
     before = min((lookup(n).created for n in filters.get("before", [])), default=None)
     since = max((lookup(n).created for n in filters.get("since", [])), default=None)
     until = min((timestamp(v) for v in filters.get("until", [])), default=None)
@@ -126,14 +103,14 @@ def list_selector(filters: dict[str, list[str]],
         if patterns and not any(reference_matches(patterns, r.ref)
                                 for r in refs if not r.is_digest):
             return False
-        return _labels_match(config, filters.get("label", []))
+        return has_labels(_labels(config), filters.get("label", []))
 
     return select
 
 
 def prune_selector(filters: dict[str, list[str]]) -> Selector:
-    _validate(filters, _PRUNE_FILTERS)
-    dangling_only = _bool(filters, "dangling", True)
+    validate(filters, _PRUNE_FILTERS)
+    dangling_only = flag(filters, "dangling") is not False
     until = min((timestamp(v) for v in filters.get("until", [])), default=None)
 
     def select(record: ImageRecord, refs: list[RefRecord], config: dict[str, Any]) -> bool:
@@ -141,9 +118,8 @@ def prune_selector(filters: dict[str, list[str]]) -> Selector:
             return False
         if until is not None and record.created >= until:
             return False
-        if not _labels_match(config, filters.get("label", [])):
-            return False
-        unwanted = filters.get("label!", [])
-        return not (unwanted and any(_labels_match(config, [u]) for u in unwanted))
+        labels = _labels(config)
+        return has_labels(labels, filters.get("label", [])) and \
+            lacks_labels(labels, filters.get("label!", []))
 
     return select

@@ -1,0 +1,33 @@
+"""What the benchmarks share: the test kits on the path, and moord beside a reference
+dockerd, each on its own socket and data-root, with busybox imported into both.
+
+Import it first (`from benchkit import ...`): it puts tests/ and tests/engine/ on the path.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
+
+from comparekit import Pair, daemon_pair  # noqa: E402
+
+from moorage.devkit import busybox  # noqa: E402
+
+
+def busybox_image(base: str) -> bytes:
+    """A busybox rootfs built under `base`, as the tar `docker import` takes."""
+    return busybox.image_tar(os.path.join(base, "rootfs"))
+
+
+@contextmanager
+def moord_and_dockerd(base: str, image: str = "busybox:latest", *,
+                      networking: bool = False) -> Iterator[Pair]:
+    """moord and dockerd side by side, busybox imported into both as `image`; their
+    containers removed and both stopped at the end."""
+    with daemon_pair("bench-", image, busybox_image(base), networking) as pair:
+        yield pair
