@@ -63,8 +63,13 @@ bench: deps
 	$(PY) bench/registry.py
 	$(PY) bench/operations.py
 	$(PY) bench/volumes.py
-	$(PY) bench/cri.py
+	$(PY) bench/logs.py
+	$(PY) bench/network.py
+	$(PY) bench/build.py
 	$(PY) bench/compose.py
+	$(PY) bench/cri.py
+	$(PY) bench/dashboard.py
+	$(PY) bench/machine.py
 
 clean:
 	rm -rf $(VENV)
