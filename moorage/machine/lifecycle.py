@@ -312,21 +312,24 @@ def upgrade(machine: store.Machine) -> str:
     init, the unit or the generic loop starts it again) and brings back the containers
     its restart policies keep."""
     from moorage.machine import generic, ssh
+    from moorage.machine.image import copy_moorage
 
-    package = qemu.moorage_package()
-    files = {}
-    for folder, dirs, names in os.walk(package):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for n in names:
-            if not n.endswith(".pyc"):
-                full = os.path.join(folder, n)
-                files["moorage/" + os.path.relpath(full, package)] = full
+    # With its bytecode, as create sends it: moord compiling moorage on a TCG guest
+    # costs tens of seconds.
+    tree = machine.path(".upgrade")
+    shutil.rmtree(tree, ignore_errors=True)
+    try:
+        copy_moorage(os.path.join(tree, "moorage"))
+        tar = _tar({os.path.relpath(os.path.join(folder, n), tree): os.path.join(folder, n)
+                    for folder, _, names in os.walk(tree) for n in names})
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
     site = generic.SITE if machine.driver_name == "generic" else \
         "/usr/local/lib/python3.11/dist-packages"
     ssh.run_as_root(machine, f"rm -rf {site}/moorage.new && mkdir {site}/moorage.new && "
                     f"tar -x -C {site}/moorage.new && rm -rf {site}/moorage && "
                     f"mv {site}/moorage.new/moorage {site}/moorage && "
-                    f"rmdir {site}/moorage.new && kill $(cat /run/moor/moord.pid)", _tar(files))
+                    f"rmdir {site}/moorage.new && kill $(cat /run/moor/moord.pid)", tar)
     time.sleep(1)
     return qemu.wait_engine(machine, timeout=120)
 

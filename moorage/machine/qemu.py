@@ -213,11 +213,5 @@ def seed(machine: Machine, authorized_key: str, host_key: str, generation: str) 
     return tree
 
 
-def moorage_package() -> str:
-    import moorage
-
-    return os.path.dirname(moorage.__file__)
-
-
 def notice_to_stderr(text: str) -> None:
     sys.stderr.write(text + "\n")

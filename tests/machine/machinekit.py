@@ -60,7 +60,9 @@ class Env:
 
 
 def free(port: int) -> bool:
+    """Nothing listens on the port (connections in TIME_WAIT do not count)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -133,7 +133,7 @@ def test_bad_ssh_input_names_the_step_and_makes_nothing(env: Env, bare: Bare,
     _nothing_made(env, "noaddr")
 
 
-def test_provision_run_stop_start_certs_and_rm(env: Env, bare: Bare,
+def test_provision_run_stop_start_certs_upgrade_and_rm(env: Env, bare: Bare,
                                                local_moord: Daemon) -> None:
     created = _create(env, bare)
     assert created.returncode == 0, created.stderr
@@ -157,6 +157,8 @@ def test_provision_run_stop_start_certs_and_rm(env: Env, bare: Bare,
         assert (env.machine_dir() / "server.pem").read_bytes() != before
         assert env.ok("docker", "--context", NAME, "version", "--format",
                       "{{.Server.Os}}") == "linux\n"
+        assert "Restarted the engine" in env.ok(MOOR, "machine", "upgrade", NAME)
+        assert env.ok(MOOR, "--context", NAME, "run", "--rm", "busybox", "true") == ""
     finally:
         removed = env.moor("machine", "rm", "-y", NAME)
     assert removed.returncode == 0, removed.stderr
