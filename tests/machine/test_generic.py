@@ -12,13 +12,11 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from unittest import mock
 
 import pytest
 from enginekit import Daemon
-from machinekit import CACHE, MOOR, Env, free
+from machinekit import MOOR, Bare, Env, bare_vm, free
 
 pytestmark = [
     pytest.mark.timeout(600),
@@ -27,74 +25,11 @@ pytestmark = [
 ]
 
 NAME = f"mg{os.getpid()}"
-_SLEEPING_DAEMON = "import time\n\n\ndef main():\n    while True:\n        time.sleep(3600)\n"
-
-
-@dataclass
-class Bare:
-    ssh_port: int
-    engine_port: int
-    key: Path
-    pid: int
-
-
-def _bare_vm(storage: Path) -> Iterator[Bare]:
-    from moorage.machine import certs, qemu, ssh, store
-    from moorage.machine import image as images
-    from moorage.machine.paths import machine_dir
-    from moorage.machine.ports import free_port
-
-    # The store's paths are read when a Machine is made: the variables need only last that long.
-    with mock.patch.dict(os.environ, {"MOOR_MACHINE_STORAGE_PATH": str(storage),
-                                      "MOOR_MACHINE_CACHE": CACHE}):
-        image = images.ensure()
-        os.makedirs(machine_dir("bare"), 0o700)
-        engine_port = free_port()
-        machine = store.new("bare", "qemu", {
-            "CPU": 1, "Memory": 512, "IPAddress": "127.0.0.1", "Kernel": image.kernel,
-            "Initrd": image.initrd, "SSHPort": free_port(), "EnginePort": engine_port,
-            "GuestEnginePort": engine_port, "Accel": qemu.accel(image.kernel, print)})
-        certs.machine_certs(machine.dir, "bare", ["127.0.0.1"])
-    try:
-        client_key = certs.ssh_keypair(machine.path("id_ed25519"))
-        host_key = machine.path("ssh_host_ed25519_key")
-        Path(machine.path("known_hosts")).write_text(
-            f"moor-machine-bare {certs.ssh_keypair(host_key)}\n")
-        tree = Path(qemu.seed(machine, client_key, host_key, "bare"))
-        shutil.rmtree(tree / "moorage")
-        (tree / "moorage" / "daemon").mkdir(parents=True)
-        (tree / "moorage" / "__init__.py").write_text("")
-        (tree / "moorage" / "daemon" / "__init__.py").write_text("")
-        (tree / "moorage" / "daemon" / "main.py").write_text(_SLEEPING_DAEMON)
-        qemu.disks(machine, image.disk, images.ROOT_SIZE_MB, str(tree))
-        qemu.launch(machine)
-        pid = qemu.pid(machine)
-        assert pid
-        _wait_ssh(machine, ssh)
-        yield Bare(machine.ssh_port, engine_port, Path(machine.path("id_ed25519")), pid)
-    finally:
-        qemu.kill(machine)
-
-
-def _wait_ssh(machine: object, ssh: object) -> None:
-    import time
-
-    from moorage.machine.errors import MachineError
-
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            ssh.run(machine, ["true"])
-            return
-        except MachineError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
 
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bare]:
-    yield from _bare_vm(tmp_path_factory.mktemp("bare"))
+    yield from bare_vm(tmp_path_factory.mktemp("bare"))
 
 
 def _create(env: Env, bare: Bare, *extra: str, name: str = NAME, key: str | None = None,
