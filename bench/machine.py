@@ -116,7 +116,7 @@ def main() -> None:
         figures += generic(base, env)
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"moor machine (qemu driver, TCG), load {' '.join(load)}")
+    print(f"moor machine (qemu and generic drivers, TCG), load {' '.join(load)}")
     for what, figure in figures:
         print(f"  {what:<66} {figure}")
 
