@@ -1,7 +1,9 @@
 """`moor machine` with the qemu driver: the one-time image build, a create with the image
 cached (to an engine that answers), a start of a stopped machine, and
 `moor run --rm busybox true` through TLS into the VM next to the same run against a
-local moord on its unix socket.
+local moord on its unix socket; then the generic driver: a create that provisions a
+second VM booted bare (over SSH, the dependency bundle cached) and a start of its
+stopped engine.
 
     .venv/bin/python bench/machine.py [--runs 10] [--no-build]
 
@@ -20,9 +22,11 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
+sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine"),
+                os.path.join(ROOT, "tests", "machine")]
 
 from enginekit import start_daemon, stop_daemon  # noqa: E402
+from machinekit import bare_vm  # noqa: E402
 
 from moorage.devkit import busybox  # noqa: E402
 
@@ -41,6 +45,27 @@ def timed(argv: list[str], env: dict[str, str], input: bytes | None = None) -> f
 def median_run(argv: list[str], env: dict[str, str], runs: int) -> float:
     timed(argv, env)
     return statistics.median(timed(argv, env) for _ in range(runs))
+
+
+def generic(base: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    from pathlib import Path
+
+    name = f"generic{os.getpid()}"
+    vm = bare_vm(Path(base) / "bare")
+    bare = next(vm)
+    try:
+        create = timed([MOOR, "machine", "create", "--driver", "generic",
+                        "--generic-ip-address", "127.0.0.1", "--generic-ssh-port",
+                        str(bare.ssh_port), "--generic-ssh-key", str(bare.key),
+                        "--generic-engine-port", str(bare.engine_port), name], env)
+        timed([MOOR, "machine", "stop", name], env)
+        start = timed([MOOR, "machine", "start", name], env)
+    finally:
+        subprocess.run([MOOR, "machine", "rm", "-f", "-y", name], env=env,
+                       capture_output=True, check=False)
+        vm.close()  # its finally kills the VM
+    return [("generic create, bare TCG VM over SSH (to an engine that answers)",
+             f"{create:.1f} s"), ("generic start of its stopped engine", f"{start:.1f} s")]
 
 
 def main() -> None:
@@ -88,11 +113,12 @@ def main() -> None:
             subprocess.run([MOOR, "machine", "rm", "-f", "-y", name], env=env,
                            capture_output=True, check=False)
             stop_daemon(local)
+        figures += generic(base, env)
     with open("/proc/loadavg") as f:
         load = f.read().split()[:3]
-    print(f"moor machine (qemu driver, TCG), load {' '.join(load)}")
+    print(f"moor machine (qemu and generic drivers, TCG), load {' '.join(load)}")
     for what, figure in figures:
-        print(f"  {what:<58} {figure}")
+        print(f"  {what:<66} {figure}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`moor machine …`: docker-machine's commands over moorage.machine (qemu driver)."""
+"""`moor machine …`: docker-machine's commands over moorage.machine (qemu and generic
+drivers)."""
 
 from __future__ import annotations
 
@@ -39,17 +40,42 @@ def _load(name: str) -> store.Machine:
 def create(opts: Options, args: list[str]) -> int:
     from moorage.machine.progress import Progress
 
-    if opts.driver != "qemu":
-        raise MachineError(f'Driver "{opts.driver}" not found: moor machine has the qemu '
-                           "driver only (generic, over SSH, is not built yet)")
+    if opts.driver not in ("qemu", "generic"):
+        raise MachineError(f'Driver "{opts.driver}" not found. Do you have the plugin binary '
+                           "accessible in your PATH? (moor machine has the qemu and generic "
+                           "drivers)")
+    _refuse_other_drivers_flags(opts)
     name = args[0]
     progress = Progress(name)
     write("Running pre-create checks...\n")
-    lifecycle.create_qemu(name, opts.qemu_cpus, opts.qemu_memory, opts.qemu_disk_size,
-                          opts.qemu_image, progress)
+    if opts.driver == "generic":
+        lifecycle.create_generic(name, opts.generic_ip_address, opts.generic_ssh_port,
+                                 opts.generic_ssh_user, opts.generic_ssh_key,
+                                 opts.generic_engine_port, progress)
+    else:
+        lifecycle.create_qemu(name, opts.qemu_cpus, opts.qemu_memory, opts.qemu_disk_size,
+                              opts.qemu_image, progress)
     write("Docker is up and running!\nTo see how to connect your Docker Client to the Docker "
           f"Engine running on this virtual machine, run: moor machine env {name}\n")
     return 0
+
+
+_DRIVER_FLAGS = {
+    "qemu": ("qemu-cpus", "qemu-memory", "qemu-disk-size", "qemu-image"),
+    "generic": ("generic-ip-address", "generic-ssh-port", "generic-ssh-user",
+                "generic-ssh-key", "generic-engine-port"),
+}
+
+
+def _refuse_other_drivers_flags(opts: Options) -> None:
+    """A flag of the other driver would be ignored: refused instead."""
+    for driver, names in _DRIVER_FLAGS.items():
+        if driver == opts.driver:
+            continue
+        for name in names:
+            if opts.changed(name):
+                raise MachineError(f"--{name} is an option of the {driver} driver, not of "
+                                   f"{opts.driver}")
 
 
 def _active_url() -> str:
@@ -57,7 +83,7 @@ def _active_url() -> str:
 
 
 def _row(machine: store.Machine) -> dict[str, str]:
-    state = qemu.state(machine)
+    state = lifecycle.state(machine)
     row = {"Name": machine.name, "Active": "-", "ActiveHost": False, "DriverName":
            machine.driver_name, "State": state, "URL": "", "DockerVersion": "Unknown",
            "Error": "", "ResponseTime": ""}
@@ -122,7 +148,7 @@ def start(_opts: Options, args: list[str]) -> int:
 def stop(_opts: Options, args: list[str]) -> int:
     def one(machine: store.Machine) -> None:
         write(f'Stopping "{machine.name}"...\n')
-        qemu.stop(machine)
+        lifecycle.stop(machine)
         write(f'Machine "{machine.name}" was stopped.\n')
     return _each(args, one)
 
@@ -132,7 +158,7 @@ def restart(_opts: Options, args: list[str]) -> int:
 
     def one(machine: store.Machine) -> None:
         write(f'Restarting "{machine.name}"...\n')
-        qemu.stop(machine)
+        lifecycle.stop(machine)
         lifecycle.start(machine, Progress(machine.name))
     _each(args, one)
     write("Restarted machines may have new IP addresses. You may need to re-run the "
@@ -143,7 +169,7 @@ def restart(_opts: Options, args: list[str]) -> int:
 def kill(_opts: Options, args: list[str]) -> int:
     def one(machine: store.Machine) -> None:
         write(f'Killing "{machine.name}"...\n')
-        qemu.kill(machine)
+        lifecycle.kill(machine)
         write(f'Machine "{machine.name}" was killed.\n')
     return _each(args, one)
 
@@ -158,7 +184,9 @@ def rm(opts: Options, args: list[str]) -> int:
     failed = []
     for name in args:
         try:
-            lifecycle.remove(_load(name))
+            left = lifecycle.remove(_load(name))
+            if left:
+                write(left + "\n")
             write(f"Successfully removed {name}\n")
         except MachineError as err:
             if not opts.force:
@@ -174,7 +202,7 @@ def rm(opts: Options, args: list[str]) -> int:
 
 
 def status(_opts: Options, args: list[str]) -> int:
-    write(qemu.state(_load(args[0])) + "\n")
+    write(lifecycle.state(_load(args[0])) + "\n")
     return 0
 
 
@@ -191,7 +219,7 @@ def inspect(opts: Options, args: list[str]) -> int:
 
 def _running(name: str) -> store.Machine:
     machine = _load(name)
-    if qemu.state(machine) != "Running":
+    if lifecycle.state(machine) != "Running":
         raise MachineError('Host is not running')
     return machine
 
@@ -299,7 +327,7 @@ def active(_opts: Options, _args: list[str]) -> int:
     host = _active_url()
     for name in store.names():
         machine = _load(name)
-        if host and machine.url == host and qemu.state(machine) == "Running":
+        if host and machine.url == host and lifecycle.state(machine) == "Running":
             write(name + "\n")
             return 0
     raise MachineError("No active host found")
@@ -316,7 +344,12 @@ SPECS = {
         flag("qemu-disk-size", INT, "Size of the disk for the machine (in MB)",
              lifecycle.DEFAULT_DISK_MB),
         flag("qemu-image", STR, "A prebuilt machine image: a folder with disk.qcow2, vmlinuz "
-                                "and initrd.img")), min_args=1, max_args=1),
+                                "and initrd.img"),
+        flag("generic-ip-address", STR, "IP Address of machine"),
+        flag("generic-ssh-port", INT, "SSH port", 22),
+        flag("generic-ssh-user", STR, "SSH user", "root"),
+        flag("generic-ssh-key", STR, "SSH private key path"),
+        flag("generic-engine-port", INT, "Docker engine port", 2376)), min_args=1, max_args=1),
     "ls": Spec("[OPTIONS]", _guard(ls), (
         flag("q|quiet", BOOL, "Enable quiet mode"),
         flag("f|format", STR, "Pretty-print machines using a Go template"),

@@ -138,6 +138,46 @@ def ensure(progress: object = None) -> Image:
     return image
 
 
+def dependencies() -> str:
+    """moorage's Python dependencies for the guest's Python, from wheels fetched on this
+    host and byte-compiled here (compiling on a TCG guest costs seconds): a folder the
+    image build and the generic driver both ship, cached under its own key."""
+    recipe = json.dumps({"requirements": _requirements(), "python": GUEST_PYTHON,
+                         "version": _BUILD_VERSION})
+    target = os.path.join(cache_dir(), "dependencies",
+                          hashlib.sha256(recipe.encode()).hexdigest()[:16])
+    if os.path.isdir(target):
+        return target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".build-", dir=os.path.dirname(target))
+    try:
+        run([_pip(), "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+             "--target", work, "--only-binary=:all:", "--implementation", "cp",
+             "--python-version", GUEST_PYTHON, "--platform", "manylinux2014_x86_64",
+             "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+             *_requirements()], "pip install (moorage's dependencies)", timeout=600)
+        run([sys.executable, "-m", "compileall", "-q", "-j0", work],
+            "compiling moorage's dependencies")
+        try:
+            os.rename(work, target)
+        except OSError:
+            if not os.path.isdir(target):  # another create finished the same build first
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def copy_moorage(target: str) -> None:
+    """The client's moorage package at `target`, with its bytecode: compiling moorage
+    on a TCG guest costs seconds."""
+    import moorage
+
+    shutil.copytree(os.path.dirname(moorage.__file__), target,
+                    ignore=shutil.ignore_patterns("*.opt-*.pyc"))
+    run([sys.executable, "-m", "compileall", "-q", target], "compiling moorage for the guest")
+
+
 def _say(progress: object, text: str) -> None:
     if progress is not None:
         progress(text)  # type: ignore[operator]
@@ -156,16 +196,8 @@ def _build(work: str, progress: object) -> None:
          *(f"--dpkgopt=path-exclude=/usr/share/{d}/*" for d in ("doc", "man", "locale", "info")),
          f"--essential-hook={hook}", SUITE, root, mirror()], step, timeout=900)
     _say(progress, "installing moorage's Python dependencies from wheels")
-    run([_pip(), "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-         "--target", os.path.join(root, SITE), "--only-binary=:all:", "--implementation", "cp",
-         "--python-version", GUEST_PYTHON, "--platform", "manylinux2014_x86_64",
-         "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-         *_requirements()], "building the image: pip install (dependencies)", timeout=600)
+    shutil.copytree(dependencies(), os.path.join(root, SITE), dirs_exist_ok=True)
     _finish_root(root)
-    # Byte-compiled here (3.11's bytecode is the guest's): compiling on the guest's first
-    # boot would cost seconds under TCG.
-    run([sys.executable, "-m", "compileall", "-q", "-j0", os.path.join(root, SITE)],
-        "building the image: compileall")
     boot = os.path.join(root, "boot")
     kernels = sorted(n for n in os.listdir(boot) if n.startswith("vmlinuz-"))
     if not kernels:

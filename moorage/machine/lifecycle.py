@@ -137,13 +137,105 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
     return machine
 
 
+def create_generic(name: str, address: str, ssh_port: int, ssh_user: str, ssh_key: str,
+                   engine_port: int, progress: Progress) -> store.Machine:
+    from moorage.machine import certs, generic
+    from moorage.machine import image as images
+
+    check_free(name)
+    if not address:
+        raise MachineError("generic driver requires the --generic-ip-address option")
+    if not ssh_key:
+        raise MachineError("generic driver requires the --generic-ssh-key option: moor "
+                           "machine uses no SSH agent and no password")
+    if not os.path.isfile(ssh_key):
+        raise MachineError(f"{ssh_key}: no such file", "reading --generic-ssh-key")
+    made: list[str] = []
+    try:
+        os.makedirs(os.path.dirname(machine_dir(name)), 0o700, exist_ok=True)
+        os.mkdir(machine_dir(name), 0o700)
+        made.append("dir")
+        machine = store.new(name, "generic", {
+            "IPAddress": address, "SSHPort": ssh_port, "SSHUser": ssh_user,
+            "EnginePort": engine_port, "Init": "unknown"})
+        machine.driver["SSHKeyPath"] = machine.path("id_rsa")
+        generic.key_copy(machine, ssh_key)
+        machine.save()
+        with progress.step("Connecting over SSH"):
+            generic.probe(machine)
+        with progress.step("Creating certificates"):
+            certs.machine_certs(machine.dir, name, [address])
+        with progress.step("Installing moorage"):
+            made.append("installed")
+            tree = machine.path(".moorage")
+            try:
+                images.copy_moorage(tree)
+                generic.install(machine, generic.bundle(images.dependencies(), tree))
+            finally:
+                shutil.rmtree(tree, ignore_errors=True)
+            generic.write_certs(machine)
+        with progress.step(f"Starting the engine ({machine.driver['Init']})"):
+            generic.start(machine)
+        with progress.step("Waiting for the engine"):
+            qemu.wait_engine(machine, timeout=120)
+        with progress.step("Creating the context"):
+            made.append("context")
+            _create_context(machine)
+    except BaseException:
+        if "context" in made:
+            remove_context(name)
+        if "installed" in made:
+            try:
+                generic.uninstall(machine)
+            except MachineError:
+                pass  # the SSH failure that got us here, most likely; it is reported
+        if "dir" in made:
+            shutil.rmtree(machine_dir(name), ignore_errors=True)
+        raise
+    return machine
+
+
 def _known_hosts(machine: store.Machine, host_public: str) -> None:
     """The host key under an alias of the machine's name: the forwarded port may change."""
     with open(machine.path("known_hosts"), "w") as f:
         f.write(f"moor-machine-{machine.name} {host_public}\n")
 
 
+def state(machine: store.Machine) -> str:
+    from moorage.machine import generic
+
+    return generic.state(machine) if machine.driver_name == "generic" else qemu.state(machine)
+
+
+def stop(machine: store.Machine) -> None:
+    from moorage.machine import generic
+
+    if machine.driver_name == "generic":
+        generic.stop(machine)
+    else:
+        qemu.stop(machine)
+
+
+def kill(machine: store.Machine) -> None:
+    from moorage.machine import generic
+
+    if machine.driver_name == "generic":
+        generic.stop(machine, "KILL")
+    else:
+        qemu.kill(machine)
+
+
 def start(machine: store.Machine, progress: Progress) -> None:
+    if machine.driver_name == "generic":
+        from moorage.machine import generic
+
+        if generic.state(machine) == "Running":
+            raise MachineError(f'Machine "{machine.name}" is already running.')
+        with progress.step("Starting the engine"):
+            generic.start(machine)
+        with progress.step("Waiting for the engine"):
+            qemu.wait_engine(machine, timeout=120)
+        return
     if qemu.pid(machine):
         raise MachineError(f'Machine "{machine.name}" is already running.')
     if in_use(machine.ssh_port) or in_use(machine.engine_port):
@@ -179,10 +271,20 @@ def _launch(machine: store.Machine) -> bool:
     return True
 
 
-def remove(machine: store.Machine) -> None:
-    qemu.kill(machine)
+def remove(machine: store.Machine) -> str:
+    """Returns what was left behind on purpose, for the user to read ("" for none)."""
+    left = ""
+    if machine.driver_name == "generic":
+        from moorage.machine import generic
+
+        generic.uninstall(machine)
+        left = (f"moorage is uninstalled from {machine.ip}; the engine's data stays in "
+                f"{generic.DATA_ROOT} there")
+    else:
+        qemu.kill(machine)
     remove_context(machine.name)
     shutil.rmtree(machine.dir)
+    return left
 
 
 def regenerate_certs(machine: store.Machine, client_certs: bool) -> None:
@@ -192,34 +294,42 @@ def regenerate_certs(machine: store.Machine, client_certs: bool) -> None:
 
     if client_certs:
         certs.ensure_client_store(regenerate=True)
-    certs.machine_certs(machine.dir, machine.name, _ADDRESSES)
+    certs.machine_certs(machine.dir, machine.name, _addresses(machine))
     tar = _tar({f"certs/{n}": machine.path(n) for n in ("ca.pem", "server.pem",
                                                         "server-key.pem")})
-    ssh.run(machine, ["sh", "-c", "tar -x -C /etc/moor && chmod 600 /etc/moor/certs/* && "
-                      "kill $(cat /run/moor/moord.pid)"], stdin=tar)
+    ssh.run_as_root(machine, "tar -x -C /etc/moor --no-same-owner && "
+                    "chmod 600 /etc/moor/certs/* && kill $(cat /run/moor/moord.pid)", tar)
     _refresh_context(machine)
     qemu.wait_engine(machine, timeout=60)
 
 
-def upgrade(machine: store.Machine) -> str:
-    """The client's moorage in place of the guest's; moord restarts on it (the init
-    starts it again) and brings back the containers its restart policies keep."""
-    from moorage.machine import ssh
+def _addresses(machine: store.Machine) -> list[str]:
+    return [machine.ip] if machine.driver_name == "generic" else _ADDRESSES
 
-    package = qemu.moorage_package()
-    files = {}
-    for folder, dirs, names in os.walk(package):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        for n in names:
-            if not n.endswith(".pyc"):
-                full = os.path.join(folder, n)
-                files["moorage/" + os.path.relpath(full, package)] = full
-    site = "/usr/local/lib/python3.11/dist-packages"
-    ssh.run(machine, ["sh", "-c", f"rm -rf {site}/moorage.new && mkdir {site}/moorage.new && "
-                      f"tar -x -C {site}/moorage.new && rm -rf {site}/moorage && "
-                      f"mv {site}/moorage.new/moorage {site}/moorage && "
-                      f"rmdir {site}/moorage.new && kill $(cat /run/moor/moord.pid)"],
-            stdin=_tar(files))
+
+def upgrade(machine: store.Machine) -> str:
+    """The client's moorage in place of the machine's; moord restarts on it (the guest
+    init, the unit or the generic loop starts it again) and brings back the containers
+    its restart policies keep."""
+    from moorage.machine import generic, ssh
+    from moorage.machine.image import copy_moorage
+
+    # With its bytecode, as create sends it: moord compiling moorage on a TCG guest
+    # costs tens of seconds.
+    tree = machine.path(".upgrade")
+    shutil.rmtree(tree, ignore_errors=True)
+    try:
+        copy_moorage(os.path.join(tree, "moorage"))
+        tar = _tar({os.path.relpath(os.path.join(folder, n), tree): os.path.join(folder, n)
+                    for folder, _, names in os.walk(tree) for n in names})
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    site = generic.SITE if machine.driver_name == "generic" else \
+        "/usr/local/lib/python3.11/dist-packages"
+    ssh.run_as_root(machine, f"rm -rf {site}/moorage.new && mkdir {site}/moorage.new && "
+                    f"tar -x -C {site}/moorage.new && rm -rf {site}/moorage && "
+                    f"mv {site}/moorage.new/moorage {site}/moorage && "
+                    f"rmdir {site}/moorage.new && kill $(cat /run/moor/moord.pid)", tar)
     time.sleep(1)
     return qemu.wait_engine(machine, timeout=120)
 

@@ -99,7 +99,8 @@ def launch(machine: Machine) -> None:
     accel_args = ["-accel", "kvm", "-cpu", _KVM_CPU] if d["Accel"] == "kvm" \
         else ["-accel", "tcg", "-cpu", "max"]
     forwards = (f"hostfwd=tcp:127.0.0.1:{machine.ssh_port}-:22,"
-                f"hostfwd=tcp:127.0.0.1:{machine.engine_port}-:{GUEST_ENGINE_PORT}")
+                f"hostfwd=tcp:127.0.0.1:{machine.engine_port}-:"
+                f"{d.get('GuestEnginePort', GUEST_ENGINE_PORT)}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(machine.path("console.log"))
     argv = [QEMU, "-name", f"moor-machine-{machine.name}", "-nodefaults", "-no-user-config",
@@ -134,8 +135,8 @@ def wait_engine(machine: Machine, timeout: float = 180) -> str:
     tls = TLSOptions(machine.path("ca.pem"), machine.path("cert.pem"), machine.path("key.pem"))
     deadline = time.monotonic() + timeout
     last = ""
-    while time.monotonic() < deadline:
-        if pid(machine) is None:
+    while True:  # one attempt at least: timeout=0 asks once
+        if machine.driver_name == "qemu" and pid(machine) is None:
             raise MachineError(f"the VM stopped: {console_tail(machine)}", "waiting for the engine")
         client = Client(Endpoint(machine.url, tls))
         try:
@@ -144,9 +145,12 @@ def wait_engine(machine: Machine, timeout: float = 180) -> str:
             last = str(err)
         finally:
             client.close()
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.3)
-    raise MachineError(f"the engine did not answer within {timeout:.0f}s ({last}); console: "
-                       f"{console_tail(machine)}", "waiting for the engine")
+    where = f"; console: {console_tail(machine)}" if machine.driver_name == "qemu" else ""
+    raise MachineError(f"the engine did not answer within {timeout:.0f}s ({last}){where}",
+                       "waiting for the engine")
 
 
 def stop(machine: Machine, timeout: float = 90) -> None:
@@ -203,17 +207,10 @@ def seed(machine: Machine, authorized_key: str, host_key: str, generation: str) 
                        ("hostname", machine.name + "\n"), ("generation", generation)):
         with open(os.path.join(tree, name), "w") as f:
             f.write(text)
-    # With its bytecode: compiling moorage on the guest costs seconds under TCG.
-    package = os.path.join(tree, "moorage")
-    shutil.copytree(moorage_package(), package, ignore=shutil.ignore_patterns("*.opt-*.pyc"))
-    run([sys.executable, "-m", "compileall", "-q", package], "compiling moorage for the guest")
+    from moorage.machine.image import copy_moorage
+
+    copy_moorage(os.path.join(tree, "moorage"))
     return tree
-
-
-def moorage_package() -> str:
-    import moorage
-
-    return os.path.dirname(moorage.__file__)
 
 
 def notice_to_stderr(text: str) -> None:

@@ -1,5 +1,6 @@
 """SSH into a machine with OpenSSH's client: the machine's own key, its known_hosts
-(the host key the machine was given at create, checked strictly), no agent."""
+(the host key the machine was given at create, or the one a generic host showed at
+its first contact, checked strictly from then on), no agent."""
 
 from __future__ import annotations
 
@@ -9,32 +10,51 @@ from moorage.machine.errors import MachineError
 from moorage.machine.store import Machine
 
 
-def options(machine: Machine) -> list[str]:
+def options(machine: Machine, first_contact: bool = False) -> list[str]:
+    """first_contact: a generic host's key is not known before create meets it; it is
+    recorded then (accept-new) and checked strictly ever after."""
     import os
 
-    key = machine.path("id_ed25519")
+    key = str(machine.driver["SSHKeyPath"])
     if not os.path.exists(key):
         raise MachineError(f"SSH key {key} does not exist")
-    return ["-i", machine.path("id_ed25519"), "-o", "IdentitiesOnly=yes",
+    checking = "accept-new" if first_contact else "yes"
+    return ["-i", key, "-o", "IdentitiesOnly=yes",
             "-o", f"UserKnownHostsFile={machine.path('known_hosts')}",
-            "-o", "StrictHostKeyChecking=yes", "-o", f"HostKeyAlias=moor-machine-{machine.name}",
+            "-o", f"StrictHostKeyChecking={checking}",
+            "-o", f"HostKeyAlias=moor-machine-{machine.name}",
             "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20"]
 
 
-def command(machine: Machine, argv: list[str], tty: bool = False) -> list[str]:
-    return ["ssh", *options(machine), "-p", str(machine.ssh_port), *(["-t"] if tty else []),
+def command(machine: Machine, argv: list[str], tty: bool = False,
+            first_contact: bool = False) -> list[str]:
+    return ["ssh", *options(machine, first_contact), "-p", str(machine.ssh_port),
+            *(["-t"] if tty else []),
             f"{machine.driver['SSHUser']}@{machine.ip}", "--", *argv]
 
 
-def run(machine: Machine, argv: list[str], stdin: bytes | None = None) -> str:
+def run(machine: Machine, argv: list[str], stdin: bytes | None = None,
+        first_contact: bool = False) -> str:
     import shlex
 
-    done = subprocess.run(command(machine, [shlex.join(argv)]), input=stdin,
-                          capture_output=True, timeout=120, check=False)
+    done = subprocess.run(command(machine, [shlex.join(argv)], first_contact=first_contact),
+                          input=stdin, capture_output=True, timeout=300, check=False)
     if done.returncode != 0:
-        raise MachineError(f"ssh: {' '.join(argv)}: exit {done.returncode}: "
+        shown = " ".join(argv)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."  # a script: its head
+        raise MachineError(f"ssh: {shown}: exit {done.returncode}: "
                            f"{done.stderr.decode(errors='replace').strip()}")
     return done.stdout.decode(errors="replace")
+
+
+def run_as_root(machine: Machine, script: str, stdin: bytes | None = None,
+                first_contact: bool = False) -> str:
+    """A shell script as root: through `sudo -n` for another user (docker-machine's
+    generic driver asks the same: password-less sudo)."""
+    argv = ["sh", "-c", script]
+    if machine.driver["SSHUser"] != "root":
+        argv = ["sudo", "-n", *argv]
+    return run(machine, argv, stdin, first_contact)
 
 
 def scp_command(machine_of: object, source: str, target: str, recursive: bool) -> list[str]:
