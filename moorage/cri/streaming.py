@@ -14,8 +14,8 @@ import json
 import logging
 import os
 import secrets
-import time
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
