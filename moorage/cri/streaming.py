@@ -10,6 +10,7 @@ network namespace."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -346,7 +347,8 @@ class _Forward:
             del self.inbound[data]
             self.writer.write(spdy.Codec.data(data, b"", fin=True))
             self.writer.write(spdy.Codec.data(error, b"", fin=True))
-            await self.writer.drain()
+            with contextlib.suppress(OSError):  # the client may have gone first
+                await self.writer.drain()
 
     @staticmethod
     async def _to_port(inbound: asyncio.Queue[bytes | None],
