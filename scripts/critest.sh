@@ -67,10 +67,15 @@ cat > "$base/cni/10-critest.conflist" <<JSON
 JSON
 sock=$base/cri.sock
 if [ "$runtime" = moord ]; then
+    # The same two registries through the mirror as containerd's config (crikit).
+    cat > "$base/daemon.json" <<JSON
+{"registry-mirrors-by-registry": {"registry.k8s.io": ["http://127.0.0.1:5000"],
+                                  "gcr.io": ["http://127.0.0.1:5000"]}}
+JSON
     "$here/.venv/bin/moord" --data-root "$base/data" --exec-root "$base/exec" \
-        -H "unix://$base/moord.sock" --config-file /dev/null --bridge critestm0 \
+        -H "unix://$base/moord.sock" --config-file "$base/daemon.json" --bridge critestm0 \
         --cri-socket "unix://$sock" --cni-conf-dir "$base/cni" --cni-bin-dir /usr/lib/cni \
-        --cri-sandbox-image moorage.test/pause:1 --registry-mirror http://127.0.0.1:5000 \
+        --cri-sandbox-image moorage.test/pause:1 \
         >"$base/runtime.log" 2>&1 &
     runtime_pid=$!
     while [ ! -S "$base/moord.sock" ]; do sleep 0.1; done

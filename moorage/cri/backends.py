@@ -11,9 +11,13 @@ from moorage.model.image import DeleteItem, ImageSummary
 from moorage.model.records import ContainerRecord, ExecRecord
 
 
+class ExitStatus(Protocol):
+    exit_code: int
+
+
 class ExecStream(Protocol):
     pid: int
-    exit: dict | None
+    exit: ExitStatus | None
 
     async def read(self) -> tuple[int, bytes] | None: ...
 

@@ -41,5 +41,5 @@ async def exec_sync(containers: Containers, container_id: str, cmd: list[str],
         raise ExecTimeout(f"command {cmd!r} timed out after {timeout}s") from None
     finally:
         stream.close()
-    exit_code = int((stream.exit or {}).get("exit_code", 126))
+    exit_code = stream.exit.exit_code if stream.exit is not None else 126
     return bytes(output[stdcopy.STDOUT]), bytes(output[stdcopy.STDERR]), exit_code

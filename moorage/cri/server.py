@@ -26,7 +26,7 @@ from moorage.cri.pods import Pods
 from moorage.cri.proto import api_pb2 as pb
 from moorage.cri.proto import api_pb2_grpc as rpc
 from moorage.cri.records import CriRecords, NameReserved
-from moorage.cri.streaming import ExecRequest, StreamingServer
+from moorage.cri.streaming import ExecRequest, ForwardRequest, SocketIn, StreamingServer
 from moorage.errors import (
     Conflict,
     Forbidden,
@@ -48,7 +48,6 @@ _CODES: tuple[tuple[type, grpc.StatusCode], ...] = (
     (Forbidden, grpc.StatusCode.PERMISSION_DENIED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
 )
-_NO_STREAMING = "PortForward is not supported yet"
 
 
 class _Malformed:
@@ -93,14 +92,14 @@ class CriService:
     """The CRI's parts, built once from the engine's services."""
 
     def __init__(self, data_root: str, containers: Containers, images: Images, cni: Cni,
-                 sandbox_image: str) -> None:
+                 sandbox_image: str, socket_in: SocketIn) -> None:
         self.records = CriRecords(data_root)
         self.engine = containers
         self.cni = cni
         self.pods = Pods(self.records, containers, cni, sandbox_image)
         self.containers = CriContainers(self.records, containers, images, self.pods)
         self.images = CriImages(images, os.path.join(data_root, "snapshots"))
-        self.streaming = StreamingServer(containers)
+        self.streaming = StreamingServer(containers, socket_in)
 
 
 class RuntimeServicer(rpc.RuntimeServiceServicer):
@@ -240,7 +239,14 @@ class RuntimeServicer(rpc.RuntimeServiceServicer):
 
     @_rpc
     async def PortForward(self, request: pb.PortForwardRequest) -> pb.PortForwardResponse:
-        raise MoorError(_NO_STREAMING)
+        pod = self.s.records.pod(request.pod_sandbox_id)
+        if self.s.pods.status(pod.id).state != pb.SANDBOX_READY:
+            raise MoorError("sandbox container is not running")  # containerd's words
+        # The pause process's namespace now (a restart of moord may follow a pod's
+        # start); a pod on the host's network connects in the daemon's own.
+        netns = f"/proc/{self.s.engine.get(pod.id).state.pid}/ns/net" if pod.network else ""
+        return pb.PortForwardResponse(url=self.s.streaming.exec_url(ForwardRequest(
+            pod.id, netns, time.monotonic())))
 
     @_rpc
     async def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest

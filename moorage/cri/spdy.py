@@ -123,6 +123,11 @@ class Codec:
                            (FLAG_FIN if fin else 0) << 24 | len(data)) + data
 
     @staticmethod
+    def rst(stream_id: int, status: int = 1) -> bytes:
+        """A stream refused (status 1: PROTOCOL_ERROR)."""
+        return _control(RST_STREAM, 0, struct.pack(">II", stream_id & 0x7FFFFFFF, status))
+
+    @staticmethod
     def echo(frame: Frame) -> bytes:
         """A PING answered with its own id."""
         return _control(PING, 0, frame.data)

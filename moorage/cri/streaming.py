@@ -2,16 +2,22 @@
 SPDY/3.1 with kubelet's remotecommand protocols (v4.channel.k8s.io and its
 predecessors): one SPDY stream per channel (error, stdin, stdout, stderr, resize), an
 exec's exit reported on the error stream as a Kubernetes Status. An attach ends with
-its client's stdin (the container runs on) or with the container. PortForward is not
-served yet."""
+its client's stdin (the container runs on) or with the container. PortForward's URL
+speaks portforward.k8s.io over the same SPDY: each forwarded connection is a pair of
+streams (error, data) sharing a requestID, spliced to 127.0.0.1:<port> in the pod's
+network namespace."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import secrets
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from moorage.cri import spdy
@@ -23,6 +29,7 @@ from moorage.protocol import stdcopy
 log = logging.getLogger("moord.cri")
 _PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
               "channel.k8s.io")
+_FORWARD_PROTOCOLS = ("portforward.k8s.io",)
 _TOKEN_SECONDS = 60  # kubelet's streaming server: a URL is good for a minute
 _CHANNELS_SECONDS = 10
 
@@ -41,10 +48,25 @@ class ExecRequest:
     attach: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ForwardRequest:
+    """A pod's ports: `netns` the namespace to connect in ("" the host's)."""
+
+    pod_id: str
+    netns: str
+    created: float
+
+
+# A TCP socket opened in the network namespace at a path ("" the daemon's own); the
+# CRI enters no namespace itself, the engine hands it this.
+SocketIn = Callable[[str], socket.socket]
+
+
 class StreamingServer:
-    def __init__(self, containers: Containers) -> None:
+    def __init__(self, containers: Containers, socket_in: SocketIn) -> None:
         self.containers = containers
-        self.pending: dict[str, ExecRequest] = {}
+        self.socket_in = socket_in
+        self.pending: dict[str, ExecRequest | ForwardRequest] = {}
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -56,13 +78,14 @@ class StreamingServer:
         if self._server is not None:
             self._server.close()
 
-    def exec_url(self, request: ExecRequest) -> str:
+    def exec_url(self, request: ExecRequest | ForwardRequest) -> str:
         now = time.monotonic()
         for token in [t for t, r in self.pending.items() if now - r.created > _TOKEN_SECONDS]:
             del self.pending[token]
         token = secrets.token_urlsafe(12)
         self.pending[token] = request
-        kind = "attach" if request.attach else "exec"
+        kind = "portforward" if isinstance(request, ForwardRequest) \
+            else "attach" if request.attach else "exec"
         return f"http://127.0.0.1:{self.port}/{kind}/{token}"
 
     async def _serve(self, reader: asyncio.StreamReader,
@@ -76,10 +99,11 @@ class StreamingServer:
                 name, _, value = line.partition(":")
                 headers.setdefault(name.strip().lower(), []).append(value.strip())
             request = self.pending.pop(path.rpartition("/")[2], None) \
-                if path.startswith(("/exec/", "/attach/")) else None
+                if path.startswith(("/exec/", "/attach/", "/portforward/")) else None
             offered = [p.strip() for v in headers.get("x-stream-protocol-version", [])
                        for p in v.split(",")]
-            protocol = next((p for p in _PROTOCOLS if p in offered), "")
+            known = _FORWARD_PROTOCOLS if isinstance(request, ForwardRequest) else _PROTOCOLS
+            protocol = next((p for p in known if p in offered), "")
             upgrade = headers.get("upgrade", [""])[0].lower()
             if request is None or upgrade != "spdy/3.1" or not protocol:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
@@ -91,7 +115,10 @@ class StreamingServer:
                           f"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\n"
                           "\r\n").encode())
             await writer.drain()
-            await _Session(self.containers, request, protocol, reader, writer).run()
+            if isinstance(request, ForwardRequest):
+                await _Forward(request, self.socket_in, reader, writer).run()
+            else:
+                await _Session(self.containers, request, protocol, reader, writer).run()
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 TimeoutError) as err:
             log.debug("CRI streaming connection ended: %s", err)
@@ -198,7 +225,8 @@ class _Session:
             finally:
                 pump.cancel()
                 stream.close()
-            code = 0 if request.attach else int((stream.exit or {}).get("exit_code", 0))
+            code = stream.exit.exit_code \
+                if not request.attach and stream.exit is not None else 0
             if code:
                 status = {"metadata": {}, "status": "Failure",
                           "message": f"command terminated with non-zero exit code: "
@@ -227,3 +255,125 @@ class _Session:
             stream.close()  # type: ignore[attr-defined]
         else:
             stream.close_stdin()  # type: ignore[attr-defined]
+
+
+class _Forward:
+    """One portforward.k8s.io connection: any number of forwarded connections, each
+    started when both of its streams have come, as kubelet's server does."""
+
+    def __init__(self, request: ForwardRequest, socket_in: SocketIn,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.request = request
+        self.socket_in = socket_in
+        self.reader = reader
+        self.writer = writer
+        self.codec = spdy.Codec()
+        self.pairs: dict[str, dict[str, int]] = {}        # requestID → type → stream id
+        self.inbound: dict[int, asyncio.Queue[bytes | None]] = {}  # data stream → queue
+        self.tasks: set[asyncio.Task] = set()
+
+    async def run(self) -> None:
+        try:
+            while chunk := await self.reader.read(65536):
+                for frame in self.codec.feed(chunk):
+                    if frame.control and frame.kind == spdy.SYN_STREAM:
+                        self._stream(frame)
+                    elif frame.control and frame.kind == spdy.PING:
+                        self.writer.write(spdy.Codec.echo(frame))
+                    elif not frame.control and frame.stream_id in self.inbound:
+                        queue = self.inbound[frame.stream_id]
+                        if frame.data:
+                            queue.put_nowait(frame.data)
+                        if frame.flags & spdy.FLAG_FIN:
+                            queue.put_nowait(None)
+                await self.writer.drain()
+        finally:
+            for task in self.tasks:
+                task.cancel()
+
+    def _stream(self, frame: spdy.Frame) -> None:
+        kind = frame.headers.get("streamtype", "")
+        request_id = frame.headers.get("requestid", "")
+        if not request_id:
+            # portforward.k8s.io clients older than requestID: kubelet pairs a data
+            # stream with the error stream opened just before it.
+            request_id = str(frame.stream_id - 2 if kind == "data" else frame.stream_id)
+        try:
+            port = int(frame.headers.get("port", ""))
+        except ValueError:
+            port = 0
+        if kind not in ("error", "data") or not 0 < port < 65536:
+            self.writer.write(spdy.Codec.rst(frame.stream_id))
+            return
+        self.writer.write(self.codec.syn_reply(frame.stream_id))
+        pair = self.pairs.setdefault(request_id, {})
+        pair[kind] = frame.stream_id
+        if kind == "data":
+            self.inbound[frame.stream_id] = asyncio.Queue()
+        if len(pair) == 2:
+            del self.pairs[request_id]
+            task = asyncio.get_running_loop().create_task(
+                self._forward(port, pair["error"], pair["data"]))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _forward(self, port: int, error: int, data: int) -> None:
+        inbound = self.inbound[data]
+        try:
+            try:
+                conn = await asyncio.to_thread(self.socket_in, self.request.netns)
+                conn.setblocking(False)
+                try:
+                    await asyncio.get_running_loop().sock_connect(conn, ("127.0.0.1", port))
+                except OSError:
+                    conn.close()
+                    raise
+            except OSError as err:
+                # kubelet's words around containerd's (which then tries IPv6 too).
+                reason = (os.strerror(err.errno) if err.errno else str(err)).lower()
+                message = (f"error forwarding port {port} to pod {self.request.pod_id}, uid : "
+                           f"failed to execute portforward in network namespace "
+                           f"\"{self.request.netns}\": failed to connect to localhost:{port} "
+                           f"inside namespace \"{self.request.pod_id}\", IPv4: dial tcp4 "
+                           f"127.0.0.1:{port}: connect: {reason}")
+                self.writer.write(spdy.Codec.data(error, message.encode()))
+                return
+            reader, writer = await asyncio.open_connection(sock=conn)
+            try:
+                await _first_done(self._to_port(inbound, writer), self._from_port(reader, data))
+            finally:
+                writer.close()
+        finally:
+            del self.inbound[data]
+            self.writer.write(spdy.Codec.data(data, b"", fin=True))
+            self.writer.write(spdy.Codec.data(error, b"", fin=True))
+            with contextlib.suppress(OSError):  # the client may have gone first
+                await self.writer.drain()
+
+    @staticmethod
+    async def _to_port(inbound: asyncio.Queue[bytes | None],
+                       writer: asyncio.StreamWriter) -> None:
+        while (data := await inbound.get()) is not None:
+            writer.write(data)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        await asyncio.Event().wait()  # the reply still flows back until the port ends
+
+    async def _from_port(self, reader: asyncio.StreamReader, data: int) -> None:
+        while chunk := await reader.read(65536):
+            self.writer.write(spdy.Codec.data(data, chunk))
+            await self.writer.drain()
+
+
+async def _first_done(*steps: object) -> None:
+    """Both directions until either ends (containerd's splice), the other cancelled."""
+    tasks = [asyncio.ensure_future(step) for step in steps]  # type: ignore[arg-type]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("CRI port forward ended: %s", task.exception())
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -19,7 +19,8 @@ _SANDBOX_IMAGE = "registry.k8s.io/pause:3.9"
 # dockerd refuses them, so a typo never silently falls back to a default.
 _KNOWN_KEYS = {
     "data-root", "exec-root", "hosts", "log-level", "default-runtime", "runtimes",
-    "registry-mirrors", "insecure-registries", "live-restore", "log-driver", "log-opts",
+    "registry-mirrors", "registry-mirrors-by-registry", "insecure-registries", "live-restore",
+    "log-driver", "log-opts",
     "bip", "bridge", "default-address-pools", "tls", "tlsverify", "tlscacert", "tlscert", "tlskey",
     "debug", "storage-driver", "features", "experimental",
     "cri-socket", "cni-conf-dir", "cni-bin-dir", "cri-sandbox-image",
@@ -46,6 +47,9 @@ class DaemonConfig:
     default_runtime: str = "moor-runtime"
     runtimes: tuple[Runtime, ...] = field(default_factory=tuple)
     registry_mirrors: tuple[str, ...] = ()
+    # moorage's own key, as containerd's `registry.mirrors."<host>".endpoint`: a registry
+    # named here is pulled through its own mirrors instead of registry-mirrors'.
+    registry_mirrors_by_registry: dict[str, tuple[str, ...]] = field(default_factory=dict)
     insecure_registries: tuple[str, ...] = ()
     live_restore: bool = False
     log_driver: str = "json-file"   # daemon.json log-driver and log-opts: containers' defaults
@@ -129,6 +133,8 @@ def build(file_data: dict, flags: dict) -> DaemonConfig:
         default_runtime=merged.get("default-runtime", "moor-runtime"),
         runtimes=tuple(runtimes),
         registry_mirrors=tuple(merged.get("registry-mirrors") or ()),
+        registry_mirrors_by_registry=_mirrors_by_registry(
+            merged.get("registry-mirrors-by-registry") or {}),
         insecure_registries=tuple(merged.get("insecure-registries") or ()),
         live_restore=bool(merged.get("live-restore", False)),
         log_driver=str(merged.get("log-driver") or "json-file"),
@@ -180,3 +186,13 @@ def _tri_state(value: object) -> bool | None:
     if isinstance(value, str):
         return value.lower() not in ("false", "0", "no")
     return bool(value)
+
+
+def _mirrors_by_registry(value: object) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, dict) or not all(
+            isinstance(mirrors, list) and all(isinstance(m, str) for m in mirrors)
+            for mirrors in value.values()):
+        raise InvalidParameter("registry-mirrors-by-registry: want an object of registry "
+                               'names to lists of mirror URLs, e.g. {"gcr.io": '
+                               '["https://mirror.example"]}')
+    return {str(registry): tuple(mirrors) for registry, mirrors in value.items()}

@@ -33,7 +33,8 @@ class Engine:
         self.events = EventBus()
         self.event_log = EventService(self.events, config.data_root)
         self.images = ImageService(config.data_root, RegistryConfig.from_daemon(
-            config.registry_mirrors, config.insecure_registries), self.metadata, self.events)
+            config.registry_mirrors, config.insecure_registries,
+            config.registry_mirrors_by_registry), self.metadata, self.events)
         self.volumes = VolumeService(config.data_root, self.metadata, self.events)
         self.networks = NetworkService(config, self.metadata, self.events)
         self.containers = ContainerService(config, self.images, self.volumes, self.events,

@@ -180,12 +180,13 @@ async def _serve_cri(engine: object) -> object:
     from moorage.cri.cni import Cni
     from moorage.cri.server import CriService, serve
     from moorage.daemon.engine import Engine
+    from moorage.daemon.networks.netns import tcp_socket
 
     assert isinstance(engine, Engine)
     config = engine.config
     server = await serve(config.cri_socket, CriService(
         config.data_root, engine.containers, engine.images,
-        Cni(config.cni_conf_dir, config.cni_bin_dir), config.cri_sandbox_image))
+        Cni(config.cni_conf_dir, config.cni_bin_dir), config.cri_sandbox_image, tcp_socket))
     log.info("CRI listen on %s", config.cri_socket)
     return server
 

@@ -5,7 +5,9 @@ Like dockerd (moby registry/service.go, LookupPullEndpoints): configured
 mirrors serve every registry, not only docker.io: a mirror is asked for
 ``/v2/<repository path>`` whatever the upstream, which is what a pull-through
 cache of that upstream (distribution's ``proxy.remoteurl``, ``moor registry
-serve --proxy-remote``) answers. Pushes never go to mirrors.
+serve --proxy-remote``) answers. A registry named in ``registry-mirrors-by-registry``
+(containerd's ``registry.mirrors``) has its own mirrors instead. Pushes never go to
+mirrors.
 
 Insecure registries (``insecure-registries``, and 127.0.0.0/8 as in moby's
 registry config) are tried over HTTPS without verification, then plain HTTP.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from moorage.errors import InvalidParameter
@@ -39,14 +41,20 @@ class RegistryConfig:
     mirrors: tuple[str, ...] = ()
     insecure: tuple[str, ...] = ()  # host[:port] names or CIDRs, daemon.json's form
     certs_dir: str = DEFAULT_CERTS_DIR
+    by_registry: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_daemon(cls, mirrors: tuple[str, ...], insecure: tuple[str, ...]) -> RegistryConfig:
-        for mirror in mirrors:
+    def from_daemon(cls, mirrors: tuple[str, ...], insecure: tuple[str, ...],
+                    by_registry: dict[str, tuple[str, ...]] | None = None) -> RegistryConfig:
+        for mirror in (*mirrors, *(m for own in (by_registry or {}).values() for m in own)):
             parts = urlsplit(mirror)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise InvalidParameter(f"invalid mirror: {mirror!r} is not a valid URI")
-        return cls(mirrors, insecure, os.environ.get(CERTS_DIR_ENV) or DEFAULT_CERTS_DIR)
+        return cls(mirrors, insecure, os.environ.get(CERTS_DIR_ENV) or DEFAULT_CERTS_DIR,
+                   dict(by_registry or {}))
+
+    def mirrors_of(self, domain: str) -> tuple[str, ...]:
+        return self.by_registry.get(domain, self.mirrors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +69,7 @@ def endpoints(domain: str, config: RegistryConfig, *, pull: bool) -> list[Endpoi
     """The endpoints to try for ``domain``, in order."""
     found: list[Endpoint] = []
     if pull:
-        for mirror in config.mirrors:
+        for mirror in config.mirrors_of(domain):
             parts = urlsplit(mirror)
             found.append(Endpoint(mirror.rstrip("/"), parts.netloc, True,
                                   not is_insecure(parts.netloc, config)))

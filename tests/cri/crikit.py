@@ -20,6 +20,7 @@ import time
 import urllib.parse
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from enginekit import Daemon, start_daemon, stop_daemon
@@ -315,30 +316,44 @@ def exec_sync(cri: Cri, container_id: str, *cmd: str, timeout: int = 10
                                                    timeout=timeout))
 
 
-def spdy_exec(url: str, stdin: bytes | None = None) -> dict[str, bytes]:
-    """A kubelet-style client of an Exec URL (SPDY/3.1, v4.channel.k8s.io, as client-go
-    speaks it): what came on each channel, until the error channel or the connection
-    ended (containerd closes the connection)."""
+def _spdy_upgrade(url: str, protocol: str) -> socket.socket:
     parts = urllib.parse.urlsplit(url)
     conn = socket.create_connection((parts.hostname, parts.port), timeout=10)
     conn.sendall(f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
                  "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n"
-                 "X-Stream-Protocol-Version: v4.channel.k8s.io\r\nContent-Length: 0\r\n"
+                 f"X-Stream-Protocol-Version: {protocol}\r\nContent-Length: 0\r\n"
                  "\r\n".encode())
     head = b""
     while b"\r\n\r\n" not in head:
         head += conn.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
-    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8,
-                               zlib.Z_DEFAULT_STRATEGY, spdy.DICTIONARY)
+    return conn
+
+
+def _syn_stream(deflate: Any, stream_id: int, headers: dict[str, str]) -> bytes:
+    raw = struct.pack(">I", len(headers)) + b"".join(
+        struct.pack(">I", len(text)) + text
+        for pair in headers.items() for text in (pair[0].encode(), pair[1].encode()))
+    block = deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    payload = struct.pack(">IIH", stream_id, 0, 0) + block
+    return struct.pack(">HHI", 0x8003, spdy.SYN_STREAM, len(payload)) + payload
+
+
+def _deflate() -> Any:
+    return zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, 15, 8,
+                            zlib.Z_DEFAULT_STRATEGY, spdy.DICTIONARY)
+
+
+def spdy_exec(url: str, stdin: bytes | None = None) -> dict[str, bytes]:
+    """A kubelet-style client of an Exec URL (SPDY/3.1, v4.channel.k8s.io, as client-go
+    speaks it): what came on each channel, until the error channel or the connection
+    ended (containerd closes the connection)."""
+    conn = _spdy_upgrade(url, "v4.channel.k8s.io")
+    deflate = _deflate()
     names = ["error", "stdout", "stderr"] + (["stdin"] if stdin is not None else [])
     ids = {name: 1 + 2 * number for number, name in enumerate(names)}
     for name, stream_id in ids.items():
-        raw = struct.pack(">I", 1) + b"".join(
-            struct.pack(">I", len(text)) + text for text in (b"streamtype", name.encode()))
-        block = deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
-        payload = struct.pack(">IIH", stream_id, 0, 0) + block
-        conn.sendall(struct.pack(">HHI", 0x8003, spdy.SYN_STREAM, len(payload)) + payload)
+        conn.sendall(_syn_stream(deflate, stream_id, {"streamtype": name}))
     if stdin is not None:
         conn.sendall(spdy.Codec.data(ids["stdin"], stdin, fin=True))
     codec = spdy.Codec()
@@ -356,6 +371,42 @@ def spdy_exec(url: str, stdin: bytes | None = None) -> dict[str, bytes]:
             if by_id[frame.stream_id] == "error" and frame.flags & spdy.FLAG_FIN:
                 conn.close()
                 return got
+
+
+def spdy_port_forward(url: str, requests: list[tuple[int, bytes]]
+                      ) -> list[tuple[bytes, bytes]]:
+    """A kubectl-style client of a PortForward URL (SPDY/3.1, portforward.k8s.io): one
+    connection, per (port, bytes sent) an error and a data stream with a requestID, all
+    opened at once; what came back on each pair's data and error streams, until both
+    ended."""
+    conn = _spdy_upgrade(url, "portforward.k8s.io")
+    deflate = _deflate()
+    streams: dict[int, tuple[int, str]] = {}
+    for number, (port, sent) in enumerate(requests):
+        for offset, kind in ((1, "error"), (3, "data")):
+            stream_id = 4 * number + offset
+            streams[stream_id] = (number, kind)
+            conn.sendall(_syn_stream(deflate, stream_id, {
+                "streamtype": kind, "port": str(port), "requestid": str(number)}))
+        conn.sendall(spdy.Codec.data(4 * number + 3, sent))
+    codec = spdy.Codec()
+    got = [{"data": b"", "error": b""} for _ in requests]
+    open_streams = set(streams)
+    while open_streams:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        for frame in codec.feed(chunk):
+            if frame.control:
+                if frame.kind == spdy.RST_STREAM:
+                    open_streams.discard(frame.stream_id)
+                continue
+            number, kind = streams[frame.stream_id]
+            got[number][kind] += frame.data
+            if frame.flags & spdy.FLAG_FIN:
+                open_streams.discard(frame.stream_id)
+    conn.close()
+    return [(pair["data"], pair["error"]) for pair in got]
 
 
 def wait_exited(cri: Cri, container_id: str, seconds: float = 10) -> pb.ContainerStatus:

@@ -24,6 +24,7 @@ from crikit import (
     remove_all_pods,
     run_container,
     spdy_exec,
+    spdy_port_forward,
     wait_exited,
 )
 
@@ -118,6 +119,19 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
             while chunk := conn.recv(4096):
                 reply += chunk
         assert reply.endswith(b"served\n")
+        # PortForward: two connections on one SPDY connection, to the server's port
+        # inside the pod's namespace (not published there) and to a closed one.
+        url = cri.runtime.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod_id,
+                                                            port=[8080])).url
+        assert url.startswith("http://127.0.0.1:")
+        (served, error), (nothing, refused) = spdy_port_forward(
+            url, [(8080, b"GET / HTTP/1.0\r\n\r\n"), (1, b"")])
+        assert served.startswith(b"HTTP/1.") and served.endswith(b"served\n") and not error
+        assert nothing == b"" and refused.startswith(
+            f"error forwarding port 1 to pod {pod_id}, uid : failed to execute portforward "
+            f"in network namespace ".encode()), refused
+        assert (f'failed to connect to localhost:1 inside namespace "{pod_id}", IPv4: dial '
+                f'tcp4 127.0.0.1:1: connect: connection refused').encode() in refused
         listed = cri.runtime.ListContainers(pb.ListContainersRequest(
             filter=pb.ContainerFilter(pod_sandbox_id=pod_id)))
         assert {c.metadata.name for c in listed.containers} == {"server", "client"}

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from enginekit import Daemon, start_daemon, stop_daemon
+from enginekit import MOORD, Daemon, start_daemon, stop_daemon
 from registrykit import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -313,6 +313,37 @@ def test_mirror_then_upstream(work: str, layout: Layout) -> None:
             store_clean(daemon)
         finally:
             stop_daemon(daemon)
+
+
+def test_mirrors_by_registry(work: str, layout: Layout) -> None:
+    """registry.k8s.io and gcr.io each through a mirror of its own (containerd's
+    registry.mirrors), the rest through registry-mirrors; neither upstream is reached
+    (the run's HTTPS proxy refuses what would go there)."""
+    with start_distribution(os.path.join(work, "k8s-mirror")) as k8s, \
+            start_distribution(os.path.join(work, "gcr-mirror")) as gcr:
+        k8s.seed(layout.path, "busybox", "pause")
+        gcr.seed(layout.path, "busybox", "project/tool")
+        base = os.path.join(work, "moord-by-registry")
+        os.makedirs(base)
+        config = os.path.join(base, "daemon.json")
+        with open(config, "w") as file:
+            json.dump({"registry-mirrors": [gcr.url], "registry-mirrors-by-registry": {
+                "registry.k8s.io": [k8s.url], "gcr.io": [gcr.url]}}, file)
+        daemon = start_daemon(base, "--config-file", config)
+        try:
+            ok(daemon.docker("pull", "registry.k8s.io/pause:busybox"))
+            ok(daemon.docker("pull", "gcr.io/project/tool:busybox"))
+            # Each registry's mirror alone: gcr.io's does not serve registry.k8s.io.
+            assert err(daemon.docker("pull", "registry.k8s.io/project/tool:busybox"))
+        finally:
+            stop_daemon(daemon)
+    bad = os.path.join(work, "bad-by-registry.json")
+    with open(bad, "w") as file:
+        json.dump({"registry-mirrors-by-registry": {"gcr.io": "http://127.0.0.1:1"}}, file)
+    refused = subprocess.run([MOORD, "--config-file", bad, "--data-root",
+                              os.path.join(work, "bad-root")], capture_output=True, text=True,
+                             timeout=30)
+    assert refused.returncode != 0 and "registry-mirrors-by-registry" in refused.stderr
 
 
 # --- faults -------------------------------------------------------------------------------

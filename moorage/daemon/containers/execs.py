@@ -17,7 +17,7 @@ from moorage.errors import Conflict, NotFound, SystemFailure
 from moorage.model.config import ExecConfig
 from moorage.model.records import ContainerRecord, ExecRecord
 from moorage.model.times import now_ns
-from moorage.shim.wire import Exec, ExitRecord
+from moorage.shim.wire import Exec, ExitRecord, KillExec
 
 # Seconds an exec's failure waits for the container's exit before it counts as the
 # runtime's own failure.
@@ -155,8 +155,7 @@ class ExecManager:
         """Signal a running exec's process (an ExecSync past its timeout)."""
         record = self.get(exec_id)
         container = self.ctx.registry.get(record.container_id)
-        await call(self.ctx.paths, container, {"op": "kill_exec", "signal": signal,
-                                               "exec_id": exec_id})
+        await call(self.ctx.paths, container, KillExec(exec_id, signal))
 
     def discard(self, exec_id: str) -> None:
         """An internal exec (a healthcheck's) is forgotten once it ends."""

@@ -43,6 +43,15 @@ def entered(path: str) -> Iterator[None]:
         os.close(own)
 
 
+def tcp_socket(path: str) -> socket.socket:
+    """An IPv4 TCP socket of the namespace at `path` ("" the daemon's own): it stays
+    there wherever it is then used (the CRI's port forwarding connects with it)."""
+    if not path:
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with entered(path):
+        return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+
 @contextmanager
 def routes(path: str | None = None) -> Iterator[IPRoute]:
     """An IPRoute on the namespace at `path` (the daemon's own with None)."""
