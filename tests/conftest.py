@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,14 @@ def bundle(tmp_path: Path, busybox_rootfs: str) -> BundleFactory:
 # take the port while the run lasts.
 _REFUSING = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 _REFUSING.bind(("127.0.0.1", 0))
+# The package registries the machine may reach stay direct: `moor machine`'s image takes
+# its wheels from PyPI (or the index pip is configured with).
+_PACKAGE_INDEXES = {"pypi.org", "files.pythonhosted.org"} | {
+    urllib.parse.urlsplit(url).hostname or ""
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")
+    for url in os.environ.get(name, "").split()} - {""}
 HUB_GUARD = {"HTTPS_PROXY": f"http://127.0.0.1:{_REFUSING.getsockname()[1]}",
-             "NO_PROXY": "localhost,127.0.0.1,::1"}
+             "NO_PROXY": ",".join(["localhost", "127.0.0.1", "::1", *sorted(_PACKAGE_INDEXES)])}
 # Set at import, before any fixture starts a daemon; both spellings, as Go and Python
 # each prefer one.
 for _name, _value in HUB_GUARD.items():

@@ -90,7 +90,8 @@ def test_network_modes_that_run(daemons: tuple, mode: str) -> None:
      "supported yet"),
     (["--log-driver", "syslog"], 'error looking up logging plugin syslog: plugin "syslog" '
      "not found"),
-    (["--link", "other:alias"], "legacy container links (--link) are not supported yet"),
+    (["--link", "other:alias"], "legacy container links (--link) on the default bridge network "
+     "are not supported yet"),
 ])
 def test_refused_until_it_works(daemons: tuple, args: list[str], words: str) -> None:
     moord, _, _ = daemons
