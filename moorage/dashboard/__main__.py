@@ -90,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.get_running_loop().call_later(0.2, webbrowser.open, url)
 
         app.on_startup.append(open_browser)
+    # Pages keep their live streams open for as long as they are shown: waiting for them
+    # to end (aiohttp's default, up to a minute) would only delay a stop; a page reconnects.
     web.run_app(app, host=listen.host, port=listen.port, ssl_context=ssl_context,
-                print=None, access_log=None, handle_signals=True)
+                print=None, access_log=None, handle_signals=True, shutdown_timeout=1.0)
     return 0
 
 
