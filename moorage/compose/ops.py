@@ -452,6 +452,19 @@ def _converge(client: Client, project: Project, name: str, image: str, recreate:
     return ids
 
 
+def _remove_project_objects(client: Client, project: Project, kind: str, title: str) -> None:
+    """The project's own networks or volumes (not the external ones); gone already is fine."""
+    for item in (project.model.get(kind) or {}).values():
+        if item.get("external"):
+            continue
+        try:
+            client.delete(f"/{kind}/{item['name']}")
+            event(f"{title} {item['name']}", "Removed")
+        except APIError as err:
+            if err.status != 404:
+                raise
+
+
 def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | None = None,
          remove_orphans: bool = False) -> None:
     found = containers(client, project.name, oneoff=None)
@@ -466,25 +479,9 @@ def down(client: Client, project: Project, *, volumes: bool = False, rmi: str | 
         for c in by_service[name]:
             _remove(own, c)
     in_dependency_order(client, graph, one, reverse=True)
-    for _key, net in (project.model.get("networks") or {}).items():
-        if net.get("external"):
-            continue
-        try:
-            client.delete(f"/networks/{net['name']}")
-            event(f"Network {net['name']}", "Removed")
-        except APIError as err:
-            if err.status != 404:
-                raise
+    _remove_project_objects(client, project, "networks", "Network")
     if volumes:
-        for vol in (project.model.get("volumes") or {}).values():
-            if vol.get("external"):
-                continue
-            try:
-                client.delete(f"/volumes/{vol['name']}")
-                event(f"Volume {vol['name']}", "Removed")
-            except APIError as err:
-                if err.status != 404:
-                    raise
+        _remove_project_objects(client, project, "volumes", "Volume")
     if rmi:
         for name, svc in project.services.items():
             if rmi == "local" and svc.get("image"):
