@@ -60,6 +60,9 @@ class Cri:
     runtime: rpc.RuntimeServiceStub
     images: rpc.ImageServiceStub
     process: subprocess.Popen | None = None  # containerd's
+    # containerd makes /run/netns for its pods' namespaces and leaves it behind: a later
+    # run must find the host as a new machine has it
+    made_run_netns: bool = False
 
     def close(self) -> None:
         self.channel.close()
@@ -246,6 +249,9 @@ def containerd_available() -> bool:
     return bool(shutil.which("containerd")) and bool(shutil.which("ctr"))
 
 
+RUN_NETNS = "/run/netns"
+
+
 def start_containerd(base: str, network: Network) -> Cri:
     """Debian's containerd 1.6 with its CRI plugin on a private socket, root and state."""
     config = os.path.join(base, "containerd.toml")
@@ -255,6 +261,7 @@ def start_containerd(base: str, network: Network) -> Cri:
     with open(os.path.join(base, "containerd.log"), "wb") as log:
         process = subprocess.Popen(["containerd", "--config", config], stdout=log,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    had_run_netns = os.path.isdir(RUN_NETNS)
     deadline = time.monotonic() + 30
     cri = None
     while time.monotonic() < deadline and process.poll() is None:
@@ -262,6 +269,7 @@ def start_containerd(base: str, network: Network) -> Cri:
             cri = _connect("containerd", None, socket, process)
             try:
                 cri.runtime.Version(pb.VersionRequest(), timeout=2)
+                cri.made_run_netns = not had_run_netns
                 return cri
             except grpc.RpcError:
                 cri.close()
@@ -277,6 +285,11 @@ def stop_cri(cri: Cri) -> None:
         stop_daemon(cri.daemon)
     elif cri.process is not None:
         stop_process(cri.process)
+        if cri.made_run_netns:
+            try:
+                os.rmdir(RUN_NETNS)
+            except OSError:
+                pass  # a namespace is still bound there: someone else's, left alone
 
 
 def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = False,
