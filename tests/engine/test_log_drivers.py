@@ -52,7 +52,14 @@ def test_json_file_rotation(pair: Pair, compress: bool) -> None:
                   "for i in $(seq 1 300); do echo line-$i; done")
         assert _log_files(pair.moord, name) == _log_files(pair.dockerd, name) == [
             "LOG", *(f"LOG.{n}{'.gz' if compress else ''}" for n in (1, 2))]
-        pair.same("logs", name)
+        # Which line starts the oldest kept file depends on each entry's size, and Go's
+        # timestamps drop trailing zeros, so it varies by a few lines between runs on
+        # either daemon: both keep the newest lines, in order, about three files' worth.
+        kept = [[int(line.removeprefix("line-")) for line in r.stdout.decode().split()]
+                for r in pair.both("logs", name)]
+        for numbers in kept:
+            assert numbers == list(range(numbers[0], 301)), numbers
+        assert abs(len(kept[0]) - len(kept[1])) <= 1024 // 60, kept
         pair.same("logs", "--tail", "5", name)
         pair.same("logs", "--tail", "0", name)
         pair.same("inspect", "-f", "{{json .HostConfig.LogConfig}}", name)
