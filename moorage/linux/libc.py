@@ -9,6 +9,7 @@ from __future__ import annotations
 # _ctypes, not ctypes: ctypes/__init__.py builds its whole type zoo and imports
 # struct, ~1.5 ms of every moor-runtime start; these few calls need five types.
 import _ctypes
+import errno
 import os
 
 
@@ -187,10 +188,20 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 
+# A rename or mount anywhere on the host during a ".." step under RESOLVE_IN_ROOT or
+# RESOLVE_BENEATH makes the kernel answer EAGAIN rather than risk an escape; it asks the
+# caller to retry. On a busy host (other containers starting) a few tries in a row fail.
+_OPENAT2_TRIES = 64
+
+
 def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     how = _OpenHow(flags, mode, resolve)
-    return _check(_libc.syscall(_NR["openat2"], dir_fd, _b(path), _ctypes.byref(how),
-                                _ctypes.sizeof(how)), "openat2", path)
+    raw = _b(path)
+    for _ in range(_OPENAT2_TRIES):
+        fd = _libc.syscall(_NR["openat2"], dir_fd, raw, _ctypes.byref(how), _ctypes.sizeof(how))
+        if fd >= 0 or _ctypes.get_errno() != errno.EAGAIN:
+            break
+    return _check(fd, "openat2", path)
 
 
 def sethostname(name: str) -> None:
