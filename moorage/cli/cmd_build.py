@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tarfile
 
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import human_size, prune_report, write
@@ -14,13 +13,13 @@ from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from typing import IO, Any
+    from collections.abc import Iterator
+    from typing import Any
 
     from moorage.cli.flags import Options
     from moorage.cli.session import Session
+    from moorage.client.tarbody import Part
 
-_CHUNK = 1 << 20
 # The name the Dockerfile gets in the context when it comes from outside it or stdin.
 _STDIN_DOCKERFILE = ".dockerfile.moor-stdin"
 
@@ -53,96 +52,16 @@ def _dockerfile_name(directory: str, dockerfile: str | None,
     return name, dockerfile_text
 
 
-def _context_tar(directory: str, name: str, dockerfile_text: bytes | None,
-                 out: IO[bytes]) -> None:
-    from moorage.cli.dockerignore import Matcher, read_patterns
-
-    ignore = os.path.join(directory, ".dockerignore")
-    patterns: list[str] = []
-    if os.path.isfile(ignore):
-        with open(ignore, encoding="utf-8") as f:
-            patterns = read_patterns(f.read())
-    # The Dockerfile and .dockerignore always go (the docker CLI's TrimBuildFilesFromExcludes).
-    patterns += [f"!{name}", "!.dockerignore"]
-    matcher = Matcher(patterns)
-    # "w:" onto a file that only appends: stream mode ("w|") would copy every byte
-    # through a buffer of its own.
-    with tarfile.open(fileobj=out, mode="w:", format=tarfile.PAX_FORMAT) as tar:
-        for rel in matcher.files(directory):
-            info = tar.gettarinfo(os.path.join(directory, rel), arcname=rel)
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if info.isreg():
-                with open(os.path.join(directory, rel), "rb") as f:
-                    tar.addfile(info, f)
-            else:
-                tar.addfile(info)
-        if dockerfile_text is not None:
-            import io
-
-            info = tarfile.TarInfo(name)
-            info.size = len(dockerfile_text)
-            tar.addfile(info, io.BytesIO(dockerfile_text))
-
-
-class _Pipe:
-    """A file a thread writes the context tar into, read as chunks: the upload (and the
-    daemon's unpacking) starts with the first megabyte, and nothing is spooled."""
-
-    def __init__(self) -> None:
-        import queue
-
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
-        self.pending = bytearray()
-        self.size = 0
-
-    def tell(self) -> int:
-        return self.size
-
-    def write(self, data: bytes) -> int:
-        self.pending += data
-        self.size += len(data)
-        if len(self.pending) >= _CHUNK:
-            self.queue.put(bytes(self.pending))
-            self.pending.clear()
-        return len(data)
-
-    def chunks(self, produce: Callable[[_Pipe], None]) -> Iterator[bytes]:
-        import threading
-
-        failed: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                produce(self)
-                self.queue.put(bytes(self.pending))
-            except BaseException as err:  # told by the reader
-                failed.append(err)
-            finally:
-                self.queue.put(None)
-
-        threading.Thread(target=run, daemon=True).start()
-        while (chunk := self.queue.get()) is not None:
-            yield chunk
-        if failed:
-            raise failed[0]
-
-
-def _stdin_context(dockerfile: str | None) -> tuple[str, bytes]:
+def _stdin_context(dockerfile: str | None) -> tuple[str, Iterator[Part]]:
     """``moor build -``: stdin is a context tar (maybe compressed), or a Dockerfile alone
     (the docker CLI tells them apart the same way)."""
-    import io
+    from moorage.client.tarbody import archive, bytes_member
 
     data = sys.stdin.buffer.read()
     compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
     if compressed or (len(data) >= 512 and data[257:262] == b"ustar"):
-        return dockerfile or "Dockerfile", data
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w|") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    return "Dockerfile", out.getvalue()
+        return dockerfile or "Dockerfile", iter((data,))
+    return "Dockerfile", archive(bytes_member("Dockerfile", data))
 
 
 def build(session: Session, opts: Options, args: list[str]) -> int:
@@ -161,15 +80,14 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         output = parse_spec(opts.output) if opts.output else None
     except ValueError as err:
         raise CommandError(str(err)) from None
-    pipe = _Pipe()
     if directory == "-":
-        name, data = _stdin_context(opts.file)
-        body = pipe.chunks(lambda out: out.write(data))
+        name, body = _stdin_context(opts.file)
     else:
+        from moorage.client.tarbody import build_context
+
         name, text = _dockerfile_name(directory, None if opts.file == "-" else opts.file,
                                       dockerfile_text)
-        body = pipe.chunks(
-            lambda out: _context_tar(directory, name, text, out))  # type: ignore[arg-type]
+        body = build_context(directory, name, text)
     params: dict[str, Any] = {
         "t": list(opts.tag) or None, "dockerfile": name,
         "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg")),
@@ -181,11 +99,19 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         "extrahosts": list(opts.add_host) or None, "platform": opts.platform or None,
     }
 
-    def chunks() -> Iterator[bytes]:
-        yield from body
+    def chunks() -> Iterator[Part]:
+        from moorage.client.tarbody import ContextError
+
+        sent = 0
+        try:
+            for part in body:
+                sent += len(part) if isinstance(part, bytes) else part.size
+                yield part
+        except ContextError as err:
+            raise CommandError(str(err)) from None
         # The daemon answers once it has the whole context: this line still comes first.
         if not opts.quiet:
-            shown.stream(f"Sending build context to the daemon  {human_size(pipe.size, 4)}\n")
+            shown.stream(f"Sending build context to the daemon  {human_size(sent, 4)}\n")
 
     image_id = ""
     for message in session.client.stream_json(

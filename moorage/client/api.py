@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # typing costs ~4 ms of start-up; annotations only
     from collections.abc import Iterator
     from typing import Any
 
+    from moorage.client.tarbody import Part
+
 # The newest Engine API this client understands (docker CLI 28.2 speaks 1.50); the
 # oldest is the engine's floor, which also covers Debian's dockerd 20.10 (1.41).
 MAX_API_VERSION = "1.50"
@@ -79,7 +81,7 @@ class Client:
             self._sock = None
 
     def _send(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
-              chunks: Iterator[bytes] | None) -> Response:
+              chunks: Iterator[Part] | None) -> Response:
         reused = self._sock is not None
         sock = self._sock or self._connect()
         self._sock = None
@@ -95,6 +97,9 @@ class Client:
                 return self._send(method, target, headers, body, None)
             if isinstance(err, OSError):
                 raise ConnectionFailed(self.endpoint.host, err) from None
+            raise
+        except BaseException:  # the body's producer failed: the request is cut short
+            sock.close()
             raise
 
     def _release(self, response: Response) -> None:
@@ -132,7 +137,7 @@ class Client:
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, *,
                 body: Any = None, data: bytes | None = None,
-                chunks: Iterator[bytes] | None = None,
+                chunks: Iterator[Part] | None = None,
                 headers: dict[str, str] | None = None) -> Response:
         """Send and check the status; the caller reads the body (or streams it)."""
         target = f"/v{self.version}{path}{query(params)}"
@@ -157,7 +162,7 @@ class Client:
         return APIError(response.status, message or f"{response.status} {response.reason}")
 
     def call(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-             body: Any = None, data: bytes | None = None, chunks: Iterator[bytes] | None = None,
+             body: Any = None, data: bytes | None = None, chunks: Iterator[Part] | None = None,
              headers: dict[str, str] | None = None) -> Any:
         """A request whose whole answer is read: the decoded JSON, or None when empty."""
         response = self.request(method, path, params, body=body, data=data, chunks=chunks,
@@ -183,7 +188,7 @@ class Client:
         return self.call("DELETE", path, params)
 
     def stream_json(self, method: str, path: str, params: dict[str, Any] | None = None, *,
-                    body: Any = None, chunks: Iterator[bytes] | None = None,
+                    body: Any = None, chunks: Iterator[Part] | None = None,
                     headers: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         """JSON-lines streams (events, pull, push, load, stats)."""
         response = self.request(method, path, params, body=body, chunks=chunks, headers=headers)

@@ -14,7 +14,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from moorage.client.tarbody import Part
+
 _CHUNK = 65536
+_GATHER = 1 << 20
 
 
 class ProtocolError(Exception):
@@ -128,13 +131,54 @@ def send_request(sock: _socket.socket, method: str, target: str, host: str,
 
 
 def send_chunked(sock: _socket.socket, method: str, target: str, host: str,
-                 headers: dict[str, str], chunks: Iterator[bytes]) -> None:
-    """A request whose body is streamed (image load/import from a file or stdin)."""
+                 headers: dict[str, str], parts: Iterator[Part]) -> None:
+    """A request whose body is streamed (image load/import, build contexts, cp): bytes
+    are gathered into chunks of about a megabyte; a `tarbody.FileRange` goes as a chunk
+    of its own, from the file to the socket by the kernel."""
     lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "User-Agent: moor-client",
              "Transfer-Encoding: chunked"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-    for chunk in chunks:
-        if chunk:
-            sock.sendall(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-    sock.sendall(b"0\r\n\r\n")
+    # Bytes not yet written; they always end where a chunk may begin.
+    out = [("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")]
+    gathered: list[bytes] = []
+    size = 0
+    for part in parts:
+        if isinstance(part, bytes):
+            gathered.append(part)
+            size += len(part)
+            if size >= _GATHER:
+                sock.sendall(b"".join((*out, b"%x\r\n" % size, *gathered, b"\r\n")))
+                out, gathered, size = [], [], 0
+            continue
+        if size:
+            out += (b"%x\r\n" % size, *gathered, b"\r\n")
+            gathered, size = [], 0
+        out.append(b"%x\r\n" % part.size)
+        sock.sendall(b"".join(out))
+        _send_file(sock, part.path, part.size)
+        out = [b"\r\n"]
+    if size:
+        out += (b"%x\r\n" % size, *gathered, b"\r\n")
+    sock.sendall(b"".join((*out, b"0\r\n\r\n")))
+
+
+def _send_file(sock: _socket.socket, path: str, size: int) -> None:
+    import os
+
+    from moorage.client.tarbody import ContextError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise ContextError(f"error checking context: {err}") from None
+    with os.fdopen(fd, "rb") as f:
+        send = getattr(sock, "sendfile", None)  # socket.socket's, TLS included
+        if send is not None:
+            sent = send(f, 0, size)
+        else:
+            sent = 0
+            while sent < size and (n := os.sendfile(sock.fileno(), f.fileno(), sent,
+                                                    size - sent)):
+                sent += n
+    if sent < size:
+        raise ContextError(f"{path}: file changed as it was sent")

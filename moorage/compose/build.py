@@ -3,14 +3,12 @@ API, which both dockerd 20.10 and moord serve), with compose's image name."""
 
 from __future__ import annotations
 
-import fnmatch
-import io
 import json
 import os
-import tarfile
 from typing import TYPE_CHECKING, Any
 
 from moorage.client.errors import APIError
+from moorage.client.tarbody import ContextError, build_context
 from moorage.compose.errors import ComposeError
 from moorage.compose.progress import event, write
 
@@ -23,49 +21,6 @@ INLINE_NAME = ".moor-compose.Dockerfile"
 
 def image_name(project: Project, name: str) -> str:
     return str(project.services[name].get("image") or f"{project.name}-{name}")
-
-
-def _ignored(context: str) -> list[str]:
-    path = os.path.join(context, ".dockerignore")
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [line.strip().lstrip("/") for line in f
-                if line.strip() and not line.startswith("#")]
-
-
-def _excluded(relative: str, patterns: list[str]) -> bool:
-    """.dockerignore's rules: the last matching pattern wins, `!` re-includes."""
-    out = False
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        body = pattern[1:] if negate else pattern
-        if fnmatch.fnmatch(relative, body) or fnmatch.fnmatch(relative, body.rstrip("/") + "/*"):
-            out = not negate
-    return out
-
-
-def context_tar(context: str, inline: str | None) -> bytes:
-    if not os.path.isdir(context):
-        raise ComposeError(f"unable to prepare context: path {context!r} not found")
-    patterns = _ignored(context)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for root, dirs, files in os.walk(context):
-            for entry in sorted(dirs + files):
-                full = os.path.join(root, entry)
-                relative = os.path.relpath(full, context)
-                if _excluded(relative, patterns):
-                    if entry in dirs:
-                        dirs.remove(entry)
-                    continue
-                tar.add(full, relative, recursive=False)
-        if inline is not None:
-            data = inline.encode()
-            info = tarfile.TarInfo(INLINE_NAME)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def build(client: Client, project: Project, name: str) -> str:
@@ -94,10 +49,13 @@ def build(client: Client, project: Project, name: str) -> str:
     if spec.get("extra_hosts"):
         params["extrahosts"] = [f"{h}:{ip}" for h, ip in spec["extra_hosts"].items()]
     event(f"Service {name}", "Building")
-    body = context_tar(spec["context"], inline)
+    if not os.path.isdir(spec["context"]):
+        raise ComposeError(f"unable to prepare context: path {spec['context']!r} not found")
+    body = build_context(spec["context"], params["dockerfile"],
+                         None if inline is None else inline.encode())
     built = ""
     try:
-        for message in client.stream_json("POST", "/build", params, chunks=iter([body]),
+        for message in client.stream_json("POST", "/build", params, chunks=body,
                                           headers={"Content-Type": "application/x-tar"}):
             if message.get("error"):
                 raise ComposeError(f"Service '{name}' failed to build : "
@@ -106,7 +64,7 @@ def build(client: Client, project: Project, name: str) -> str:
                 write(message["stream"])
             if (message.get("aux") or {}).get("ID"):
                 built = message["aux"]["ID"]
-    except APIError as err:
-        raise ComposeError(f"Service '{name}' failed to build : {err.message}") from None
+    except (APIError, ContextError) as err:
+        raise ComposeError(f"Service '{name}' failed to build : {err}") from None
     event(f"Service {name}", "Built")
     return built or str(client.get(f"/images/{tag}/json")["Id"])

@@ -7,6 +7,8 @@ that relays each connection to the engine's unix socket, as dockerd --tlsverify 
 
 from __future__ import annotations
 
+import hashlib
+import os
 import socket
 import ssl
 import subprocess
@@ -101,6 +103,26 @@ def test_tlsverify_flags(clis: Clis, tls_front: tuple[str, Path]) -> None:
         ours.returncode == 0, ours.stderr
     ran = clis.moor(*flags, "run", "--rm", "busybox", "echo", "over tls")
     assert ran.stdout == b"over tls\n", ran.stderr
+
+
+def test_build_context_over_tls(clis: Clis, tls_front: tuple[str, Path],
+                                tmp_path: Path) -> None:
+    """A large context file is sent by the kernel on a plain socket: over TLS it must
+    still go through the encryption."""
+    host, pki = tls_front
+    context = tmp_path / "context"
+    context.mkdir()
+    blob = os.urandom(300 << 10)
+    (context / "blob").write_bytes(blob)
+    (context / "Dockerfile").write_text("FROM busybox\nCOPY blob /blob\n")
+    env = {"DOCKER_HOST": host, "DOCKER_CERT_PATH": str(pki), "DOCKER_TLS_VERIFY": "1"}
+    built = clis.moor("build", "-q", "-t", "tls-context", str(context), **env)
+    assert built.returncode == 0, built.stderr
+    try:
+        seen = clis.moor("run", "--rm", "tls-context", "md5sum", "/blob", **env)
+        assert seen.stdout.split()[0].decode() == hashlib.md5(blob).hexdigest()
+    finally:
+        clis.moor("rmi", "tls-context", **env)
 
 
 def test_cert_path_and_verify_from_env(clis: Clis, tls_front: tuple[str, Path]) -> None:
