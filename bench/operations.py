@@ -1,11 +1,16 @@
 """Engine operations, moord vs a reference dockerd, the docker CLI against both.
 
-    .venv/bin/python bench/operations.py [--runs 10] [--containers 20] [--tree-mb 200]
+    .venv/bin/python bench/operations.py [--runs 10] [--containers 50] [--tree-mb 200]
+        [--stream-seconds 30] [--commit-mb 100] [--only exec|stats|stream|commit|cp]
 
 `docker exec cc true` latency (goal: ratio <= 0.5), `docker stats --no-stream` with N
-running containers, and `docker cp` of a directory tree of --tree-mb MB into and out
-of a running container (goal: throughput ratio >= 1.5). Runs alternate between the
-daemons so drift hits both; medians are printed with moord/dockerd ratios.
+running containers (goal <= 0.5), the CPU the engine spends while `docker stats`
+streams those N containers' figures (goal <= dockerd's; every process of each engine
+counted: dockerd with its containerd and shims, moord with its shims), `docker commit`
+of a container with --commit-mb MB of changes (goal <= 0.7), and `docker cp` of a
+directory tree of --tree-mb MB into and out of a running container (goal: throughput
+ratio >= 1.5). Runs alternate between the daemons so drift hits both; medians are
+printed with moord/dockerd ratios.
 """
 
 from __future__ import annotations
@@ -54,6 +59,65 @@ def report(label: str, medians: dict[str, float]) -> None:
           f"ratio {ours / theirs:.2f}", flush=True)
 
 
+def _engine_processes(daemon: int, base: str) -> list[int]:
+    """The daemon, the processes that name its folder (shims leave the daemon's tree:
+    containerd's daemonize, moord's are the zygote's), and all their descendants."""
+    children: dict[int, list[int]] = {}
+    todo = [daemon]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if base.encode() in f.read():
+                        todo.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.append(pid)
+            todo += children.get(pid, [])
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User and system time of `pids` and of the children they reaped."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(v) for v in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stream_cpu(hosts: dict[str, str], roots: dict[str, tuple[int, str]], seconds: float,
+               containers: int) -> None:
+    """Each engine's CPU while one `docker stats` streams for `seconds` (one engine at a
+    time: the other idles)."""
+    used = {}
+    for name, host in hosts.items():
+        pids = _engine_processes(*roots[name])
+        before = _cpu_seconds(pids)
+        env = {**os.environ, "DOCKER_HOST": host}
+        env.pop("DOCKER_CONTEXT", None)
+        client = subprocess.Popen([DOCKER_CLI, "stats", "--format", "{{.Name}} {{.CPUPerc}}"],
+                                  env=env, stdout=subprocess.DEVNULL)
+        time.sleep(seconds)
+        client.terminate()
+        client.wait()
+        used[name] = _cpu_seconds(pids) - before
+    print(f"CPU of the engine while `docker stats` streams {containers} containers for "
+          f"{seconds:.0f} s: moord {used['moord']:.2f} s, dockerd {used['dockerd']:.2f} s, "
+          f"ratio {used['moord'] / used['dockerd']:.2f} (goal <= 1)", flush=True)
+
+
 def make_tree(path: str, megabytes: int) -> None:
     """`megabytes` of files of 64 KiB to 4 MiB in nested directories."""
     os.makedirs(path)
@@ -76,12 +140,15 @@ def make_tree(path: str, megabytes: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--containers", type=int, default=20)
+    parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--tree-mb", type=int, default=200)
-    parser.add_argument("--only", choices=("exec", "stats", "cp"), action="append",
+    parser.add_argument("--stream-seconds", type=float, default=30)
+    parser.add_argument("--commit-mb", type=int, default=100)
+    parts_all = ("exec", "stats", "stream", "commit", "cp")
+    parser.add_argument("--only", choices=parts_all, action="append",
                         help="these parts only (default: all)")
     opts = parser.parse_args()
-    parts = set(opts.only or ("exec", "stats", "cp"))
+    parts = set(opts.only or parts_all)
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as base, \
             moord_and_dockerd(base, IMAGE) as pair:
         hosts = {"moord": pair.moord.host, "dockerd": pair.dockerd.host}
@@ -89,12 +156,30 @@ def main() -> None:
             docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
         if "exec" in parts:
             side_by_side("docker exec cc true", hosts, opts.runs, "exec", "cc", "true")
-        if "stats" in parts:
+        if parts & {"stats", "stream"}:
             for host in hosts.values():
                 for i in range(opts.containers - 1):
                     docker(host, "run", "-d", "--name", f"s{i}", IMAGE, "sleep", "3600")
+        if "stats" in parts:
             side_by_side(f"docker stats --no-stream ({opts.containers} containers)", hosts,
                          max(3, opts.runs // 3), "stats", "--no-stream")
+        if "stream" in parts:
+            stream_cpu(hosts, {
+                "moord": (pair.moord.process.pid, os.path.dirname(pair.moord.data_root)),
+                "dockerd": (pair.dockerd.process.pid, os.path.dirname(pair.dockerd.data_root))},
+                opts.stream_seconds, opts.containers)
+        if "commit" in parts:
+            for host in hosts.values():
+                docker(host, "run", "-d", "--name", "cm", IMAGE, "sh", "-c",
+                       f"dd if=/dev/urandom of=/changes bs=1M count={opts.commit_mb} "
+                       "2>/dev/null && touch /written && sleep 3600")
+            for host in hosts.values():
+                while subprocess.run([DOCKER_CLI, "-H", host, "exec", "cm", "test", "-e",
+                                      "/written"], capture_output=True).returncode:
+                    time.sleep(0.2)
+            side_by_side(f"docker commit ({opts.commit_mb} MB of changes)", hosts,
+                         max(3, opts.runs // 3), "commit", "cm", "bench-commit",
+                         prepare=("image", "prune", "-af"))
         if "cp" not in parts:
             return
         tree = os.path.join(base, "tree")

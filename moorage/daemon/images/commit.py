@@ -56,9 +56,10 @@ def _commit(service: ImageStore, parent_id: str | None, child: ChildImage) -> st
         entry["empty_layer"] = True
     else:
         with service.content.ingest() as ingest:
-            diff_id = write_layer(child.upper, ingest)  # type: ignore[arg-type]
+            write_layer(child.upper, ingest)  # type: ignore[arg-type]
             blob = ingest.commit().digest
-        diff_ids.append(diff_id)
+        # Stored uncompressed, the layer's blob digest is its diff ID.
+        diff_ids.append(blob)
         blobs.append(blob)
     history.append(entry)
     document: dict[str, Any] = {
