@@ -473,3 +473,34 @@ def test_connect_to_a_user_network_switches_to_the_embedded_dns(pair: Pair) -> N
         pair.same("exec", "idle", "cat", "/etc/resolv.conf")
     finally:
         _rm(pair, "joiner", "peer", "idle", networks=("later",))
+
+
+def _aliases_through_a_life(daemon: Daemon | Dockerd, subnet: str) -> list[object]:
+    def aliases(name: str) -> object:
+        found = json.loads(daemon.docker("inspect", name, check=True).stdout)[0]
+        seen = found["NetworkSettings"]["Networks"]["life"]["Aliases"]
+        return seen and [a.replace(found["Id"][:12], "<id>") for a in seen]
+
+    daemon.docker("network", "create", "--subnet", subnet, "life", check=True)
+    daemon.docker("create", "--name", "made", "--network", "life", "--network-alias", "web",
+                  IMAGE, "sleep", "60", check=True)
+    daemon.docker("create", "--name", "joined", IMAGE, "sleep", "60", check=True)
+    daemon.docker("network", "connect", "--alias", "x", "life", "joined", check=True)
+    seen = [aliases("made"), aliases("joined")]
+    daemon.docker("start", "made", check=True)
+    seen.append(aliases("made"))
+    daemon.docker("stop", "-t", "0", "made", check=True)
+    daemon.docker("start", "made", check=True)
+    daemon.docker("kill", "made", check=True)
+    return [*seen, aliases("made")]
+
+
+def test_aliases_gain_the_short_id_when_the_container_joins(pair: Pair) -> None:
+    """dockerd lists a container's short ID among its aliases on a user network from its
+    first start or connect on, and keeps it once stopped (only once, however often)."""
+    subnet = _subnet()
+    try:
+        ours, theirs = pair.each(partial(_aliases_through_a_life, subnet=subnet))
+        assert ours == theirs == [["web"], ["x", "<id>"], ["web", "<id>"], ["web", "<id>"]]
+    finally:
+        _rm(pair, "made", "joined", networks=("life",))

@@ -66,8 +66,7 @@ def network_settings(record: ContainerRecord, networks: list[ContainerNetwork],
     for network in networks:
         e = network.endpoint
         live = running and bool(e.address)
-        aliases = None if network.name == "bridge" or not e.address \
-            else [record.id[:12], *e.aliases]
+        aliases = None if network.name == "bridge" else list(e.aliases) or None
         settings["Networks"][network.name] = {
             "IPAMConfig": {"IPv4Address": e.requested_address} if e.requested_address
             else None,

@@ -336,11 +336,12 @@ class NetworkService:
             raise InvalidParameter("conflicting options: network aliases, addresses or a MAC "
                                    f"address and the network mode {info.network_mode}")
         self._connect(network, info.id, request.aliases, request.ipv4_address, info,
-                      request.mac_address, request.links)
+                      request.mac_address, request.links, at_create=True)
 
     def _connect(self, ref: str, container_ref: str, aliases: tuple[str, ...],
                  address: str, info: ContainerInfo | None = None, mac: str = "",
-                 links: tuple[str, ...] = ()) -> tuple[NetworkRecord, ContainerInfo]:
+                 links: tuple[str, ...] = (),
+                 at_create: bool = False) -> tuple[NetworkRecord, ContainerInfo]:
         info = info or self.lookup(container_ref)
         with self._lock:
             record = self.get(ref)
@@ -360,6 +361,8 @@ class NetworkService:
             if record.name == "bridge" and links:
                 raise InvalidParameter("legacy container links (--link) on the default "
                                        "bridge network are not supported yet")
+            if not at_create:
+                aliases = _joined_aliases(record, info.id, aliases)
             endpoint = self._endpoint(record, info, aliases, address, self._free_ifname(info.id),
                                       mac, links)
             if info.pid:
@@ -570,7 +573,9 @@ class NetworkService:
             if not chosen:
                 raise Forbidden(f"no available IPv4 addresses on this network's address "
                                 f"pools: {record.name} ({record.id})")
-        endpoint = replace(endpoint, address=chosen, mac=endpoint.mac or ipam.mac_for(chosen))
+        endpoint = replace(endpoint, address=chosen, mac=endpoint.mac or ipam.mac_for(chosen),
+                           aliases=_joined_aliases(record, endpoint.container_id,
+                                                   endpoint.aliases))
         self._store(endpoint)
         return endpoint
 
@@ -639,6 +644,16 @@ class NetworkService:
                        endpoint.ifname, endpoint.address, endpoint.prefix_len,
                        endpoint.gateway, endpoint.mac,
                        default_route=not record.internal and endpoint.ifname == "eth0")
+
+
+def _joined_aliases(record: NetworkRecord, container_id: str,
+                    aliases: tuple[str, ...]) -> tuple[str, ...]:
+    """On a user network dockerd lists the container's short ID among its aliases from
+    the moment it joins (a start or a connect) and keeps it after a stop."""
+    short = container_id[:12]
+    if record.name == "bridge" or short in aliases:
+        return aliases
+    return (*aliases, short)
 
 
 def _no_containers(ref: str) -> ContainerInfo:
