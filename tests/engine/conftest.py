@@ -6,8 +6,19 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from comparekit import Pair
 from enginekit import Daemon, Engine, Footprint, moord_running, reap, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
+
+
+@pytest.fixture
+def names(pair: Pair) -> Iterator[list[str]]:
+    """Container names a comparison test uses (a module's `pair`); removed from both
+    daemons at teardown."""
+    made: list[str] = []
+    yield made
+    if made:
+        pair.both("rm", "-f", *made)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,13 @@ class Daemon:
         """Run the real docker CLI against this daemon (no config, no contexts)."""
         return run_docker(self.host, os.path.join(self.data_root, "..", "docker-config"), args,
                           input=input, timeout=timeout, check=check)
+
+
+def unique_name(names: list[str], prefix: str) -> str:
+    """A container name no other test uses, noted in `names` for removal at teardown."""
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    names.append(name)
+    return name
 
 
 def poll(condition: Callable[[], bool], timeout: float = 10) -> bool:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import http.client
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
-from enginekit import Daemon
+from enginekit import Daemon, unique_name
 from peers import Dockerd, dockerd_available
 from ptykit import run_in_pty
 
@@ -30,18 +29,6 @@ def pair(busybox_tar: bytes) -> Iterator[Pair]:
         yield pair
 
 
-@pytest.fixture
-def names(pair: Pair) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    if made:
-        pair.both("rm", "-f", *made)
-
-
-def _name(names: list[str]) -> str:
-    name = f"c-{uuid.uuid4().hex[:8]}"
-    names.append(name)
-    return name
 
 
 def test_run_rm(pair: Pair) -> None:
@@ -74,7 +61,7 @@ def test_run_rm(pair: Pair) -> None:
 
 
 def test_run_tty_and_exec_pty(pair: Pair, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "c")
 
     def ptys(daemon: Daemon | Dockerd) -> tuple:
         tty, code = run_in_pty(daemon, ["run", "--rm", "-t", IMAGE, "sh", "-c",  # type: ignore[arg-type]
@@ -92,7 +79,7 @@ def test_run_tty_and_exec_pty(pair: Pair, names: list[str]) -> None:
 def test_detached_lifecycle(pair: Pair, names: list[str]) -> None:
     state = ["State.Status", "State.Running", "State.Paused", "State.Restarting",
              "State.OOMKilled", "State.Dead", "State.ExitCode", "State.Error", "RestartCount"]
-    name = _name(names)
+    name = unique_name(names, "c")
     pair.same("run", "-d", "--name", name, IMAGE, "sh", "-c",
               "echo started; trap 'echo bye; exit 7' TERM; while :; do sleep 0.1; done")
     time.sleep(0.5)
@@ -111,7 +98,7 @@ def test_detached_lifecycle(pair: Pair, names: list[str]) -> None:
 
 
 def test_inspect_fields(pair: Pair, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "c")
     bind = pair.base / "bind2"
     bind.mkdir(exist_ok=True)
     pair.same("create", "--name", name, "-e", "A=1", "-w", "/tmp", "-u", "1000",
@@ -136,7 +123,7 @@ def test_inspect_fields(pair: Pair, names: list[str]) -> None:
 
 
 def test_errors(pair: Pair, names: list[str]) -> None:
-    running, stopped = _name(names), _name(names)
+    running, stopped = unique_name(names, "c"), unique_name(names, "c")
     pair.same("run", "-d", "--name", running, IMAGE, "sleep", "60")
     pair.same("create", "--name", stopped, IMAGE, "true")
     bind = str(pair.base)
@@ -172,7 +159,7 @@ def test_errors(pair: Pair, names: list[str]) -> None:
 
 
 def test_ps(pair: Pair, names: list[str]) -> None:
-    first, second, third = _name(names), _name(names), _name(names)
+    first, second, third = unique_name(names, "c"), unique_name(names, "c"), unique_name(names, "c")
     pair.same("run", "--name", first, "-l", "tier=a", IMAGE, "sh", "-c", "exit 2")
     pair.same("run", "-d", "--name", second, "-l", "tier=b", IMAGE, "sleep", "60")
     pair.same("create", "--name", third, IMAGE, "true")
@@ -196,10 +183,10 @@ def test_ps(pair: Pair, names: list[str]) -> None:
 
 
 def test_attach_and_stdin_once(pair: Pair, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "c")
     pair.same("create", "-i", "--name", name, IMAGE, "sh", "-c", "read x; echo got $x")
     pair.same("start", "-a", "-i", name, input=b"one\n")
-    other = _name(names)
+    other = unique_name(names, "c")
     pair.same("run", "-d", "-i", "--name", other, IMAGE, "sh", "-c",
               "sleep 0.5; read x; echo got $x")
     # dockerd's CLI may leave before the output arrives once stdin is done: exit codes only.

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from enginekit import Daemon
+from enginekit import Daemon, unique_name
 from ptykit import run_in_pty
 
 from moorage.devkit import busybox
@@ -37,11 +36,6 @@ def names(moord: Daemon) -> Iterator[list[str]]:
     if made:
         moord.docker("rm", "-f", *made)
 
-
-def _name(names: list[str]) -> str:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    names.append(name)
-    return name
 
 
 def out(result: subprocess.CompletedProcess) -> str:
@@ -79,7 +73,7 @@ def test_run_options(moord: Daemon, image: str, names: list[str], tmp_path: Path
     # The container runs as uid 1000: it must be able to reach the bind's source.
     for directory in (tmp_path.parent.parent, tmp_path.parent, tmp_path, shared):
         directory.chmod(0o755)
-    name = _name(names)
+    name = unique_name(names, "t")
     cg = "/sys/fs/cgroup"
     limits = (f"cat {cg}/memory.max {cg}/cpu.max {cg}/pids.max 2>/dev/null || "
               f"cat {cg}/memory/memory.limit_in_bytes {cg}/cpu/cpu.cfs_quota_us "
@@ -133,7 +127,7 @@ def test_passwd_symlink_stays_in_the_image(moord: Daemon, tmp_path: Path) -> Non
 
 
 def test_oom_killed(moord: Daemon, image: str, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "t")
     result = moord.docker("run", "--name", name, "--memory", "8m", "--memory-swap", "8m",
                           image, "sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a)")
     assert result.returncode == 137, result.stderr
@@ -150,7 +144,7 @@ def test_runtime_runc(moord: Daemon, image: str) -> None:
 
 
 def test_detached_lifecycle(moord: Daemon, image: str, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "t")
     result = moord.docker("run", "-d", "--name", name, image, "sh", "-c",
                           "trap 'echo bye; exit 7' TERM; echo started; "
                           "while true; do sleep 0.1; done")
@@ -174,7 +168,7 @@ def test_detached_lifecycle(moord: Daemon, image: str, names: list[str]) -> None
 
 
 def test_pause_unpause_kill(moord: Daemon, image: str, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "t")
     moord.docker("run", "-d", "--name", name, image, "sleep", "60", check=True)
     assert moord.docker("pause", name).returncode == 0
     state = json.loads(moord.docker("inspect", name).stdout)[0]["State"]
@@ -198,7 +192,7 @@ def test_tty_run_and_exec(moord: Daemon, image: str, names: list[str]) -> None:
                                       "tty; stty size; exit 2"])
     assert code == 2
     assert b"/dev/pts/0" in output and b"24 80" in output
-    name = _name(names)
+    name = unique_name(names, "t")
     moord.docker("run", "-d", "--name", name, image, "sleep", "60", check=True)
     output, code = run_in_pty(moord, ["exec", "-it", name, "sh", "-c", "tty; exit 3"])
     assert code == 3 and b"/dev/pts/" in output
@@ -207,7 +201,7 @@ def test_tty_run_and_exec(moord: Daemon, image: str, names: list[str]) -> None:
 
 
 def test_attach(moord: Daemon, image: str, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "t")
     moord.docker("run", "-d", "--name", name, image, "sh", "-c",
                  "sleep 1; echo attached-output; exit 9", check=True)
     result = moord.docker("attach", name)
@@ -234,7 +228,7 @@ def test_sdk(moord: Daemon, image: str) -> None:
 
 
 def test_rename_and_name_conflict(moord: Daemon, image: str, names: list[str]) -> None:
-    first, second = _name(names), _name(names)
+    first, second = unique_name(names, "t"), unique_name(names, "t")
     moord.docker("create", "--name", first, image, "true", check=True)
     clash = moord.docker("create", "--name", first, image, "true")
     assert clash.returncode == 1

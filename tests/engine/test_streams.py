@@ -14,14 +14,13 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
 from comparekit import Pair, concurrently, daemon_pair
-from enginekit import Daemon, start_daemon, stop_daemon
+from enginekit import Daemon, start_daemon, stop_daemon, unique_name
 from peers import DOCKER_CLI, Dockerd, dockerd_available
 
 from moorage.protocol import detachkeys
@@ -38,18 +37,6 @@ def pair(busybox_tar: bytes) -> Iterator[Pair]:
         yield pair
 
 
-@pytest.fixture
-def names(pair: Pair) -> Iterator[list[str]]:
-    made: list[str] = []
-    yield made
-    if made:
-        pair.both("rm", "-f", *made)
-
-
-def _name(names: list[str]) -> str:
-    name = f"s-{uuid.uuid4().hex[:8]}"
-    names.append(name)
-    return name
 
 
 def _sdk(daemon: Daemon | object):  # type: ignore[no-untyped-def]
@@ -96,7 +83,7 @@ def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> No
     """Stdin to a terminal that is not being read waits in the shim: none is dropped
     when the pty's input queue is full."""
     size = 300_000
-    name = _name(names)
+    name = unique_name(names, "s")
     script = f"stty raw -echo; sleep 2; head -c {size} | wc -c"
 
     def scenario(daemon: Daemon | Dockerd) -> None:
@@ -122,7 +109,7 @@ def test_tty_stdin_waits_for_a_full_terminal(pair: Pair, names: list[str]) -> No
 def test_exec_output_from_the_first_moment(pair: Pair, names: list[str]) -> None:
     """Output an exec writes at once reaches the SDK (it was lost when it followed the
     101 in the same read: dockerd sends the 101 before it starts the process)."""
-    name = _name(names)
+    name = unique_name(names, "s")
 
     def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
@@ -196,7 +183,7 @@ def _read_to_eof(sock: socket.socket, seconds: float) -> bool:
 ])
 def test_detach_keys_end_the_attach(pair: Pair, names: list[str], query: dict,
                                     keys: bytes) -> None:
-    name = _name(names)
+    name = unique_name(names, "s")
 
     def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("run", "-d", "-it", "--name", name, IMAGE, "cat", check=True)
@@ -251,7 +238,7 @@ def test_detach_scanner(chunks: list[bytes], forwarded: bytes, detached: bool) -
 
 
 def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
-    name = _name(names)
+    name = unique_name(names, "s")
 
     def scenario(daemon: Daemon | Dockerd) -> None:
         daemon.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
@@ -271,7 +258,7 @@ def test_detach_keys_end_an_exec(pair: Pair, names: list[str]) -> None:
 def test_invalid_detach_keys(pair: Pair, names: list[str]) -> None:
     import docker
 
-    name = _name(names)
+    name = unique_name(names, "s")
     seen = []
     for daemon in (pair.moord, pair.dockerd):
         daemon.docker("run", "-d", "-it", "--name", name, IMAGE, "cat", check=True)
@@ -301,7 +288,7 @@ def test_container_not_reading_stdin(pair: Pair, names: list[str]) -> None:
     back (not buffered without end), and kill and stop still answer at once."""
     moord = pair.moord
     for command in ("kill", "stop"):
-        name = _name(names)
+        name = unique_name(names, "s")
         moord.docker("run", "-d", "-i", "--name", name, IMAGE, "sleep", "300", check=True)
         client = _sdk(moord)
         raw = client.api.attach_socket(name, params={"stdin": 1, "stream": 1})
@@ -354,7 +341,7 @@ def test_attach_client_that_stops_reading(pair: Pair, names: list[str]) -> None:
             client.close()
 
     # The two containers at once: each waits out its own client's stall.
-    concurrently(*(partial(stalled_client_then, command, _name(names))
+    concurrently(*(partial(stalled_client_then, command, unique_name(names, "s"))
                    for command in ("kill", "stop")))
 
 
@@ -374,7 +361,7 @@ def test_hung_shim_is_not_a_hang(pair: Pair, names: list[str]) -> None:
     daemon kills the container's processes and the shim itself, as moby's
     killPossiblyDeadProcess kills the pid when containerd cannot."""
     moord = pair.moord
-    name = _name(names)
+    name = unique_name(names, "s")
     moord.docker("run", "-d", "--name", name, IMAGE, "sleep", "300", check=True)
     pid = int(moord.docker("inspect", "-f", "{{.State.Pid}}", name).stdout)
     shim = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])

@@ -21,6 +21,7 @@ from moorage.daemon.containers import healthcheck
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.execs import ExecManager
 from moorage.daemon.containers.shim_calls import call
+from moorage.daemon.containers.tasks import cancel_all
 from moorage.errors import MoorError
 from moorage.model.config import ExecConfig
 from moorage.model.records import (
@@ -67,11 +68,7 @@ class HealthMonitors:
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
 
     async def _monitor(self, container_id: str, started_at: int, probe: list[str]) -> None:
         while True:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import replace
 
 from moorage.daemon.containers import events as container_events
@@ -12,6 +11,7 @@ from moorage.daemon.containers.exits import apply_exit, kill_remains
 from moorage.daemon.containers.paths import exit_status, read_exit_file
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_client import request
+from moorage.daemon.containers.tasks import cancel_all
 from moorage.errors import MoorError
 from moorage.model.records import RESTARTING, ContainerRecord
 from moorage.shim.wire import ExitRecord, Wait
@@ -52,11 +52,7 @@ class Monitors:
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
 
 
 async def exited(ctx: Context, container_id: str, exit_record: ExitRecord) -> None:

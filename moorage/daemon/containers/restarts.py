@@ -10,10 +10,10 @@ in the record, so they outlive the daemon.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from moorage.daemon.containers.tasks import cancel_all
 from moorage.model.config import RestartPolicy
 from moorage.model.records import ContainerRecord
 
@@ -117,8 +117,4 @@ class RestartManagers:
         """The daemon stops: pending restarts are dropped (the next daemon decides)."""
         tasks = [m.pending for m in self._managers.values() if m.pending is not None]
         self._managers.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(tasks)
