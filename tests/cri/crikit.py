@@ -22,6 +22,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+import docker
 import grpc
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import stop_process
@@ -189,19 +190,30 @@ def _connect(name: str, daemon: Daemon | None, socket: str,
 
 
 def load_images(cri: Cri, busybox_tar: bytes, base: str) -> None:
-    """The pause image (busybox sleeping) and busybox, loaded from an archive: moord's
-    through the Engine API, containerd's with ctr into its k8s.io namespace. No registry
-    is reached."""
+    """The pause image (busybox sleeping) and busybox, loaded from an archive into the
+    CRI's images: moord's through the Engine API (its load's `namespace`), containerd's
+    with ctr into its k8s.io namespace. No registry is reached."""
     archive = image_archive(busybox_tar, {PAUSE_IMAGE: ["sleep", "86400"],
                                           BUSYBOX_IMAGE: ["sh"]})
     if cri.daemon is not None:
-        cri.daemon.docker("load", input=archive, check=True)
+        engine_load(cri.daemon, archive, "k8s.io")
         return
     path = os.path.join(base, "images.tar")
     with open(path, "wb") as f:
         f.write(archive)
     subprocess.run(["ctr", "-a", os.path.join(base, "containerd.sock"), "-n", "k8s.io",
                     "images", "import", path], check=True, capture_output=True)
+
+
+def engine_load(daemon: Daemon, archive: bytes, namespace: str = "") -> None:
+    """POST /images/load, into the image namespace given (moorage's own parameter)."""
+    api = docker.APIClient(base_url=daemon.host)
+    try:
+        params = {"quiet": "1", **({"namespace": namespace} if namespace else {})}
+        response = api._post(api._url("/images/load"), params=params, data=archive)
+        api._raise_for_status(response)
+    finally:
+        api.close()
 
 
 _CONTAINERD_CONFIG = """version = 2

@@ -12,7 +12,13 @@ import pytest
 
 from moorage.daemon.containers.store import ContainerStore
 from moorage.store.leases import Leases
-from moorage.store.metadata import SCHEMA, SCHEMA_VERSION, Metadata
+from moorage.store.metadata import (
+    CRI_NAMESPACE,
+    DOCKER_NAMESPACE,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Metadata,
+)
 
 # The two schemas as they were before the metadata layer versioned the file: the image
 # tables (store/metadata.py's SCHEMA, unchanged since) and daemon/container_store.py's.
@@ -41,6 +47,7 @@ def _old_database(path: Path) -> None:
     db.execute(_CONTAINERS_BEFORE)
     db.execute("INSERT INTO images VALUES (?, ?, '', NULL, 0, 0.0, '', 0)",
                (IMAGE, "sha256:" + "b" * 64))
+    db.execute("INSERT INTO image_refs VALUES ('docker.io/library/a:1', ?, 0)", (IMAGE,))
     db.execute("INSERT INTO containers VALUES (?, ?, ?)",
                ("c1", "/one", _inspect("c1", "/one", "vol1")))
     db.execute("INSERT INTO containers VALUES (?, ?, ?)",
@@ -55,7 +62,7 @@ def test_migrates_a_database_of_the_previous_schema(tmp_path: Path) -> None:
     _old_database(path)
     metadata = Metadata(str(path))
     assert metadata.connection().execute("PRAGMA user_version").fetchone()[0] \
-        == SCHEMA_VERSION == 2
+        == SCHEMA_VERSION == 3
     images, volumes = Leases(metadata, "image"), Leases(metadata, "volume")
     assert images.holders(IMAGE) == ["c1", "c2"]
     assert volumes.holders("vol1") == ["c1"] and volumes.holders("vol2") == ["c2"]
@@ -65,6 +72,11 @@ def test_migrates_a_database_of_the_previous_schema(tmp_path: Path) -> None:
                                                   ("c3", "/bad", 0)]
     assert json.loads(rows[0][3])["Image"] == IMAGE
     assert metadata.image(IMAGE) is not None  # the image tables are untouched
+    # Images and references made before namespaces are the Docker API's.
+    assert [i.id for i in metadata.images(DOCKER_NAMESPACE)] == [IMAGE]
+    assert metadata.ref("docker.io/library/a:1", namespace=DOCKER_NAMESPACE) == IMAGE
+    assert metadata.images(CRI_NAMESPACE) == []
+    assert metadata.ref("docker.io/library/a:1", namespace=CRI_NAMESPACE) is None
 
     # Opening it again migrates nothing twice; released leases stay released.
     images.release("c1")

@@ -69,10 +69,10 @@ def check(service: ImageStore, repair: bool) -> CheckReport:
         present = set(blobs) - bad_blobs
         problems += _check_snapshots(service)
         problems += _check_active(service)
-        images = service.metadata.images(retained=True)
+        images = service.metadata.images(None)
         for record in images:
             problems += _check_image(service, record.id, present)
-        refs = service.metadata.refs()
+        refs = service.metadata.refs(namespace=None)
         live = {r.id for r in images if not r.retained}
         problems += [f"reference {r.ref}: image {r.image_id} is gone"
                      for r in refs if r.image_id not in live]
