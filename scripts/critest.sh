@@ -13,6 +13,12 @@ set -eu
 critest=$1; runtime=$2; shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${CRITEST_IN_NETNS:-}" ]; then
+    # Debian's dynamically linked busybox, for the stand-ins (critest_images.py), fetched
+    # here: inside the network namespace no registry can be reached.
+    debs=${TMPDIR:-/tmp}/critest-debs
+    mkdir -p "$debs"
+    ls "$debs"/busybox_*.deb >/dev/null 2>&1 || (cd "$debs" && apt-get download -q busybox)
+    export CRITEST_BUSYBOX_DEB="$(ls "$debs"/busybox_*.deb | head -n 1)"
     CRITEST_IN_NETNS=1 exec unshare --net --fork sh "$0" "$critest" "$runtime" "$@"
 fi
 ip link set lo up
@@ -37,7 +43,8 @@ k8s_cgroups_before=$(ls -d /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/
 trap cleanup EXIT
 
 # Stand-ins for critest's images (scripts/critest_images.py), served by a registry here.
-PYTHONPATH=$here "$py" "$here/scripts/critest_images.py" "$base" > "$base/images.txt"
+PYTHONPATH=$here "$py" "$here/scripts/critest_images.py" "$base" "$CRITEST_BUSYBOX_DEB" \
+    > "$base/images.txt"
 cat > "$base/registry.yml" <<YML
 version: 0.1
 log:
