@@ -59,7 +59,8 @@ docker-registry serve "$base/registry.yml" >"$base/registry.log" 2>&1 &
 registry_pid=$!
 sleep 1
 while read -r name file; do
-    case $name in moorage.test/*) pause=$base/$file; continue;; esac
+    # containerd imports the pause image; moord pulls it as registry.k8s.io/pause:1
+    case $name in moorage.test/*) pause=$base/$file;; esac
     skopeo copy -q --dest-tls-verify=false "docker-archive:$base/$file" \
         "docker://127.0.0.1:5000/${name#*/}"
 done < "$base/images.txt"
@@ -82,11 +83,10 @@ JSON
     "$here/.venv/bin/moord" --data-root "$base/data" --exec-root "$base/exec" \
         -H "unix://$base/moord.sock" --config-file "$base/daemon.json" --bridge critestm0 \
         --cri-socket "unix://$sock" --cni-conf-dir "$base/cni" --cni-bin-dir /usr/lib/cni \
-        --cri-sandbox-image moorage.test/pause:1 \
+        --cri-sandbox-image registry.k8s.io/pause:1 \
         >"$base/runtime.log" 2>&1 &
     runtime_pid=$!
-    while [ ! -S "$base/moord.sock" ]; do sleep 0.1; done
-    DOCKER_HOST=unix://$base/moord.sock DOCKER_CONFIG=$base/dc docker load -q -i "$pause"
+    while [ ! -S "$sock" ]; do sleep 0.1; done
 else
     sock=$base/containerd.sock
     PYTHONPATH=$here/tests:$here/tests/engine:$here/tests/cri "$py" -c \

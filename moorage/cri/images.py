@@ -90,8 +90,10 @@ class CriImages:
     async def remove(self, spec: pb.ImageSpec) -> None:
         if not spec.image:
             raise InvalidParameter("image spec must not be empty")
+        # containerd's RemoveImage: the image goes with every reference it has here.
         try:
-            await asyncio.to_thread(self.images.image_delete, spec.image, True, True)
+            image_id = (await asyncio.to_thread(self.images.resolve, spec.image)).id
+            await asyncio.to_thread(self.images.image_delete, image_id, True, True)
         except NotFound:
             pass  # kubelet retries removals: an unknown image is already removed
 

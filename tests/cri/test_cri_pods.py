@@ -117,11 +117,15 @@ def test_cri_images_kept_apart_from_the_docker_apis(cri: Cri, logs: str,
     finally:
         _end_pod(cri, pod_id)
 
-    # And the CRI's removal leaves the Docker API's image; the last one out frees it.
+    # And the CRI's removal (of every reference, as containerd's) leaves the Docker
+    # API's image; the last one out frees it.
     engine_load(cri.daemon, apart)
+    engine_load(cri.daemon, image_archive(busybox_tar, {"moorage.test/apart:2": ["true"]}),
+                "k8s.io")
     cri.images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(
         image="moorage.test/apart:1")))
     assert not _cri_image(cri, "moorage.test/apart:1")
+    assert not _cri_image(cri, "moorage.test/apart:2")
     assert _engine_images(cri)["moorage.test/apart:1"] == apart_id
     images = _store_rows(cri, "images")
     cri.daemon.docker("rmi", "moorage.test/apart:1", check=True)
