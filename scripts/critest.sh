@@ -38,7 +38,10 @@ cleanup() {
             [ -d "$d" ] && rmdir "$d" 2>/dev/null
         done
     fi
+    # and the folder of its pods' namespaces, when it made it (empty again by now)
+    [ "$run_netns_before" = no ] && rmdir /run/netns 2>/dev/null
 }
+run_netns_before=$([ -d /run/netns ] && echo yes || echo no)
 k8s_cgroups_before=$(ls -d /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/null || true)
 trap cleanup EXIT
 
