@@ -261,25 +261,29 @@ class Metadata:
         return True
 
     def leave_namespace(self, image_id: str, namespace: str) -> bool:
-        """Drop the image and its references from ``namespace``; True when no
-        namespace holds it any more (the caller deletes or retains the row)."""
+        """Drop the image and its references from ``namespace``, in one transaction with
+        what follows when no namespace holds it any more: the row is deleted, or kept
+        retained while containers lease it. True when the row is gone."""
         with self.transaction() as db:
             db.execute("DELETE FROM image_refs WHERE namespace = ? AND image_id = ?",
                        (namespace, image_id))
             db.execute("DELETE FROM image_namespaces WHERE namespace = ? AND image_id = ?",
                        (namespace, image_id))
-            return db.execute("SELECT 1 FROM image_namespaces WHERE image_id = ?",
-                              (image_id,)).fetchone() is None
+            if db.execute("SELECT 1 FROM image_namespaces WHERE image_id = ?",
+                          (image_id,)).fetchone():
+                return False
+            if db.execute("SELECT 1 FROM leases WHERE kind = 'image' AND resource = ?",
+                          (image_id,)).fetchone():
+                db.execute("UPDATE images SET retained = 1 WHERE id = ?", (image_id,))
+                return False
+            db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            return True
 
     def layers(self, image_id: str) -> list[LayerRecord]:
         rows = self.connection().execute(
             "SELECT digest, media_type, blob_size, diff_id, chain_id FROM image_layers "
             "WHERE image_id = ? ORDER BY idx", (image_id,))
         return [LayerRecord(*r) for r in rows]
-
-    def set_retained(self, image_id: str) -> None:
-        with self.transaction() as db:
-            db.execute("UPDATE images SET retained = 1 WHERE id = ?", (image_id,))
 
     def delete_image(self, image_id: str) -> None:
         """Remove the image, its layers' rows and its references (cascade)."""
@@ -344,6 +348,7 @@ class Metadata:
                        (namespace, ref, image_id, int(is_digest)))
             db.execute("INSERT OR IGNORE INTO image_namespaces VALUES (?, ?)",
                        (image_id, namespace))
+            db.execute("UPDATE images SET retained = 0 WHERE id = ?", (image_id,))
             if tag_time:
                 db.execute("UPDATE images SET last_tag_time = ? WHERE id = ?",
                            (tag_time, image_id))

@@ -16,9 +16,12 @@ import socket
 import struct
 import subprocess
 import tarfile
+import tempfile
 import time
 import urllib.parse
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,6 +305,23 @@ def stop_cri(cri: Cri) -> None:
                 os.rmdir(RUN_NETNS)
             except OSError:
                 pass  # a namespace is still bound there: someone else's, left alone
+
+
+@contextmanager
+def running(name: str, network: Network, busybox_tar: bytes) -> Iterator[Cri]:
+    """moord or containerd on a temporary folder, with the pause and busybox images; its
+    pods removed and it stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=f"cri-{name}-") as base:
+        found = start_cri(base, network) if name == "moord" \
+            else start_containerd(base, network)
+        try:
+            load_images(found, busybox_tar, base)
+            yield found
+        finally:
+            try:
+                remove_all_pods(found)
+            finally:
+                stop_cri(found)
 
 
 def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = False,

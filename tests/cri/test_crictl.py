@@ -20,10 +20,7 @@ from crikit import (
     Cri,
     Network,
     image_archive,
-    load_images,
-    remove_all_pods,
-    start_cri,
-    stop_cri,
+    running,
 )
 from registrykit import free_port, skopeo, start_distribution, stop_server
 
@@ -34,16 +31,8 @@ CRICTL = os.environ.get("CRICTL") or shutil.which("crictl") or "/tmp/critools/bu
 def moord(network: Network, busybox_tar: bytes) -> Iterator[Cri]:
     if not os.access(CRICTL, os.X_OK):
         pytest.skip("needs crictl from cri-tools v1.26.1 (README: the CRI validation suite)")
-    with tempfile.TemporaryDirectory(prefix="crictl-") as base:
-        found = start_cri(base, network)
-        try:
-            load_images(found, busybox_tar, base)
-            yield found
-        finally:
-            try:
-                remove_all_pods(found)
-            finally:
-                stop_cri(found)
+    with running("moord", network, busybox_tar) as found:
+        yield found
 
 
 def _crictl(cri: Cri, *args: str) -> str:

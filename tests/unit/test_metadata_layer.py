@@ -17,6 +17,7 @@ from moorage.store.metadata import (
     DOCKER_NAMESPACE,
     SCHEMA,
     SCHEMA_VERSION,
+    ImageRecord,
     Metadata,
 )
 
@@ -119,3 +120,26 @@ def test_addresses_claimed_once_and_released_by_owner(tmp_path: Path) -> None:
     metadata.release_addresses("ep1")
     assert metadata.claimed_addresses("net1") == set()
     assert Metadata(str(tmp_path / "moor.db")).claimed_addresses("net2") == {"10.0.0.2"}
+
+
+def test_an_image_goes_when_no_namespace_and_no_lease_holds_it(tmp_path: Path) -> None:
+    metadata = Metadata(str(tmp_path / "moor.db"))
+    record = ImageRecord(IMAGE, "sha256:" + "b" * 64, "", None, 0, 0.0, "", False)
+    assert metadata.add_image(record, [], namespace=DOCKER_NAMESPACE)
+    assert not metadata.add_image(record, [], namespace=CRI_NAMESPACE)  # joins only
+    metadata.set_ref("docker.io/library/a:1", IMAGE, namespace=CRI_NAMESPACE)
+    assert not metadata.leave_namespace(IMAGE, DOCKER_NAMESPACE)
+    assert metadata.namespaces(IMAGE) == [CRI_NAMESPACE]
+    assert metadata.ref("docker.io/library/a:1", namespace=CRI_NAMESPACE) == IMAGE
+
+    Leases(metadata, "image").acquire("c1", IMAGE)
+    assert not metadata.leave_namespace(IMAGE, CRI_NAMESPACE)  # kept for its lease
+    kept = metadata.image(IMAGE)
+    assert kept is not None and kept.retained and metadata.images(CRI_NAMESPACE) == []
+    assert metadata.refs(namespace=None) == []
+    metadata.set_ref("docker.io/library/a:2", IMAGE, namespace=CRI_NAMESPACE)
+    again = metadata.image(IMAGE)
+    assert again is not None and not again.retained  # back in a namespace: visible
+    Leases(metadata, "image").release("c1")
+    assert metadata.leave_namespace(IMAGE, CRI_NAMESPACE)
+    assert metadata.image(IMAGE) is None

@@ -321,9 +321,9 @@ class ImageService(ImageStore):
         # Forced while containers use it: hidden now, removed once they are gone, as
         # Docker keeps the layers its containers' read-write layers sit on. Another
         # namespace's image stays too, but is gone from this one's view.
-        self.drop_image(image_id)
+        gone = self.drop_image(image_id)
         records.append(DeleteItem(deleted=image_id))
-        if self.metadata.image(image_id) is not None:
+        if not gone:
             return
         records.extend(DeleteItem(deleted=c) for c in self.collect_garbage())
         if prune and record is not None and record.parent:

@@ -120,15 +120,11 @@ class ImageStore:
     def add_tag(self, ref: Reference, image_id: str) -> str | None:
         return self.set_ref(str(ref), image_id, tag_time=image_config.now_rfc3339())
 
-    def drop_image(self, image_id: str) -> None:
+    def drop_image(self, image_id: str) -> bool:
         """Take the image out of this namespace: the row goes when no other namespace
-        has it, or is kept hidden (retained) while containers lease it."""
-        with self.lock:
-            if self.metadata.leave_namespace(image_id, self.namespace):
-                if self.leases.holders(image_id):
-                    self.metadata.set_retained(image_id)
-                else:
-                    self.metadata.delete_image(image_id)
+        has it, or is kept hidden (retained) while containers lease it. True when the
+        row is gone."""
+        return self.metadata.leave_namespace(image_id, self.namespace)
 
     # --- garbage ---------------------------------------------------------------------
 
