@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import time
 
+import docker
 import grpc
 import pytest
 from crikit import (
@@ -102,6 +103,8 @@ def test_cri_images_kept_apart_from_the_docker_apis(cri: Cri, logs: str,
     apart_id = docker_side["moorage.test/apart:1"]
     assert _cri_image(cri, "moorage.test/apart:1") == apart_id
     assert _store_rows(cri, "snapshots") == snapshots  # the same layer, stored once
+    with pytest.raises(docker.errors.APIError, match="unknown image namespace 'k8s'"):
+        engine_load(cri.daemon, apart, "k8s")
 
     # A pod leases the pause image: the Docker API removes its own reference unhindered
     # (the CRI keeps the image) and its prune leaves the CRI's images alone.
