@@ -108,28 +108,37 @@ def test_cri_images_kept_apart_from_the_docker_apis(cri: Cri, logs: str,
 
     # A pod leases the pause image: the Docker API removes its own reference unhindered
     # (the CRI keeps the image) and its prune leaves the CRI's images alone.
-    pod_id = _run_pod(cri, pod_config("apart", logs))
+    config = pod_config("apart", logs)
+    pod_id = _run_pod(cri, config)
     try:
         cri.daemon.docker("rmi", PAUSE_IMAGE, check=True)
         cri.daemon.docker("image", "prune", "-af", check=True)
         assert not _engine_images(cri)
         assert _cri_image(cri, PAUSE_IMAGE) == docker_side[PAUSE_IMAGE]
         assert cri.daemon.docker("image", "inspect", apart_id).returncode != 0
+        assert _cri_image(cri, apart_id) == apart_id
         assert cri.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
             pod_sandbox_id=pod_id)).status.state == pb.SANDBOX_READY
+
+        # The CRI's removal (of every reference, as containerd's) leaves the Docker
+        # API's image, which the CRI cannot use, not even by its ID.
+        engine_load(cri.daemon, apart)
+        engine_load(cri.daemon, image_archive(
+            busybox_tar, {"moorage.test/apart:2": ["true"]}), "k8s.io")
+        cri.images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(
+            image="moorage.test/apart:1")))
+        assert not _cri_image(cri, "moorage.test/apart:1")
+        assert not _cri_image(cri, "moorage.test/apart:2")
+        assert _engine_images(cri)["moorage.test/apart:1"] == apart_id
+        with pytest.raises(grpc.RpcError) as refused:
+            cri.runtime.CreateContainer(pb.CreateContainerRequest(
+                pod_sandbox_id=pod_id, sandbox_config=config, config=pb.ContainerConfig(
+                    metadata=pb.ContainerMetadata(name="apart"),
+                    image=pb.ImageSpec(image=apart_id), log_path="apart.log")))
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         _end_pod(cri, pod_id)
-
-    # And the CRI's removal (of every reference, as containerd's) leaves the Docker
-    # API's image; the last one out frees it.
-    engine_load(cri.daemon, apart)
-    engine_load(cri.daemon, image_archive(busybox_tar, {"moorage.test/apart:2": ["true"]}),
-                "k8s.io")
-    cri.images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(
-        image="moorage.test/apart:1")))
-    assert not _cri_image(cri, "moorage.test/apart:1")
-    assert not _cri_image(cri, "moorage.test/apart:2")
-    assert _engine_images(cri)["moorage.test/apart:1"] == apart_id
+    # The last one out frees it.
     images = _store_rows(cri, "images")
     cri.daemon.docker("rmi", "moorage.test/apart:1", check=True)
     assert _store_rows(cri, "images") == images - 1

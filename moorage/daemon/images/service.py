@@ -34,7 +34,7 @@ from moorage.model.image import (
     ImportRequest,
     PruneReport,
 )
-from moorage.store.metadata import NAMESPACES, Metadata, RefRecord
+from moorage.store.metadata import DOCKER_NAMESPACE, NAMESPACES, Metadata, RefRecord
 from moorage.store.snapshots import Mount
 
 _NO_TIME = "0001-01-01T00:00:00Z"
@@ -76,9 +76,11 @@ class ImageService(ImageStore):
         """The image ``name`` (reference, ID or unambiguous ID prefix) names.
 
         Raises NotFound ("No such image: <name>") or InvalidParameter (a
-        malformed reference). Reads only (disk I/O: run it in a thread).
+        malformed reference). Reads only (disk I/O: run it in a thread). The
+        Docker API's containers still find, by full ID, an image removed by force
+        that others use; another namespace's view finds only its own images.
         """
-        record = self.lookup(name, retained=True)
+        record = self.lookup(name, retained=self.namespace == DOCKER_NAMESPACE)
         return ResolvedImage(record.id, self.config(record.id), self.repo_tags(record.id))
 
     def prepare_rootfs(self, container_id: str, image_id: str) -> list[Mount]:
