@@ -13,6 +13,12 @@ set -eu
 critest=$1; runtime=$2; shift 2
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${CRITEST_IN_NETNS:-}" ]; then
+    # Debian's dynamically linked busybox, for the stand-ins (critest_images.py), fetched
+    # here: inside the network namespace no registry can be reached.
+    debs=${TMPDIR:-/tmp}/critest-debs
+    mkdir -p "$debs"
+    ls "$debs"/busybox_*.deb >/dev/null 2>&1 || (cd "$debs" && apt-get download -q busybox)
+    export CRITEST_BUSYBOX_DEB="$(ls "$debs"/busybox_*.deb | head -n 1)"
     CRITEST_IN_NETNS=1 exec unshare --net --fork sh "$0" "$critest" "$runtime" "$@"
 fi
 ip link set lo up
@@ -32,12 +38,16 @@ cleanup() {
             [ -d "$d" ] && rmdir "$d" 2>/dev/null
         done
     fi
+    # and the folder of its pods' namespaces, when it made it (empty again by now)
+    [ "$run_netns_before" = no ] && rmdir /run/netns 2>/dev/null
 }
+run_netns_before=$([ -d /run/netns ] && echo yes || echo no)
 k8s_cgroups_before=$(ls -d /sys/fs/cgroup/*/k8s.io /sys/fs/cgroup/k8s.io 2>/dev/null || true)
 trap cleanup EXIT
 
 # Stand-ins for critest's images (scripts/critest_images.py), served by a registry here.
-PYTHONPATH=$here "$py" "$here/scripts/critest_images.py" "$base" > "$base/images.txt"
+PYTHONPATH=$here "$py" "$here/scripts/critest_images.py" "$base" "$CRITEST_BUSYBOX_DEB" \
+    > "$base/images.txt"
 cat > "$base/registry.yml" <<YML
 version: 0.1
 log:
@@ -52,7 +62,8 @@ docker-registry serve "$base/registry.yml" >"$base/registry.log" 2>&1 &
 registry_pid=$!
 sleep 1
 while read -r name file; do
-    case $name in moorage.test/*) pause=$base/$file; continue;; esac
+    # containerd imports the pause image; moord pulls it as registry.k8s.io/pause:1
+    case $name in moorage.test/*) pause=$base/$file;; esac
     skopeo copy -q --dest-tls-verify=false "docker-archive:$base/$file" \
         "docker://127.0.0.1:5000/${name#*/}"
 done < "$base/images.txt"
@@ -75,11 +86,10 @@ JSON
     "$here/.venv/bin/moord" --data-root "$base/data" --exec-root "$base/exec" \
         -H "unix://$base/moord.sock" --config-file "$base/daemon.json" --bridge critestm0 \
         --cri-socket "unix://$sock" --cni-conf-dir "$base/cni" --cni-bin-dir /usr/lib/cni \
-        --cri-sandbox-image moorage.test/pause:1 \
+        --cri-sandbox-image registry.k8s.io/pause:1 \
         >"$base/runtime.log" 2>&1 &
     runtime_pid=$!
-    while [ ! -S "$base/moord.sock" ]; do sleep 0.1; done
-    DOCKER_HOST=unix://$base/moord.sock DOCKER_CONFIG=$base/dc docker load -q -i "$pause"
+    while [ ! -S "$sock" ]; do sleep 0.1; done
 else
     sock=$base/containerd.sock
     PYTHONPATH=$here/tests:$here/tests/engine:$here/tests/cri "$py" -c \

@@ -1,10 +1,12 @@
-"""The CRI's ImageService over the engine's image store: the same content and
-snapshots as the Docker API, references named in full (docker.io/library/x:tag)."""
+"""The CRI's ImageService over the engine's image store, in the CRI's own namespace of
+it (k8s.io, as containerd's): the same content and snapshots as the Docker API, but its
+own references (named in full, docker.io/library/x:tag) and list of images."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import os
 
 from moorage.cri import convert
@@ -13,6 +15,8 @@ from moorage.cri.proto import api_pb2 as pb
 from moorage.errors import InvalidParameter, NotFound
 from moorage.model.distribution import AuthConfig, PullRequest
 from moorage.model.times import now_ns
+
+log = logging.getLogger("moord.cri")
 
 
 class CriImages:
@@ -74,11 +78,22 @@ class CriImages:
             lambda _message: None)
         return (await asyncio.to_thread(self.images.resolve, spec.image)).id
 
+    async def ensure(self, name: str) -> str:
+        """The ID of the image ``name``, pulled first when the namespace lacks it (the
+        pause image of a pod, as containerd's RunPodSandbox does)."""
+        try:
+            return (await asyncio.to_thread(self.images.resolve, name)).id
+        except NotFound:
+            log.info("CRI: pulling %s, which the CRI's images lack", name)
+            return await self.pull(pb.ImageSpec(image=name), pb.AuthConfig())
+
     async def remove(self, spec: pb.ImageSpec) -> None:
         if not spec.image:
             raise InvalidParameter("image spec must not be empty")
+        # containerd's RemoveImage: the image goes with every reference it has here.
         try:
-            await asyncio.to_thread(self.images.image_delete, spec.image, True, True)
+            image_id = (await asyncio.to_thread(self.images.resolve, spec.image)).id
+            await asyncio.to_thread(self.images.image_delete, image_id, True, True)
         except NotFound:
             pass  # kubelet retries removals: an unknown image is already removed
 

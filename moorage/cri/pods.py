@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from moorage.cri import convert
 from moorage.cri.backends import Containers
@@ -31,11 +31,12 @@ def namespace_options(config: pb.PodSandboxConfig) -> pb.NamespaceOption:
 
 class Pods:
     def __init__(self, records: CriRecords, containers: Containers, cni: Cni,
-                 sandbox_image: str) -> None:
+                 sandbox_image: str, ensure_image: Callable[[str], Awaitable[str]]) -> None:
         self.records = records
         self.containers = containers
         self.cni = cni
         self.sandbox_image = sandbox_image
+        self.ensure_image = ensure_image
         self._locks: dict[str, asyncio.Lock] = {}
 
     def lock(self, pod_id: str) -> asyncio.Lock:
@@ -73,8 +74,9 @@ class Pods:
             privileged=config.linux.security_context.privileged,
             oom_score_adj=convert.clamp_oom_score_adj(_SANDBOX_OOM_SCORE_ADJ,
                                                       f"sandbox {name}"))
+        image = await self.ensure_image(self.sandbox_image)
         record = await self.containers.container_create("", ContainerConfig(
-            image=self.sandbox_image, hostname="" if host_network else config.hostname,
+            image=image, hostname="" if host_network else config.hostname,
             labels=convert.engine_labels("sandbox")), host)
         pod = self.records.put_pod(PodRecord(
             id=record.id, name=name, config=convert.to_json(config), created=now_ns()))

@@ -96,9 +96,9 @@ class CriService:
         self.records = CriRecords(data_root)
         self.engine = containers
         self.cni = cni
-        self.pods = Pods(self.records, containers, cni, sandbox_image)
-        self.containers = CriContainers(self.records, containers, images, self.pods)
         self.images = CriImages(images, os.path.join(data_root, "snapshots"))
+        self.pods = Pods(self.records, containers, cni, sandbox_image, self.images.ensure)
+        self.containers = CriContainers(self.records, containers, images, self.pods)
         self.streaming = StreamingServer(containers, socket_in)
 
 

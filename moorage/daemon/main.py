@@ -181,11 +181,12 @@ async def _serve_cri(engine: object) -> object:
     from moorage.cri.server import CriService, serve
     from moorage.daemon.engine import Engine
     from moorage.daemon.networks.netns import tcp_socket
+    from moorage.store.metadata import CRI_NAMESPACE
 
     assert isinstance(engine, Engine)
     config = engine.config
     server = await serve(config.cri_socket, CriService(
-        config.data_root, engine.containers, engine.images,
+        config.data_root, engine.containers, engine.images.namespaced(CRI_NAMESPACE),
         Cni(config.cni_conf_dir, config.cni_bin_dir), config.cri_sandbox_image, tcp_socket))
     log.info("CRI listen on %s", config.cri_socket)
     return server

@@ -5,6 +5,12 @@ snapshots), the leases that keep what containers use from being removed, and
 record tables (one JSON document per row, with a schema version) that other
 services own, such as ``containers``. Nothing else opens the file.
 
+Images live in namespaces, as containerd's do: the Docker API's ("moby") and the
+CRI's ("k8s.io") each have their own references and their own list of images,
+over one set of image rows, layers and snapshots, so a layer is stored once. An
+image row goes when no namespace holds it and no lease does; until the leases
+are gone it stays, ``retained``.
+
 Every change is one transaction (BEGIN IMMEDIATE, so writers queue instead of
 failing midway). Connections are per thread: the daemon calls in from its event
 loop and from worker threads, and a sqlite3 connection must stay in its thread.
@@ -72,7 +78,26 @@ CREATE TABLE IF NOT EXISTS active_snapshots (
     parent TEXT                      -- chain ID of the image's top layer, NULL without layers
 )""")
 
-SCHEMA_VERSION = 2
+# Schema 3: namespaces. References are named within one (the CRI's k8s.io beside the
+# Docker API's moby); an image is in the namespaces that have a row for it here.
+_NAMESPACES = ("""
+CREATE TABLE image_refs_v3 (
+    namespace TEXT NOT NULL,
+    ref       TEXT NOT NULL,
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    is_digest INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (namespace, ref)
+)""", """
+CREATE TABLE IF NOT EXISTS image_namespaces (
+    image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    namespace TEXT NOT NULL,
+    PRIMARY KEY (image_id, namespace)
+)""")
+
+DOCKER_NAMESPACE = "moby"
+CRI_NAMESPACE = "k8s.io"
+NAMESPACES = (DOCKER_NAMESPACE, CRI_NAMESPACE)
+SCHEMA_VERSION = 3
 _TABLE_NAME = re.compile(r"^[a-z_]+$")
 
 
@@ -181,28 +206,48 @@ class Metadata:
             f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,)).fetchone()
         return _image(row) if row else None
 
-    def images(self, *, retained: bool = False) -> list[ImageRecord]:
-        """Visible images, newest first; with ``retained`` the hidden ones too."""
-        where = "" if retained else "WHERE retained = 0"
-        rows = self.connection().execute(
-            f"SELECT {_IMAGE_COLUMNS} FROM images {where} ORDER BY created DESC, id")
+    def images(self, namespace: str | None) -> list[ImageRecord]:
+        """The images of ``namespace``, newest first; with None every row, the
+        retained ones too."""
+        if namespace is None:
+            rows = self.connection().execute(
+                f"SELECT {_IMAGE_COLUMNS} FROM images ORDER BY created DESC, id")
+        else:
+            rows = self.connection().execute(
+                f"SELECT {_IMAGE_COLUMNS} FROM images JOIN image_namespaces n ON n.image_id"
+                " = images.id WHERE n.namespace = ? ORDER BY created DESC, id", (namespace,))
         return [_image(r) for r in rows]
 
-    def image_ids_with_prefix(self, hex_prefix: str) -> list[str]:
+    def in_namespace(self, image_id: str, namespace: str) -> bool:
+        return self.connection().execute(
+            "SELECT 1 FROM image_namespaces WHERE image_id = ? AND namespace = ?",
+            (image_id, namespace)).fetchone() is not None
+
+    def namespaces(self, image_id: str) -> list[str]:
+        return [r[0] for r in self.connection().execute(
+            "SELECT namespace FROM image_namespaces WHERE image_id = ? ORDER BY namespace",
+            (image_id,))]
+
+    def image_ids_with_prefix(self, hex_prefix: str, *, namespace: str) -> list[str]:
         rows = self.connection().execute(
-            "SELECT id FROM images WHERE retained = 0 AND substr(id, 8, ?) = ?",
-            (len(hex_prefix), hex_prefix))
+            "SELECT image_id FROM image_namespaces WHERE namespace = ? "
+            "AND substr(image_id, 8, ?) = ?", (namespace, len(hex_prefix), hex_prefix))
         return [r[0] for r in rows]
 
-    def count_images(self) -> int:
+    def count_images(self, namespace: str) -> int:
         return self.connection().execute(
-            "SELECT count(*) FROM images WHERE retained = 0").fetchone()[0]
+            "SELECT count(*) FROM image_namespaces WHERE namespace = ?",
+            (namespace,)).fetchone()[0]
 
-    def add_image(self, record: ImageRecord, layers: list[LayerRecord]) -> bool:
-        """Insert an image and its layers; False (and no change) if it exists."""
+    def add_image(self, record: ImageRecord, layers: list[LayerRecord], *,
+                  namespace: str) -> bool:
+        """Insert an image and its layers, in ``namespace``; False (and the image only
+        joins the namespace) if it exists."""
         with self.transaction() as db:
             if db.execute("SELECT 1 FROM images WHERE id = ?", (record.id,)).fetchone():
                 db.execute("UPDATE images SET retained = 0 WHERE id = ?", (record.id,))
+                db.execute("INSERT OR IGNORE INTO image_namespaces VALUES (?, ?)",
+                           (record.id, namespace))
                 return False
             db.execute(f"INSERT INTO images ({_IMAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
                        (record.id, record.manifest, record.parent, record.top_chain,
@@ -212,7 +257,27 @@ class Metadata:
                 "INSERT INTO image_layers VALUES (?,?,?,?,?,?,?)",
                 [(record.id, i, lay.digest, lay.media_type, lay.blob_size, lay.diff_id,
                   lay.chain_id) for i, lay in enumerate(layers)])
+            db.execute("INSERT INTO image_namespaces VALUES (?, ?)", (record.id, namespace))
         return True
+
+    def leave_namespace(self, image_id: str, namespace: str) -> bool:
+        """Drop the image and its references from ``namespace``, in one transaction with
+        what follows when no namespace holds it any more: the row is deleted, or kept
+        retained while containers lease it. True when the row is gone."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM image_refs WHERE namespace = ? AND image_id = ?",
+                       (namespace, image_id))
+            db.execute("DELETE FROM image_namespaces WHERE namespace = ? AND image_id = ?",
+                       (namespace, image_id))
+            if db.execute("SELECT 1 FROM image_namespaces WHERE image_id = ?",
+                          (image_id,)).fetchone():
+                return False
+            if db.execute("SELECT 1 FROM leases WHERE kind = 'image' AND resource = ?",
+                          (image_id,)).fetchone():
+                db.execute("UPDATE images SET retained = 1 WHERE id = ?", (image_id,))
+                return False
+            db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            return True
 
     def layers(self, image_id: str) -> list[LayerRecord]:
         rows = self.connection().execute(
@@ -220,18 +285,15 @@ class Metadata:
             "WHERE image_id = ? ORDER BY idx", (image_id,))
         return [LayerRecord(*r) for r in rows]
 
-    def set_retained(self, image_id: str) -> None:
-        with self.transaction() as db:
-            db.execute("UPDATE images SET retained = 1 WHERE id = ?", (image_id,))
-
     def delete_image(self, image_id: str) -> None:
         """Remove the image, its layers' rows and its references (cascade)."""
         with self.transaction() as db:
             db.execute("DELETE FROM images WHERE id = ?", (image_id,))
 
-    def children(self, image_id: str) -> list[str]:
+    def children(self, image_id: str, *, namespace: str) -> list[str]:
         rows = self.connection().execute(
-            "SELECT id FROM images WHERE parent = ? AND retained = 0", (image_id,))
+            "SELECT id FROM images JOIN image_namespaces n ON n.image_id = images.id "
+            "WHERE parent = ? AND n.namespace = ?", (image_id, namespace))
         return [r[0] for r in rows]
 
     def referenced_blobs(self) -> set[str]:
@@ -255,36 +317,47 @@ class Metadata:
 
     # --- references -------------------------------------------------------------
 
-    def refs(self, image_id: str | None = None) -> list[RefRecord]:
-        if image_id is None:
-            rows = self.connection().execute(
-                "SELECT ref, image_id, is_digest FROM image_refs ORDER BY ref")
-        else:
-            rows = self.connection().execute(
-                "SELECT ref, image_id, is_digest FROM image_refs WHERE image_id = ? "
-                "ORDER BY ref", (image_id,))
+    def refs(self, image_id: str | None = None, *, namespace: str | None) -> list[RefRecord]:
+        """The references of ``namespace`` (None: of every namespace), of one image or
+        of all."""
+        where, args = [], []
+        if image_id is not None:
+            where.append("image_id = ?")
+            args.append(image_id)
+        if namespace is not None:
+            where.append("namespace = ?")
+            args.append(namespace)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.connection().execute(
+            f"SELECT ref, image_id, is_digest FROM image_refs {clause} ORDER BY ref", args)
         return [RefRecord(r[0], r[1], bool(r[2])) for r in rows]
 
-    def ref(self, ref: str) -> str | None:
+    def ref(self, ref: str, *, namespace: str) -> str | None:
         row = self.connection().execute(
-            "SELECT image_id FROM image_refs WHERE ref = ?", (ref,)).fetchone()
+            "SELECT image_id FROM image_refs WHERE namespace = ? AND ref = ?",
+            (namespace, ref)).fetchone()
         return row[0] if row else None
 
-    def set_ref(self, ref: str, image_id: str, *, is_digest: bool = False,
+    def set_ref(self, ref: str, image_id: str, *, namespace: str, is_digest: bool = False,
                 tag_time: str = "") -> str | None:
-        """Point ``ref`` at ``image_id``; returns the image it pointed at before."""
+        """Point ``ref`` at ``image_id`` in ``namespace``, which the image joins;
+        returns the image it pointed at before."""
         with self.transaction() as db:
-            before = self.ref(ref)
-            db.execute("INSERT OR REPLACE INTO image_refs VALUES (?,?,?)",
-                       (ref, image_id, int(is_digest)))
+            before = self.ref(ref, namespace=namespace)
+            db.execute("INSERT OR REPLACE INTO image_refs VALUES (?,?,?,?)",
+                       (namespace, ref, image_id, int(is_digest)))
+            db.execute("INSERT OR IGNORE INTO image_namespaces VALUES (?, ?)",
+                       (image_id, namespace))
+            db.execute("UPDATE images SET retained = 0 WHERE id = ?", (image_id,))
             if tag_time:
                 db.execute("UPDATE images SET last_tag_time = ? WHERE id = ?",
                            (tag_time, image_id))
         return before
 
-    def delete_ref(self, ref: str) -> bool:
+    def delete_ref(self, ref: str, *, namespace: str) -> bool:
         with self.transaction() as db:
-            return db.execute("DELETE FROM image_refs WHERE ref = ?", (ref,)).rowcount > 0
+            return db.execute("DELETE FROM image_refs WHERE namespace = ? AND ref = ?",
+                              (namespace, ref)).rowcount > 0
 
     # --- snapshots ---------------------------------------------------------------
 
@@ -463,4 +536,18 @@ def _to_v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS ip_allocations_owner ON ip_allocations (owner)")
 
 
-_MIGRATIONS = (_to_v1, _to_v2)
+def _to_v3(db: sqlite3.Connection) -> None:
+    """Namespaces: every reference and every image not retained so far is the Docker
+    API's."""
+    for statement in _NAMESPACES:
+        db.execute(statement)
+    db.execute("INSERT INTO image_refs_v3 SELECT ?, ref, image_id, is_digest FROM image_refs",
+               (DOCKER_NAMESPACE,))
+    db.execute("DROP TABLE image_refs")
+    db.execute("ALTER TABLE image_refs_v3 RENAME TO image_refs")
+    db.execute("CREATE INDEX IF NOT EXISTS image_refs_image ON image_refs(image_id)")
+    db.execute("INSERT INTO image_namespaces SELECT id, ? FROM images WHERE retained = 0",
+               (DOCKER_NAMESPACE,))
+
+
+_MIGRATIONS = (_to_v1, _to_v2, _to_v3)

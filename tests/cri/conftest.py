@@ -13,13 +13,9 @@ from crikit import (
     Network,
     clean_network,
     containerd_available,
-    load_images,
     make_network,
-    remove_all_pods,
     remove_pod_cgroups,
-    start_containerd,
-    start_cri,
-    stop_cri,
+    running,
 )
 
 
@@ -49,17 +45,8 @@ def cri(request: pytest.FixtureRequest, network: Network, busybox_tar: bytes
     its pods."""
     if request.param == "containerd" and not containerd_available():
         pytest.skip("needs containerd")
-    with tempfile.TemporaryDirectory(prefix=f"cri-{request.param}-") as base:
-        found = start_cri(base, network) if request.param == "moord" \
-            else start_containerd(base, network)
-        try:
-            load_images(found, busybox_tar, base)
-            yield found
-        finally:
-            try:
-                remove_all_pods(found)
-            finally:
-                stop_cri(found)
+    with running(request.param, network, busybox_tar) as found:
+        yield found
 
 
 @pytest.fixture

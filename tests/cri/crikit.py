@@ -16,12 +16,16 @@ import socket
 import struct
 import subprocess
 import tarfile
+import tempfile
 import time
 import urllib.parse
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import docker
 import grpc
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import stop_process
@@ -189,19 +193,30 @@ def _connect(name: str, daemon: Daemon | None, socket: str,
 
 
 def load_images(cri: Cri, busybox_tar: bytes, base: str) -> None:
-    """The pause image (busybox sleeping) and busybox, loaded from an archive: moord's
-    through the Engine API, containerd's with ctr into its k8s.io namespace. No registry
-    is reached."""
+    """The pause image (busybox sleeping) and busybox, loaded from an archive into the
+    CRI's images: moord's through the Engine API (its load's `namespace`), containerd's
+    with ctr into its k8s.io namespace. No registry is reached."""
     archive = image_archive(busybox_tar, {PAUSE_IMAGE: ["sleep", "86400"],
                                           BUSYBOX_IMAGE: ["sh"]})
     if cri.daemon is not None:
-        cri.daemon.docker("load", input=archive, check=True)
+        engine_load(cri.daemon, archive, "k8s.io")
         return
     path = os.path.join(base, "images.tar")
     with open(path, "wb") as f:
         f.write(archive)
     subprocess.run(["ctr", "-a", os.path.join(base, "containerd.sock"), "-n", "k8s.io",
                     "images", "import", path], check=True, capture_output=True)
+
+
+def engine_load(daemon: Daemon, archive: bytes, namespace: str = "") -> None:
+    """POST /images/load, into the image namespace given (moorage's own parameter)."""
+    api = docker.APIClient(base_url=daemon.host)
+    try:
+        params = {"quiet": "1", **({"namespace": namespace} if namespace else {})}
+        response = api._post(api._url("/images/load"), params=params, data=archive)
+        api._raise_for_status(response)
+    finally:
+        api.close()
 
 
 _CONTAINERD_CONFIG = """version = 2
@@ -290,6 +305,23 @@ def stop_cri(cri: Cri) -> None:
                 os.rmdir(RUN_NETNS)
             except OSError:
                 pass  # a namespace is still bound there: someone else's, left alone
+
+
+@contextmanager
+def running(name: str, network: Network, busybox_tar: bytes) -> Iterator[Cri]:
+    """moord or containerd on a temporary folder, with the pause and busybox images; its
+    pods removed and it stopped at the end."""
+    with tempfile.TemporaryDirectory(prefix=f"cri-{name}-") as base:
+        found = start_cri(base, network) if name == "moord" \
+            else start_containerd(base, network)
+        try:
+            load_images(found, busybox_tar, base)
+            yield found
+        finally:
+            try:
+                remove_all_pods(found)
+            finally:
+                stop_cri(found)
 
 
 def pod_config(name: str, log_dir: str, *, uid: str = "", host_network: bool = False,

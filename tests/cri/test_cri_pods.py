@@ -9,17 +9,22 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import time
 
+import docker
 import grpc
 import pytest
 from crikit import (
     BUSYBOX_IMAGE,
+    PAUSE_IMAGE,
     POD_CGROUPS,
     Cri,
     Network,
     container_config,
+    engine_load,
     exec_sync,
+    image_archive,
     pod_config,
     remove_all_pods,
     run_container,
@@ -60,6 +65,83 @@ def test_version_status_and_images(cri: Cri) -> None:
     fs = cri.images.ImageFsInfo(pb.ImageFsInfoRequest()).image_filesystems
     # containerd measures its snapshots every few seconds: 0 until the first pass.
     assert fs and (fs[0].used_bytes.value > 0 or cri.name == "containerd")
+
+
+def _engine_images(cri: Cri) -> dict[str, str]:
+    """What the Docker API lists (GET /images/json): tag → image ID."""
+    assert cri.daemon is not None
+    listing = cri.daemon.docker("images", "--no-trunc", "--format",
+                                "{{.Repository}}:{{.Tag}} {{.ID}}", check=True).stdout.decode()
+    return dict(line.split() for line in listing.splitlines())
+
+
+def _cri_image(cri: Cri, name: str) -> str:
+    return cri.images.ImageStatus(pb.ImageStatusRequest(image=pb.ImageSpec(
+        image=name))).image.id
+
+
+def _store_rows(cri: Cri, table: str) -> int:
+    assert cri.daemon is not None
+    with sqlite3.connect(f"file:{cri.daemon.data_root}/moor.db?mode=ro", uri=True) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_cri_images_kept_apart_from_the_docker_apis(cri: Cri, logs: str,
+                                                    busybox_tar: bytes) -> None:
+    """The CRI's images are a namespace of their own (containerd's k8s.io): a load or
+    removal on one side leaves the other's list alone; the layers are stored once."""
+    if cri.daemon is None:
+        pytest.skip("moord's Docker API beside its CRI")
+    assert not {PAUSE_IMAGE, BUSYBOX_IMAGE} & set(_engine_images(cri))
+    snapshots = _store_rows(cri, "snapshots")
+    apart = image_archive(busybox_tar, {"moorage.test/apart:1": ["true"],
+                                        PAUSE_IMAGE: ["sleep", "86400"]})
+    engine_load(cri.daemon, apart)
+    engine_load(cri.daemon, apart, "k8s.io")
+    docker_side = _engine_images(cri)
+    assert docker_side[PAUSE_IMAGE] == _cri_image(cri, PAUSE_IMAGE)
+    apart_id = docker_side["moorage.test/apart:1"]
+    assert _cri_image(cri, "moorage.test/apart:1") == apart_id
+    assert _store_rows(cri, "snapshots") == snapshots  # the same layer, stored once
+    with pytest.raises(docker.errors.APIError, match="unknown image namespace 'k8s'"):
+        engine_load(cri.daemon, apart, "k8s")
+
+    # A pod leases the pause image: the Docker API removes its own reference unhindered
+    # (the CRI keeps the image) and its prune leaves the CRI's images alone.
+    config = pod_config("apart", logs)
+    pod_id = _run_pod(cri, config)
+    try:
+        cri.daemon.docker("rmi", PAUSE_IMAGE, check=True)
+        cri.daemon.docker("image", "prune", "-af", check=True)
+        assert not _engine_images(cri)
+        assert _cri_image(cri, PAUSE_IMAGE) == docker_side[PAUSE_IMAGE]
+        assert cri.daemon.docker("image", "inspect", apart_id).returncode != 0
+        assert _cri_image(cri, apart_id) == apart_id
+        assert cri.runtime.PodSandboxStatus(pb.PodSandboxStatusRequest(
+            pod_sandbox_id=pod_id)).status.state == pb.SANDBOX_READY
+
+        # The CRI's removal (of every reference, as containerd's) leaves the Docker
+        # API's image, which the CRI cannot use, not even by its ID.
+        engine_load(cri.daemon, apart)
+        engine_load(cri.daemon, image_archive(
+            busybox_tar, {"moorage.test/apart:2": ["true"]}), "k8s.io")
+        cri.images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(
+            image="moorage.test/apart:1")))
+        assert not _cri_image(cri, "moorage.test/apart:1")
+        assert not _cri_image(cri, "moorage.test/apart:2")
+        assert _engine_images(cri)["moorage.test/apart:1"] == apart_id
+        with pytest.raises(grpc.RpcError) as refused:
+            cri.runtime.CreateContainer(pb.CreateContainerRequest(
+                pod_sandbox_id=pod_id, sandbox_config=config, config=pb.ContainerConfig(
+                    metadata=pb.ContainerMetadata(name="apart"),
+                    image=pb.ImageSpec(image=apart_id), log_path="apart.log")))
+        assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        _end_pod(cri, pod_id)
+    # The last one out frees it.
+    images = _store_rows(cri, "images")
+    cri.daemon.docker("rmi", "moorage.test/apart:1", check=True)
+    assert _store_rows(cri, "images") == images - 1
 
 
 def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Network,

@@ -56,6 +56,9 @@ def test_restart_with_pods_running(network: Network, busybox_tar: bytes) -> None
             assert cri.runtime.ContainerStatus(pb.ContainerStatusRequest(
                 container_id=container)).status.state == pb.CONTAINER_RUNNING
             assert exec_sync(cri, container, "cat", "/proc/1/cmdline").exit_code == 0
+            # The CRI's images stay its own: the Docker API still lists none of them.
+            assert cri.daemon.docker("images", "-q", check=True).stdout == b""
+            assert len(cri.images.ListImages(pb.ListImagesRequest()).images) == 2
         finally:
             cri.close()
             stop_daemon(cri.daemon)  # without live-restore at the next start: all stop

@@ -12,7 +12,14 @@ import pytest
 
 from moorage.daemon.containers.store import ContainerStore
 from moorage.store.leases import Leases
-from moorage.store.metadata import SCHEMA, SCHEMA_VERSION, Metadata
+from moorage.store.metadata import (
+    CRI_NAMESPACE,
+    DOCKER_NAMESPACE,
+    SCHEMA,
+    SCHEMA_VERSION,
+    ImageRecord,
+    Metadata,
+)
 
 # The two schemas as they were before the metadata layer versioned the file: the image
 # tables (store/metadata.py's SCHEMA, unchanged since) and daemon/container_store.py's.
@@ -41,6 +48,7 @@ def _old_database(path: Path) -> None:
     db.execute(_CONTAINERS_BEFORE)
     db.execute("INSERT INTO images VALUES (?, ?, '', NULL, 0, 0.0, '', 0)",
                (IMAGE, "sha256:" + "b" * 64))
+    db.execute("INSERT INTO image_refs VALUES ('docker.io/library/a:1', ?, 0)", (IMAGE,))
     db.execute("INSERT INTO containers VALUES (?, ?, ?)",
                ("c1", "/one", _inspect("c1", "/one", "vol1")))
     db.execute("INSERT INTO containers VALUES (?, ?, ?)",
@@ -55,7 +63,7 @@ def test_migrates_a_database_of_the_previous_schema(tmp_path: Path) -> None:
     _old_database(path)
     metadata = Metadata(str(path))
     assert metadata.connection().execute("PRAGMA user_version").fetchone()[0] \
-        == SCHEMA_VERSION == 2
+        == SCHEMA_VERSION == 3
     images, volumes = Leases(metadata, "image"), Leases(metadata, "volume")
     assert images.holders(IMAGE) == ["c1", "c2"]
     assert volumes.holders("vol1") == ["c1"] and volumes.holders("vol2") == ["c2"]
@@ -65,6 +73,11 @@ def test_migrates_a_database_of_the_previous_schema(tmp_path: Path) -> None:
                                                   ("c3", "/bad", 0)]
     assert json.loads(rows[0][3])["Image"] == IMAGE
     assert metadata.image(IMAGE) is not None  # the image tables are untouched
+    # Images and references made before namespaces are the Docker API's.
+    assert [i.id for i in metadata.images(DOCKER_NAMESPACE)] == [IMAGE]
+    assert metadata.ref("docker.io/library/a:1", namespace=DOCKER_NAMESPACE) == IMAGE
+    assert metadata.images(CRI_NAMESPACE) == []
+    assert metadata.ref("docker.io/library/a:1", namespace=CRI_NAMESPACE) is None
 
     # Opening it again migrates nothing twice; released leases stay released.
     images.release("c1")
@@ -107,3 +120,26 @@ def test_addresses_claimed_once_and_released_by_owner(tmp_path: Path) -> None:
     metadata.release_addresses("ep1")
     assert metadata.claimed_addresses("net1") == set()
     assert Metadata(str(tmp_path / "moor.db")).claimed_addresses("net2") == {"10.0.0.2"}
+
+
+def test_an_image_goes_when_no_namespace_and_no_lease_holds_it(tmp_path: Path) -> None:
+    metadata = Metadata(str(tmp_path / "moor.db"))
+    record = ImageRecord(IMAGE, "sha256:" + "b" * 64, "", None, 0, 0.0, "", False)
+    assert metadata.add_image(record, [], namespace=DOCKER_NAMESPACE)
+    assert not metadata.add_image(record, [], namespace=CRI_NAMESPACE)  # joins only
+    metadata.set_ref("docker.io/library/a:1", IMAGE, namespace=CRI_NAMESPACE)
+    assert not metadata.leave_namespace(IMAGE, DOCKER_NAMESPACE)
+    assert metadata.namespaces(IMAGE) == [CRI_NAMESPACE]
+    assert metadata.ref("docker.io/library/a:1", namespace=CRI_NAMESPACE) == IMAGE
+
+    Leases(metadata, "image").acquire("c1", IMAGE)
+    assert not metadata.leave_namespace(IMAGE, CRI_NAMESPACE)  # kept for its lease
+    kept = metadata.image(IMAGE)
+    assert kept is not None and kept.retained and metadata.images(CRI_NAMESPACE) == []
+    assert metadata.refs(namespace=None) == []
+    metadata.set_ref("docker.io/library/a:2", IMAGE, namespace=CRI_NAMESPACE)
+    again = metadata.image(IMAGE)
+    assert again is not None and not again.retained  # back in a namespace: visible
+    Leases(metadata, "image").release("c1")
+    assert metadata.leave_namespace(IMAGE, CRI_NAMESPACE)
+    assert metadata.image(IMAGE) is None

@@ -55,10 +55,11 @@ class ImageBackend(DistributionBackend, Protocol):
         (in use by a container, referenced in several repositories)."""
         ...
 
-    def load_image(self, stream: BinaryIO) -> list[str]:
+    def load_image(self, stream: BinaryIO, namespace: str = "") -> list[str]:
         """Load a docker-archive or OCI-layout tar; returns the "Loaded image…" lines.
         InvalidParameter for a malformed archive or a hostile layer; nothing is
-        left behind then."""
+        left behind then. ``namespace`` (moorage's own ``namespace`` query parameter)
+        loads into another namespace of images: "k8s.io", the CRI's."""
         ...
 
     def export_image(self, names: list[str]) -> ImageExport:

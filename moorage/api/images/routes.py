@@ -159,7 +159,8 @@ class _Handlers:
         # The answer waits for the whole load, so a bad archive gets a real 4xx
         # status rather than an error inside a 200 stream (dockerd's way).
         body = BodyReader(request.content, asyncio.get_running_loop())
-        lines = await self._call(self.backend.load_image, body)
+        lines = await self._call(self.backend.load_image, body,
+                                 request.query.get("namespace", ""))
         return _json_lines([{"stream": line + "\n"} for line in lines])
 
     async def post_images_create(self, request: web.Request) -> web.StreamResponse:

@@ -2,7 +2,8 @@
 
 It verifies every blob's digest, every snapshot's chain (row and directory,
 parent present, chain ID = hash of parent chain and diff ID) and every
-reference (tag → image → config blob → manifest and layer blobs → snapshots).
+reference (tag → image → config blob → manifest and layer blobs → snapshots), and
+that every image is in a namespace of images or retained for the containers using it.
 Orphans (blobs and snapshots no image needs, leftovers in tmp/) are not
 errors — a crash may leave them — but ``repair`` removes them.
 """
@@ -69,10 +70,10 @@ def check(service: ImageStore, repair: bool) -> CheckReport:
         present = set(blobs) - bad_blobs
         problems += _check_snapshots(service)
         problems += _check_active(service)
-        images = service.metadata.images(retained=True)
+        images = service.metadata.images(None)
         for record in images:
             problems += _check_image(service, record.id, present)
-        refs = service.metadata.refs()
+        refs = service.metadata.refs(namespace=None)
         live = {r.id for r in images if not r.retained}
         problems += [f"reference {r.ref}: image {r.image_id} is gone"
                      for r in refs if r.image_id not in live]
@@ -163,6 +164,8 @@ def _check_image(service: ImageStore, image_id: str, blobs: set[str]) -> list[st
     problems = [f"{where}: {kind} blob {d} is missing or corrupt"
                 for kind, d in (("config", image_id), ("manifest", record.manifest))
                 if d not in blobs]
+    if not record.retained and not service.metadata.namespaces(image_id):
+        problems.append(f"{where}: in no namespace, yet not retained for a container")
     if image_id not in blobs:
         return problems
     try:

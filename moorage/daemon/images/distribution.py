@@ -68,11 +68,11 @@ def _record(service: ImageStore, ref: Reference, pulled: pulling.Pulled) -> str 
     """Add the image and its references; returns the image the name pointed at before."""
     transfer.add_image(service, pulled.config, pulled.manifest, list(pulled.layers))
     named = str(ref)
-    before = service.metadata.ref(named)
+    before = service.ref(named)
     if ref.tag is not None:
         service.add_tag(ref, pulled.config)
     digested = Reference(ref.domain, ref.path, None, pulled.digest)
-    service.metadata.set_ref(str(digested), pulled.config, is_digest=True)
+    service.set_ref(str(digested), pulled.config, is_digest=True)
     return before
 
 
@@ -84,12 +84,12 @@ def _push_targets(service: ImageStore, request: PushRequest) -> list[tuple[Refer
     if request.tag:
         ref = parse_normalized(f"{ref.name}:{request.tag}")
     if ref.tag is not None:
-        image_id = service.metadata.ref(str(ref))
+        image_id = service.ref(str(ref))
         if image_id is None:
             raise NotFound(f"An image does not exist locally with the tag: {ref.name}")
         return [(ref, image_id)]
     targets = []
-    for record in service.metadata.refs():
+    for record in service.refs():
         tagged = parse_normalized(record.ref)
         if not record.is_digest and tagged.name == ref.name:
             targets.append((tagged, record.image_id))
@@ -108,7 +108,7 @@ def _push_image(service: ImageStore, image_id: str, ref: Reference) -> pushing.P
     layers = tuple(Descriptor(lay.media_type, lay.digest, lay.blob_size)
                    for lay in service.metadata.layers(image_id))
     sources = []
-    for r in service.metadata.refs(image_id):
+    for r in service.refs(image_id):
         other = parse_normalized(r.ref)
         if other.domain == ref.domain and other.path != ref.path and other.path not in sources:
             sources.append(other.path)
@@ -161,7 +161,7 @@ class Distribution:
                                             credentials(request.auth), self.store.content.open,
                                             emit)
                 digested = Reference(ref.domain, ref.path, None, digest)
-                await asyncio.to_thread(self.store.metadata.set_ref, str(digested), image_id,
+                await asyncio.to_thread(self.store.set_ref, str(digested), image_id,
                                         is_digest=True)
 
     async def login(self, auth: AuthConfig) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images import check, transfer
@@ -21,7 +21,7 @@ from moorage.daemon.images import filters as image_filters
 from moorage.daemon.images.distribution import Distribution, Emit, pull_reference
 from moorage.daemon.images.store import ImageStore, familiar
 from moorage.distribution.mirrors import RegistryConfig
-from moorage.errors import Conflict, NotFound
+from moorage.errors import Conflict, InvalidParameter, NotFound
 from moorage.image import config as image_config
 from moorage.image.reference import Reference, parse_normalized
 from moorage.model.distribution import AuthConfig, DistributionInspect, PullRequest, PushRequest
@@ -34,7 +34,7 @@ from moorage.model.image import (
     ImportRequest,
     PruneReport,
 )
-from moorage.store.metadata import Metadata, RefRecord
+from moorage.store.metadata import DOCKER_NAMESPACE, NAMESPACES, Metadata, RefRecord
 from moorage.store.snapshots import Mount
 
 _NO_TIME = "0001-01-01T00:00:00Z"
@@ -61,15 +61,26 @@ class ImageService(ImageStore):
         self.distribution = Distribution(self, registry or RegistryConfig())
         check.reconcile(self)
 
+    def namespaced(self, namespace: str) -> Self:
+        """The service over another namespace's images (the CRI's k8s.io): its pulls,
+        tags and removals are its own, and so are its events (``docker events`` does not
+        show them, as containerd keeps a namespace's events in it)."""
+        view = super().namespaced(namespace)
+        view.events = EventBus()
+        view.distribution = Distribution(view, self.distribution.registry)
+        return view
+
     # --- for the container service ------------------------------------------------
 
     def resolve(self, name: str) -> ResolvedImage:
         """The image ``name`` (reference, ID or unambiguous ID prefix) names.
 
         Raises NotFound ("No such image: <name>") or InvalidParameter (a
-        malformed reference). Reads only (disk I/O: run it in a thread).
+        malformed reference). Reads only (disk I/O: run it in a thread). The
+        Docker API's containers still find, by full ID, an image removed by force
+        that others use; another namespace's view finds only its own images.
         """
-        record = self.lookup(name, retained=True)
+        record = self.lookup(name, retained=self.namespace == DOCKER_NAMESPACE)
         return ResolvedImage(record.id, self.config(record.id), self.repo_tags(record.id))
 
     def prepare_rootfs(self, container_id: str, image_id: str) -> list[Mount]:
@@ -118,18 +129,19 @@ class ImageService(ImageStore):
         return record is not None and record.retained and not self.leases.holders(image_id)
 
     def count(self) -> int:
-        return self.metadata.count_images()
+        return self.metadata.count_images(self.namespace)
 
     # --- list, inspect, history ---------------------------------------------------------
 
     def images(self, filters: dict[str, list[str]], all_images: bool) -> list[ImageSummary]:
         selector = image_filters.list_selector(filters, self.lookup)
         summaries = []
-        for record in self.metadata.images():
-            refs = self.metadata.refs(record.id)
+        for record in self.metadata.images(self.namespace):
+            refs = self.refs(record.id)
             # moby's Images: an untagged image that others were built on (a build's
             # intermediate step) shows with --all only.
-            if not all_images and not refs and self.metadata.children(record.id):
+            if not all_images and not refs and self.metadata.children(
+                    record.id, namespace=self.namespace):
                 continue
             config = self.config(record.id)
             if not selector(record, refs, config):
@@ -215,7 +227,7 @@ class ImageService(ImageStore):
     def tag_image(self, name: str, repo: str, tag: str) -> None:
         record = self.lookup(name)
         ref = transfer.tag_target(repo, tag)
-        self.metadata.set_ref(str(ref), record.id, tag_time=image_config.now_rfc3339())
+        self.add_tag(ref, record.id)
         self.events.publish("image", "tag", record.id, {"name": ref.familiar_string()})
 
     def image_delete(self, name: str, force: bool, prune: bool) -> list[DeleteItem]:
@@ -232,33 +244,33 @@ class ImageService(ImageStore):
     def _image_delete(self, name: str, force: bool, prune: bool) -> list[DeleteItem]:
         with self.lock:
             record = self.lookup(name)
-            refs = self.metadata.refs(record.id)
+            refs = self.refs(record.id)
             records: list[DeleteItem] = []
             quiet = False
             if not _is_id_prefix(record.id, name):
-                users = self.leases.holders(record.id)
+                users = self._users(record.id)
                 if not force and _single_reference(refs) and users:
                     raise Conflict(
                         f'conflict: unable to remove repository reference "{name}" (must '
                         f"force) - container {short_id(users[0])} is using its referenced "
                         f"image {short_id(record.id)}")
                 removed = self._untag(name, records)
-                refs = self.metadata.refs(record.id)
+                refs = self.refs(record.id)
                 if not removed.digest and not any(
                         not r.is_digest and parse_normalized(r.ref).name == removed.name
                         for r in refs):
                     # No tag of that repository is left: its digests go too.
                     for r in refs:
                         if r.is_digest and parse_normalized(r.ref).name == removed.name:
-                            self.metadata.delete_ref(r.ref)
+                            self.delete_ref(r.ref)
                             records.append(DeleteItem(untagged=familiar(r.ref)))
-                if self.metadata.refs(record.id):
+                if self.refs(record.id):
                     return records
                 quiet = True
             elif _single_reference(refs):
                 self._check_conflict(record.id, force, check_refs=False)
                 for r in refs:
-                    self.metadata.delete_ref(r.ref)
+                    self.delete_ref(r.ref)
                     records.append(DeleteItem(untagged=familiar(r.ref)))
             self._delete_helper(record.id, records, force, prune, quiet)
             return records
@@ -267,48 +279,54 @@ class ImageService(ImageStore):
         ref = parse_normalized(name).with_default_tag()
         if ref.tag is not None and ref.digest is not None:
             ref = Reference(ref.domain, ref.path, None, ref.digest)
-        if not self.metadata.delete_ref(str(ref)):
+        if not self.delete_ref(str(ref)):
             raise NotFound(f"No such image: {ref.familiar_string()}")
         records.append(DeleteItem(untagged=ref.familiar_string()))
         return ref
 
     def _check_conflict(self, image_id: str, force: bool, *, check_refs: bool) -> None:
         """Raise Conflict as moby's checkImageDeleteConflict would."""
-        if self.metadata.children(image_id):
+        if self.metadata.children(image_id, namespace=self.namespace):
             raise Conflict(f"conflict: unable to delete {short_id(image_id)} (cannot be "
                            "forced) - image has dependent child images")
         if force:
             return
-        if check_refs and self.metadata.refs(image_id):
+        if check_refs and self.refs(image_id):
             raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be "
                            "forced) - image is referenced in multiple repositories")
-        users = self.leases.holders(image_id)
+        users = self._users(image_id)
         if users:
             raise Conflict(f"conflict: unable to delete {short_id(image_id)} (must be "
                            f"forced) - image is being used by stopped container "
                            f"{short_id(users[0])}")
+
+    def _users(self, image_id: str) -> list[str]:
+        """The containers a removal from this namespace must mind: none when another
+        namespace keeps the image (and so its layers) anyway."""
+        if self.metadata.namespaces(image_id) not in ([], [self.namespace]):
+            return []
+        return self.leases.holders(image_id)
 
     def _delete_helper(self, image_id: str, records: list[DeleteItem], force: bool,
                        prune: bool, quiet: bool) -> None:
         try:
             self._check_conflict(image_id, force, check_refs=True)
         except Conflict:
-            dangling = not self.metadata.refs(image_id)
-            if quiet and (not dangling or self.leases.holders(image_id)):
+            dangling = not self.refs(image_id)
+            if quiet and (not dangling or self._users(image_id)):
                 return
             raise
         record = self.metadata.image(image_id)
-        for r in self.metadata.refs(image_id):
-            self.metadata.delete_ref(r.ref)
+        for r in self.refs(image_id):
+            self.delete_ref(r.ref)
             records.append(DeleteItem(untagged=familiar(r.ref)))
-        if self.leases.holders(image_id):
-            # Forced while containers use it: hidden now, removed once they are gone,
-            # as Docker keeps the layers its containers' read-write layers sit on.
-            self.metadata.set_retained(image_id)
-            records.append(DeleteItem(deleted=image_id))
-            return
-        self.metadata.delete_image(image_id)
+        # Forced while containers use it: hidden now, removed once they are gone, as
+        # Docker keeps the layers its containers' read-write layers sit on. Another
+        # namespace's image stays too, but is gone from this one's view.
+        gone = self.drop_image(image_id)
         records.append(DeleteItem(deleted=image_id))
+        if not gone:
+            return
         records.extend(DeleteItem(deleted=c) for c in self.collect_garbage())
         if prune and record is not None and record.parent:
             parent = self.metadata.image(record.parent)
@@ -320,16 +338,17 @@ class ImageService(ImageStore):
         deleted: list[DeleteItem] = []
         before = self._snapshot_bytes()
         with self.lock:
-            for record in self.metadata.images():
-                refs = self.metadata.refs(record.id)
+            for record in self.metadata.images(self.namespace):
+                refs = self.refs(record.id)
                 if not selector(record, refs, self.config(record.id)):
                     continue
-                if self.leases.holders(record.id) or self.metadata.children(record.id):
+                if self._users(record.id) or self.metadata.children(
+                        record.id, namespace=self.namespace):
                     continue
                 for r in refs:
-                    self.metadata.delete_ref(r.ref)
+                    self.delete_ref(r.ref)
                     deleted.append(DeleteItem(untagged=familiar(r.ref)))
-                self.metadata.delete_image(record.id)
+                self.drop_image(record.id)
                 deleted.append(DeleteItem(deleted=record.id))
                 deleted.extend(DeleteItem(deleted=c) for c in self.collect_garbage())
         return PruneReport(tuple(deleted), max(0, before - self._snapshot_bytes()))
@@ -339,7 +358,12 @@ class ImageService(ImageStore):
 
     # --- transfer and check (other modules) ------------------------------------------------
 
-    def load_image(self, stream: BinaryIO) -> list[str]:
+    def load_image(self, stream: BinaryIO, namespace: str = "") -> list[str]:
+        if namespace and namespace != self.namespace:
+            if namespace not in NAMESPACES:
+                raise InvalidParameter(f"unknown image namespace {namespace!r}: "
+                                       f"one of {', '.join(NAMESPACES)}")
+            return self.namespaced(namespace).load_image(stream)
         lines = transfer.load(self, stream)
         for line in lines:
             for prefix in ("Loaded image ID: ", "Loaded image: "):

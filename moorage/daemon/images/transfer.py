@@ -73,7 +73,7 @@ def add_image(service: ImageStore, config_digest: str, manifest_digest: str,
             id=config_digest, manifest=manifest_digest, parent=parent,
             top_chain=layers[-1].chain_id if layers else None, size=size,
             created=image_config.parse_time(config.get("created", "")),
-            last_tag_time="", retained=False), layers)
+            last_tag_time="", retained=False), layers, namespace=service.namespace)
 
 
 def _opener(service: ImageStore, digest: str) -> Callable[[], BinaryIO]:
@@ -163,7 +163,7 @@ def _selected(service: ImageStore, name: str) -> list[tuple[str, Reference | Non
     if len(hex_part) != 64:
         ref = parse_normalized(name)
         if ref.tag is None and ref.digest is None:
-            tagged = [(r.image_id, parse_normalized(r.ref)) for r in service.metadata.refs()
+            tagged = [(r.image_id, parse_normalized(r.ref)) for r in service.refs()
                       if not r.is_digest and parse_normalized(r.ref).name == ref.name]
             if tagged:
                 return tagged  # type: ignore[return-value]
