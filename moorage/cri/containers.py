@@ -13,7 +13,13 @@ from moorage.cri.pods import Pods, namespace_options
 from moorage.cri.proto import api_pb2 as pb
 from moorage.cri.records import ContainerEntry, CriRecords
 from moorage.errors import Conflict, InvalidParameter, NotFound
-from moorage.model.config import BindOptions, ContainerConfig, HostConfig, Mount
+from moorage.model.config import (
+    BindOptions,
+    ContainerConfig,
+    DeviceMapping,
+    HostConfig,
+    Mount,
+)
 from moorage.model.records import ContainerRecord
 from moorage.model.times import now_ns
 
@@ -209,8 +215,6 @@ def _seccomp(context: pb.LinuxContainerSecurityContext) -> list[str]:
 def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: str,
                  name: str) -> HostConfig:
     """Blocking (it makes missing bind sources, as containerd does)."""
-    if config.devices:
-        raise InvalidParameter("devices are not supported yet")
     if config.windows.ByteSize():
         raise InvalidParameter("windows container config on a linux runtime")
     linux = config.linux
@@ -257,6 +261,8 @@ def _host_config(config: pb.ContainerConfig, pod: pb.PodSandboxConfig, pod_id: s
         masked_paths=tuple(context.masked_paths) if context.masked_paths else None,
         readonly_paths=tuple(context.readonly_paths) if context.readonly_paths else None,
         mounts=tuple(mounts) or None,
+        devices=tuple(DeviceMapping(d.host_path, d.container_path, d.permissions)
+                      for d in config.devices),
         cpu_period=resources.cpu_period, cpu_quota=resources.cpu_quota,
         cpu_shares=resources.cpu_shares, memory=resources.memory_limit_in_bytes,
         cpuset_cpus=resources.cpuset_cpus, cpuset_mems=resources.cpuset_mems,

@@ -146,15 +146,20 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
     assert cri.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
 
 
-def test_streams_over_websockets(cri: Cri, logs: str) -> None:
-    """Exec, Attach and PortForward over websockets with kubelet's channel protocols."""
+def test_streams_over_websockets_and_devices(cri: Cri, logs: str) -> None:
+    """Exec, Attach and PortForward over websockets with kubelet's channel protocols;
+    a container's devices (the same container, to spare a pod)."""
     config = pod_config("ws", logs)
     pod_id = _run_pod(cri, config)
     try:
         server = run_container(cri, pod_id, config, container_config(
             "server", ["sh", "-c", "mkdir -p /www && echo served > /www/index.html && "
                        "httpd -p 8080 -h /www && while read l; do echo \"got $l\"; done"],
-            stdin=True))
+            stdin=True, devices=[pb.Device(container_path="/dev/extra/null",
+                                           host_path="/dev/null", permissions="rwm")]))
+        made = exec_sync(cri, server, "sh", "-c", "echo x > /dev/extra/null && "
+                         "stat -c '%F %t:%T %a' /dev/extra/null")
+        assert made.stdout == b"character special file 1:3 666\n", made
 
         def exec_url(cmd: str, **fields: bool) -> str:
             return cri.runtime.Exec(pb.ExecRequest(container_id=server,

@@ -114,6 +114,16 @@ def test_cap_drop_and_init(moord: Daemon, image: str) -> None:
     assert out(result).startswith("/sbin/docker-init -- sh"), result.stderr
 
 
+def test_devices(moord: Daemon, image: str) -> None:
+    result = moord.docker("run", "--rm", "--device", "/dev/null:/dev/extra/null:rw", image,
+                          "sh", "-c", "echo x > /dev/extra/null && "
+                          "stat -c '%F %t:%T' /dev/extra/null")
+    assert out(result) == "character special file 1:3\n", result.stderr
+    result = moord.docker("run", "--rm", "--device", "/etc/passwd", image, "true")
+    assert 'error gathering device information while adding custom device "/etc/passwd": ' \
+        "not a device node" in result.stderr.decode()
+
+
 def test_passwd_symlink_stays_in_the_image(moord: Daemon, tmp_path: Path) -> None:
     """An image whose /etc/passwd points out of its rootfs never reads the host's."""
     rootfs = tmp_path / "rootfs"
