@@ -346,12 +346,16 @@ def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
                         seccomp_profile_path="custom"))),
             sandbox_config=config)) == (grpc.StatusCode.INVALID_ARGUMENT
                                         if cri.name == "moord" else grpc.StatusCode.UNKNOWN)
-        if cri.name == "moord":  # devices are not built yet: refused, never ignored
-            assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
+        if cri.name == "moord":  # a device that is none: its start fails (containerd's create)
+            created = runtime.CreateContainer(pb.CreateContainerRequest(
                 pod_sandbox_id=pod_id, config=container_config(
-                    "dev", ["true"], devices=[pb.Device(host_path="/dev/null",
+                    "dev", ["true"], devices=[pb.Device(host_path="/etc/passwd",
                                                         container_path="/dev/x")]),
-                sandbox_config=config)) == grpc.StatusCode.INVALID_ARGUMENT
+                sandbox_config=config)).container_id
+            with pytest.raises(grpc.RpcError) as caught:
+                runtime.StartContainer(pb.StartContainerRequest(container_id=created))
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a device node" in (caught.value.details() or "")
     finally:
         _end_pod(cri, pod_id)
     # No CNI configuration: NetworkReady false with a reason, and pods are refused.
