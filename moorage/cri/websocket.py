@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 from websockets.exceptions import NegotiationError
@@ -19,6 +20,10 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+# The library tells of every connection's opening at INFO; kubelet's server says
+# nothing of them, and moord logs at INFO by default.
+_log = logging.getLogger("moord.cri.websocket")
+_log.setLevel(logging.WARNING)
 
 
 class Channels:
@@ -99,7 +104,8 @@ async def accept(head: bytes, protocols: Sequence[str], reader: asyncio.StreamRe
                                    f"{list(offered)}; supports {list(protocols)}")
         return chosen
 
-    connection = ServerProtocol(select_subprotocol=choose, max_size=None)  # type: ignore[arg-type]
+    connection = ServerProtocol(select_subprotocol=choose, max_size=None,  # type: ignore[arg-type]
+                                logger=_log)
     connection.receive_data(head)
     request = next((e for e in connection.events_received() if isinstance(e, Request)), None)
     if request is None:
