@@ -119,6 +119,14 @@ def test_devices(moord: Daemon, image: str) -> None:
                           "sh", "-c", "echo x > /dev/extra/null && "
                           "stat -c '%F %t:%T' /dev/extra/null")
     assert out(result) == "character special file 1:3\n", result.stderr
+    # The cgroup keeps to the permissions given, with moor-runtime as with runc (a
+    # device outside the defaults every container may use: opened, never written).
+    for runtime in ("moor-runtime", "runc"):
+        result = moord.docker("run", "--rm", "--runtime", runtime, "--device",
+                              "/dev/loop-control:/dev/x:r", image, "sh", "-c",
+                              ": < /dev/x && echo read; (: > /dev/x) 2>&1")
+        assert out(result) == "read\nsh: can't create /dev/x: Operation not permitted\n", \
+            (runtime, result)
     result = moord.docker("run", "--rm", "--device", "/etc/passwd", image, "true")
     assert 'error gathering device information while adding custom device "/etc/passwd": ' \
         "not a device node" in result.stderr.decode()
