@@ -5,7 +5,8 @@ PY        := $(VENV)/bin/python
 PYTHON    ?= python3
 # strace: the suite's Docker Hub guard test watches the CLI and moord with it.
 APT_PKGS  := busybox-static runc crun libseccomp2 iproute2 nftables procps hyperfine docker.io docker-compose docker-registry skopeo wrk openssl gcc libc6-dev zsh strace \
-             mmdebstrap dpkg-dev qemu-system-x86 qemu-utils e2fsprogs openssh-client cpio chromium containernetworking-plugins containerd
+             mmdebstrap dpkg-dev qemu-system-x86 qemu-utils e2fsprogs openssh-client cpio chromium containernetworking-plugins containerd \
+             linux-perf
 STAMP_APT := $(VENV)/.apt-stamp
 STAMP_PIP := $(VENV)/.pip-stamp
 

@@ -111,11 +111,13 @@ class Pods:
     async def stop(self, pod_id: str) -> None:
         pod = self.records.pod(pod_id)
         async with self.lock(pod.id):
-            for entry in self.records.containers_of(pod.id):
-                await _quietly(self.containers.container_stop(entry.id, 0))
-            await self._teardown(self.records.pod(pod.id))
+            # The containers' ends and the network's teardown need nothing of each
+            # other: at once. The pause process goes last, its namespace DEL's.
+            await _all(*(_quietly(self.containers.container_stop(entry.id, 0))
+                         for entry in self.records.containers_of(pod.id)),
+                       self._teardown(self.records.pod(pod.id)))
             await _quietly(self.containers.container_kill(pod.id, "KILL"))
-            self.records.update_pod(pod.id, state=SANDBOX_NOTREADY)
+            self.records.update_pod(pod.id, state=SANDBOX_NOTREADY, sync=False)
 
     async def _teardown(self, pod: PodRecord) -> None:
         """CNI DEL with what ADD was given, once; after a restart too (the record holds
@@ -126,7 +128,7 @@ class Pods:
         netns = pod.netns if running else ""
         await asyncio.to_thread(self.cni.delete, pod.network, self._target(pod, netns),
                                 None)
-        self.records.update_pod(pod.id, network={}, netns="")
+        self.records.update_pod(pod.id, network={}, netns="", sync=False)
 
     async def remove(self, pod_id: str) -> None:
         try:
@@ -138,11 +140,15 @@ class Pods:
         self._locks.pop(pod.id, None)
 
     async def _remove(self, pod: PodRecord) -> None:
-        for entry in self.records.containers_of(pod.id):
-            await _quietly(self.containers.container_rm(entry.id, True))
-            self.records.drop("containers", entry.id)
+        # The network first (DEL wants the pause process's namespace; after a stop
+        # there is nothing left to do), then every container at once.
         await self._teardown(self.records.pod(pod.id))
-        await _quietly(self.containers.container_rm(pod.id, True))
+        entries = self.records.containers_of(pod.id)
+        await _all(*(_quietly(self.containers.container_rm(entry.id, True))
+                     for entry in entries),
+                   _quietly(self.containers.container_rm(pod.id, True)))
+        for entry in entries:
+            self.records.drop("containers", entry.id)
         self.records.drop("pods", pod.id)
 
     def status(self, pod_id: str) -> pb.PodSandboxStatus:
@@ -182,6 +188,13 @@ def _running(containers: Containers, container_id: str) -> bool:
         return containers.get(container_id).state.running
     except NotFound:
         return False
+
+
+async def _all(*steps: Awaitable[None]) -> None:
+    """Every step to its end, the first failure raised after."""
+    for outcome in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _quietly(operation: Awaitable[None]) -> None:

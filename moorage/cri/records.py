@@ -73,14 +73,18 @@ class CriRecords:
                 raise NameReserved(f'failed to reserve {what} name "{name}": name "{name}" is '
                                f'reserved for "{record.id}"')
 
-    def put_pod(self, record: PodRecord) -> PodRecord:
+    def put_pod(self, record: PodRecord, *, sync: bool = True) -> PodRecord:
         with self._lock:
-            atomic_write(self._path("pods", record.id), json.dumps(asdict(record)))
+            atomic_write(self._path("pods", record.id), json.dumps(asdict(record)),
+                         sync=sync)
             self.pods[record.id] = record
         return record
 
-    def update_pod(self, pod_id: str, **changes: object) -> PodRecord:
-        return self.put_pod(replace(self.pod(pod_id), **changes))
+    def update_pod(self, pod_id: str, *, sync: bool = True, **changes: object) -> PodRecord:
+        """`sync=False` for what a power loss may undo harmlessly (the pod was
+        stopping: its pause process is gone after a reboot, and a second CNI DEL is
+        allowed)."""
+        return self.put_pod(replace(self.pod(pod_id), **changes), sync=sync)
 
     def put_container(self, record: ContainerEntry) -> ContainerEntry:
         with self._lock:

@@ -240,13 +240,15 @@ class RuntimeServicer(rpc.RuntimeServiceServicer):
     @_rpc
     async def PortForward(self, request: pb.PortForwardRequest) -> pb.PortForwardResponse:
         pod = self.s.records.pod(request.pod_sandbox_id)
+        if bad := [p for p in request.port if not 0 < p < 65536]:
+            raise InvalidParameter(f"invalid port {bad[0]}")
         if self.s.pods.status(pod.id).state != pb.SANDBOX_READY:
             raise MoorError("sandbox container is not running")  # containerd's words
         # The pause process's namespace now (a restart of moord may follow a pod's
         # start); a pod on the host's network connects in the daemon's own.
         netns = f"/proc/{self.s.engine.get(pod.id).state.pid}/ns/net" if pod.network else ""
         return pb.PortForwardResponse(url=self.s.streaming.exec_url(ForwardRequest(
-            pod.id, netns, time.monotonic())))
+            pod.id, netns, time.monotonic(), tuple(request.port))))
 
     @_rpc
     async def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest

@@ -1,11 +1,16 @@
-"""The CRI's streaming server: Exec's and Attach's URLs on 127.0.0.1, served over
-SPDY/3.1 with kubelet's remotecommand protocols (v4.channel.k8s.io and its
-predecessors): one SPDY stream per channel (error, stdin, stdout, stderr, resize), an
-exec's exit reported on the error stream as a Kubernetes Status. An attach ends with
-its client's stdin (the container runs on) or with the container. PortForward's URL
-speaks portforward.k8s.io over the same SPDY: each forwarded connection is a pair of
-streams (error, data) sharing a requestID, spliced to 127.0.0.1:<port> in the pod's
-network namespace."""
+"""The CRI's streaming server: Exec's, Attach's and PortForward's URLs on 127.0.0.1,
+each served over SPDY/3.1 or a websocket as kubelet's streaming server serves them.
+
+Exec and Attach speak the remotecommand protocols: over SPDY one stream per channel
+(error, stdin, stdout, stderr, resize; v4.channel.k8s.io and its predecessors), over a
+websocket channels 0-4 (stdin, stdout, stderr, error, resize; channel.k8s.io,
+base64.channel.k8s.io and their v4 forms). An exec's end is told on the error channel:
+a Kubernetes Status as JSON for v4, before v4 a failure's bare message. An attach ends
+with its client's stdin (the container runs on) or with the container. PortForward
+speaks portforward.k8s.io over SPDY (each forwarded connection a pair of streams, error
+and data, sharing a requestID) and v4.channel.k8s.io over a websocket (channels 2n and
+2n+1 for the request's n-th port, each opened with the port as two little-endian
+bytes); connections are spliced to 127.0.0.1:<port> in the pod's network namespace."""
 
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ import logging
 import os
 import secrets
 import socket
+import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from moorage.cri import spdy
 from moorage.cri.backends import Containers
@@ -26,10 +33,18 @@ from moorage.errors import MoorError
 from moorage.model.config import ExecConfig
 from moorage.protocol import stdcopy
 
+if TYPE_CHECKING:
+    from moorage.cri import websocket
+
 log = logging.getLogger("moord.cri")
 _PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io",
               "channel.k8s.io")
 _FORWARD_PROTOCOLS = ("portforward.k8s.io",)
+# kubelet's websocket protocols (the client's order of preference decides).
+_WS_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io", "channel.k8s.io",
+                 "base64.channel.k8s.io")
+_WS_FORWARD_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
+_WS_CHANNELS = {"stdin": 0, "stdout": 1, "stderr": 2, "error": 3, "resize": 4}
 _TOKEN_SECONDS = 60  # kubelet's streaming server: a URL is good for a minute
 _CHANNELS_SECONDS = 10
 
@@ -55,11 +70,14 @@ class ForwardRequest:
     pod_id: str
     netns: str
     created: float
+    ports: tuple[int, ...] = ()  # a websocket's channels, as the request listed them
 
 
 # A TCP socket opened in the network namespace at a path ("" the daemon's own); the
 # CRI enters no namespace itself, the engine hands it this.
 SocketIn = Callable[[str], socket.socket]
+# Output for the client: a channel's name (stdout, stderr) and its data.
+Send = Callable[[str, bytes], Awaitable[None]]
 
 
 class StreamingServer:
@@ -93,7 +111,8 @@ class StreamingServer:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _CHANNELS_SECONDS)
             lines = head.decode("latin-1").split("\r\n")
-            path = lines[0].split(" ")[1] if len(lines[0].split(" ")) > 1 else ""
+            target = lines[0].split(" ")[1] if len(lines[0].split(" ")) > 1 else ""
+            path = target.partition("?")[0]
             headers: dict[str, list[str]] = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -105,6 +124,9 @@ class StreamingServer:
             known = _FORWARD_PROTOCOLS if isinstance(request, ForwardRequest) else _PROTOCOLS
             protocol = next((p for p in known if p in offered), "")
             upgrade = headers.get("upgrade", [""])[0].lower()
+            if request is not None and upgrade == "websocket":
+                await self._websocket(request, head, reader, writer)
+                return
             if request is None or upgrade != "spdy/3.1" or not protocol:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
                              if request is None else
@@ -125,21 +147,123 @@ class StreamingServer:
         finally:
             writer.close()
 
+    async def _websocket(self, request: ExecRequest | ForwardRequest, head: bytes,
+                         reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from moorage.cri import websocket  # the library only once a websocket comes
+
+        forward = isinstance(request, ForwardRequest)
+        channels = await websocket.accept(
+            head, _WS_FORWARD_PROTOCOLS if forward else _WS_PROTOCOLS, reader, writer)
+        if channels is None:
+            return
+        try:
+            if isinstance(request, ForwardRequest):
+                await _websocket_forward(request, self.socket_in, channels)
+            else:
+                await _websocket_exec(self.containers, request, channels)
+        finally:
+            await channels.close()
+
+
+class _Remote:
+    """One exec or attach, whichever protocol carries it: the client's stdin comes on
+    `stdin` (None its end), terminal sizes through `resize`, output leaves by `send`."""
+
+    def __init__(self, containers: Containers, request: ExecRequest, send: Send) -> None:
+        self.containers = containers
+        self.request = request
+        self.send = send
+        self.stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.exec_id = ""
+        # A size sent before the exec has started (clients send the first at once),
+        # applied once it has.
+        self.size: tuple[int, int] | None = None
+
+    async def resize(self, data: bytes) -> None:
+        for line in data.decode(errors="replace").splitlines():
+            try:
+                size = json.loads(line)
+                self.size = int(size["Height"]), int(size["Width"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if self.exec_id or self.request.attach:
+                await self._resize()
+
+    async def _resize(self) -> None:
+        if self.size is not None:
+            with contextlib.suppress(MoorError):
+                await self.containers.container_resize(self.request.container_id,
+                                                       *self.size, self.exec_id)
+
+    async def run(self) -> dict:
+        """The exec's or attach's Kubernetes Status once it has ended."""
+        request = self.request
+        try:
+            if request.attach:
+                _, future = await self.containers.container_attach(
+                    request.container_id, stdin=request.stdin, stdout=request.stdout,
+                    stderr=request.stderr)
+                stream = await future
+            else:
+                record = await self.containers.execs.exec_create(
+                    request.container_id, ExecConfig(
+                        cmd=request.cmd, tty=request.tty, attach_stdin=request.stdin,
+                        attach_stdout=request.stdout, attach_stderr=request.stderr))
+                stream = await self.containers.execs.exec_start(record.id, detach=False)
+                self.exec_id = record.id
+                await self._resize()
+        except MoorError as err:
+            return {"metadata": {}, "status": "Failure", "message": str(err)}
+        pump = asyncio.get_running_loop().create_task(self._pump_stdin(stream))
+        try:
+            while (frame := await stream.read()) is not None:
+                kind, payload = frame
+                await self.send("stderr" if kind == stdcopy.STDERR and not request.tty
+                                else "stdout", payload)
+        finally:
+            pump.cancel()
+            stream.close()
+        code = stream.exit.exit_code if not request.attach and stream.exit is not None else 0
+        if not code:
+            return {"metadata": {}, "status": "Success"}
+        return {"metadata": {}, "status": "Failure",
+                # Go's %v of the command, as kubelet's server words it.
+                "message": f"command terminated with non-zero exit code: error executing "
+                           f"command [{' '.join(request.cmd)}], exit code {code}",
+                "reason": "NonZeroExitCode",
+                "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+    async def _pump_stdin(self, stream: object) -> None:
+        while (data := await self.stdin.get()) is not None:
+            await stream.write(data)  # type: ignore[attr-defined]
+        if self.request.attach:
+            # containerd's attach: the client's stdin ended, so does the attach; the
+            # container keeps its own stdin.
+            stream.close()  # type: ignore[attr-defined]
+        else:
+            stream.close_stdin()  # type: ignore[attr-defined]
+
+
+def _status_message(status: dict, protocol: str) -> bytes:
+    """What the error channel carries: v4's Status as JSON (Success too), before v4 a
+    failure's message alone."""
+    if protocol.startswith("v4."):
+        return json.dumps(status, separators=(",", ":")).encode()
+    return status["message"].encode() if status["status"] != "Success" else b""
+
 
 class _Session:
-    """One exec over one SPDY connection."""
+    """One exec or attach over one SPDY connection."""
 
     def __init__(self, containers: Containers, request: ExecRequest, protocol: str,
                  reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.containers = containers
         self.request = request
         self.protocol = protocol
         self.reader = reader
         self.writer = writer
         self.codec = spdy.Codec()
         self.channels: dict[str, int] = {}   # stream type → SPDY stream id
-        self.stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.exec_id = ""
+        self.remote = _Remote(containers, request, self._send)
 
     def _expected(self) -> set[str]:
         wanted = {"error"}
@@ -160,9 +284,22 @@ class _Session:
                         log.warning("CRI exec stream: %s", reading.exception())
                     return
                 await asyncio.sleep(0.005)
-            await self._exec()
+            status = await self.remote.run()
         finally:
             reading.cancel()
+        for name in ("stdout", "stderr"):
+            if name in self.channels:
+                self.writer.write(spdy.Codec.data(self.channels[name], b"", fin=True))
+        error = self.channels["error"]
+        if message := _status_message(status, self.protocol):
+            self.writer.write(spdy.Codec.data(error, message))
+        self.writer.write(spdy.Codec.data(error, b"", fin=True))
+        await self.writer.drain()
+
+    async def _send(self, name: str, data: bytes) -> None:
+        if name in self.channels:
+            self.writer.write(spdy.Codec.data(self.channels[name], data))
+            await self.writer.drain()
 
     async def _read(self) -> None:
         while chunk := await self.reader.read(65536):
@@ -175,86 +312,78 @@ class _Session:
                 elif not frame.control:
                     await self._data(frame)
             await self.writer.drain()
-        await self.stdin.put(None)
+        self.remote.stdin.put_nowait(None)
 
     async def _data(self, frame: spdy.Frame) -> None:
         kind = next((k for k, v in self.channels.items() if v == frame.stream_id), "")
         if kind == "stdin":
             if frame.data:
-                await self.stdin.put(frame.data)
+                self.remote.stdin.put_nowait(frame.data)
             if frame.flags & spdy.FLAG_FIN:
-                await self.stdin.put(None)
-        elif kind == "resize" and (self.exec_id or self.request.attach):
-            for line in frame.data.decode(errors="replace").splitlines():
-                try:
-                    size = json.loads(line)
-                    await self.containers.container_resize(
-                        self.request.container_id, int(size["Height"]), int(size["Width"]),
-                        self.exec_id)
-                except (ValueError, KeyError, TypeError, MoorError):
-                    continue
+                self.remote.stdin.put_nowait(None)
+        elif kind == "resize":
+            await self.remote.resize(frame.data)
 
-    async def _exec(self) -> None:
-        request = self.request
-        status: dict = {"metadata": {}, "status": "Success"}
+
+async def _websocket_exec(containers: Containers, request: ExecRequest,
+                          channels: websocket.Channels) -> None:
+    async def send(name: str, data: bytes) -> None:
+        await channels.send(_WS_CHANNELS[name], data)
+
+    remote = _Remote(containers, request, send)
+    # wsstream's word that the streams are up: an empty message on the lowest
+    # channel the client reads.
+    await channels.send(1 if request.stdout else 2 if request.stderr else 3, b"")
+    reading = asyncio.get_running_loop().create_task(_websocket_input(channels, remote))
+    try:
+        status = await remote.run()
+    finally:
+        reading.cancel()
+    if message := _status_message(status, channels.protocol):
+        await channels.send(_WS_CHANNELS["error"], message)
+
+
+async def _websocket_input(channels: websocket.Channels, remote: _Remote) -> None:
+    try:
+        async for channel, data in channels.receive():
+            if channel == _WS_CHANNELS["stdin"] and remote.request.stdin:
+                remote.stdin.put_nowait(data)
+            elif channel == _WS_CHANNELS["resize"]:
+                await remote.resize(data)
+    finally:
+        # Before v5 a websocket has no end of stdin but its own end.
+        remote.stdin.put_nowait(None)
+
+
+async def _websocket_forward(request: ForwardRequest, socket_in: SocketIn,
+                             channels: websocket.Channels) -> None:
+    """One connection per port the request listed, all at once, until all have ended."""
+    inbound: list[asyncio.Queue[bytes | None]] = [asyncio.Queue() for _ in request.ports]
+
+    async def pair(number: int, port: int) -> None:
+        async def send(data: bytes) -> None:
+            await channels.send(2 * number, data)
+
+        if message := await _forward(socket_in, request, port, inbound[number], send):
+            await channels.send(2 * number + 1, message)
+
+    async def read() -> None:
         try:
-            if request.attach:
-                _, future = await self.containers.container_attach(
-                    request.container_id, stdin=request.stdin, stdout=request.stdout,
-                    stderr=request.stderr)
-                stream = await future
-            else:
-                record = await self.containers.execs.exec_create(
-                    request.container_id, ExecConfig(
-                        cmd=request.cmd, tty=request.tty, attach_stdin=request.stdin,
-                        attach_stdout=request.stdout, attach_stderr=request.stderr))
-                self.exec_id = record.id
-                stream = await self.containers.execs.exec_start(record.id, detach=False)
-        except MoorError as err:
-            status = {"metadata": {}, "status": "Failure", "message": str(err)}
-        else:
-            pump = asyncio.get_running_loop().create_task(self._pump_stdin(stream))
-            try:
-                while (frame := await stream.read()) is not None:
-                    kind, payload = frame
-                    name = "stderr" if kind == stdcopy.STDERR and not request.tty \
-                        else "stdout"
-                    if name in self.channels:
-                        self.writer.write(spdy.Codec.data(self.channels[name], payload))
-                        await self.writer.drain()
-            finally:
-                pump.cancel()
-                stream.close()
-            code = stream.exit.exit_code \
-                if not request.attach and stream.exit is not None else 0
-            if code:
-                status = {"metadata": {}, "status": "Failure",
-                          "message": f"command terminated with non-zero exit code: "
-                                     f"error executing command {list(request.cmd)}, "
-                                     f"exit code {code}",
-                          "reason": "NonZeroExitCode",
-                          "details": {"causes": [{"reason": "ExitCode",
-                                                  "message": str(code)}]}}
-        for name in ("stdout", "stderr"):
-            if name in self.channels:
-                self.writer.write(spdy.Codec.data(self.channels[name], b"", fin=True))
-        error = self.channels["error"]
-        if status["status"] != "Success":
-            message = json.dumps(status).encode() if self.protocol.startswith(("v4", "v5")) \
-                else status["message"].encode()
-            self.writer.write(spdy.Codec.data(error, message))
-        self.writer.write(spdy.Codec.data(error, b"", fin=True))
-        await self.writer.drain()
+            async for channel, data in channels.receive():
+                if channel % 2 == 0 and channel // 2 < len(inbound):
+                    inbound[channel // 2].put_nowait(data)
+        finally:
+            for queue in inbound:
+                queue.put_nowait(None)
 
-    async def _pump_stdin(self, stream: object) -> None:
-        while (data := await self.stdin.get()) is not None:
-            await stream.write(data)  # type: ignore[attr-defined]
-        if self.request.attach:
-            # containerd's attach: the client's stdin ended, so does the attach; the
-            # container keeps its own stdin.
-            stream.close()  # type: ignore[attr-defined]
-        else:
-            stream.close_stdin()  # type: ignore[attr-defined]
+    for number, port in enumerate(request.ports):
+        for channel in (2 * number, 2 * number + 1):
+            await channels.send(channel, struct.pack("<H", port))
+    reading = asyncio.get_running_loop().create_task(read())
+    try:
+        await asyncio.gather(*(pair(n, port) for n, port in enumerate(request.ports)))
+    finally:
+        reading.cancel()
 
 
 class _Forward:
@@ -313,36 +442,19 @@ class _Forward:
         if len(pair) == 2:
             del self.pairs[request_id]
             task = asyncio.get_running_loop().create_task(
-                self._forward(port, pair["error"], pair["data"]))
+                self._pair(port, pair["error"], pair["data"]))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
-    async def _forward(self, port: int, error: int, data: int) -> None:
-        inbound = self.inbound[data]
+    async def _pair(self, port: int, error: int, data: int) -> None:
+        async def send(chunk: bytes) -> None:
+            self.writer.write(spdy.Codec.data(data, chunk))
+            await self.writer.drain()
+
         try:
-            try:
-                conn = await asyncio.to_thread(self.socket_in, self.request.netns)
-                conn.setblocking(False)
-                try:
-                    await asyncio.get_running_loop().sock_connect(conn, ("127.0.0.1", port))
-                except OSError:
-                    conn.close()
-                    raise
-            except OSError as err:
-                # kubelet's words around containerd's (which then tries IPv6 too).
-                reason = (os.strerror(err.errno) if err.errno else str(err)).lower()
-                message = (f"error forwarding port {port} to pod {self.request.pod_id}, uid : "
-                           f"failed to execute portforward in network namespace "
-                           f"\"{self.request.netns}\": failed to connect to localhost:{port} "
-                           f"inside namespace \"{self.request.pod_id}\", IPv4: dial tcp4 "
-                           f"127.0.0.1:{port}: connect: {reason}")
-                self.writer.write(spdy.Codec.data(error, message.encode()))
-                return
-            reader, writer = await asyncio.open_connection(sock=conn)
-            try:
-                await _first_done(self._to_port(inbound, writer), self._from_port(reader, data))
-            finally:
-                writer.close()
+            if message := await _forward(self.socket_in, self.request, port,
+                                         self.inbound[data], send):
+                self.writer.write(spdy.Codec.data(error, message))
         finally:
             del self.inbound[data]
             self.writer.write(spdy.Codec.data(data, b"", fin=True))
@@ -350,20 +462,49 @@ class _Forward:
             with contextlib.suppress(OSError):  # the client may have gone first
                 await self.writer.drain()
 
-    @staticmethod
-    async def _to_port(inbound: asyncio.Queue[bytes | None],
-                       writer: asyncio.StreamWriter) -> None:
-        while (data := await inbound.get()) is not None:
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-        await asyncio.Event().wait()  # the reply still flows back until the port ends
 
-    async def _from_port(self, reader: asyncio.StreamReader, data: int) -> None:
-        while chunk := await reader.read(65536):
-            self.writer.write(spdy.Codec.data(data, chunk))
-            await self.writer.drain()
+async def _forward(socket_in: SocketIn, request: ForwardRequest, port: int,
+                   inbound: asyncio.Queue[bytes | None],
+                   send: Callable[[bytes], Awaitable[None]]) -> bytes:
+    """One forwarded connection: the client's bytes from `inbound` (None their end) to
+    the pod's port, the port's to `send`, until either side ends. What to report on
+    the error channel: b"" or why the port could not be reached."""
+    try:
+        conn = await asyncio.to_thread(socket_in, request.netns)
+        conn.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(conn, ("127.0.0.1", port))
+        except OSError:
+            conn.close()
+            raise
+    except OSError as err:
+        # kubelet's words around containerd's (which then tries IPv6 too).
+        reason = (os.strerror(err.errno) if err.errno else str(err)).lower()
+        return (f"error forwarding port {port} to pod {request.pod_id}, uid : failed to "
+                f"execute portforward in network namespace \"{request.netns}\": failed to "
+                f"connect to localhost:{port} inside namespace \"{request.pod_id}\", IPv4: "
+                f"dial tcp4 127.0.0.1:{port}: connect: {reason}").encode()
+    reader, writer = await asyncio.open_connection(sock=conn)
+    try:
+        await _first_done(_to_port(inbound, writer), _from_port(reader, send))
+    finally:
+        writer.close()
+    return b""
+
+
+async def _to_port(inbound: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> None:
+    while (data := await inbound.get()) is not None:
+        writer.write(data)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+    await asyncio.Event().wait()  # the reply still flows back until the port ends
+
+
+async def _from_port(reader: asyncio.StreamReader,
+                     send: Callable[[bytes], Awaitable[None]]) -> None:
+    while chunk := await reader.read(65536):
+        await send(chunk)
 
 
 async def _first_done(*steps: object) -> None:

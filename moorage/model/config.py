@@ -88,6 +88,16 @@ class Ulimit:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceMapping:
+    """A host device node (or a folder of them) made in the container, with the
+    devices cgroup's access to it."""
+
+    path_on_host: str = w("PathOnHost", "")
+    path_in_container: str = w("PathInContainer", "")
+    cgroup_permissions: str = w("CgroupPermissions", "")
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     type: str = w("Type", "")
     config: dict[str, str] = w("Config", factory=dict)
@@ -146,6 +156,7 @@ class HostConfig:
     pids_limit: int | None = w("PidsLimit")
     ulimits: tuple[Ulimit, ...] | None = w("Ulimits")
     mounts: tuple[Mount, ...] | None = w("Mounts", omitempty=True)
+    devices: tuple[DeviceMapping, ...] | None = w("Devices", ())
     init: bool | None = w("Init", omitempty=True)
     console_size: tuple[int, ...] | None = w("ConsoleSize")  # [height, width], API 1.42
     # Set at create from the daemon's defaults unless privileged (moby daemon/create.go).

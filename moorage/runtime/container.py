@@ -76,13 +76,12 @@ _ALLOWED_DEVICES = (
 
 
 def cgroup_resources(linux: dict) -> dict:
-    """linux.resources with the device rules the runtime adds on its own."""
+    """linux.resources with the device rules the runtime adds on its own. The nodes of
+    linux.devices get none: their access is what the config's rules give (runc's
+    createDevices returns only its default devices for the cgroup), so a device made
+    read-only there stays so."""
     resources = dict(linux.get("resources") or {})
-    # A FIFO is no device to the devices controller (runc's Type.CanCgroup): no rule.
-    own = [{"allow": True, "type": d.get("type", "c"), "major": d.get("major"),
-            "minor": d.get("minor"), "access": "rwm"} for d in linux.get("devices") or ()
-           if d.get("type") != "p"]
-    resources["devices"] = [*(resources.get("devices") or ()), *_ALLOWED_DEVICES, *own]
+    resources["devices"] = [*(resources.get("devices") or ()), *_ALLOWED_DEVICES]
     return resources
 
 

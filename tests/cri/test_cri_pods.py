@@ -32,6 +32,7 @@ from crikit import (
     spdy_port_forward,
     wait_exited,
 )
+from wskit import stream
 
 from moorage.cri.proto import api_pb2 as pb
 
@@ -187,9 +188,11 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
             # Stdout alone. containerd's server now and then leaves this one's
             # connection open after the output (the test client then waits out its
             # deadline): compared on the exec above only.
-            assert spdy_exec(cri.runtime.Exec(pb.ExecRequest(
-                container_id=client, cmd=["hostname"], stdout=True)).url)["stdout"] \
-                == b"web\n"
+            alone = spdy_exec(cri.runtime.Exec(pb.ExecRequest(
+                container_id=client, cmd=["hostname"], stdout=True)).url)
+            assert alone["stdout"] == b"web\n"
+            # v4 tells a success too, as kubelet's server does.
+            assert json.loads(alone["error"]) == {"metadata": {}, "status": "Success"}
         resolv = exec_sync(cri, client, "cat", "/etc/resolv.conf").stdout.decode()
         assert "nameserver 127.0.0.1" in resolv and "search test.svc" in resolv \
             and "options ndots:5" in resolv
@@ -225,6 +228,65 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
     assert not [f for f in os.listdir(os.path.join(network.ipam_dir, "moorage-test"))
                 if f[0].isdigit()]
     assert cri.runtime.ListPodSandbox(pb.ListPodSandboxRequest()).items == []
+
+
+def test_streams_over_websockets_and_devices(cri: Cri, logs: str) -> None:
+    """Exec, Attach and PortForward over websockets with kubelet's channel protocols;
+    a container's devices (the same container, to spare a pod)."""
+    config = pod_config("ws", logs)
+    pod_id = _run_pod(cri, config)
+    try:
+        server = run_container(cri, pod_id, config, container_config(
+            "server", ["sh", "-c", "mkdir -p /www && echo served > /www/index.html && "
+                       "httpd -p 8080 -h /www && while read l; do echo \"got $l\"; done"],
+            stdin=True, devices=[pb.Device(container_path="/dev/extra/null",
+                                           host_path="/dev/null", permissions="rwm")]))
+        made = exec_sync(cri, server, "sh", "-c", "echo x > /dev/extra/null && "
+                         "stat -c '%F %t:%T %a' /dev/extra/null")
+        assert made.stdout == b"character special file 1:3 666\n", made
+
+        def exec_url(cmd: str, **fields: bool) -> str:
+            return cri.runtime.Exec(pb.ExecRequest(container_id=server,
+                                                   cmd=["sh", "-c", cmd], **fields)).url
+
+        # v4: stdin, stdout and stderr apart, the exit code in a Status on channel 3;
+        # the first message (empty) on the lowest output channel.
+        got = stream(exec_url("read x; echo \"in $x\"; echo err >&2; exit 3", stdin=True,
+                              stdout=True, stderr=True), "v4.channel.k8s.io", [(0, b"typed\n")])
+        assert got.protocol == "v4.channel.k8s.io" and got.first[0] == (1, b"")
+        assert (got.data[1], got.data[2]) == (b"in typed\n", b"err\n")
+        outcome = json.loads(got.data[3])
+        assert outcome["status"] == "Failure" and outcome["reason"] == "NonZeroExitCode"
+        assert outcome["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+        # Before v4, base64 text: a failure's bare message, nothing for a success.
+        got = stream(exec_url("echo out; exit 2", stdout=True), "base64.channel.k8s.io", [])
+        assert (got.protocol, got.data[1]) == ("base64.channel.k8s.io", b"out\n")
+        assert got.data[3] == b"command terminated with non-zero exit code: error executing " \
+            b"command [sh -c echo out; exit 2], exit code 2"
+        assert 3 not in stream(exec_url("true", stdout=True), "channel.k8s.io", []).data
+        # A terminal, sized by channel 4 before the command reads its size.
+        got = stream(exec_url("sleep 0.5; stty size", stdin=True, stdout=True, tty=True),
+                     "v4.base64.channel.k8s.io", [(4, b'{"Width":100,"Height":40}')])
+        assert got.data[1] == b"40 100\r\n" and json.loads(got.data[3])["status"] == "Success"
+        # Attach: the container's stdin and stdout; leaving ends the attach only.
+        got = stream(cri.runtime.Attach(pb.AttachRequest(
+            container_id=server, stdin=True, stdout=True)).url, "v4.channel.k8s.io",
+            [(0, b"hello\n")], until=lambda g: g.data.get(1, b"").endswith(b"\n"))
+        assert got.data[1] == b"got hello\n"
+        assert exec_sync(cri, server, "true").exit_code == 0
+        # PortForward: channels 0/1 for the first port, 2/3 for the second, each
+        # opened by its port (little-endian); a refused port on its error channel.
+        url = cri.runtime.PortForward(pb.PortForwardRequest(pod_sandbox_id=pod_id,
+                                                            port=[8080, 1])).url
+        got = stream(url, "v4.channel.k8s.io", [(0, b"GET / HTTP/1.0\r\n\r\n")])
+        assert got.first[:4] == [(0, b"\x90\x1f"), (1, b"\x90\x1f"), (2, b"\x01\x00"),
+                                 (3, b"\x01\x00")]
+        assert got.data[0].startswith(b"\x90\x1fHTTP/1.") and got.data[0].endswith(b"served\n")
+        assert got.data[1] == b"\x90\x1f" and got.data[2] == b"\x01\x00"
+        assert got.data[3].startswith(b"\x01\x00error forwarding port 1 to pod " +
+                                      pod_id.encode()), got.data[3]
+    finally:
+        _end_pod(cri, pod_id)
 
 
 def test_logs_exit_reasons_and_stats(cri: Cri, logs: str) -> None:
@@ -368,12 +430,16 @@ def test_bad_input(cri: Cri, network: Network, logs: str) -> None:
                         seccomp_profile_path="custom"))),
             sandbox_config=config)) == (grpc.StatusCode.INVALID_ARGUMENT
                                         if cri.name == "moord" else grpc.StatusCode.UNKNOWN)
-        if cri.name == "moord":  # devices are not built yet: refused, never ignored
-            assert _code(runtime.CreateContainer, pb.CreateContainerRequest(
+        if cri.name == "moord":  # a device that is none: its start fails (containerd's create)
+            created = runtime.CreateContainer(pb.CreateContainerRequest(
                 pod_sandbox_id=pod_id, config=container_config(
-                    "dev", ["true"], devices=[pb.Device(host_path="/dev/null",
+                    "dev", ["true"], devices=[pb.Device(host_path="/etc/passwd",
                                                         container_path="/dev/x")]),
-                sandbox_config=config)) == grpc.StatusCode.INVALID_ARGUMENT
+                sandbox_config=config)).container_id
+            with pytest.raises(grpc.RpcError) as caught:
+                runtime.StartContainer(pb.StartContainerRequest(container_id=created))
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a device node" in (caught.value.details() or "")
     finally:
         _end_pod(cri, pod_id)
     # No CNI configuration: NetworkReady false with a reason, and pods are refused.

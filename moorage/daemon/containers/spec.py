@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import stat
 from dataclasses import dataclass
 from functools import cache
 
 from moorage import environ, signals
 from moorage.errors import InvalidParameter
+from moorage.model.config import DeviceMapping
 from moorage.model.records import ContainerRecord
 
 # Every container's cgroup lives under this parent, as dockerd's under /docker, unless
@@ -246,6 +248,48 @@ def resources(container: ContainerRecord) -> dict:
     return resources
 
 
+_NODE_TYPES = {stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
+
+
+def devices(mappings: tuple[DeviceMapping, ...]) -> tuple[list[dict], list[dict]]:
+    """linux.devices and their devices-cgroup rules for HostConfig.Devices (moby's
+    DevicesFromPath): a node, the target of a link to one, or every node under a folder."""
+    nodes: list[dict] = []
+    rules: list[dict] = []
+    for mapping in mappings:
+        access = mapping.cgroup_permissions or "rwm"
+        if set(access) - set("rwm"):
+            raise InvalidParameter(f"invalid device mode: {access}")
+        source = os.path.realpath(mapping.path_on_host)
+        target = mapping.path_in_container or mapping.path_on_host
+        found = [(source, target)]
+        if os.path.isdir(source):
+            found = [(os.path.join(top, name), target + os.path.join(top, name)[len(source):])
+                     for top, _, names in os.walk(source) for name in sorted(names)]
+        for path, inside in found:
+            try:
+                info = os.stat(path)
+            except OSError as err:
+                raise InvalidParameter(
+                    "error gathering device information while adding custom device "
+                    f"\"{mapping.path_on_host}\": {os.strerror(err.errno or 0).lower()}"
+                ) from None
+            kind = _NODE_TYPES.get(stat.S_IFMT(info.st_mode))
+            if kind is None:
+                if len(found) > 1:
+                    continue  # a folder's other files are not asked for
+                raise InvalidParameter("error gathering device information while adding "
+                                       f"custom device \"{mapping.path_on_host}\": not a "
+                                       "device node")
+            major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
+            nodes.append({"path": inside, "type": kind, "major": major, "minor": minor,
+                          "fileMode": stat.S_IMODE(info.st_mode), "uid": info.st_uid,
+                          "gid": info.st_gid})
+            rules.append({"allow": True, "type": kind, "major": major, "minor": minor,
+                          "access": access})
+    return nodes, rules
+
+
 def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
     namespaces: list[dict] = [{"type": "mount"}]
@@ -315,6 +359,9 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),
     }
+    if host.devices:
+        linux["devices"], rules = devices(host.devices)
+        linux["resources"]["devices"] += rules
     propagation = _rootfs_propagation(container)
     if propagation:
         linux["rootfsPropagation"] = propagation
