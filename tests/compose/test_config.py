@@ -82,6 +82,23 @@ def test_dotenv_and_env_file_and_process_env(tmp_path: Path) -> None:
         "busybox:from-process"
 
 
+def test_project_name_in_interpolation(tmp_path: Path) -> None:
+    """compose-go gives the files the project's name as ${COMPOSE_PROJECT_NAME}, wherever
+    the name comes from (-p, the variable, `name:`, the directory)."""
+    write(tmp_path / "shop" / "compose.yaml", """
+        services:
+          app:
+            image: ${COMPOSE_PROJECT_NAME}-app
+        """)
+    folder = tmp_path / "shop"
+    assert config(folder)["services"]["app"]["image"] == "shop-app"
+    assert config(folder, "-p", "other")["services"]["app"]["image"] == "other-app"
+    (folder / "compose.yaml").write_text("name: ${TEAM}-shop\n" +
+                                         (folder / "compose.yaml").read_text())
+    model = config(folder, env={"TEAM": "blue"})
+    assert (model["name"], model["services"]["app"]["image"]) == ("blue-shop", "blue-shop-app")
+
+
 def test_merge_of_several_files(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", """
         services:
