@@ -7,7 +7,9 @@ dockerd (in a network namespace of its own), with each client: moor compose on m
 docker-compose on dockerd is the issue's figure; the same engine with either client shows
 the client's share.
 
-Runs alternate between the contenders; medians. Each run's `down` leaves nothing.
+Runs alternate between the contenders; medians of the wall time, and of the client's own
+CPU time (user + system, its children included), which a loaded machine disturbs less.
+Each run's `down` leaves nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,14 +49,23 @@ def project_file() -> str:
         "networks: {net0: {}, net1: {}}\nvolumes: {vol0: {}, vol1: {}}\n"
 
 
-def timed(cmd: list[str], cwd: str, host: str) -> float:
+Sample = tuple[float, float]  # wall, client CPU (s)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(cmd: list[str], cwd: str, host: str) -> Sample:
     env = {**os.environ, "DOCKER_HOST": host}
+    cpu = _children_cpu()
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def client(kind: str, host: str) -> list[str]:
@@ -62,8 +74,8 @@ def client(kind: str, host: str) -> list[str]:
 
 
 def measure(contenders: list[tuple[str, str, str]], folder: str, runs: int
-            ) -> dict[str, tuple[list[float], list[float]]]:
-    found: dict[str, tuple[list[float], list[float]]] = {}
+            ) -> dict[str, tuple[list[Sample], list[Sample]]]:
+    found: dict[str, tuple[list[Sample], list[Sample]]] = {}
     for _ in range(runs):
         for label, kind, host in contenders:
             ups, downs = found.setdefault(label, ([], []))
@@ -73,15 +85,18 @@ def measure(contenders: list[tuple[str, str, str]], folder: str, runs: int
     return found
 
 
-def report(title: str, found: dict[str, tuple[list[float], list[float]]],
+def _median(samples: list[Sample], which: int) -> float:
+    return statistics.median(s[which] for s in samples)
+
+
+def report(title: str, found: dict[str, tuple[list[Sample], list[Sample]]],
            pairs: list[tuple[str, str]]) -> None:
-    print(f"\n{title}")
+    print(f"\n{title}   (wall, and the client's CPU in brackets)")
     for label, (ups, downs) in found.items():
-        print(f"  {label:<32} up -d {statistics.median(ups):6.2f} s   "
-              f"down {statistics.median(downs):6.2f} s")
+        print(f"  {label:<26} up -d {_median(ups, 0):6.2f} s ({_median(ups, 1):5.2f})   "
+              f"down {_median(downs, 0):6.2f} s ({_median(downs, 1):5.2f})")
     for ours, theirs in pairs:
-        up = statistics.median(found[ours][0]) / statistics.median(found[theirs][0])
-        down = statistics.median(found[ours][1]) / statistics.median(found[theirs][1])
+        up, down = (_median(found[ours][i], 0) / _median(found[theirs][i], 0) for i in (0, 1))
         print(f"  {ours} / {theirs}: up -d {up:.2f}x, down {down:.2f}x")
 
 

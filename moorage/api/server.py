@@ -2,7 +2,8 @@
 
 Every route is registered bare and under a `/v1.xx` prefix (add_route); a
 middleware checks the version against the supported range and stores it on
-the request (`request["api_version"]`, the newest when there is no prefix).
+the request (`request["api_version"]`, the newest when there is no prefix, lower for
+a client known to need it: `versions.for_client`).
 Errors from the taxonomy in moorage.errors become Docker's `{"message": ...}`
 bodies with the matching status, so a handler never builds an error response.
 """
@@ -53,7 +54,7 @@ async def version_middleware(request: web.Request, handler: Handler) -> web.Stre
     if versions.parse(version) > versions.parse(versions.MAX_VERSION):
         return error_response(400, f"client version {version} is too new. Maximum "
                                    f"supported API version is {versions.MAX_VERSION}")
-    request["api_version"] = version
+    request["api_version"] = versions.for_client(version, request.headers.get("User-Agent", ""))
     return await handler(request)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # cobra's words for a bad flag
+    def error(self, message: str) -> Any:  # cobra's and Compose v2's words
+        unknown = re.match(r"argument command: invalid choice: '([^']*)'", message)
+        if unknown:
+            raise ComposeError(f'unknown docker command: "compose {unknown.group(1)}"')
         raise ComposeError(message.replace("unrecognized arguments:", "unknown flag:"))
 
 

@@ -179,8 +179,9 @@ def _environment(opts: Options, project_dir: str) -> dict[str, str]:
 
 
 def _load_file(path: str, env: dict[str, str], base_dir: str,
-               markers: list[tuple[str, tuple[str, ...]]] | None = None) -> dict[str, Any]:
-    raw, lines = read_yaml(path)
+               markers: list[tuple[str, tuple[str, ...]]] | None = None,
+               document: tuple[Any, Lines] | None = None) -> dict[str, Any]:
+    raw, lines = document or read_yaml(path)
     if raw is None:
         raise ComposeError(f"empty compose file: {path}" if path != "-" else "empty compose file")
     if not isinstance(raw, dict):
@@ -263,11 +264,18 @@ def _include(model: dict[str, Any], opts: Options, base_dir: str,
 def _merged(opts: Options, files: list[str], project_dir: str
             ) -> tuple[dict[str, Any], dict[str, str]]:
     env = _environment(opts, project_dir)
+    documents = {path: read_yaml(path) for path in files}
+    # As in compose-go, the files see the project's name as ${COMPOSE_PROJECT_NAME}.
+    declared = [raw["name"] for raw, _ in documents.values()
+                if isinstance(raw, dict) and isinstance(raw.get("name"), str)]
+    named = {"name": interpolate(declared[-1], env)} if declared else {}
+    env["COMPOSE_PROJECT_NAME"] = project_name(opts, named, project_dir, env)
     model: dict[str, Any] = {}
     for path in files:
         base_dir = project_dir if path == "-" else os.path.dirname(path)
         markers: list[tuple[str, tuple[str, ...]]] = []
-        loaded = _load_file(path, env, project_dir if model else base_dir, markers)
+        loaded = _load_file(path, env, project_dir if model else base_dir, markers,
+                            documents[path])
         loaded = _include(loaded, opts, base_dir, env)
         _extends(loaded, path, env, base_dir)
         model = apply_markers(merge_models(model, loaded), loaded, markers) if model \

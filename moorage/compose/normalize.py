@@ -37,6 +37,38 @@ def _environment(svc: dict[str, Any], env: dict[str, str]) -> None:
         svc["labels"] = {**labels, **(svc.get("labels") or {})}
 
 
+def _build_args(svc: dict[str, Any], env: dict[str, str]) -> None:
+    """A build arg without a value takes the environment's, and is dropped when unset."""
+    build = svc.get("build")
+    if isinstance(build, dict) and build.get("args"):
+        build["args"] = {k: env[k] if v is None else v for k, v in build["args"].items()
+                         if v is not None or k in env}
+        if not build["args"]:
+            del build["args"]
+
+
+# What a container is made from is a dependency even when depends_on does not say so
+# (compose-go adds them): a shared namespace or a link restarts with the service it names,
+# volumes_from does not.
+_SHARED_NAMESPACES = ("network_mode", "ipc", "pid", "uts", "cgroup")
+
+
+def _implicit_dependencies(svc: dict[str, Any]) -> None:
+    implied: list[tuple[str, bool]] = [(link.split(":", 1)[0], True)
+                                       for link in svc.get("links") or ()]
+    implied += [(str(svc[key]).removeprefix("service:"), True) for key in _SHARED_NAMESPACES
+                if str(svc.get(key, "")).startswith("service:")]
+    implied += [(spec.split(":", 1)[0], False) for spec in svc.get("volumes_from") or ()
+                if not spec.startswith("container:")]
+    depends = svc.get("depends_on") or {}
+    for name, restart in implied:
+        if name not in depends:
+            depends[name] = {"condition": "service_started", "required": True,
+                             **({"restart": True} if restart else {})}
+    if depends:
+        svc["depends_on"] = depends
+
+
 def _external(section: dict[str, Any]) -> None:
     """The deprecated `external: {name: x}` as compose-go reads it: `name: x, external: true`."""
     for entry in section.values():
@@ -72,6 +104,10 @@ def finish(project: Project, profiles: list[str]) -> None:
             project.disabled[name] = services.pop(name)
     for svc in services.values():
         _environment(svc, project.environment)
+        _build_args(svc, project.environment)
+        _implicit_dependencies(svc)
+        if svc.get("pull_policy") == "if_not_present":
+            svc["pull_policy"] = "missing"
         if "network_mode" not in svc and not svc.get("networks"):
             svc["networks"] = {"default": None}
     used = {net for svc in services.values() for net in (svc.get("networks") or {})}
@@ -79,7 +115,7 @@ def finish(project: Project, profiles: list[str]) -> None:
         model.setdefault("networks", {}).setdefault("default", {})
     for section in ("networks", "volumes", "secrets", "configs"):
         _external(model.get(section) or {})
-    for section in ("networks", "volumes"):
+    for section in ("networks", "volumes", "secrets", "configs"):
         if section in model:
             _names(model[section], project.name)
     for section in ("secrets", "configs"):
@@ -126,17 +162,8 @@ def _check(project: Project) -> None:
 
 
 def dependencies(service: dict[str, Any]) -> list[str]:
-    """depends_on, and the services a container is made from (compose-go's implicit
-    dependencies): volumes_from, links, and network_mode/ipc/pid `service:`."""
-    found = list(service.get("depends_on") or ())
-    for spec in service.get("volumes_from") or ():
-        if not spec.startswith("container:"):
-            found.append(spec.split(":", 1)[0])
-    found += [link.split(":", 1)[0] for link in service.get("links") or ()]
-    for key in ("network_mode", "ipc", "pid"):
-        if str(service.get(key, "")).startswith("service:"):
-            found.append(service[key].split(":", 1)[1])
-    return list(dict.fromkeys(found))
+    """depends_on, the implicit dependencies included (`_implicit_dependencies`)."""
+    return list(service.get("depends_on") or ())
 
 
 def dependency_order(services: dict[str, dict[str, Any]]) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from enginekit import Daemon
@@ -58,12 +57,3 @@ class ComposeEngine:
     def docker(self, *args: str, input: str | bytes | None = None,
                check: bool = False) -> subprocess.CompletedProcess[bytes]:
         return self.daemon.docker(*args, input=input, check=check)
-
-
-# docker-compose 1.29 negotiates the engine's newest API; from 1.45 image inspect has no
-# ContainerConfig, which its recreate reads (Docker 25+ breaks it the same way).
-CONTAINER_CONFIG = "moord speaks API 1.55, whose image inspect has no ContainerConfig"
-
-# `moord_lacks(reason)`: on moord the test is expected to fail for a missing API, and still
-# runs (xfail, not strict), so that it passes there once the API lands.
-Lacks = Callable[[str], None]

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
-from composekit import ComposeEngine, Lacks
+from composekit import ComposeEngine
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import Dockerd, dockerd_available, start_dockerd, stop_dockerd
 
@@ -33,14 +33,6 @@ def engine(request: pytest.FixtureRequest, busybox_tar: bytes) -> Iterator[Compo
                 stop_daemon(daemon)
             else:
                 stop_dockerd(daemon)
-
-
-@pytest.fixture
-def moord_lacks(request: pytest.FixtureRequest, engine: ComposeEngine) -> Lacks:
-    def mark(reason: str) -> None:
-        if engine.name == "moord":
-            request.node.add_marker(pytest.mark.xfail(strict=False, reason=reason))
-    return mark
 
 
 # The realistic application's base: Debian bookworm (minbase) with python3, redis-server and

@@ -82,6 +82,23 @@ def test_dotenv_and_env_file_and_process_env(tmp_path: Path) -> None:
         "busybox:from-process"
 
 
+def test_project_name_in_interpolation(tmp_path: Path) -> None:
+    """compose-go gives the files the project's name as ${COMPOSE_PROJECT_NAME}, wherever
+    the name comes from (-p, the variable, `name:`, the directory)."""
+    write(tmp_path / "shop" / "compose.yaml", """
+        services:
+          app:
+            image: ${COMPOSE_PROJECT_NAME}-app
+        """)
+    folder = tmp_path / "shop"
+    assert config(folder)["services"]["app"]["image"] == "shop-app"
+    assert config(folder, "-p", "other")["services"]["app"]["image"] == "other-app"
+    (folder / "compose.yaml").write_text("name: ${TEAM}-shop\n" +
+                                         (folder / "compose.yaml").read_text())
+    model = config(folder, env={"TEAM": "blue"})
+    assert (model["name"], model["services"]["app"]["image"]) == ("blue-shop", "blue-shop-app")
+
+
 def test_merge_of_several_files(tmp_path: Path) -> None:
     write(tmp_path / "a.yaml", """
         services:
@@ -276,6 +293,8 @@ def test_long_and_short_syntaxes_normalized(tmp_path: Path) -> None:
      "dependency cycle detected: a -> b -> a"),
     ("services:\n  a:\n    image: busybox\n    depends_on: [nope]\n", {},
      'service "a" depends on undefined service "nope": invalid compose project'),
+    ("services:\n  a:\n    image: busybox\n    links: [nope]\n", {},
+     'service "a" depends on undefined service "nope": invalid compose project'),
     ("services:\n  a:\n    image: busybox\n    networks: [nope]\n", {},
      'service "a" refers to undefined network nope: invalid compose project'),
     ("services:\n  a:\n    image: busybox\n    volumes: ['nope:/x']\n", {},
@@ -285,6 +304,14 @@ def test_bad_input(tmp_path: Path, text: str, env: dict[str, str], message: str)
     path = write(tmp_path / "compose.yaml", text)
     result = compose(tmp_path, "config", env=env)
     assert (result.returncode, result.stderr) == (1, message.replace("{file}", str(path)) + "\n")
+
+
+def test_unknown_command_and_flag(tmp_path: Path) -> None:
+    write(tmp_path / "compose.yaml", "services:\n  a:\n    image: busybox\n")
+    for args, message in ((["scale", "a=2"], 'unknown docker command: "compose scale"'),
+                          (["up", "--bogus"], "unknown flag: --bogus")):
+        result = compose(tmp_path, *args)
+        assert (result.returncode, result.stderr) == (1, message + "\n")
 
 
 def test_bad_input_leaves_nothing_for_up(tmp_path: Path) -> None:

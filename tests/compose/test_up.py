@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from composekit import CONTAINER_CONFIG, ComposeEngine, Lacks
+from composekit import ComposeEngine
 from registrykit import free_port, start_moor, write_htpasswd
 
 PREFIX = "com.docker.compose."
@@ -277,12 +277,10 @@ def test_docker_compose_and_moor_compose_see_each_others_projects(
     assert b"proj_default" not in engine.docker("network", "ls").stdout
 
 
-def test_docker_compose_recreates_and_scales_our_project(moord_lacks: Lacks,
-                                                         engine: ComposeEngine,
+def test_docker_compose_recreates_and_scales_our_project(engine: ComposeEngine,
                                                          tmp_path: Path) -> None:
     """1.29 recreates what moor compose made (its config hash is not ours), under its own
     names, reading the image's ContainerConfig; moor compose sees them all."""
-    moord_lacks(CONTAINER_CONFIG)
     folder = project(tmp_path, engine, SIMPLE)
     try:
         ok(engine.compose(folder, "up", "-d"))
@@ -292,6 +290,50 @@ def test_docker_compose_recreates_and_scales_our_project(moord_lacks: Lacks,
     finally:
         ok(engine.compose(folder, "down"))
     assert engine.docker("ps", "-aq").stdout == b""
+
+
+def test_docker_compose_recreate_keeps_anonymous_volumes_scale_and_down_v(
+        engine: ComposeEngine, tmp_path: Path) -> None:
+    """docker-compose 1.29 alone, as it negotiates (the engine's newest API): a changed
+    service is recreated with its image's VOLUME carried over (from image inspect's
+    ContainerConfig), `scale` adds replicas, `down -v` leaves no container."""
+    folder = project(tmp_path, engine, """
+        services:
+          db:
+            build: ./db
+            environment: {GENERATION: "${GENERATION:-1}"}
+            stop_signal: SIGKILL
+          worker:
+            <<: *sleeper
+        """)
+    (folder / "db").mkdir()
+    (folder / "db" / "Dockerfile").write_text(
+        "FROM busybox:latest\nVOLUME /data\nCMD [\"sleep\", \"600\"]\n")
+    volume = ""
+    try:
+        ok(engine.docker_compose(folder, "up", "-d"))
+        first = inspect(engine, "proj_db_1")[0]
+        volume = first["Mounts"][0]["Name"]
+        (folder / ".env").write_text("GENERATION=2\n")
+        recreated = engine.docker_compose(folder, "up", "-d")
+        ok(recreated)
+        assert "Recreating proj_db_1" in recreated.stderr
+        second = inspect(engine, "proj_db_1")[0]
+        assert second["Id"] != first["Id"]
+        assert "GENERATION=2" in second["Config"]["Env"]
+        assert [m["Name"] for m in second["Mounts"]] == [volume]
+        ok(engine.docker_compose(folder, "scale", "worker=3"))
+        running = engine.docker("ps", "-q", "--filter", "label=com.docker.compose.service=worker")
+        assert len(running.stdout.split()) == 3
+        ok(engine.docker_compose(folder, "down", "-v"))
+        assert engine.docker("ps", "-aq").stdout == b""
+        # 1.29 hands the volume to the new container by name, so that it is no longer the
+        # container's anonymous volume and `down -v` leaves it, on dockerd as here.
+        assert engine.docker("volume", "inspect", volume).returncode == 0
+    finally:
+        ok(engine.compose(folder, "down", "-v"))
+        if volume:
+            engine.docker("volume", "rm", volume)
 
 
 def test_docker_compose_run_rm_on_a_network(engine: ComposeEngine, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 import uuid
@@ -143,6 +144,36 @@ def test_sdk_build(pair: Pair) -> None:
     finally:
         client.images.remove("sdk-built:1", force=True)
         client.close()
+
+
+def test_container_config_up_to_api_1_44(pair: Pair) -> None:
+    """Image inspect's ContainerConfig (gone from API 1.45) records each step's command as
+    dockerd's classic builder does: RUN's with its build args, a config step's as
+    `#(nop) ` and the instruction, COPY's and WORKDIR's in one argument; docker-compose
+    1.29 reads its Volumes at every recreate."""
+    import docker
+
+    case = Case("container-config", "FROM busybox\nARG X=1\nENV A=1\nRUN echo $X > /x\n"
+                "WORKDIR /w\nCOPY f /w/\nVOLUME /data\nCMD [\"cat\", \"/x\"]\n",
+                files={"f": "f"})
+    try:
+        ours, theirs = build_both(pair, case, "container-config:1")
+        assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
+        found = []
+        for daemon in (pair.moord, pair.dockerd):
+            client = docker.APIClient(base_url=daemon.host, version="1.41")
+            try:
+                configs = [client.inspect_image(step["Id"])["ContainerConfig"]
+                           for step in client.history("container-config:1")]
+            finally:
+                client.close()
+            # COPY's content hash covers the tar headers dockerd hashed, not only the bytes.
+            found.append(re.sub(r"file:[0-9a-f]{64}", "file:<hash>", json.dumps([
+                {key: config[key] for key in ("Cmd", "Env", "Volumes", "WorkingDir")}
+                for config in configs])))
+        assert found[0] == found[1]
+    finally:
+        pair.both("rmi", "container-config:1")
 
 
 def test_onbuild_triggers(pair: Pair) -> None:

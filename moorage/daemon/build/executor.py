@@ -383,15 +383,17 @@ class Builder:
     async def _commit(self, state: _State, inst: Instruction | None, comment: str, *,
                       label: str | None = "") -> None:
         """A step that changes only the config: an image with no new layer."""
-        created_by = " ".join([*state.shell, "#(nop) ", comment])
+        # dockerd's Cmd of a config step: the comment as two arguments (withCmdComment).
+        nop = [*state.shell, "#(nop) ", comment]
+        created_by = " ".join(nop)
         key = self.cache.key(state.image_id, created_by, state.config, state.author)
         image_id = await self._cached(key)
         if image_id is None:
             image_id = await asyncio.to_thread(
                 commit_child, self.images, state.image_id,
                 ChildImage(config=copy.deepcopy(state.config), created_by=created_by,
-                           author=state.author, container_config=comment_config(
-                               state.config, state.shell, created_by)))
+                           author=state.author,
+                           container_config=comment_config(state.config, nop)))
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         if label is not None:
@@ -407,25 +409,25 @@ class Builder:
 
     async def _filesystem_step(self, state: _State, comment: str, identity: Any,
                                change: Callable[[str], None]) -> None:
-        created_by = " ".join([*state.shell, "#(nop) " + comment])
-        key = self.cache.key(state.image_id, created_by, state.config, identity)
+        # WORKDIR, COPY and ADD keep the comment as one argument (withCmdCommentString).
+        nop = [*state.shell, "#(nop) " + comment]
+        key = self.cache.key(state.image_id, " ".join(nop), state.config, identity)
         image_id = await self._cached(key)
         if image_id is None:
-            image_id = await asyncio.to_thread(self._change_and_commit, state, created_by,
-                                               change)
+            image_id = await asyncio.to_thread(self._change_and_commit, state, nop, change)
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")
 
-    def _change_and_commit(self, state: _State, created_by: str,
+    def _change_and_commit(self, state: _State, nop: list[str],
                            change: Callable[[str], None]) -> str:
         with mounted(self.images, self.work_root, state.image_id) as workspace:
             change(workspace.rootfs)
             settle_times(workspace.upper, workspace.lowers)
             return commit_child(self.images, state.image_id, ChildImage(
-                config=copy.deepcopy(state.config), created_by=created_by,
+                config=copy.deepcopy(state.config), created_by=" ".join(nop),
                 upper=workspace.upper, author=state.author,
-                container_config=comment_config(state.config, state.shell, created_by)))
+                container_config=comment_config(state.config, nop)))
 
     # --- COPY and ADD ------------------------------------------------------------------
 
@@ -546,10 +548,10 @@ class Builder:
         for name in _BUILTIN_ARGS:
             if self.request.build_args.get(name) is not None:
                 build_env.setdefault(name, self.request.build_args[name] or "")
-        created_by = " ".join(cmd)
-        if build_env:
-            prefix = " ".join(f"{k}={v}" for k, v in build_env.items())
-            created_by = f"|{len(build_env)} {prefix} {created_by}"
+        # dockerd records the build args the step saw ahead of its command (prependEnvOnCmd).
+        recorded = [f"|{len(build_env)}", *(f"{k}={v}" for k, v in build_env.items()), *cmd] \
+            if build_env else cmd
+        created_by = " ".join(recorded)
         key = self.cache.key(state.image_id, created_by, state.config,
                              ["run", inst.flags.get("mount", ""), network, stages, bound])
         image_id = await self._cached(key)
@@ -568,7 +570,7 @@ class Builder:
                     image_id = await run_container(RunStep(
                         self.images, self.containers, self.request, self.say, state.image_id,
                         copy.deepcopy(state.config), state.author, cmd, build_env, created_by,
-                        mounts, comment_config(state.config, state.shell, created_by, cmd),
+                        mounts, comment_config(state.config, recorded),
                         network))
                 finally:
                     await asyncio.to_thread(views.close)

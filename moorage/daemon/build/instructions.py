@@ -192,9 +192,8 @@ def apply_onbuild(config: Config, inst: Instruction) -> str:
     return f"ONBUILD {inst.args}"
 
 
-def comment_config(config: Config, shell: list[str], created_by: str,
-                   cmd: list[str] | None = None) -> Config:
+def comment_config(config: Config, cmd: list[str]) -> Config:
     """The container_config a classic build records: the step's command as Cmd."""
     recorded = copy.deepcopy(config)
-    recorded["Cmd"] = cmd if cmd is not None else [*shell, created_by.split(" #(nop) ", 1)[-1]]
+    recorded["Cmd"] = cmd
     return recorded
