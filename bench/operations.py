@@ -1,16 +1,20 @@
 """Engine operations, moord vs a reference dockerd, the docker CLI against both.
 
     .venv/bin/python bench/operations.py [--runs 10] [--containers 20] [--tree-mb 200]
+                                         [--baseline TREE]
 
 `docker exec cc true` latency (goal: ratio <= 0.5), `docker stats --no-stream` with N
 running containers, and `docker cp` of a directory tree of --tree-mb MB into and out
 of a running container (goal: throughput ratio >= 1.5). Runs alternate between the
 daemons so drift hits both; medians are printed with moord/dockerd ratios.
+--baseline TREE adds a third daemon, "moord-base", running the moorage of another
+source tree (`git archive main | tar -x -C TREE`), in the same alternation: A/B.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -18,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from benchkit import moord_and_dockerd
+from benchkit import baseline_moord, moord_and_dockerd
 from peers import DOCKER_CLI
 
 IMAGE = "busybox:latest"
@@ -52,6 +56,11 @@ def report(label: str, medians: dict[str, float]) -> None:
     ours, theirs = medians["moord"], medians["dockerd"]
     print(f"{label:44} moord {ours * 1000:8.1f} ms   dockerd {theirs * 1000:8.1f} ms   "
           f"ratio {ours / theirs:.2f}", flush=True)
+    if "moord-base" in medians:
+        base = medians["moord-base"]
+        print(f"{'':44} moord-base {base * 1000:8.1f} ms   ratio to dockerd "
+              f"{base / theirs:.2f}, moord/moord-base {ours / base:.2f}", flush=True)
+    print(f"{'':44} (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def make_tree(path: str, megabytes: int) -> None:
@@ -80,11 +89,16 @@ def main() -> None:
     parser.add_argument("--tree-mb", type=int, default=200)
     parser.add_argument("--only", choices=("exec", "stats", "cp"), action="append",
                         help="these parts only (default: all)")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="also run the moorage of this source tree, as moord-base")
     opts = parser.parse_args()
     parts = set(opts.only or ("exec", "stats", "cp"))
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as base, \
-            moord_and_dockerd(base, IMAGE) as pair:
+            moord_and_dockerd(base, IMAGE) as pair, contextlib.ExitStack() as stack:
         hosts = {"moord": pair.moord.host, "dockerd": pair.dockerd.host}
+        if opts.baseline:
+            hosts["moord-base"] = stack.enter_context(
+                baseline_moord(base, opts.baseline, IMAGE)).host
         for host in hosts.values():
             docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
         if "exec" in parts:
@@ -116,6 +130,9 @@ def main() -> None:
             print(f"cp {label} the container: moord {rate['moord']:.0f} MB/s, dockerd "
                   f"{rate['dockerd']:.0f} MB/s, throughput ratio "
                   f"{rate['moord'] / rate['dockerd']:.2f} (goal >= 1.5)")
+            if "moord-base" in rate:
+                print(f"  moord-base {rate['moord-base']:.0f} MB/s, throughput ratio "
+                      f"{rate['moord-base'] / rate['dockerd']:.2f}")
 
 
 if __name__ == "__main__":
