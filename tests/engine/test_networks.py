@@ -473,3 +473,27 @@ def test_connect_to_a_user_network_switches_to_the_embedded_dns(pair: Pair) -> N
         pair.same("exec", "idle", "cat", "/etc/resolv.conf")
     finally:
         _rm(pair, "joiner", "peer", "idle", networks=("later",))
+
+
+def test_starts_leave_no_network_namespace_held(pair: Pair) -> None:
+    """A start makes the container's network namespace ahead and holds it by an fd only
+    until the runtime's create has joined it: none stays open in moord after a start,
+    nor after one whose create the runtime refused (dockerd has no such fd to compare)."""
+    moord = pair.moord
+    try:
+        assert moord.docker(*RUN, "-d", "--name", "nsfd-ok", IMAGE, "sleep", "60"
+                            ).returncode == 0
+        refused = moord.docker(*RUN, "-d", "--name", "nsfd-refused", IMAGE, "/no/such")
+        assert refused.returncode != 0
+        folder = f"/proc/{moord.process.pid}/fd"
+        held = []
+        for fd in os.listdir(folder):
+            try:
+                link = os.readlink(f"{folder}/{fd}")
+            except FileNotFoundError:  # closed meanwhile
+                continue
+            if link.startswith("net:["):
+                held.append(link)
+        assert held == []
+    finally:
+        _rm_from(moord, ("nsfd-ok", "nsfd-refused"), ())
