@@ -43,12 +43,16 @@ def baseline_moord(base: str, tree: str, image: str = "busybox:latest") -> Itera
     """
     folder = os.path.join(base, "moord-base")
     os.makedirs(folder)
-    # moord, its zygote and its shims import moorage from `tree` first.
-    before = os.environ.get("PYTHONPATH")
+    # moord, its zygote and its shims import moorage from `tree` first. An older zygote
+    # is started with `python -m` (no -P), which puts moord's working directory first on
+    # sys.path: moord is started in `tree` so that this too is the tree's moorage.
+    before, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
     os.environ["PYTHONPATH"] = os.path.abspath(tree)
+    os.chdir(tree)
     try:
         daemon = start_daemon(folder)
     finally:
+        os.chdir(cwd)
         if before is None:
             del os.environ["PYTHONPATH"]
         else:
