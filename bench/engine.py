@@ -1,9 +1,12 @@
 """moord vs dockerd side by side: `run --rm`, container throughput, memory.
 
     .venv/bin/python bench/engine.py [--runs 20] [--containers 50] [--parallel 8]
+                                     [--baseline TREE] [--run-only]
 
 1. `docker run --rm busybox true` with the real docker CLI, alternating between
-   the daemons so drift (other load, page cache) hits both; median and p90.
+   the daemons so drift (other load, page cache) hits both; median and p90. With
+   --baseline TREE a third daemon, moord-base, runs the moorage of another source
+   tree (`git archive main | tar -x -C TREE`) in the same alternation: A/B.
 2. N containers created, started, waited and removed, `--parallel` at a time,
    by a thread pool speaking the Engine API over each daemon's unix socket (one
    keep-alive connection per thread, so the client's cost stays out of it).
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import http.client
 import json
 import os
@@ -39,7 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from benchkit import ROOT, busybox_image
+from benchkit import ROOT, baseline_moord, busybox_image
 from enginekit import start_daemon, stop_daemon
 from peers import DOCKER_CLI, start_dockerd, stop_dockerd
 
@@ -137,6 +141,11 @@ def bench_run_rm(engines: list[Engine], runs: int) -> None:
               f"{percentile(xs, 0.9) * 1e3:>9.1f}{min(xs) * 1e3:>9.1f}")
     ratio_line("median", statistics.median(times["moord"]),
                statistics.median(times["dockerd"]), "<= 0.35")
+    if "moord-base" in times:
+        base = statistics.median(times["moord-base"])
+        print(f"  moord-base/dockerd median: {base / statistics.median(times['dockerd']):.2f}"
+              f", moord/moord-base: {statistics.median(times['moord']) / base:.2f}")
+    print(f"  (load {os.getloadavg()[0]:.1f})")
 
 
 # ---------------------------------------------------------------- 2. throughput
@@ -320,6 +329,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--parallel", type=int, default=8)
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="also run the moorage of this source tree in step 1, as moord-base")
+    parser.add_argument("--run-only", action="store_true", help="step 1 only")
     args = parser.parse_args()
     compileall.compile_dir(os.path.join(ROOT, "moorage"), quiet=1)
 
@@ -346,9 +358,16 @@ def main() -> int:
                 engine.docker("import", "-", "busybox:latest", input=image, check=True)
             print(f"moord ({moord.process.pid}) vs dockerd ({dockerd.process.pid}), "
                   f"docker CLI {DOCKER_CLI}, {os.cpu_count()} CPUs")
-            bench_run_rm(engines, args.runs)
-            bench_throughput(engines, args.containers, args.parallel)
-            bench_memory(engines, args.containers, args.parallel)
+            with contextlib.ExitStack() as stack:
+                compared = list(engines)
+                if args.baseline:
+                    base_moord = stack.enter_context(baseline_moord(base, args.baseline))
+                    compared.insert(1, Engine("moord-base", base_moord.socket,
+                                              base_moord.docker, lambda: {}))
+                bench_run_rm(compared, args.runs)
+            if not args.run_only:
+                bench_throughput(engines, args.containers, args.parallel)
+                bench_memory(engines, args.containers, args.parallel)
         finally:
             if dockerd is not None:
                 stop_dockerd(dockerd)

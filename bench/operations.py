@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/operations.py [--runs 10] [--containers 50] [--tree-mb 200]
         [--stream-seconds 30] [--commit-mb 100] [--only exec|stats|stream|commit|cp]
+        [--baseline TREE]
 
 `docker exec cc true` latency (goal: ratio <= 0.5), `docker stats --no-stream` with N
 running containers (goal <= 0.5), the CPU the engine spends while `docker stats`
@@ -10,12 +11,15 @@ counted: dockerd with its containerd and shims, moord with its shims), `docker c
 of a container with --commit-mb MB of changes (goal <= 0.7), and `docker cp` of a
 directory tree of --tree-mb MB into and out of a running container (goal: throughput
 ratio >= 1.5). Runs alternate between the daemons so drift hits both; medians are
-printed with moord/dockerd ratios.
+printed with moord/dockerd ratios. --baseline TREE adds a third daemon, "moord-base",
+running the moorage of another source tree (`git archive main | tar -x -C TREE`), in
+the same alternation: A/B.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -23,7 +27,7 @@ import subprocess
 import tempfile
 import time
 
-from benchkit import moord_and_dockerd
+from benchkit import baseline_moord, moord_and_dockerd
 from peers import DOCKER_CLI
 
 IMAGE = "busybox:latest"
@@ -57,6 +61,11 @@ def report(label: str, medians: dict[str, float]) -> None:
     ours, theirs = medians["moord"], medians["dockerd"]
     print(f"{label:44} moord {ours * 1000:8.1f} ms   dockerd {theirs * 1000:8.1f} ms   "
           f"ratio {ours / theirs:.2f}", flush=True)
+    if "moord-base" in medians:
+        base = medians["moord-base"]
+        print(f"{'':44} moord-base {base * 1000:8.1f} ms   ratio to dockerd "
+              f"{base / theirs:.2f}, moord/moord-base {ours / base:.2f}", flush=True)
+    print(f"{'':44} (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 def _engine_processes(daemon: int, base: str) -> list[int]:
@@ -102,8 +111,9 @@ def stream_cpu(hosts: dict[str, str], roots: dict[str, tuple[int, str]], seconds
     """Each engine's CPU while one `docker stats` streams for `seconds` (one engine at a
     time: the other idles)."""
     used = {}
-    for name, host in hosts.items():
-        pids = _engine_processes(*roots[name])
+    for name, (daemon, folder) in roots.items():
+        host = hosts[name]
+        pids = _engine_processes(daemon, folder)
         before = _cpu_seconds(pids)
         env = {**os.environ, "DOCKER_HOST": host}
         env.pop("DOCKER_CONTEXT", None)
@@ -147,11 +157,19 @@ def main() -> None:
     parts_all = ("exec", "stats", "stream", "commit", "cp")
     parser.add_argument("--only", choices=parts_all, action="append",
                         help="these parts only (default: all)")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="also run the moorage of this source tree, as moord-base")
     opts = parser.parse_args()
     parts = set(opts.only or parts_all)
     with tempfile.TemporaryDirectory(prefix="bench-ops-") as base, \
-            moord_and_dockerd(base, IMAGE) as pair:
-        hosts = {"moord": pair.moord.host, "dockerd": pair.dockerd.host}
+            moord_and_dockerd(base, IMAGE) as pair, contextlib.ExitStack() as stack:
+        hosts = {"moord": pair.moord.host}
+        if opts.baseline:
+            # Right after moord: after dockerd, whose runc has just written cgroup.procs,
+            # the kernel would spare the previous engine's exec its RCU wait.
+            hosts["moord-base"] = stack.enter_context(
+                baseline_moord(base, opts.baseline, IMAGE)).host
+        hosts["dockerd"] = pair.dockerd.host
         for host in hosts.values():
             docker(host, "run", "-d", "--name", "cc", IMAGE, "sleep", "3600")
         if "exec" in parts:
@@ -201,6 +219,9 @@ def main() -> None:
             print(f"cp {label} the container: moord {rate['moord']:.0f} MB/s, dockerd "
                   f"{rate['dockerd']:.0f} MB/s, throughput ratio "
                   f"{rate['moord'] / rate['dockerd']:.2f} (goal >= 1.5)")
+            if "moord-base" in rate:
+                print(f"  moord-base {rate['moord-base']:.0f} MB/s, throughput ratio "
+                      f"{rate['moord-base'] / rate['dockerd']:.2f}")
 
 
 if __name__ == "__main__":

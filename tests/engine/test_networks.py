@@ -504,3 +504,27 @@ def test_aliases_gain_the_short_id_when_the_container_joins(pair: Pair) -> None:
         assert ours == theirs == [["web"], ["x", "<id>"], ["web", "<id>"], ["web", "<id>"]]
     finally:
         _rm(pair, "made", "joined", networks=("life",))
+
+
+def test_starts_leave_no_network_namespace_held(pair: Pair) -> None:
+    """A start makes the container's network namespace ahead and holds it by an fd only
+    until the runtime's create has joined it: none stays open in moord after a start,
+    nor after one whose create the runtime refused (dockerd has no such fd to compare)."""
+    moord = pair.moord
+    try:
+        assert moord.docker(*RUN, "-d", "--name", "nsfd-ok", IMAGE, "sleep", "60"
+                            ).returncode == 0
+        refused = moord.docker(*RUN, "-d", "--name", "nsfd-refused", IMAGE, "/no/such")
+        assert refused.returncode != 0
+        folder = f"/proc/{moord.process.pid}/fd"
+        held = []
+        for fd in os.listdir(folder):
+            try:
+                link = os.readlink(f"{folder}/{fd}")
+            except FileNotFoundError:  # closed meanwhile
+                continue
+            if link.startswith("net:["):
+                held.append(link)
+        assert held == []
+    finally:
+        _rm_from(moord, ("nsfd-ok", "nsfd-refused"), ())

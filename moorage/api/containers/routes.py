@@ -7,8 +7,9 @@ import base64
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from moorage.api import rawbody, versions
 from moorage.api.containers.backend import ContainerBackend, ProcessStream, TarChunks
@@ -307,7 +308,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
     async def put_containers_archive(request: web.Request) -> web.Response:
         await backend.container_put_archive(
             request.match_info["name"], request.query.get("path", ""),
-            request.content.iter_chunked(1 << 20),
+            _body_chunks(request.content),
             no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
             copy_uid_gid=query_bool(request, "copyUIDGID"))
         return web.Response(status=200)
@@ -347,6 +348,14 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):
         add_route(app, method, path, handler)
+
+
+async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
+    """The request body's chunks as aiohttp received them: iter_chunked(n) joins what
+    is buffered into pieces of n bytes, one more copy of every byte of a docker cp."""
+    async for data, _ in content.iter_chunks():
+        if data:
+            yield data
 
 
 def _time_param(request: web.Request, name: str) -> int:

@@ -52,8 +52,10 @@ class Zygote:
 
     def start(self) -> None:
         # close_fds: the zygote must not hold the daemon's sockets, shims inherit its fds.
+        # -P: `-m` would put the daemon's working directory first on sys.path, and a
+        # `moorage` folder there would be the code every shim runs as root.
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moorage.shim.zygote"], stdin=subprocess.PIPE,
+            [sys.executable, "-P", "-m", "moorage.shim.zygote"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, close_fds=True)
 
     def spawn(self, config: ShimConfig) -> CreateResult | Failure:

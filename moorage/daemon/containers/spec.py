@@ -54,6 +54,7 @@ class SpecInputs:
     init_binary: str                  # host path of moor-init when HostConfig.Init
     namespace_pids: dict[str, int]    # "pid"/"ipc" → the pid of a container: target
     user: tuple[int, int, tuple[int, ...]]
+    network_namespace: str = ""       # the path of one made ahead; "" for a new one
 
 
 @cache
@@ -296,6 +297,8 @@ def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     if host.network_mode.startswith("container:"):
         namespaces.append({"type": "network",
                            "path": f"/proc/{inputs.namespace_pids['network']}/ns/net"})
+    elif inputs.network_namespace:
+        namespaces.append({"type": "network", "path": inputs.network_namespace})
     elif host.network_mode != "host":
         namespaces.append({"type": "network"})
     for kind, mode in (("uts", host.uts_mode), ("pid", host.pid_mode), ("ipc", host.ipc_mode)):

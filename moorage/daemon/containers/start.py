@@ -19,6 +19,7 @@ from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.networks import Attachment, ContainerInfo
+from moorage.daemon.networks.netns import held_path
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
 from moorage.fsutil import atomic_write
 from moorage.model.records import EXITED, REMOVING, RESTARTING, RUNNING, ContainerRecord
@@ -100,9 +101,18 @@ class Starter:
         # The last run's shim may still be deleting the runtime's container of this id.
         await shim_gone(ctx, record)
         try:
-            attachments, shim_config = await asyncio.to_thread(
+            attachments, shim_config, namespace = await asyncio.to_thread(
                 self._prepare, record, ctx.paths.new_socket(record.id))
-            reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
+            # The endpoints go into the namespace made ahead while the runtime creates
+            # the container; the fd holds the namespace until the init has joined it.
+            plugging = None if namespace is None else asyncio.ensure_future(asyncio.to_thread(
+                ctx.networks.plug, container_info(record), attachments, held_path(namespace)))
+            try:
+                reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
+            finally:
+                plug_error = await _settled(plugging)
+                if namespace is not None:
+                    os.close(namespace)
         except MoorError as err:
             await self._failed(record, 128, err)
             raise
@@ -118,8 +128,10 @@ class Starter:
                          shim_socket=shim_config.socket_path)
         ctx.registry.put(record)
         try:
+            if plug_error is not None:
+                raise plug_error
             await asyncio.to_thread(self._connect, record, int(reply.init_pid or 0),
-                                    attachments)
+                                    attachments, namespace is not None)
         except Exception as err:
             await end_process(ctx, record)
             failure = err if isinstance(err, MoorError) else SystemFailure(
@@ -157,19 +169,24 @@ class Starter:
             await remove_locked(self.ctx, record, remove_volumes=True)
 
     def _connect(self, record: ContainerRecord, init_pid: int,
-                 attachments: list[Attachment]) -> None:
-        """Blocking: the created container on its networks, its ports published; one
-        worker-thread trip (each waits for a CPU on a loaded machine)."""
+                 attachments: list[Attachment], plugged: bool) -> None:
+        """Blocking: the created container on its networks (`plugged` ahead: its DNS
+        server still to start), its ports published; one worker-thread trip (each waits
+        for a CPU on a loaded machine)."""
         info = container_info(record, init_pid)
-        self.ctx.networks.plug(info, attachments)
+        if plugged:
+            self.ctx.networks.serve_dns(info, attachments)
+        else:
+            self.ctx.networks.plug(info, attachments)
         host = record.host_config
         self.ctx.networks.publish(info, attachments, host.port_bindings,
                                   host.publish_all_ports, record.config.exposed_ports or ())
 
     def _prepare(self, record: ContainerRecord,
-                 socket_path: str) -> tuple[list[Attachment], ShimConfig]:
+                 socket_path: str) -> tuple[list[Attachment], ShimConfig, int | None]:
         """Blocking: the endpoints, rootfs, /etc files, config.json; the shim's
-        configuration."""
+        configuration and the fd of the network namespace made for the container, if
+        one is (the caller closes it)."""
         ctx = self.ctx
         paths = ctx.paths
         directory = paths.dir(record.id)
@@ -193,18 +210,26 @@ class Starter:
                     raise Conflict(f"cannot join {kind} of a non running container: {other.id}")
                 namespace_pids[kind] = other.state.pid
         user = setup.resolve_user(rootfs, record.config.user, host.group_add or ())
-        inputs = spec.SpecInputs(
-            rootfs=rootfs, container_dir=directory,
-            init_binary=moor_init_path() if host.init else "",
-            namespace_pids=namespace_pids, user=user)
-        document = spec.build(record, inputs)
-        # No fsync: the bundle is written anew at every start.
-        atomic_write(os.path.join(directory, "config.json"), json.dumps(document), sync=False)
         runtime = ctx.config.runtime(host.runtime)
-        if record.log_path:
-            os.makedirs(os.path.dirname(record.log_path), exist_ok=True)
-        os.makedirs(paths.shims, mode=0o700, exist_ok=True)
-        paths.remove_exit_file(record.id)
+        namespace = ctx.networks.new_namespace(container_info(record))
+        try:
+            inputs = spec.SpecInputs(
+                rootfs=rootfs, container_dir=directory,
+                init_binary=moor_init_path() if host.init else "",
+                namespace_pids=namespace_pids, user=user,
+                network_namespace="" if namespace is None else held_path(namespace))
+            document = spec.build(record, inputs)
+            # No fsync: the bundle is written anew at every start.
+            atomic_write(os.path.join(directory, "config.json"), json.dumps(document),
+                         sync=False)
+            if record.log_path:
+                os.makedirs(os.path.dirname(record.log_path), exist_ok=True)
+            os.makedirs(paths.shims, mode=0o700, exist_ok=True)
+            paths.remove_exit_file(record.id)
+        except BaseException:
+            if namespace is not None:
+                os.close(namespace)
+            raise
         return attachments, ShimConfig(
             container_id=record.id, bundle=directory,
             runtime_root=os.path.join(ctx.config.exec_root, "runtime", runtime.name),
@@ -214,7 +239,18 @@ class Starter:
             tty=record.config.tty, open_stdin=record.config.open_stdin,
             stdin_once=record.config.stdin_once,
             console_size=_console_size(host.console_size), log_rotation=rotation.as_tuple(),
-            log_format=record.log_format)
+            log_format=record.log_format), namespace
+
+
+async def _settled(future: asyncio.Future | None) -> Exception | None:
+    """Wait for `future` (if any) to finish; the exception it ended with."""
+    if future is None:
+        return None
+    try:
+        await future
+    except Exception as err:
+        return err
+    return None
 
 
 def container_info(record: ContainerRecord, pid: int | None = None) -> ContainerInfo:

@@ -24,24 +24,32 @@ _TYPES = {b"0": tarfile.REGTYPE, b"\0": tarfile.REGTYPE, b"7": tarfile.REGTYPE,
           b"4": tarfile.BLKTYPE, b"5": tarfile.DIRTYPE, b"6": tarfile.FIFOTYPE}
 
 
+# What a Source's queue carries: a chunk, or a batch of them handed over at once (one
+# queue operation and one thread wake-up per batch instead of per chunk); None ends it.
+Item = bytes | list[bytes] | None
+
+
 class Source:
     """The chunks a queue gives (None ends them), read as a file or copied to an fd."""
 
-    def __init__(self, chunks: queue.Queue[bytes | None]) -> None:
+    def __init__(self, chunks: queue.Queue[Item]) -> None:
         self.chunks = chunks
         self.pieces: deque[memoryview] = deque()
         self.done = False
 
+    def _add(self, item: Item) -> None:
+        if item is None:
+            self.done = True
+        elif isinstance(item, list):
+            self.pieces.extend(memoryview(piece) for piece in item if piece)
+        elif item:
+            self.pieces.append(memoryview(item))
+
     def _fill(self) -> bool:
         if self.done:
             return False
-        piece = self.chunks.get()
-        if piece is None:
-            self.done = True
-            return False
-        if piece:
-            self.pieces.append(memoryview(piece))
-        return True
+        self._add(self.chunks.get())
+        return not self.done
 
     def peek(self, size: int) -> bytes:
         while sum(len(p) for p in self.pieces) < size and self._fill():
@@ -92,13 +100,9 @@ class Source:
         """Move the chunks already queued into the pieces, without waiting."""
         while not self.done and len(self.pieces) < _WRITEV_PIECES:
             try:
-                piece = self.chunks.get_nowait()
+                self._add(self.chunks.get_nowait())
             except queue.Empty:
                 return
-            if piece is None:
-                self.done = True
-            elif piece:
-                self.pieces.append(memoryview(piece))
 
 
 def is_plain(source: Source) -> bool:

@@ -43,6 +43,26 @@ def entered(path: str) -> Iterator[None]:
         os.close(own)
 
 
+def new_namespace() -> int:
+    """A new network namespace, held by the fd returned (close-on-exec): the calling
+    worker thread unshares into it, takes an fd of it and returns to its own."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.unshare(libc.CLONE_NEWNET)
+        try:
+            return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            libc.setns(own, libc.CLONE_NEWNET)
+    finally:
+        os.close(own)
+
+
+def held_path(fd: int) -> str:
+    """A path to the namespace `fd` holds, which other processes open (setns) while the
+    daemon keeps the fd."""
+    return f"/proc/{os.getpid()}/fd/{fd}"
+
+
 def tcp_socket(path: str) -> socket.socket:
     """An IPv4 TCP socket of the namespace at `path` ("" the daemon's own): it stays
     there wherever it is then used (the CRI's port forwarding connects with it)."""

@@ -433,22 +433,42 @@ class NetworkService:
                 raise
             return found
 
-    def plug(self, info: ContainerInfo, attachments: Sequence[Attachment]) -> None:
-        """Between the runtime's create and start: `lo` up (every mode with a namespace
-        of its own), a veth per endpoint, and on a user-defined network the embedded
-        DNS server."""
+    def new_namespace(self, info: ContainerInfo) -> int | None:
+        """Before a start: the network namespace of a container that gets one of its own
+        (None for the host's or another container's), held by the fd returned until the
+        runtime's create has joined it. Made ahead, as libnetwork makes its sandbox, so
+        that plug runs beside the runtime's create instead of after it."""
+        mode = info.network_mode or "default"
+        if mode == "host" or mode.startswith("container:"):
+            return None
+        return netns.new_namespace()
+
+    def plug(self, info: ContainerInfo, attachments: Sequence[Attachment],
+             namespace: str | None = None) -> None:
+        """`lo` up (every mode with a namespace of its own), a veth per endpoint, and on
+        a user-defined network the embedded DNS server. `namespace`: the path of the
+        namespace made by new_namespace, plugged while the runtime creates the
+        container; then serve_dns follows once the init is in it. Without it, between
+        the runtime's create and start, in the init's namespace."""
         mode = info.network_mode or "default"
         if mode == "host" or mode.startswith("container:"):
             return
-        namespace = netns.namespace_path(info.pid)
+        path = namespace or netns.namespace_path(info.pid)
         # One netlink socket in the namespace for all of it: each costs a setns there
         # and back, on the path of every start.
-        with netns.routes(namespace) as inner:
+        with netns.routes(path) as inner:
             netns.loopback_up(inner)
             for attachment in attachments:
-                self._plug(attachment.network, attachment.endpoint, namespace, inner)
+                self._plug(attachment.network, attachment.endpoint, path, inner)
+        if namespace is None:
+            self.serve_dns(info, attachments)
+
+    def serve_dns(self, info: ContainerInfo, attachments: Sequence[Attachment]) -> None:
+        """The embedded DNS server of a container on a user-defined network, in its init's
+        namespace (the server keeps that path to forward queries from there)."""
         if any(a.network.name != "bridge" for a in attachments):
-            self.resolver.attach(info.id, namespace, dns.upstreams(info.dns))
+            self.resolver.attach(info.id, netns.namespace_path(info.pid),
+                                 dns.upstreams(info.dns))
 
     def check_ports(self, network_mode: str, port_bindings: Mapping[str, object] | None,
                     publish_all: bool, exposed: Iterable[str]) -> None:

@@ -27,6 +27,12 @@ class V1Manager(CgroupManager):
                 f"cgroup v1: cannot set {what}: the {subsystem} hierarchy is not mounted")
         return directory
 
+    def join_self(self) -> None:
+        unified = self.unified_dir()
+        for directory in self._dirs():
+            if directory != unified:
+                fs.write(directory + "/tasks", "0")
+
     def _main_dir(self) -> str:
         # runc reads the container's processes from the devices hierarchy, which
         # every v1 manager has (paths.v1_paths insists on it).
