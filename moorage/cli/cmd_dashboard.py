@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def dashboard(session: Session, opts: Options, _args: list[str]) -> None:
-    argv = [sys.executable, "-m", "moorage.dashboard", "--listen", opts.listen]
+    argv = [sys.executable, "-P", "-m", "moorage.dashboard", "--listen", opts.listen]
     argv += [f"--{name}" for name in ("open", "auth") if getattr(opts, name)]
     argv += [item for name in ("tls_cert", "tls_key") if getattr(opts, name)
              for item in (f"--{name.replace('_', '-')}", getattr(opts, name))]

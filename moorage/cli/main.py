@@ -97,7 +97,7 @@ def _run(argv: list[str], session_box: list[Session]) -> int:
     if rest[0] == "registry":
         # A server, not a client of the engine: it runs in its own interpreter
         # so that the CLI keeps importing nothing but the API client.
-        os.execv(sys.executable, [sys.executable, "-m", "moorage.registry", *rest[1:]])
+        os.execv(sys.executable, [sys.executable, "-P", "-m", "moorage.registry", *rest[1:]])
     if rest[0] == "compose":
         from moorage.compose.cli import main as compose
 
