@@ -14,9 +14,28 @@ from typing import Any
 
 from xdist.scheduler import LoadScopeScheduling
 
-# Seconds a unit took in a serial run on this 2-core machine (the ones over ~20 s);
-# the others follow in collection order. Refresh from `--durations` when they drift.
-SECONDS: dict[str, float] = {}
+# Seconds a unit took in a 4-worker run on this 2-core machine at load 20-30 (the ones
+# over ~40 s); the others follow, the most tests first. Refresh from `--junitxml` times
+# when they drift: the longest unit bounds the run.
+SECONDS: dict[str, float] = {
+    "group:machine": 727, "tests/compose/test_up.py[dockerd]": 234,
+    "tests/compose/test_up.py[moord]": 234, "tests/engine/test_networks.py": 166,
+    "tests/engine/test_build.py": 114, "tests/engine/test_restart_policies.py": 111,
+    "tests/cli/test_containers_compare.py": 98, "tests/engine/test_distribution.py": 95,
+    "tests/engine/test_container_states.py": 92, "tests/dashboard/test_dashboard.py": 88,
+    "tests/engine/test_build_realistic.py": 86, "tests/engine/test_core_races.py": 84,
+    "tests/engine/test_streams.py": 84, "tests/compose/test_app.py[dockerd]": 78,
+    "tests/compose/test_app.py[moord]": 78, "tests/engine/test_operations.py": 76,
+    "tests/engine/test_compat.py": 75, "tests/cli/test_compare.py": 69,
+    "tests/cri/test_cri_pods.py": 64, "tests/engine/test_build_buildkit.py": 58,
+    "tests/cli/test_images_compare.py": 47, "tests/engine/test_core_lifecycle.py": 47,
+    "tests/runtime/test_differential.py": 45,
+}
+
+# Modules whose only costly fixture is a module-scoped engine parametrized by name: each
+# engine's half is a unit of its own (the engine starts once either way).
+BY_ENGINE = {"tests/compose/test_up.py", "tests/compose/test_app.py"}
+ENGINES = ("moord", "dockerd")
 
 
 class _LongestFirst(OrderedDict):
@@ -38,4 +57,10 @@ class ModuleScheduling(LoadScopeScheduling):
         # xdist's loadgroup appends "@group" to the nodes of marked tests.
         if nodeid.rfind("@") > nodeid.rfind("]"):
             return "group:" + nodeid.rsplit("@", 1)[1]
-        return nodeid.split("::", 1)[0]
+        module = nodeid.split("::", 1)[0]
+        if module in BY_ENGINE and nodeid.endswith("]"):
+            ids = nodeid[nodeid.index("[") + 1:-1].split("-")
+            engine = next((e for e in ENGINES if e in ids), None)
+            if engine:
+                return f"{module}[{engine}]"
+        return module
