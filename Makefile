@@ -54,7 +54,7 @@ lint: deps
 TEST_WORKERS ?= 4
 
 test: lint
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=20 tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
 
 # Byte-compile first: PYTHONDONTWRITEBYTECODE may be set, and timing the
 # compiler is not timing the runtime.

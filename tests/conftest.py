@@ -6,8 +6,7 @@ even when every single test passed. It looks only at what this run made
 (runstate.py): other runs share the machine.
 
 With pytest-xdist (`make test`), a test module is one unit of work, kept on one worker
-with its module fixtures; modules marked `xdist_group(name)` share a worker
-(scheduling.py).
+with its module fixtures; the machine tests share one worker (scheduling.py).
 
 No test may reach Docker Hub: a `docker run` of an image the daemon lacks makes the CLI
 ask its daemon to pull it from registry-1.docker.io. Every process of the run (daemons,

@@ -20,9 +20,6 @@ from machinekit import MOOR, Bare, Env, bare_vm, free
 
 pytestmark = [
     pytest.mark.timeout(600),
-    # One worker runs both modules: their VMs would crowd each other, and on a fresh
-    # machine the first builds the image the second boots.
-    pytest.mark.xdist_group("machine"),
     pytest.mark.skipif(os.geteuid() != 0, reason="builds the image as root (mmdebstrap)"),
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="qemu not installed"),
 ]
