@@ -179,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     session.config.stash[_LEAKS] = problems
     if problems:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    elif session.exitstatus == pytest.ExitCode.OK:
+    elif session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         shutil.rmtree(RUN_ROOT, ignore_errors=True)
 
 
