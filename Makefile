@@ -50,8 +50,12 @@ lint: deps
 	$(VENV)/bin/ruff check moorage tests bench
 	$(VENV)/bin/lint-imports
 
+# Modules run on TEST_WORKERS pytest-xdist workers (tests/scheduling.py): most tests wait on
+# daemons, VMs and peers rather than the CPU, so more workers than cores pay.
+TEST_WORKERS ?= 4
+
 test: lint
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=20 tests
 
 # Byte-compile first: PYTHONDONTWRITEBYTECODE may be set, and timing the
 # compiler is not timing the runtime.

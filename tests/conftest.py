@@ -2,7 +2,11 @@
 
 The leak check snapshots the host before the first test and compares after the
 last: a runtime that leaves a mount, a cgroup or a process behind fails the run
-even when every single test passed.
+even when every single test passed. It looks only at what this run made
+(runstate.py): other runs share the machine.
+
+With pytest-xdist (`make test`), a test module is one unit of work, kept on one worker
+with its module fixtures; the machine tests share one worker (scheduling.py).
 
 No test may reach Docker Hub: a `docker run` of an image the daemon lacks makes the CLI
 ask its daemon to pull it from registry-1.docker.io. Every process of the run (daemons,
@@ -13,6 +17,7 @@ fails at once on 127.0.0.1 and the Hub's name is never resolved; loopback is exe
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -22,17 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runtimekit import (
-    BINARIES,
-    BundleFactory,
-    Runtime,
-    available,
-    cgroup_dirs,
-    is_leaked_process,
-    mount_table,
-    proc_starttime,
-    processes,
-)
+import runstate
+from runtimekit import BINARIES, BundleFactory, Runtime, available
 
 from moorage.devkit import busybox
 
@@ -127,42 +123,70 @@ for _name, _value in HUB_GUARD.items():
     os.environ[_name] = os.environ[_name.lower()] = _value
 
 
+# --------------------------------------------------------------------------- the run
+
+# Before any fixture makes a temporary folder: everything the run makes lives under it.
+RUN_ROOT = runstate.run_root()
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Short, so that sockets under tmp_path stay within 108 bytes; xdist gives each
+    # worker a folder in it.
+    if not _is_worker(config) and config.option.basetemp is None:
+        config.option.basetemp = os.path.join(RUN_ROOT, "t")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from scheduling import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
 # --------------------------------------------------------------------------- leak check
+# Once per run, in the process that owns it (xdist's controller, or pytest alone): the
+# snapshot is taken before the workers start and compared after they have all exited.
+
+_LEAKS = pytest.StashKey[list[str]]()
+_BEFORE = pytest.StashKey[runstate.Snapshot]()
 
 
-def network_objects() -> set[str]:
-    """The host's links, nftables tables and named network namespaces."""
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    found = {f"link: {line.split(':')[1].strip().split('@')[0]}"
-             for line in links.splitlines() if line.count(":") >= 2}
-    found |= {f"nft: {line.strip()}" for line in tables.splitlines() if line.strip()}
-    found |= {f"netns: {name}" for name in
-              (os.listdir("/run/netns") if os.path.isdir("/run/netns") else ())}
-    return found
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not _is_worker(session.config):
+        session.config.stash[_BEFORE] = runstate.Snapshot.take()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_leaks() -> Iterator[None]:
-    """After the whole run, no new mounts, moor/test cgroups, container processes, network
-    links, nftables tables or named network namespaces remain."""
-    mounts, cgroups, procs = mount_table(), cgroup_dirs(), processes()
-    networking = network_objects()
-    yield
-    me = os.getpid()
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After the whole run, nothing the run made may remain: mounts, cgroups, container
+    processes, network links, nftables tables or named network namespaces."""
+    before = session.config.stash.get(_BEFORE, None)
+    if before is None:
+        return
     problems: list[str] = []
-    # Processes killed by `delete --force` can take a moment to be reaped.
-    for _ in range(20):
-        problems = []
-        problems += [f"mount: {m}" for m in sorted(mount_table() - mounts)]
-        problems += [f"cgroup: {c}" for c in sorted(cgroup_dirs() - cgroups)]
-        problems += sorted(network_objects() - networking)
-        for pid, cmd in sorted(processes().items()):
-            if pid in procs and proc_starttime(pid) is not None and procs[pid] == cmd:
-                continue
-            if is_leaked_process(pid, me):
-                problems.append(f"process: {pid} {cmd}")
+    # Processes killed by `delete --force` can take a moment to be reaped, and another
+    # run's container may sit for a moment in a cgroup it has not yet entered.
+    for _ in range(30):
+        problems = before.leaks()
         if not problems:
-            return
+            break
         time.sleep(0.1)
-    raise AssertionError("the test run leaked:\n  " + "\n  ".join(problems))
+    session.config.stash[_LEAKS] = problems
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(RUN_ROOT, ignore_errors=True)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    problems = config.stash.get(_LEAKS, [])
+    if problems:
+        terminalreporter.write_sep("=", "the test run leaked", red=True)
+        terminalreporter.write_line("\n".join(f"  {p}" for p in problems))
+    if problems or terminalreporter.stats.get("failed") or terminalreporter.stats.get("error"):
+        terminalreporter.write_line(f"the run's files are kept in {RUN_ROOT}")

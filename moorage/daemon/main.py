@@ -116,6 +116,12 @@ async def serve(config: object) -> int:
     from moorage.daemon.listen import claim_pidfile, listen_unix, release_pidfile
 
     assert isinstance(config, DaemonConfig)
+    # Before anything is made: a SIGTERM that comes as soon as the socket appears (a
+    # loaded machine's test) would otherwise kill moord with its bridge and nft table set up.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     pidfile = claim_pidfile(config.exec_root)
     engine = Engine(config)
     await engine.start()
@@ -155,10 +161,6 @@ async def serve(config: object) -> int:
         release_pidfile(pidfile)
         raise
     cri = await _serve_cri(engine) if config.cri_socket else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     log.info("moord ready")
     await stop.wait()
     log.info("shutting down")

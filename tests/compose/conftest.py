@@ -3,6 +3,7 @@ that Compose's bridge networks stay off the host), and moord."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import tempfile
@@ -45,11 +46,14 @@ def debian_app_tar() -> str:
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
                          "moorage")
     path = os.path.join(cache, "bookworm-app.tar")
-    if not os.path.isfile(path):
-        os.makedirs(cache, exist_ok=True)
-        partial = path + ".part.tar"  # mmdebstrap picks the tarball format by the extension
-        subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase",
-                        f"--include={DEBIAN_APP_PACKAGES}", "bookworm", partial],
-                       check=True, timeout=900)
-        os.replace(partial, path)
+    os.makedirs(cache, exist_ok=True)
+    # Parallel workers and other runs on the machine make it once, never over each other.
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isfile(path):
+            partial = path + ".part.tar"  # mmdebstrap picks the format by the extension
+            subprocess.run(["mmdebstrap", "--quiet", "--variant=minbase",
+                            f"--include={DEBIAN_APP_PACKAGES}", "bookworm", partial],
+                           check=True, timeout=900)
+            os.replace(partial, path)
     return path

@@ -743,6 +743,8 @@ def test_run_starts_its_dependencies_and_waits_for_them(engine: ComposeEngine,
 
 def test_networks_aliases_static_address_and_name_resolution(
         engine: ComposeEngine, tmp_path: Path) -> None:
+    # 198.18.0.0/15 (RFC 2544) lies outside the engines' default pools, which the daemons
+    # of parallel test runs fill as far as 172.31.0.0/16.
     folder = project(tmp_path, engine, """
         services:
           a:
@@ -753,11 +755,11 @@ def test_networks_aliases_static_address_and_name_resolution(
             networks:
               back:
                 aliases: [bee]
-                ipv4_address: 172.30.5.10
+                ipv4_address: 198.18.5.10
         networks:
           back:
             ipam:
-              config: [{subnet: 172.30.5.0/24}]
+              config: [{subnet: 198.18.5.0/24}]
           front:
             labels: {role: front}
         """)
@@ -765,7 +767,7 @@ def test_networks_aliases_static_address_and_name_resolution(
         ok(engine.compose(folder, "up", "-d"))
         a, b = inspect(engine, "proj-a-1", "proj-b-1")
         assert set(a["NetworkSettings"]["Networks"]) == {"proj_back", "proj_front"}
-        assert b["NetworkSettings"]["Networks"]["proj_back"]["IPAddress"] == "172.30.5.10"
+        assert b["NetworkSettings"]["Networks"]["proj_back"]["IPAddress"] == "198.18.5.10"
         assert "bee" in b["NetworkSettings"]["Networks"]["proj_back"]["Aliases"]
         front = json.loads(engine.docker("network", "inspect", "proj_front").stdout)[0]
         assert front["Labels"] == {"role": "front", PREFIX + "network": "front",

@@ -29,6 +29,7 @@ import docker
 import grpc
 from enginekit import Daemon, start_daemon, stop_daemon
 from peers import stop_process
+from runstate import claim
 
 from moorage.cri import spdy
 from moorage.cri.proto import api_pb2 as pb
@@ -110,7 +111,7 @@ def make_network(base: str) -> Network:
                                       f"{(digest[1] + step) % 256}.0/24")
         if not any(subnet.overlaps(u) for u in used):
             break
-    bridge = "cri" + digest.hex()[:10]
+    bridge = claim("cri" + digest.hex()[:10])
     conf_dir = os.path.join(base, "cni")
     ipam_dir = os.path.join(base, "ipam")
     os.makedirs(conf_dir, exist_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import docker
 from peers import Dockerd, run_docker, stop_process
+from runstate import claim
 from runtimekit import proc_starttime
 
 MOORD = os.path.join(os.path.dirname(sys.executable), "moord")
@@ -91,7 +92,7 @@ def saved_image(tag: str, layer: bytes, config: dict) -> bytes:
 
 def daemon_bridge_name(base: str) -> str:
     """A bridge name unique to the daemon in `base` (15 characters at most)."""
-    return "mt" + hashlib.sha256(os.path.realpath(base).encode()).hexdigest()[:10]
+    return claim("mt" + hashlib.sha256(os.path.realpath(base).encode()).hexdigest()[:10])
 
 
 def start_daemon(base: str, *extra: str) -> Daemon:

@@ -182,7 +182,9 @@ def _pending(sock: socket.socket) -> int:
     return int(struct.unpack("i", raw)[0])
 
 
-def _bounded(core: Engine, *args: str, limit: float = 5) -> tuple[int | None, float]:
+# A hang is over a minute (dockerd's, measured); a stop on a machine loaded to 10-15x its
+# cores has taken over 5 s.
+def _bounded(core: Engine, *args: str, limit: float = 20) -> tuple[int | None, float]:
     """`docker args…`, its exit code (None if it hung past `limit`) and how long it took."""
     began = time.monotonic()
     try:

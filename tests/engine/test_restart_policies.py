@@ -113,6 +113,19 @@ def test_always_restarts_exit_zero_until_stopped(pair: Pair) -> None:
         pair.both("rm", "-f", name)
 
 
+def _into_a_fresh_back_off(daemon: Daemon | Dockerd, name: str) -> None:
+    """Waits for the next restart and the back-off after it: then the whole back-off (over
+    3 s here) lies ahead; on a loaded machine one caught near its end was over before the
+    next command came."""
+    count = _inspect(daemon, name)["RestartCount"]
+
+    def fresh() -> bool:
+        doc = _inspect(daemon, name)
+        return doc["RestartCount"] > count and doc["State"]["Restarting"]
+
+    assert poll(fresh)
+
+
 def test_stop_and_rm_of_a_restarting_container(pair: Pair) -> None:
     # A back-off long enough to catch: several quick failures double it past a second.
     name = _name()
@@ -124,6 +137,7 @@ def test_stop_and_rm_of_a_restarting_container(pair: Pair) -> None:
             assert poll(lambda d=daemon: _inspect(d, name)["State"]["Restarting"])
         pair.same("ps", "-a", "--filter", f"name={name}", "--format", "{{.State}} {{.Status}}")
         for daemon in (pair.moord, pair.dockerd):
+            _into_a_fresh_back_off(daemon, name)
             refused = daemon.docker("rm", name)
             assert refused.returncode == 1 and \
                 b"You cannot remove a restarting container" in refused.stderr, refused.stderr
