@@ -11,20 +11,22 @@ from moorage.dashboard.keys import ENGINE
 from moorage.dashboard.pages.objects import BUILTIN_NETWORKS
 from moorage.dashboard.render import template
 
-STOPPED = {"status": ["created", "exited", "dead"]}
+STOPPED = ("created", "exited", "dead")
 
 
 async def _preview(request: web.Request) -> dict[str, list[str]]:
     """What `docker system prune` would remove (with --volumes when asked)."""
     engine = request.app[ENGINE]
+    # one list of every container gives both the stopped ones and the networks in use
     containers, images, networks, volumes = await asyncio.gather(
-        engine.get("/containers/json", {"all": True, "filters": STOPPED}),
+        engine.get("/containers/json", {"all": True}),
         engine.get("/images/json", {"filters": {"dangling": ["true"]}}),
         engine.get("/networks"),
         engine.get("/volumes", {"filters": {"dangling": ["true"]}}))
-    used = {name for c in await engine.get("/containers/json", {"all": True})
+    used = {name for c in containers
             for name in ((c.get("NetworkSettings") or {}).get("Networks") or {})}
-    return {"containers": [c["Names"][0].lstrip("/") for c in containers],
+    return {"containers": [c["Names"][0].lstrip("/") for c in containers
+                           if c.get("State") in STOPPED],
             "images": [i["Id"].removeprefix("sha256:")[:12] for i in images],
             "networks": [n["Name"] for n in networks
                          if n["Name"] not in BUILTIN_NETWORKS and n["Name"] not in used],

@@ -13,7 +13,6 @@
     holder.innerHTML = `<table><tbody>${d.html}</tbody></table>`;
     const toolbar = page.querySelector(".toolbar");
     toolbar.replaceChildren(...holder.content.querySelector("td.actions").childNodes);
-    htmx.process(toolbar);
     if (d.state === "running") startStats();
   });
   document.body.addEventListener("moor:gone", (e) => { if (e.detail.id === id) window.location.assign("/containers"); });
