@@ -13,7 +13,9 @@ headless Chromium at 1280x800:
   which the rows are in the page and something has been painted (the later of the paint
   timing API's first-contentful-paint and the first animation frame that finds the
   first row), median of --loads loads, each in a new browser profile (nothing cached)
-  and again on a revisit (the browser's cache warm);
+  and again on a revisit (the browser's cache warm); and the frame that finds the last
+  row (the page may send a screenful first and the rest after its paint); beside them,
+  the first paint of the near-empty volumes view: the floor any page has at this load;
 - the dashboard's CPU time per containers view (user + system, from /proc: what the
   page costs the server, independent of the machine's load);
 - an event's delay: a container started through the API, from the engine's timeNano to
@@ -45,22 +47,26 @@ sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine
 from dashkit import CHROMIUM, Dashboard, api, start_dashboard  # noqa: E402
 from enginekit import start_daemon, stop_daemon  # noqa: E402
 from peers import dockerd_available, start_dockerd, stop_dockerd, stop_process  # noqa: E402
+from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from moorage.devkit import busybox  # noqa: E402
 
 VIEWPORT = {"width": 1280, "height": 800}
 # Runs in the page before its own scripts: notes the first animation frame that finds a
-# row (frames run just before the browser paints).
+# row, and the first that finds the last one (frames run just before the browser paints).
 ROWS_FRAME = """(() => {
   const look = () => {
-    if (document.querySelector("#containers tr[data-id]")) window.moorRowsFrame = performance.now();
+    if (!window.moorRowsFrame && document.querySelector("#containers tr[data-id]"))
+      window.moorRowsFrame = performance.now();
+    if (document.getElementById("c-LAST")) window.moorAllRowsFrame = performance.now();
     else requestAnimationFrame(look);
   };
   requestAnimationFrame(look);
 })();"""
-PAINT = """() => Math.max(window.moorRowsFrame || Infinity,
-  performance.getEntriesByName('first-contentful-paint')[0].startTime)"""
+FCP = "() => performance.getEntriesByName('first-contentful-paint')[0].startTime"
+PAINT = f"() => Math.max(window.moorRowsFrame || Infinity, ({FCP})())"
+VIEW_TIMEOUT = 60
 VIEWS = ("/images", "/volumes", "/networks", "/compose", "/registries", "/system")
 
 
@@ -103,18 +109,32 @@ def baseline_tree(ref: str, base: str) -> str:
     return tree
 
 
-def paint(browser: Any, server: Dashboard, last_row: str, context: Any = None) -> float:
+def paint(browser: Any, server: Dashboard, last_row: str,
+          context: Any = None) -> tuple[float, float]:
+    """The first meaningful paint, and when the last row was in the page (ms)."""
     own = context is None
     context = context or browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    page.add_init_script(ROWS_FRAME)
+    page.add_init_script(ROWS_FRAME.replace("LAST", last_row))
     page.goto(f"{server.url}/containers")
     page.wait_for_selector(f"#c-{last_row}", state="attached")
-    page.wait_for_function("window.moorRowsFrame !== undefined")
-    found = page.evaluate(PAINT)
+    page.wait_for_function("window.moorAllRowsFrame !== undefined")
+    found = page.evaluate(PAINT), page.evaluate("window.moorAllRowsFrame")
     page.close()
     if own:
         context.close()
+    return found
+
+
+def empty_paint(browser: Any, server: Dashboard) -> float:
+    """A view with almost nothing in it: what any page costs the browser at this load."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto(f"{server.url}/volumes")
+    while not page.evaluate("() => performance.getEntriesByName('first-contentful-paint').length"):
+        time.sleep(0.02)
+    found = page.evaluate(FCP)
+    context.close()
     return found
 
 
@@ -128,22 +148,26 @@ def measure(engine_host: str, servers: dict[str, Dashboard], browser: Any, ids: 
         for _ in range(2):  # warms the server (templates, connections)
             with urllib.request.urlopen(f"{server.url}/containers") as answer:
                 answer.read()
-    cold: dict[str, list[float]] = {name: [] for name in servers}
-    warm: dict[str, list[float]] = {name: [] for name in servers}
+    cold: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
+    warm: dict[str, list[tuple[float, float]]] = {name: [] for name in servers}
     cpu: dict[str, float] = dict.fromkeys(servers, 0.0)
     revisits = {name: browser.new_context(viewport=VIEWPORT) for name in servers}
     for name, server in servers.items():
         paint(browser, server, ids[-1], revisits[name])  # fills the browser's cache
+    floor: dict[str, list[float]] = {name: [] for name in servers}
     for _ in range(loads):
         for name, server in servers.items():
             before = cpu_seconds(server.process.pid)
             cold[name].append(paint(browser, server, ids[-1]))
             cpu[name] += cpu_seconds(server.process.pid) - before
             warm[name].append(paint(browser, server, ids[-1], revisits[name]))
+            floor[name].append(empty_paint(browser, server))
     for name in servers:
         revisits[name].close()
-        found[name]["first paint (ms)"] = statistics.median(cold[name])
-        found[name]["first paint, revisit (ms)"] = statistics.median(warm[name])
+        found[name]["first paint (ms)"] = statistics.median(p for p, _ in cold[name])
+        found[name]["all rows in the page (ms)"] = statistics.median(a for _, a in cold[name])
+        found[name]["first paint, revisit (ms)"] = statistics.median(p for p, _ in warm[name])
+        found[name]["first paint of /volumes (ms)"] = statistics.median(floor[name])
         found[name]["server CPU per view (ms)"] = cpu[name] / loads * 1000
 
     progress("events")
@@ -183,10 +207,14 @@ def visit_every_view(page: Any, server: Dashboard, running: str) -> None:
     progress(f"{server.url}: every view")
     page.goto(f"{server.url}/containers/{running}")
     page.wait_for_selector("#g-cpu-text:not(:empty)", state="attached", timeout=10000)
-    for view in VIEWS:  # dockerd's /system/df measures 200 writable layers: slow
-        page.goto(f"{server.url}{view}", timeout=180000)
-        page.wait_for_selector("h1")
-        page.wait_for_load_state("load")
+    for view in VIEWS:
+        started = time.monotonic()
+        try:
+            page.goto(f"{server.url}{view}", timeout=VIEW_TIMEOUT * 1000)
+        except PlaywrightTimeout:  # seen with dockerd's /system/df of 200 containers
+            progress(f"{view}: no page after {VIEW_TIMEOUT} s")
+            continue
+        progress(f"{view}: {time.monotonic() - started:.1f} s")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from dashkit import CuttableProxy, Dashboard, api, moor, start_dashboard, state, wait_for
 from enginekit import Daemon
-from peers import stop_process
+from peers import dockerd_available, start_dockerd, stop_dockerd, stop_process
 from registrykit import Server, free_port, start_moor, stop_server
 
 from moorage.dashboard.pages.containers import FIRST_ROWS
@@ -409,6 +409,33 @@ def test_other_views_render(page: Any, engine: Daemon, dashboard: Dashboard,
     assert page.locator("h1").inner_text() == view.capitalize()
     assert not page.locator("#alerts .alert").count()
     shot(page, screenshots, view)
+
+
+def test_every_view_answers_in_front_of_dockerd(base: str, busybox_tar: bytes) -> None:
+    """The dashboard speaks only the Engine API, so it serves a real dockerd too, whose
+    documents leave out what moord sends (a created container's SizeRw of 0 in /system/df)."""
+    if not dockerd_available():
+        pytest.skip("needs dockerd (make deps installs docker.io)")
+    home = os.path.join(base, "dockerd")
+    os.mkdir(home)
+    daemon = start_dockerd(home)
+    try:
+        daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+        client = api(daemon.host)
+        created = client.post("/containers/create", {"name": "idle"},
+                              {"Image": "busybox:latest", "Cmd": ["true"],
+                               "HostConfig": {"NetworkMode": "none"}})["Id"]
+        client.close()
+        server = start_dashboard(daemon.host, home)
+        try:
+            for view in ("/containers", f"/containers/{created}", "/images", "/volumes",
+                         "/networks", "/compose", "/registries", "/system"):
+                status, body = _request(f"{server.url}{view}")
+                assert status == 200 and body.rstrip().endswith("</html>"), (view, body[-300:])
+        finally:
+            stop_process(server.process)
+    finally:
+        stop_dockerd(daemon)
 
 
 def test_system_prune_preview_lists_what_goes(page: Any, engine: Daemon,

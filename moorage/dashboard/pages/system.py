@@ -38,7 +38,14 @@ async def index(request: web.Request) -> dict[str, Any]:
     engine = request.app[ENGINE]
     info, version, df = await asyncio.gather(engine.get("/info"), engine.get("/version"),
                                              engine.get("/system/df"))
-    return {"info": info, "version": version, "df": df, "preview": await _preview(request)}
+    containers, volumes = df.get("Containers") or [], df.get("Volumes") or []
+    # dockerd leaves out a SizeRw of 0, and a volume's size is -1 until it is measured
+    usage = {"images": (len(df.get("Images") or []), df.get("LayersSize")),
+             "containers": (len(containers), sum(c.get("SizeRw") or 0 for c in containers)),
+             "volumes": (len(volumes), sum(max(0, (v.get("UsageData") or {}).get("Size") or 0)
+                                           for v in volumes))}
+    return {"info": info, "version": version, "usage": usage,
+            "preview": await _preview(request)}
 
 
 @template("prune_preview.html")
