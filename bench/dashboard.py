@@ -192,7 +192,7 @@ def measure(engine_host: str, servers: dict[str, Dashboard], browser: Any, ids: 
         found[name]["event shown, median (ms)"] = statistics.median(delays[name])
         found[name]["event shown, worst (ms)"] = max(delays[name])
         found[name]["RSS, containers view open (MiB)"] = rss_mib(servers[name].process.pid)
-        visit_every_view(page, servers[name], ids[0])
+        visit_every_view(page, name, servers[name], ids[0])
         contexts[name].close()
     for container in started:
         client.post(f"/containers/{container}/kill")
@@ -203,8 +203,8 @@ def measure(engine_host: str, servers: dict[str, Dashboard], browser: Any, ids: 
     return found
 
 
-def visit_every_view(page: Any, server: Dashboard, running: str) -> None:
-    progress(f"{server.url}: every view")
+def visit_every_view(page: Any, name: str, server: Dashboard, running: str) -> None:
+    progress(f"{name}: every view")
     page.goto(f"{server.url}/containers/{running}")
     page.wait_for_selector("#g-cpu-text:not(:empty)", state="attached", timeout=10000)
     for view in VIEWS:
