@@ -7,9 +7,7 @@ global ones, else DOCKER_HOST, the current context, the default socket.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import ssl
 import sys
 
 # The dashboard serves a person, not a load: the pure-Python HTTP parser and multidicts
@@ -18,15 +16,25 @@ import sys
 for _package in ("AIOHTTP", "MULTIDICT", "YARL", "PROPCACHE", "FROZENLIST"):
     os.environ.setdefault(f"{_package}_NO_EXTENSIONS", "1")
 
-from aiohttp import web  # noqa: E402
+# What asyncio and aiohttp import for what this process may not do: `ssl` (OpenSSL:
+# ~3.7 MiB of RSS, measured) when it does not serve HTTPS, and the zstd codec (~0.6 MiB)
+# for client answers it never reads. Both libraries are made to run without them (they
+# catch the ImportError). The modules are hidden only while those import, so that a later
+# `import ssl` (an engine reached over TLS, in moorage.client.tls) still loads it.
+UNUSED_WITHOUT_TLS = ("ssl", "backports.zstd")
+UNUSED = ("backports.zstd",)
 
-from moorage.client.contexts import config_dir  # noqa: E402
-from moorage.client.errors import EndpointError  # noqa: E402
-from moorage.client.target import resolve  # noqa: E402
-from moorage.client.tls_options import tls_from_flags  # noqa: E402
-from moorage.dashboard.app import make_app  # noqa: E402
-from moorage.dashboard.engine import Engine  # noqa: E402
-from moorage.dashboard.security import ListenError, check_exposure, new_token, parse_listen  # noqa: E402
+
+def import_web(serving_tls: bool) -> None:
+    hidden = [name for name in (UNUSED if serving_tls else UNUSED_WITHOUT_TLS)
+              if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        import aiohttp.web  # noqa: F401  (asyncio with it)
+    finally:
+        for name in hidden:
+            del sys.modules[name]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -51,11 +59,30 @@ def parser() -> argparse.ArgumentParser:
 
 
 def token_path() -> str:
+    from moorage.client.contexts import config_dir
+
     return os.path.join(config_dir(), "moor-dashboard", "token")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    import_web(serving_tls=bool(args.tls_cert))
+    import asyncio
+
+    from aiohttp import web
+
+    from moorage.client.errors import EndpointError
+    from moorage.client.target import resolve
+    from moorage.client.tls_options import tls_from_flags
+    from moorage.dashboard.app import make_app
+    from moorage.dashboard.engine import Engine
+    from moorage.dashboard.security import (
+        ListenError,
+        check_exposure,
+        new_token,
+        parse_listen,
+    )
+
     try:
         listen = parse_listen(args.listen)
         if bool(args.tls_cert) != bool(args.tls_key):
@@ -69,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 125
     ssl_context = None
     if args.tls_cert:
+        import ssl
+
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
     scheme = "https" if ssl_context else "http"

@@ -41,6 +41,7 @@ def make_app(engine: Engine, listen: Listen, token: str | None = None,
     guard, headers = middleware(listen, token, secure)
     app = web.Application(middlewares=[guard, engine_errors])
     app.on_response_prepare.append(headers)
+    app.on_response_prepare.append(_cache_static)
     static = app.router.add_static("/static", os.path.join(HERE, "static"),
                                    append_version=True)
     env = environment(lambda path: str(static.url_for(filename=path)))
@@ -56,6 +57,13 @@ def make_app(engine: Engine, listen: Listen, token: str | None = None,
     streams.add_routes(app.router)
     app.router.add_get("/containers/{id}/terminal", terminal.websocket)
     return app
+
+
+async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:
+    """Pages name the static files with their content's hash (?v=): a browser can keep
+    them without asking again, and a page it comes back to paints without those requests."""
+    if request.path.startswith("/static/") and "v" in request.query and response.status == 200:
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
 
 
 async def _start(app: web.Application) -> None:

@@ -131,6 +131,10 @@ class Engine:
         return await asyncio.get_running_loop().run_in_executor(
             self._pool, self._with_client, work)
 
+    async def offload(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Other blocking work (a registry's catalog) on the same pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+
     async def call(self, method: str, path: str, params: dict[str, Any] | None = None,
                    body: Any = None, headers: dict[str, str] | None = None) -> Any:
         return await self.run(lambda c: c.call(method, path, params, body=body,

@@ -69,10 +69,20 @@ def container_row(doc: dict[str, Any], browser_host: str) -> ContainerRow:
         project=labels.get(PROJECT_LABEL, ""), service=labels.get(SERVICE_LABEL, ""))
 
 
+def order(project: str, name: str) -> tuple[bool, str, str]:
+    """Where a container is listed: compose projects first, by name, then the containers
+    of no project (""); by name in each."""
+    return project == "", project, name
+
+
+def listed(rows: list[ContainerRow]) -> list[ContainerRow]:
+    return sorted(rows, key=lambda r: order(r.project, r.name))
+
+
 def grouped(rows: list[ContainerRow]) -> list[tuple[str, list[ContainerRow]]]:
-    """Compose projects first, by name, then the containers of no project ("")."""
+    """Rows by project, in the list's order."""
     groups: dict[str, list[ContainerRow]] = {}
-    for row in sorted(rows, key=lambda r: (r.project == "", r.project, r.name)):
+    for row in listed(rows):
         groups.setdefault(row.project, []).append(row)
     return list(groups.items())
 

@@ -35,16 +35,19 @@ class Dashboard:
 
 
 def start_dashboard(engine_host: str, base: str, *args: str, port: int | None = None,
-                    scheme: str = "http") -> Dashboard:
-    """`moor dashboard` through the CLI (which execs the server), ready when it answers."""
+                    scheme: str = "http", pythonpath: str | None = None) -> Dashboard:
+    """`moor dashboard` through the CLI (which execs the server), ready when it answers;
+    `pythonpath` runs another copy of the moorage package (a benchmark's baseline)."""
     port = port or free_port()
     log_path = os.path.join(base, f"dashboard-{port}.log")
     env = {**os.environ, "DOCKER_HOST": engine_host, "DOCKER_CONFIG": os.path.join(base, "cfg")}
+    if pythonpath:  # and not started from the worktree, which `python -m` puts first
+        env["PYTHONPATH"] = pythonpath
     listen = next((a for a in args if a.startswith("--listen=")), None)
     argv = [MOOR, "dashboard", *args] + ([] if listen else ["--listen", f"127.0.0.1:{port}"])
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   stdin=subprocess.DEVNULL)
+                                   stdin=subprocess.DEVNULL, cwd=base if pythonpath else None)
     deadline = time.monotonic() + 20
     while True:
         try:

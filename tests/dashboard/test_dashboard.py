@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashkit import CuttableProxy, Dashboard, moor, start_dashboard, state, wait_for
+from dashkit import CuttableProxy, Dashboard, api, moor, start_dashboard, state, wait_for
 from enginekit import Daemon
-from peers import stop_process
+from peers import dockerd_available, start_dockerd, stop_dockerd, stop_process
 from registrykit import Server, free_port, start_moor, stop_server
+
+from moorage.dashboard.pages.containers import FIRST_ROWS
 
 XSS = "<img src=x onerror=alert(1)>"
 
@@ -53,6 +55,9 @@ def test_list_follows_the_cli(page: Any, engine: Daemon, dashboard: Dashboard,
     page.wait_for_selector(f'#c-{container}[data-state="running"]', timeout=1000)
     assert time.monotonic() <= shown_by
     assert "from-cli" in row(page, container).inner_text()
+    # the light theme, as the browser asks by default (dark: test_narrow_window_and_dark_theme)
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == \
+        "rgb(255, 255, 255)"
     shot(page, screenshots, "containers")
     moor(engine.host, "stop", "-t", "0", container)
     page.wait_for_selector(f'#c-{container}[data-state="exited"]', timeout=1000)
@@ -62,6 +67,8 @@ def test_stop_and_start_buttons_change_the_real_state(page: Any, engine: Daemon,
                                                       dashboard: Dashboard) -> None:
     container = run(engine, "--name", "buttons", "busybox:latest", "sleep", "300")
     page.goto(f"{dashboard.url}/containers")
+    page.keyboard.press("Tab")  # the first stop of the keyboard: past the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.get_by_role("button", name="Stop buttons").click()
     wait_for(lambda: not state(engine.host, container)["Running"], 15, "the stop")
     page.wait_for_selector(f'#c-{container}[data-state="exited"]', timeout=2000)
@@ -69,6 +76,29 @@ def test_stop_and_start_buttons_change_the_real_state(page: Any, engine: Daemon,
     page.keyboard.press("Enter")
     wait_for(lambda: state(engine.host, container)["Running"], 5, "the start")
     page.wait_for_selector(f'#c-{container}[data-state="running"]', timeout=2000)
+
+
+def test_a_long_list_paints_its_first_rows_then_the_rest(page: Any, engine: Daemon,
+                                                         dashboard: Dashboard) -> None:
+    client = api(engine.host)
+    have = len(client.get("/containers/json", {"all": True}))
+    made = [client.post("/containers/create", {"name": f"many-{i:02}"},
+                        {"Image": "busybox:latest", "Cmd": ["true"],
+                         "HostConfig": {"NetworkMode": "none"}})["Id"]
+            for i in range(max(0, FIRST_ROWS + 3 - have))]
+    try:
+        first = _request(f"{dashboard.url}/containers")[1]
+        assert first.count('<tr id="c-') == FIRST_ROWS and "data-rest=" in first
+        page.goto(f"{dashboard.url}/containers")
+        last = re.findall(r'class="name" href="[^"]*">([^<]*)<',
+                          _request(f"{dashboard.url}/containers/fragment")[1])
+        page.get_by_role("link", name=last[-1], exact=True).wait_for(timeout=5000)
+        # every row once, in the order of the whole table
+        assert page.locator("#containers a.name").all_inner_texts() == last
+    finally:
+        for container in made:
+            client.delete(f"/containers/{container}", {"force": True})
+        client.close()
 
 
 def test_health_and_pause(page: Any, engine: Daemon, dashboard: Dashboard) -> None:
@@ -379,6 +409,33 @@ def test_other_views_render(page: Any, engine: Daemon, dashboard: Dashboard,
     assert page.locator("h1").inner_text() == view.capitalize()
     assert not page.locator("#alerts .alert").count()
     shot(page, screenshots, view)
+
+
+def test_every_view_answers_in_front_of_dockerd(base: str, busybox_tar: bytes) -> None:
+    """The dashboard speaks only the Engine API, so it serves a real dockerd too, whose
+    documents leave out what moord sends (a created container's SizeRw of 0 in /system/df)."""
+    if not dockerd_available():
+        pytest.skip("needs dockerd (make deps installs docker.io)")
+    home = os.path.join(base, "dockerd")
+    os.mkdir(home)
+    daemon = start_dockerd(home)
+    try:
+        daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+        client = api(daemon.host)
+        created = client.post("/containers/create", {"name": "idle"},
+                              {"Image": "busybox:latest", "Cmd": ["true"],
+                               "HostConfig": {"NetworkMode": "none"}})["Id"]
+        client.close()
+        server = start_dashboard(daemon.host, home)
+        try:
+            for view in ("/containers", f"/containers/{created}", "/images", "/volumes",
+                         "/networks", "/compose", "/registries", "/system"):
+                status, body = _request(f"{server.url}{view}")
+                assert status == 200 and body.rstrip().endswith("</html>"), (view, body[-300:])
+        finally:
+            stop_process(server.process)
+    finally:
+        stop_dockerd(daemon)
 
 
 def test_system_prune_preview_lists_what_goes(page: Any, engine: Daemon,

@@ -11,6 +11,10 @@ from moorage.dashboard.keys import ENGINE
 from moorage.dashboard.pages.forms import lines, pairs, port_bindings
 from moorage.dashboard.render import template
 
+# Rows in the page as first sent: more than a tall screen shows. The browser lays out every
+# row of a table before its first paint (200 rows: 50-100 ms of layout, most of the time
+# to the first paint); the page fetches the rows after these once it has painted.
+FIRST_ROWS = 50
 ACTIONS = ("start", "stop", "restart", "pause", "unpause", "kill")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 
@@ -26,7 +30,20 @@ async def container_rows(request: web.Request) -> list[rows.ContainerRow]:
 
 @template("containers.html")
 async def index(request: web.Request) -> dict[str, Any]:
-    return {"groups": rows.grouped(await container_rows(request))}
+    listed = rows.listed(await container_rows(request))
+    first = listed[:FIRST_ROWS]
+    return {"groups": rows.grouped(first),
+            "rest": first[-1] if len(listed) > len(first) else None}
+
+
+@template("container_groups.html")
+async def rest(request: web.Request) -> dict[str, Any]:
+    """The rows listed after a given one, keyed by its place (not by a count: containers
+    come and go between the page and this request)."""
+    last = rows.order(request.query.get("project", ""), request.query.get("name", ""))
+    return {"groups": rows.grouped([r for r in await container_rows(request)
+                                    if rows.order(r.project, r.name) > last]),
+            "rest_only": True}
 
 
 @template("container_table.html")
@@ -45,10 +62,7 @@ async def action(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     await request.app[ENGINE].delete(f"/containers/{request.match_info['id']}",
                                      {"force": True, "v": True})
-    if request.headers.get("HX-Request"):
-        return web.Response(status=204, headers={"HX-Redirect": "/containers"}) \
-            if request.query.get("page") else web.Response(status=204)
-    raise web.HTTPSeeOther("/containers")
+    return web.Response(status=204)
 
 
 async def run(request: web.Request) -> web.Response:
@@ -102,6 +116,7 @@ async def detail(request: web.Request) -> dict[str, Any]:
 def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/containers", index)
     router.add_get("/containers/fragment", fragment)
+    router.add_get("/containers/rest", rest)
     router.add_post("/containers/run", run)
     router.add_get("/containers/{id}", detail)
     router.add_post("/containers/{id}/{action}", action)

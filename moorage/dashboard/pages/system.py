@@ -11,20 +11,22 @@ from moorage.dashboard.keys import ENGINE
 from moorage.dashboard.pages.objects import BUILTIN_NETWORKS
 from moorage.dashboard.render import template
 
-STOPPED = {"status": ["created", "exited", "dead"]}
+STOPPED = ("created", "exited", "dead")
 
 
 async def _preview(request: web.Request) -> dict[str, list[str]]:
     """What `docker system prune` would remove (with --volumes when asked)."""
     engine = request.app[ENGINE]
+    # one list of every container gives both the stopped ones and the networks in use
     containers, images, networks, volumes = await asyncio.gather(
-        engine.get("/containers/json", {"all": True, "filters": STOPPED}),
+        engine.get("/containers/json", {"all": True}),
         engine.get("/images/json", {"filters": {"dangling": ["true"]}}),
         engine.get("/networks"),
         engine.get("/volumes", {"filters": {"dangling": ["true"]}}))
-    used = {name for c in await engine.get("/containers/json", {"all": True})
+    used = {name for c in containers
             for name in ((c.get("NetworkSettings") or {}).get("Networks") or {})}
-    return {"containers": [c["Names"][0].lstrip("/") for c in containers],
+    return {"containers": [c["Names"][0].lstrip("/") for c in containers
+                           if c.get("State") in STOPPED],
             "images": [i["Id"].removeprefix("sha256:")[:12] for i in images],
             "networks": [n["Name"] for n in networks
                          if n["Name"] not in BUILTIN_NETWORKS and n["Name"] not in used],
@@ -36,7 +38,14 @@ async def index(request: web.Request) -> dict[str, Any]:
     engine = request.app[ENGINE]
     info, version, df = await asyncio.gather(engine.get("/info"), engine.get("/version"),
                                              engine.get("/system/df"))
-    return {"info": info, "version": version, "df": df, "preview": await _preview(request)}
+    containers, volumes = df.get("Containers") or [], df.get("Volumes") or []
+    # dockerd leaves out a SizeRw of 0, and a volume's size is -1 until it is measured
+    usage = {"images": (len(df.get("Images") or []), df.get("LayersSize")),
+             "containers": (len(containers), sum(c.get("SizeRw") or 0 for c in containers)),
+             "volumes": (len(volumes), sum(max(0, (v.get("UsageData") or {}).get("Size") or 0)
+                                           for v in volumes))}
+    return {"info": info, "version": version, "usage": usage,
+            "preview": await _preview(request)}
 
 
 @template("prune_preview.html")

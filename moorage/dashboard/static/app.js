@@ -40,14 +40,45 @@
     return `${n.toPrecision(3)}${units[i]}`;
   }
   window.moorHuman = human;
+  const SVG = "http://www.w3.org/2000/svg";
+  function spark(cell, values, text, label) {
+    if (!cell.firstChild) {  // rows come without their graphs: most containers never have one
+      const svg = document.createElementNS(SVG, "svg");
+      svg.setAttribute("viewBox", "0 0 60 16");
+      svg.setAttribute("role", "img");
+      svg.setAttribute("aria-label", label);
+      svg.append(document.createElementNS(SVG, "polyline"));
+      cell.append(svg, document.createElement("span"));
+    }
+    cell.firstChild.firstChild.setAttribute("points", points(values, 60, 16));
+    cell.lastChild.textContent = text;
+  }
   function drawSparks(row) {
     const h = history.get(row.dataset.id);
     if (!h) return;
-    row.querySelector("svg.cpu polyline").setAttribute("points", points(h.cpu, 60, 16));
-    row.querySelector("svg.mem polyline").setAttribute("points", points(h.mem, 60, 16));
-    row.querySelector(".cpu-text").textContent = `${h.cpu[h.cpu.length - 1].toFixed(1)}%`;
-    row.querySelector(".mem-text").textContent = human(h.mem[h.mem.length - 1]);
+    const name = row.querySelector("a.name").textContent;
+    spark(row.querySelector("td.cpu"), h.cpu, `${h.cpu[h.cpu.length - 1].toFixed(1)}%`, `CPU of ${name}`);
+    spark(row.querySelector("td.mem"), h.mem, human(h.mem[h.mem.length - 1]), `Memory of ${name}`);
   }
+
+  // ---------------------------------------------------------------- container actions
+  // One listener serves every container's buttons (a row's, a container page's): a button
+  // names its action, the nearest data-id the container.
+  document.addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-act]");
+    if (!button) return;
+    const act = button.dataset.act;
+    if (act === "remove" && !window.confirm("Remove this container and its anonymous volumes?")) return;
+    const holder = button.closest("[data-id]");
+    const url = act === "remove" ? `/containers/${holder.dataset.id}` : `/containers/${holder.dataset.id}/${act}`;
+    try {
+      const answer = await fetch(url, {method: act === "remove" ? "DELETE" : "POST", headers: {"X-CSRF-Token": csrf}});
+      if (!answer.ok) alertText((await answer.text()) || answer.statusText);
+      else if (act === "remove" && holder.id === "container-page") window.location.assign("/containers");
+    } catch {
+      alertText("The dashboard did not answer.");
+    }
+  });
 
   // ---------------------------------------------------------------- live updates
   function upsertRow(d) {
@@ -70,9 +101,29 @@
     for (const link of row.querySelectorAll(".ports a")) {
       if (link.hostname === "0.0.0.0" || link.hostname === "[::]") link.hostname = window.location.hostname;
     }
-    htmx.process(row);
     drawSparks(row);
   }
+  // A long containers list comes with its first screenful of rows, the rest once that is
+  // painted (a frame's callbacks run before its paint, a timeout set there after it).
+  // A row a live event drew meanwhile is newer than the same row here: it stays.
+  async function fetchRest(table) {
+    const answer = await fetch(table.dataset.rest);
+    if (!answer.ok) { alertText((await answer.text()) || answer.statusText); return; }
+    const holder = document.createElement("template");
+    holder.innerHTML = `<table>${await answer.text()}</table>`;
+    for (const body of holder.content.querySelectorAll("tbody")) {
+      const group = [...table.tBodies].find((b) => b.dataset.group === body.dataset.group);
+      if (!group) { table.append(body); continue; }
+      group.append(...[...body.querySelectorAll("tr[data-id]")].filter(
+        (row) => !document.getElementById(row.id)));
+    }
+  }
+  const long = document.querySelector("#containers[data-rest]");
+  if (long) {
+    document.addEventListener("DOMContentLoaded", () => requestAnimationFrame(
+      () => setTimeout(() => fetchRest(long).catch(() => alertText("The dashboard did not answer.")))));
+  }
+
   const source = new EventSource("/live");
   window.moorEvents = [];
   source.addEventListener("open", () => { streamDown = false; showBanner(); });

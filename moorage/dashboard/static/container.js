@@ -13,7 +13,6 @@
     holder.innerHTML = `<table><tbody>${d.html}</tbody></table>`;
     const toolbar = page.querySelector(".toolbar");
     toolbar.replaceChildren(...holder.content.querySelector("td.actions").childNodes);
-    htmx.process(toolbar);
     if (d.state === "running") startStats();
   });
   document.body.addEventListener("moor:gone", (e) => { if (e.detail.id === id) window.location.assign("/containers"); });
@@ -61,12 +60,28 @@
   // ---------------------------------------------------------------- terminal
   let term = null;
   const status = document.getElementById("term-status");
-  function openTerminal() {
+  const termBox = document.getElementById("term");
+  // xterm.js (~290 kB) only once a terminal is asked for, not with every container's page
+  let xterm = null;
+  function loadXterm() {
+    xterm = xterm || Promise.all(termBox.dataset.scripts.split(" ").map((src) => new Promise((resolve, reject) => {
+      const script = document.createElement("script");
+      script.src = src; script.async = false;
+      script.addEventListener("load", resolve);
+      script.addEventListener("error", () => { xterm = null; reject(new Error(`could not load ${src}`)); });
+      document.head.append(script);
+    })));
+    return xterm;
+  }
+  async function openTerminal() {
     if (term) { term.focus(); return; }
+    status.textContent = "Connecting…";
+    try { await loadXterm(); } catch (err) { window.moorAlert(err.message); status.textContent = ""; return; }
+    if (term) return;  // a second click while the scripts came
     term = new Terminal({convertEol: false, cursorBlink: true, fontSize: 13});
     const fit = new FitAddon.FitAddon();
     term.loadAddon(fit);
-    term.open(document.getElementById("term"));
+    term.open(termBox);
     fit.fit();
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${window.location.host}/containers/${id}/terminal?csrf=${encodeURIComponent(window.moorCsrf)}`);
