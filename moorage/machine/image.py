@@ -311,6 +311,10 @@ def _finish_root(root: str) -> None:
             os.unlink(os.path.join(ssh, name))
     _write(root, "/etc/ssh/sshd_config.d/moor.conf", "PermitRootLogin prohibit-password\n"
            "PasswordAuthentication no\nUseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\n")
+    # Not the build host's resolver (mmdebstrap copies it): the VM reaches nothing beyond
+    # its forwarded ports, so a lookup would only wait for its timeout.
+    _write(root, "/etc/resolv.conf", "# moor machine: no DNS (the VM has no network)\n")
+    _write(root, "/etc/hosts", "127.0.0.1\tlocalhost\n")
     # No root entry: systemd would order an fsck after /dev/vda's device unit, which
     # only udev (not in the image) announces. The kernel mounts the root rw.
     _write(root, "/etc/fstab", "# the root (/dev/vda) is mounted by the kernel\n")
