@@ -3,11 +3,11 @@
 The host needs nothing from the internet: the client sends moorage and its
 dependencies (the bundle the qemu driver's image carries, built for Python 3.11)
 into /opt/moorage, the TLS files into /etc/moor/certs, then starts moord on the
-engine port with --tlsverify. With systemd it is the unit moord.service (enabled, so
-it comes back at boot); without systemd a shell loop under setsid keeps it up, as
-the qemu guest's init does (restarted when it dies), until the host reboots.
-`upgrade` and `regenerate-certs` replace files and kill moord either way: the unit's
-Restart=always or the loop brings it back.
+engine port with --tlsverify. With systemd it is the unit moord.service the qemu
+image has too (service.py; enabled, so it comes back at boot); without systemd a
+shell loop under setsid keeps it up (restarted when it dies) until the host reboots.
+`upgrade` and `regenerate-certs` replace files, then `systemctl restart` the unit or
+kill moord, which the loop starts again.
 """
 
 from __future__ import annotations
@@ -17,18 +17,15 @@ import os
 import shlex
 import tarfile
 
-from moorage.machine import ssh
+from moorage.machine import service, ssh
 from moorage.machine.errors import MachineError
 from moorage.machine.image import GUEST_PYTHON
 from moorage.machine.store import Machine
 
 HOME = "/opt/moorage"
 SITE = f"{HOME}/lib"
-CERTS = "/etc/moor/certs"
-UNIT = "/etc/systemd/system/moord.service"
+UNIT = f"/etc/systemd/system/{service.NAME}"
 SUPERVISOR_PID = "/run/moord-supervisor.pid"
-MOORD_PID = "/run/moor/moord.pid"
-DATA_ROOT = "/var/lib/moor"
 # PYTHONPATH as well: moord's helpers (the shims' zygote) run `python3 -m moorage...`.
 # Not the host's dist-packages: the host's own Python packages stay as they were.
 _WRAPPER = (f"#!/usr/bin/python3\nimport os\nimport sys\nos.environ['PYTHONPATH'] = {SITE!r}\n"
@@ -37,19 +34,7 @@ _WRAPPER = (f"#!/usr/bin/python3\nimport os\nimport sys\nos.environ['PYTHONPATH'
 
 
 def _moord(machine: Machine) -> str:
-    return shlex.join([f"{HOME}/bin/moord", "--data-root", DATA_ROOT, "--exec-root", "/run/moor",
-                       "-H", "unix:///run/moor/moor.sock",
-                       "-H", f"tcp://0.0.0.0:{machine.engine_port}", "--tlsverify",
-                       "--tlscacert", f"{CERTS}/ca.pem", "--tlscert", f"{CERTS}/server.pem",
-                       "--tlskey", f"{CERTS}/server-key.pem"])
-
-
-def _unit(machine: Machine) -> str:
-    # KillMode=process as docker.service: stopping the engine leaves the containers'
-    # shims to moord's own shutdown, not to systemd's cgroup sweep.
-    return ("[Unit]\nDescription=moorage engine (moor machine)\nAfter=network.target\n\n"
-            f"[Service]\nExecStart={_moord(machine)}\nRestart=always\nKillMode=process\n\n"
-            "[Install]\nWantedBy=multi-user.target\n")
+    return service.moord_command(f"{HOME}/bin/moord", machine.engine_port)
 
 
 def probe(machine: Machine) -> None:
@@ -91,15 +76,16 @@ def write_certs(machine: Machine) -> None:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name in ("ca.pem", "server.pem", "server-key.pem"):
             tar.add(machine.path(name), arcname=name)
-    ssh.run_as_root(machine, f"mkdir -p -m 700 {CERTS} && tar -x -C {CERTS} --no-same-owner "
-                    f"&& chmod 600 {CERTS}/*", buffer.getvalue())
+    certs = service.CERTS
+    ssh.run_as_root(machine, f"mkdir -p -m 700 {certs} && tar -x -C {certs} --no-same-owner "
+                    f"&& chmod 600 {certs}/*", buffer.getvalue())
 
 
 def start(machine: Machine) -> None:
     if machine.driver["Init"] == "systemd":
         ssh.run_as_root(machine, f"cat > {UNIT} && systemctl daemon-reload && "
-                        "systemctl enable --now moord.service && systemctl start moord.service",
-                        _unit(machine).encode())
+                        f"systemctl enable --now {service.NAME} && systemctl start {service.NAME}",
+                        service.unit(f"{HOME}/bin/moord", machine.engine_port).encode())
         return
     loop = f"echo $$ > {SUPERVISOR_PID}; while :; do {_moord(machine)}; sleep 1; done"
     ssh.run_as_root(machine, f"[ -e {SUPERVISOR_PID} ] && kill -0 $(cat {SUPERVISOR_PID}) "
@@ -110,12 +96,12 @@ def start(machine: Machine) -> None:
 def stop(machine: Machine, signal: str = "TERM") -> None:
     if machine.driver["Init"] == "systemd":
         verb = "stop" if signal == "TERM" else f"kill -s {signal}"
-        ssh.run_as_root(machine, f"[ ! -e {UNIT} ] || systemctl {verb} moord.service")
+        ssh.run_as_root(machine, f"[ ! -e {UNIT} ] || systemctl {verb} {service.NAME}")
         return
     # The loop first, so it does not start moord again; then moord, waited for.
     ssh.run_as_root(machine, f"[ -e {SUPERVISOR_PID} ] && kill -{signal} $(cat "
                     f"{SUPERVISOR_PID}) 2>/dev/null; rm -f {SUPERVISOR_PID}; "
-                    f"[ -e {MOORD_PID} ] || exit 0; p=$(cat {MOORD_PID}); "
+                    f"[ -e {service.MOORD_PID} ] || exit 0; p=$(cat {service.MOORD_PID}); "
                     f"kill -{signal} $p 2>/dev/null; i=0; while kill -0 $p 2>/dev/null && "
                     "[ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done")
 
@@ -124,9 +110,9 @@ def uninstall(machine: Machine) -> None:
     """What create installed goes; the engine's data stays (docker-machine's generic
     driver leaves the host as it is)."""
     stop(machine)
-    ssh.run_as_root(machine, f"if [ -e {UNIT} ]; then systemctl disable moord.service; "
+    ssh.run_as_root(machine, f"if [ -e {UNIT} ]; then systemctl disable {service.NAME}; "
                     f"rm -f {UNIT}; systemctl daemon-reload; fi; rm -rf {HOME} {HOME}.new "
-                    f"{CERTS} /var/log/moord.log")
+                    f"{service.CERTS} /var/log/moord.log")
 
 
 def state(machine: Machine) -> str:

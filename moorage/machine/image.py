@@ -1,12 +1,15 @@
 """The machine image: built on this host once, cached under a content key.
 
 Debian bookworm from the host's Debian mirror (mmdebstrap, minbase, run as root so no
-fakeroot), with the cloud kernel, openssh-server, python3 and the tools the engine
-calls (nft, ip, modprobe); moorage's Python dependencies installed from wheels
-fetched on the host (the guest has no network of its own); our guest init as PID 1
-instead of systemd (a lean boot is the point under TCG). The root directory becomes
-an ext4 image with `mkfs.ext4 -d` (no loop mount) and then a qcow2 every machine
-overlays. The kernel and initrd are kept beside it: QEMU boots them directly.
+fakeroot), with the cloud kernel, systemd, openssh-server, acpid, sudo, python3 and the
+tools the engine calls (nft, ip, modprobe); moorage's Python dependencies installed
+from wheels fetched on the host (the guest has no network of its own). systemd is
+PID 1 and boots lean: moord.service, ssh.service, acpid (the power button) and two
+small units of ours (the seed disk on the first boot, the static network) in
+multi-user.target, everything else a Debian system starts masked, no udev, no
+journald, no generators (_systemd below): under TCG every unit costs time. The root
+directory becomes an ext4 image with `mkfs.ext4 -d` (no loop mount) and then a qcow2
+every machine overlays. The kernel and initrd are kept beside it: QEMU boots them directly.
 moorage itself is not in the image: each machine's seed disk carries the client's
 copy, so a change to moorage does not rebuild the image.
 """
@@ -24,14 +27,15 @@ from moorage.machine.errors import MachineError, run
 from moorage.machine.paths import cache_dir
 
 SUITE = "bookworm"
-PACKAGES = ("linux-image-cloud-amd64", "openssh-server", "python3", "nftables", "iproute2",
-            "kmod", "procps", "e2fsprogs")
+PACKAGES = ("linux-image-cloud-amd64", "systemd", "openssh-server", "acpid", "sudo", "python3",
+            "nftables", "iproute2", "kmod", "procps", "e2fsprogs")
 GUEST_PYTHON = "3.11"
 ROOT_SIZE_MB = 20000  # docker-machine's default disk; sparse, so it costs nothing unused
 ROOT_SIZE = f"{ROOT_SIZE_MB}M"
 SITE = f"usr/local/lib/python{GUEST_PYTHON}/dist-packages"
-_INIT = os.path.join(os.path.dirname(__file__), "guest", "init.py")
-_BUILD_VERSION = "2"  # raised when the recipe below changes in a way the key cannot see
+GUEST_ENGINE_PORT = 2376
+_GUEST = os.path.join(os.path.dirname(__file__), "guest")
+_BUILD_VERSION = "2"  # raised when what the key cannot see changes (the wheels' build)
 
 # initramfs-tools with MODULES=list and a hook adding the virtio disk drivers: a 5 MB
 # initrd instead of 30, and the cloud kernel builds virtio_blk as a module.
@@ -57,7 +61,7 @@ i=0
 while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do $B usleep 50000; i=$((i+1)); done
 $B mount -t ext4 -o rw /dev/vda /root || { echo "moor initramfs: no root disk"; exec $B sh; }
 $B mount --move /dev /root/dev
-exec $B switch_root /root /sbin/moor-init
+exec $B switch_root /root /lib/systemd/systemd
 """
 _INITRAMFS_MODULES = ("virtio_pci", "virtio_blk")
 
@@ -94,13 +98,19 @@ def _requirements() -> list[str]:
 
 
 def key() -> str:
-    with open(_INIT, "rb") as f:
-        init = f.read()
+    """The recipe's sources (this module, the unit's, the guest files) are in the key:
+    a changed recipe never boots a stale image."""
+    sources = [__file__, os.path.join(os.path.dirname(__file__), "service.py"),
+               *(os.path.join(_GUEST, name) for name in _GUEST_FILES)]
     recipe = {"version": _BUILD_VERSION, "suite": SUITE, "mirror": mirror(),
-              "packages": PACKAGES, "requirements": _requirements(), "python": GUEST_PYTHON,
-              "size": ROOT_SIZE, "hook": _INITRAMFS_HOOK, "initramfs": _INITRAMFS_INIT,
-              "init": hashlib.sha256(init).hexdigest()}
+              "requirements": _requirements(), "python": GUEST_PYTHON,
+              "sources": [_digest(path) for path in sources]}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 class Image:
@@ -184,8 +194,7 @@ def _say(progress: object, text: str) -> None:
 
 
 def _build(work: str, progress: object) -> None:
-    root, out = os.path.join(work, "root"), os.path.join(work, "out")
-    os.makedirs(out)
+    root = os.path.join(work, "root")
     hook = os.path.join(work, "initramfs-hook")
     with open(hook, "w") as f:
         f.write(_INITRAMFS_HOOK)
@@ -198,6 +207,12 @@ def _build(work: str, progress: object) -> None:
     _say(progress, "installing moorage's Python dependencies from wheels")
     shutil.copytree(dependencies(), os.path.join(root, SITE), dirs_exist_ok=True)
     _finish_root(root)
+    _assemble(root, work, os.path.join(work, "out"), progress)
+
+
+def _assemble(root: str, work: str, out: str, progress: object) -> None:
+    """The finished root directory as the image: kernel, our initramfs, qcow2 disk."""
+    os.makedirs(out)
     boot = os.path.join(root, "boot")
     kernels = sorted(n for n in os.listdir(boot) if n.startswith("vmlinuz-"))
     if not kernels:
@@ -211,6 +226,7 @@ def _build(work: str, progress: object) -> None:
          "-d", root, raw, ROOT_SIZE], "building the image: mkfs.ext4", timeout=600)
     run(["qemu-img", "convert", "-O", "qcow2", raw, os.path.join(out, "disk.qcow2")],
         "building the image: qemu-img convert", timeout=600)
+    os.unlink(raw)
     with open(os.path.join(out, "key.json"), "w") as f:
         json.dump({"key": key(), "mirror": mirror(), "packages": PACKAGES}, f)
 
@@ -258,23 +274,120 @@ def _pip() -> str:
     return os.path.join(os.path.dirname(sys.executable), "pip")
 
 
+def _moord_unit() -> str:
+    from moorage.machine import service
+
+    # No moorage, no engine: a bare VM's seed brings none (the generic driver's tests).
+    return service.unit("/usr/local/bin/moord", GUEST_ENGINE_PORT,
+                        f"ConditionPathExists=/{SITE}/moorage\n")
+
+
+def _link(root: str, target: str, link: str) -> None:
+    path = os.path.join(root, link.lstrip("/"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if os.path.lexists(path):
+        os.unlink(path)
+    os.symlink(target, path)
+
+
+def _write(root: str, path: str, text: str, mode: int = 0o644) -> None:
+    full = os.path.join(root, path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w") as f:
+        f.write(text)
+    os.chmod(full, mode)
+
+
 def _finish_root(root: str) -> None:
-    """Our init as PID 1, moor and moord on PATH, and no host keys of the image's own:
-    each machine brings its own on its seed disk."""
-    shutil.copy(_INIT, os.path.join(root, "sbin", "moor-init"))
-    os.chmod(os.path.join(root, "sbin", "moor-init"), 0o755)
+    """systemd's lean boot (below), moor and moord on PATH, and no host keys of the
+    image's own: each machine brings its own on its seed disk."""
+    _systemd(root)
     for name, module in (("moord", "moorage.daemon.main"), ("moor", "moorage.cli.main")):
-        path = os.path.join(root, "usr", "local", "bin", name)
-        with open(path, "w") as f:
-            f.write(f"#!/usr/bin/python3\nimport sys\nfrom {module} import main\n"
-                    "sys.exit(main())\n")
-        os.chmod(path, 0o755)
+        _write(root, f"/usr/local/bin/{name}", f"#!/usr/bin/python3\nimport sys\nfrom {module} "
+               "import main\nsys.exit(main())\n", 0o755)
     ssh = os.path.join(root, "etc", "ssh")
     for name in os.listdir(ssh):
         if name.startswith("ssh_host_"):
             os.unlink(os.path.join(ssh, name))
-    with open(os.path.join(ssh, "sshd_config.d", "moor.conf"), "w") as f:
-        f.write("PermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"
-                "HostKey /etc/ssh/ssh_host_ed25519_key\n")
-    with open(os.path.join(root, "etc", "fstab"), "w") as f:
-        f.write("/dev/vda / ext4 defaults 0 1\n")
+    _write(root, "/etc/ssh/sshd_config.d/moor.conf", "PermitRootLogin prohibit-password\n"
+           "PasswordAuthentication no\nUseDNS no\nHostKey /etc/ssh/ssh_host_ed25519_key\n")
+    # Not the build host's resolver (mmdebstrap copies it): the VM reaches nothing beyond
+    # its forwarded ports, so a lookup would only wait for its timeout.
+    _write(root, "/etc/resolv.conf", "# moor machine: no DNS (the VM has no network)\n")
+    _write(root, "/etc/hosts", "127.0.0.1\tlocalhost\n")
+    # No root entry: systemd would order an fsck after /dev/vda's device unit, which
+    # only udev (not in the image) announces. The kernel mounts the root rw.
+    _write(root, "/etc/fstab", "# the root (/dev/vda) is mounted by the kernel\n")
+
+
+# Units of a Debian system the engine and sshd do not use: each costs time under TCG.
+# Without udev (not installed) nothing would announce devices; without D-Bus no logind.
+MASKED = (
+    # consoles, logins, utmp: the machine is reached over SSH only
+    "getty.target", "systemd-logind.service", "systemd-user-sessions.service",
+    "systemd-update-utmp.service", "systemd-update-utmp-runlevel.service",
+    "systemd-ask-password-wall.path", "systemd-ask-password-console.path",
+    # first-boot set-up: the image is finished at build time (firstboot would prompt)
+    "systemd-firstboot.service", "systemd-sysusers.service", "systemd-machine-id-commit.service",
+    "ldconfig.service", "systemd-hwdb-update.service", "systemd-journal-catalog-update.service",
+    "systemd-update-done.service", "systemd-random-seed.service", "systemd-pstore.service",
+    "systemd-repart.service", "systemd-pcrphase.service", "systemd-pcrphase-sysinit.service",
+    "systemd-tmpfiles-setup.service", "systemd-tmpfiles-setup-dev.service",
+    "kmod-static-nodes.service", "systemd-sysctl.service", "systemd-binfmt.service",
+    "systemd-remount-fs.service",
+    # udev's units (the daemon is not installed)
+    "systemd-udevd.service", "systemd-udev-trigger.service", "systemd-udev-settle.service",
+    "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
+    # file systems nobody mounts here
+    "dev-hugepages.mount", "dev-mqueue.mount", "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount", "sys-kernel-config.mount", "sys-fs-fuse-connections.mount",
+    "proc-sys-fs-binfmt_misc.automount", "cryptsetup.target", "integritysetup.target",
+    "veritysetup.target", "remote-fs.target",
+    # timers and maintenance
+    "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
+    "fstrim.timer", "systemd-tmpfiles-clean.timer", "e2scrub_reap.service",
+    # the journal: moord writes /var/log/moord.log, the rest goes to the kernel's log
+    "systemd-journald.service", "systemd-journald.socket", "systemd-journald-dev-log.socket",
+    "systemd-journald-audit.socket", "systemd-journal-flush.service",
+    # sysvinit compatibility, acpid's path trigger (acpid.service is wanted directly)
+    "systemd-initctl.socket", "acpid.path",
+)
+_GENERATORS_KEPT = ("systemd-debug-generator",)  # systemd.mask= and friends on the command line
+
+
+# guest/ file → where the image has it, and its mode
+_GUEST_FILES = {
+    "moor-seed": ("/usr/local/sbin/moor-seed", 0o755),
+    "moor-seed.service": ("/usr/lib/systemd/system/moor-seed.service", 0o644),
+    "moor-network.service": ("/usr/lib/systemd/system/moor-network.service", 0o644),
+    "network": ("/etc/moor/network", 0o644),
+    "modules.conf": ("/etc/modules-load.d/moor.conf", 0o644),
+    "ssh.conf": ("/etc/systemd/system/ssh.service.d/moor.conf", 0o644),
+    "acpi-power": ("/etc/acpi/events/moor-power", 0o644),
+}
+
+
+def _systemd(root: str) -> None:
+    """moord.service, moor-seed.service (first boot) and moor-network.service enabled
+    beside ssh.service and acpid.service (the power button); the default target is
+    multi-user.target; MASKED and the generators but the debug one are masked."""
+    for name, (target, mode) in _GUEST_FILES.items():
+        with open(os.path.join(_GUEST, name)) as f:
+            _write(root, target, f.read(), mode)
+    # Where a package puts its units: a generic driver's /etc/systemd/system/moord.service
+    # (a bare VM of this image in the tests) overrides it and leaves it on rm.
+    _write(root, "/usr/lib/systemd/system/moord.service", _moord_unit())
+    _write(root, "/etc/systemd/system.conf.d/moor.conf",
+           "[Manager]\n# No journald: services' output goes to the kernel's log (dmesg)\n"
+           "DefaultStandardOutput=kmsg\nDefaultStandardError=kmsg\n")
+    _link(root, "/usr/lib/systemd/system/multi-user.target",
+          "/etc/systemd/system/default.target")
+    wants = "/etc/systemd/system/multi-user.target.wants"
+    for unit in ("moord.service", "moor-seed.service", "moor-network.service", "acpid.service"):
+        _link(root, f"/usr/lib/systemd/system/{unit}", f"{wants}/{unit}")
+    for unit in MASKED:
+        _link(root, "/dev/null", f"/etc/systemd/system/{unit}")
+    generators = os.path.join(root, "usr/lib/systemd/system-generators")
+    for name in os.listdir(generators):
+        if name not in _GENERATORS_KEPT:
+            _link(root, "/dev/null", f"/etc/systemd/system-generators/{name}")

@@ -91,6 +91,7 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
         if not image.exists():
             with progress.step("Building the machine image (once, cached)"):
                 image = images.ensure(progress.say)
+                qemu.accel(image.kernel, lambda _: None)  # probed once per image, not per create
     made: list[str] = []
     try:
         with progress.step("Creating certificates and keys"):
@@ -275,11 +276,11 @@ def remove(machine: store.Machine) -> str:
     """Returns what was left behind on purpose, for the user to read ("" for none)."""
     left = ""
     if machine.driver_name == "generic":
-        from moorage.machine import generic
+        from moorage.machine import generic, service
 
         generic.uninstall(machine)
         left = (f"moorage is uninstalled from {machine.ip}; the engine's data stays in "
-                f"{generic.DATA_ROOT} there")
+                f"{service.DATA_ROOT} there")
     else:
         qemu.kill(machine)
     remove_context(machine.name)
@@ -298,9 +299,18 @@ def regenerate_certs(machine: store.Machine, client_certs: bool) -> None:
     tar = _tar({f"certs/{n}": machine.path(n) for n in ("ca.pem", "server.pem",
                                                         "server-key.pem")})
     ssh.run_as_root(machine, "tar -x -C /etc/moor --no-same-owner && "
-                    "chmod 600 /etc/moor/certs/* && kill $(cat /run/moor/moord.pid)", tar)
+                    f"chmod 600 /etc/moor/certs/* && {_restart(machine)}", tar)
     _refresh_context(machine)
     qemu.wait_engine(machine, timeout=60)
+
+
+def _restart(machine: store.Machine) -> str:
+    """The shell command that restarts moord on its new files: the qemu guest's and a
+    systemd host's unit, or a generic host's restart loop."""
+    from moorage.machine import service
+
+    return service.restart_command(machine.driver_name == "qemu"
+                                   or machine.driver.get("Init") == "systemd")
 
 
 def _addresses(machine: store.Machine) -> list[str]:
@@ -308,28 +318,26 @@ def _addresses(machine: store.Machine) -> list[str]:
 
 
 def upgrade(machine: store.Machine) -> str:
-    """The client's moorage in place of the machine's; moord restarts on it (the guest
-    init, the unit or the generic loop starts it again) and brings back the containers
-    its restart policies keep."""
+    """The client's moorage in place of the machine's; moord restarts on it (its unit,
+    or a generic host's loop) and brings back the containers its restart policies keep."""
     from moorage.machine import generic, ssh
-    from moorage.machine.image import copy_moorage
+    from moorage.machine import image as images
 
     # With its bytecode, as create sends it: moord compiling moorage on a TCG guest
     # costs tens of seconds.
     tree = machine.path(".upgrade")
     shutil.rmtree(tree, ignore_errors=True)
     try:
-        copy_moorage(os.path.join(tree, "moorage"))
+        images.copy_moorage(os.path.join(tree, "moorage"))
         tar = _tar({os.path.relpath(os.path.join(folder, n), tree): os.path.join(folder, n)
                     for folder, _, names in os.walk(tree) for n in names})
     finally:
         shutil.rmtree(tree, ignore_errors=True)
-    site = generic.SITE if machine.driver_name == "generic" else \
-        "/usr/local/lib/python3.11/dist-packages"
+    site = generic.SITE if machine.driver_name == "generic" else f"/{images.SITE}"
     ssh.run_as_root(machine, f"rm -rf {site}/moorage.new && mkdir {site}/moorage.new && "
                     f"tar -x -C {site}/moorage.new && rm -rf {site}/moorage && "
                     f"mv {site}/moorage.new/moorage {site}/moorage && "
-                    f"rmdir {site}/moorage.new && kill $(cat /run/moor/moord.pid)", tar)
+                    f"rmdir {site}/moorage.new && {_restart(machine)}", tar)
     time.sleep(1)
     return qemu.wait_engine(machine, timeout=120)
 

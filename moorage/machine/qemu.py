@@ -2,7 +2,7 @@
 
 Each machine has a qcow2 overlay on the image's disk and a small seed disk (ext4 made
 with `mkfs.ext4 -d`: no loop mount) carrying its SSH keys, TLS files, hostname and
-the client's moorage, which the guest init takes on the first boot. Networking is
+the client's moorage, which the guest's moor-seed.service takes on the first boot. Networking is
 QEMU's user-mode stack with `restrict=on` (the guest reaches nothing) and two
 forwards on 127.0.0.1: SSH and the engine's TLS port.
 """
@@ -20,11 +20,11 @@ import time
 
 from moorage.machine import qmp
 from moorage.machine.errors import MachineError, run
+from moorage.machine.image import GUEST_ENGINE_PORT
 from moorage.machine.paths import cache_dir
 from moorage.machine.store import Machine
 
 QEMU = "qemu-system-x86_64"
-GUEST_ENGINE_PORT = 2376
 _KVM_CPU = "host,-arch-capabilities"
 
 
@@ -106,8 +106,8 @@ def launch(machine: Machine) -> None:
     argv = [QEMU, "-name", f"moor-machine-{machine.name}", "-nodefaults", "-no-user-config",
             "-display", "none", "-no-reboot", *accel_args, "-smp", str(d["CPU"]),
             "-m", str(d["Memory"]), "-kernel", str(d["Kernel"]), "-initrd", str(d["Initrd"]),
-            "-append", "console=ttyS0 root=/dev/vda rw rootfstype=ext4 init=/sbin/moor-init "
-                       "quiet loglevel=3 panic=-1 mitigations=off",
+            "-append", "console=ttyS0 root=/dev/vda rw rootfstype=ext4 quiet loglevel=3 "
+                       "panic=-1 mitigations=off",
             "-drive", f"file={machine.path('disk.qcow2')},if=virtio,format=qcow2",
             "-drive", f"file={machine.path('seed.img')},if=virtio,format=raw,readonly=on",
             "-netdev", f"user,id=net0,restrict=on,{forwards}",
@@ -154,8 +154,8 @@ def wait_engine(machine: Machine, timeout: float = 180) -> str:
 
 
 def stop(machine: Machine, timeout: float = 90) -> None:
-    """ACPI power button: the guest init stops moord and its containers, syncs and
-    powers off; QEMU exits with it."""
+    """ACPI power button: the guest's acpid asks systemd to power off, which stops moord
+    (its restart policies bring the containers back at the next start); QEMU exits."""
     running = pid(machine)
     if running is None:
         return

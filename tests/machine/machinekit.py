@@ -64,7 +64,15 @@ class Env:
         return self.ok(MOOR, "context", "ls", "-q").split()
 
 
-_SLEEPING_DAEMON = "import time\n\n\ndef main():\n    while True:\n        time.sleep(3600)\n"
+BARE_USER = "ops"
+# A bare host: no moorage (the image's moord.service needs the seed's, and is disabled
+# as well), and a user who is not root, with password-less sudo.
+_BARE_SETUP = f"""systemctl disable --quiet moord.service
+useradd --create-home --shell /bin/sh {BARE_USER}
+install -d -m 700 -o {BARE_USER} -g {BARE_USER} /home/{BARE_USER}/.ssh
+install -m 600 -o {BARE_USER} -g {BARE_USER} /root/.ssh/authorized_keys /home/{BARE_USER}/.ssh/
+echo '{BARE_USER} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{BARE_USER}
+"""
 
 
 @dataclass
@@ -76,8 +84,9 @@ class Bare:
 
 
 def bare_vm(storage: Path) -> Iterator[Bare]:
-    """A VM booted bare from the cached machine image: its seed carries a moorage whose
-    daemon only sleeps, so the guest init runs no engine; reached over SSH on 127.0.0.1."""
+    """A VM booted bare from the cached machine image (systemd, sshd; its seed carries
+    no moorage, so no engine runs), reached over SSH on 127.0.0.1 as root or as
+    BARE_USER."""
     from moorage.machine import certs, qemu, ssh, store
     from moorage.machine import image as images
     from moorage.machine.paths import machine_dir
@@ -101,15 +110,12 @@ def bare_vm(storage: Path) -> Iterator[Bare]:
             f"moor-machine-bare {certs.ssh_keypair(host_key)}\n")
         tree = Path(qemu.seed(machine, client_key, host_key, "bare"))
         shutil.rmtree(tree / "moorage")
-        (tree / "moorage" / "daemon").mkdir(parents=True)
-        (tree / "moorage" / "__init__.py").write_text("")
-        (tree / "moorage" / "daemon" / "__init__.py").write_text("")
-        (tree / "moorage" / "daemon" / "main.py").write_text(_SLEEPING_DAEMON)
         qemu.disks(machine, image.disk, images.ROOT_SIZE_MB, str(tree))
         qemu.launch(machine)
         pid = qemu.pid(machine)
         assert pid
         _wait_ssh(machine, ssh)
+        ssh.run(machine, ["sh", "-ec", _BARE_SETUP])
         yield Bare(machine.ssh_port, engine_port, Path(machine.path("id_ed25519")), pid)
     finally:
         qemu.kill(machine)

@@ -1,7 +1,7 @@
 """`moor machine` with the generic driver, against a second VM booted bare from the
-cached machine image: its seed carries a moorage whose daemon only sleeps, so the
-guest init runs no engine and the host is a plain Linux reached over SSH on its
-forwarded port on 127.0.0.1 (no systemd there: the driver's own loop keeps moord up).
+cached machine image: systemd and sshd, no moorage and no engine, reached over SSH on
+its forwarded port on 127.0.0.1 as a user who is not root (the driver's `sudo -n`
+path); the driver installs moord.service and systemd keeps it up.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from enginekit import Daemon
-from machinekit import MOOR, Bare, Env, bare_vm, free
+from machinekit import BARE_USER, MOOR, Bare, Env, bare_vm, free
 
 pytestmark = [
     pytest.mark.timeout(600),
@@ -33,11 +33,18 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bare]:
 
 
 def _create(env: Env, bare: Bare, *extra: str, name: str = NAME, key: str | None = None,
-            port: int | None = None) -> subprocess.CompletedProcess[str]:
+            port: int | None = None, user: str = BARE_USER) -> subprocess.CompletedProcess[str]:
     return env.moor("machine", "create", "--driver", "generic", "--generic-ip-address",
                     "127.0.0.1", "--generic-ssh-port", str(port or bare.ssh_port),
-                    "--generic-ssh-key", key or str(bare.key), "--generic-engine-port",
-                    str(bare.engine_port), *extra, name, timeout=400)
+                    "--generic-ssh-user", user, "--generic-ssh-key", key or str(bare.key),
+                    "--generic-engine-port", str(bare.engine_port), *extra, name, timeout=400)
+
+
+def _as_root(env: Env, bare: Bare, script: str) -> str:
+    return env.run("ssh", "-i", str(bare.key), "-o", "IdentitiesOnly=yes", "-o",
+                   "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                   "-o", "BatchMode=yes", "-p", str(bare.ssh_port), "root@127.0.0.1",
+                   script).stdout
 
 
 def _nothing_made(env: Env, name: str) -> None:
@@ -72,8 +79,12 @@ def test_provision_run_stop_start_certs_upgrade_and_rm(env: Env, bare: Bare,
                                                local_moord: Daemon) -> None:
     created = _create(env, bare)
     assert created.returncode == 0, created.stderr
-    assert "Starting the engine (none)" in created.stdout
+    assert "Starting the engine (systemd)" in created.stdout
     try:
+        # sudo: systemctl reaches systemd without D-Bus (not installed) only as root
+        assert env.ok(MOOR, "machine", "ssh", NAME, "id -un; sudo -n systemctl is-enabled "
+                      "moord; sudo -n systemctl is-active moord") == \
+            f"{BARE_USER}\nenabled\nactive\n"
         saved = local_moord.docker("save", "busybox:latest")
         env.ok("docker", "--context", NAME, "load", input=saved.stdout)
         assert env.ok(MOOR, "--context", NAME, "run", "--rm", "busybox", "echo",
@@ -86,6 +97,7 @@ def test_provision_run_stop_start_certs_upgrade_and_rm(env: Env, bare: Bare,
         assert f'Docker machine "{NAME}" already exists' in taken.stderr
         env.ok(MOOR, "machine", "stop", NAME)
         assert env.ok(MOOR, "machine", "status", NAME) == "Stopped\n"
+        assert _as_root(env, bare, "systemctl is-active moord") == "inactive\n"
         env.ok(MOOR, "machine", "start", NAME)
         before = (env.machine_dir() / "server.pem").read_bytes()
         env.ok(MOOR, "machine", "regenerate-certs", "-f", NAME)
@@ -100,12 +112,11 @@ def test_provision_run_stop_start_certs_upgrade_and_rm(env: Env, bare: Bare,
     assert "moorage is uninstalled from 127.0.0.1; the engine's data stays in /var/lib/moor" \
         in removed.stdout
     _nothing_made(env, NAME)
-    left = env.run("ssh", "-i", str(bare.key), "-o", "IdentitiesOnly=yes", "-o",
-                   "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                   "-o", "BatchMode=yes", "-p", str(bare.ssh_port), "root@127.0.0.1",
-                   "ls /opt; pgrep -f /opt/moorag[e] || echo no-moord")
-    assert "moorage" not in left.stdout.replace("no-moord", "")
-    assert "no-moord" in left.stdout
+    left = _as_root(env, bare, "ls /opt /etc/systemd/system; pgrep -f /opt/moorag[e] || "
+                    "echo no-moord")
+    assert "moorage" not in left.replace("no-moord", "")
+    assert "moord.service" not in left
+    assert "no-moord" in left
 
 
 def test_the_bare_vm_goes_with_its_ports(bare: Bare) -> None:

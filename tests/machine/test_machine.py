@@ -102,6 +102,8 @@ def test_create_then_run_through_the_context_and_machine_env(env: Env, machine: 
 
 def test_ssh_and_scp_both_ways(env: Env, machine: str, tmp_path: Path) -> None:
     assert env.ok(MOOR, "machine", "ssh", machine, "hostname") == f"{machine}\n"
+    assert env.ok(MOOR, "machine", "ssh", machine, "systemctl is-active moord ssh acpid; "
+                  "systemctl is-enabled moord") == "active\nactive\nactive\nenabled\n"
     (tmp_path / "up").mkdir()
     (tmp_path / "up" / "file.txt").write_text("going up\n")
     env.ok(MOOR, "machine", "scp", "-r", str(tmp_path / "up"), f"{machine}:/tmp/")
