@@ -166,7 +166,7 @@ def dependencies() -> str:
              "--python-version", GUEST_PYTHON, "--platform", "manylinux2014_x86_64",
              "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
              *_requirements()], "pip install (moorage's dependencies)", timeout=600)
-        run([sys.executable, "-m", "compileall", "-q", "-j0", work],
+        run([sys.executable, "-P", "-m", "compileall", "-q", "-j0", work],
             "compiling moorage's dependencies")
         try:
             os.rename(work, target)
@@ -185,7 +185,7 @@ def copy_moorage(target: str) -> None:
 
     shutil.copytree(os.path.dirname(moorage.__file__), target,
                     ignore=shutil.ignore_patterns("*.opt-*.pyc"))
-    run([sys.executable, "-m", "compileall", "-q", target], "compiling moorage for the guest")
+    run([sys.executable, "-P", "-m", "compileall", "-q", target], "compiling moorage for the guest")
 
 
 def _say(progress: object, text: str) -> None:
