@@ -10,12 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from composekit import ComposeEngine
 from peers import in_netns
 from registrykit import free_port
 from test_up import ok
 
 APP = Path(__file__).parent / "app"
+
+# On a new machine the first test to ask for the Debian app base makes it (mmdebstrap,
+# 40-90 s) in its setup, which pytest-timeout counts against the test.
+pytestmark = pytest.mark.timeout(600)
 
 
 def fetch(engine: ComposeEngine, port: int, path: str = "/") -> str:

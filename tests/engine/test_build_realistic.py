@@ -25,7 +25,10 @@ from debiankit import bookworm, serve_repo
 from enginekit import Daemon
 from peers import DOCKER_CLI, Dockerd, dockerd_available
 
-pytestmark = pytest.mark.skipif(not dockerd_available(), reason="needs dockerd")
+# On a new machine the first test makes the Debian base (mmdebstrap) in its setup, which
+# pytest-timeout counts against the test.
+pytestmark = [pytest.mark.skipif(not dockerd_available(), reason="needs dockerd"),
+              pytest.mark.timeout(600)]
 
 BASE = "moor-debian:bookworm"
 _INSTALL = ("RUN echo \"$APT_SOURCE\" > /etc/apt/sources.list \\\n"
