@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import peers
 import pytest
 import runstate
 from runtimekit import BINARIES, BundleFactory, Runtime, available
@@ -154,11 +155,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 _LEAKS = pytest.StashKey[list[str]]()
 _BEFORE = pytest.StashKey[runstate.Snapshot]()
+_CGROUP_PARENTS = pytest.StashKey[set[str]]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not _is_worker(session.config):
         session.config.stash[_BEFORE] = runstate.Snapshot.take()
+        session.config.stash[_CGROUP_PARENTS] = peers.docker_cgroup_parents()
 
 
 @pytest.hookimpl(trylast=True)
@@ -168,6 +171,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     before = session.config.stash.get(_BEFORE, None)
     if before is None:
         return
+    # Workers' dockerds share them: the last one stopped may not have been the one that
+    # made them, so whatever appeared during the run goes now that all have stopped.
+    peers.remove_docker_cgroup_parents(session.config.stash[_CGROUP_PARENTS])
     problems: list[str] = []
     # Processes killed by `delete --force` can take a moment to be reaped, and another
     # run's container may sit for a moment in a cgroup it has not yet entered.

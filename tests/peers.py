@@ -49,7 +49,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
             process.wait()
 
 
-def _docker_cgroup_parents() -> set[str]:
+def docker_cgroup_parents() -> set[str]:
     return set(glob.glob("/sys/fs/cgroup/*/docker"))
 
 
@@ -96,7 +96,7 @@ def start_dockerd(base: str, networking: bool = False) -> Dockerd:
     config = os.path.join(base, "daemon.json")
     Path(config).write_text(json.dumps({}))
     log_path = os.path.join(base, "dockerd.log")
-    cgroup_parents = _docker_cgroup_parents()
+    cgroup_parents = docker_cgroup_parents()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(in_netns(
             netns, DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
@@ -143,8 +143,17 @@ def stop_dockerd(daemon: Dockerd) -> None:
     if daemon.netns:
         subprocess.run(["umount", daemon.netns], check=False)
         os.unlink(daemon.netns)
-    for parent in _docker_cgroup_parents() - daemon.cgroup_parents_before:
-        try:
-            os.rmdir(parent)
-        except OSError:
-            pass  # not empty: a container of another dockerd still lives in it
+    remove_docker_cgroup_parents(daemon.cgroup_parents_before)
+
+
+def remove_docker_cgroup_parents(before: set[str]) -> None:
+    """The /docker cgroup parents dockerd made since `before` was taken, where empty. A
+    dockerd of another worker may still hold one: the run's end tries again."""
+    for parent in docker_cgroup_parents() - before:
+        # Children first (BuildKit makes docker/buildkit); a folder with a process of
+        # another dockerd's container in it stays.
+        for folder, _, _ in os.walk(parent, topdown=False):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
