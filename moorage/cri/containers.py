@@ -105,16 +105,10 @@ class CriContainers:
                 status = self.status(entry.id)
             except NotFound:
                 continue
-            if selector is not None:
-                if selector.id and not entry.id.startswith(selector.id):
-                    continue
-                if selector.pod_sandbox_id and not entry.pod_id.startswith(
-                        selector.pod_sandbox_id):
-                    continue
-                if selector.HasField("state") and selector.state.state != status.state:
-                    continue
-                if not convert.labels_match(status.labels, selector.label_selector):
-                    continue
+            if selector is not None and not (
+                    convert.selected(selector, entry.id, status)
+                    and entry.pod_id.startswith(selector.pod_sandbox_id)):
+                continue
             found.append(pb.Container(
                 id=entry.id, pod_sandbox_id=entry.pod_id, metadata=status.metadata,
                 image=status.image, image_ref=status.image_ref, state=status.state,

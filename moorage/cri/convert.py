@@ -83,6 +83,14 @@ def exit_reason(record: ContainerRecord) -> tuple[str, str]:
     return "Error", state.error
 
 
+def selected(selector: pb.PodSandboxFilter | pb.ContainerFilter, object_id: str,
+             status: pb.PodSandboxStatus | pb.ContainerStatus) -> bool:
+    """What the pod and container filters share: an ID prefix, a state, labels."""
+    return ((not selector.id or object_id.startswith(selector.id))
+            and (not selector.HasField("state") or selector.state.state == status.state)
+            and labels_match(status.labels, selector.label_selector))
+
+
 def labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 

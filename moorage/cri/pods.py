@@ -169,13 +169,8 @@ class Pods:
         found = []
         for pod in list(self.records.pods.values()):
             status = self.status(pod.id)
-            if selector is not None:
-                if selector.id and not pod.id.startswith(selector.id):
-                    continue
-                if selector.HasField("state") and selector.state.state != status.state:
-                    continue
-                if not convert.labels_match(status.labels, selector.label_selector):
-                    continue
+            if selector is not None and not convert.selected(selector, pod.id, status):
+                continue
             found.append(pb.PodSandbox(
                 id=pod.id, metadata=status.metadata, state=status.state,
                 created_at=status.created_at, labels=status.labels,

@@ -95,13 +95,10 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
     set_subreaper()
     cgroup = load_manager(st.cgroup_paths)
     parent, child = pair()
-    joiner, in_cgroup2 = _fork_in_cgroup(cgroup)
-    unified = cgroup.unified_dir()
-    # Without clone3 the pid goes into the cgroup2 directory; the child waits for it.
-    await_parent = unified is not None and not in_cgroup2
+    joiner, still_to_join = _fork_in_cgroup(cgroup)
     if joiner == 0:
         parent.close()
-        _join_and_fork(child, cgroup, await_parent, namespaces, prepared,
+        _join_and_fork(child, cgroup, still_to_join is not None, namespaces, prepared,
                        console_child.fileno() if console_child else None, preserve_fds,
                        root_fd)
     child.close()
@@ -112,8 +109,8 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
     if console_child is not None and console_child is not console:
         console_child.close()
     try:
-        if await_parent and unified is not None:
-            cgroup.add_process_to(unified, joiner)
+        if still_to_join is not None:  # without clone3: the child waits for its pid's move
+            cgroup.add_process_to(still_to_join, joiner)
             parent.send("go")
         pid = int(parent.expect("pid"))
         os.waitpid(joiner, 0)
@@ -144,23 +141,24 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
     return wait_for(pid, master)
 
 
-def _fork_in_cgroup(cgroup: CgroupManager) -> tuple[int, bool]:
-    """fork(); (the pid or 0, whether the child was born in the cgroup2 directory)."""
+def _fork_in_cgroup(cgroup: CgroupManager) -> tuple[int, str | None]:
+    """fork(); (the pid or 0, the cgroup2 directory the child was not born in and the
+    parent must still move it to: None when clone3 put it there or there is none)."""
     unified = cgroup.unified_dir()
     if unified is None:
-        return os.fork(), False
+        return os.fork(), None
     try:
         fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as err:
         raise SystemFailure(f"cgroup: cannot open {unified}: {err.strerror}") from err
     try:
-        return libc.fork_into_cgroup(fd), True
+        return libc.fork_into_cgroup(fd), None
     except OSError as err:
         # Before Linux 5.7, or a seccomp filter that refuses clone3: the pid is written.
         if err.errno not in (errno.ENOSYS, errno.EPERM, errno.E2BIG, errno.EINVAL):
             raise SystemFailure(f"cgroup: cannot start a process in {unified}: "
                                 f"{err.strerror}") from err
-        return os.fork(), False
+        return os.fork(), unified
     finally:
         os.close(fd)
 
