@@ -130,3 +130,20 @@ def test_export_and_layer_tar_headers(pair: Pair) -> None:
     finally:
         pair.both("rm", "-f", name)
         pair.both("rmi", tag)
+
+
+def test_committed_config_without_variables(pair: Pair) -> None:
+    """A container with no variable commits to an image whose Env is null, as dockerd's;
+    with -c ENV, just that one."""
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    tags = [f"noenv-{uuid.uuid4().hex[:6]}", f"oneenv-{uuid.uuid4().hex[:6]}"]
+    try:
+        pair.same("create", "--name", name, "busybox:latest", "true", compare_stdout=False)
+        pair.same("inspect", "-f", "{{json .Config.Env}}", name)
+        pair.same("commit", name, tags[0], compare_stdout=False)
+        pair.same("commit", "-c", "ENV B=2", name, tags[1], compare_stdout=False)
+        for tag in tags:
+            pair.same("image", "inspect", "-f", "{{json .Config.Env}}", tag)
+    finally:
+        pair.both("rm", "-f", name)
+        pair.both("rmi", *tags)

@@ -48,7 +48,7 @@ def merge_image_config(config: ContainerConfig, image: dict, container_id: str) 
             cmd = tuple(defaults.get("Cmd") or ()) or None
     volumes = {**(defaults.get("Volumes") or {}), **(config.volumes or {})}
     return replace(
-        config, env=tuple(env), cmd=cmd, entrypoint=entrypoint,
+        config, env=tuple(env) or None, cmd=cmd, entrypoint=entrypoint,
         hostname=config.hostname or container_id[:12],
         working_dir=config.working_dir or defaults.get("WorkingDir") or "",
         user=config.user or defaults.get("User") or "",
