@@ -168,7 +168,6 @@ def settle_times(upper: str, lowers: list[str]) -> None:
 def write_layer(upper: str, out: BinaryIO) -> None:
     """Write the upper directory ``upper`` as an OCI layer tar to ``out`` (its sha256
     is the diff ID: whoever stores it uncompressed has it already)."""
-    links: dict[tuple[int, int], str] = {}
     with contextlib.closing(TarWriter(out)) as tar:
         for path, st in walk(upper):
             if stat.S_ISSOCK(st.st_mode):
@@ -185,7 +184,8 @@ def write_layer(upper: str, out: BinaryIO) -> None:
                 info.mode = 0o600
                 tar.addfile(info, type_bits=False)
                 continue
-            info = _header(full, name, st, links)
+            info = _header(full, name, st, None if stat.S_ISDIR(st.st_mode)
+                           else tar.hardlink(name, st))
             if info.type == tarfile.REGTYPE:
                 fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
                 try:
@@ -209,21 +209,18 @@ def _stamp(info: tarfile.TarInfo, st: os.stat_result) -> None:
 
 
 def _header(full: str, name: str, st: os.stat_result,
-            links: dict[tuple[int, int], str]) -> tarfile.TarInfo:
+            earlier: str | None) -> tarfile.TarInfo:
+    """`earlier`: the entry of another link to the same file (this one is a link to it)."""
     info = tarfile.TarInfo(name)
-    info.mode = stat.S_IMODE(st.st_mode)
+    info.mode = st.st_mode  # the file-type bits too, which tarwriter writes
     info.uid, info.gid = st.st_uid, st.st_gid
     info.uname = info.gname = ""
     info.mtime = int(st.st_mtime)
     mode = st.st_mode
-    if stat.S_ISREG(mode):
-        key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in links:
-            info.type, info.linkname = tarfile.LNKTYPE, links[key]
-        else:
-            if st.st_nlink > 1:
-                links[key] = name
-            info.type, info.size = tarfile.REGTYPE, st.st_size
+    if earlier is not None:
+        info.type, info.linkname = tarfile.LNKTYPE, earlier
+    elif stat.S_ISREG(mode):
+        info.type, info.size = tarfile.REGTYPE, st.st_size
     elif stat.S_ISDIR(mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(mode):

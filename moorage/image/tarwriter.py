@@ -16,6 +16,7 @@ writes a PAX record, named ././@PaxHeader where Go names it PaxHeaders.0/<name>)
 from __future__ import annotations
 
 import os
+import stat
 import tarfile
 from dataclasses import dataclass, field
 from typing import IO
@@ -33,11 +34,14 @@ _NO_DEVICE = b"0000000\0" * 2
 
 def encode(member: tarfile.TarInfo, *, type_bits: bool = True) -> bytes:
     """`member`'s header blocks (PAX extended ones first, where tarfile needs them) with
-    Go's mode and device fields. `type_bits`: False for the headers moby makes by hand
-    (whiteouts), whose mode is the permission bits only."""
+    Go's mode and device fields; the file-type bits are those of `member.mode` (a
+    stat's st_mode: a hard link has those of its file), else those of its type.
+    `type_bits`: False for the headers moby makes by hand (whiteouts), whose mode is the
+    permission bits only."""
     buf = bytearray(member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
     head = len(buf) - _BLOCK
-    mode = member.mode & 0o7777 | (_TYPE_BITS.get(member.type, 0) if type_bits else 0)
+    kind = stat.S_IFMT(member.mode) or _TYPE_BITS.get(member.type, 0)
+    mode = member.mode & 0o7777 | (kind if type_bits else 0)
     buf[head + 100:head + 108] = b"%07o\0" % mode
     if not buf[head + 329]:
         buf[head + 329:head + 345] = _NO_DEVICE
@@ -80,6 +84,19 @@ class TarWriter:
     def __init__(self, out: IO[bytes], owners: Owners | None = None) -> None:
         self.out = out
         self.owners = owners
+        self.seen: dict[tuple[int, int], str] = {}
+
+    def hardlink(self, name: str, info: os.stat_result) -> str | None:
+        """The name of the entry already written for the file `info` (of another of its
+        links): the entry `name` is then a link to it, as moby's tarAppender records a
+        hard link. None for a file's first entry."""
+        if info.st_nlink < 2:
+            return None
+        key = (info.st_dev, info.st_ino)
+        earlier = self.seen.get(key)
+        if earlier is None:
+            self.seen[key] = name
+        return earlier
 
     def addfile(self, member: tarfile.TarInfo, fd: int | None = None, *,
                 type_bits: bool = True) -> None:

@@ -68,6 +68,7 @@ def test_errors(pair: Pair) -> None:
 # deleted file (a whiteout in the layer) and a directory replaced (opaque).
 _ENTRIES = ("mkdir -p /d/e && echo hi > /d/f && ln -s /d/f /d/sl && mkfifo /d/p && "
             "mknod /d/c c 1 3 && chown 1:1 /d/f && chown 4242:4242 /d/e && chmod 4755 /d/f && "
+            "ln /d/f /d/hl && "
             "rm /etc/group && rm -rf /home && mkdir /home && touch /home/x")
 
 
@@ -91,7 +92,8 @@ def _headers(data: bytes) -> dict[str, dict[str, object]]:
     return found
 
 
-def _compare(ours: dict, theirs: dict, changed: str, *, names: bool, at_least: int) -> None:
+def _compare(ours: dict, theirs: dict, changed: tuple[str, ...], *, names: bool,
+             at_least: int) -> None:
     """The headers of the entries both tars have; the times of those the container
     changed (made at another moment on each daemon) left out, and, unless `names`, the
     owner names (deliberately none in moord's layers: see image/diff.py)."""
@@ -116,8 +118,9 @@ def test_export_and_layer_tar_headers(pair: Pair) -> None:
     try:
         pair.same("run", "--name", name, "busybox:latest", "sh", "-c", _ENTRIES)
         ours, theirs = (_headers(r.stdout) for r in pair.both("export", name))
-        _compare(ours, theirs, "d/", names=True, at_least=200)
+        _compare(ours, theirs, ("d/", "home/"), names=True, at_least=200)
         assert ours["d/f"]["mode"] == b"0104755\0" and ours["bin"]["names"].startswith(b"root")
+        assert ours["d/hl"]["type"] == b"1" and ours["d/hl"]["link"].startswith(b"d/f\0")
         pair.same("commit", name, tag, compare_stdout=False)
         layers = []
         for result in pair.both("save", tag):
@@ -125,8 +128,8 @@ def test_export_and_layer_tar_headers(pair: Pair) -> None:
                 manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
                 layers.append(image.extractfile(manifest[0]["Layers"][-1]).read())  # type: ignore[union-attr]
         ours, theirs = (_headers(layer) for layer in layers)
-        assert {"etc/.wh.group", "home/.wh..wh..opq", "d/c"} <= set(ours) & set(theirs)
-        _compare(ours, theirs, "", names=False, at_least=10)
+        assert {"etc/.wh.group", "home/.wh..wh..opq", "d/c", "d/hl"} <= set(ours) & set(theirs)
+        _compare(ours, theirs, ("",), names=False, at_least=10)
     finally:
         pair.both("rm", "-f", name)
         pair.both("rmi", tag)

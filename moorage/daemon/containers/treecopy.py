@@ -204,6 +204,10 @@ def _walk(tar: tarwriter.TarWriter, directory: int, prefix: str, path: str,
                         _walk(tar, child, arcname, inner, opaque)
                 finally:
                     os.close(child)
+            elif (earlier := tar.hardlink(arcname, info)) is not None:
+                member = _header(arcname, info, None)
+                member.type, member.linkname = tarfile.LNKTYPE, earlier
+                tar.addfile(member)
             elif stat.S_ISLNK(info.st_mode):
                 _add(tar, arcname, info, os.readlink(entry, dir_fd=directory))
             elif stat.S_ISREG(info.st_mode):
@@ -225,7 +229,7 @@ def _walk(tar: tarwriter.TarWriter, directory: int, prefix: str, path: str,
 def _header(name: str, info: os.stat_result, link: str | None) -> tarfile.TarInfo:
     directory = stat.S_ISDIR(info.st_mode)
     member = tarfile.TarInfo(name + "/" if directory and not name.endswith("/") else name)
-    member.mode = stat.S_IMODE(info.st_mode)
+    member.mode = info.st_mode  # the file-type bits too, which tarwriter writes
     member.uid, member.gid = info.st_uid, info.st_gid
     member.mtime = int(info.st_mtime)  # whole seconds, as moby's FileInfoHeader
     if directory:
