@@ -110,9 +110,10 @@ def _compare(ours: dict, theirs: dict, changed: tuple[str, ...], *, names: bool,
 
 
 def test_export_and_layer_tar_headers(pair: Pair) -> None:
-    """docker export and a committed layer (from docker save) have dockerd's headers:
-    Go's file-type bits in the mode, octal zero device numbers, whole-second times
-    without PAX records, the image's owner names in an export, moby's whiteouts."""
+    """docker export, docker cp out and a committed layer (from docker save) have dockerd's
+    headers: Go's file-type bits in the mode, octal zero device numbers, whole-second
+    times without PAX records, hard links, the image's owner names in an export and cp,
+    moby's whiteouts."""
     name = f"c-{uuid.uuid4().hex[:8]}"
     tag = f"headers-{uuid.uuid4().hex[:6]}"
     try:
@@ -121,6 +122,8 @@ def test_export_and_layer_tar_headers(pair: Pair) -> None:
         _compare(ours, theirs, ("d/", "home/"), names=True, at_least=200)
         assert ours["d/f"]["mode"] == b"0104755\0" and ours["bin"]["names"].startswith(b"root")
         assert ours["d/hl"]["type"] == b"1" and ours["d/hl"]["link"].startswith(b"d/f\0")
+        ours, theirs = (_headers(r.stdout) for r in pair.both("cp", f"{name}:/d", "-"))
+        _compare(ours, theirs, ("d",), names=True, at_least=7)
         pair.same("commit", name, tag, compare_stdout=False)
         layers = []
         for result in pair.both("save", tag):
