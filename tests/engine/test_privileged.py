@@ -71,7 +71,7 @@ def pair(busybox_tar: bytes) -> Iterator[Pair]:
 _LIST_DEV = "ls -lnR /dev | awk '{print $1, $3, $4, $5, $6, $NF}'"
 
 
-def test_host_devices_and_writable_kernel_files(pair: Pair) -> None:
+def test_host_devices_and_writable_kernel_files(pair: Pair, names: list[str]) -> None:
     pair.same("run", "--rm", "--privileged", IMAGE, "sh", "-c", _LIST_DEV)
     pair.same("run", "--rm", "--privileged", IMAGE, "sh", "-c",
               "cat /sys/fs/cgroup/devices/devices.list; grep -E 'Seccomp|NoNewPrivs' "
@@ -84,9 +84,19 @@ def test_host_devices_and_writable_kernel_files(pair: Pair) -> None:
               "ls -ln /dev/mynull /dev/zero | awk '{print $1, $3, $4, $5, $6, $NF}'; "
               "cat /sys/fs/cgroup/devices/devices.list")
     pair.same("run", "--rm", "--privileged", "--device", "/dev/nosuch:/dev/x", IMAGE, "true")
-    # Not privileged: only the mapped node, and the cgroup allows only it beyond the defaults.
+    # Not privileged: only the mapped node, and the cgroup allows only it beyond the defaults
+    # and the rules asked for; privileged, those rules are moot.
     pair.same("run", "--rm", "--device", "/dev/null:/dev/mynull:r", IMAGE, "sh", "-c",
               _LIST_DEV + "; sort /sys/fs/cgroup/devices/devices.list")
+    for flags in ((), ("--privileged",)):
+        pair.same("run", "--rm", *flags, "--device-cgroup-rule", "c 10:232 rw",
+                  "--device-cgroup-rule", "b *:* r", IMAGE, "sort",
+                  "/sys/fs/cgroup/devices/devices.list")
+    name = unique_name(names, "c")
+    pair.same("create", "--name", name, "--device-cgroup-rule", "c 10:232 rw", IMAGE, "true",
+              compare_stdout=False)
+    ours, theirs = pair.inspect(name, ["HostConfig.DeviceCgroupRules", "HostConfig.Devices"])
+    assert ours == theirs
 
 
 def _same_status(pair: Pair, *args: str) -> None:

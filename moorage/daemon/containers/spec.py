@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import stat
 from dataclasses import dataclass
 from functools import cache
@@ -351,6 +352,24 @@ def devices(mappings: tuple[DeviceMapping, ...],
     return nodes, rules
 
 
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+
+
+def device_cgroup_rules(rules: tuple[str, ...]) -> list[dict]:
+    """HostConfig.DeviceCgroupRules ("c 1:3 rwm", "*" for any number) as linux.resources
+    device rules, each allowing (moby's WithDevices)."""
+    found = []
+    for rule in rules:
+        match = _CGROUP_RULE.fullmatch(rule)
+        if match is None:
+            raise InvalidParameter(f"invalid device cgroup rule format: '{rule}'")
+        kind, major, minor, access = match.groups()
+        found.append({"allow": True, "type": kind,
+                      "major": -1 if major == "*" else int(major),
+                      "minor": -1 if minor == "*" else int(minor), "access": access})
+    return found
+
+
 def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
     host = container.host_config
     namespaces: list[dict] = [{"type": "mount"}]
@@ -425,6 +444,8 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
     if host.devices or host.privileged:
         linux["devices"], rules = devices(host.devices or (), host.privileged)
         linux["resources"]["devices"] += rules
+    if not host.privileged:  # a privileged container's cgroup allows all already
+        linux["resources"]["devices"] += device_cgroup_rules(host.device_cgroup_rules or ())
     propagation = _rootfs_propagation(container)
     if propagation:
         linux["rootfsPropagation"] = propagation
