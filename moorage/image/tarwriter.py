@@ -1,6 +1,6 @@
 """A PAX tar written straight to a file, its headers as dockerd writes them: moby's
 pkg/archive FileInfoHeader over Go's archive/tar, which differs from Python's tarfile in
-three header fields.
+these.
 
 - The mode field keeps the file-type bits (0100644, 040755, 0120777...): moby puts
   back what Go 1.9 stopped writing (fillGo18FileTypeBits). tarfile masks them off.
@@ -9,13 +9,17 @@ three header fields.
 - The time is in whole seconds, in the header itself: a fractional time would make
   tarfile write a PAX record for every entry (callers give an int).
 
-Long names still differ (Go splits a path into the ustar prefix where it fits, tarfile
-writes a PAX record, named ././@PaxHeader where Go names it PaxHeaders.0/<name>).
+- A path too long for the name field goes to the ustar prefix field where Go's split
+  (at the last "/" that leaves both parts short enough) fits it and nothing else needs
+  PAX; tarfile writes a PAX record for it.
+- A PAX extended header is named <dir>/PaxHeaders.0/<file>, its records sorted by key;
+  tarfile names it ././@PaxHeader and writes the records in its own order.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 import tarfile
 from dataclasses import dataclass, field
@@ -32,6 +36,64 @@ _TYPE_BITS = {tarfile.REGTYPE: 0o100000, tarfile.AREGTYPE: 0o100000,
 _NO_DEVICE = b"0000000\0" * 2
 
 
+def _go_split(path: bytes) -> tuple[bytes, bytes] | None:
+    """Go's splitUSTARPath: (prefix, name) for a long ASCII path, split at the last "/"
+    within the prefix field's reach; None where no split fits."""
+    if len(path) <= 100 or not path.isascii():
+        return None
+    length = len(path)
+    if length > 156:
+        length = 156
+    elif path.endswith(b"/"):
+        length -= 1
+    cut = path.rfind(b"/", 0, length)
+    if cut <= 0 or not 0 < len(path) - cut - 1 <= 100 or cut > 155:
+        return None
+    return path[:cut], path[cut + 1:]
+
+
+def _pax_records(data: bytes) -> list[tuple[bytes, bytes, bytes]]:
+    """(key, value, the whole record) of each record of PAX data."""
+    records = []
+    while data:
+        length = int(data.partition(b" ")[0])
+        record, data = data[:length], data[length:]
+        key, _, value = record.partition(b" ")[2][:-1].partition(b"=")
+        records.append((key, value, record))
+    return records
+
+
+def _checksum(buf: bytearray, head: int) -> None:
+    # The checksum counts its own field as eight spaces.
+    checksum = sum(buf[head:head + 148]) + 256 + sum(buf[head + 156:head + _BLOCK])
+    buf[head + 148:head + 155] = b"%06o\0" % checksum
+
+
+def _as_go(buf: bytearray) -> bytearray:
+    """tarfile's PAX extended header and main block (`buf`) as Go writes them: the path
+    in the ustar prefix where it splits, else the records sorted under Go's name."""
+    size = int(buf[124:136].strip(b" \0") or b"0", 8)
+    records = _pax_records(bytes(buf[_BLOCK:_BLOCK + size]))
+    main = bytearray(buf[-_BLOCK:])
+    path = next((value for key, value, _ in records if key == b"path"), b"")
+    split = _go_split(path) if [key for key, _, _ in records] == [b"path"] else None
+    if split is not None:
+        main[0:100] = split[1].ljust(100, b"\0")
+        main[345:500] = split[0].ljust(155, b"\0")
+        return main
+    data = b"".join(record for _, _, record in sorted(records))
+    name = path or main[0:100].split(b"\0", 1)[0]
+    # Go: path.Join(path.Split(name) around "PaxHeaders.0"), its ASCII only, cut to fit.
+    folder, file = posixpath.split(name)
+    go_name = posixpath.normpath(posixpath.join(folder, b"PaxHeaders.0", file))
+    go_name = bytes(c for c in go_name if 0 < c < 0x80)[:100].rstrip(b"/")
+    head = bytearray(buf[:_BLOCK])
+    head[0:100] = go_name.ljust(100, b"\0")
+    _checksum(head, 0)
+    padded = data + bytes(-len(data) % _BLOCK)
+    return head + padded + main
+
+
 def encode(member: tarfile.TarInfo, *, type_bits: bool = True) -> bytes:
     """`member`'s header blocks (PAX extended ones first, where tarfile needs them) with
     Go's mode and device fields; the file-type bits are those of `member.mode` (a
@@ -39,15 +101,15 @@ def encode(member: tarfile.TarInfo, *, type_bits: bool = True) -> bytes:
     `type_bits`: False for the headers moby makes by hand (whiteouts), whose mode is the
     permission bits only."""
     buf = bytearray(member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+    if len(buf) > _BLOCK and buf[156:157] == tarfile.XHDTYPE:
+        buf = _as_go(buf)
     head = len(buf) - _BLOCK
     kind = stat.S_IFMT(member.mode) or _TYPE_BITS.get(member.type, 0)
     mode = member.mode & 0o7777 | (kind if type_bits else 0)
     buf[head + 100:head + 108] = b"%07o\0" % mode
     if not buf[head + 329]:
         buf[head + 329:head + 345] = _NO_DEVICE
-    # The checksum counts its own field as eight spaces.
-    checksum = sum(buf[head:head + 148]) + 256 + sum(buf[head + 156:head + _BLOCK])
-    buf[head + 148:head + 155] = b"%06o\0" % checksum
+    _checksum(buf, head)
     return bytes(buf)
 
 

@@ -68,8 +68,10 @@ def test_errors(pair: Pair) -> None:
 # deleted file (a whiteout in the layer) and a directory replaced (opaque).
 _ENTRIES = ("mkdir -p /d/e && echo hi > /d/f && ln -s /d/f /d/sl && mkfifo /d/p && "
             "mknod /d/c c 1 3 && chown 1:1 /d/f && chown 4242:4242 /d/e && chmod 4755 /d/f && "
-            "ln /d/f /d/hl && "
-            "rm /etc/group && rm -rf /home && mkdir /home && touch /home/x")
+            "ln /d/f /d/hl && mkdir -p /d/{a}/{a}/{a} && touch /d/{a}/{a}/{a}/{f} && "
+            "ln -s /d/{a}/{a}/{a}/{f} /d/{link} && "
+            "rm /etc/group && rm -rf /home && mkdir /home && touch /home/x"
+            ).format(a="a" * 40, f="f" * 60, link="l" * 110)
 
 
 # What dockerd's init layer holds (mount points of the files the engine writes, made
@@ -79,12 +81,13 @@ _INIT_LAYER = {".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "et
 
 
 def _headers(data: bytes) -> dict[str, dict[str, object]]:
-    """Each entry's raw header fields, by name, with the PAX records before it."""
+    """Each entry's raw header fields, by name, with the extended header before it."""
     found = {}
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for member in tar:
             block = data[member.offset_data - 512:member.offset_data]
             found[member.name.rstrip("/")] = {
+                "extended": data[member.offset:member.offset_data - 512],
                 "mode": block[100:108], "owner": block[108:124], "size": block[124:136],
                 "mtime": block[136:148], "type": block[156:157], "link": block[157:257],
                 "magic": block[257:265], "names": block[265:329], "device": block[329:345],
@@ -125,6 +128,9 @@ def test_export_and_layer_tar_headers(pair: Pair) -> None:
         ours, theirs = (_headers(r.stdout) for r in pair.both("cp", f"{name}:/d", "-"))
         _compare(ours, theirs, ("d",), names=True, at_least=7)
         pair.same("commit", name, tag, compare_stdout=False)
+        # The layer reads back whole.
+        pair.same("run", "--rm", tag, "sh", "-c",
+                  "find /d | sort; cat /d/hl; stat -c '%n %a %u %h' /d/*")
         layers = []
         for result in pair.both("save", tag):
             with tarfile.open(fileobj=io.BytesIO(result.stdout)) as image:
