@@ -82,7 +82,8 @@ def in_netns(netns: str, *command: str) -> list[str]:
     return ["nsenter", f"--net={netns}", *command] if netns else list(command)
 
 
-def start_dockerd(base: str, networking: bool = False) -> Dockerd:
+def start_dockerd(base: str, networking: bool = False, config: dict | None = None) -> Dockerd:
+    """`config`: the daemon.json settings (none by default)."""
     socket_path = os.path.join(base, "docker.sock")
     netns = ""
     flags = ["--iptables=false", "--ip6tables=false", "--bridge=none"]
@@ -93,15 +94,15 @@ def start_dockerd(base: str, networking: bool = False) -> Dockerd:
         subprocess.run(in_netns(netns, "ip", "link", "set", "lo", "up"), check=True)
         flags = ["--ip6tables=false"]
     data_root = os.path.join(base, "data")
-    config = os.path.join(base, "daemon.json")
-    Path(config).write_text(json.dumps({}))
+    config_path = os.path.join(base, "daemon.json")
+    Path(config_path).write_text(json.dumps(config or {}))
     log_path = os.path.join(base, "dockerd.log")
     cgroup_parents = docker_cgroup_parents()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(in_netns(
             netns, DOCKERD, "--data-root", data_root, "--exec-root", os.path.join(base, "exec"),
             "-H", f"unix://{socket_path}", "--pidfile", os.path.join(base, "docker.pid"),
-            "--config-file", config, *flags),
+            "--config-file", config_path, *flags),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     daemon = Dockerd(socket_path, data_root, process, log_path, cgroup_parents, netns)
     deadline = time.monotonic() + 90

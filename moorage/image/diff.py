@@ -10,12 +10,15 @@ the upper directory against the lower ones (pkg/archive changes.go with
 overlayDeletedFile). Both are mirrored here.
 
 The tar is deterministic: entries sorted by path, no atime/ctime, no user or
-group names, hard links recorded as links, so the same tree always gives the same
-diff ID (a rebuild from the same inputs makes the same layer).
+group names (dockerd's come from the host's user database, so the same tree would give
+another diff ID on another host), hard links recorded as links, so the same tree always
+gives the same diff ID (a rebuild from the same inputs makes the same layer). Its
+headers are otherwise dockerd's (tarwriter: the file-type bits in the mode...).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tarfile
@@ -23,11 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from moorage.image.tarwriter import TarWriter
+
 _OPAQUE_XATTR = "trusted.overlay.opaque"
 _WHITEOUT_PREFIX = ".wh."
 _OPAQUE_MARKER = ".wh..wh..opq"
-# A file's bytes go to the layer in pieces this large (tarfile's default is 16 KiB).
-_COPY_CHUNK = 1 << 20
 # The only xattr an image layer carries from a container's files (file capabilities).
 _KEPT_XATTRS = ("security.capability",)
 
@@ -162,30 +165,10 @@ def settle_times(upper: str, lowers: list[str]) -> None:
 # --- the layer tar -----------------------------------------------------------------------
 
 
-class _Position:
-    """``out`` with the ``tell`` that tarfile's "w:" mode asks for. That mode writes a
-    member's bytes straight through; "w|" would cut them into 10 KiB records first."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.offset = 0
-
-    def write(self, data: bytes) -> int:
-        self.out.write(data)
-        self.offset += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.offset
-
-
 def write_layer(upper: str, out: BinaryIO) -> None:
     """Write the upper directory ``upper`` as an OCI layer tar to ``out`` (its sha256
     is the diff ID: whoever stores it uncompressed has it already)."""
-    links: dict[tuple[int, int], str] = {}
-    with tarfile.open(fileobj=_Position(out), mode="w:",  # type: ignore[call-overload]
-                      format=tarfile.PAX_FORMAT) as tar:
-        tar.copybufsize = _COPY_CHUNK
+    with contextlib.closing(TarWriter(out)) as tar:
         for path, st in walk(upper):
             if stat.S_ISSOCK(st.st_mode):
                 continue  # sockets do not go into layers (moby's tar skips them too)
@@ -194,23 +177,29 @@ def write_layer(upper: str, out: BinaryIO) -> None:
             name = path[1:]
             full = upper + path
             if _is_whiteout(st):
+                # moby's overlay whiteout converter: an empty file of mode 0600.
                 head, _, base = name.rpartition("/")
                 info = tarfile.TarInfo((head + "/" if head else "") + _WHITEOUT_PREFIX + base)
                 _stamp(info, st)
-                info.mode = 0
-                tar.addfile(info)
+                info.mode = 0o600
+                tar.addfile(info, type_bits=False)
                 continue
-            info = _header(full, name, st, links)
+            info = _header(full, name, st, None if stat.S_ISDIR(st.st_mode)
+                           else tar.hardlink(name, st))
             if info.type == tarfile.REGTYPE:
-                with open(full, "rb") as f:
-                    tar.addfile(info, f)
+                fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    tar.addfile(info, fd)
+                finally:
+                    os.close(fd)
             else:
                 tar.addfile(info)
             if info.type == tarfile.DIRTYPE and _is_opaque(full):
+                # moby's marker has its directory's permissions.
                 marker = tarfile.TarInfo(name + "/" + _OPAQUE_MARKER)
                 _stamp(marker, st)
-                marker.mode = 0
-                tar.addfile(marker)
+                marker.mode = info.mode
+                tar.addfile(marker, type_bits=False)
 
 
 def _stamp(info: tarfile.TarInfo, st: os.stat_result) -> None:
@@ -220,21 +209,18 @@ def _stamp(info: tarfile.TarInfo, st: os.stat_result) -> None:
 
 
 def _header(full: str, name: str, st: os.stat_result,
-            links: dict[tuple[int, int], str]) -> tarfile.TarInfo:
+            earlier: str | None) -> tarfile.TarInfo:
+    """`earlier`: the entry of another link to the same file (this one is a link to it)."""
     info = tarfile.TarInfo(name)
-    info.mode = stat.S_IMODE(st.st_mode)
+    info.mode = st.st_mode  # the file-type bits too, which tarwriter writes
     info.uid, info.gid = st.st_uid, st.st_gid
     info.uname = info.gname = ""
     info.mtime = int(st.st_mtime)
     mode = st.st_mode
-    if stat.S_ISREG(mode):
-        key = (st.st_dev, st.st_ino)
-        if st.st_nlink > 1 and key in links:
-            info.type, info.linkname = tarfile.LNKTYPE, links[key]
-        else:
-            if st.st_nlink > 1:
-                links[key] = name
-            info.type, info.size = tarfile.REGTYPE, st.st_size
+    if earlier is not None:
+        info.type, info.linkname = tarfile.LNKTYPE, earlier
+    elif stat.S_ISREG(mode):
+        info.type, info.size = tarfile.REGTYPE, st.st_size
     elif stat.S_ISDIR(mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(mode):

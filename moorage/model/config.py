@@ -157,6 +157,7 @@ class HostConfig:
     ulimits: tuple[Ulimit, ...] | None = w("Ulimits")
     mounts: tuple[Mount, ...] | None = w("Mounts", omitempty=True)
     devices: tuple[DeviceMapping, ...] | None = w("Devices", ())
+    device_cgroup_rules: tuple[str, ...] | None = w("DeviceCgroupRules")
     init: bool | None = w("Init", omitempty=True)
     console_size: tuple[int, ...] | None = w("ConsoleSize")  # [height, width], API 1.42
     # Set at create from the daemon's defaults unless privileged (moby daemon/create.go).

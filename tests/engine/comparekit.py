@@ -110,11 +110,12 @@ def field(doc: dict, path: str) -> object:
 
 
 @contextmanager
-def daemon_pair(prefix: str, image: str, tar: bytes,
-                networking: bool = False) -> Iterator[Pair]:
+def daemon_pair(prefix: str, image: str, tar: bytes, networking: bool = False,
+                dockerd_config: dict | None = None) -> Iterator[Pair]:
     """moord and a reference dockerd, each on its own socket and data-root under one
     temporary folder, with `tar` imported as `image`; their containers go at the end.
-    `networking`: dockerd with its bridge and iptables, in a network namespace of its own."""
+    `networking`: dockerd with its bridge and iptables, in a network namespace of its own;
+    `dockerd_config`: its daemon.json settings."""
     with tempfile.TemporaryDirectory(prefix=prefix) as base:
         root = Path(base)
         running: list[Daemon | Dockerd] = []
@@ -130,7 +131,8 @@ def daemon_pair(prefix: str, image: str, tar: bytes,
         try:
             moord, dockerd = concurrently(
                 lambda: up(lambda: start_daemon(str(root / "moord"))),
-                lambda: up(lambda: start_dockerd(str(root / "dockerd"), networking)))
+                lambda: up(lambda: start_dockerd(str(root / "dockerd"), networking,
+                                                dockerd_config)))
             assert isinstance(moord, Daemon) and isinstance(dockerd, Dockerd)
             yield Pair(moord, dockerd, root)
         finally:

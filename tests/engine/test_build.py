@@ -149,13 +149,15 @@ def test_sdk_build(pair: Pair) -> None:
 def test_container_config_up_to_api_1_44(pair: Pair) -> None:
     """Image inspect's ContainerConfig (gone from API 1.45) records each step's command as
     dockerd's classic builder does: RUN's with its build args, a config step's as
-    `#(nop) ` and the instruction, COPY's and WORKDIR's in one argument; docker-compose
-    1.29 reads its Volumes at every recreate."""
+    `#(nop) ` and the instruction as written, COPY's and WORKDIR's in one argument;
+    docker-compose 1.29 reads its Volumes at every recreate. Both configs name the image
+    the step started from; a config step records the container dockerd makes for it
+    (its id, and the hostname and empty labels its create gives the config)."""
     import docker
 
     case = Case("container-config", "FROM busybox\nARG X=1\nENV A=1\nRUN echo $X > /x\n"
-                "WORKDIR /w\nCOPY f /w/\nVOLUME /data\nCMD [\"cat\", \"/x\"]\n",
-                files={"f": "f"})
+                "WORKDIR /w\nCOPY f /w/\nVOLUME /data\nEXPOSE 80 53/udp\nCMD [\"cat\", \"/x\"]\n"
+                "LABEL a=b\n", files={"f": "f"})
     try:
         ours, theirs = build_both(pair, case, "container-config:1")
         assert ours.returncode == theirs.returncode == 0, (ours.stderr, theirs.stderr)
@@ -163,15 +165,25 @@ def test_container_config_up_to_api_1_44(pair: Pair) -> None:
         for daemon in (pair.moord, pair.dockerd):
             client = docker.APIClient(base_url=daemon.host, version="1.41")
             try:
-                configs = [client.inspect_image(step["Id"])["ContainerConfig"]
-                           for step in client.history("container-config:1")]
+                images = [client.inspect_image(step["Id"])
+                          for step in client.history("container-config:1")]
             finally:
                 client.close()
+            for image in images[:-1]:  # the base, imported, has no parent
+                assert image["Config"]["Image"] == image["ContainerConfig"]["Image"] \
+                    == image["Parent"]
+                assert image["ContainerConfig"]["Hostname"] in ("", image["Container"][:12])
             # COPY's content hash covers the tar headers dockerd hashed, not only the bytes.
-            found.append(re.sub(r"file:[0-9a-f]{64}", "file:<hash>", json.dumps([
-                {key: config[key] for key in ("Cmd", "Env", "Volumes", "WorkingDir")}
-                for config in configs])))
-        assert found[0] == found[1]
+            found.append(json.loads(re.sub(r"file:[0-9a-f]{64}", "file:<hash>", mask(json.dumps([
+                {key: image[key] for key in ("Config", "ContainerConfig", "Container")}
+                for image in images]).encode()))))
+        assert len(found[0]) == len(found[1])
+        for step, (mine, reference) in enumerate(zip(*found, strict=True)):
+            differing = {f"{part}.{key}": (mine[part].get(key), reference[part].get(key))
+                         for part in ("Config", "ContainerConfig")
+                         for key in {*mine[part], *reference[part]}
+                         if mine[part].get(key) != reference[part].get(key)}
+            assert mine == reference, (step, differing)
     finally:
         pair.both("rmi", "container-config:1")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import uuid
 from collections.abc import Iterator
 
@@ -58,3 +61,101 @@ def test_errors(pair: Pair) -> None:
         pair.same("commit", name, "UPPER:bad")
     finally:
         pair.both("rm", "-f", name)
+
+
+# A container's changes that make every kind of tar entry: files of several owners (the
+# host has a name for uid 1, the image none), a sub-second time, a link, a FIFO, a device, a
+# deleted file (a whiteout in the layer) and a directory replaced (opaque).
+_ENTRIES = ("mkdir -p /d/e && echo hi > /d/f && ln -s /d/f /d/sl && mkfifo /d/p && "
+            "mknod /d/c c 1 3 && chown 1:1 /d/f && chown 4242:4242 /d/e && chmod 4755 /d/f && "
+            "ln /d/f /d/hl && mkdir -p /d/{a}/{a}/{a} && touch /d/{a}/{a}/{a}/{f} && "
+            "ln -s /d/{a}/{a}/{a}/{f} /d/{link} && "
+            "rm /etc/group && rm -rf /home && mkdir /home && touch /home/x"
+            ).format(a="a" * 40, f="f" * 60, link="l" * 110)
+
+
+# What dockerd's init layer holds (mount points of the files the engine writes, made
+# 0755): moord has no such layer.
+_INIT_LAYER = {".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab",
+               "dev/console", "dev/pts", "dev/shm"}
+
+
+def _headers(data: bytes) -> dict[str, dict[str, object]]:
+    """Each entry's raw header fields, by name, with the extended header before it."""
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for member in tar:
+            block = data[member.offset_data - 512:member.offset_data]
+            found[member.name.rstrip("/")] = {
+                "extended": data[member.offset:member.offset_data - 512],
+                "mode": block[100:108], "owner": block[108:124], "size": block[124:136],
+                "mtime": block[136:148], "type": block[156:157], "link": block[157:257],
+                "magic": block[257:265], "names": block[265:329], "device": block[329:345],
+                "pax": member.pax_headers}
+    return found
+
+
+def _compare(ours: dict, theirs: dict, changed: tuple[str, ...], *, names: bool,
+             at_least: int) -> None:
+    """The headers of the entries both tars have; the times of those the container
+    changed (made at another moment on each daemon) left out, and, unless `names`, the
+    owner names (deliberately none in moord's layers: see image/diff.py)."""
+    common = set(ours) & set(theirs) - _INIT_LAYER
+    assert len(common) >= at_least
+    for name in sorted(common):
+        mine, reference = dict(ours[name]), dict(theirs[name])
+        for fields in (mine, reference):
+            if name.startswith(changed) or name in ("dev", "etc", "home", "d"):
+                fields.pop("mtime")
+            if not names:
+                fields.pop("names")
+        assert mine == reference, name
+
+
+def test_export_and_layer_tar_headers(pair: Pair) -> None:
+    """docker export, docker cp out and a committed layer (from docker save) have dockerd's
+    headers: Go's file-type bits in the mode, octal zero device numbers, whole-second
+    times without PAX records, hard links, the image's owner names in an export and cp,
+    moby's whiteouts."""
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    tag = f"headers-{uuid.uuid4().hex[:6]}"
+    try:
+        pair.same("run", "--name", name, "busybox:latest", "sh", "-c", _ENTRIES)
+        ours, theirs = (_headers(r.stdout) for r in pair.both("export", name))
+        _compare(ours, theirs, ("d/", "home/"), names=True, at_least=200)
+        assert ours["d/f"]["mode"] == b"0104755\0" and ours["bin"]["names"].startswith(b"root")
+        assert ours["d/hl"]["type"] == b"1" and ours["d/hl"]["link"].startswith(b"d/f\0")
+        ours, theirs = (_headers(r.stdout) for r in pair.both("cp", f"{name}:/d", "-"))
+        _compare(ours, theirs, ("d",), names=True, at_least=7)
+        pair.same("commit", name, tag, compare_stdout=False)
+        # The layer reads back whole.
+        pair.same("run", "--rm", tag, "sh", "-c",
+                  "find /d | sort; cat /d/hl; stat -c '%n %a %u %h' /d/*")
+        layers = []
+        for result in pair.both("save", tag):
+            with tarfile.open(fileobj=io.BytesIO(result.stdout)) as image:
+                manifest = json.load(image.extractfile("manifest.json"))  # type: ignore[arg-type]
+                layers.append(image.extractfile(manifest[0]["Layers"][-1]).read())  # type: ignore[union-attr]
+        ours, theirs = (_headers(layer) for layer in layers)
+        assert {"etc/.wh.group", "home/.wh..wh..opq", "d/c", "d/hl"} <= set(ours) & set(theirs)
+        _compare(ours, theirs, ("",), names=False, at_least=10)
+    finally:
+        pair.both("rm", "-f", name)
+        pair.both("rmi", tag)
+
+
+def test_committed_config_without_variables(pair: Pair) -> None:
+    """A container with no variable commits to an image whose Env is null, as dockerd's;
+    with -c ENV, just that one."""
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    tags = [f"noenv-{uuid.uuid4().hex[:6]}", f"oneenv-{uuid.uuid4().hex[:6]}"]
+    try:
+        pair.same("create", "--name", name, "busybox:latest", "true", compare_stdout=False)
+        pair.same("inspect", "-f", "{{json .Config.Env}}", name)
+        pair.same("commit", name, tags[0], compare_stdout=False)
+        pair.same("commit", "-c", "ENV B=2", name, tags[1], compare_stdout=False)
+        for tag in tags:
+            pair.same("image", "inspect", "-f", "{{json .Config.Env}}", tag)
+    finally:
+        pair.both("rm", "-f", name)
+        pair.both("rmi", *tags)

@@ -25,7 +25,7 @@ _HOST_CONFIG_DEFAULTS = {
     "UsernsMode": "", "Isolation": "", "BlkioWeight": 0,
     "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
     "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuRealtimePeriod": 0,
-    "CpuRealtimeRuntime": 0, "DeviceCgroupRules": None, "DeviceRequests": None,
+    "CpuRealtimeRuntime": 0, "DeviceRequests": None,
     "KernelMemory": 0, "KernelMemoryTCP": 0, "MemorySwappiness": None, "CpuCount": 0,
     "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
 }

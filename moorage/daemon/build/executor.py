@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import posixpath
+import secrets
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from moorage.build.words import process_word, process_words
 from moorage.daemon.build import copier, instructions
 from moorage.daemon.build.cache import BuildCache
 from moorage.daemon.build.context import BuildContext
-from moorage.daemon.build.instructions import comment_config
+from moorage.daemon.build.instructions import comment_config, step_config
 from moorage.daemon.build.mounts import (
     bind_stages,
     bound_context,
@@ -333,8 +334,9 @@ class Builder:
             return
         if name == "workdir":
             path = instructions.workdir(config, inst, env, esc)
+            # dockerd makes WORKDIR's folder in a container (ContainerCreateWorkdir).
             await self._filesystem_step(state, f"WORKDIR {path}", ("workdir", path),
-                                        lambda rootfs: _mkdir(rootfs, path))
+                                        lambda rootfs: _mkdir(rootfs, path), in_container=True)
             return
         if name == "arg":
             parts = []
@@ -389,11 +391,14 @@ class Builder:
         key = self.cache.key(state.image_id, created_by, state.config, state.author)
         image_id = await self._cached(key)
         if image_id is None:
+            # dockerd makes (and removes) a container for the step: its id is recorded.
+            container = secrets.token_hex(32)
             image_id = await asyncio.to_thread(
                 commit_child, self.images, state.image_id,
-                ChildImage(config=copy.deepcopy(state.config), created_by=created_by,
-                           author=state.author,
-                           container_config=comment_config(state.config, nop)))
+                ChildImage(config=step_config(state.config, state.image_id),
+                           created_by=created_by, author=state.author, container=container,
+                           container_config=comment_config(state.config, nop,
+                                                           state.image_id, container)))
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         if label is not None:
@@ -408,26 +413,30 @@ class Builder:
         return image_id
 
     async def _filesystem_step(self, state: _State, comment: str, identity: Any,
-                               change: Callable[[str], None]) -> None:
+                               change: Callable[[str], None], *,
+                               in_container: bool = False) -> None:
         # WORKDIR, COPY and ADD keep the comment as one argument (withCmdCommentString).
         nop = [*state.shell, "#(nop) " + comment]
         key = self.cache.key(state.image_id, " ".join(nop), state.config, identity)
         image_id = await self._cached(key)
         if image_id is None:
-            image_id = await asyncio.to_thread(self._change_and_commit, state, nop, change)
+            image_id = await asyncio.to_thread(self._change_and_commit, state, nop, change,
+                                               secrets.token_hex(32) if in_container else "")
             await asyncio.to_thread(self.cache.put, key, image_id)
         state.image_id = image_id
         await self.say(f" ---> {short_id(image_id)}\n")
 
     def _change_and_commit(self, state: _State, nop: list[str],
-                           change: Callable[[str], None]) -> str:
+                           change: Callable[[str], None], container: str) -> str:
+        """`container`: the id of the one dockerd would make the change in ("" for none)."""
         with mounted(self.images, self.work_root, state.image_id) as workspace:
             change(workspace.rootfs)
             settle_times(workspace.upper, workspace.lowers)
             return commit_child(self.images, state.image_id, ChildImage(
-                config=copy.deepcopy(state.config), created_by=" ".join(nop),
-                upper=workspace.upper, author=state.author,
-                container_config=comment_config(state.config, nop)))
+                config=step_config(state.config, state.image_id), created_by=" ".join(nop),
+                upper=workspace.upper, author=state.author, container=container,
+                container_config=comment_config(state.config, nop, state.image_id,
+                                                container)))
 
     # --- COPY and ADD ------------------------------------------------------------------
 
@@ -569,8 +578,9 @@ class Builder:
                                                      self.cache_mounts, roots, scratch)
                     image_id = await run_container(RunStep(
                         self.images, self.containers, self.request, self.say, state.image_id,
-                        copy.deepcopy(state.config), state.author, cmd, build_env, created_by,
-                        mounts, comment_config(state.config, recorded),
+                        step_config(state.config, state.image_id), state.author, cmd,
+                        build_env, created_by, mounts,
+                        comment_config(state.config, recorded, state.image_id),
                         network))
                 finally:
                     await asyncio.to_thread(views.close)

@@ -89,7 +89,8 @@ def apply_entrypoint(config: Config, inst: Instruction, shell: list[str],
 
 def apply_expose(config: Config, inst: Instruction, env: dict[str, str], escape: str) -> str:
     ports = dict(config.get("ExposedPorts") or {})
-    for spec in process_words(inst.args, env, escape):
+    specs = process_words(inst.args, env, escape)
+    for spec in specs:
         number, _, proto = spec.partition("/")
         proto = (proto or "tcp").lower()
         low, _, high = number.partition("-")
@@ -100,7 +101,8 @@ def apply_expose(config: Config, inst: Instruction, env: dict[str, str], escape:
         for port in range(int(low), int(high or low) + 1):
             ports[f"{port}/{proto}"] = {}
     config["ExposedPorts"] = ports
-    return "EXPOSE " + " ".join(sorted(ports))
+    # dockerd's comment is the words as written (expanded) and sorted, not the ports.
+    return "EXPOSE " + " ".join(sorted(specs))
 
 
 def apply_volume(config: Config, inst: Instruction, env: dict[str, str], escape: str) -> str:
@@ -192,8 +194,20 @@ def apply_onbuild(config: Config, inst: Instruction) -> str:
     return f"ONBUILD {inst.args}"
 
 
-def comment_config(config: Config, cmd: list[str]) -> Config:
-    """The container_config a classic build records: the step's command as Cmd."""
-    recorded = copy.deepcopy(config)
+def step_config(config: Config, parent: str | None) -> Config:
+    """The config a classic build's step gives its image: the stage's, with the image the
+    step started from as Image (dockerd sets runConfig.Image to it at every step)."""
+    return {**copy.deepcopy(config), "Image": parent or ""}
+
+
+def comment_config(config: Config, cmd: list[str], parent: str | None,
+                   container: str = "") -> Config:
+    """The container_config a classic build records: the step's command as Cmd.
+    `container`: the one dockerd makes for a step that changes only the config, whose
+    create gives that config its hostname and an empty label map."""
+    recorded = step_config(config, parent)
     recorded["Cmd"] = cmd
+    if container:
+        recorded["Hostname"] = container[:12]
+        recorded["Labels"] = recorded.get("Labels") or {}
     return recorded

@@ -83,8 +83,10 @@ def merge(user: dict[str, Any], image: dict[str, Any]) -> dict[str, Any]:
                            **(user.get("ExposedPorts") or {})} or None
     user_env = list(user.get("Env") or ())
     keys = {e.partition("=")[0] for e in user_env}
+    # None, as dockerd's, where neither has a variable (a container's own config may
+    # hold an empty list).
     out["Env"] = (user_env + [e for e in image.get("Env") or ()
-                              if e.partition("=")[0] not in keys]) or image.get("Env")
+                              if e.partition("=")[0] not in keys]) or None
     out["Labels"] = {**(image.get("Labels") or {}), **(user.get("Labels") or {})}
     if not user.get("Entrypoint"):
         if not user.get("Cmd"):

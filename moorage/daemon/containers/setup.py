@@ -48,7 +48,7 @@ def merge_image_config(config: ContainerConfig, image: dict, container_id: str) 
             cmd = tuple(defaults.get("Cmd") or ()) or None
     volumes = {**(defaults.get("Volumes") or {}), **(config.volumes or {})}
     return replace(
-        config, env=tuple(env), cmd=cmd, entrypoint=entrypoint,
+        config, env=tuple(env) or None, cmd=cmd, entrypoint=entrypoint,
         hostname=config.hostname or container_id[:12],
         working_dir=config.working_dir or defaults.get("WorkingDir") or "",
         user=config.user or defaults.get("User") or "",
@@ -470,15 +470,12 @@ def _group_id(groups: list[list[str]], group: str) -> int:
 
 
 def _table(rootfs: str, path: str) -> list[list[str]]:
-    """A colon-separated file of the image, its symlinks followed inside the rootfs only.
-
-    The image may make /etc/passwd a link to the host's files: the kernel resolves it
-    as inside the container (openat2's RESOLVE_IN_ROOT), where ".." stops at the root.
-    """
+    """A colon-separated file of the image (treecopy.read_table)."""
     try:
-        fd = treecopy.open_in_root(rootfs, path, os.O_RDONLY | os.O_CLOEXEC)
-    except (OSError, treecopy.Missing):
+        root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
         return []
-    with open(fd) as f:
-        return [line.split(":") for line in f.read().splitlines()
-                if line and not line.startswith("#") and line.count(":") >= 2]
+    try:
+        return treecopy.read_table(root, path)
+    finally:
+        os.close(root)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import stat
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +40,14 @@ MASKED_PATHS = ("/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore",
                 "/proc/timer_stats", "/sys/devices/virtual/powercap", "/sys/firmware")
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 INIT_PATH = "/sbin/docker-init"
+# moby's DefaultLinuxSpec: no device but the default nodes and /dev/console, never fuse
+# (a privileged container may use every device: WithDevices).
+DEFAULT_DEVICE_RULES = (
+    {"allow": False, "access": "rwm"},
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 5), (1, 3), (1, 9), (1, 8), (5, 0), (5, 1))),
+    {"allow": False, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+)
 _DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 _ARCH = {"x86_64": ("amd64", "SCMP_ARCH_X86_64"), "aarch64": ("arm64", "SCMP_ARCH_AARCH64")}
 _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
@@ -219,7 +228,8 @@ def _mounts(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
 
 def resources(container: ContainerRecord) -> dict:
     host = container.host_config
-    resources: dict = {"devices": [{"allow": False, "access": "rwm"}]}
+    resources: dict = {"devices": [{"allow": True, "access": "rwm"}] if host.privileged
+                       else list(DEFAULT_DEVICE_RULES)}
     memory: dict = {}
     if host.memory:
         memory["limit"] = host.memory
@@ -250,15 +260,68 @@ def resources(container: ContainerRecord) -> dict:
 
 
 _NODE_TYPES = {stat.S_IFCHR: "c", stat.S_IFBLK: "b"}
+# What runc's HostDevices leaves out of the host's /dev: the folders a container has its
+# own mounts or links for, and those of lxc/lxd and udev (runc#2093).
+_HOST_DEV_SKIPPED = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
 
 
-def devices(mappings: tuple[DeviceMapping, ...]) -> tuple[list[dict], list[dict]]:
+def _node(path: str, inside: str, info: os.stat_result) -> dict:
+    return {"path": inside, "type": _NODE_TYPES[stat.S_IFMT(info.st_mode)],
+            "major": os.major(info.st_rdev), "minor": os.minor(info.st_rdev),
+            "fileMode": stat.S_IMODE(info.st_mode), "uid": info.st_uid, "gid": info.st_gid}
+
+
+def host_devices(folder: str = "/dev") -> list[dict]:
+    """Every device node of the host's /dev for a privileged container, as moby takes
+    them from runc's HostDevices: links are not followed, /dev/console is left out (the
+    runtime makes the container's own), and so are the folders _HOST_DEV_SKIPPED names."""
+    found: list[dict] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in _HOST_DEV_SKIPPED:
+                found += host_devices(entry.path)
+            continue
+        if entry.name == "console":
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            continue  # gone since it was listed
+        if stat.S_IFMT(info.st_mode) in _NODE_TYPES:
+            found.append(_node(entry.path, entry.path, info))
+    return found
+
+
+@cache
+def in_user_namespace() -> bool:
+    """Whether the daemon runs in a user namespace (not the initial one's full map): there
+    it cannot give a container the host's devices and moby does not try."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except FileNotFoundError:
+        return False
+
+
+def devices(mappings: tuple[DeviceMapping, ...],
+            privileged: bool = False) -> tuple[list[dict], list[dict]]:
     """linux.devices and their devices-cgroup rules for HostConfig.Devices (moby's
-    DevicesFromPath): a node, the target of a link to one, or every node under a folder."""
+    DevicesFromPath): a node, the target of a link to one, or every node under a folder.
+    `privileged` (moby's WithDevices): the host's devices first, then the mappings that
+    put a node at another path, and no rules: the cgroup allows every device (resources)
+    whatever a mapping asks."""
     nodes: list[dict] = []
     rules: list[dict] = []
+    if privileged:
+        nodes = [] if in_user_namespace() else host_devices()
+        mappings = tuple(m for m in mappings
+                         if (m.path_in_container or m.path_on_host) != m.path_on_host)
     for mapping in mappings:
-        access = mapping.cgroup_permissions or "rwm"
+        access = "rwm" if privileged else mapping.cgroup_permissions or "rwm"
         if set(access) - set("rwm"):
             raise InvalidParameter(f"invalid device mode: {access}")
         source = os.path.realpath(mapping.path_on_host)
@@ -275,20 +338,36 @@ def devices(mappings: tuple[DeviceMapping, ...]) -> tuple[list[dict], list[dict]
                     "error gathering device information while adding custom device "
                     f"\"{mapping.path_on_host}\": {os.strerror(err.errno or 0).lower()}"
                 ) from None
-            kind = _NODE_TYPES.get(stat.S_IFMT(info.st_mode))
-            if kind is None:
+            if stat.S_IFMT(info.st_mode) not in _NODE_TYPES:
                 if len(found) > 1:
                     continue  # a folder's other files are not asked for
                 raise InvalidParameter("error gathering device information while adding "
                                        f"custom device \"{mapping.path_on_host}\": not a "
                                        "device node")
-            major, minor = os.major(info.st_rdev), os.minor(info.st_rdev)
-            nodes.append({"path": inside, "type": kind, "major": major, "minor": minor,
-                          "fileMode": stat.S_IMODE(info.st_mode), "uid": info.st_uid,
-                          "gid": info.st_gid})
-            rules.append({"allow": True, "type": kind, "major": major, "minor": minor,
-                          "access": access})
+            node = _node(path, inside, info)
+            nodes.append(node)
+            if not privileged:
+                rules.append({"allow": True, "type": node["type"], "major": node["major"],
+                              "minor": node["minor"], "access": access})
     return nodes, rules
+
+
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})")
+
+
+def device_cgroup_rules(rules: tuple[str, ...]) -> list[dict]:
+    """HostConfig.DeviceCgroupRules ("c 1:3 rwm", "*" for any number) as linux.resources
+    device rules, each allowing (moby's WithDevices)."""
+    found = []
+    for rule in rules:
+        match = _CGROUP_RULE.fullmatch(rule)
+        if match is None:
+            raise InvalidParameter(f"invalid device cgroup rule format: '{rule}'")
+        kind, major, minor, access = match.groups()
+        found.append({"allow": True, "type": kind,
+                      "major": -1 if major == "*" else int(major),
+                      "minor": -1 if minor == "*" else int(minor), "access": access})
+    return found
 
 
 def _namespaces(container: ContainerRecord, inputs: SpecInputs) -> list[dict]:
@@ -362,9 +441,11 @@ def build(container: ContainerRecord, inputs: SpecInputs) -> dict:
         "namespaces": _namespaces(container, inputs),
         "sysctl": dict(host.sysctls or {}),
     }
-    if host.devices:
-        linux["devices"], rules = devices(host.devices)
+    if host.devices or host.privileged:
+        linux["devices"], rules = devices(host.devices or (), host.privileged)
         linux["resources"]["devices"] += rules
+    if not host.privileged:  # a privileged container's cgroup allows all already
+        linux["resources"]["devices"] += device_cgroup_rules(host.device_cgroup_rules or ())
     propagation = _rootfs_propagation(container)
     if propagation:
         linux["rootfsPropagation"] = propagation

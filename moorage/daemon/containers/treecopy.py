@@ -23,6 +23,7 @@ from typing import IO
 
 from moorage.daemon.containers import tarstream
 from moorage.errors import InvalidParameter
+from moorage.image import tarwriter
 from moorage.linux import libc
 from moorage.timefmt import format_ns
 
@@ -54,6 +55,27 @@ def open_in_root(rootfs: str, path: str, flags: int) -> int:
         return _open(root, clean(path), flags)
     finally:
         os.close(root)
+
+
+def read_table(root: int, path: str) -> list[list[str]]:
+    """The fields of a colon-separated file of the root (/etc/passwd, /etc/group), its
+    links followed inside the root only; none when there is no such file.
+
+    The image may make /etc/passwd a link to the host's files: the kernel resolves it
+    as inside the container (openat2's RESOLVE_IN_ROOT), where ".." stops at the root.
+    """
+    try:
+        fd = _open(root, path, os.O_RDONLY | os.O_CLOEXEC)
+    except (OSError, Missing):
+        return []
+    with open(fd, errors="surrogateescape") as f:
+        return [line.split(":") for line in f.read().splitlines()
+                if line and not line.startswith("#") and line.count(":") >= 2]
+
+
+def _writer(root: int, out: IO[bytes]) -> tarwriter.TarWriter:
+    return tarwriter.TarWriter(out, tarwriter.Owners.from_tables(
+        read_table(root, "/etc/passwd"), read_table(root, "/etc/group")))
 
 
 def go_mode(mode: int) -> int:
@@ -118,35 +140,6 @@ class ChunkSink:
             self.buffer.clear()
 
 
-class _TarWriter:
-    """A PAX tar written straight to `out`: a file's data read in large pieces and
-    handed on as they are (tarfile's stream copies it through its buffers), or sent by
-    `out.sendfile(fd, size)` where it has one (a socket: the bytes stay in the kernel)."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-
-    def addfile(self, member: tarfile.TarInfo, fd: int | None = None) -> None:
-        self.out.write(member.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-        if fd is None or not member.size:
-            return
-        sendfile = getattr(self.out, "sendfile", None)
-        if sendfile is not None:  # zero-copy; it sends zeros for what a shrunk file lacks
-            sendfile(fd, member.size)
-        left = 0 if sendfile is not None else member.size
-        while left:
-            piece = os.read(fd, min(left, _CHUNK))
-            if not piece:  # the file shrank while read: zeros keep the archive whole
-                piece = bytes(min(left, _CHUNK))
-            self.out.write(piece)
-            left -= len(piece)
-        if member.size % tarfile.BLOCKSIZE:
-            self.out.write(bytes(tarfile.BLOCKSIZE - member.size % tarfile.BLOCKSIZE))
-
-    def close(self) -> None:
-        self.out.write(bytes(2 * tarfile.BLOCKSIZE))
-
-
 def write_archive(root: int, path: str, out: IO[bytes],
                   opaque: frozenset[str] = frozenset()) -> None:
     """The tar docker cp reads: the resource named by its base name, a directory with
@@ -159,7 +152,7 @@ def write_archive(root: int, path: str, out: IO[bytes],
     name = "." if path.endswith("/.") else posixpath.basename(wanted) or "/"
     fd = _open(root, wanted, _PATH | (0 if follow else os.O_NOFOLLOW))
     try:
-        with contextlib.closing(_TarWriter(out)) as tar:
+        with contextlib.closing(_writer(root, out)) as tar:
             info = os.fstat(fd)
             if stat.S_ISDIR(info.st_mode):
                 top = os.open(".", _DIR, dir_fd=fd)
@@ -187,13 +180,13 @@ def write_tree(root: int, out: IO[bytes]) -> None:
     """The whole tree under `root`, its entries named relative to it (docker export)."""
     top = os.open(".", _DIR, dir_fd=root)
     try:
-        with contextlib.closing(_TarWriter(out)) as tar:
+        with contextlib.closing(_writer(root, out)) as tar:
             _walk(tar, top, "", "/", frozenset())
     finally:
         os.close(top)
 
 
-def _walk(tar: _TarWriter, directory: int, prefix: str, path: str,
+def _walk(tar: tarwriter.TarWriter, directory: int, prefix: str, path: str,
           opaque: frozenset[str]) -> None:
     """`directory`'s entries under `prefix` in the tar; `path`: where it is in the root."""
     with os.scandir(directory) as entries:
@@ -211,6 +204,10 @@ def _walk(tar: _TarWriter, directory: int, prefix: str, path: str,
                         _walk(tar, child, arcname, inner, opaque)
                 finally:
                     os.close(child)
+            elif (earlier := tar.hardlink(arcname, info)) is not None:
+                member = _header(arcname, info, None)
+                member.type, member.linkname = tarfile.LNKTYPE, earlier
+                tar.addfile(member)
             elif stat.S_ISLNK(info.st_mode):
                 _add(tar, arcname, info, os.readlink(entry, dir_fd=directory))
             elif stat.S_ISREG(info.st_mode):
@@ -232,9 +229,9 @@ def _walk(tar: _TarWriter, directory: int, prefix: str, path: str,
 def _header(name: str, info: os.stat_result, link: str | None) -> tarfile.TarInfo:
     directory = stat.S_ISDIR(info.st_mode)
     member = tarfile.TarInfo(name + "/" if directory and not name.endswith("/") else name)
-    member.mode = stat.S_IMODE(info.st_mode)
+    member.mode = info.st_mode  # the file-type bits too, which tarwriter writes
     member.uid, member.gid = info.st_uid, info.st_gid
-    member.mtime = info.st_mtime
+    member.mtime = int(info.st_mtime)  # whole seconds, as moby's FileInfoHeader
     if directory:
         member.type = tarfile.DIRTYPE
     elif link is not None:
@@ -247,12 +244,12 @@ def _header(name: str, info: os.stat_result, link: str | None) -> tarfile.TarInf
     return member
 
 
-def _add(tar: _TarWriter, name: str, info: os.stat_result, link: str | None) -> None:
+def _add(tar: tarwriter.TarWriter, name: str, info: os.stat_result, link: str | None) -> None:
     if not stat.S_ISSOCK(info.st_mode):  # tar has no sockets; docker cp leaves them out
         tar.addfile(_header(name, info, link))
 
 
-def _add_file(tar: _TarWriter, name: str, info: os.stat_result, fd: int) -> None:
+def _add_file(tar: tarwriter.TarWriter, name: str, info: os.stat_result, fd: int) -> None:
     """A regular file from `fd`, open for reading (the caller keeps it)."""
     member = _header(name, info, None)
     member.size = info.st_size
