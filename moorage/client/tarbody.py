@@ -91,10 +91,9 @@ def link_namer() -> tarfile.TarFile:
     return tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
 
 
-def build_context(directory: str, dockerfile: str, dockerfile_text: bytes | None) -> Iterator[Part]:
-    """A build context as the docker CLI sends it: `directory` less what its
-    .dockerignore excludes (by Docker's rules), with `dockerfile_text` added under the
-    name `dockerfile` when the Dockerfile is not in the directory."""
+def context_files(directory: str, dockerfile: str) -> list[str]:
+    """The paths of a build context as the docker CLI sends it (relative, sorted):
+    `directory` less what its .dockerignore excludes, by Docker's rules."""
     from moorage.client.dockerignore import Matcher, read_patterns
 
     ignore = os.path.join(directory, ".dockerignore")
@@ -104,9 +103,22 @@ def build_context(directory: str, dockerfile: str, dockerfile_text: bytes | None
             patterns = read_patterns(f.read())
     # The Dockerfile and .dockerignore always go (the docker CLI's TrimBuildFilesFromExcludes).
     patterns += [f"!{dockerfile}", "!.dockerignore"]
+    return Matcher(patterns).files(directory)
+
+
+def context_members(directory: str, paths: Iterable[str], dockerfile: str,
+                    dockerfile_text: bytes | None) -> Iterator[Part]:
+    """A tar of the context's `paths`, with `dockerfile_text` added under the name
+    `dockerfile` when the Dockerfile is not in the directory."""
     links = link_namer()
-    for rel in Matcher(patterns).files(directory):
+    for rel in paths:
         yield from member_parts(links, os.path.join(directory, rel), rel)
     if dockerfile_text is not None:
         yield from bytes_member(dockerfile, dockerfile_text)
     yield _END
+
+
+def build_context(directory: str, dockerfile: str, dockerfile_text: bytes | None) -> Iterator[Part]:
+    """A build context as the docker CLI sends it (`context_files`, `context_members`)."""
+    return context_members(directory, context_files(directory, dockerfile), dockerfile,
+                           dockerfile_text)

@@ -1,0 +1,99 @@
+"""moor build with moord's kept build contexts (docs/architecture.md, "Kept build
+contexts"): a rebuild sends only what changed, and builds exactly what the docker
+CLI's whole-tar upload builds."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+from clikit import Clis
+from enginekit import Daemon
+
+from moorage.client.api import Client
+from moorage.client.endpoint import Endpoint
+from moorage.client.errors import APIError
+
+_DOCKERFILE = ("FROM busybox\nCOPY data /data\nCOPY src /src\n"
+               "RUN cat /src/main.txt > /copy\nLABEL kept=1\n")
+
+
+def _built(clis: Clis, cli: str, context: Path) -> tuple[str, str]:
+    """The build's output and image ID, by `moor build` or the docker CLI."""
+    done = getattr(clis, cli)("build", "-t", "kept-test", str(context), timeout=180,
+                              DOCKER_BUILDKIT="0")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    short = re.search(r"Successfully built ([0-9a-f]{12})", out)
+    assert short, out
+    return out, short.group(1)
+
+
+def _sent(out: str) -> str:
+    found = re.search(r"Sending build context to the daemon\s+(\S+)", out)
+    assert found, out
+    return found.group(1)
+
+
+def test_rebuilds_send_changes_and_match_the_tar(moord_clis: Clis, moord: Daemon,
+                                                 tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    (context / "data").mkdir(parents=True)
+    (context / "src").mkdir()
+    for name in ("a", "b"):
+        (context / "data" / f"{name}.bin").write_bytes(os.urandom(256 << 10))
+    (context / "src" / "main.txt").write_text("v0\n")
+    os.symlink("main.txt", context / "src" / "link")
+    (context / "Dockerfile").write_text(_DOCKERFILE)
+    kept = Path(moord.data_root) / "builder" / "contexts"
+    try:
+        out, first = _built(moord_clis, "moor", context)
+        assert _sent(out).endswith("kB")
+        # The docker CLI's tar upload hits the same cache: the same cache keys.
+        assert _built(moord_clis, "docker", context)[1] == first
+        out, again = _built(moord_clis, "moor", context)
+        assert (again, _sent(out)) == (first, "1.024kB")  # the tar's end, no member
+
+        (context / "src" / "main.txt").write_text("v1\n")
+        out, changed = _built(moord_clis, "moor", context)
+        steps = out.split("Step ")[1:]
+        assert [("Using cache" in s) for s in steps] == [False, True, False, False, False]
+        assert float(_sent(out)[:-2]) < 10  # the file and its directory, not the data
+        tar_out, by_tar = _built(moord_clis, "docker", context)
+        assert by_tar == changed != first
+        assert tar_out.count("Using cache") == 4
+
+        (context / "data" / "b.bin").unlink()
+        (context / "data" / "c.bin").write_bytes(b"new")
+        (context / "src" / "link").unlink()
+        assert _built(moord_clis, "moor", context)[1] == \
+            _built(moord_clis, "docker", context)[1]
+
+        pruned = moord_clis.moor("builder", "prune", "-f")
+        assert pruned.returncode == 0, pruned.stderr
+        assert list(kept.iterdir()) == []
+    finally:
+        moord_clis.docker("rmi", "-f", "kept-test")
+
+
+def test_a_cut_transfer_is_not_trusted(moord: Daemon) -> None:
+    client = Client(Endpoint(moord.host))
+    base = f"/moorage/build/contexts/{'c' * 64}"
+    entries = [["f", [0o100644, 5, 1, ""]]]
+    assert client.post(f"{base}/needed", body={"entries": entries}) == {"Needed": ["f"]}
+    member = tarfile.TarInfo("f")
+    member.size = 5
+    manifest = json.dumps({"entries": entries, "sent": ["f"]}).encode()
+    body = len(manifest).to_bytes(8, "big") + manifest + member.tobuf() + b"ab"
+    with pytest.raises(APIError) as cut:
+        list(client.stream_json("POST", f"{base}/build", {"dockerfile": "f"},
+                                chunks=iter((body,))))
+    assert cut.value.status == 400
+    assert client.post(f"{base}/needed", body={"entries": entries}) == {"Needed": ["f"]}
+    with pytest.raises(APIError) as bad:
+        client.post("/moorage/build/contexts/nothex/needed", body={"entries": []})
+    assert bad.value.status == 400
