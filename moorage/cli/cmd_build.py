@@ -3,10 +3,10 @@ applied, the daemon's messages shown as plain lines."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from moorage import json_codec
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import human_size, prune_report, write
 from moorage.cli.session import CommandError
@@ -71,18 +71,21 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
     dockerfile_text = sys.stdin.buffer.read() if opts.file == "-" else None
     if directory != "-" and not os.path.isdir(directory):
         raise CommandError(f'unable to prepare context: path "{directory}" not found')
-    from moorage.cli.build_output import parse_spec
     from moorage.cli.build_progress import view
 
     try:
         shown = view(opts.progress or "auto")
-        output = parse_spec(opts.output) if opts.output else None
+        output = None
+        if opts.output:
+            from moorage.cli.build_output import parse_spec
+
+            output = parse_spec(opts.output)
     except ValueError as err:
         raise CommandError(str(err)) from None
     params: dict[str, Any] = {
         "t": list(opts.tag) or None, "dockerfile": None,
-        "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg")),
-        "labels": json.dumps(_key_values(opts.label, "label")),
+        "buildargs": json_codec.dumps(_key_values(opts.build_arg, "build-arg")),
+        "labels": json_codec.dumps(_key_values(opts.label, "label")),
         "target": opts.target or None, "nocache": opts.no_cache or None,
         "pull": opts.pull or None, "q": opts.quiet or None,
         "networkmode": opts.network or None, "rm": "1",

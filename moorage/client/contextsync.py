@@ -6,12 +6,10 @@ POST /build, as does a build whose kept copy another build changed meanwhile."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import socket
 import stat
 
+from moorage import json_codec
 from moorage.client.errors import APIError
 from moorage.client.tarbody import build_context, context_files, context_members
 
@@ -26,8 +24,7 @@ if TYPE_CHECKING:
 def context_key(directory: str) -> str:
     """Names the context among the daemon's kept copies (BuildKit's shared key: the
     client's host and the directory)."""
-    where = f"{socket.gethostname()}\0{os.path.realpath(directory)}"
-    return hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{os.uname().nodename}:{os.path.realpath(directory)}"
 
 
 def _identity(path: str) -> list[Any] | None:
@@ -94,15 +91,16 @@ def _told(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]], size: in
 def _kept_build(client: Client, params: dict[str, Any], key: str, entries: list[list[Any]],
                 directory: str, dockerfile: str, dockerfile_text: bytes | None,
                 size: list[int]) -> Iterator[dict[str, Any]]:
-    base = f"/moorage/build/contexts/{key}"
-    needed = set(client.call("POST", f"{base}/needed", body={"entries": entries})["Needed"])
+    needed = set(client.call("POST", "/moorage/build/context",
+                             body={"key": key, "entries": entries})["Needed"])
     paths = [p for p, _ in entries if p in needed]
-    manifest = json.dumps({"entries": entries, "sent": paths}).encode()
+    manifest = json_codec.dumps({"key": key, "entries": entries, "sent": paths},
+                                compact=True).encode("utf-8", "surrogateescape")
     members = context_members(
         directory, [p for p in paths if dockerfile_text is None or p != dockerfile],
         dockerfile, dockerfile_text if dockerfile in needed else None)
     body = _counted(members, size, len(manifest).to_bytes(8, "big") + manifest)
-    yield from client.stream_json("POST", f"{base}/build", params, chunks=body,
+    yield from client.stream_json("POST", "/moorage/build", params, chunks=body,
                                   headers={"Content-Type": "application/octet-stream"})
 
 

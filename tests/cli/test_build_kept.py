@@ -82,18 +82,17 @@ def test_rebuilds_send_changes_and_match_the_tar(moord_clis: Clis, moord: Daemon
 
 def test_a_cut_transfer_is_not_trusted(moord: Daemon) -> None:
     client = Client(Endpoint(moord.host))
-    base = f"/moorage/build/contexts/{'c' * 64}"
-    entries = [["f", [0o100644, 5, 1, ""]]]
-    assert client.post(f"{base}/needed", body={"entries": entries}) == {"Needed": ["f"]}
+    manifest = {"key": "test-host:/cut", "entries": [["f", [0o100644, 5, 1, ""]]]}
+    assert client.post("/moorage/build/context", body=manifest) == {"Needed": ["f"]}
     member = tarfile.TarInfo("f")
     member.size = 5
-    manifest = json.dumps({"entries": entries, "sent": ["f"]}).encode()
-    body = len(manifest).to_bytes(8, "big") + manifest + member.tobuf() + b"ab"
+    framed = json.dumps({**manifest, "sent": ["f"]}).encode()
+    body = len(framed).to_bytes(8, "big") + framed + member.tobuf() + b"ab"
     with pytest.raises(APIError) as cut:
-        list(client.stream_json("POST", f"{base}/build", {"dockerfile": "f"},
+        list(client.stream_json("POST", "/moorage/build", {"dockerfile": "f"},
                                 chunks=iter((body,))))
     assert cut.value.status == 400
-    assert client.post(f"{base}/needed", body={"entries": entries}) == {"Needed": ["f"]}
+    assert client.post("/moorage/build/context", body=manifest) == {"Needed": ["f"]}
     with pytest.raises(APIError) as bad:
-        client.post("/moorage/build/contexts/nothex/needed", body={"entries": []})
+        client.post("/moorage/build/context", body={"key": "", "entries": []})
     assert bad.value.status == 400

@@ -32,9 +32,9 @@ class BuildBackend(Protocol):
 
     async def prune(self, filters: dict[str, Any]) -> BuildCachePruneReport: ...
 
-    async def needed(self, key: str, manifest: Any) -> list[str]: ...
+    async def needed(self, manifest: Any) -> list[str]: ...
 
-    async def build_kept(self, request: BuildRequest, key: str, manifest: Any,
+    async def build_kept(self, request: BuildRequest, manifest: Any,
                          body: BinaryIO, emit: Emit) -> None: ...
 
 
@@ -163,18 +163,15 @@ def add_routes(app: web.Application, backend: BuildBackend) -> None:
         return await run_build(request, backend.build)
 
     async def post_kept_build(request: web.Request) -> web.StreamResponse:
-        key = request.match_info["key"]
-
         async def start(build: BuildRequest, body: BinaryIO, emit: Emit) -> None:
             manifest = await asyncio.to_thread(_read_manifest, body)
-            await backend.build_kept(build, key, manifest, body, emit)
+            await backend.build_kept(build, manifest, body, emit)
 
         return await run_build(request, start)
 
     async def post_needed(request: web.Request) -> web.Response:
         manifest = await read_json(request)
-        return json_response({"Needed": await backend.needed(request.match_info["key"],
-                                                             manifest)})
+        return json_response({"Needed": await backend.needed(manifest)})
 
     async def post_build_prune(request: web.Request) -> web.Response:
         report = await backend.prune(query_filters(request))
@@ -185,5 +182,5 @@ def add_routes(app: web.Application, backend: BuildBackend) -> None:
     add_route(app, "POST", "/build/prune", post_build_prune)
     # moorage's own: a build context kept between builds, sent incrementally
     # (docs/architecture.md, "Kept build contexts").
-    add_route(app, "POST", "/moorage/build/contexts/{key}/needed", post_needed)
-    add_route(app, "POST", "/moorage/build/contexts/{key}/build", post_kept_build)
+    add_route(app, "POST", "/moorage/build/context", post_needed)
+    add_route(app, "POST", "/moorage/build", post_kept_build)

@@ -2,13 +2,13 @@
 rebuild receives only the files that changed (as BuildKit's filesync keeps one per
 shared key).
 
-The client names its context by a key (its host and the context's absolute path) and
-describes every entry by a stat identity: [mode, size, mtime_ns, link target], or
-null for an entry that has none (a Dockerfile from stdin, a hard-linked file), which
-is always sent. ``needed`` answers which entries to send: those whose identity the
-kept copy does not have, and the parents of every entry added, changed or removed
-(their own times change with them, and a tar member sets them back). The build then
-sends a tar of just those, which ``sync`` applies.
+The client names its context by a key (its host and the context's absolute path, as
+BuildKit's shared key) and describes every entry by a stat identity: [mode, size,
+mtime_ns, link target], or null for an entry that has none (a Dockerfile from stdin,
+a hard-linked file), which is always sent. ``needed`` answers which entries to send:
+those whose identity the kept copy does not have, and the parents of every entry
+added, changed or removed (their own times change with them, and a tar member sets
+them back). The build then sends a tar of just those, which ``synced`` applies.
 
 The copy is the tar's unpacking, member for member, so a build from it is a build
 from the whole context: same files, same modes and times, same cache keys. Its index
@@ -20,10 +20,10 @@ transfer replaces whole."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import posixpath
-import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -34,21 +34,27 @@ from moorage.daemon.build.context import BuildContext, unpack_members
 from moorage.errors import Conflict, InvalidParameter
 from moorage.fsutil import atomic_write
 
-_KEY = re.compile(r"[0-9a-f]{64}")
+_KEY_MAX = 4096
+# Kept copies beyond this many make room by removing the least recently synced.
+_KEPT_MAX = 16
 Identity = list[Any] | None
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """The client's context: each entry's identity, by relative path, in the order
-    the client walked it."""
+    """The client's context: its key, each entry's identity, by relative path, in the
+    order the client walked it."""
 
+    key: str
     entries: dict[str, Identity]
     sent: frozenset[str]  # the entries the tar that follows holds
 
     @classmethod
     def parse(cls, document: Any) -> Manifest:
         try:
+            key = document["key"]
+            if not isinstance(key, str) or not 0 < len(key) <= _KEY_MAX:
+                raise ValueError("bad key")
             entries = {_path(path): _identity(ident) for path, ident in document["entries"]}
             sent = frozenset(_path(p) for p in document.get("sent") or ())
         except (TypeError, ValueError, KeyError) as err:
@@ -56,7 +62,7 @@ class Manifest:
         if not sent <= entries.keys():
             raise InvalidParameter("invalid build context manifest: a sent path is not "
                                    "in its entries")
-        return cls(entries, sent)
+        return cls(key, entries, sent)
 
 
 def _path(path: Any) -> str:
@@ -101,7 +107,10 @@ class _SharedLock:
 
     async def release(self) -> None:
         async with self.changed:
-            self.readers -= 1
+            if self.writing:
+                self.writing = False
+            else:
+                self.readers -= 1
             self.changed.notify_all()
 
     @property
@@ -115,39 +124,38 @@ class KeptContexts:
         os.makedirs(root, mode=0o700, exist_ok=True)
         self.locks: dict[str, _SharedLock] = {}
 
-    def _dir(self, key: str) -> str:
-        if not _KEY.fullmatch(key):
-            raise InvalidParameter(f"invalid build context key {key!r}")
-        return os.path.join(self.root, key)
+    def _dir(self, manifest: Manifest) -> str:
+        name = hashlib.sha256(manifest.key.encode("utf-8", "surrogateescape")).hexdigest()
+        return os.path.join(self.root, name)
 
-    def _lock(self, key: str) -> _SharedLock:
-        return self.locks.setdefault(key, _SharedLock())
-
-    def needed(self, key: str, manifest: Manifest) -> list[str]:
+    def needed(self, manifest: Manifest) -> list[str]:
         """The entries to send, in the manifest's order."""
-        index = _load_index(self._dir(key))
+        index = _load_index(self._dir(manifest))
         changed = _changed(manifest, index)
         need = set(changed) | {posixpath.dirname(p) for p in changed}
         need |= {posixpath.dirname(p) for p in index.keys() - manifest.entries.keys()}
         return [p for p in manifest.entries if p in need]
 
     @asynccontextmanager
-    async def synced(self, key: str, manifest: Manifest,
+    async def synced(self, manifest: Manifest,
                      body: Iterator[bytes]) -> AsyncIterator[BuildContext]:
         """The kept copy updated from ``body`` (the tar of the sent entries), read-locked
         for the build. Conflict when the copy moved on since ``needed`` answered (a
         concurrent transfer of the same context): the client sends the whole tar then."""
-        directory = self._dir(key)
-        lock = self._lock(key)
+        directory = self._dir(manifest)
+        lock = self.locks.setdefault(os.path.basename(directory), _SharedLock())
         index = await asyncio.to_thread(_load_index, directory)
         write = _must_write(manifest, index)
         await lock.acquire(write)
         try:
             if write:
+                if not index:
+                    await self._bound(os.path.basename(directory))
                 index = await asyncio.to_thread(_sync, directory, manifest, index, body)
                 await lock.downgrade()
             else:
                 await asyncio.to_thread(_drain, body)
+            await asyncio.to_thread(os.utime, directory)  # recently used: _bound keeps it
             tree = os.path.join(directory, "tree")
             yield BuildContext(tree, {os.path.join(tree, p): entry[1]
                                       for p, entry in index.items() if entry[1]},
@@ -155,19 +163,50 @@ class KeptContexts:
         finally:
             await lock.release()
 
-    def prune(self) -> tuple[list[str], int]:
-        """Remove the kept copies no build holds; their keys and the bytes freed."""
+    async def prune(self) -> tuple[list[str], int]:
+        """Remove the kept copies no build holds; their names and the bytes freed."""
         gone, size = [], 0
-        for key in sorted(os.listdir(self.root)):
-            lock = self.locks.get(key)
-            if lock is not None and not lock.idle:
-                continue
-            directory = os.path.join(self.root, key)
-            size += _index_size(_load_index(directory))
-            shutil.rmtree(directory, ignore_errors=True)
-            self.locks.pop(key, None)
-            gone.append(key)
+        for name in sorted(await asyncio.to_thread(os.listdir, self.root)):
+            freed = await self._drop(name)
+            if freed is not None:
+                gone.append(name)
+                size += freed
         return gone, size
+
+    async def _drop(self, name: str) -> int | None:
+        """Remove one kept copy unless a build holds it; the bytes freed."""
+        lock = self.locks.setdefault(name, _SharedLock())
+        if not lock.idle:
+            return None
+        await lock.acquire(write=True)
+        try:
+            return await asyncio.to_thread(_remove_copy, os.path.join(self.root, name))
+        finally:
+            await lock.release()
+            del self.locks[name]
+
+    async def _bound(self, keep: str) -> None:
+        """At most _KEPT_MAX copies: the least recently synced go first."""
+        names = [n for n in await asyncio.to_thread(os.listdir, self.root) if n != keep]
+        if len(names) < _KEPT_MAX:
+            return
+        used = await asyncio.to_thread(
+            lambda: sorted(names, key=lambda n: _mtime(os.path.join(self.root, n))))
+        for name in used[:len(names) - _KEPT_MAX + 1]:
+            await self._drop(name)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _remove_copy(directory: str) -> int:
+    size = _index_size(_load_index(directory))
+    shutil.rmtree(directory, ignore_errors=True)
+    return size
 
 
 def _index_size(index: dict[str, list[Any]]) -> int:

@@ -57,19 +57,19 @@ class BuildService:
         finally:
             await asyncio.to_thread(context.remove)
 
-    async def needed(self, key: str, manifest: Any) -> list[str]:
+    async def needed(self, manifest: Any) -> list[str]:
         """The entries of a client's context that its kept copy lacks (kept.py)."""
         parsed = Manifest.parse(manifest)
-        return await asyncio.to_thread(self.kept.needed, key, parsed)
+        return await asyncio.to_thread(self.kept.needed, parsed)
 
-    async def build_kept(self, request: BuildRequest, key: str, manifest: Any,
+    async def build_kept(self, request: BuildRequest, manifest: Any,
                          body: BinaryIO, emit: Emit) -> None:
         """``build`` from the kept copy of the client's context, brought up to date with
         ``body``: a tar of the entries ``needed`` named."""
         refs = self.check_tags(request.tags)
         parsed = Manifest.parse(manifest)
         chunks = iter(lambda: body.read(1 << 20), b"")
-        async with self.kept.synced(key, parsed, chunks) as context:
+        async with self.kept.synced(parsed, chunks) as context:
             await self._run(request, refs, context, emit)
 
     async def _run(self, request: BuildRequest, refs: list[Reference], context: BuildContext,
@@ -108,5 +108,5 @@ class BuildService:
         if filters:
             raise InvalidParameter(f"invalid filter '{next(iter(filters))}'")
         gone = await asyncio.to_thread(self.cache.prune)
-        contexts, size = await asyncio.to_thread(self.kept.prune)
+        contexts, size = await self.kept.prune()
         return BuildCachePruneReport(tuple(gone + contexts), size)
