@@ -73,6 +73,8 @@ def test_rebuilds_send_changes_and_match_the_tar(moord_clis: Clis, moord: Daemon
         assert _built(moord_clis, "moor", context)[1] == \
             _built(moord_clis, "docker", context)[1]
 
+        df = moord_clis.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}}")
+        assert "Build Cache 1" in df.stdout.decode(), df.stdout
         pruned = moord_clis.moor("builder", "prune", "-f")
         assert pruned.returncode == 0, pruned.stderr
         assert list(kept.iterdir()) == []

@@ -25,6 +25,7 @@ import json
 import os
 import posixpath
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from typing import Any
 
 from moorage.daemon.build.context import BuildContext, unpack_members
 from moorage.errors import Conflict, InvalidParameter
-from moorage.fsutil import atomic_write
+from moorage.fsutil import atomic_write, fsync_dir
+from moorage.model.system import BuildCacheUsage
 
 _KEY_MAX = 4096
 # Kept copies beyond this many make room by removing the least recently synced.
@@ -114,8 +116,15 @@ class _SharedLock:
             self.changed.notify_all()
 
     @property
-    def idle(self) -> bool:
+    def free(self) -> bool:
         return not self.readers and not self.writing
+
+    def take(self) -> bool:
+        """Write-lock it if no one holds it, without waiting."""
+        if not self.free:
+            return False
+        self.writing = True
+        return True
 
 
 class KeptContexts:
@@ -163,6 +172,18 @@ class KeptContexts:
         finally:
             await lock.release()
 
+    def usage(self) -> list[BuildCacheUsage]:
+        """The kept copies, as build cache records. Blocking."""
+        found = []
+        for name in sorted(os.listdir(self.root)):
+            directory = os.path.join(self.root, name)
+            lock = self.locks.get(name)
+            found.append(BuildCacheUsage(
+                name, "source.local", "local source for context",
+                _index_size(_load_index(directory)), _created_ns(directory),
+                int(_mtime(directory) * 1e9), lock is not None and not lock.free))
+        return found
+
     async def prune(self) -> tuple[list[str], int]:
         """Remove the kept copies no build holds; their names and the bytes freed."""
         gone, size = [], 0
@@ -176,14 +197,12 @@ class KeptContexts:
     async def _drop(self, name: str) -> int | None:
         """Remove one kept copy unless a build holds it; the bytes freed."""
         lock = self.locks.setdefault(name, _SharedLock())
-        if not lock.idle:
+        if not lock.take():
             return None
-        await lock.acquire(write=True)
         try:
             return await asyncio.to_thread(_remove_copy, os.path.join(self.root, name))
         finally:
             await lock.release()
-            del self.locks[name]
 
     async def _bound(self, keep: str) -> None:
         """At most _KEPT_MAX copies: the least recently synced go first."""
@@ -215,12 +234,22 @@ def _index_size(index: dict[str, list[Any]]) -> int:
 
 def _load_index(directory: str) -> dict[str, list[Any]]:
     """path → [identity, content digest or None]; empty when absent or untrusted."""
+    entries = _index_file(directory).get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _created_ns(directory: str) -> int:
+    created = _index_file(directory).get("created_ns")
+    return created if isinstance(created, int) else 0
+
+
+def _index_file(directory: str) -> dict[str, Any]:
     try:
         with open(os.path.join(directory, "index.json"), encoding="utf-8") as f:
-            index = json.load(f)
+            document = json.load(f)
     except (OSError, ValueError):
         return {}
-    return index if isinstance(index, dict) else {}
+    return document if isinstance(document, dict) else {}
 
 
 def _changed(manifest: Manifest, index: dict[str, list[Any]]) -> list[str]:
@@ -242,15 +271,15 @@ def _sync(directory: str, manifest: Manifest, index: dict[str, list[Any]],
     removed = index.keys() - manifest.entries.keys()
     parents = {posixpath.dirname(p) for p in changed | removed} - removed - {""}
     if not changed | parents <= manifest.sent:
-            _drain(body)
-            raise Conflict("the kept build context changed during the transfer")
+        _drain(body)
+        raise Conflict("the kept build context changed during the transfer")
+    created_ns = _created_ns(directory) if index else time.time_ns()
     index_path = os.path.join(directory, "index.json")
-    try:
+    if index:
         os.unlink(index_path)
-    except FileNotFoundError:
-        pass
-    if not index:
-        shutil.rmtree(directory, ignore_errors=True)
+        fsync_dir(directory)  # untrusted on disk before the copy changes
+    else:
+        shutil.rmtree(directory, ignore_errors=True)  # what a crash or cut left
     os.makedirs(directory, mode=0o700, exist_ok=True)
     try:
         if not os.path.isdir(tree):
@@ -268,7 +297,8 @@ def _sync(directory: str, manifest: Manifest, index: dict[str, list[Any]],
         fresh = {p: [ident, digests.get(os.path.normpath(os.path.join(tree, p)))
                      if p in changed else index[p][1]]
                  for p, ident in manifest.entries.items()}
-        atomic_write(index_path, json.dumps(fresh), 0o600)
+        atomic_write(index_path, json.dumps({"created_ns": created_ns, "entries": fresh}),
+                     0o600)
     except BaseException:
         shutil.rmtree(tree, ignore_errors=True)
         raise
