@@ -73,8 +73,9 @@ def test_rebuilds_send_changes_and_match_the_tar(moord_clis: Clis, moord: Daemon
         assert _built(moord_clis, "moor", context)[1] == \
             _built(moord_clis, "docker", context)[1]
 
-        df = moord_clis.docker("system", "df", "--format", "{{.Type}} {{.TotalCount}}")
-        assert "Build Cache 1" in df.stdout.decode(), df.stdout
+        df = moord_clis.docker("system", "df", "--format", "{{.Type}}={{.TotalCount}}")
+        counts = dict(line.split("=") for line in df.stdout.decode().splitlines())
+        assert int(counts["Build Cache"]) >= 1  # other tests' builds may have theirs
         pruned = moord_clis.moor("builder", "prune", "-f")
         assert pruned.returncode == 0, pruned.stderr
         assert list(kept.iterdir()) == []
