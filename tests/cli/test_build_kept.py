@@ -39,6 +39,20 @@ def _sent(out: str) -> str:
     return found.group(1)
 
 
+def _same_copies(clis: Clis, context: Path, image_id: str) -> None:
+    """The files `image_id` copied, times included, are those of a build from the
+    docker CLI's tar without the cache: the same COPY layers (the RUN's holds the time
+    it ran)."""
+    uncached = clis.docker("build", "-q", "--no-cache", str(context), timeout=180,
+                           DOCKER_BUILDKIT="0")
+    assert uncached.returncode == 0, uncached.stderr
+    other = uncached.stdout.decode().strip()
+    layers = [json.loads(clis.docker("inspect", "-f", "{{json .RootFS.Layers}}",
+                                     image).stdout)[:3] for image in (image_id, other)]
+    clis.docker("rmi", other)
+    assert layers[0] == layers[1]
+
+
 def test_rebuilds_send_changes_and_match_the_tar(moord_clis: Clis, moord: Daemon,
                                                  tmp_path: Path) -> None:
     context = tmp_path / "ctx"
@@ -66,12 +80,14 @@ def test_rebuilds_send_changes_and_match_the_tar(moord_clis: Clis, moord: Daemon
         tar_out, by_tar = _built(moord_clis, "docker", context)
         assert by_tar == changed != first
         assert tar_out.count("Using cache") == 4
+        _same_copies(moord_clis, context, changed)
 
         (context / "data" / "b.bin").unlink()
         (context / "data" / "c.bin").write_bytes(b"new")
         (context / "src" / "link").unlink()
-        assert _built(moord_clis, "moor", context)[1] == \
-            _built(moord_clis, "docker", context)[1]
+        kept_id = _built(moord_clis, "moor", context)[1]
+        assert _built(moord_clis, "docker", context)[1] == kept_id
+        _same_copies(moord_clis, context, kept_id)
 
         df = moord_clis.docker("system", "df", "--format", "{{.Type}}={{.TotalCount}}")
         counts = dict(line.split("=") for line in df.stdout.decode().splitlines())
