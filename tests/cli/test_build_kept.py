@@ -115,3 +115,28 @@ def test_a_cut_transfer_is_not_trusted(moord: Daemon) -> None:
     with pytest.raises(APIError) as bad:
         client.post("/moorage/build/context", body={"key": "", "entries": []})
     assert bad.value.status == 400
+
+
+def test_a_manifest_never_reaches_through_a_link(moord: Daemon, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("kept")
+    client = Client(Endpoint(moord.host))
+    key = f"test-host:{tmp_path}"
+
+    def send(entries: list[list[object]], members: list[tarfile.TarInfo]) -> None:
+        framed = json.dumps({"key": key, "entries": entries,
+                             "sent": [m.name for m in members]}).encode()
+        tar = b"".join(m.tobuf() for m in members) + bytes(1024)
+        list(client.stream_json("POST", "/moorage/build", {"dockerfile": "Dockerfile"},
+                                chunks=iter((len(framed).to_bytes(8, "big") + framed + tar,))))
+
+    link = tarfile.TarInfo("lnk")
+    link.type, link.linkname = tarfile.SYMTYPE, str(outside)
+    link_entry = ["lnk", [0o120777, 0, 1, str(outside)]]
+    with pytest.raises(APIError, match="Cannot locate specified Dockerfile"):
+        send([link_entry], [link])  # the copy is kept, though it holds no Dockerfile
+    with pytest.raises(APIError) as refused:
+        send([link_entry, ["lnk/victim", None]], [link, tarfile.TarInfo("lnk/victim")])
+    assert refused.value.status == 400
+    assert (outside / "victim").read_text() == "kept"

@@ -106,6 +106,14 @@ class _HashingTar(tarfile.TarFile):
         self.digests[os.path.normpath(targetpath)] = digest.hexdigest()
 
 
+    def makelink(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
+        super().makelink(tarinfo, targetpath)
+        if tarinfo.issym():
+            # tarfile leaves a link's own times at now; moby's archive sets them (LUtimesNano),
+            # and a COPY of the link keeps them: the same context makes the same layer.
+            os.utime(targetpath, (tarinfo.mtime, tarinfo.mtime), follow_symlinks=False)
+
+
 class _ChunkReader:
     """A readable file over an iterator of byte chunks, which seeks forward only (all a
     tar read from start to end needs). A read copies only what it returns: tarfile

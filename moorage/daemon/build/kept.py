@@ -153,9 +153,14 @@ class KeptContexts:
         concurrent transfer of the same context): the client sends the whole tar then."""
         directory = self._dir(manifest)
         lock = self.locks.setdefault(os.path.basename(directory), _SharedLock())
-        index = await asyncio.to_thread(_load_index, directory)
-        write = _must_write(manifest, index)
-        await lock.acquire(write)
+        write = False  # most builds change nothing: they share the copy
+        while True:
+            await lock.acquire(write)
+            index = await asyncio.to_thread(_load_index, directory)
+            if write or not _must_write(manifest, index):
+                break
+            await lock.release()
+            write = True
         try:
             if write:
                 if not index:
@@ -265,7 +270,6 @@ def _must_write(manifest: Manifest, index: dict[str, list[Any]]) -> bool:
 def _sync(directory: str, manifest: Manifest, index: dict[str, list[Any]],
           body: Iterator[bytes]) -> dict[str, list[Any]]:
     """Apply the sent tar to the kept copy (write-locked); its new index."""
-    index = _load_index(directory)  # as it is now that no one else writes
     tree = os.path.join(directory, "tree")
     changed = set(_changed(manifest, index))
     removed = index.keys() - manifest.entries.keys()
@@ -285,13 +289,13 @@ def _sync(directory: str, manifest: Manifest, index: dict[str, list[Any]],
         if not os.path.isdir(tree):
             os.mkdir(tree, 0o700)  # as the tar's private directory (mkdtemp)
         for path in sorted(removed, reverse=True):
-            _remove(os.path.join(tree, path))
-        for path in changed:
+            _remove(tree, path)
+        for path in sorted(changed):
             target = os.path.join(tree, path)
             ident = manifest.entries[path]
             if not (ident is not None and _is_dir(ident[0]) and os.path.isdir(target) and
                     not os.path.islink(target)):
-                _remove(target)
+                _remove(tree, path)
         # The parents' times change with their entries: their members set them back.
         digests = unpack_members(body, tree, changed | parents)
         fresh = {p: [ident, digests.get(os.path.normpath(os.path.join(tree, p)))
@@ -309,7 +313,14 @@ def _is_dir(mode: int) -> bool:
     return mode & 0o170000 == 0o040000
 
 
-def _remove(path: str) -> None:
+def _remove(tree: str, path: str) -> None:
+    """Remove ``path`` from the copy, never through a link: a manifest can name an
+    entry below one of its links."""
+    root = os.path.realpath(tree)
+    parent = os.path.realpath(os.path.dirname(os.path.join(root, path)))
+    if parent != root and not parent.startswith(root + "/"):
+        raise InvalidParameter(f"invalid build context manifest: {path} is below a link")
+    path = os.path.join(root, path)
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
