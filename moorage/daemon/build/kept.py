@@ -134,7 +134,7 @@ class KeptContexts:
         self.locks: dict[str, _SharedLock] = {}
 
     def _dir(self, manifest: Manifest) -> str:
-        name = hashlib.sha256(manifest.key.encode("utf-8", "surrogateescape")).hexdigest()
+        name = hashlib.sha256(manifest.key.encode("utf-8", "surrogatepass")).hexdigest()
         return os.path.join(self.root, name)
 
     def needed(self, manifest: Manifest) -> list[str]:
@@ -154,14 +154,17 @@ class KeptContexts:
         directory = self._dir(manifest)
         lock = self.locks.setdefault(os.path.basename(directory), _SharedLock())
         write = False  # most builds change nothing: they share the copy
-        while True:
-            await lock.acquire(write)
-            index = await asyncio.to_thread(_load_index, directory)
-            if write or not _must_write(manifest, index):
-                break
-            await lock.release()
-            write = True
+        held = False
         try:
+            while True:
+                await lock.acquire(write)
+                held = True
+                index = await asyncio.to_thread(_load_index, directory)
+                if write or not _must_write(manifest, index):
+                    break
+                held = False
+                await lock.release()
+                write = True
             if write:
                 if not index:
                     await self._bound(os.path.basename(directory))
@@ -175,7 +178,8 @@ class KeptContexts:
                                       for p, entry in index.items() if entry[1]},
                                kept=True)
         finally:
-            await lock.release()
+            if held:
+                await lock.release()
 
     def usage(self) -> list[BuildCacheUsage]:
         """The kept copies, as build cache records. Blocking."""
