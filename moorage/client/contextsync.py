@@ -1,5 +1,5 @@
 """A build sent to moord with only the context's changed files: moord keeps a copy of
-each client context between builds (its /moorage/build/contexts API, see
+each client context between builds (its /moorage/build API, see
 docs/architecture.md "Kept build contexts"), as BuildKit's filesync does. A daemon
 without that API (dockerd, an older moord) gets the whole context as a tar on
 POST /build, as does a build whose kept copy another build changed meanwhile."""
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from moorage.client.api import Client
     from moorage.client.tarbody import Part
+
 
 def context_key(directory: str) -> str:
     """Names the context among the daemon's kept copies (BuildKit's shared key: the
