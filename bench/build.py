@@ -4,7 +4,9 @@
 
 A 10-step Dockerfile over a 20 MB context (COPY of it, RUNs, config steps), built
 against a moord and a dockerd started here: by the docker CLI 28 with DOCKER_BUILDKIT=0
-(moord, dockerd's classic builder), by `moor build` (moord), and by Debian's docker
+(moord, dockerd's classic builder), by `moor build` (moord; it sends only the files
+that changed since the last build to moord's kept copy of the context, as BuildKit's
+filesync does, where the docker CLI sends the whole tar), and by Debian's docker
 20.10 CLI with DOCKER_BUILDKIT=1 (dockerd's built-in BuildKit, nothing pulled; that
 dockerd runs in a network namespace of its own). Cold (--no-cache), fully cached, and
 after changing one source file (the COPY and the steps after it run again; changed

@@ -4,13 +4,8 @@ steps' output indented under them (tty)."""
 
 from __future__ import annotations
 
-import re
 import sys
 import time
-
-_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
-# The classic builder's own bookkeeping lines, which the terminal view replaces.
-_NOISE = re.compile(r"^( ---> |Removing intermediate container |Successfully built )")
 
 
 class PlainView:
@@ -24,6 +19,11 @@ class PlainView:
 
 class TerminalView:
     def __init__(self) -> None:
+        import re  # here: the plain view (scripts, pipes) starts faster without it
+
+        self.step_line = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+        # The classic builder's own bookkeeping lines, which this view replaces.
+        self.noise = re.compile(r"^( ---> |Removing intermediate container |Successfully built )")
         self.started = time.monotonic()
         self.step: str | None = None
         self.step_started = 0.0
@@ -39,7 +39,7 @@ class TerminalView:
             self._line(line)
 
     def _line(self, line: str) -> None:
-        match = _STEP.match(line)
+        match = self.step_line.match(line)
         if match:
             self._finish()
             self.number += 1
@@ -50,7 +50,7 @@ class TerminalView:
         if line == " ---> Using cache":
             self.cached = True
             return
-        if _NOISE.match(line) or line.startswith(" ---> Running in "):
+        if self.noise.match(line) or line.startswith(" ---> Running in "):
             return
         if line.startswith("Successfully tagged "):
             self._finish()

@@ -3,22 +3,20 @@ applied, the daemon's messages shown as plain lines."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from moorage import json_codec
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import human_size, prune_report, write
 from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from typing import Any
 
     from moorage.cli.flags import Options
     from moorage.cli.session import Session
-    from moorage.client.tarbody import Part
 
 # The name the Dockerfile gets in the context when it comes from outside it or stdin.
 _STDIN_DOCKERFILE = ".dockerfile.moor-stdin"
@@ -52,7 +50,7 @@ def _dockerfile_name(directory: str, dockerfile: str | None,
     return name, dockerfile_text
 
 
-def _stdin_context(dockerfile: str | None) -> tuple[str, Iterator[Part]]:
+def _stdin_context(dockerfile: str | None) -> tuple[str, bytes]:
     """``moor build -``: stdin is a context tar (maybe compressed), or a Dockerfile alone
     (the docker CLI tells them apart the same way)."""
     from moorage.client.tarbody import archive, bytes_member
@@ -60,8 +58,9 @@ def _stdin_context(dockerfile: str | None) -> tuple[str, Iterator[Part]]:
     data = sys.stdin.buffer.read()
     compressed = data[:2] == b"\x1f\x8b" or data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00"
     if compressed or (len(data) >= 512 and data[257:262] == b"ustar"):
-        return dockerfile or "Dockerfile", iter((data,))
-    return "Dockerfile", archive(bytes_member("Dockerfile", data))
+        return dockerfile or "Dockerfile", data
+    return "Dockerfile", b"".join(
+        p for p in archive(bytes_member("Dockerfile", data)) if isinstance(p, bytes))
 
 
 def build(session: Session, opts: Options, args: list[str]) -> int:
@@ -72,26 +71,21 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
     dockerfile_text = sys.stdin.buffer.read() if opts.file == "-" else None
     if directory != "-" and not os.path.isdir(directory):
         raise CommandError(f'unable to prepare context: path "{directory}" not found')
-    from moorage.cli.build_output import parse_spec
     from moorage.cli.build_progress import view
 
     try:
         shown = view(opts.progress or "auto")
-        output = parse_spec(opts.output) if opts.output else None
+        output = None
+        if opts.output:
+            from moorage.cli.build_output import parse_spec
+
+            output = parse_spec(opts.output)
     except ValueError as err:
         raise CommandError(str(err)) from None
-    if directory == "-":
-        name, body = _stdin_context(opts.file)
-    else:
-        from moorage.client.tarbody import build_context
-
-        name, text = _dockerfile_name(directory, None if opts.file == "-" else opts.file,
-                                      dockerfile_text)
-        body = build_context(directory, name, text)
     params: dict[str, Any] = {
-        "t": list(opts.tag) or None, "dockerfile": name,
-        "buildargs": json.dumps(_key_values(opts.build_arg, "build-arg")),
-        "labels": json.dumps(_key_values(opts.label, "label")),
+        "t": list(opts.tag) or None, "dockerfile": None,
+        "buildargs": json_codec.dumps(_key_values(opts.build_arg, "build-arg")),
+        "labels": json_codec.dumps(_key_values(opts.label, "label")),
         "target": opts.target or None, "nocache": opts.no_cache or None,
         "pull": opts.pull or None, "q": opts.quiet or None,
         "networkmode": opts.network or None, "rm": "1",
@@ -99,35 +93,41 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         "extrahosts": list(opts.add_host) or None, "platform": opts.platform or None,
     }
 
-    def chunks() -> Iterator[Part]:
-        from moorage.client.tarbody import ContextError
-
-        sent = 0
-        try:
-            for part in body:
-                sent += len(part) if isinstance(part, bytes) else part.size
-                yield part
-        except ContextError as err:
-            raise CommandError(str(err)) from None
-        # The daemon answers once it has the whole context: this line still comes first.
+    def sent(size: int) -> None:
         if not opts.quiet:
-            shown.stream(f"Sending build context to the daemon  {human_size(sent, 4)}\n")
+            shown.stream(f"Sending build context to the daemon  {human_size(size, 4)}\n")
+
+    from moorage.client.tarbody import ContextError
 
     image_id = ""
-    for message in session.client.stream_json(
-            "POST", "/build", params, chunks=chunks(),
-            headers={"Content-Type": "application/x-tar"}):
-        if message.get("error"):
-            detail = message.get("errorDetail") or {}
-            # The docker CLI exits with a failed RUN's code.
-            raise CommandError(message["error"], detail.get("code") or 1)
-        if "aux" in message:
-            image_id = (message["aux"] or {}).get("ID", image_id)
-            continue
-        if opts.quiet and message.get("stream", "").startswith("sha256:"):
-            image_id = message["stream"].strip()  # a quiet build's only line (no aux)
-        elif not opts.quiet and message.get("stream"):
-            shown.stream(message["stream"])
+    try:
+        if directory == "-":
+            params["dockerfile"], body = _stdin_context(opts.file)
+            sent(len(body))
+            messages = session.client.stream_json(
+                "POST", "/build", params, chunks=iter((body,)),
+                headers={"Content-Type": "application/x-tar"})
+        else:
+            from moorage.client import contextsync
+
+            name, text = _dockerfile_name(directory, None if opts.file == "-" else opts.file,
+                                          dockerfile_text)
+            params["dockerfile"] = name
+            messages = contextsync.build(session.client, params, directory, name, text, sent)
+        for message in messages:
+            if message.get("error"):
+                detail = message.get("errorDetail") or {}
+                # The docker CLI exits with a failed RUN's code.
+                raise CommandError(message["error"], detail.get("code") or 1)
+            if "aux" in message:
+                image_id = (message["aux"] or {}).get("ID", image_id)
+                continue
+            if opts.quiet and message.get("stream", "").startswith("sha256:"):
+                image_id = message["stream"].strip()  # a quiet build's only line (no aux)
+            elif not opts.quiet and message.get("stream"):
+                shown.stream(message["stream"])
+    except ContextError as err:
+        raise CommandError(str(err)) from None
     if opts.quiet:
         write(image_id + "\n")
     else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 
 
 class Pattern:
@@ -18,6 +17,8 @@ class Pattern:
         if self.exclusion:
             text = text[1:]
         self.text = text
+        import re  # here: a context without .dockerignore compiles no pattern
+
         self.regex = re.compile(_regex(text))
         self.dirs = text.split("/")
 
@@ -30,6 +31,8 @@ class Pattern:
 
 
 def _regex(pattern: str) -> str:
+    import re
+
     out = "^"
     i = 0
     n = len(pattern)

@@ -9,10 +9,10 @@ cached rebuild costs little more than reading the directory.
 from __future__ import annotations
 
 import os
-import tarfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import tarfile
     from collections.abc import Iterable, Iterator
 
 _BLOCK = 512
@@ -43,6 +43,8 @@ def member_parts(tar: tarfile.TarFile, path: str, arcname: str) -> Iterator[Part
     """One file system entry (not its children) as a tar member, owned by root as the
     docker CLI sends build contexts. `tar` only names hard links to members already
     listed (gettarinfo); nothing is written to it."""
+    import tarfile
+
     try:
         info = tar.gettarinfo(path, arcname=arcname)
     except OSError as err:
@@ -72,6 +74,8 @@ def read_exactly(path: str, size: int) -> bytes:
 
 def bytes_member(name: str, data: bytes) -> Iterator[Part]:
     """A regular file made of `data` (a Dockerfile from stdin or inline)."""
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.size = len(data)
     yield info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
@@ -87,14 +91,14 @@ def archive(members: Iterable[Part]) -> Iterator[Part]:
 def link_namer() -> tarfile.TarFile:
     """A TarFile that only remembers the inodes met, for member_parts' hard links."""
     import io
+    import tarfile
 
     return tarfile.TarFile(fileobj=io.BytesIO(), mode="w", format=tarfile.PAX_FORMAT)
 
 
-def build_context(directory: str, dockerfile: str, dockerfile_text: bytes | None) -> Iterator[Part]:
-    """A build context as the docker CLI sends it: `directory` less what its
-    .dockerignore excludes (by Docker's rules), with `dockerfile_text` added under the
-    name `dockerfile` when the Dockerfile is not in the directory."""
+def context_files(directory: str, dockerfile: str) -> list[str]:
+    """The paths of a build context as the docker CLI sends it (relative, sorted):
+    `directory` less what its .dockerignore excludes, by Docker's rules."""
     from moorage.client.dockerignore import Matcher, read_patterns
 
     ignore = os.path.join(directory, ".dockerignore")
@@ -102,11 +106,27 @@ def build_context(directory: str, dockerfile: str, dockerfile_text: bytes | None
     if os.path.isfile(ignore):
         with open(ignore, encoding="utf-8") as f:
             patterns = read_patterns(f.read())
-    # The Dockerfile and .dockerignore always go (the docker CLI's TrimBuildFilesFromExcludes).
-    patterns += [f"!{dockerfile}", "!.dockerignore"]
-    links = link_namer()
-    for rel in Matcher(patterns).files(directory):
+    if patterns:
+        # The Dockerfile and .dockerignore always go (the docker CLI's
+        # TrimBuildFilesFromExcludes); without patterns, everything does.
+        patterns += [f"!{dockerfile}", "!.dockerignore"]
+    return Matcher(patterns).files(directory)
+
+
+def context_members(directory: str, paths: Iterable[str], dockerfile: str,
+                    dockerfile_text: bytes | None) -> Iterator[Part]:
+    """A tar of the context's `paths`, with `dockerfile_text` added under the name
+    `dockerfile` when the Dockerfile is not in the directory."""
+    links = None
+    for rel in paths:
+        links = links or link_namer()
         yield from member_parts(links, os.path.join(directory, rel), rel)
     if dockerfile_text is not None:
         yield from bytes_member(dockerfile, dockerfile_text)
     yield _END
+
+
+def build_context(directory: str, dockerfile: str, dockerfile_text: bytes | None) -> Iterator[Part]:
+    """A build context as the docker CLI sends it (`context_files`, `context_members`)."""
+    return context_members(directory, context_files(directory, dockerfile), dockerfile,
+                           dockerfile_text)

@@ -1,5 +1,6 @@
-"""`build`: the service's context as a tar stream to POST /build (the classic builder's
-API, which both dockerd 20.10 and moord serve), with compose's image name."""
+"""`build`: the service's context to the classic builder's API (POST /build, which both
+dockerd 20.10 and moord serve; moord's kept contexts when it has them), with compose's
+image name."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from moorage.client import contextsync
 from moorage.client.errors import APIError
-from moorage.client.tarbody import ContextError, build_context
+from moorage.client.tarbody import ContextError
 from moorage.compose.errors import ComposeError
 from moorage.compose.progress import event, write
 
@@ -51,12 +53,10 @@ def build(client: Client, project: Project, name: str) -> str:
     event(f"Service {name}", "Building")
     if not os.path.isdir(spec["context"]):
         raise ComposeError(f"unable to prepare context: path {spec['context']!r} not found")
-    body = build_context(spec["context"], params["dockerfile"],
-                         None if inline is None else inline.encode())
     built = ""
     try:
-        for message in client.stream_json("POST", "/build", params, chunks=body,
-                                          headers={"Content-Type": "application/x-tar"}):
+        for message in contextsync.build(client, params, spec["context"], params["dockerfile"],
+                                         None if inline is None else inline.encode()):
             if message.get("error"):
                 raise ComposeError(f"Service '{name}' failed to build : "
                                    f"{message['error'].strip()}")

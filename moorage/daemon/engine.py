@@ -45,7 +45,8 @@ class Engine:
         self.builds = BuildService(config.data_root, self.images, self.containers,
                                    self.events)
         self.system = SystemService(config, self.containers.counts, self.images.count)
-        self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes)
+        self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes,
+                                           self.builds.kept)
 
     async def start(self) -> None:
         await self.networks.start()

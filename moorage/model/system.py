@@ -46,8 +46,23 @@ class VolumeUsage:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildCacheUsage:
+    """A build cache record as BuildKit's `system df` lists it (a kept build context
+    is its "source.local")."""
+
+    id: str
+    kind: str
+    description: str
+    size: int
+    created_ns: int
+    last_used_ns: int
+    in_use: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DiskUsage:
     layers_size: int
     images: list[tuple[ImageSummary, int]]  # with the number of containers using it
     containers: list[tuple[ContainerRecord, tuple[int, int]]]  # with (SizeRw, SizeRootFs)
     volumes: list[VolumeUsage]
+    build_cache: list[BuildCacheUsage]

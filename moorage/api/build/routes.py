@@ -13,7 +13,14 @@ from typing import Any, BinaryIO, Protocol
 from aiohttp import web
 
 from moorage.api.images.streams import BodyReader
-from moorage.api.server import add_route, json_response, query_bool, query_filters, query_int
+from moorage.api.server import (
+    add_route,
+    json_response,
+    query_bool,
+    query_filters,
+    query_int,
+    read_json,
+)
 from moorage.errors import InvalidParameter
 from moorage.model.build import BuildCachePruneReport, BuildRequest
 
@@ -24,6 +31,11 @@ class BuildBackend(Protocol):
     async def build(self, request: BuildRequest, body: BinaryIO, emit: Emit) -> None: ...
 
     async def prune(self, filters: dict[str, Any]) -> BuildCachePruneReport: ...
+
+    async def needed(self, manifest: Any) -> list[str]: ...
+
+    async def build_kept(self, request: BuildRequest, manifest: Any,
+                         body: BinaryIO, emit: Emit) -> None: ...
 
 
 def _json_value(request: web.Request, name: str) -> Any:
@@ -103,8 +115,35 @@ def build_request(request: web.Request) -> BuildRequest:
         shm_size=query_int(request, "shmsize", 0) or 0, resources=resources)
 
 
+def _read_manifest(body: BinaryIO) -> Any:
+    """The JSON manifest that starts a kept-context build's body, after its length
+    (8 bytes, big-endian)."""
+    size = int.from_bytes(_read_exactly(body, 8), "big")
+    if size > _MANIFEST_MAX:
+        raise InvalidParameter("invalid build context manifest: too large")
+    try:
+        return json.loads(_read_exactly(body, size))
+    except ValueError as err:
+        raise InvalidParameter(f"invalid build context manifest: {err}") from None
+
+
+_MANIFEST_MAX = 256 << 20
+
+
+def _read_exactly(body: BinaryIO, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = body.read(size - len(data))
+        if not chunk:
+            raise InvalidParameter("invalid build context manifest: the body ends early")
+        data += chunk
+    return bytes(data)
+
+
 def add_routes(app: web.Application, backend: BuildBackend) -> None:
-    async def post_build(request: web.Request) -> web.StreamResponse:
+    async def run_build(request: web.Request,
+                        start: Callable[[BuildRequest, BinaryIO, Emit], Awaitable[None]],
+                        ) -> web.StreamResponse:
         build = build_request(request)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
 
@@ -114,11 +153,25 @@ def add_routes(app: web.Application, backend: BuildBackend) -> None:
             await response.write(json.dumps(message).encode() + b"\r\n")
 
         body = BodyReader(request.content, asyncio.get_running_loop())
-        await backend.build(build, body, emit)  # type: ignore[arg-type]
+        await start(build, body, emit)  # type: ignore[arg-type]
         if not response.prepared:
             await response.prepare(request)
         await response.write_eof()
         return response
+
+    async def post_build(request: web.Request) -> web.StreamResponse:
+        return await run_build(request, backend.build)
+
+    async def post_kept_build(request: web.Request) -> web.StreamResponse:
+        async def start(build: BuildRequest, body: BinaryIO, emit: Emit) -> None:
+            manifest = await asyncio.to_thread(_read_manifest, body)
+            await backend.build_kept(build, manifest, body, emit)
+
+        return await run_build(request, start)
+
+    async def post_needed(request: web.Request) -> web.Response:
+        manifest = await read_json(request)
+        return json_response({"Needed": await backend.needed(manifest)})
 
     async def post_build_prune(request: web.Request) -> web.Response:
         report = await backend.prune(query_filters(request))
@@ -127,3 +180,7 @@ def add_routes(app: web.Application, backend: BuildBackend) -> None:
 
     add_route(app, "POST", "/build", post_build)
     add_route(app, "POST", "/build/prune", post_build_prune)
+    # moorage's own: a build context kept between builds, sent incrementally
+    # (docs/architecture.md, "Kept build contexts").
+    add_route(app, "POST", "/moorage/build/context", post_needed)
+    add_route(app, "POST", "/moorage/build", post_kept_build)

@@ -36,6 +36,12 @@ def add_routes(app: web.Application, backend: DiskUsageBackend) -> None:
                          "Options": None, "Scope": "local",
                          "UsageData": {"RefCount": v.ref_count, "Size": v.size}}
                         for v in usage.volumes],
-            "BuildCache": [], "BuilderSize": 0})
+            "BuildCache": [{"ID": c.id, "Parents": None, "Type": c.kind,
+                            "Description": c.description, "InUse": c.in_use,
+                            "Shared": False, "Size": c.size,
+                            "CreatedAt": format_rfc3339_nano(c.created_ns),
+                            "LastUsedAt": format_rfc3339_nano(c.last_used_ns),
+                            "UsageCount": 1} for c in usage.build_cache],
+            "BuilderSize": sum(c.size for c in usage.build_cache)})
 
     add_route(app, "GET", "/system/df", get_system_df)

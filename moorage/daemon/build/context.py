@@ -18,10 +18,12 @@ from moorage.image.compression import decompressed
 
 
 class BuildContext:
-    def __init__(self, root: str, digests: dict[str, str] | None = None) -> None:
+    def __init__(self, root: str, digests: dict[str, str] | None = None, *,
+                 kept: bool = False) -> None:
         self.root = root
         # host path → SHA-256 of the file's content, as received
         self.digests = digests or {}
+        self.kept = kept  # a kept copy (kept.py), which outlives the build
 
     @classmethod
     def unpack(cls, stream: BinaryIO, parent: str) -> BuildContext:
@@ -43,7 +45,8 @@ class BuildContext:
         return cls(root, tar.digests)
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not self.kept:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def dockerfile(self, name: str) -> str:
         """The Dockerfile's text; moby's error when it is not in the context."""
@@ -62,6 +65,18 @@ class BuildContext:
     def resolve(self, path: str) -> str:
         """``path`` inside the context, symlinks followed but never out of it."""
         return in_scope(self.root, path.replace("\\", "/"))
+
+
+def unpack_members(chunks: Iterator[bytes], root: str, names: set[str]) -> dict[str, str]:
+    """Unpack the members of the tar in ``chunks`` that ``names`` holds into ``root``,
+    as ``BuildContext.unpack`` does, reading past the others; their content digests."""
+    try:
+        with _HashingTar.open(fileobj=_ChunkReader(chunks), mode="r:") as tar:
+            tar.extractall(root, members=(m for m in tar if m.name in names),
+                           filter="tar")
+    except tarfile.TarError as err:
+        raise InvalidParameter(f"failed to read the build context: {err}") from None
+    return tar.digests
 
 
 class _HashingTar(tarfile.TarFile):
@@ -89,6 +104,14 @@ class _HashingTar(tarfile.TarFile):
                 target.write(chunk)
                 remaining -= len(chunk)
         self.digests[os.path.normpath(targetpath)] = digest.hexdigest()
+
+
+    def makelink(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
+        super().makelink(tarinfo, targetpath)
+        if tarinfo.issym():
+            # tarfile leaves a link's own times at now; moby's archive sets them (LUtimesNano),
+            # and a COPY of the link keeps them: the same context makes the same layer.
+            os.utime(targetpath, (tarinfo.mtime, tarinfo.mtime), follow_symlinks=False)
 
 
 class _ChunkReader:

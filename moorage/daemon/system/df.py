@@ -1,9 +1,10 @@
-"""system df: what images, containers and volumes take on disk."""
+"""system df: what images, containers, volumes and the build cache take on disk."""
 
 from __future__ import annotations
 
 import asyncio
 
+from moorage.daemon.build.kept import KeptContexts
 from moorage.daemon.containers import ContainerService
 from moorage.daemon.images.service import ImageService
 from moorage.daemon.volumes.service import VolumeService
@@ -12,8 +13,9 @@ from moorage.model.system import DiskUsage, VolumeUsage
 
 class DiskUsageService:
     def __init__(self, images: ImageService, containers: ContainerService,
-                 volumes: VolumeService) -> None:
+                 volumes: VolumeService, kept: KeptContexts) -> None:
         self.images, self.containers, self.volumes = images, containers, volumes
+        self.kept = kept
 
     async def disk_usage(self) -> DiskUsage:
         records = sorted(self.containers.ctx.registry.all(), key=lambda r: r.created,
@@ -24,4 +26,5 @@ class DiskUsageService:
         volumes = [VolumeUsage(v.record.name, v.mountpoint, v.record.created_ns, v.size,
                                v.ref_count)
                    for v in await asyncio.to_thread(self.volumes.usage)]
-        return DiskUsage(sum(s.size for s in summaries), images, containers, volumes)
+        return DiskUsage(sum(s.size for s in summaries), images, containers, volumes,
+                         await asyncio.to_thread(self.kept.usage))
