@@ -243,6 +243,8 @@ def copy(machine_of: Callable[[str], Machine], source: str, target: str,
 
 
 async def _copy(ends: list[tuple[Machine, str | None, str] | str], recursive: bool) -> None:
+    from pathlib import PurePath
+
     import asyncssh
 
     conns: list[asyncssh.SSHClientConnection] = []
@@ -250,7 +252,8 @@ async def _copy(ends: list[tuple[Machine, str | None, str] | str], recursive: bo
     try:
         for end in ends:
             if isinstance(end, str):
-                paths.append(end)
+                # a PurePath: asyncssh reads a str with a colon as host:path and connects
+                paths.append(PurePath(end))
                 continue
             machine, user, path = end
             conns.append(await _connect(machine, user=user))
