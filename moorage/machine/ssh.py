@@ -259,8 +259,9 @@ async def _copy(ends: list[tuple[Machine, str | None, str] | str], recursive: bo
             conns.append(await _connect(machine, user=user))
             paths.append((conns[-1], path))
         await asyncssh.scp(paths[0], paths[1], recurse=recursive)  # type: ignore[arg-type]
-    except asyncssh.SFTPError as err:
-        raise MachineError(f"scp: {err.reason}") from None
+    except asyncssh.SFTPError as err:  # the remote scp's own words start with "scp: "
+        reason = err.reason if err.reason.startswith("scp: ") else f"scp: {err.reason}"
+        raise MachineError(reason) from None
     except OSError as err:
         raise MachineError(f"scp: {err.filename or ''}: {err.strerror}") from None
     finally:

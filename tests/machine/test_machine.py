@@ -111,13 +111,17 @@ def test_ssh_and_scp_both_ways(env: Env, machine: str, tmp_path: Path) -> None:
     env.ok(MOOR, "machine", "ssh", machine, "echo coming down > /tmp/down.txt")
     env.ok(MOOR, "machine", "scp", f"{machine}:/tmp/down.txt", str(tmp_path / "down.txt"))
     assert (tmp_path / "down.txt").read_text() == "coming down\n"
+    # a machine on both sides (one connection each), the user named on one
+    env.ok(MOOR, "machine", "scp", f"root@{machine}:/tmp/down.txt", f"{machine}:/tmp/again.txt")
+    assert env.ok(MOOR, "machine", "ssh", machine, "cat /tmp/again.txt") == "coming down\n"
     # a local path with a colon stays local (asyncssh alone would read it as host:path)
     (tmp_path / "with:colon").write_text("colon\n")
     env.ok(MOOR, "machine", "scp", str(tmp_path / "with:colon"), f"{machine}:/tmp/")
     assert env.ok(MOOR, "machine", "ssh", machine, "cat /tmp/with:colon") == "colon\n"
     absent = env.moor("machine", "scp", f"{machine}:/tmp/absent", str(tmp_path / "absent"))
     assert absent.returncode == 1
-    assert "/tmp/absent: No such file or directory" in absent.stderr
+    assert "scp: /tmp/absent: No such file or directory" in absent.stderr
+    assert "scp: scp:" not in absent.stderr
     # stdin forwarded, stderr and the exit status passed through
     piped = env.moor("machine", "ssh", machine, "cat; echo to-stderr >&2; exit 7",
                      input=b"piped in\n")
