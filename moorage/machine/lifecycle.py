@@ -149,6 +149,7 @@ def create_generic(name: str, address: str, ssh_port: int, ssh_user: str, ssh_ke
                            "machine uses no SSH agent and no password")
     if not os.path.isfile(ssh_key):
         raise MachineError(f"{ssh_key}: no such file", "reading --generic-ssh-key")
+    ssh.load_key(ssh_key, "reading --generic-ssh-key")
     made: list[str] = []
     try:
         os.makedirs(os.path.dirname(machine_dir(name)), 0o700, exist_ok=True)

@@ -46,22 +46,32 @@ def _known(machine: Machine) -> bool:
         return False
 
 
+def load_key(path: str, step: str | None = None) -> asyncssh.SSHKey:
+    """A private key moor machine can use: no passphrase (it asks for none)."""
+    import asyncssh
+
+    try:
+        return asyncssh.read_private_key(path)
+    except (asyncssh.KeyImportError, OSError) as err:
+        raise MachineError(f"SSH key {path}: {err}", step) from None
+
+
 async def _connect(machine: Machine, first_contact: bool = False,
                    user: str | None = None) -> asyncssh.SSHClientConnection:
     """first_contact: a generic host's key is not known before create meets it; it is
     recorded then (OpenSSH's accept-new) and checked strictly ever after."""
-
     import asyncssh
 
     key = str(machine.driver["SSHKeyPath"])
     if not os.path.exists(key):
         raise MachineError(f"SSH key {key} does not exist")
+    client_key = load_key(key)
     accept_new = first_contact and not _known(machine)
     user = user or str(machine.driver["SSHUser"])
     where = f"connect to host {machine.ip} port {machine.ssh_port}"
     try:
         conn = await asyncssh.connect(
-            machine.ip, machine.ssh_port, username=user, config=[], client_keys=[key],
+            machine.ip, machine.ssh_port, username=user, config=[], client_keys=[client_key],
             agent_path=None, password_auth=False, kbdint_auth=False, gss_host=None,
             known_hosts=None if accept_new else machine.path("known_hosts"),
             host_key_alias=_alias(machine), x509_trusted_certs=None,

@@ -59,6 +59,11 @@ def test_bad_ssh_input_names_the_step_and_makes_nothing(env: Env, bare: Bare,
     assert missing.returncode == 1
     assert f"reading --generic-ssh-key: {tmp_path / 'absent'}: no such file" in missing.stderr
     _nothing_made(env, "nokey")
+    (tmp_path / "garbage").write_text("not a key\n")
+    garbage = _create(env, bare, name="garbage", key=str(tmp_path / "garbage"))
+    assert "Error creating machine: reading --generic-ssh-key: SSH key " \
+        f"{tmp_path / 'garbage'}: Invalid private key" in garbage.stderr
+    _nothing_made(env, "garbage")
     wrong_key = tmp_path / "wrong"
     env.ok("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key))
     wrong = _create(env, bare, name="wrongkey", key=str(wrong_key))
