@@ -1,9 +1,9 @@
 """`moor machine` with the qemu driver: the one-time image build, a create with the image
 cached (to an engine that answers), a start of a stopped machine, and
 `moor run --rm busybox true` through TLS into the VM next to the same run against a
-local moord on its unix socket; then the generic driver: a create that provisions a
-second VM booted bare (over SSH, the dependency bundle cached) and a start of its
-stopped engine.
+local moord on its unix socket, `machine ssh NAME true` next to OpenSSH's ssh; then the
+generic driver: a create that provisions a second VM booted bare (over SSH, the
+dependency bundle cached) and a start of its stopped engine.
 
     .venv/bin/python bench/machine.py [--runs 10] [--no-build]
 
@@ -61,6 +61,24 @@ def timed(argv: list[str], env: dict[str, str], input: bytes | None = None) -> f
 def median_run(argv: list[str], env: dict[str, str], runs: int) -> float:
     timed(argv, env)
     return statistics.median(timed(argv, env) for _ in range(runs))
+
+
+def ssh_figure(env: dict[str, str], name: str, runs: int) -> tuple[str, str]:
+    """`moor machine ssh NAME true` (asyncssh in-process, its import included) next to
+    OpenSSH's `ssh` with the same key and known_hosts."""
+    import json
+
+    folder = os.path.join(env["MOOR_MACHINE_STORAGE_PATH"], "machines", name)
+    with open(os.path.join(folder, "config.json")) as f:
+        port = json.load(f)["Driver"]["SSHPort"]
+    openssh = ["ssh", "-i", os.path.join(folder, "id_ed25519"), "-o", "IdentitiesOnly=yes",
+               "-o", f"UserKnownHostsFile={os.path.join(folder, 'known_hosts')}",
+               "-o", f"HostKeyAlias=moor-machine-{name}", "-o", "StrictHostKeyChecking=yes",
+               "-o", "BatchMode=yes", "-p", str(port), "root@127.0.0.1", "true"]
+    moor = median_run([MOOR, "machine", "ssh", name, "true"], env, runs)
+    peer = median_run(openssh, env, runs)
+    return ("machine ssh NAME true: moor (asyncssh) / OpenSSH ssh",
+            f"{moor * 1000:.0f} ms / {peer * 1000:.0f} ms = {moor / peer:.1f}x")
 
 
 def generic(base: str, env: dict[str, str]) -> list[tuple[str, str]]:
@@ -132,6 +150,7 @@ def main() -> None:
             figures.append(("run --rm busybox true: machine (TLS, TCG) / local moord",
                             f"{through_vm * 1000:.0f} ms / {on_host * 1000:.0f} ms = "
                             f"{through_vm / on_host:.1f}x"))
+            figures.append(ssh_figure(env, name, args.runs))
         finally:
             subprocess.run([MOOR, "machine", "rm", "-f", "-y", name], env=env,
                            capture_output=True, check=False)

@@ -288,18 +288,19 @@ def ssh(_opts: Options, args: list[str]) -> int:
     from moorage.machine import ssh as machine_ssh
 
     machine = _running(args[0])
-    argv = machine_ssh.command(machine, args[1:], tty=not args[1:] and sys.stdin.isatty())
     sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    try:
+        return machine_ssh.session(machine, args[1:])
+    except machine_ssh.ConnectError as err:
+        # OpenSSH's exit status, which scripts test for, on the message's own line
+        raise CommandError(str(err), machine_ssh.CONNECT_FAILED) from None
 
 
 def scp(opts: Options, args: list[str]) -> int:
-    import subprocess
-
     from moorage.machine import ssh as machine_ssh
 
-    argv = machine_ssh.scp_command(_running, args[0], args[1], opts.recursive)
-    return subprocess.run(argv, check=False).returncode
+    machine_ssh.copy(_running, args[0], args[1], opts.recursive)
+    return 0
 
 
 def regenerate_certs(opts: Options, args: list[str]) -> int:

@@ -87,7 +87,7 @@ def _host_mirror() -> str:
 
 
 # What only the client side uses: the guest runs the engine, never `moor machine`.
-_CLIENT_ONLY = ("cryptography",)
+_CLIENT_ONLY = ("cryptography", "asyncssh")
 
 
 def _requirements() -> list[str]:

@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from moorage.machine import qemu, store
+from moorage.machine import qemu, ssh, store
 from moorage.machine.errors import MachineError
 from moorage.machine.image import ROOT_SIZE_MB
 from moorage.machine.paths import machine_dir
@@ -107,7 +107,7 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
             client_key = certs.ssh_keypair(machine.path("id_ed25519"))
             host_key = machine.path("ssh_host_ed25519_key")
             host_public = certs.ssh_keypair(host_key)
-            _known_hosts(machine, host_public)
+            ssh.record_host_key(machine, host_public)
             machine.save()
         with progress.step("Creating the disk"):
             tree = qemu.seed(machine, client_key, host_key, str(time.time()))
@@ -120,8 +120,6 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
         with progress.step("Waiting for the engine"):
             qemu.wait_engine(machine)
         if disk_mb > DEFAULT_DISK_MB:
-            from moorage.machine import ssh
-
             with progress.step("Growing the file system"):
                 ssh.run(machine, ["resize2fs", "/dev/vda"])
         with progress.step("Creating the context"):
@@ -151,6 +149,7 @@ def create_generic(name: str, address: str, ssh_port: int, ssh_user: str, ssh_ke
                            "machine uses no SSH agent and no password")
     if not os.path.isfile(ssh_key):
         raise MachineError(f"{ssh_key}: no such file", "reading --generic-ssh-key")
+    ssh.load_key(ssh_key, "reading --generic-ssh-key")
     made: list[str] = []
     try:
         os.makedirs(os.path.dirname(machine_dir(name)), 0o700, exist_ok=True)
@@ -194,12 +193,6 @@ def create_generic(name: str, address: str, ssh_port: int, ssh_user: str, ssh_ke
             shutil.rmtree(machine_dir(name), ignore_errors=True)
         raise
     return machine
-
-
-def _known_hosts(machine: store.Machine, host_public: str) -> None:
-    """The host key under an alias of the machine's name: the forwarded port may change."""
-    with open(machine.path("known_hosts"), "w") as f:
-        f.write(f"moor-machine-{machine.name} {host_public}\n")
 
 
 def state(machine: store.Machine) -> str:
@@ -291,7 +284,7 @@ def remove(machine: store.Machine) -> str:
 def regenerate_certs(machine: store.Machine, client_certs: bool) -> None:
     """New server certificate (and with client_certs a new CA and client certificate),
     sent to the guest over SSH; its engine restarts on them."""
-    from moorage.machine import certs, ssh
+    from moorage.machine import certs
 
     if client_certs:
         certs.ensure_client_store(regenerate=True)
@@ -320,7 +313,7 @@ def _addresses(machine: store.Machine) -> list[str]:
 def upgrade(machine: store.Machine) -> str:
     """The client's moorage in place of the machine's; moord restarts on it (its unit,
     or a generic host's loop) and brings back the containers its restart policies keep."""
-    from moorage.machine import generic, ssh
+    from moorage.machine import generic
     from moorage.machine import image as images
 
     # With its bytecode, as create sends it: moord compiling moorage on a TCG guest

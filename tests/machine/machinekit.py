@@ -106,8 +106,7 @@ def bare_vm(storage: Path) -> Iterator[Bare]:
     try:
         client_key = certs.ssh_keypair(machine.path("id_ed25519"))
         host_key = machine.path("ssh_host_ed25519_key")
-        Path(machine.path("known_hosts")).write_text(
-            f"moor-machine-bare {certs.ssh_keypair(host_key)}\n")
+        ssh.record_host_key(machine, certs.ssh_keypair(host_key))
         tree = Path(qemu.seed(machine, client_key, host_key, "bare"))
         shutil.rmtree(tree / "moorage")
         qemu.disks(machine, image.disk, images.ROOT_SIZE_MB, str(tree))

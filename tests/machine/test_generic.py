@@ -1,7 +1,8 @@
 """`moor machine` with the generic driver, against a second VM booted bare from the
 cached machine image: systemd and sshd, no moorage and no engine, reached over SSH on
 its forwarded port on 127.0.0.1 as a user who is not root (the driver's `sudo -n`
-path); the driver installs moord.service and systemd keeps it up.
+path); the driver installs moord.service and systemd keeps it up, or, with /run/systemd
+hidden, its restart loop does.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def test_bad_ssh_input_names_the_step_and_makes_nothing(env: Env, bare: Bare,
     assert missing.returncode == 1
     assert f"reading --generic-ssh-key: {tmp_path / 'absent'}: no such file" in missing.stderr
     _nothing_made(env, "nokey")
+    (tmp_path / "garbage").write_text("not a key\n")
+    garbage = _create(env, bare, name="garbage", key=str(tmp_path / "garbage"))
+    assert "Error creating machine: reading --generic-ssh-key: SSH key " \
+        f"{tmp_path / 'garbage'}: Invalid private key" in garbage.stderr
+    _nothing_made(env, "garbage")
     wrong_key = tmp_path / "wrong"
     env.ok("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong_key))
     wrong = _create(env, bare, name="wrongkey", key=str(wrong_key))
@@ -117,6 +123,39 @@ def test_provision_run_stop_start_certs_upgrade_and_rm(env: Env, bare: Bare,
     assert "moorage" not in left.replace("no-moord", "")
     assert "moord.service" not in left
     assert "no-moord" in left
+
+
+def test_without_systemd_a_restart_loop_keeps_moord_up(env: Env, bare: Bare) -> None:
+    """The driver's fallback for a host without systemd: /run/systemd hidden under a
+    tmpfs, the probe's sign of systemd, so the host looks like one booted by another
+    init. moord killed comes back from the loop; rm (which stops first) leaves neither."""
+    import time
+
+    name = f"mn{os.getpid()}"
+    _as_root(env, bare, "mount -t tmpfs -o size=1m moor-no-systemd /run/systemd")
+
+    def moord_pid() -> str:
+        return env.moor("machine", "ssh", name, "sudo -n cat /run/moor/moord.pid").stdout.strip()
+
+    try:
+        created = _create(env, bare, name=name)
+        assert created.returncode == 0, created.stderr
+        assert "Starting the engine (none)" in created.stdout
+        first = moord_pid()
+        assert first
+        env.ok(MOOR, "machine", "ssh", name, f"sudo -n kill -9 {first}")
+        deadline = time.monotonic() + 120
+        while moord_pid() in ("", first) or env.moor("machine", "status", name).stdout != \
+                "Running\n":
+            assert time.monotonic() < deadline, "moord was not started again"
+            time.sleep(1)
+    finally:  # rm stops the loop, then moord (generic.stop), and removes both
+        removed = env.moor("machine", "rm", "-y", "-f", name)
+        left = _as_root(env, bare, "pgrep -f /opt/moorag[e] || echo none; "
+                        "umount /run/systemd")
+    assert removed.returncode == 0, removed.stderr
+    assert left == "none\n"
+    _nothing_made(env, name)
 
 
 def test_the_bare_vm_goes_with_its_ports(bare: Bare) -> None:

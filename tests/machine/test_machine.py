@@ -111,6 +111,89 @@ def test_ssh_and_scp_both_ways(env: Env, machine: str, tmp_path: Path) -> None:
     env.ok(MOOR, "machine", "ssh", machine, "echo coming down > /tmp/down.txt")
     env.ok(MOOR, "machine", "scp", f"{machine}:/tmp/down.txt", str(tmp_path / "down.txt"))
     assert (tmp_path / "down.txt").read_text() == "coming down\n"
+    # a machine on both sides (one connection each), the user named on one
+    env.ok(MOOR, "machine", "scp", f"root@{machine}:/tmp/down.txt", f"{machine}:/tmp/again.txt")
+    assert env.ok(MOOR, "machine", "ssh", machine, "cat /tmp/again.txt") == "coming down\n"
+    # a local path with a colon stays local (asyncssh alone would read it as host:path)
+    (tmp_path / "with:colon").write_text("colon\n")
+    env.ok(MOOR, "machine", "scp", str(tmp_path / "with:colon"), f"{machine}:/tmp/")
+    assert env.ok(MOOR, "machine", "ssh", machine, "cat /tmp/with:colon") == "colon\n"
+    absent = env.moor("machine", "scp", f"{machine}:/tmp/absent", str(tmp_path / "absent"))
+    assert absent.returncode == 1
+    assert "scp: /tmp/absent: No such file or directory" in absent.stderr
+    assert "scp: scp:" not in absent.stderr
+    # stdin forwarded, stderr and the exit status passed through
+    piped = env.moor("machine", "ssh", machine, "cat; echo to-stderr >&2; exit 7",
+                     input=b"piped in\n")
+    assert (piped.returncode, piped.stdout, piped.stderr) == (7, "piped in\n", "to-stderr\n")
+
+
+def test_ssh_refuses_a_changed_host_key(env: Env, machine: str, tmp_path: Path) -> None:
+    known_hosts = env.machine_dir() / "known_hosts"
+    saved = known_hosts.read_text()
+    other = tmp_path / "other"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)],
+                   check=True)
+    try:
+        known_hosts.write_text(f"moor-machine-{machine} {(tmp_path / 'other.pub').read_text()}")
+        changed = env.moor("machine", "ssh", machine, "touch /tmp/reached")
+        assert changed.returncode == 255
+        assert f'Host key verification failed for machine "{machine}"' in changed.stderr
+        assert str(known_hosts) in changed.stderr
+        copied = env.moor("machine", "scp", str(other), f"{machine}:/tmp/")
+        assert 'Host key verification failed' in copied.stderr
+    finally:
+        known_hosts.write_text(saved)
+    assert env.ok(MOOR, "machine", "ssh", machine, "ls /tmp/reached /tmp/other 2>&1; true") \
+        .count("No such file") == 2
+
+
+def test_ssh_without_a_command_is_an_interactive_pty(env: Env, machine: str) -> None:
+    """The local terminal raw while the session lasts and restored after, its size sent
+    at the start and again on SIGWINCH, the shell's exit status passed through."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    def resize(fd: int, rows: int, cols: int) -> None:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    master, slave = pty.openpty()
+    resize(slave, 33, 97)
+    before = termios.tcgetattr(slave)
+    shell = subprocess.Popen([MOOR, "machine", "ssh", machine], stdin=slave, stdout=slave,
+                             stderr=slave, env=env.vars, start_new_session=True)
+    seen = b""
+
+    def until(text: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while text not in seen:
+            assert time.monotonic() < deadline, seen
+            if select.select([master], [], [], 1)[0]:
+                seen += os.read(master, 4096)
+
+    try:
+        os.write(master, b"echo size $(stty size) on $(tty | cut -c1-9)\n")
+        until(b"size 33 97 on /dev/pts/")
+        raw = termios.tcgetattr(slave)
+        assert not raw[3] & termios.ECHO and not raw[3] & termios.ICANON
+        resize(slave, 40, 120)
+        shell.send_signal(signal.SIGWINCH)
+        time.sleep(1)
+        os.write(master, b"echo size $(stty size); exit 3\n")
+        until(b"size 40 120")
+        assert shell.wait(timeout=60) == 3
+        assert termios.tcgetattr(slave) == before
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+        os.close(master)
+        os.close(slave)
 
 
 def test_ssh_with_a_missing_or_wrong_key_fails_clearly(env: Env, machine: str) -> None:
