@@ -180,7 +180,10 @@ def main() -> int:
     parser.add_argument("--lookups", type=int, default=1000)
     parser.add_argument("--streams", type=int, default=1,
                         help="downloads at once (the proxy's CPU shows with several)")
+    parser.add_argument("--parts", default="bridge,download,dns",
+                        help="which of the three measures to take, comma-separated")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-network-") as base:
         busybox.build_rootfs(os.path.join(base, "rootfs"))
         tar = subprocess.run(["tar", "-C", os.path.join(base, "rootfs"), "-c", "."],
@@ -195,14 +198,16 @@ def main() -> int:
                 for daemon in daemons.values():
                     daemon.docker("import", "-", IMAGE, input=tar, check=True)
                     daemon.docker("run", "--rm", "--pull", "never", IMAGE, "true", check=True)
-                cost = bridge_cost(daemons, args.runs)
-                with served(moord, "", args.megabytes) as ours, \
-                        served(dockerd, dockerd.netns, args.megabytes) as theirs:
-                    sites = {"moord": ("", ours), "dockerd": (dockerd.netns, theirs)}
-                    moved = {client: downloads(sites, args.streams, args.rounds, client)
-                             for client in ("curl", "splice")}
+                cost = bridge_cost(daemons, args.runs) if "bridge" in parts else {}
+                moved = {}
+                if "download" in parts:
+                    with served(moord, "", args.megabytes) as ours, \
+                            served(dockerd, dockerd.netns, args.megabytes) as theirs:
+                        sites = {"moord": ("", ours), "dockerd": (dockerd.netns, theirs)}
+                        moved = {client: downloads(sites, args.streams, args.rounds, client)
+                                 for client in ("curl", "splice")}
                 resolved = {name: lookups(daemon, args.lookups)
-                            for name, daemon in daemons.items()}
+                            for name, daemon in daemons.items()} if "dns" in parts else {}
             finally:
                 stop_dockerd(dockerd)
         finally:
@@ -211,7 +216,8 @@ def main() -> int:
     for name, (bridge, none) in cost.items():
         print(f"{name:8} run --rm: bridge {bridge * 1000:6.1f} ms, none {none * 1000:6.1f} ms, "
               f"bridge adds {added[name] * 1000:6.1f} ms")
-    print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
+    if added:
+        print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
     for client, found in moved.items():
         for name, (speed, small, rounds) in found.items():
             print(f"{name:8} {args.megabytes} MB x{args.streams} via 127.0.0.1 ({client}): "
@@ -226,7 +232,8 @@ def main() -> int:
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for name, (median, p99) in resolved.items():
         print(f"{name:8} {args.lookups} lookups: median {median:6.2f} ms, p99 {p99:6.2f} ms")
-    print(f"DNS p99, moord / dockerd: {resolved['moord'][1] / resolved['dockerd'][1]:.2f}x")
+    if resolved:
+        print(f"DNS p99, moord / dockerd: {resolved['moord'][1] / resolved['dockerd'][1]:.2f}x")
     return 0
 
 
