@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Sequence
+from typing import TypeVar
 
 from pyroute2.netlink import nlmsg
 from pyroute2.netlink.exceptions import NetlinkError
@@ -31,6 +32,8 @@ _HEADER = struct.Struct("=IHHII")     # struct nlmsghdr
 _IFINDEX = struct.Struct("=BxHi")     # struct ifinfomsg, up to ifi_index
 _AF_INET = 2
 _RT_TABLE_MAIN, _RTPROT_BOOT, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 254, 3, 0, 1
+
+M = TypeVar("M", bound=nlmsg)
 
 
 def open_socket() -> socket.socket:
@@ -60,6 +63,8 @@ def request(sock: socket.socket, messages: Sequence[nlmsg]) -> list[bytes]:
         offset = 0
         while offset + _HEADER.size <= len(packet):
             length, kind, _, sequence, _ = _HEADER.unpack_from(packet, offset)
+            if length < _HEADER.size:
+                raise NetlinkError(0, "a malformed netlink answer")
             body = packet[offset + _HEADER.size:offset + length]
             if 1 <= sequence <= len(messages):
                 if kind == _NLMSG_ERROR:
@@ -111,9 +116,7 @@ def link_up(ifindex: int = 0, name: str = "") -> ifinfmsg:
 
 
 def add_address(ifindex: int, address: str, prefix_len: int) -> ifaddrmsg:
-    message = ifaddrmsg()
-    message["header"]["type"] = _RTM_NEWADDR
-    message["header"]["flags"] = _CREATE | _EXCL
+    message = _made(ifaddrmsg(), _RTM_NEWADDR, _CREATE | _EXCL)
     message["family"] = _AF_INET
     message["prefixlen"] = prefix_len
     message["index"] = ifindex
@@ -122,9 +125,7 @@ def add_address(ifindex: int, address: str, prefix_len: int) -> ifaddrmsg:
 
 
 def add_default_route(gateway: str) -> rtmsg:
-    message = rtmsg()
-    message["header"]["type"] = _RTM_NEWROUTE
-    message["header"]["flags"] = _CREATE | _EXCL
+    message = _made(rtmsg(), _RTM_NEWROUTE, _CREATE | _EXCL)
     message["family"] = _AF_INET
     message["table"] = _RT_TABLE_MAIN
     message["proto"] = _RTPROT_BOOT
@@ -136,11 +137,15 @@ def add_default_route(gateway: str) -> rtmsg:
 
 def _link(kind: int, extra_flags: int = 0, index: int = 0, flags: int = 0,
           attrs: list | None = None) -> ifinfmsg:
-    message = ifinfmsg()
-    message["header"]["type"] = kind
-    message["header"]["flags"] = extra_flags
+    message = _made(ifinfmsg(), kind, extra_flags)
     message["index"] = index
     message["flags"] = flags
     message["change"] = flags
     message["attrs"] = attrs or []
+    return message
+
+
+def _made(message: M, kind: int, flags: int) -> M:
+    message["header"]["type"] = kind
+    message["header"]["flags"] = flags
     return message
