@@ -82,7 +82,7 @@ class NetworkService:
         # name → index of the bridges made at the start or by a network create: a
         # start's veth goes on its bridge without asking for the index.
         self._bridges: dict[str, int] = {}
-        # Endpoints in memory too: the DNS server reads them on the event loop.
+        # Endpoints in memory too: the DNS server's thread reads them at every query.
         self._endpoint_cache = {e.id: e for e in (
             EndpointRecord.from_json(doc) for _, _, _, doc in self._endpoints.load_all())}
         self.lookup: Lookup = _no_containers
@@ -93,7 +93,6 @@ class NetworkService:
     # ------------------------------------------------------------------ daemon
 
     async def start(self) -> None:
-        self.resolver.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._start)
 
     def _start(self) -> None:
