@@ -101,3 +101,11 @@ def test_a_plug_that_fails_leaves_no_pair(bridge, namespaces) -> None:
                    loopback=True)
     assert _host_side(host_side) is None
     assert "eth0" not in _inside(path)[0]
+
+
+def test_link_index_of_a_bridge_and_of_none(bridge) -> None:
+    name, index = bridge
+    assert links.link_index(name) == index
+    with pytest.raises(NetlinkError) as raised:
+        links.link_index("mlt-none-" + secrets.token_hex(2))
+    assert raised.value.code == 19   # ENODEV

@@ -101,6 +101,12 @@ def plug(namespace: str, veths: Sequence[Veth], loopback: bool) -> None:
         os.close(fd)
 
 
+def link_index(name: str) -> int:
+    """The index of a link of the daemon's namespace (NetlinkError ENODEV without it)."""
+    with closing(rtnl.open_socket()) as host:
+        return rtnl.index(rtnl.request(host, [rtnl.get_link(name)])[0])
+
+
 def _make(host: socket.socket, veth: Veth, namespace_fd: int) -> None:
     create = rtnl.new_veth(veth.host_side, veth.master, veth.ifname, namespace_fd, veth.mac)
     try:

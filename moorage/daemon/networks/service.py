@@ -654,8 +654,11 @@ class NetworkService:
 
     def _plug(self, namespace: str, endpoints: Sequence[tuple[NetworkRecord, EndpointRecord]],
               loopback: bool) -> None:
+        # A bridge not made by this daemon's start or create (a network removed while
+        # the container started) is asked for: gone, the kernel's ENODEV says so.
         links.plug(namespace, [links.Veth(
-            self._bridges[record.bridge], "veth" + endpoint.id[:11], endpoint.ifname,
+            self._bridges.get(record.bridge) or links.link_index(record.bridge),
+            "veth" + endpoint.id[:11], endpoint.ifname,
             endpoint.address, endpoint.prefix_len, endpoint.gateway, endpoint.mac,
             default_route=not record.internal and endpoint.ifname == "eth0")
             for record, endpoint in endpoints], loopback)
