@@ -15,7 +15,9 @@
 
 3. DNS: `--lookups` lookups of a container's name at its embedded DNS (127.0.0.11 on a
    user network), each timed by a client in the container's network namespace: median
-   and p99. `--dns 127.0.0.1`: nothing is ever forwarded out.
+   and p99, `--dns-rounds` times, with the daemon idle and while it starts and removes
+   containers (`run --rm`) one after another. `--dns 127.0.0.1`: nothing is ever
+   forwarded out.
 
 Traffic stays on the machine: loopback and the daemons' own bridges.
 """
@@ -29,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,22 +156,52 @@ print(statistics.median(times), times[int(len(times) * 0.99) - 1])
 """
 
 
-def lookups(daemon: object, count: int) -> tuple[float, float]:
-    """(median, p99) ms of a lookup of a container's name at its embedded DNS, asked
-    from inside its network namespace by a DNS client in the host's Python."""
+def lookups(daemon: object, count: int, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    """(median, p99) ms of `count` lookups of a container's name at its embedded DNS,
+    asked from inside its network namespace by a DNS client in the host's Python, per
+    round: "idle" with nothing else asked of the daemon, "busy" while containers are
+    started and removed one after another on it (its own work then competes with the
+    answers)."""
     run = daemon.docker  # type: ignore[attr-defined]
     run("network", "create", "bench-dns", check=True)
+    found: dict[str, list[tuple[float, float]]] = {"idle": [], "busy": []}
     try:
         run("run", "-d", "--pull", "never", "--name", "bench-target", "--dns", "127.0.0.1",
             "--network", "bench-dns", IMAGE, "sleep", "600", check=True)
         pid = run("inspect", "-f", "{{.State.Pid}}", "bench-target").stdout.decode().strip()
-        out = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c",
-                              _LOOKUP_SCRIPT, str(count)], capture_output=True, text=True,
-                             check=True, timeout=600).stdout.split()
-        return float(out[0]), float(out[1])
+        for _ in range(rounds):
+            for mode in found:
+                with _churning(daemon, mode == "busy"):
+                    out = subprocess.run(
+                        ["nsenter", f"--net=/proc/{pid}/ns/net", sys.executable, "-c",
+                         _LOOKUP_SCRIPT, str(count)], capture_output=True, text=True,
+                        check=True, timeout=600).stdout.split()
+                found[mode].append((float(out[0]), float(out[1])))
+        return found
     finally:
         run("rm", "-f", "bench-target")
         run("network", "rm", "bench-dns")
+
+
+@contextmanager
+def _churning(daemon: object, on: bool) -> Iterator[None]:
+    """With `on`, `run --rm busybox true` on the daemon over and over for the block."""
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            daemon.docker("run", "--rm", "--pull", "never", IMAGE, "true")  # type: ignore
+
+    worker = threading.Thread(target=churn)
+    if on:
+        worker.start()
+        time.sleep(0.3)   # the first start under way
+    try:
+        yield
+    finally:
+        stop.set()
+        if on:
+            worker.join()
 
 
 def main() -> int:
@@ -178,9 +211,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5,
                         help="downloads of the large file per daemon, alternating")
     parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--dns-rounds", type=int, default=3,
+                        help="rounds of lookups per daemon, idle and busy")
     parser.add_argument("--streams", type=int, default=1,
                         help="downloads at once (the proxy's CPU shows with several)")
+    parser.add_argument("--parts", default="bridge,download,dns",
+                        help="which of the three measures to take, comma-separated")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-network-") as base:
         busybox.build_rootfs(os.path.join(base, "rootfs"))
         tar = subprocess.run(["tar", "-C", os.path.join(base, "rootfs"), "-c", "."],
@@ -195,14 +233,16 @@ def main() -> int:
                 for daemon in daemons.values():
                     daemon.docker("import", "-", IMAGE, input=tar, check=True)
                     daemon.docker("run", "--rm", "--pull", "never", IMAGE, "true", check=True)
-                cost = bridge_cost(daemons, args.runs)
-                with served(moord, "", args.megabytes) as ours, \
-                        served(dockerd, dockerd.netns, args.megabytes) as theirs:
-                    sites = {"moord": ("", ours), "dockerd": (dockerd.netns, theirs)}
-                    moved = {client: downloads(sites, args.streams, args.rounds, client)
-                             for client in ("curl", "splice")}
-                resolved = {name: lookups(daemon, args.lookups)
-                            for name, daemon in daemons.items()}
+                cost = bridge_cost(daemons, args.runs) if "bridge" in parts else {}
+                moved = {}
+                if "download" in parts:
+                    with served(moord, "", args.megabytes) as ours, \
+                            served(dockerd, dockerd.netns, args.megabytes) as theirs:
+                        sites = {"moord": ("", ours), "dockerd": (dockerd.netns, theirs)}
+                        moved = {client: downloads(sites, args.streams, args.rounds, client)
+                                 for client in ("curl", "splice")}
+                resolved = {name: lookups(daemon, args.lookups, args.dns_rounds)
+                            for name, daemon in daemons.items()} if "dns" in parts else {}
             finally:
                 stop_dockerd(dockerd)
         finally:
@@ -211,7 +251,8 @@ def main() -> int:
     for name, (bridge, none) in cost.items():
         print(f"{name:8} run --rm: bridge {bridge * 1000:6.1f} ms, none {none * 1000:6.1f} ms, "
               f"bridge adds {added[name] * 1000:6.1f} ms")
-    print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
+    if added:
+        print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
     for client, found in moved.items():
         for name, (speed, small, rounds) in found.items():
             print(f"{name:8} {args.megabytes} MB x{args.streams} via 127.0.0.1 ({client}): "
@@ -224,9 +265,14 @@ def main() -> int:
               f"{pairs[0]:.2f}-{pairs[-1]:.2f}x); small request latency: "
               f"{found['moord'][1] / found['dockerd'][1]:.2f}x")
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    for name, (median, p99) in resolved.items():
-        print(f"{name:8} {args.lookups} lookups: median {median:6.2f} ms, p99 {p99:6.2f} ms")
-    print(f"DNS p99, moord / dockerd: {resolved['moord'][1] / resolved['dockerd'][1]:.2f}x")
+    for mode in ("idle", "busy") if resolved else ():
+        p99s = {}
+        for name, found in resolved.items():
+            p99s[name] = statistics.median(p99 for _, p99 in found[mode])
+            rounds = " ".join(f"{median:.2f}/{p99:.2f}" for median, p99 in found[mode])
+            print(f"{name:8} {args.lookups} lookups, {mode}: median of the rounds' p99 "
+                  f"{p99s[name]:6.2f} ms (median/p99 per round: {rounds})")
+        print(f"DNS p99 ({mode}), moord / dockerd: {p99s['moord'] / p99s['dockerd']:.2f}x")
     return 0
 
 

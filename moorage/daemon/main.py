@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -161,6 +162,11 @@ async def serve(config: object) -> int:
         release_pidfile(pidfile)
         raise
     cri = await _serve_cri(engine) if config.cri_socket else None
+    # What the start made lives as long as the daemon: out of the collector's sight,
+    # its collections walk only what came after (a full one took 15 ms, an older-
+    # generation one ~1 ms, measured; the event loop, and so every embedded DNS
+    # answer, waits for them).
+    gc.freeze()
     log.info("moord ready")
     await stop.wait()
     log.info("shutting down")

@@ -1,7 +1,7 @@
 """The embedded DNS server of user-defined networks, at 127.0.0.11 in each container.
 
 As dockerd's: a UDP socket bound to 127.0.0.11:53 inside the container's own network
-namespace (opened there by a worker thread, then served by the daemon's event loop),
+namespace (opened there by a worker thread, then served by a thread of the resolver's),
 so it answers only that container and knows who asks. Container names, short IDs and
 network aliases of the running containers on the networks the asker shares resolve
 to their addresses there, several in turn (round-robin). A single-label name it does
@@ -18,9 +18,12 @@ microsecond is on every name lookup.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import ipaddress
 import itertools
+import logging
+import os
+import selectors
 import socket
 import struct
 import threading
@@ -28,6 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from moorage.daemon.networks import netns
+
+log = logging.getLogger("moord.networks")
 
 ADDRESS = "127.0.0.11"
 _TTL = 600
@@ -74,14 +79,25 @@ def _is_address(text: str) -> bool:
 
 
 class Resolver:
+    """The servers of every container, answered by one thread of their own: not the
+    event loop, whose callbacks (a start's API requests, events, state writes) made a
+    lookup wait behind them (p99 0.3-1.1 ms while containers start, vs dockerd's
+    0.06-0.14 ms, measured), nor one thread hop per query."""
+
     def __init__(self, lookup: Lookup) -> None:
         """`lookup(container_id, name)`: the addresses of `name` for that container,
         None for a name it does not know."""
         self.lookup = lookup
-        self.loop: asyncio.AbstractEventLoop | None = None
         self._sockets: dict[str, socket.socket] = {}
         self._lock = threading.Lock()
         self._turn = itertools.count()
+        self._selector = selectors.DefaultSelector()
+        # Sockets detached, closed by the serving thread (so that it never reads an fd
+        # number a close gave to another file meanwhile), woken by a byte in the pipe.
+        self._closing: list[socket.socket] = []
+        self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._thread: threading.Thread | None = None
 
     def attach(self, container_id: str, namespace: str, upstreams: list[Upstream]) -> None:
         """Blocking: the server in the namespace for the container (once)."""
@@ -98,20 +114,41 @@ class Resolver:
             raise
         with self._lock:
             self._sockets[container_id] = sock
-        assert self.loop is not None
-        self.loop.call_soon_threadsafe(self.loop.add_reader, sock.fileno(), self._query,
-                                       container_id, sock, namespace, upstreams)
+            self._selector.register(sock, selectors.EVENT_READ,
+                                    (container_id, namespace, upstreams))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="embedded-dns",
+                                                daemon=True)
+                self._thread.start()
 
     def detach(self, container_id: str) -> None:
         with self._lock:
             sock = self._sockets.pop(container_id, None)
-        if sock is None or self.loop is None:
-            return
+            if sock is None:
+                return
+            self._closing.append(sock)
+        os.write(self._wake_write, b"x")
 
-        def close() -> None:
-            self.loop.remove_reader(sock.fileno())  # type: ignore[union-attr]
-            sock.close()
-        self.loop.call_soon_threadsafe(close)
+    def _serve(self) -> None:
+        while True:
+            for key, _ in self._selector.select():
+                if key.fd == self._wake_read:
+                    self._close_detached()
+                    continue
+                container_id, namespace, upstreams = key.data
+                try:
+                    self._query(container_id, key.fileobj, namespace, upstreams)
+                except Exception:  # one query's failure must not end every server
+                    log.exception("embedded DNS: a query of container %s failed", container_id)
+
+    def _close_detached(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._wake_read, 4096)
+        with self._lock:
+            closing, self._closing = self._closing, []
+            for sock in closing:
+                self._selector.unregister(sock)
+                sock.close()
 
     def _query(self, container_id: str, sock: socket.socket, namespace: str,
                upstreams: list[Upstream]) -> None:

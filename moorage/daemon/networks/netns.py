@@ -15,9 +15,8 @@ from contextlib import contextmanager
 
 from pyroute2 import IPRoute
 
+from moorage.daemon.networks import rtnl
 from moorage.linux import libc
-
-_NETLINK_ROUTE = 0
 
 
 def namespace_path(pid: int) -> str:
@@ -75,23 +74,14 @@ def tcp_socket(path: str) -> socket.socket:
 @contextmanager
 def routes(path: str | None = None) -> Iterator[IPRoute]:
     """An IPRoute on the namespace at `path` (the daemon's own with None)."""
-    if path is None:
-        ipr = IPRoute()
-    else:
-        with entered(path):
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_ROUTE)
-        ipr = IPRoute(use_socket=sock)
+    ipr = IPRoute() if path is None else IPRoute(use_socket=rtnl_socket(path))
     try:
         yield ipr
     finally:
         ipr.close()
 
 
-# Every network namespace's loopback device has this index (LOOPBACK_IFINDEX in
-# the kernel's net/core/dev.c): no lookup, which would dump every link.
-_LOOPBACK_INDEX = 1
-
-
-def loopback_up(ipr: IPRoute) -> None:
-    """`lo` up: the kernel gives it 127.0.0.1/8 and ::1 as it comes up."""
-    ipr.link("set", index=_LOOPBACK_INDEX, state="up")
+def rtnl_socket(path: str) -> socket.socket:
+    """An rtnetlink socket of the namespace at `path`."""
+    with entered(path):
+        return rtnl.open_socket()

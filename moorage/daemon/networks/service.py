@@ -19,8 +19,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from pyroute2 import IPRoute
-
 from moorage.daemon.config import DaemonConfig
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.networks import dns, firewall, ipam, links, netns, ports
@@ -81,7 +79,10 @@ class NetworkService:
         self._ports_lock = threading.Lock()
         self.resolver = dns.Resolver(self._resolve)
         self._default_id = ""   # the default bridge's: no names resolve there
-        # Endpoints in memory too: the DNS server reads them on the event loop.
+        # name → index of the bridges made at the start or by a network create: a
+        # start's veth goes on its bridge without asking for the index.
+        self._bridges: dict[str, int] = {}
+        # Endpoints in memory too: the DNS server's thread reads them at every query.
         self._endpoint_cache = {e.id: e for e in (
             EndpointRecord.from_json(doc) for _, _, _, doc in self._endpoints.load_all())}
         self.lookup: Lookup = _no_containers
@@ -92,7 +93,6 @@ class NetworkService:
     # ------------------------------------------------------------------ daemon
 
     async def start(self) -> None:
-        self.resolver.loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._start)
 
     def _start(self) -> None:
@@ -105,8 +105,9 @@ class NetworkService:
                 for network in self._all():
                     if network.driver == "bridge":
                         pool = network.pools[0]
-                        links.ensure_bridge(ipr, network.bridge, pool.gateway,
-                                            ipaddress.ip_network(pool.subnet).prefixlen)
+                        self._bridges[network.bridge] = links.ensure_bridge(
+                            ipr, network.bridge, pool.gateway,
+                            ipaddress.ip_network(pool.subnet).prefixlen)
             self._default_id = self.get("bridge").id
             self._apply_firewall()
 
@@ -267,11 +268,12 @@ class NetworkService:
             with netns.routes() as ipr:
                 pool = pools[0]
                 try:
-                    links.ensure_bridge(ipr, bridge, pool.gateway,
-                                        ipaddress.ip_network(pool.subnet).prefixlen)
+                    self._bridges[bridge] = links.ensure_bridge(
+                        ipr, bridge, pool.gateway, ipaddress.ip_network(pool.subnet).prefixlen)
                     self._put(record)
                     self._apply_firewall()
                 except BaseException:
+                    self._bridges.pop(bridge, None)
                     links.delete_link(ipr, bridge)
                     self._networks.delete(record.id)
                     raise
@@ -298,6 +300,7 @@ class NetworkService:
             self._forget(endpoint)
         self._networks.delete(record.id)
         self._apply_firewall()
+        self._bridges.pop(record.bridge, None)
         with netns.routes() as ipr:
             links.delete_link(ipr, record.bridge)
 
@@ -368,9 +371,8 @@ class NetworkService:
             if info.pid:
                 try:
                     endpoint = self._with_address(record, endpoint)
-                    namespace = netns.namespace_path(info.pid)
-                    with netns.routes(namespace) as inner:
-                        self._plug(record, endpoint, namespace, inner)
+                    self._plug(netns.namespace_path(info.pid), [(record, endpoint)],
+                               loopback=False)
                     if record.name != "bridge":
                         self.resolver.attach(info.id, netns.namespace_path(info.pid),
                                              dns.upstreams(info.dns))
@@ -453,13 +455,8 @@ class NetworkService:
         mode = info.network_mode or "default"
         if mode == "host" or mode.startswith("container:"):
             return
-        path = namespace or netns.namespace_path(info.pid)
-        # One netlink socket in the namespace for all of it: each costs a setns there
-        # and back, on the path of every start.
-        with netns.routes(path) as inner:
-            netns.loopback_up(inner)
-            for attachment in attachments:
-                self._plug(attachment.network, attachment.endpoint, path, inner)
+        self._plug(namespace or netns.namespace_path(info.pid),
+                   [(a.network, a.endpoint) for a in attachments], loopback=True)
         if namespace is None:
             self.serve_dns(info, attachments)
 
@@ -655,15 +652,16 @@ class NetworkService:
         self._endpoints.delete(endpoint.id)
         self.metadata.release_addresses(endpoint.id)
 
-    def _plug(self, record: NetworkRecord, endpoint: EndpointRecord, namespace: str,
-              inner: IPRoute) -> None:
-        with netns.routes() as ipr:
-            # the previous start's pair goes with its namespace, which the kernel frees later
-            links.delete_link(ipr, "veth" + endpoint.id[:11])
-            links.plug(ipr, inner, namespace, record.bridge, "veth" + endpoint.id[:11],
-                       endpoint.ifname, endpoint.address, endpoint.prefix_len,
-                       endpoint.gateway, endpoint.mac,
-                       default_route=not record.internal and endpoint.ifname == "eth0")
+    def _plug(self, namespace: str, endpoints: Sequence[tuple[NetworkRecord, EndpointRecord]],
+              loopback: bool) -> None:
+        # A bridge not made by this daemon's start or create (a network removed while
+        # the container started) is asked for: gone, the kernel's ENODEV says so.
+        links.plug(namespace, [links.Veth(
+            self._bridges.get(record.bridge) or links.link_index(record.bridge),
+            "veth" + endpoint.id[:11], endpoint.ifname,
+            endpoint.address, endpoint.prefix_len, endpoint.gateway, endpoint.mac,
+            default_route=not record.internal and endpoint.ifname == "eth0")
+            for record, endpoint in endpoints], loopback)
 
 
 def _joined_aliases(record: NetworkRecord, container_id: str,
