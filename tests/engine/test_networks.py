@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from functools import partial
 
@@ -220,6 +221,17 @@ def _free_port() -> int:
     return random.randint(20000, 29999)
 
 
+def _fetched_once_listening(daemon: Daemon | Dockerd, url: str) -> subprocess.CompletedProcess:
+    """`run -d` returns once the process started, not once httpd listens: on a loaded
+    machine the first request could come before it, on either daemon."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = _host(daemon, "wget", "-qO-", url)
+        if got.returncode == 0 or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
 def test_published_ports_served_on_loopback_and_host_addresses(pair: Pair) -> None:
     port, local = _free_port(), _free_port()
     try:
@@ -229,7 +241,7 @@ def test_published_ports_served_on_loopback_and_host_addresses(pair: Pair) -> No
                           IMAGE, "httpd", "-f", "-p", "80", "-h", "/etc", check=True)
             for url in (f"http://127.0.0.1:{port}/hostname",
                         f"http://127.0.0.1:{local}/hostname"):
-                got = _host(daemon, "wget", "-qO-", url)
+                got = _fetched_once_listening(daemon, url)
                 assert got.stdout == b"pubhost\n", (daemon, url, got.stderr)
             # Through the host's address from another container (DNAT, hairpin).
             gateway = daemon.docker("inspect", "-f", "{{.NetworkSettings.Gateway}}",
