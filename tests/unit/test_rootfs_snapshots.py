@@ -119,3 +119,23 @@ def test_collector_keeps_what_a_writable_layer_stands_on(service: ImageService) 
     service.remove_rootfs(CONTAINER)
     service.collect_garbage()
     assert not Path(lower).exists()
+
+
+def test_a_writable_layer_removed_later_is_gone_at_once_and_deleted_after(
+        service: ImageService) -> None:
+    """`run --rm` answers before the layer's files are deleted: they are out of sight
+    (no active snapshot, no row) when remove_rootfs returns, in flight (not a leftover
+    for check) until empty_trash, and gone after."""
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    service.prepare_rootfs(CONTAINER, image_id)
+    layer = service.snapshots.active_dir(CONTAINER)
+    Path(layer, "fs", "written").write_text("data")
+    service.remove_rootfs(CONTAINER, later=True)
+    assert not os.path.exists(layer)
+    assert service.snapshots.active_on_disk() == []
+    assert len(os.listdir(service.tmp_dir)) == 1
+    assert service.store_check(repair=False).orphans == ()
+    service.empty_trash()
+    assert os.listdir(service.tmp_dir) == []
+    assert service.store_check(repair=False).orphans == ()
