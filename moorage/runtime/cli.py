@@ -142,12 +142,6 @@ def _report(args: Options, message: str) -> None:
 
 def _dispatch(args: Options) -> int:
     command = args.command
-    if command in ("create", "run", "exec"):
-        # First thing: the kernel's wait for the first cgroup migration then
-        # overlaps with the imports and the config below.
-        from moorage.runtime.cgroups import warmup
-
-        warmup.start()
     from moorage.runtime import container
 
     if command in ("create", "run"):

@@ -188,7 +188,8 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         console, console_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     # The cgroups are made while the init forks, unshares and mounts on the other
     # CPU (they took 5.6 ms of the shim's 23 ms create before its fork, measured).
-    # The init waits for a byte on this pipe before it mounts them. We keep the
+    # The init waits for a byte on this pipe before it mounts them, or before it
+    # joins them when it joins them itself (InitContext.self_join). We keep the
     # read end open until we have written, so the write can never SIGPIPE a shim
     # (which runs with SIGPIPE's default action) when the init has died first.
     cgroups_r, cgroups_w = os.pipe()
@@ -198,7 +199,8 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         console_fd=console_child.fileno() if console_child is not None else None,
         preserve_fds=opts.preserve_fds, no_pivot=opts.no_pivot,
         cgroup_mounts=_cgroup_mounts(cgroup.paths),
-        join_cgroup_first="cgroup" in _new_namespaces(config))
+        join_cgroup_first="cgroup" in _new_namespaces(config),
+        self_join=cgroup if _init_joins_itself(config) else None)
     st = state_mod.ContainerState(directory, {
         "id": opts.container_id, "pid": 0, "bundle": opts.bundle, "rootfs": rootfs,
         "created": timefmt.now(), "config": config, "cgroup_paths": cgroup.paths})
@@ -242,7 +244,7 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
             parent.send("mapped")
             message = parent.expect("pid")
         st.pid = int(message)
-        if not ctx.join_cgroup_first:
+        if not ctx.join_cgroup_first and ctx.self_join is None:
             # The first cgroup.procs write waits out an RCU grace period (~5 ms);
             # the init builds its rootfs meanwhile and execs only after "continue".
             cgroup.add_process(st.pid)
@@ -271,6 +273,15 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
 def shares_mounts(config: dict) -> bool:
     """True when the container runs in the caller's mount namespace (no "mount" entry)."""
     return all(ns["type"] != "mount" for ns in config.get("linux", {}).get("namespaces", []))
+
+
+def _init_joins_itself(config: dict) -> bool:
+    """Whether stage 1 can join the container's cgroup itself (InitContext.self_join):
+    with the host's rights on the host's cgroup files, so in no user namespace and no
+    mount namespace joined by path, and with no cgroup namespace to be rooted there."""
+    namespaces = config.get("linux", {}).get("namespaces", [])
+    return not any(ns["type"] in ("user", "cgroup") or (ns["type"] == "mount" and ns.get("path"))
+                   for ns in namespaces)
 
 
 def _new_namespaces(config: dict) -> set[str]:

@@ -25,7 +25,12 @@ def release(fifo: str, pid: int, start_time: str | None) -> None:
     try:
         os.set_blocking(fd, True)
         while not os.read(fd, 1):
+            # The init may have opened its end, written the byte and ended (a process
+            # as short as `true`, a zombie already) since the read above: the byte then
+            # waits in the fifo, and only a read that still finds none means it died.
             if process_start_time(pid) != start_time:
+                if os.read(fd, 1):
+                    break
                 raise MoorError("container process is already dead")
             time.sleep(0.001)
     finally:

@@ -13,10 +13,9 @@ the same last steps as the init (runtime/process.py).
 from __future__ import annotations
 
 import copy
-import errno
 import os
 
-from moorage.errors import Conflict, MoorError, SystemFailure
+from moorage.errors import Conflict, MoorError
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime.cgroups import CgroupManager, load_manager
@@ -95,7 +94,7 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
     set_subreaper()
     cgroup = load_manager(st.cgroup_paths)
     parent, child = pair()
-    joiner, still_to_join = _fork_in_cgroup(cgroup)
+    joiner, still_to_join = cgroup.fork_into()
     if joiner == 0:
         parent.close()
         _join_and_fork(child, cgroup, still_to_join is not None, namespaces, prepared,
@@ -139,28 +138,6 @@ def exec_process(root: str, container_id: str, process: dict, *, detach: bool,
     from moorage.runtime.foreground import wait_for
 
     return wait_for(pid, master)
-
-
-def _fork_in_cgroup(cgroup: CgroupManager) -> tuple[int, str | None]:
-    """fork(); (the pid or 0, the cgroup2 directory the child was not born in and the
-    parent must still move it to: None when clone3 put it there or there is none)."""
-    unified = cgroup.unified_dir()
-    if unified is None:
-        return os.fork(), None
-    try:
-        fd = os.open(unified, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as err:
-        raise SystemFailure(f"cgroup: cannot open {unified}: {err.strerror}") from err
-    try:
-        return libc.fork_into_cgroup(fd), None
-    except OSError as err:
-        # Before Linux 5.7, or a seccomp filter that refuses clone3: the pid is written.
-        if err.errno not in (errno.ENOSYS, errno.EPERM, errno.E2BIG, errno.EINVAL):
-            raise SystemFailure(f"cgroup: cannot start a process in {unified}: "
-                                f"{err.strerror}") from err
-        return os.fork(), unified
-    finally:
-        os.close(fd)
 
 
 def _namespace_fds(pid: int) -> dict[str, int]:

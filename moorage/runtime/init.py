@@ -24,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from moorage.runtime.cgroups import CgroupManager
     from moorage.runtime.process import PreparedProcess
     from moorage.runtime.sync import Channel
 
@@ -33,12 +34,13 @@ class InitContext:
 
     __slots__ = ("bundle", "cgroup_mounts", "cgroups_fd", "config", "console_fd",
                  "container_id", "fifo_fd", "join_cgroup_first", "no_pivot", "preserve_fds",
-                 "process", "rootfs")
+                 "process", "rootfs", "self_join")
 
     def __init__(self, *, container_id: str, config: dict, bundle: str, rootfs: str,
                  process: PreparedProcess, fifo_fd: int, cgroups_fd: int,
                  console_fd: int | None, preserve_fds: int, no_pivot: bool,
-                 cgroup_mounts: list[tuple[str, str]], join_cgroup_first: bool) -> None:
+                 cgroup_mounts: list[tuple[str, str]], join_cgroup_first: bool,
+                 self_join: CgroupManager | None = None) -> None:
         self.container_id = container_id
         self.config = config
         self.bundle = bundle
@@ -53,6 +55,14 @@ class InitContext:
         self.cgroup_mounts = cgroup_mounts
         # A new cgroup namespace is rooted at the cgroup its creator is in.
         self.join_cgroup_first = join_cgroup_first
+        # The container's cgroup, which stage 1 joins itself and forks stage 2 into,
+        # so that no process moves the init: every cgroup.procs write takes the
+        # kernel's global threadgroup lock, and the first after a quiet spell waits
+        # out an RCU grace period holding the cgroup mutex, which every cgroup mkdir
+        # of the host then waits for too (5-15 ms a create, measured). None: the
+        # runtime writes the init's pid (a user namespace: stage 1 has no rights on
+        # the host's cgroup files; a cgroup namespace: stage 1 joins before it).
+        self.self_join = self_join
 
 
 def report_and_exit(channel: Channel, err: BaseException) -> None:
@@ -115,11 +125,24 @@ def stage1(ctx: InitContext, channel: Channel) -> None:
         for kind in new - {"user"}:
             flags |= NAMESPACE_FLAGS[kind]
         libc.unshare(flags)
-        if os.fork() == 0:
+        pid = os.fork() if ctx.self_join is None else _fork_in_cgroup(ctx, ctx.self_join)
+        if pid == 0:
             stage2(ctx, channel, userns="user" in {ns["type"] for ns in namespaces})
         os._exit(0)
     except BaseException as err:
         report_and_exit(channel, err)
+
+
+def _fork_in_cgroup(ctx: InitContext, cgroup: CgroupManager) -> int:
+    """Once the runtime has made the cgroup: into its v1 directories ("0" in `tasks`
+    moves the calling thread, without the global lock), then fork stage 2 born in its
+    cgroup2 directory (clone3), or moved there by its pid where clone3 cannot."""
+    _wait_for_cgroups(ctx.cgroups_fd)
+    cgroup.join_self()
+    pid, still_to_join = cgroup.fork_into()
+    if pid and still_to_join is not None:
+        cgroup.add_process_to(still_to_join, pid)
+    return pid
 
 
 def stage2(ctx: InitContext, channel: Channel, *, userns: bool) -> None:
@@ -142,7 +165,8 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     fs.prepare_root(rootfs, linux.get("rootfsPropagation"), own_mount_namespace=own_mounts)
     fs.mount_all(rootfs, ctx.bundle, mounts, ctx.cgroup_mounts,
                  cgroupns=any(ns["type"] == "cgroup" for ns in linux.get("namespaces", [])),
-                 cgroups_ready=lambda: _wait_for_cgroups(ctx.cgroups_fd))
+                 cgroups_ready=_no_wait if ctx.self_join is not None
+                 else lambda: _wait_for_cgroups(ctx.cgroups_fd))
     if any(m["destination"] == "/dev" for m in mounts):
         fs.create_devices(rootfs, linux.get("devices") or [], userns)
     hooks = config.get("hooks", {})
@@ -204,6 +228,10 @@ def _wait_for_cgroups(fd: int) -> None:
     os.close(fd)
     if not ready:
         os._exit(1)
+
+
+def _no_wait() -> None:
+    """Stage 1 waited for the cgroups before it forked this stage into them."""
 
 
 def _import_console() -> ModuleType:

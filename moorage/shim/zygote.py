@@ -17,8 +17,7 @@ zygote ignores SIGCHLD so that the kernel reaps its shims.
 
 Before forking, the zygote does what every shim would otherwise repeat: it
 compiles the bundle's seccomp profile (the runtime caches the program, so the
-shim inherits it ready) and starts the first cgroup migration's RCU wait
-(moorage.runtime.cgroups.warmup) so that it overlaps the shim's own work.
+shim inherits it ready).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ import moorage.runtime.execute  # noqa: F401
 from moorage import json_codec
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
-from moorage.runtime.cgroups import warmup
 from moorage.runtime.seccomp import compile_filter
 from moorage.shim import shim
 from moorage.shim.wire import Failure, Forked, Message, ShimConfig
@@ -90,9 +88,6 @@ def _profile_key(path: str) -> int | None:
 
 def spawn(config: ShimConfig) -> Forked:
     if not config.runtime_path:
-        # The shim moves the init into its cgroup ~5 ms after the fork; the
-        # kernel's RCU wait for that first migration (~11 ms measured) starts now.
-        warmup.start()
         _precompile_seccomp(config.bundle)
     # The shims' collector then never visits the zygote's objects: a visit writes
     # the object's header and so copies its page into the shim. Small at start

@@ -27,13 +27,13 @@ from typing import BinaryIO
 from moorage.errors import InvalidParameter, NotFound
 from moorage.image.config import chain_id_of
 from moorage.image.layer import apply_layer
+from moorage.store import trash
 from moorage.store.content import hex_of
 from moorage.store.metadata import ActiveSnapshotRecord, Metadata, SnapshotRecord
 
 _UNPACK_PREFIX = "unpack-"
-_REMOVE_PREFIX = "remove-"
 # What this module stages under tmp/: unpacks in progress, trees being deleted.
-TMP_PREFIXES = (_UNPACK_PREFIX, _REMOVE_PREFIX)
+TMP_PREFIXES = (_UNPACK_PREFIX, trash.PREFIX)
 # Under the snapshotter's root, beside the committed chains (named by their hex).
 ACTIVE_DIR = "active"
 
@@ -70,6 +70,8 @@ class Snapshotter:
         self.root = root
         self.tmp_dir = tmp_dir
         self.metadata = metadata
+        # Out of sight at once, deleted at once or (a writable layer's, `later`) after.
+        self.trash = trash.Trash(tmp_dir)
         self.active_root = os.path.join(root, ACTIVE_DIR)
         os.makedirs(self.active_root, mode=0o700, exist_ok=True)
 
@@ -168,15 +170,8 @@ class Snapshotter:
         self.remove_dir(hex_of(chain_id))
 
     def remove_dir(self, name: str) -> None:
-        self._remove_tree(os.path.join(self.root, name))
-
-    def _remove_tree(self, path: str) -> None:
-        if not os.path.lexists(path):
-            return
         # Out of sight first, so a half-deleted tree is never taken for a snapshot.
-        doomed = tempfile.mkdtemp(prefix=_REMOVE_PREFIX, dir=self.tmp_dir)
-        os.rename(path, os.path.join(doomed, "s"))
-        shutil.rmtree(doomed, ignore_errors=True)
+        self.trash.remove(os.path.join(self.root, name))
 
     def on_disk(self) -> list[str]:
         """Names of the committed snapshots' directories under snapshots/."""
@@ -219,11 +214,15 @@ class Snapshotter:
             raise InvalidParameter(f"invalid snapshot key {key!r}")
         return os.path.join(self.active_root, key)
 
-    def remove_active(self, key: str) -> None:
+    def remove_active(self, key: str, *, later: bool = False) -> None:
         """Forget the writable layer, then delete it; the caller has unmounted it.
-        Idempotent."""
+        With `later` it is only out of sight when this returns, deleted by
+        `trash.empty()`. Idempotent."""
         self.metadata.delete_active_snapshot(key)
-        self._remove_tree(self.active_dir(key))
+        if later:
+            self.trash.discard(self.active_dir(key))
+        else:
+            self.trash.remove(self.active_dir(key))
 
     def active_on_disk(self) -> list[str]:
         return sorted(os.listdir(self.active_root))

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -454,6 +455,40 @@ def test_v2_enables_controllers_down_the_tree(managers: Callable[..., CgroupMana
                 enabled_before):
             with open(V2_ROOT + "/cgroup.subtree_control", "w") as f:
                 f.write("-" + controller)
+
+
+# --------------------------------------------------------------------------- the init's own join
+
+# Runs the rest of its command line with clone3 refused (ENOSYS, as before Linux 5.7).
+_WITHOUT_CLONE3 = """
+import errno, os, sys
+from moorage.runtime.seccomp import compile_filter
+compile_filter({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["clone3"],
+    "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS}]}).load()
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("clone3", [True, False])
+def test_init_is_in_the_container_cgroup_in_every_hierarchy(
+    clone3: bool, make_runtime: Callable[[str], Runtime], bundle: BundleFactory
+) -> None:
+    """The init joins its cgroup itself (v1 by "0" in tasks, cgroup2 by clone3) or,
+    where clone3 is refused, has its cgroup2 pid written: in both, every hierarchy
+    names the container's cgroup."""
+    runtime = make_runtime("moor-runtime")
+    if not clone3:
+        runtime.wrapper = [sys.executable, "-c", _WITHOUT_CLONE3]
+    cid, parent = new_id(), new_id()
+    config = busybox.default_config(["cat", "/proc/self/cgroup"])
+    config["linux"]["cgroupsPath"] = f"/{parent}/{cid}"
+    r = runtime("run", "--bundle", bundle(config), cid)
+    assert r.rc == 0, r.err
+    lines = r.out.split()
+    assert lines and all(line.endswith(f":/{parent}/{cid}") for line in lines), lines
+    if MODE != "legacy":
+        assert f"0::/{parent}/{cid}" in lines
 
 
 # --------------------------------------------------------------------------- against runc

@@ -119,3 +119,45 @@ def test_collector_keeps_what_a_writable_layer_stands_on(service: ImageService) 
     service.remove_rootfs(CONTAINER)
     service.collect_garbage()
     assert not Path(lower).exists()
+
+
+def test_a_writable_layer_removed_later_is_gone_at_once_and_deleted_after(
+        service: ImageService) -> None:
+    """`run --rm` answers before the layer's files are deleted: they are out of sight
+    (no active snapshot, no row) when remove_rootfs returns, in flight (not a leftover
+    for check) until empty_trash, and gone after."""
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    service.prepare_rootfs(CONTAINER, image_id)
+    layer = service.snapshots.active_dir(CONTAINER)
+    Path(layer, "fs", "written").write_text("data")
+    service.remove_rootfs(CONTAINER, later=True)
+    assert not os.path.exists(layer)
+    assert service.snapshots.active_on_disk() == []
+    assert len(os.listdir(service.tmp_dir)) == 1
+    assert service.store_check(repair=False).orphans == ()
+    service.empty_trash()
+    assert os.listdir(service.tmp_dir) == []
+    assert service.store_check(repair=False).orphans == ()
+
+
+def test_a_volatile_rootfs_mounts_again(service: ImageService, tmp_path: Path) -> None:
+    """An AutoRemove container's layer is mounted volatile (no syncs); the mark that
+    leaves, which overlayfs refuses later mounts over, goes at the next mount."""
+    from moorage.daemon.containers import setup
+
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    mounts = service.prepare_rootfs(CONTAINER, image_id)
+    container_dir = str(tmp_path / "container")
+    for volatile in (True, True, False):
+        rootfs = setup.mount_rootfs(container_dir, mounts, volatile=volatile)
+        try:
+            line = next(line for line in Path("/proc/self/mountinfo").read_text()
+                        .splitlines() if f" {rootfs} " in line)
+            options = line.rsplit(" ", 1)[-1].split(",")  # the superblock's
+            assert bool({"volatile", "fsync=volatile"} & set(options)) == volatile
+            assert Path(rootfs, "hello").read_bytes() == b"hi"
+        finally:
+            setup.unmount_rootfs(container_dir)
+    service.remove_rootfs(CONTAINER)

@@ -193,7 +193,8 @@ class Starter:
         rotation = logconfig.rotation(record.host_config.log_config.type,
                                       record.host_config.log_config.config)
         attachments = ctx.networks.prepare(container_info(record))
-        rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image))
+        rootfs = setup.mount_rootfs(directory, ctx.images.prepare_rootfs(record.id, record.image),
+                                    volatile=record.host_config.auto_remove)
         volumes.check_propagation(record)
         volumes.mount_all(ctx.volumes, record)
         host = record.host_config

@@ -86,8 +86,9 @@ def check(service: ImageStore, repair: bool) -> CheckReport:
         known = {hex_of(s.chain_id) for s in service.metadata.snapshots()}
         stray_dirs = [n for n in service.snapshots.on_disk() if n not in known]
         stray_active = _stray_active(service)
+        deleting = service.snapshots.trash.pending()
         leftovers = [n for n in sorted(os.listdir(service.tmp_dir))
-                     if n.startswith(TMP_PREFIXES)]
+                     if n.startswith(TMP_PREFIXES) and n not in deleting]
         orphans += [f"blob {d}" for d in orphan_blobs]
         orphans += [f"snapshot {c}" for c in orphan_chains]
         orphans += [f"snapshot directory {n} without metadata" for n in stray_dirs]

@@ -113,16 +113,25 @@ class ImageService(ImageStore):
         """The mounts of the writable layer ``prepare_rootfs`` made; NotFound without one."""
         return self.snapshots.mounts(self.snapshots.active(container_id))
 
-    def remove_rootfs(self, container_id: str) -> None:
+    def remove_rootfs(self, container_id: str, *, later: bool = False) -> None:
         """Delete the container's writable layer (unmounted by the caller) and release
-        its lease: an image removed by force goes now if nobody else holds it.
+        its lease: an image removed by force goes now if nobody else holds it. With
+        `later` the layer's files are only out of sight, deleted by `empty_trash`.
         Idempotent. Blocking."""
         with self.lock:
-            self.snapshots.remove_active(container_id)
+            self.snapshots.remove_active(container_id, later=later)
             released = self.metadata.lease_resources(container_id, "image")
             self.leases.release(container_id)
             if any(self._retained_and_free(image_id) for image_id in released):
                 self.collect_garbage()
+
+    def discard(self, path: str) -> None:
+        """Put a folder of the data-root out of sight now, for `empty_trash` to delete."""
+        self.snapshots.trash.discard(path)
+
+    def empty_trash(self) -> None:
+        """Delete what `discard` and `remove_rootfs(later=True)` put aside. Blocking."""
+        self.snapshots.trash.empty()
 
     def _retained_and_free(self, image_id: str) -> bool:
         record = self.metadata.image(image_id)
