@@ -485,3 +485,33 @@ def test_a_lost_shim_takes_its_processes(moord: Daemon, image: str) -> None:
         assert moord.docker("rm", name).returncode == 0
     finally:
         moord.docker("rm", "-f", name)
+
+
+def test_a_failed_auto_removal_ends_run_rm_with_its_error(moord: Daemon, image: str) -> None:
+    """As dockerd's SetRemovalError: `run --rm` ends (125, "Error waiting for container")
+    instead of waiting forever, and a later rm finishes the removal. The container's
+    folder, bound onto itself, cannot be renamed away (EBUSY): a real failure."""
+    name = _name()
+    finished: list[subprocess.CompletedProcess] = []
+    client = threading.Thread(target=lambda: finished.append(
+        moord.docker("run", "--rm", "--name", name, image, "sleep", "2")))
+    client.start()
+    directory, bound = "", False
+    try:
+        deadline = time.monotonic() + 30
+        while not directory and time.monotonic() < deadline:
+            found = moord.docker("inspect", "-f", "{{.State.Running}} {{.Id}}", name)
+            running, _, container_id = _out(found).partition(" ")
+            if running == "true":
+                directory = os.path.join(moord.data_root, "containers", container_id)
+        subprocess.run(["mount", "--bind", directory, directory], check=True)
+        bound = True
+        client.join(timeout=60)
+        assert finished and finished[0].returncode == 125, finished
+        assert b"unable to remove filesystem for" in finished[0].stderr, finished[0].stderr
+    finally:
+        client.join(timeout=60)
+        if bound:  # os.path.ismount does not see a bind within one filesystem
+            subprocess.run(["umount", directory], check=True)
+        moord.docker("rm", "-f", name)
+    assert moord.docker("ps", "-aq", "--filter", f"name=^{name}$").stdout == b""

@@ -7,7 +7,7 @@ import asyncio
 from moorage.daemon.containers import setup, volumes
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.exits import apply_exit, end_process, shim_gone
-from moorage.errors import Conflict
+from moorage.errors import Conflict, SystemFailure
 from moorage.model.records import EXITED, REMOVING, ContainerRecord
 
 
@@ -41,7 +41,14 @@ async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: b
         record = ctx.states.transition(record.id, REMOVING)
     # One trip to a worker thread: on a loaded machine each trip waits for a CPU, and
     # these steps run one after another anyway (`run --rm` waits for all of them).
-    await asyncio.to_thread(_remove_files, ctx, record)
+    try:
+        await asyncio.to_thread(_remove_files, ctx, record)
+    except OSError as error:
+        # As dockerd's SetRemovalError: whoever waits for "removed" (`run --rm`) learns
+        # of it instead of waiting forever; the record stays, for the next rm to finish.
+        message = f"unable to remove filesystem for {record.id}: {error}"
+        ctx.states.removal_failed(record, message)
+        raise SystemFailure(message) from error
     ctx.volumes.leases.release(record.id)
     ctx.registry.drop(record.id)
     if remove_volumes and any(point.type == "volume" for point in record.mounts):

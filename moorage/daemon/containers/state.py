@@ -86,6 +86,17 @@ class StateMachine:
         self._waiters.pop(record.id, None)
         self._locks.pop(record.id, None)
 
+    def removal_failed(self, record: ContainerRecord, error: str) -> None:
+        """Waiters for "removed" end with `error` (dockerd's SetRemovalError); the others
+        wait on, for the removal the next rm makes."""
+        kept = []
+        for condition, future in self._waiters.get(record.id, []):
+            if condition == "removed" and not future.done():
+                future.set_result((record.state.exit_code, error))
+            else:
+                kept.append((condition, future))
+        self._waiters[record.id] = kept
+
     def _tell(self, event: str, record: ContainerRecord, error: str) -> None:
         # A failed start wakes no waiter, as dockerd's: the container never ran, so a
         # next-exit wait goes on (the docker CLI would print "Error waiting for
