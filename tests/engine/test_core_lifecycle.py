@@ -151,3 +151,19 @@ def test_order_within_one_second(core: Engine) -> None:
     assert shown.stdout.decode().split() == names[::-1]
     times = [_created(api.inspect_container(name)["Created"]) for name in names]
     assert times == sorted(times) and len(set(times)) == len(times), times
+
+
+def test_restart_keeps_an_auto_remove_container(core: Engine) -> None:
+    # dockerd lifts AutoRemove for the stop a restart makes; a later exit removes it.
+    name = _name()
+    core.new("run", "-d", "--rm", "--name", name, IMAGE, "sleep", "999")
+    restarted = core.docker("restart", "-t", "0", name)
+    assert (restarted.returncode, restarted.stdout) == (0, f"{name}\n".encode()), \
+        restarted.stderr
+    assert _state(core, name) == "0 true running"
+    assert core.docker("stop", "-t", "0", name).returncode == 0
+    deadline = time.monotonic() + 10
+    while core.docker("ps", "-aq", "--filter", f"name=^{name}$").stdout and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert core.docker("ps", "-aq", "--filter", f"name=^{name}$").stdout == b""

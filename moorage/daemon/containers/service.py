@@ -213,9 +213,25 @@ class ContainerService:
                                 sig: str = "") -> None:
         record = self.get(ref)
         if record.state.running:
-            await stop.container_stop(self.ctx, record.id, timeout, sig)
+            # As dockerd: AutoRemove is lifted for the stop a restart makes, or the
+            # exit would remove the container it is about to start.
+            auto_remove = record.host_config.auto_remove
+            if auto_remove:
+                await self._set_auto_remove(record.id, False)
+            try:
+                await stop.container_stop(self.ctx, record.id, timeout, sig)
+            finally:
+                if auto_remove:
+                    await self._set_auto_remove(record.id, True)
         await self.starter.container_start(record.id)
         container_events.publish(self.ctx, record, "restart")
+
+    async def _set_auto_remove(self, container_id: str, auto_remove: bool) -> None:
+        async with self.ctx.states.lock(container_id):
+            record = self.ctx.registry.find(container_id)
+            if record is not None:
+                self.ctx.registry.put(replace(record, host_config=replace(
+                    record.host_config, auto_remove=auto_remove)))
 
     async def container_kill(self, ref: str, sig: str = "") -> None:
         await stop.container_kill(self.ctx, ref, sig)
