@@ -27,23 +27,33 @@ class Trash:
 
     def discard(self, path: str) -> str | None:
         """Rename `path` out of sight; the folder under tmp/ that now holds it (None
-        when there was nothing), deleted by `delete` or `empty`."""
+        when there was nothing), deleted by `empty`."""
+        doomed = self._hide(path)
+        if doomed is not None:
+            # Queued only once it holds the tree: an `empty` in another thread would
+            # otherwise delete the folder under the rename (ENOENT, seen under load).
+            with self._lock:
+                self._queued.append(doomed)
+        return doomed
+
+    def remove(self, path: str) -> None:
+        """Delete `path` now (out of sight first). Blocking."""
+        doomed = self._hide(path)
+        if doomed is not None:
+            self._delete(doomed)
+
+    def _hide(self, path: str) -> str | None:
         if not os.path.lexists(path):
             return None
         doomed = tempfile.mkdtemp(prefix=PREFIX, dir=self.tmp_dir)
         with self._lock:
             self._pending.add(doomed)
-            self._queued.append(doomed)
-        os.rename(path, os.path.join(doomed, "s"))
-        return doomed
-
-    def remove(self, path: str) -> None:
-        """Delete `path` now (out of sight first). Blocking."""
-        doomed = self.discard(path)
-        if doomed is not None:
-            with self._lock:
-                self._queued.remove(doomed)
+        try:
+            os.rename(path, os.path.join(doomed, "s"))
+        except BaseException:
             self._delete(doomed)
+            raise
+        return doomed
 
     def empty(self) -> None:
         """Delete everything discarded so far. Blocking."""
