@@ -10,11 +10,20 @@ Stdin is bounded: past _STDIN_HIGH_WATER queued bytes the client's socket is not
 read until the process takes them, so a fast client is slowed, never buffered
 without end. On a terminal, the detach keys (moorage.protocol.detachkeys) end
 the stream and leave the container running, as dockerd does.
+
+Output must not reach a client before it has read the 101: docker-py reads the
+headers through a buffered file and then the bare socket, so bytes that arrived
+with the headers are lost. dockerd only makes this unlikely (its process starts
+well after its 101); on a unix socket we wait until the client has read it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import socket
+import struct
+import termios
 from collections import deque
 
 from aiohttp import web
@@ -26,6 +35,7 @@ RAW_STREAM = "application/vnd.docker.raw-stream"
 MULTIPLEXED_STREAM = "application/vnd.docker.multiplexed-stream"
 _HIGH_WATER = 1 << 20
 _STDIN_HIGH_WATER = 256 * 1024
+_READ_101_SECONDS = 1.0  # a client that never reads gets its output after this anyway
 
 
 class RawInput:
@@ -191,4 +201,21 @@ async def hijack(request: web.Request, content_type: str,
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     response.force_close()
     await response.prepare(request)
-    return Hijacked(request, response, upgraded, detach_keys)
+    hijacked = Hijacked(request, response, upgraded, detach_keys)  # takes stdin from here
+    await _until_read(request.transport)
+    return hijacked
+
+
+async def _until_read(transport: asyncio.BaseTransport | None) -> None:
+    """Until the client has read what was sent (a unix socket's SIOCOUTQ counts the
+    bytes its peer has not read yet), at most _READ_101_SECONDS."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family != socket.AF_UNIX:
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _READ_101_SECONDS
+    while loop.time() < deadline and not transport.is_closing():
+        unread = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        if not unread and not transport.get_write_buffer_size():
+            return
+        await asyncio.sleep(0.0005)

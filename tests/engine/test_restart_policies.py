@@ -162,7 +162,7 @@ def test_oom_killed_restarts_on_failure(pair: Pair) -> None:
                   "--restart", "on-failure:1", IMAGE, "sh", "-c", hog, compare_stdout=False)
         ours, theirs = _settled(pair, name, lambda d: d["RestartCount"] == 1
                                 and d["State"]["Status"] == "exited")
-        assert ours == theirs
+        assert ours == theirs, (ours, theirs)
         assert ours["State"]["OOMKilled"] is True and ours["State"]["ExitCode"] == 137
     finally:
         pair.both("rm", "-f", name)
