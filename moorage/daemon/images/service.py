@@ -83,10 +83,12 @@ class ImageService(ImageStore):
         record = self.lookup(name, retained=self.namespace == DOCKER_NAMESPACE)
         return ResolvedImage(record.id, self.config(record.id), self.repo_tags(record.id))
 
-    def prepare_rootfs(self, container_id: str, image_id: str) -> list[Mount]:
+    def prepare_rootfs(self, container_id: str, image_id: str,
+                       init: bool = False) -> list[Mount]:
         """The writable layer of ``container_id`` on image ``image_id`` (a full ID; an
-        image removed by force that the container holds is still found), and the
-        mounts that assemble its root filesystem; the caller mounts them. The
+        image removed by force that the container holds is still found), on the init
+        layer when ``init`` (a Docker container's, not a CRI one's), and the mounts
+        that assemble its root filesystem; the caller mounts them. The
         container leases the image, so it cannot be removed (Conflict) or pruned
         until ``remove_rootfs``. Idempotent: a second call returns the same layer.
         NotFound when the image is gone. Blocking."""
@@ -97,7 +99,7 @@ class ImageService(ImageStore):
             record = self.lookup(image_id, retained=True)
             self.leases.acquire(container_id, record.id)
             try:
-                return self.snapshots.prepare(container_id, record.top_chain)
+                return self.snapshots.prepare(container_id, record.top_chain, init)
             except BaseException:
                 self.leases.release(container_id)
                 raise
