@@ -11,7 +11,7 @@ in transfer.py, the store check in check.py. The container service calls
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Self
 
@@ -59,6 +59,9 @@ class ImageService(ImageStore):
         super().__init__(data_root, metadata)
         self.events = events or EventBus()
         self.distribution = Distribution(self, registry or RegistryConfig())
+        # The image namespace of a lease's holder (the engine tells its containers
+        # apart): a removal minds only the containers of its own namespace.
+        self.holder_namespace: Callable[[str], str] = lambda holder: DOCKER_NAMESPACE
         check.reconcile(self)
 
     def namespaced(self, namespace: str) -> Self:
@@ -312,11 +315,10 @@ class ImageService(ImageStore):
                            f"{short_id(users[0])}")
 
     def _users(self, image_id: str) -> list[str]:
-        """The containers a removal from this namespace must mind: none when another
-        namespace keeps the image (and so its layers) anyway."""
-        if self.metadata.namespaces(image_id) not in ([], [self.namespace]):
-            return []
-        return self.leases.holders(image_id)
+        """The containers a removal from this namespace must mind: its own, as the CRI's
+        containers use the CRI's reference to the image, not the Docker API's."""
+        return [h for h in self.leases.holders(image_id)
+                if self.holder_namespace(h) == self.namespace]
 
     def _delete_helper(self, image_id: str, records: list[DeleteItem], force: bool,
                        prune: bool, quiet: bool) -> None:
