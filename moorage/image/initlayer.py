@@ -2,6 +2,12 @@
 daemon/initlayer): the mount points the engine and the runtime need, /.dockerenv, by
 which software tells it runs in a Docker container, and /etc/mtab as a link to
 /proc/mounts. The same for every container, so one copy serves them all.
+
+moby's Setup replaces the image's files there but leaves its directories alone, which
+keep their own mode, owner and time. One copy for every image cannot know them, so it
+comes in two: the files above the image's layers (``populate``'s ``above``), and the
+directories that are only mount points below them (``below``), where the image's own
+directory, when it has one, is the one a container sees.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ ENTRIES = (("/dev/pts", _DIR), ("/dev/shm", _DIR), ("/proc", _DIR), ("/sys", _DI
            ("/etc/hostname", _FILE), ("/dev/console", _FILE), ("/etc/mtab", "/proc/mounts"))
 
 
-def populate(root: str) -> None:
-    """Write the init layer's entries into the empty directory ``root``."""
+def populate(above: str, below: str) -> None:
+    """Write the init layer's entries into the new directories ``above`` (the files,
+    which cover the image's) and ``below`` (the directories, which the image's cover)."""
     for path, kind in ENTRIES:
-        full = root + path
+        full = (below if kind == _DIR else above) + path
         os.makedirs(os.path.dirname(full), mode=0o755, exist_ok=True)
         if kind == _DIR:
             os.mkdir(full, 0o755)
@@ -28,5 +35,6 @@ def populate(root: str) -> None:
             os.chmod(full, 0o755)  # whatever the umask took
         else:
             os.symlink(kind, full)
-    for directory in ("/dev", "/etc", *(p for p, k in ENTRIES if k == _DIR)):
-        os.chmod(root + directory, 0o755)
+    for root in (above, below):
+        for directory, _, _ in os.walk(root):  # links are not followed
+            os.chmod(directory, 0o755)

@@ -11,10 +11,10 @@ written after the rename, so a row always has its directory.
 A container's writable layer is an active snapshot (containerd's Prepare):
 snapshots/active/<key>/{fs,work} on top of a committed chain. A Docker container's
 also lies on the init layer (image/initlayer.py), which moby makes per container and
-this snapshotter once per data-root: snapshots/init/fs, read-only, the lowerdir right
-below the writable layer of every active snapshot whose directory links to it
-(active/<key>/init, made with the directory, before its row). This module
-never mounts (containerd's rule, storage describes and callers act): ``prepare``
+this snapshotter once per data-root, read-only: snapshots/init/fs, the lowerdir right
+below the writable layer, and snapshots/init/below, the lowest, of every active snapshot
+whose directory links to it (active/<key>/init, made with the directory, before its
+row). This module never mounts (containerd's rule, storage describes and callers act): ``prepare``
 returns the overlay mount that assembles the layer and its parents, and the
 container code mounts it where it wants.
 """
@@ -81,6 +81,7 @@ class Snapshotter:
         self.active_root = os.path.join(root, ACTIVE_DIR)
         os.makedirs(self.active_root, mode=0o700, exist_ok=True)
         self.init_fs = os.path.join(root, INIT_DIR, "fs")
+        self.init_below = os.path.join(root, INIT_DIR, "below")
 
     def dir_of(self, chain_id: str) -> str:
         return os.path.join(self.root, hex_of(chain_id))
@@ -216,7 +217,7 @@ class Snapshotter:
         lowers = (self.lower_dirs(record.parent) if record.parent is not None
                   else [os.path.join(path, "empty")])
         if os.path.islink(os.path.join(path, INIT_DIR)):
-            lowers.insert(0, self._init_layer())
+            lowers = [self._init_layer(), *lowers, self.init_below]
         return [Mount("overlay", "overlay", (
             f"workdir={os.path.join(path, 'work')}", f"upperdir={os.path.join(path, 'fs')}",
             f"lowerdir={':'.join(lowers)}"))]
@@ -228,7 +229,7 @@ class Snapshotter:
             return self.init_fs
         work = tempfile.mkdtemp(prefix=_UNPACK_PREFIX, dir=self.tmp_dir)
         try:
-            initlayer.populate(os.path.join(work, "fs"))
+            initlayer.populate(os.path.join(work, "fs"), os.path.join(work, "below"))
             os.rename(work, os.path.dirname(self.init_fs))
         except OSError:
             if not os.path.isdir(self.init_fs):  # another thread's made it: keep that one

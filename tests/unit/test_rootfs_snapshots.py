@@ -164,7 +164,8 @@ def test_a_volatile_rootfs_mounts_again(service: ImageService, tmp_path: Path) -
 
 
 def test_init_layer_is_shared_and_kept(service: ImageService, tmp_path: Path) -> None:
-    """Docker's containers lie on one init layer per data-root, made on first need;
+    """Docker's containers lie on one init layer per data-root (its files above the
+    image, its directories below), made on first need;
     the store's check and a restart keep it, and a writable layer without it has none."""
     image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
                                     io.BytesIO(_rootfs()))
@@ -175,7 +176,7 @@ def test_init_layer_is_shared_and_kept(service: ImageService, tmp_path: Path) ->
     overlay = service.prepare_rootfs(CONTAINER, image_id, init=True)[0]
     other = service.prepare_rootfs("o" * 64, image_id, init=True)[0]
     lowers = (overlay.option("lowerdir") or "").split(":")
-    assert lowers[0] == init and lowers[1:] == plain.split(":")
+    assert lowers == [init, *plain.split(":"), service.snapshots.init_below]
     assert other.option("lowerdir") == overlay.option("lowerdir")
     # The choice is the writable layer's: asked again without it, it keeps it.
     assert service.prepare_rootfs(CONTAINER, image_id) == [overlay]
@@ -186,6 +187,7 @@ def test_init_layer_is_shared_and_kept(service: ImageService, tmp_path: Path) ->
         assert (target / ".dockerenv").stat().st_size == 0
         assert os.readlink(target / "etc/mtab") == "/proc/mounts"
         assert (target / "hello").read_bytes() == b"hi"
+        assert (target / "proc").is_dir() and (target / "dev/pts").is_dir()
     finally:
         libc.umount2(str(target), libc.MNT_DETACH)
     assert service.store_check(repair=True).removed == ()
