@@ -41,6 +41,7 @@ class Engine:
                                            self.networks)
         self.networks.lookup = self.containers.network_info
         self.networks.embedded_dns_joined = self.containers.use_embedded_dns
+        self.images.holder_namespace = self.containers.namespace_of
         self.commits = CommitService(self.containers.ctx)
         self.builds = BuildService(config.data_root, self.images, self.containers,
                                    self.events)

@@ -86,9 +86,10 @@ def _lower_stat(lowers: list[str], path: str) -> os.stat_result | None:
     return None
 
 
-# What the engine mounts over a container's rootfs: Docker keeps them in an init layer
-# below the container's, so neither ``docker diff`` nor a commit ever sees them.
-INIT_PATHS = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/.dockerenv"})
+# What the engine mounts over a container's rootfs. Their mount points are in the init
+# layer below the container's (image/initlayer.py), so neither ``docker diff`` nor a
+# commit sees them; containers made before it, and the CRI's, have them in their own.
+INIT_PATHS = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 
 
 def changes(upper: str, lowers: list[str]) -> list[Change]:

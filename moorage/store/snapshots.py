@@ -9,8 +9,12 @@ renamed into place, so a visible directory is complete; its row in moor.db is
 written after the rename, so a row always has its directory.
 
 A container's writable layer is an active snapshot (containerd's Prepare):
-snapshots/active/<key>/{fs,work} on top of a committed chain. This module
-never mounts (containerd's rule, storage describes and callers act): ``prepare``
+snapshots/active/<key>/{fs,work} on top of a committed chain. A Docker container's
+also lies on the init layer (image/initlayer.py), which moby makes per container and
+this snapshotter once per data-root, read-only: snapshots/init/fs, the lowerdir right
+below the writable layer, and snapshots/init/below, the lowest, of every active snapshot
+whose directory links to it (active/<key>/init, made with the directory, before its
+row). This module never mounts (containerd's rule, storage describes and callers act): ``prepare``
 returns the overlay mount that assembles the layer and its parents, and the
 container code mounts it where it wants.
 """
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from moorage.errors import InvalidParameter, NotFound
+from moorage.image import initlayer
 from moorage.image.config import chain_id_of
 from moorage.image.layer import apply_layer
 from moorage.store import trash
@@ -36,6 +41,7 @@ _UNPACK_PREFIX = "unpack-"
 TMP_PREFIXES = (_UNPACK_PREFIX, trash.PREFIX)
 # Under the snapshotter's root, beside the committed chains (named by their hex).
 ACTIVE_DIR = "active"
+INIT_DIR = "init"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,8 @@ class Snapshotter:
         self.trash = trash.Trash(tmp_dir)
         self.active_root = os.path.join(root, ACTIVE_DIR)
         os.makedirs(self.active_root, mode=0o700, exist_ok=True)
+        self.init_fs = os.path.join(root, INIT_DIR, "fs")
+        self.init_below = os.path.join(root, INIT_DIR, "below")
 
     def dir_of(self, chain_id: str) -> str:
         return os.path.join(self.root, hex_of(chain_id))
@@ -175,14 +183,15 @@ class Snapshotter:
 
     def on_disk(self) -> list[str]:
         """Names of the committed snapshots' directories under snapshots/."""
-        return sorted(n for n in os.listdir(self.root) if n != ACTIVE_DIR)
+        return sorted(n for n in os.listdir(self.root) if n not in (ACTIVE_DIR, INIT_DIR))
 
     # --- active snapshots ----------------------------------------------------------------
 
-    def prepare(self, key: str, parent: str | None) -> list[Mount]:
-        """A writable layer ``key`` on top of chain ``parent`` (None: on nothing), and
-        the mounts that assemble it. Idempotent: an existing ``key`` keeps its
-        content and its parent. NotFound when a link of ``parent``'s chain is missing."""
+    def prepare(self, key: str, parent: str | None, init: bool = False) -> list[Mount]:
+        """A writable layer ``key`` on top of chain ``parent`` (None: on nothing), with
+        the init layer between them when ``init``, and the mounts that assemble it.
+        Idempotent: an existing ``key`` keeps its content, its parent and its init
+        layer or none. NotFound when a link of ``parent``'s chain is missing."""
         existing = self.metadata.active_snapshot(key)
         if existing is None:
             if parent is not None:
@@ -190,6 +199,8 @@ class Snapshotter:
             path = self.active_dir(key)
             for sub in ("fs", "work", "empty"):
                 os.makedirs(os.path.join(path, sub), mode=0o755, exist_ok=True)
+            if init and not os.path.islink(os.path.join(path, INIT_DIR)):
+                os.symlink(os.path.relpath(self.init_fs, path), os.path.join(path, INIT_DIR))
             self.metadata.add_active_snapshot(key, parent)
             existing = ActiveSnapshotRecord(key, parent)
         return self.mounts(existing)
@@ -205,9 +216,27 @@ class Snapshotter:
         path = self.active_dir(record.key)
         lowers = (self.lower_dirs(record.parent) if record.parent is not None
                   else [os.path.join(path, "empty")])
+        if os.path.islink(os.path.join(path, INIT_DIR)):
+            lowers = [self._init_layer(), *lowers, self.init_below]
         return [Mount("overlay", "overlay", (
             f"workdir={os.path.join(path, 'work')}", f"upperdir={os.path.join(path, 'fs')}",
             f"lowerdir={':'.join(lowers)}"))]
+
+    def _init_layer(self) -> str:
+        """The init layer's fs, made on first need: staged under tmp/ and renamed into
+        place, so a visible one is complete (a leftover stage goes at daemon start)."""
+        if os.path.isdir(self.init_fs):
+            return self.init_fs
+        work = tempfile.mkdtemp(prefix=_UNPACK_PREFIX, dir=self.tmp_dir)
+        try:
+            initlayer.populate(os.path.join(work, "fs"), os.path.join(work, "below"))
+            os.rename(work, os.path.dirname(self.init_fs))
+        except OSError:
+            if not os.path.isdir(self.init_fs):  # another thread's made it: keep that one
+                raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return self.init_fs
 
     def active_dir(self, key: str) -> str:
         if not key or "/" in key or key.startswith("."):

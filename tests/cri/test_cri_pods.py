@@ -11,6 +11,7 @@ import re
 import socket
 import sqlite3
 import time
+import uuid
 
 import docker
 import grpc
@@ -139,6 +140,19 @@ def test_cri_images_kept_apart_from_the_docker_apis(cri: Cri, logs: str,
         assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     finally:
         _end_pod(cri, pod_id)
+    # The CRI's having the image too does not free the Docker API's from its containers.
+    engine_load(cri.daemon, apart, "k8s.io")
+    user = f"apart-{uuid.uuid4().hex[:8]}"
+    cri.daemon.docker("create", "--name", user, "moorage.test/apart:1", check=True)
+    try:
+        refused = cri.daemon.docker("rmi", "moorage.test/apart:1")
+        assert refused.returncode == 1 and refused.stderr.decode().startswith(
+            'Error response from daemon: conflict: unable to remove repository reference '
+            '"moorage.test/apart:1" (must force) - container ')
+    finally:
+        cri.daemon.docker("rm", user, check=True)
+    cri.images.RemoveImage(pb.RemoveImageRequest(image=pb.ImageSpec(
+        image="moorage.test/apart:1")))
     # The last one out frees it.
     images = _store_rows(cri, "images")
     cri.daemon.docker("rmi", "moorage.test/apart:1", check=True)
@@ -171,6 +185,8 @@ def test_pod_with_two_containers_sharing_its_namespaces(cri: Cri, network: Netwo
             time.sleep(0.1)
         assert fetched.stdout == b"served\n"
         assert exec_sync(cri, client, "hostname").stdout == b"web\n"
+        # containerd gives the CRI's containers no init layer (no /.dockerenv, /etc/mtab).
+        assert exec_sync(cri, client, "ls", "/.dockerenv", "/etc/mtab").exit_code != 0
         # The pod's cgroup parent holds its containers' cgroups.
         assert f"/{POD_CGROUPS}/web/" in exec_sync(cri, client, "cat", "/proc/self/cgroup"
                                                    ).stdout.decode()

@@ -159,3 +159,52 @@ def test_committed_config_without_variables(pair: Pair) -> None:
     finally:
         pair.both("rm", "-f", name)
         pair.both("rmi", *tags)
+
+
+# moby's daemon/initlayer, as a container sees it; not the mounts over them, so each
+# path is looked at in a stopped container.
+_INIT = ("/.dockerenv", "/etc/mtab", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
+         "/dev/console", "/dev/pts", "/dev/shm", "/proc", "/sys")
+
+
+def _entries(tar: bytes, names: set[str] | None = None) -> list[tuple]:
+    """(name, type, permissions, owner, size, link) of a tar's members (those in `names`)."""
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        return sorted((m.name.removeprefix("./"), m.type, m.mode & 0o7777, m.uid, m.gid,
+                       m.size, m.linkname) for m in archive.getmembers()
+                      if names is None or m.name.removeprefix("./") in names)
+
+
+def test_init_layer(pair: Pair) -> None:
+    """Every container lies on dockerd's init layer (/.dockerenv, /etc/mtab to
+    /proc/mounts...): its export and ``docker cp`` show it, neither ``docker diff`` nor
+    a commit does, and it covers an image's own /etc/mtab."""
+    name, changed, mtab = (f"c-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    tag = f"committed-{uuid.uuid4().hex[:6]}"
+    try:
+        pair.same("run", "--rm", "busybox:latest", "sh", "-c",
+                  "stat -c '%n %F %a %u:%g %s %N' /.dockerenv /etc/mtab; ls -a /")
+        pair.same("run", "--name", name, "busybox:latest", "true")
+        pair.same("diff", name)
+        exports = [_entries(r.stdout, {p[1:] for p in _INIT} | {"dev", "etc"})
+                   for r in pair.both("export", name)]
+        assert exports[0] == exports[1] and len(exports[0]) == len(_INIT) + 2
+        for path in ("/.dockerenv", "/etc/mtab"):
+            ours, theirs = (_entries(r.stdout) for r in pair.both("cp", f"{name}:{path}", "-"))
+            assert ours == theirs
+        # A commit of an unchanged container adds an empty layer; removing the init
+        # layer's entries is a change like any other.
+        pair.same("commit", name, tag, compare_stdout=False)
+        pair.same("history", "--format", "{{.Size}}", tag)
+        pair.same("run", "--name", changed, "busybox:latest", "sh", "-c",
+                  "rm /.dockerenv /etc/mtab && echo mine > /etc/mtab")
+        ours, theirs = (sorted(r.stdout.decode().splitlines())
+                        for r in pair.both("diff", changed))
+        assert ours == theirs == ["C /etc", "C /etc/mtab", "D /.dockerenv"]
+        # An image's own /etc/mtab and /.dockerenv are covered by the init layer's.
+        pair.same("commit", changed, mtab, compare_stdout=False)
+        pair.same("run", "--rm", mtab, "sh", "-c",
+                  "stat -c '%n %F %a %s %N' /.dockerenv /etc/mtab; ls /etc")
+    finally:
+        pair.both("rm", "-f", name, changed)
+        pair.both("rmi", tag, mtab)

@@ -77,7 +77,8 @@ def test_forced_removal_keeps_layers_until_the_container_goes(
         assert daemon.docker("start", "-a", "orphan", check=True).stdout == b"still here\n"
         daemon.docker("rm", "orphan", check=True)
         snapshots = Path(daemon.data_root, "snapshots")
-        assert sorted(p.name for p in snapshots.iterdir()) == ["active"]
+        # The init layer is the data-root's, not the container's.
+        assert sorted(p.name for p in snapshots.iterdir()) == ["active", "init"]
         assert list(Path(snapshots, "active").iterdir()) == []
     finally:
         daemon.docker("rm", "-f", "orphan")
@@ -129,6 +130,7 @@ def test_writable_layer_of_a_container_made_before_snapshots_is_adopted(
         os.rename(active / "fs", legacy / "diff")
         os.rename(active / "work", legacy / "work")
         (active / "empty").rmdir()
+        (active / "init").unlink()
         active.rmdir()
         (legacy / "diff" / "written").write_text("before the upgrade\n")
         with sqlite3.connect(os.path.join(daemon.data_root, "moor.db")) as db:

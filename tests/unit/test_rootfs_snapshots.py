@@ -161,3 +161,43 @@ def test_a_volatile_rootfs_mounts_again(service: ImageService, tmp_path: Path) -
         finally:
             setup.unmount_rootfs(container_dir)
     service.remove_rootfs(CONTAINER)
+
+
+def test_init_layer_is_shared_and_kept(service: ImageService, tmp_path: Path) -> None:
+    """Docker's containers lie on one init layer per data-root (its files above the
+    image, its directories below), made on first need;
+    the store's check and a restart keep it, and a writable layer without it has none."""
+    image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
+                                    io.BytesIO(_rootfs()))
+    init = service.snapshots.init_fs
+    assert not os.path.exists(init)
+    plain = service.prepare_rootfs("p" * 64, image_id)[0].option("lowerdir") or ""
+    assert init not in plain.split(":") and not os.path.exists(init)
+    overlay = service.prepare_rootfs(CONTAINER, image_id, init=True)[0]
+    other = service.prepare_rootfs("o" * 64, image_id, init=True)[0]
+    lowers = (overlay.option("lowerdir") or "").split(":")
+    assert lowers == [init, *plain.split(":"), service.snapshots.init_below]
+    assert other.option("lowerdir") == overlay.option("lowerdir")
+    # The choice is the writable layer's: asked again without it, it keeps it.
+    assert service.prepare_rootfs(CONTAINER, image_id) == [overlay]
+    target = tmp_path / "rootfs"
+    target.mkdir()
+    libc.mount(overlay.source, str(target), overlay.type, 0, ",".join(overlay.options))
+    try:
+        assert (target / ".dockerenv").stat().st_size == 0
+        assert os.readlink(target / "etc/mtab") == "/proc/mounts"
+        assert (target / "hello").read_bytes() == b"hi"
+        assert (target / "proc").is_dir() and (target / "dev/pts").is_dir()
+    finally:
+        libc.umount2(str(target), libc.MNT_DETACH)
+    assert service.store_check(repair=True).removed == ()
+    # A daemon stopped while making it leaves a stage behind, which goes at the next
+    # start; one whose init layer went makes it again at the next mount.
+    stage = Path(service.tmp_dir, "unpack-leftover")
+    stage.mkdir()
+    restarted = ImageService(service.data_root)
+    assert os.path.isdir(init) and not stage.exists()
+    os.rename(os.path.dirname(init), str(tmp_path / "gone"))
+    assert restarted.rootfs_mounts(CONTAINER) == [overlay] and os.path.isdir(init)
+    for key in ("p" * 64, "o" * 64, CONTAINER):
+        restarted.remove_rootfs(key)

@@ -12,7 +12,7 @@ from moorage.daemon.containers import healthcheck, logconfig, refusals, setup, s
 from moorage.daemon.containers.context import Context
 from moorage.errors import InvalidParameter
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
-from moorage.model.records import ContainerRecord
+from moorage.model.records import NAMESPACE_LABEL, ContainerRecord
 from moorage.model.times import now_ns
 
 
@@ -82,7 +82,9 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         if point.type == "volume":
             ctx.volumes.leases.acquire(container_id, point.name)
     try:
-        rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id)
+        # containerd gives the CRI's containers no init layer, dockerd gives Docker's one.
+        rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id,
+                                         NAMESPACE_LABEL not in merged.labels)
         await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes,
                                 inherited)
         ctx.registry.put(record)

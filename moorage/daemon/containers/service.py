@@ -58,6 +58,7 @@ from moorage.model.networks import ContainerNetwork, EndpointRequest, PublishedP
 from moorage.model.records import EXITED, NAMESPACE_LABEL, REMOVING, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 from moorage.shim.wire import ReopenLog, Resize, ShimState, State
+from moorage.store.metadata import DOCKER_NAMESPACE
 
 log = logging.getLogger("moord.containers")
 _SHUTDOWN_DEADLINE = 30.0  # seconds the daemon's stop may spend stopping containers
@@ -170,6 +171,13 @@ class ContainerService:
     def network_info(self, ref: str) -> ContainerInfo:
         """What the network service needs of a container (NotFound as `get`)."""
         return container_info(self.ctx.registry.get(ref))
+
+    def namespace_of(self, container_id: str) -> str:
+        """The image namespace a container takes its image from: the CRI's (k8s.io) for
+        its containers, the Docker API's for the others and for holders not containers."""
+        record = self.ctx.registry.find(container_id)
+        labels = record.config.labels if record is not None else {}
+        return labels.get(NAMESPACE_LABEL, DOCKER_NAMESPACE)
 
     def use_embedded_dns(self, container_id: str) -> None:
         """A running container joined a user network: its resolv.conf names the

@@ -11,7 +11,7 @@ in transfer.py, the store check in check.py. The container service calls
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Self
 
@@ -59,6 +59,9 @@ class ImageService(ImageStore):
         super().__init__(data_root, metadata)
         self.events = events or EventBus()
         self.distribution = Distribution(self, registry or RegistryConfig())
+        # The image namespace of a lease's holder (the engine tells its containers
+        # apart): a removal minds only the containers of its own namespace.
+        self.holder_namespace: Callable[[str], str] = lambda holder: DOCKER_NAMESPACE
         check.reconcile(self)
 
     def namespaced(self, namespace: str) -> Self:
@@ -83,10 +86,12 @@ class ImageService(ImageStore):
         record = self.lookup(name, retained=self.namespace == DOCKER_NAMESPACE)
         return ResolvedImage(record.id, self.config(record.id), self.repo_tags(record.id))
 
-    def prepare_rootfs(self, container_id: str, image_id: str) -> list[Mount]:
+    def prepare_rootfs(self, container_id: str, image_id: str,
+                       init: bool = False) -> list[Mount]:
         """The writable layer of ``container_id`` on image ``image_id`` (a full ID; an
-        image removed by force that the container holds is still found), and the
-        mounts that assemble its root filesystem; the caller mounts them. The
+        image removed by force that the container holds is still found), on the init
+        layer when ``init`` (a Docker container's, not a CRI one's), and the mounts
+        that assemble its root filesystem; the caller mounts them. The
         container leases the image, so it cannot be removed (Conflict) or pruned
         until ``remove_rootfs``. Idempotent: a second call returns the same layer.
         NotFound when the image is gone. Blocking."""
@@ -97,7 +102,7 @@ class ImageService(ImageStore):
             record = self.lookup(image_id, retained=True)
             self.leases.acquire(container_id, record.id)
             try:
-                return self.snapshots.prepare(container_id, record.top_chain)
+                return self.snapshots.prepare(container_id, record.top_chain, init)
             except BaseException:
                 self.leases.release(container_id)
                 raise
@@ -310,11 +315,10 @@ class ImageService(ImageStore):
                            f"{short_id(users[0])}")
 
     def _users(self, image_id: str) -> list[str]:
-        """The containers a removal from this namespace must mind: none when another
-        namespace keeps the image (and so its layers) anyway."""
-        if self.metadata.namespaces(image_id) not in ([], [self.namespace]):
-            return []
-        return self.leases.holders(image_id)
+        """The containers a removal from this namespace must mind: its own, as the CRI's
+        containers use the CRI's reference to the image, not the Docker API's."""
+        return [h for h in self.leases.holders(image_id)
+                if self.holder_namespace(h) == self.namespace]
 
     def _delete_helper(self, image_id: str, records: list[DeleteItem], force: bool,
                        prune: bool, quiet: bool) -> None:
