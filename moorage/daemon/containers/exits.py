@@ -55,25 +55,49 @@ def release_run(ctx: Context, record: ContainerRecord) -> None:
 
 async def end_process(ctx: Context, record: ContainerRecord) -> ExitRecord:
     """SIGKILL every process of the container and wait for the exit; its exit record."""
-    socket_path = ctx.paths.socket(record)
-    waiting: asyncio.Future | None = None
     try:
-        async with asyncio.timeout(REQUEST_SECONDS):
-            waiting = asyncio.ensure_future(request(socket_path, Wait(), ExitRecord))
-            # A kill that fails (the process is already gone) still ends in the exit
-            # the wait reports.
-            with contextlib.suppress(MoorError, OSError):
-                await request(socket_path, Kill(int(signal.SIGKILL), all=True), Ok)
-            exit_record = await waiting
+        exit_record = await _end_shim(ctx.paths.socket(record))
     except (TimeoutError, MoorError, OSError, ValueError) as err:
-        if waiting is not None:
-            waiting.cancel()
         # The shim writes the exit record before it answers (and request() takes the
         # record's own "error" key for a failure): the file is the truth when present.
         exit_record = read_exit_file(ctx.paths, record.id) \
             or await kill_remains(ctx, record, repr(err))
     await asyncio.to_thread(_reap_shim, record.shim_pid)
     return exit_record
+
+
+async def _end_shim(socket_path: str) -> ExitRecord:
+    """SIGKILL every process of a shim's container and wait for the exit it reports."""
+    async with asyncio.timeout(REQUEST_SECONDS):
+        waiting = asyncio.ensure_future(request(socket_path, Wait(), ExitRecord))
+        try:
+            # A kill that fails (the process is already gone) still ends in the exit
+            # the wait reports.
+            with contextlib.suppress(MoorError, OSError):
+                await request(socket_path, Kill(int(signal.SIGKILL), all=True), Ok)
+            return await waiting
+        finally:
+            waiting.cancel()
+
+
+async def end_unknown_shims(ctx: Context, known: set[str]) -> None:
+    """At daemon start, before any container starts: the shims whose sockets no record
+    names end, with their containers. A start that a crash cut short between the
+    shim's fork and the record taking its socket left one: its container, created
+    and waiting for the start, holds the id and the cgroup a new start would use."""
+    try:
+        names = os.listdir(ctx.paths.shims)
+    except FileNotFoundError:
+        return
+    for name in names:
+        socket_path = os.path.join(ctx.paths.shims, name)
+        if not name.endswith(".sock") or socket_path in known:
+            continue
+        try:
+            await _end_shim(socket_path)
+        except (TimeoutError, MoorError, OSError, ValueError):
+            continue  # nobody answers there: a socket its dead shim left
+        log.warning("ended the shim %s, which no container knew", name)
 
 
 async def kill_remains(ctx: Context, record: ContainerRecord, why: str) -> ExitRecord:

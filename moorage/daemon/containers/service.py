@@ -33,6 +33,7 @@ from moorage.daemon.containers.exits import (
     apply_exit,
     end_leftovers,
     end_process,
+    end_unknown_shims,
     kill_remains,
 )
 from moorage.daemon.containers.filters import select
@@ -91,7 +92,9 @@ class ContainerService:
         then, as dockerd's restore, restart policies bring back what they keep running
         and AutoRemove removes what exited while the daemon was away."""
         ctx = self.ctx
-        for record in ctx.registry.load():
+        records = ctx.registry.load()
+        await end_unknown_shims(ctx, {ctx.paths.socket(record) for record in records})
+        for record in records:
             async with ctx.states.lock(record.id):
                 if record.state.status == REMOVING:
                     await end_leftovers(ctx, record)
