@@ -43,7 +43,7 @@ async def remove_locked(ctx: Context, record: ContainerRecord, remove_volumes: b
     # these steps run one after another anyway (`run --rm` waits for all of them).
     try:
         await asyncio.to_thread(_remove_files, ctx, record)
-    except OSError as error:
+    except Exception as error:
         # As dockerd's SetRemovalError: whoever waits for "removed" (`run --rm`) learns
         # of it instead of waiting forever; the record stays, for the next rm to finish.
         message = f"unable to remove filesystem for {record.id}: {error}"

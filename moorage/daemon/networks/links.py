@@ -108,17 +108,19 @@ def link_index(name: str) -> int:
 
 
 def _make(host: socket.socket, veth: Veth, namespace_fd: int) -> None:
-    create = rtnl.new_veth(veth.host_side, veth.master, veth.ifname, namespace_fd, veth.mac)
+    def create() -> list[rtnl.ifinfmsg]:
+        return [rtnl.new_veth(veth.host_side, veth.master, veth.ifname, namespace_fd,
+                              veth.mac)]
+
     try:
-        rtnl.request(host, [create])
+        rtnl.request(host, create())
     except NetlinkError as err:
         if err.code != rtnl.EEXIST:
             raise
         # The previous start's pair: it goes with that run's namespace, which the
         # kernel frees a little after the init's exit.
         _forget(host, veth.host_side)
-        rtnl.request(host, [rtnl.new_veth(veth.host_side, veth.master, veth.ifname,
-                                          namespace_fd, veth.mac)])
+        rtnl.request(host, create())
 
 
 def _forget(host: socket.socket, name: str) -> None:
