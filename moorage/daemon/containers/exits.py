@@ -23,7 +23,16 @@ from moorage.daemon.containers.spec import cgroup_path
 from moorage.errors import MoorError
 from moorage.model.records import EXITED, ContainerRecord
 from moorage.runtime.cgroups import new_manager
-from moorage.shim.wire import ExitRecord, Kill, Ok, ShimState, State, Wait
+from moorage.shim.wire import (
+    CreateOutcome,
+    CreateResult,
+    ExitRecord,
+    Kill,
+    Ok,
+    ShimState,
+    State,
+    Wait,
+)
 
 log = logging.getLogger("moord.containers")
 
@@ -94,9 +103,14 @@ async def end_unknown_shims(ctx: Context, known: set[str]) -> None:
         if not name.endswith(".sock") or socket_path in known:
             continue
         try:
+            # Its create's outcome first: a shim whose create failed waits for that
+            # question alone (for 30 s), and ends once it is asked.
+            with contextlib.suppress(MoorError):
+                await asyncio.wait_for(request(socket_path, CreateOutcome(), CreateResult),
+                                       REQUEST_SECONDS)
             await _end_shim(socket_path)
         except (TimeoutError, MoorError, OSError, ValueError):
-            continue  # nobody answers there: a socket its dead shim left
+            continue  # nobody answers there (any more): its shim is gone or going
         log.warning("ended the shim %s, which no container knew", name)
 
 
