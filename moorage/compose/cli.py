@@ -240,6 +240,8 @@ def _wait_healthy(c: Client, project: str, services: list[str]) -> None:
 
 
 def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
+    import signal
+
     from moorage.compose.streams import Printer, follow
 
     found = [x for x in _selected(c, project.name, args.services)
@@ -256,6 +258,10 @@ def _attach_all(c: Client, project: Project, args: argparse.Namespace) -> int:
         exited.append((container["Labels"][L.SERVICE], code))
         if args.abort_on_container_exit or len(exited) == len(found):
             done.set()
+    # Stop on SIGINT and SIGTERM even when started with them ignored (a script's `&` ignores
+    # SIGINT): Compose's Go signal.Notify catches them in either case.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
     try:
         for container in found:
             threading.Thread(target=watch, args=(container,), daemon=True).start()
