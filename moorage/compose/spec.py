@@ -25,7 +25,7 @@ _DIRECT = {"command", "entrypoint", "environment", "labels", "working_dir", "use
            "mem_limit", "memswap_limit", "mem_reservation", "cpus", "cpu_shares",
            "pids_limit", "secrets", "configs", "mac_address", "runtime", "cgroup_parent",
            "userns_mode", "uts", "volumes_from", "links", "storage_opt",
-           "cpuset", "oom_kill_disable"}
+           "cpuset", "oom_kill_disable", "device_cgroup_rules"}
 
 
 def refuse_unsupported(name: str, service: dict[str, Any]) -> None:
@@ -227,6 +227,7 @@ def create_body(project: Project, name: str, service: dict[str, Any], number: in
         "CpusetCpus": service.get("cpuset", ""),
         "CpuShares": int(service.get("cpu_shares", 0)),
         "StorageOpt": service.get("storage_opt"),
+        "DeviceCgroupRules": service.get("device_cgroup_rules"),
     }
     if service.get("runtime"):
         host["Runtime"] = service["runtime"]

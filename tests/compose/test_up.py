@@ -674,6 +674,7 @@ def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) ->
               resources:
                 limits: {memory: 64m, pids: 50}
             ulimits: {nofile: {soft: 1024, hard: 2048}}
+            device_cgroup_rules: ["c 1:3 mr"]
             healthcheck:
               test: ["CMD", "true"]
               interval: 30s
@@ -692,6 +693,7 @@ def test_service_keys_reach_the_engine(engine: ComposeEngine, tmp_path: Path) ->
         assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
         assert (host["Memory"], host["PidsLimit"]) == (64 * 1024 * 1024, 50)
         assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+        assert host["DeviceCgroupRules"] == ["c 1:3 mr"]
     finally:
         ok(engine.compose(folder, "down"))
     (folder / "compose.yaml").write_text(
