@@ -54,9 +54,9 @@ _libc = _Libc()
 # Syscalls glibc does not wrap, by machine (asm/unistd.h).
 _SYSCALL_NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "openat2": 437,
-               "seccomp": 317, "clone3": 435},
+               "seccomp": 317, "clone3": 435, "bpf": 321},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "openat2": 437,
-                "seccomp": 277, "clone3": 435},
+                "seccomp": 277, "clone3": 435, "bpf": 280},
 }
 _NR = _SYSCALL_NUMBERS[os.uname().machine]
 
@@ -232,3 +232,80 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     args = _CloneArgs(flags=CLONE_INTO_CGROUP, exit_signal=SIGCHLD, cgroup=cgroup_fd)
     return _check(_libc.syscall(_NR["clone3"], _ctypes.byref(args), _ctypes.sizeof(args)),
                   "clone3")
+
+
+# bpf(2) commands, program and attach types, flags (linux/bpf.h)
+_BPF_PROG_LOAD = 5
+_BPF_PROG_ATTACH = 8
+_BPF_PROG_GET_FD_BY_ID = 13
+_BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 0x2
+BPF_F_REPLACE = 0x4
+
+
+class _c_char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class _BpfProgLoad(_ctypes.Structure):
+    """union bpf_attr for BPF_PROG_LOAD, up to expected_attach_type."""
+
+    _fields_ = (("prog_type", _c_uint32), ("insn_cnt", _c_uint32), ("insns", _c_uint64),
+                ("license", _c_uint64), ("log_level", _c_uint32), ("log_size", _c_uint32),
+                ("log_buf", _c_uint64), ("kern_version", _c_uint32), ("prog_flags", _c_uint32),
+                ("prog_name", _c_uint64 * 2), ("prog_ifindex", _c_uint32),
+                ("expected_attach_type", _c_uint32))
+
+
+class _BpfProgAttach(_ctypes.Structure):
+    _fields_ = (("target_fd", _c_uint32), ("attach_bpf_fd", _c_uint32),
+                ("attach_type", _c_uint32), ("attach_flags", _c_uint32),
+                ("replace_bpf_fd", _c_uint32))
+
+
+class _BpfProgQuery(_ctypes.Structure):
+    _fields_ = (("target_fd", _c_uint32), ("attach_type", _c_uint32),
+                ("query_flags", _c_uint32), ("attach_flags", _c_uint32),
+                ("prog_ids", _c_uint64), ("prog_cnt", _c_uint32))
+
+
+def _bpf(command: int, attr: _ctypes.Structure, what: str) -> int:
+    return _check(_libc.syscall(_NR["bpf"], command, _ctypes.byref(attr), _ctypes.sizeof(attr)),
+                  what)
+
+
+def bpf_prog_load(prog_type: int, instructions: bytes, license: bytes,
+                  expected_attach_type: int = 0) -> int:
+    """Load an eBPF program (8-byte instructions); its fd. The verifier's refusal is EINVAL
+    or EACCES."""
+    code = (_c_char * len(instructions)).from_buffer_copy(instructions)
+    licence = (_c_char * (len(license) + 1)).from_buffer_copy(license + b"\0")
+    attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(instructions) // 8,
+                        insns=_ctypes.addressof(code), license=_ctypes.addressof(licence),
+                        expected_attach_type=expected_attach_type)
+    return _bpf(_BPF_PROG_LOAD, attr, "bpf(BPF_PROG_LOAD)")
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int,
+                    replace_fd: int = 0) -> None:
+    _bpf(_BPF_PROG_ATTACH, _BpfProgAttach(target_fd, prog_fd, attach_type, flags, replace_fd),
+         "bpf(BPF_PROG_ATTACH)")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int, most: int = 64) -> list[int]:
+    """The ids of the programs attached to `target_fd` itself (not inherited ones)."""
+    ids = (_c_uint32 * most)()
+    attr = _BpfProgQuery(target_fd=target_fd, attach_type=attach_type,
+                         prog_ids=_ctypes.addressof(ids), prog_cnt=most)
+    _bpf(_BPF_PROG_QUERY, attr, "bpf(BPF_PROG_QUERY)")
+    return list(ids[:attr.prog_cnt])
+
+
+class _BpfGetFdById(_ctypes.Structure):
+    _fields_ = (("prog_id", _c_uint32), ("next_id", _c_uint32), ("open_flags", _c_uint32))
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    return _bpf(_BPF_PROG_GET_FD_BY_ID, _BpfGetFdById(prog_id, 0, 0), "bpf(BPF_PROG_GET_FD_BY_ID)")

@@ -158,6 +158,21 @@ def test_io_weight_and_device_rules() -> None:
         device_rule({"allow": True, "type": "c", "access": "rwx"})
 
 
+def test_device_rules_reduce_as_the_v1_controller_keeps_them() -> None:
+    from moorage.runtime.cgroups.devicefilter import effective
+
+    assert effective([]) == (True, [])
+    # agreeing with the default takes access away; an 'a' rule starts over
+    assert effective([{"allow": False, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+                      {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "w"}]) \
+        == (True, [("c", 1, 3, 2)])
+    assert effective([{"allow": True, "type": "c", "major": 1, "minor": 3},
+                      {"allow": False, "access": "rwm"},
+                      {"allow": True, "type": "b", "major": 8, "access": "m"},
+                      {"allow": True, "type": "b", "major": 8, "access": "r"}]) \
+        == (False, [("b", 8, None, 3)])
+
+
 def test_v2_controllers() -> None:
     assert v2_controllers({}) == []
     assert v2_controllers({"devices": [{"allow": False}]}) == []

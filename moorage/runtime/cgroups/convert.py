@@ -68,24 +68,30 @@ def io_weight(blkio_weight: int) -> int:
 
 def device_rule(rule: dict[str, Any]) -> tuple[str, str]:
     """An OCI linux.resources.devices entry as (v1 file, line): ("devices.allow", "c 1:3 rwm")."""
-    file = "devices.allow" if rule.get("allow") else "devices.deny"
-    kind = rule.get("type") or "a"
+    allow, kind, major, minor, access = parse_device_rule(rule)
+    file = "devices.allow" if allow else "devices.deny"
     if kind == "a":
         # The kernel reads an 'a' rule as every device with every access, whatever
         # follows it; a deny of 'a' also drops the rules inherited from the parent.
         return file, "a"
-    if kind not in ("b", "c"):
+    return file, f"{kind} {_device_number(major)}:{_device_number(minor)} {access}"
+
+
+def parse_device_rule(rule: dict[str, Any]) -> tuple[bool, str, int | None, int | None, str]:
+    """(allow, type, major, minor, access) of an OCI device rule; None is every number."""
+    kind = rule.get("type") or "a"
+    if kind not in ("a", "b", "c"):
         raise InvalidParameter(f"linux.resources.devices: type {kind!r} is not one of a, b, c")
-    major = _device_number(rule.get("major"))
-    minor = _device_number(rule.get("minor"))
     access = rule.get("access") or "rwm"
     if access.strip("rwm"):
         raise InvalidParameter(f"linux.resources.devices: access {access!r} is not made of r, w, m")
-    return file, f"{kind} {major}:{minor} {access}"
+    major, minor = (None if n is None or n == -1 else n
+                    for n in (rule.get("major"), rule.get("minor")))
+    return bool(rule.get("allow")), kind, major, minor, access
 
 
 def _device_number(number: int | None) -> str:
-    return "*" if number is None or number == -1 else str(number)
+    return "*" if number is None else str(number)
 
 
 def v2_controllers(resources: dict[str, Any]) -> list[str]:

@@ -6,7 +6,7 @@ import os
 
 from moorage import signals
 from moorage.errors import InvalidParameter, SystemFailure
-from moorage.runtime.cgroups import convert, fs
+from moorage.runtime.cgroups import convert, devicefilter, fs
 from moorage.runtime.cgroups.manager import CgroupManager
 from moorage.runtime.cgroups.paths import v2_mountpoint
 
@@ -87,8 +87,9 @@ class V2Manager(CgroupManager):
             fs.write(f"{leaf}/hugetlb.{hugepage['pageSize']}.max", str(hugepage["limit"]))
         for key, value in (resources.get("unified") or {}).items():
             fs.write(f"{leaf}/{key}", value)
-        # linux.resources.devices is not applied: cgroup v2 controls devices only
-        # through an eBPF program attached to the cgroup, which needs bpf(2) code.
+        devices = resources.get("devices")
+        if devices:
+            devicefilter.apply(leaf, devices)
 
     def _enable(self, controllers: list[str]) -> None:
         """Enable `controllers` in each cgroup.subtree_control from the root to our parent."""
