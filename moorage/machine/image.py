@@ -128,8 +128,10 @@ def cached() -> Image:
     return Image(os.path.join(cache_dir(), "images", key()))
 
 
-def ensure(progress: object = None) -> Image:
-    """The cached image, built first when missing. A failed build leaves nothing behind."""
+def ensure(progress: object = None, in_use: frozenset[str] | None = frozenset()) -> Image:
+    """The cached image, built first when missing. A failed build leaves nothing behind;
+    a new one replaces the images of older recipes but those in `in_use` (folders whose
+    disk backs a machine's overlay; None keeps them all)."""
     image = cached()
     if image.exists():
         return image
@@ -145,6 +147,11 @@ def ensure(progress: object = None) -> Image:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for name in os.listdir(parent) if in_use is not None else ():
+        stale = os.path.join(parent, name)
+        # Another create's build in progress is a dot folder; leave it to its owner.
+        if not name.startswith(".") and stale != image.path and stale not in in_use:
+            shutil.rmtree(stale, ignore_errors=True)
     return image
 
 

@@ -68,6 +68,20 @@ def check_free(name: str) -> None:
                        "name")
 
 
+def _images_in_use() -> frozenset[str] | None:
+    """The image folders whose disks back the machines' overlays (qemu-img's -b); None
+    when a machine's config cannot be read, and so neither can what it uses."""
+    used = set()
+    for name in store.names():
+        try:
+            path = store.load(name).driver.get("ImagePath")
+        except MachineError:
+            return None
+        if isinstance(path, str):
+            used.add(os.path.dirname(path))
+    return frozenset(used)
+
+
 def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: str | None,
                 progress: Progress) -> store.Machine:
     from moorage.machine import certs
@@ -90,7 +104,7 @@ def create_qemu(name: str, cpus: int, memory_mb: int, disk_mb: int, image_dir: s
         image = images.cached()
         if not image.exists():
             with progress.step("Building the machine image (once, cached)"):
-                image = images.ensure(progress.say)
+                image = images.ensure(progress.say, _images_in_use())
                 qemu.accel(image.kernel, lambda _: None)  # probed once per image, not per create
     made: list[str] = []
     try:
