@@ -87,6 +87,11 @@ def test_a_long_list_paints_its_first_rows_then_the_rest(page: Any, engine: Daem
     try:
         first = _request(f"{dashboard.url}/containers")[1]
         assert first.count('<tr id="c-') == FIRST_ROWS and "data-rest=" in first
+        # without JavaScript, a link to the whole table
+        everything = _request(f"{dashboard.url}/containers?all")[1]
+        total = everything.count('<tr id="c-')
+        assert f'<a href="/containers?all">Show all {total} containers</a>' in first
+        assert total > FIRST_ROWS and "data-rest=" not in everything
         page.goto(f"{dashboard.url}/containers")
         last = re.findall(r'class="name" href="[^"]*">([^<]*)<',
                           _request(f"{dashboard.url}/containers/fragment")[1])

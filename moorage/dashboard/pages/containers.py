@@ -31,8 +31,9 @@ async def container_rows(request: web.Request) -> list[rows.ContainerRow]:
 @template("containers.html")
 async def index(request: web.Request) -> dict[str, Any]:
     listed = rows.listed(await container_rows(request))
-    first = listed[:FIRST_ROWS]
-    return {"groups": rows.grouped(first),
+    # ?all: the whole table in the page, for a browser without JavaScript to fetch the rest
+    first = listed if "all" in request.query else listed[:FIRST_ROWS]
+    return {"groups": rows.grouped(first), "total": len(listed),
             "rest": first[-1] if len(listed) > len(first) else None}
 
 
