@@ -14,9 +14,11 @@ also lies on the init layer (image/initlayer.py), which moby makes per container
 this snapshotter once per data-root, read-only: snapshots/init/fs, the lowerdir right
 below the writable layer, and snapshots/init/below, the lowest, of every active snapshot
 whose directory links to it (active/<key>/init, made with the directory, before its
-row). This module never mounts (containerd's rule, storage describes and callers act): ``prepare``
-returns the overlay mount that assembles the layer and its parents, and the
-container code mounts it where it wants.
+row). An image whose /etc or /dev has another mode or owner than 0755 root gets an
+init/fs-<attributes> of its own, which shows them. This module never mounts
+(containerd's rule, storage describes and callers act): ``prepare`` returns the overlay
+mount that assembles the layer and its parents, and the container code mounts it where
+it wants.
 """
 
 from __future__ import annotations
@@ -80,7 +82,6 @@ class Snapshotter:
         self.trash = trash.Trash(tmp_dir)
         self.active_root = os.path.join(root, ACTIVE_DIR)
         os.makedirs(self.active_root, mode=0o700, exist_ok=True)
-        self.init_fs = os.path.join(root, INIT_DIR, "fs")
         self.init_below = os.path.join(root, INIT_DIR, "below")
 
     def dir_of(self, chain_id: str) -> str:
@@ -200,7 +201,10 @@ class Snapshotter:
             for sub in ("fs", "work", "empty"):
                 os.makedirs(os.path.join(path, sub), mode=0o755, exist_ok=True)
             if init and not os.path.islink(os.path.join(path, INIT_DIR)):
-                os.symlink(os.path.relpath(self.init_fs, path), os.path.join(path, INIT_DIR))
+                covered = initlayer.image_attributes(
+                    self.lower_dirs(parent) if parent is not None else [])
+                os.symlink(os.path.join("..", "..", INIT_DIR, initlayer.layer_name(covered)),
+                           os.path.join(path, INIT_DIR))
             self.metadata.add_active_snapshot(key, parent)
             existing = ActiveSnapshotRecord(key, parent)
         return self.mounts(existing)
@@ -216,27 +220,36 @@ class Snapshotter:
         path = self.active_dir(record.key)
         lowers = (self.lower_dirs(record.parent) if record.parent is not None
                   else [os.path.join(path, "empty")])
-        if os.path.islink(os.path.join(path, INIT_DIR)):
-            lowers = [self._init_layer(), *lowers, self.init_below]
+        link = os.path.join(path, INIT_DIR)
+        if os.path.islink(link):
+            lowers = [self._init_layer(os.path.basename(os.readlink(link))), *lowers,
+                      self._made(self.init_below, initlayer.populate_below)]
         return [Mount("overlay", "overlay", (
             f"workdir={os.path.join(path, 'work')}", f"upperdir={os.path.join(path, 'fs')}",
             f"lowerdir={':'.join(lowers)}"))]
 
-    def _init_layer(self) -> str:
-        """The init layer's fs, made on first need: staged under tmp/ and renamed into
-        place, so a visible one is complete (a leftover stage goes at daemon start)."""
-        if os.path.isdir(self.init_fs):
-            return self.init_fs
+    def _init_layer(self, name: str) -> str:
+        """The init layer's fs named ``name`` (initlayer.layer_name), made on first need."""
+        covered = initlayer.covered_by(name)
+        return self._made(os.path.join(self.root, INIT_DIR, name),
+                          lambda out: initlayer.populate_above(out, covered))
+
+    def _made(self, path: str, populate: Callable[[str], None]) -> str:
+        """``path``, made by ``populate`` on first need: staged under tmp/ and renamed
+        into place, so a visible one is complete (a leftover stage goes at daemon start)."""
+        if os.path.isdir(path):
+            return path
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         work = tempfile.mkdtemp(prefix=_UNPACK_PREFIX, dir=self.tmp_dir)
         try:
-            initlayer.populate(os.path.join(work, "fs"), os.path.join(work, "below"))
-            os.rename(work, os.path.dirname(self.init_fs))
+            populate(os.path.join(work, "out"))
+            os.rename(os.path.join(work, "out"), path)
         except OSError:
-            if not os.path.isdir(self.init_fs):  # another thread's made it: keep that one
+            if not os.path.isdir(path):  # another thread's made it: keep that one
                 raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        return self.init_fs
+        return path
 
     def active_dir(self, key: str) -> str:
         if not key or "/" in key or key.startswith("."):

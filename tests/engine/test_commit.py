@@ -179,7 +179,7 @@ def test_init_layer(pair: Pair) -> None:
     """Every container lies on dockerd's init layer (/.dockerenv, /etc/mtab to
     /proc/mounts...): its export and ``docker cp`` show it, neither ``docker diff`` nor
     a commit does, and it covers an image's own /etc/mtab."""
-    name, changed, mtab = (f"c-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    name, changed, mtab, private, private_tag = (f"c-{uuid.uuid4().hex[:8]}" for _ in range(5))
     tag = f"committed-{uuid.uuid4().hex[:6]}"
     try:
         pair.same("run", "--rm", "busybox:latest", "sh", "-c",
@@ -205,6 +205,12 @@ def test_init_layer(pair: Pair) -> None:
         pair.same("commit", changed, mtab, compare_stdout=False)
         pair.same("run", "--rm", mtab, "sh", "-c",
                   "stat -c '%n %F %a %s %N' /.dockerenv /etc/mtab; ls /etc")
+        # The init layer lies above the image's: its /etc and /dev are what a container
+        # sees of an image whose own are another mode and owner.
+        pair.same("run", "--name", private, "busybox:latest", "sh", "-c",
+                  "mkdir -p /dev && chmod 700 /etc /dev && chown 1000:1000 /etc /dev")
+        pair.same("commit", private, private_tag, compare_stdout=False)
+        pair.same("run", "--rm", private_tag, "stat", "-c", "%n %a %u:%g", "/etc", "/dev")
     finally:
-        pair.both("rm", "-f", name, changed)
-        pair.both("rmi", tag, mtab)
+        pair.both("rm", "-f", name, changed, private)
+        pair.both("rmi", tag, mtab, private_tag)

@@ -169,7 +169,7 @@ def test_init_layer_is_shared_and_kept(service: ImageService, tmp_path: Path) ->
     the store's check and a restart keep it, and a writable layer without it has none."""
     image_id = service.import_image(ImportRequest(None, "app:1", "", "", ()),
                                     io.BytesIO(_rootfs()))
-    init = service.snapshots.init_fs
+    init = os.path.join(service.snapshots.root, "init", "fs")
     assert not os.path.exists(init)
     plain = service.prepare_rootfs("p" * 64, image_id)[0].option("lowerdir") or ""
     assert init not in plain.split(":") and not os.path.exists(init)
