@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, UsageError, flag
-from moorage.cli.output import indented_json, tabulate, write
+from moorage.cli.output import indented_json, natural_key, render, write
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -20,15 +20,44 @@ def _inspect(session: Session, opts: Options, paths: list[str]) -> int:
 
 
 def network_ls(session: Session, opts: Options, _args: list[str]) -> int:
+    from moorage.cli.cmd_ps import Row
+
     nets = session.client.get("/networks", {"filters": filters(opts.filter)})
-    if opts.quiet:
-        write("".join(n["Id"][:12] + "\n" for n in nets))
-        return 0
-    lines = ["NETWORK ID\tNAME\tDRIVER\tSCOPE"]
-    lines += [f"{n['Id'][:12]}\t{n['Name']}\t{n['Driver']}\t{n['Scope']}"
-              for n in sorted(nets, key=lambda n: n["Name"])]
-    write(tabulate(lines))
+    rows = []
+    for net in sorted(nets, key=lambda n: natural_key(n["Name"])):
+        labels = net.get("Labels") or {}
+        rows.append(Row({
+            "CreatedAt": _go_time_string(net.get("Created") or ""), "Driver": net["Driver"],
+            "ID": net["Id"] if opts.no_trunc else net["Id"][:12],
+            "IPv4": str(bool(net.get("EnableIPv4"))).lower(),
+            "IPv6": str(bool(net.get("EnableIPv6"))).lower(),
+            "Internal": str(bool(net.get("Internal"))).lower(),
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+            "Name": net["Name"], "Scope": net["Scope"]}, labels))
+    write(render(rows, opts.format or ("{{.ID}}" if opts.quiet else None), _NETWORKS,
+                 _NETWORK_HEADERS))
     return 0
+
+
+_NETWORKS = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
+_NETWORK_HEADERS = {"ID": "NETWORK ID", "IPv4": "IPV4", "IPv6": "IPV6",
+                    "CreatedAt": "CREATED AT"}
+
+
+def _go_time_string(rfc3339: str) -> str:
+    """Go's time.String() of a time the API gave as RFC 3339 (the docker CLI keeps its
+    zone): "2024-05-01 10:00:00.5 +0000 UTC"."""
+    if not rfc3339:
+        return ""
+    moment, zone = rfc3339.replace("T", " "), "+0000 UTC"
+    if moment.endswith("Z"):
+        moment = moment[:-1]
+    elif moment[-6] in "+-":
+        offset = moment[-6:].replace(":", "")
+        moment, zone = moment[:-6], f"{offset} {offset}"
+    whole, _, fraction = moment.partition(".")
+    fraction = fraction.rstrip("0")
+    return f"{whole}{'.' + fraction if fraction else ''} {zone}"
 
 
 def network_create(session: Session, opts: Options, args: list[str]) -> int:
@@ -80,10 +109,12 @@ def network_disconnect(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
-_QUIET = flag("q|quiet", BOOL, "Only display names")
 _LABEL = flag("label", LIST, "Set metadata")
 SPECS = {
-    "network_ls": Spec("[OPTIONS]", network_ls, (FILTER, _QUIET), max_args=0),
+    "network_ls": Spec("[OPTIONS]", network_ls, (
+        FILTER, flag("format", STR, "Pretty-print networks using a Go template"),
+        flag("no-trunc", BOOL, "Do not truncate the output"),
+        flag("q|quiet", BOOL, "Only display network IDs")), max_args=0),
     "network_create": Spec("[OPTIONS] NETWORK", network_create, (
         flag("d|driver", STR, "Driver to manage the Network", "bridge"),
         flag("internal", BOOL, "Restrict external access to the network"), _LABEL,

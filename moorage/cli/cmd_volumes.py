@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from moorage.cli.common import FILTER, confirmed, filters, for_each, inspect_each
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
-from moorage.cli.output import prune_report, render, write
+from moorage.cli.output import natural_key, prune_report, render, write
 from moorage.cli.session import CommandError
 
 TYPE_CHECKING = False
@@ -57,22 +57,10 @@ def _row(volume: dict[str, Any]) -> dict[str, Any]:
 def volume_ls(session: Session, opts: Options, _args: list[str]) -> int:
     found = (session.client.get("/volumes", {"filters": filters(opts.filter)}) or {}).get(
         "Volumes") or []
-    rows = [_row(v) for v in sorted(found, key=lambda v: _natural(v["Name"]))]
+    rows = [_row(v) for v in sorted(found, key=lambda v: natural_key(v["Name"]))]
     fmt = opts.format or ("{{.Name}}" if opts.quiet else None)
     write(render(rows, fmt, DEFAULT, HEADERS))
     return 0
-
-
-def _natural(name: str) -> list[tuple[int, int, str]]:
-    """The docker CLI's order (fvbommel/sortorder NaturalLess): digit runs compare as
-    numbers, everything else byte by byte."""
-    key, chunk = [], ""
-    for char in name + "\0":
-        if chunk and (char.isdigit() != chunk[-1].isdigit() or char == "\0"):
-            key.append((1, int(chunk), "") if chunk[-1].isdigit() else (0, 0, chunk))
-            chunk = ""
-        chunk += char
-    return key
 
 
 def volume_inspect(session: Session, opts: Options, args: list[str]) -> int:

@@ -61,6 +61,18 @@ def go_time(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(timestamp))
 
 
+def natural_key(name: str) -> list[tuple[int, int, str]]:
+    """The docker CLI's order of names (fvbommel/sortorder NaturalLess): digit runs
+    compare as numbers, everything else byte by byte."""
+    key, chunk = [], ""
+    for char in name + "\0":
+        if chunk and (char.isdigit() != chunk[-1].isdigit() or char == "\0"):
+            key.append((1, int(chunk), "") if chunk[-1].isdigit() else (0, 0, chunk))
+            chunk = ""
+        chunk += char
+    return key
+
+
 def indented_json(value: Any) -> str:
     """`inspect` output: 4-space indent, HTML characters escaped like Go's encoder."""
     import json  # here, not at the top: `json` costs ~8 ms and most commands never indent
@@ -105,10 +117,14 @@ class _HeaderRow(dict):  # type: ignore[type-arg]
         self._headers = headers
 
     def __contains__(self, key: object) -> bool:
-        return True
+        return key != "Label"  # a method, as on the rows
 
     def __getitem__(self, key: str) -> str:
         return self._headers.get(key, _upper_words(key))
+
+    def Label(self, name: str) -> str:  # spelt as templates call it
+        """The docker CLI's title for `{{.Label "com.example.some-key"}}`: "some key"."""
+        return name.rsplit(".", 1)[-1].replace("-", " ").replace("_", " ")
 
 
 def _upper_words(name: str) -> str:

@@ -130,3 +130,22 @@ def test_system_check(clis: Clis) -> None:
         assert done.returncode == 1 and b"page not found" in done.stderr
     else:
         assert done.returncode == 0, done.stderr
+
+
+def test_network_ls_formats(clis: Clis) -> None:
+    name = f"fmt-{os.urandom(3).hex()}"
+    created = clis.docker("network", "create", "--label", "k=v", "--internal", name)
+    assert created.returncode == 0, created.stderr
+    try:
+        for args in (("network", "ls"), ("network", "ls", "-q"),
+                     ("network", "ls", "--no-trunc", "--filter", f"name={name}"),
+                     ("network", "ls", "--filter", f"name={name}", "--format", "{{json .}}"),
+                     ("network", "ls", "--filter", f"name={name}", "--format",
+                      'table {{.Name}}\t{{.IPv4}}\t{{.IPv6}}\t{{.Internal}}\t{{.Labels}}'
+                      '\t{{.Label "k"}}\t{{.CreatedAt}}')):
+            same(clis, *args)
+        shown = clis.moor("network", "ls", "--filter", f"name={name}", "--format",
+                          '{{.Name}} {{.Internal}} {{.Label "k"}}')
+        assert shown.stdout == f"{name} true v\n".encode()
+    finally:
+        clis.docker("network", "rm", name)
