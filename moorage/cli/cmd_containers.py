@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from moorage.cli.common import FORMAT, confirmed, filters, for_each, template
+from moorage.cli.container_flags import RESOURCE_FLAGS
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
 from moorage.cli.output import indented_json, prune_report, save_stream, write
 from moorage.cli.session import CommandError
@@ -204,15 +205,9 @@ def commit(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def update(session: Session, opts: Options, args: list[str]) -> int:
-    from moorage.cli.container_flags import ram_in_bytes, restart_policy
+    from moorage.cli.container_flags import resources, restart_policy
 
-    body: dict[str, Any] = {}
-    if opts.memory:
-        body["Memory"] = ram_in_bytes(opts.memory)
-    if opts.cpus:
-        body["NanoCpus"] = int(float(opts.cpus) * 1e9)
-    if opts.pids_limit is not None:
-        body["PidsLimit"] = opts.pids_limit
+    body: dict[str, Any] = resources(opts)
     if opts.restart:
         body["RestartPolicy"] = restart_policy(opts.restart)
     return for_each(args, lambda c: (session.client.post(f"/containers/{c}/update",
@@ -271,8 +266,7 @@ SPECS = {
         flag("m|message", STR, "Commit message"),
         flag("p|pause", BOOL, "Pause container during commit", True)), min_args=1, max_args=2),
     "update": Spec(_CONTAINERS, update, (
-        flag("cpus", STR, "Number of CPUs"), flag("m|memory", STR, "Memory limit"),
-        flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
+        *RESOURCE_FLAGS,
         flag("restart", STR, "Restart policy to apply when a container exits")), min_args=1),
     "prune": Spec("[OPTIONS]", prune, (
         flag("filter", LIST, "Provide filter values (e.g. \"until=<timestamp>\")"),

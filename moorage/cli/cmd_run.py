@@ -5,7 +5,16 @@ from __future__ import annotations
 import os
 import sys
 
-from moorage.cli.container_flags import healthcheck, log_config, ram_in_bytes, restart_policy
+from moorage.cli.container_flags import (
+    RESOURCE_FLAGS,
+    env_list,
+    file_lines,
+    healthcheck,
+    log_config,
+    ram_in_bytes,
+    resources,
+    restart_policy,
+)
 from moorage.cli.flags import BOOL, INT, LIST, STR, Spec, flag
 from moorage.cli.session import CommandError
 from moorage.client.errors import APIError
@@ -18,14 +27,33 @@ if TYPE_CHECKING:
     from moorage.cli.session import Session
 
 CREATE_FLAGS = (
+    *RESOURCE_FLAGS,
     flag("add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
     flag("a|attach", LIST, "Attach to STDIN, STDOUT or STDERR"),
     flag("cap-add", LIST, "Add Linux capabilities"),
     flag("cap-drop", LIST, "Drop Linux capabilities"),
-    flag("cpus", STR, "Number of CPUs"),
-    flag("c|cpu-shares", INT, "CPU shares (relative weight)"),
+    flag("cgroup-parent", STR, "Optional parent cgroup for the container"),
+    flag("cgroupns", STR, "Cgroup namespace to use (host|private)"),
+    flag("cidfile", STR, "Write the container ID to the file"),
     flag("device", LIST, "Add a host device to the container"),
+    flag("device-cgroup-rule", LIST, "Add a rule to the cgroup allowed devices list"),
     flag("dns", LIST, "Set custom DNS servers"),
+    flag("dns-option", LIST, "Set DNS options"),
+    flag("dns-search", LIST, "Set custom DNS search domains"),
+    flag("domainname", STR, "Container NIS domain name"),
+    flag("group-add", LIST, "Add additional groups to join"),
+    flag("ip6", STR, "IPv6 address (e.g., 2001:db8::33)"),
+    flag("ipc", STR, "IPC mode to use"),
+    flag("label-file", LIST, "Read in a line delimited file of labels"),
+    flag("mac-address", STR, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    flag("memory-swappiness", INT, "Tune container memory swappiness (0 to 100)", -1),
+    flag("oom-kill-disable", BOOL, "Disable OOM Killer"),
+    flag("oom-score-adj", INT, "Tune host's OOM preferences (-1000 to 1000)"),
+    flag("pid", STR, "PID namespace to use"),
+    flag("q|quiet", BOOL, "Suppress the pull output"),
+    flag("storage-opt", LIST, "Storage driver options for the container"),
+    flag("userns", STR, "User namespace to use"),
+    flag("uts", STR, "UTS namespace to use"),
     flag("entrypoint", STR, "Overwrite the default ENTRYPOINT of the image"),
     flag("e|env", LIST, "Set environment variables"),
     flag("env-file", LIST, "Read in a file of environment variables"),
@@ -48,13 +76,11 @@ CREATE_FLAGS = (
     flag("link", LIST, "Add link to another container"),
     flag("log-driver", STR, "Logging driver for the container"),
     flag("log-opt", LIST, "Log driver options"),
-    flag("m|memory", STR, "Memory limit"),
     flag("mount", LIST, "Attach a filesystem mount to the container"),
     flag("name", STR, "Assign a name to the container"),
     flag("network", STR, "Connect a container to a network"),
     flag("network-alias", LIST, "Add network-scoped alias for the container"),
     flag("no-healthcheck", BOOL, "Disable any container-specified HEALTHCHECK"),
-    flag("pids-limit", INT, "Tune container pids limit (set -1 for unlimited)"),
     flag("platform", STR, "Set platform if server is multi-platform capable"),
     flag("privileged", BOOL, "Give extended privileges to this container"),
     flag("p|publish", LIST, "Publish a container's port(s) to the host"),
@@ -85,26 +111,6 @@ RUN_FLAGS = (
     flag("detach-keys", STR, "Override the key sequence for detaching a container"),
     flag("sig-proxy", BOOL, "Proxy received signals to the process", True),
 )
-
-def _env(opts: Options) -> list[str]:
-    items: list[str] = []
-    for path in opts.env_file:
-        try:
-            with open(path) as f:
-                lines = f.read().splitlines()
-        except OSError as err:
-            raise CommandError(f"open {path}: {err.strerror.lower()}", 125,
-                               with_help=True) from None
-        items += [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    items += opts.env
-    out = []
-    for item in items:
-        if "=" in item:
-            out.append(item)
-        elif item in os.environ:  # `-e NAME` passes the caller's value, if it has one
-            out.append(f"{item}={os.environ[item]}")
-    return out
-
 
 def _ports(specs: list[str], exposed: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     bindings: dict[str, list[dict[str, str]]] = {}
@@ -143,15 +149,18 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
     attach = {s.lower() for s in opts.attach}
     detached = getattr(opts, "detach", False)
     config: dict[str, Any] = {
-        "Image": image, "Cmd": command or None, "Env": _env(opts),
+        "Image": image, "Cmd": command or None, "Env": env_list(opts.env_file, opts.env),
         "Tty": opts.tty, "OpenStdin": opts.interactive, "StdinOnce": opts.interactive,
         "AttachStdin": opts.interactive or "stdin" in attach,
         "AttachStdout": not detached and (not attach or "stdout" in attach),
         "AttachStderr": not detached and (not attach or "stderr" in attach),
-        "Labels": dict(item.partition("=")[::2] for item in opts.label),
+        "Labels": dict(item.partition("=")[::2]
+                       for item in file_lines(opts.label_file, opts.label)),
         "WorkingDir": opts.workdir or "", "User": opts.user or "",
-        "Hostname": opts.hostname or "",
+        "Hostname": opts.hostname or "", "Domainname": opts.domainname or "",
     }
+    if opts.mac_address:
+        config["MacAddress"] = opts.mac_address
     if opts.entrypoint is not None:
         config["Entrypoint"] = [opts.entrypoint] if opts.entrypoint else [""]
     if opts.stop_signal:
@@ -177,28 +186,35 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
         host["Init"] = True
     if opts.runtime:
         host["Runtime"] = opts.runtime
-    if opts.memory:
-        host["Memory"] = ram_in_bytes(opts.memory)
+    host.update(resources(opts))
     if opts.shm_size:
         host["ShmSize"] = ram_in_bytes(opts.shm_size)
-    if opts.cpus:
-        try:
-            host["NanoCpus"] = int(float(opts.cpus) * 1e9)
-        except ValueError:
-            raise CommandError(f'invalid argument "{opts.cpus}" for "--cpus" flag',
-                               125, with_help=True) from None
-    if opts.cpu_shares:
-        host["CpuShares"] = opts.cpu_shares
-    if opts.pids_limit is not None:
-        host["PidsLimit"] = opts.pids_limit
+    for name, key in (("cgroup_parent", "CgroupParent"), ("cgroupns", "CgroupnsMode"),
+                      ("ipc", "IpcMode"), ("pid", "PidMode"), ("userns", "UsernsMode"),
+                      ("uts", "UTSMode")):
+        if getattr(opts, name):
+            host[key] = getattr(opts, name)
+    for name, key in (("device_cgroup_rule", "DeviceCgroupRules"), ("dns_option", "DnsOptions"),
+                      ("dns_search", "DnsSearch"), ("group_add", "GroupAdd")):
+        if getattr(opts, name):
+            host[key] = getattr(opts, name)
+    if opts.memory_swappiness != -1:
+        host["MemorySwappiness"] = opts.memory_swappiness
+    if opts.oom_kill_disable:
+        host["OomKillDisable"] = True
+    if opts.oom_score_adj:
+        host["OomScoreAdj"] = opts.oom_score_adj
+    if opts.storage_opt:
+        host["StorageOpt"] = dict(o.partition("=")[::2] for o in opts.storage_opt)
     if opts.network:
         host["NetworkMode"] = opts.network
     if opts.link:
         host["Links"] = opts.link
-    if opts.network_alias or opts.ip:
+    if opts.network_alias or opts.ip or opts.ip6:
         endpoint: dict = {"Aliases": opts.network_alias or None}
-        if opts.ip:
-            endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+        if opts.ip or opts.ip6:
+            endpoint["IPAMConfig"] = {key: value for key, value in (
+                ("IPv4Address", opts.ip), ("IPv6Address", opts.ip6)) if value}
         config["NetworkingConfig"] = {
             "EndpointsConfig": {opts.network or "default": endpoint}}
     if opts.mount:
@@ -215,10 +231,10 @@ def create_body(opts: Options, image: str, command: list[str]) -> dict[str, Any]
     return config
 
 
-def _pull(session: Session, image: str) -> None:
+def _pull(session: Session, image: str, quiet: bool) -> None:
     from moorage.cli.pulling import pull_image
 
-    pull_image(session, image, quiet=False, stream=sys.stderr)
+    pull_image(session, image, quiet=quiet, stream=sys.stderr)
 
 
 def _normalized(image: str) -> str:
@@ -229,19 +245,60 @@ def _normalized(image: str) -> str:
 def create_container(session: Session, opts: Options, args: list[str]) -> str:
     image, command = args[0], args[1:]
     body = create_body(opts, image, command)
+    cidfile = _open_cidfile(opts.cidfile) if opts.cidfile else None
+    try:
+        container = _create(session, opts, image, body)
+    except BaseException:
+        if cidfile is not None:
+            cidfile.close()
+            os.unlink(opts.cidfile)
+        raise
+    if cidfile is not None:
+        with cidfile:
+            cidfile.write(container)
+    return container
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _open_cidfile(path: str) -> Any:
+    """The docker CLI's --cidfile: made before the create, refused when it exists (another
+    container may be running with it), removed when the create fails."""
+    try:
+        return open(path, "x")
+    except FileExistsError:
+        raise CommandError(f"container ID file found, make sure the other container isn't "
+                           f"running or delete {path}", 125) from None
+    except OSError as err:
+        raise CommandError(f"failed to create the container ID file: open {path}: "
+                           f"{err.strerror.lower()}", 125) from None
+
+
+def _create(session: Session, opts: Options, image: str, body: dict[str, Any]) -> str:
     params = {"name": opts.name, "platform": opts.platform}
     client = session.client
+    local = next((server for server in opts.dns if _loopback(server)), None)
+    if local is not None:
+        sys.stderr.write(f"WARNING: Localhost DNS ({local}) may fail in containers.\n")
     if opts.pull == "always":
-        _pull(session, image)
+        _pull(session, image, opts.quiet)
     try:
         created = client.post("/containers/create", params, body)
     except APIError as err:
         if err.status != 404 or opts.pull == "never" or "image" not in err.message.lower():
             raise CommandError(f"Error response from daemon: {err.message}", 125,
                                with_help=True) from None
-        sys.stderr.write(f"Unable to find image '{_normalized(image)}' locally\n")
+        if not opts.quiet:
+            sys.stderr.write(f"Unable to find image '{_normalized(image)}' locally\n")
         try:
-            _pull(session, image)
+            _pull(session, image, opts.quiet)
             created = client.post("/containers/create", params, body)
         except APIError as again:
             raise CommandError(f"Error response from daemon: {again.message}", 125,

@@ -219,11 +219,14 @@ def attach(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def exec_(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli.container_flags import env_list
+
     client = session.client
     body = {"AttachStdin": opts.interactive, "AttachStdout": not opts.detach,
             "AttachStderr": not opts.detach, "Tty": opts.tty, "Cmd": args[1:],
-            "Env": opts.env, "WorkingDir": opts.workdir or "", "User": opts.user or "",
-            "Privileged": opts.privileged, "DetachKeys": opts.detach_keys or ""}
+            "Env": env_list(opts.env_file, opts.env), "WorkingDir": opts.workdir or "",
+            "User": opts.user or "", "Privileged": opts.privileged,
+            "DetachKeys": opts.detach_keys or ""}
     exec_id = client.post(f"/containers/{args[0]}/exec", body=body)["Id"]
     if opts.detach:
         client.post(f"/exec/{exec_id}/start", body={"Detach": True, "Tty": opts.tty})
@@ -248,6 +251,7 @@ SPECS = {
         flag("d|detach", BOOL, "Detached mode: run command in the background"),
         flag("detach-keys", STR, "Override the key sequence for detaching a container"),
         flag("e|env", LIST, "Set environment variables"),
+        flag("env-file", LIST, "Read in a file of environment variables"),
         flag("i|interactive", BOOL, "Keep STDIN open even if not attached"),
         flag("privileged", BOOL, "Give extended privileges to the command"),
         flag("t|tty", BOOL, "Allocate a pseudo-TTY"),

@@ -66,6 +66,24 @@ RUNS: list[tuple[tuple[str, ...], bytes | None]] = [
      b"/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' ' "),
     (("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c", "echo via-runc; exit 4"),
      b"via-runc\n"),
+    (("run", "--rm", "--cpu-period", "50000", "--cpu-quota", "25000", "busybox", "cat", CPU),
+     b"25000 50000\n" if V2 else b"25000\n"),
+    (("run", "--rm", "--cpuset-cpus", "0", "busybox", "cat",
+      f"{CG}/cpuset.cpus" if V2 else f"{CG}/cpuset/cpuset.cpus"), b"0\n"),
+    (("run", "--rm", "--memory", "64m", "--memory-swap", "96m", "busybox", "cat",
+      f"{CG}/memory.swap.max" if V2 else f"{CG}/memory/memory.memsw.limit_in_bytes"),
+     b"33554432\n" if V2 else b"100663296\n"),
+    (("run", "--rm", "--oom-score-adj", "300", "busybox", "cat", "/proc/self/oom_score_adj"),
+     b"300\n"),
+    (("run", "--rm", "--group-add", "1234", "-u", "5", "busybox", "id", "-G"), b"0 1234\n"),
+    (("run", "--rm", "--domainname", "example.org", "busybox", "cat",
+      "/proc/sys/kernel/domainname"), b"example.org\n"),
+    (("run", "--rm", "--dns", "127.0.0.1", "--dns-search", "a.example", "--dns-option",
+      "ndots:2", "busybox", "sh", "-c", "grep -v ^# /etc/resolv.conf | sort"),
+     b"nameserver 127.0.0.1\noptions ndots:2\nsearch a.example\n"),
+    (("run", "--rm", "--pid", "host", "--ipc", "host", "--uts", "host", "busybox", "sh", "-c",
+      "for ns in pid ipc uts; do readlink /proc/self/ns/$ns; done"),
+     "".join(os.readlink(f"/proc/self/ns/{ns}") + "\n" for ns in ("pid", "ipc", "uts")).encode()),
     (("run", "--rm", "busybox", "nosuchcmd"), None),
     (("run", "--rm", "busybox", "/etc"), None),
     (("run", "--rm", "nosuchimage:v1", "true"), b""),
@@ -149,3 +167,38 @@ def test_network_ls_formats(clis: Clis) -> None:
         assert shown.stdout == f"{name} true v\n".encode()
     finally:
         clis.docker("network", "rm", name)
+
+
+def test_cidfile_label_file_and_exec_env_file(clis: Clis, tmp_path: Path) -> None:
+    labels, env = tmp_path / "labels", tmp_path / "env"
+    labels.write_text("# a comment\ntier=web\n\nteam=core\n")
+    env.write_text("FROM_FILE=1\n")
+    for cli in (clis.moor, clis.docker):
+        name, cidfile = f"cid-{cli.__name__}", tmp_path / f"cid-{cli.__name__}"
+        ran = cli("run", "-d", "--cidfile", str(cidfile), "--label-file", str(labels),
+                  "--name", name, "busybox", "sleep", "60")
+        assert cidfile.read_text() == ran.stdout.decode().strip(), ran.stderr
+        # a container ID file left by another container is not overwritten
+        refused = cli("run", "--rm", "--cidfile", str(cidfile), "busybox", "true")
+        assert refused.returncode == 125, refused.stderr
+        assert f"container ID file found, make sure the other container isn't running or " \
+               f"delete {cidfile}".encode() in refused.stderr
+    shown = same(clis, "inspect", "-f", "{{.Config.Labels.tier}} {{.Config.Labels.team}}",
+                 "cid-moor", "cid-docker")
+    assert shown.stdout == b"web core\nweb core\n"
+    shown = same(clis, "exec", "--env-file", str(env), "cid-moor", "sh", "-c", "echo $FROM_FILE")
+    assert shown.stdout == b"1\n"
+    clis.docker("rm", "-f", "cid-moor", "cid-docker")
+
+
+def test_update_resources(clis: Clis) -> None:
+    clis.docker("run", "-d", "--name", "upd", "busybox", "sleep", "60")
+    try:
+        same(clis, "update", "--cpu-period", "50000", "--cpu-quota", "20000", "--memory", "64m",
+             "--memory-swap", "-1", "--memory-reservation", "32m", "upd")
+        shown = same(clis, "inspect", "-f", "{{.HostConfig.CpuPeriod}} {{.HostConfig.CpuQuota}} "
+                     "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} "
+                     "{{.HostConfig.MemoryReservation}}", "upd")
+        assert shown.stdout == b"50000 20000 67108864 -1 33554432\n"
+    finally:
+        clis.docker("rm", "-f", "upd")
