@@ -8,6 +8,7 @@ import sys
 from moorage.cli.common import FORMAT, template
 from moorage.cli.flags import BOOL, STR, Spec, flag
 from moorage.cli.output import indented_json, tabulate, write
+from moorage.cli.session import CommandError
 from moorage.client import contexts
 from moorage.client.errors import EndpointError
 
@@ -17,16 +18,70 @@ if TYPE_CHECKING:
     from moorage.cli.session import Session
 
 
-def create(_session: Session, opts: Options, args: list[str]) -> int:
-    fields = dict(item.partition("=")[::2] for item in (opts.docker or "").split(",") if item)
+def _endpoint(opts: Options) -> tuple[str, bool, dict[str, str]] | None:
+    """--docker as (host, skip TLS verify, TLS files); --from copies another context's."""
+    source = getattr(opts, "from", None)  # create's only
+    if source and opts.docker:
+        raise CommandError("--docker cannot be used with --from")
+    if source:
+        return contexts.endpoint_of(source)
+    if opts.docker is None:
+        return None
+    fields = dict(item.partition("=")[::2] for item in opts.docker.split(",") if item)
     host = fields.get("host") or os.environ.get("MOOR_HOST") or os.environ.get(
         "DOCKER_HOST") or contexts.DEFAULT_HOST
     material = {target: fields[key] for key, target in (("ca", "ca.pem"), ("cert", "cert.pem"),
                                                         ("key", "key.pem")) if fields.get(key)}
-    contexts.create(args[0], opts.description or "", host,
-                    fields.get("skip-tls-verify", "false") == "true", material)
+    return host, fields.get("skip-tls-verify", "false") == "true", material
+
+
+def create(_session: Session, opts: Options, args: list[str]) -> int:
+    endpoint = _endpoint(opts) or contexts.endpoint_of(contexts.current())
+    description = opts.description
+    source = getattr(opts, "from")
+    if description is None and source and source != "default":
+        description = contexts.document(source)["Metadata"].get("Description")
+    contexts.create(args[0], description or "", *endpoint)
     write(args[0] + "\n")
     sys.stderr.write(f'Successfully created context "{args[0]}"\n')
+    return 0
+
+
+def update(_session: Session, opts: Options, args: list[str]) -> int:
+    contexts.update(args[0], opts.description, _endpoint(opts))
+    write(args[0] + "\n")
+    sys.stderr.write(f'Successfully updated context "{args[0]}"\n')
+    return 0
+
+
+def export(_session: Session, _opts: Options, args: list[str]) -> int:
+    data = contexts.export_tar(args[0])
+    target = args[1] if len(args) > 1 else f"{args[0]}.dockercontext"
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        return 0
+    try:
+        with open(target, "xb") as f:
+            f.write(data)
+    except OSError as err:
+        raise CommandError(f"open {target}: {err.strerror.lower()}") from None
+    sys.stderr.write(f'Written file "{target}"\n')
+    return 0
+
+
+def import_(_session: Session, _opts: Options, args: list[str]) -> int:
+    source = args[1]
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(source, "rb") as f:
+                data = f.read()
+    except OSError as err:
+        raise CommandError(f"open {source}: {err.strerror.lower()}") from None
+    contexts.import_tar(args[0], data)
+    write(args[0] + "\n")
+    sys.stderr.write(f'Successfully imported context "{args[0]}"\n')
     return 0
 
 
@@ -64,10 +119,13 @@ def inspect(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
-def rm(_session: Session, _opts: Options, args: list[str]) -> int:
+def rm(session: Session, opts: Options, args: list[str]) -> int:
     failed = False
+    current = session.options.context or contexts.current()
     for name in args:
         try:
+            if name == current and name != "default" and not opts.force:
+                raise EndpointError(f'context "{name}" is in use, set -f flag to force remove')
             contexts.remove(name)
             write(name + "\n")
         except EndpointError as err:
@@ -93,4 +151,9 @@ SPECS = {
     "rm": Spec("CONTEXT [CONTEXT...]", rm, (
         flag("f|force", BOOL, "Force the removal of a context in use"),), min_args=1),
     "show": Spec("", show, max_args=0),
+    "update": Spec("[OPTIONS] CONTEXT", update, (
+        flag("description", STR, "Description of the context"),
+        flag("docker", STR, "set the docker endpoint")), min_args=1, max_args=1),
+    "export": Spec("[OPTIONS] CONTEXT [FILE|-]", export, min_args=1, max_args=2),
+    "import": Spec("CONTEXT FILE|-", import_, min_args=2, max_args=2),
 }

@@ -111,7 +111,9 @@ GROUPS: dict[str, tuple[str, dict[str, tuple[str, str, str]]]] = {
                                                         "or more contexts"),
             ("ls", "List contexts"), ("rm", "Remove one or more contexts"),
             ("show", "Print the name of the current context"),
-            ("use", "Set the current docker context"))
+            ("use", "Set the current docker context"), ("update", "Update a context"),
+            ("export", "Export a context to a tar archive FILE or a tar stream on STDOUT"),
+            ("import", "Import a context from a tar file"))
     }),
     "machine": ("Create and manage engines in virtual machines", {
         verb.replace("_", "-"): (MACHINE, verb, summary) for verb, summary in (

@@ -130,27 +130,127 @@ def names() -> list[str]:
     return sorted(found)
 
 
-def create(name: str, description: str, host: str, skip_tls_verify: bool,
-           tls_material: dict[str, str]) -> None:
+def _check_new(name: str) -> None:
     if not _valid_name(name) or name == "default":
         raise EndpointError(f'context name "{name}" is invalid, names are validated against '
                             f'regexp "{_NAME_PATTERN}"' if name != "default"
                             else '"default" is a reserved context name')
     if os.path.exists(meta_dir(name)):
         raise EndpointError(f'context "{name}" already exists')
+
+
+def create(name: str, description: str, host: str, skip_tls_verify: bool,
+           tls_material: dict[str, str]) -> None:
+    """A new context; `tls_material` maps "ca.pem", "cert.pem", "key.pem" to files."""
+    _check_new(name)
     metadata = {"Description": description} if description else {}
-    meta = {"Name": name, "Metadata": metadata,
-            "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_tls_verify}}}
+    _save(name, {"Name": name, "Metadata": metadata,
+                 "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": skip_tls_verify}}},
+          _read_files(tls_material))
+
+
+def _read_files(paths: dict[str, str]) -> dict[str, bytes]:
+    found = {}
+    for target, source in paths.items():
+        with open(source, "rb") as f:
+            found[target] = f.read()
+    return found
+
+
+def _save(name: str, meta: dict[str, Any], tls_material: dict[str, bytes] | None) -> None:
+    """Write a context's meta.json and, unless None, replace its TLS files with these."""
     # The docker CLI's context store: metadata world-readable, TLS material private.
     make_dirs(meta_dir(name), 0o755)
     write_atomic(os.path.join(meta_dir(name), "meta.json"),
                  json_codec.dumps(meta, compact=True).encode(), 0o644)
+    if tls_material is None:
+        return
+    import shutil
+
+    shutil.rmtree(tls_dir(name), ignore_errors=True)
     if tls_material:
         base = os.path.join(tls_dir(name), "docker")
         make_dirs(base, 0o700)
-        for target, source in tls_material.items():
-            with open(source, "rb") as f:
-                write_atomic(os.path.join(base, target), f.read(), 0o600)
+        for target, data in tls_material.items():
+            write_atomic(os.path.join(base, target), data, 0o600)
+
+
+def endpoint_of(name: str) -> tuple[str, bool, dict[str, str]]:
+    """(host, skip TLS verify, TLS files) of an existing context, "default" included."""
+    docker = document(name)["Endpoints"]["docker"]
+    return docker["Host"], bool(docker.get("SkipTLSVerify")), \
+        _tls_files(name) if name != "default" else {}
+
+
+def update(name: str, description: str | None, endpoint: tuple[str, bool, dict[str, str]]
+           | None) -> None:
+    """Change an existing context's description and, when given, its whole endpoint."""
+    if name == "default":
+        raise EndpointError('context "default" cannot be updated')
+    meta = {key: value for key, value in document(name).items()
+            if key not in ("TLSMaterial", "Storage")}
+    if description is not None:
+        meta["Metadata"] = {**meta.get("Metadata", {}), "Description": description}
+    material = None
+    if endpoint is not None:
+        host, skip, files = endpoint
+        meta["Endpoints"] = {**meta.get("Endpoints", {}),
+                             "docker": {"Host": host, "SkipTLSVerify": skip}}
+        material = _read_files(files)
+    _save(name, meta, material)
+
+
+def export_tar(name: str) -> bytes:
+    """The docker CLI's export: meta.json and the tls/ tree of the context, as a tar."""
+    import io
+    import tarfile
+
+    meta = {key: value for key, value in document(name).items()
+            if key not in ("TLSMaterial", "Storage")}
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        def add(path: str, data: bytes | None, mode: int) -> None:
+            info = tarfile.TarInfo(path)
+            info.mode = mode
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                archive.addfile(info)
+            else:
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        add("meta.json", json_codec.dumps(meta, compact=True).encode(), 0o644)
+        add("tls", None, 0o700)
+        files = _tls_files(name) if name != "default" else {}
+        if files:
+            add("tls/docker", None, 0o700)
+            for target, path in sorted(files.items()):
+                with open(path, "rb") as f:
+                    add(f"tls/docker/{target}", f.read(), 0o600)
+    return out.getvalue()
+
+
+def import_tar(name: str, data: bytes) -> None:
+    """A context made from an export_tar (the docker CLI's), named `name`."""
+    import io
+    import tarfile
+
+    _check_new(name)
+    meta: dict[str, Any] | None = None
+    material: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            for member in archive:
+                if member.name == "meta.json" and member.isfile():
+                    meta = json_codec.loads(archive.extractfile(member).read())  # type: ignore[union-attr,assignment]
+                elif member.isfile() and member.name in (
+                        "tls/docker/ca.pem", "tls/docker/cert.pem", "tls/docker/key.pem"):
+                    material[member.name.rsplit("/", 1)[1]] = \
+                        archive.extractfile(member).read()  # type: ignore[union-attr]
+    except (tarfile.TarError, ValueError) as err:
+        raise EndpointError(f"invalid context archive: {err}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("Endpoints"), dict):
+        raise EndpointError("invalid context archive: no meta.json")
+    _save(name, {**meta, "Name": name}, material)
 
 
 def remove(name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -101,3 +102,48 @@ def test_secrets_written_private_like_docker(tmp_path: Path) -> None:
                           timeout=30, preexec_fn=lambda: os.umask(0o022))
     assert done.returncode == 0, done.stderr
     assert _modes(tmp_path / "alone" / "config") == {".": "0o700", "config.json": "0o600"}
+
+
+def test_context_update_export_import_and_from_as_docker(tmp_path: Path) -> None:
+    """Each step through moor and through the docker CLI on twin contexts in one store:
+    the same output, and the same documents after."""
+    env = clean_env(tmp_path)
+
+    def both(*args: str, stderr: bool = True) -> None:
+        """`@` in `args` stands for "mm1" in moor's names and "dd1" in docker's."""
+        ours = moor(*[a.replace("@", "mm1") for a in args], env=env)
+        theirs = subprocess.run(["docker", *[a.replace("@", "dd1") for a in args]], env=env,
+                                capture_output=True)
+        shown = [(r.returncode, r.stdout.replace(name, b"@"),
+                  r.stderr.replace(name, b"@") if stderr else b"")
+                 for r, name in ((ours, b"mm1"), (theirs, b"dd1"))]
+        assert shown[0] == shown[1], (args, ours, theirs)
+
+    def documents(*names: str) -> list[dict]:
+        found = json.loads(moor("context", "inspect", *names, env=env).stdout)
+        return [{k: v for k, v in doc.items() if k not in ("Name", "Storage")} for doc in found]
+
+    both("context", "create", "src-@", "--docker", "host=tcp://127.0.0.1:2375",
+         "--description", "one")
+    both("context", "create", "copy-@", "--from", "src-@")
+    both("context", "update", "copy-@", "--description", "two", "--docker",
+         "host=unix:///tmp/other.sock")
+    assert documents("copy-mm1") == documents("copy-dd1")
+    assert documents("copy-mm1")[0]["Metadata"] == {"Description": "two"}
+    both("context", "export", "copy-@", str(tmp_path / "copy-@.tar"))
+    both("context", "import", "back-@", str(tmp_path / "copy-@.tar"))
+    assert documents("back-mm1", "back-dd1") == documents("copy-mm1") * 2
+    # moor imports docker's export
+    imported = moor("context", "import", "cross", str(tmp_path / "copy-dd1.tar"), env=env)
+    assert imported.returncode == 0 and documents("cross") == documents("copy-dd1")
+    # the context in use: refused without -f
+    for cli, name in ((lambda *a: moor(*a, env=env), "copy-mm1"),
+                      (lambda *a: subprocess.run(["docker", *a], env=env, capture_output=True),
+                       "copy-dd1")):
+        cli("context", "use", name)
+        refused = cli("context", "rm", name)
+        assert (refused.returncode, refused.stderr) == (
+            1, f'context "{name}" is in use, set -f flag to force remove\n'.encode())
+    both("context", "use", "default")
+    both("context", "rm", "copy-@", "back-@", "src-@")
+    both("context", "update", "nosuch-@", "--description", "x", stderr=False)
