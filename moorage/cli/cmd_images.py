@@ -12,7 +12,6 @@ from moorage.cli.output import (
     render,
     save_stream,
     since,
-    tabulate,
     write,
 )
 from moorage.cli.progress import Progress
@@ -76,10 +75,15 @@ def images(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def pull(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli.pulling import fully_qualified, name_only
+
     reference = args[0]
-    pull_image(session, reference, opts.quiet, sys.stdout)
-    if opts.quiet:
-        write(reference + "\n")
+    if opts.all_tags and not name_only(reference):
+        raise CommandError("tag can't be used with --all-tags/-a")
+    if not opts.all_tags and name_only(reference) and not opts.quiet:
+        write("Using default tag: latest\n")
+    pull_image(session, reference, opts.quiet, sys.stdout, all_tags=opts.all_tags)
+    write(fully_qualified(reference, opts.all_tags) + "\n")
     return 0
 
 
@@ -162,20 +166,35 @@ def import_(session: Session, opts: Options, args: list[str]) -> int:
     return 0
 
 
+_HISTORY = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+_HISTORY_NOT_HUMAN = _HISTORY.replace("CreatedSince", "CreatedAt")
+_HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+                    "CreatedBy": "CREATED BY"}
+
+
 def history(session: Session, opts: Options, args: list[str]) -> int:
-    entries = session.client.get(f"/images/{args[0]}/history")
-    if opts.quiet:
-        write("".join(_short(e["Id"]) + "\n" for e in entries))
-        return 0
-    lines = ["IMAGE\tCREATED\tCREATED BY\tSIZE\tCOMMENT"]
-    for e in entries:
-        created_by = e.get("CreatedBy", "")
+    """The docker CLI's history formatter: -H=false prints RFC 3339 times and byte counts."""
+    import time
+
+    from moorage.cli.cmd_ps import Row
+
+    rows = []
+    for e in session.client.get(f"/images/{args[0]}/history"):
+        created = e.get("Created", 0)
+        rfc3339 = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(created))
+        rfc3339 = rfc3339[:-5] + ("Z" if rfc3339.endswith("+0000")
+                                  else f"{rfc3339[-5:-2]}:{rfc3339[-2:]}")
+        created_by = e.get("CreatedBy", "").replace("\t", " ")
         if not opts.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        image = e["Id"] if e["Id"] == "<missing>" or opts.no_trunc else _short(e["Id"])
-        lines.append(f"{image}\t{since(e.get('Created', 0))}\t{created_by}\t"
-                     f"{human_size(e.get('Size', 0))}\t{e.get('Comment', '')}")
-    write(tabulate(lines))
+        rows.append(Row({
+            "ID": e["Id"] if e["Id"] == "<missing>" or opts.no_trunc else _short(e["Id"]),
+            "CreatedSince": since(created) if opts.human else rfc3339, "CreatedAt": rfc3339,
+            "CreatedBy": created_by, "Comment": e.get("Comment", ""),
+            "Size": human_size(e.get("Size", 0)) if opts.human else str(e.get("Size", 0))},
+            {}))
+    write(render(rows, opts.format or ("{{.ID}}" if opts.quiet else None),
+                 _HISTORY if opts.human else _HISTORY_NOT_HUMAN, _HISTORY_HEADERS))
     return 0
 
 
@@ -224,6 +243,7 @@ SPECS = {
         flag("m|message", STR, "Set commit message for imported image")),
         min_args=1, max_args=2),
     "history": Spec("[OPTIONS] IMAGE", history, (
+        flag("format", STR, "Format output using a custom template"),
         flag("H|human", BOOL, "Print sizes and dates in human readable format", True),
         flag("no-trunc", BOOL, "Don't truncate output"),
         flag("q|quiet", BOOL, "Only show image IDs")), min_args=1, max_args=1),

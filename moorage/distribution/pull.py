@@ -134,6 +134,37 @@ async def resolve(registry: Registry, ref: Reference, credentials: Credentials) 
     return await first_answer(endpoints(ref.domain, registry.config, pull=True), attempt)
 
 
+# A bound on the pages of a tag list followed (Link rel="next"), against a registry
+# that would send one for ever.
+_TAG_PAGES = 100
+
+
+async def list_tags(registry: Registry, ref: Reference, credentials: Credentials) -> list[str]:
+    """Every tag of ``ref``'s repository (distribution's tags/list, its pages followed),
+    from the first mirror or registry that answers; for docker pull --all-tags."""
+
+    async def attempt(endpoint: Endpoint) -> list[str]:
+        creds = Credentials() if endpoint.mirror else credentials
+        repo = await registry.repository(endpoint, ref.path, creds, "pull")
+        tags: list[str] = []
+        url: str | None = repo.url("tags/list")
+        for _ in range(_TAG_PAGES):
+            if url is None:
+                break
+            response = await repo.request("GET", url)
+            await repo.check(response, 200)
+            async with response:
+                body = await response.json(content_type=None)
+                following = response.links.get("next", {}).get("url")
+            if not isinstance(body, dict) or not isinstance(body.get("tags") or [], list):
+                raise InvalidParameter(f"{url}: the registry's tag list is not one")
+            tags += [tag for tag in body.get("tags") or [] if isinstance(tag, str)]
+            url = str(response.url.join(following)) if following is not None else None
+        return tags
+
+    return await first_answer(endpoints(ref.domain, registry.config, pull=True), attempt)
+
+
 async def fetch_blob(repo: Repository, descriptor: Descriptor, limit: int = 16 << 20) -> bytes:
     """A small blob (a config) in memory, verified against its digest."""
     response = await repo.request("GET", repo.url(f"blobs/{descriptor.digest}"))
@@ -161,7 +192,8 @@ async def pull(registry: Registry, ref: Reference, platform: tuple[str, str, str
         resolved = await fetch_manifest(repo, ref, chosen.digest, credentials)
     manifest = parse_manifest(resolved.data)
     emit(JSONMessage(f"Pulling from {ref.path}", ref.digest or ref.tag or "latest"))
-    if not content.exists(manifest.config.digest):
+    known = content.exists(manifest.config.digest)
+    if not known:
         config_data = await fetch_blob(repo, manifest.config)
         await asyncio.to_thread(content.write_bytes, config_data, manifest.config.digest)
     config = image_config.decode(await asyncio.to_thread(content.read, manifest.config.digest),
@@ -179,20 +211,25 @@ async def pull(registry: Registry, ref: Reference, platform: tuple[str, str, str
                                f"{len(diff_ids)}, got {len(manifest.layers)}")
     chains = image_config.chain_ids(diff_ids)
     layers = await _pull_layers(repo, manifest.layers, diff_ids, chains, content, snapshots,
-                                emit)
+                                emit, known)
     await asyncio.to_thread(content.write_bytes, resolved.data, resolved.digest)
     return Pulled(top.digest, resolved.digest, manifest.config.digest, tuple(layers))
 
 
 async def _pull_layers(repo: Repository, descriptors: tuple[Descriptor, ...],
                        diff_ids: list[str], chains: list[str], content: ContentStore,
-                       snapshots: Snapshotter, emit: Emit) -> list[LayerRecord]:
+                       snapshots: Snapshotter, emit: Emit,
+                       image_known: bool = False) -> list[LayerRecord]:
+    """The layers' records, each fetched and unpacked unless its snapshot is there; an
+    image already whole (`image_known`: its config was in the store) shows no layer at
+    all, as dockerd's pull of an image it has."""
     present = await asyncio.to_thread(
         lambda: [snapshots.get(chain) is not None and content.exists(d.digest)
                  for d, chain in zip(descriptors, chains, strict=True)])
-    for descriptor, done in zip(descriptors, present, strict=True):
-        emit(JSONMessage("Already exists" if done else "Pulling fs layer",
-                         short(descriptor.digest)))
+    if not (image_known and all(present)):
+        for descriptor, done in zip(descriptors, present, strict=True):
+            emit(JSONMessage("Already exists" if done else "Pulling fs layer",
+                             short(descriptor.digest)))
     loop = asyncio.get_running_loop()
     limit = asyncio.Semaphore(CONCURRENT_DOWNLOADS)
     sources: list[BlobSource] = []

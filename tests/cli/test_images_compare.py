@@ -20,6 +20,11 @@ def test_listing_and_inspect(clis: Clis) -> None:
                  ("image", "inspect", "-f", "{{json .Config.Cmd}} {{.Id}}", "busybox"),
                  ("image", "inspect", "nosuch"), ("history", "busybox"),
                  ("history", "-q", "busybox"), ("history", "--no-trunc", "busybox"),
+                 ("history", "-H=false", "busybox"),
+                 ("history", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}|"
+                  "{{.CreatedAt}}", "busybox"),
+                 ("history", "--human=false", "--format", "table {{.ID}}\t{{.Size}}\t"
+                  "{{.CreatedSince}}", "busybox"),
                  ("image", "history", "nosuch")):
         same(clis, *args)
 
@@ -65,3 +70,33 @@ def test_save_load_import_prune(clis: Clis, tmp_path: Path) -> None:
     assert ours.stdout.endswith(b"B\n") and b"Total reclaimed space: " in ours.stdout
     same(clis, "image", "prune", "-f")
     assert clis.moor("images", "-q", "--filter", "dangling=true").stdout == b""
+
+
+def test_pull_output_and_all_tags(moord_clis: Clis, tmp_path: Path) -> None:
+    from registrykit import start_moor
+
+    clis = moord_clis
+    with start_moor(str(tmp_path / "registry")) as registry:
+        name = f"{registry.host}/bb"
+        for tag in ("latest", "v2"):
+            assert clis.docker("tag", "busybox", f"{name}:{tag}").returncode == 0
+            assert clis.docker("push", f"{name}:{tag}").returncode == 0
+        shown = []
+        for cli in (clis.moor, clis.docker):
+            clis.docker("rmi", f"{name}:latest")
+            pulled = cli("pull", name)
+            assert pulled.returncode == 0, pulled.stderr
+            shown.append(masked(pulled.stdout))
+        assert shown[0] == shown[1] and shown[0].startswith(b"Using default tag: latest")
+        for args in (("pull", "-a", f"{name}:v2"), ("pull", "-q", name)):
+            same(clis, *args)
+        shown = []
+        for cli in (clis.moor, clis.docker):
+            clis.docker("rmi", f"{name}:latest", f"{name}:v2")
+            pulled = cli("pull", "--all-tags", name)
+            assert pulled.returncode == 0, pulled.stderr
+            shown.append(masked(pulled.stdout))
+            tags = clis.docker("images", "--format", "{{.Tag}}", name).stdout.split()
+            assert sorted(tags) == [b"latest", b"v2"]
+        assert shown[0] == shown[1]
+        assert shown[0].endswith(f"Status: Downloaded newer image for {name} {name}".encode())

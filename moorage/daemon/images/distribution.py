@@ -128,28 +128,40 @@ class Distribution:
 
     async def pull_image(self, request: PullRequest, emit: Emit) -> None:
         named = parse_normalized(request.from_image)
-        if not request.tag and named.tag is None and named.digest is None:
-            # Engine API: fromImage without tag asks for every tag (docker pull --all-tags).
-            raise InvalidParameter(
-                f"pulling all tags of {named.familiar_name} (docker pull --all-tags) is not "
-                "supported by moorage: pull the tags one by one")
-        ref = pull_reference(request.from_image, request.tag)
         platform = parse_platform(request.platform) if request.platform else None
+        every_tag = not request.tag and named.tag is None and named.digest is None
+        downloaded = False
+        async with Registry(self.registry, self.tokens) as registry:
+            if every_tag:
+                # Engine API: fromImage without a tag asks for every tag (pull --all-tags).
+                tags = await pulling.list_tags(registry, named, credentials(request.auth))
+                if not tags:
+                    raise NotFound(f"no tags found for {named.familiar_name}")
+                refs = [pull_reference(request.from_image, tag) for tag in tags]
+            else:
+                refs = [pull_reference(request.from_image, request.tag)]
+            for ref in refs:
+                downloaded |= await self._pull_one(registry, ref, platform, request, emit)
+        shown = named.familiar_name if every_tag else refs[0].familiar_string()
+        news = "Downloaded newer image" if downloaded else "Image is up to date"
+        emit(JSONMessage(f"Status: {news} for {shown}"))
+
+    async def _pull_one(self, registry: Registry, ref: Reference,
+                        platform: tuple[str, str, str] | None, request: PullRequest,
+                        emit: Emit) -> bool:
+        """Pull one reference into the store; whether its image is new."""
         failed = True
         try:
             with self.store.operation():
-                async with Registry(self.registry, self.tokens) as registry:
-                    pulled = await pulling.pull(registry, ref, platform,
-                                                credentials(request.auth), self.store.content,
-                                                self.store.snapshots, emit)
+                pulled = await pulling.pull(registry, ref, platform, credentials(request.auth),
+                                            self.store.content, self.store.snapshots, emit)
                 before = await asyncio.to_thread(_record, self.store, ref, pulled)
             failed = False
         finally:
             if failed:
                 await asyncio.to_thread(self.store.collect_garbage)
         emit(JSONMessage(f"Digest: {pulled.digest}"))
-        news = "Image is up to date" if before == pulled.config else "Downloaded newer image"
-        emit(JSONMessage(f"Status: {news} for {ref.familiar_string()}"))
+        return before != pulled.config
 
     async def push_image(self, request: PushRequest, emit: Emit) -> None:
         targets = await asyncio.to_thread(_push_targets, self.store, request)
