@@ -88,14 +88,26 @@ def pull(session: Session, opts: Options, args: list[str]) -> int:
 
 
 def push(session: Session, opts: Options, args: list[str]) -> int:
+    from moorage.cli.pulling import fully_qualified, name_only
+
+    if opts.all_tags and not name_only(args[0]):
+        raise CommandError("tag can't be used with --all-tags/-a")
     name, _, tag = args[0].rpartition(":") if ":" in args[0].rsplit("/", 1)[-1] \
         else (args[0], "", "")
+    if not tag and not opts.all_tags:
+        tag = "latest"  # the engine pushes every tag of a name without one
+        if not opts.quiet:
+            write("Using default tag: latest\n")
     progress = Progress(sys.stdout)
     for message in session.client.stream_json(
             "POST", f"/images/{name}/push", {"tag": tag or None},
             headers={"X-Registry-Auth": "e30=", **auth_header(args[0])}):
         if not opts.quiet:
             progress.show(message)
+        elif message.get("error"):
+            raise CommandError(message["error"])
+    if opts.quiet:
+        write(fully_qualified(f"{name}:{tag}" if tag else name, all_tags=True) + "\n")
     return 0
 
 
@@ -228,6 +240,7 @@ SPECS = {
         flag("platform", STR, "Set platform if server is multi-platform capable"),
         flag("q|quiet", BOOL, "Suppress verbose output")), min_args=1, max_args=1),
     "push": Spec("[OPTIONS] NAME[:TAG]", push, (
+        flag("a|all-tags", BOOL, "Push all tags of an image to the repository"),
         flag("q|quiet", BOOL, "Suppress verbose output"),), min_args=1, max_args=1),
     "tag": Spec("SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]", tag, min_args=2, max_args=2),
     "rmi": Spec("[OPTIONS] IMAGE [IMAGE...]", rmi, (

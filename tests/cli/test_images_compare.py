@@ -88,7 +88,10 @@ def test_pull_output_and_all_tags(moord_clis: Clis, tmp_path: Path) -> None:
             assert pulled.returncode == 0, pulled.stderr
             shown.append(masked(pulled.stdout))
         assert shown[0] == shown[1] and shown[0].startswith(b"Using default tag: latest")
-        for args in (("pull", "-a", f"{name}:v2"), ("pull", "-q", name)):
+        for args in (("pull", "-a", f"{name}:v2"), ("pull", "-q", name),
+                     ("push", "-q", f"{name}:v2"), ("push", name), ("push", "-a", f"{name}:v2"),
+                     ("push", "--all-tags", name), ("push", "-q", "-a", name),
+                     ("push", "-q", f"{name}:nosuch")):
             same(clis, *args)
         shown = []
         for cli in (clis.moor, clis.docker):
