@@ -7,6 +7,7 @@ import os
 import sys
 
 from moorage import json_codec
+from moorage.cli.container_flags import RESOURCE_FLAGS, ram_in_bytes, resources
 from moorage.cli.flags import BOOL, LIST, STR, Spec, flag
 from moorage.cli.output import human_size, prune_report, write
 from moorage.cli.session import CommandError
@@ -63,6 +64,27 @@ def _stdin_context(dockerfile: str | None) -> tuple[str, bytes]:
         p for p in archive(bytes_member("Dockerfile", data)) if isinstance(p, bytes))
 
 
+# The classic builder's query parameters for the resource flags it takes.
+_BUILD_RESOURCES = (("memory", "Memory"), ("memswap", "MemorySwap"),
+                    ("cpushares", "CpuShares"), ("cpuperiod", "CpuPeriod"),
+                    ("cpuquota", "CpuQuota"), ("cpusetcpus", "CpusetCpus"),
+                    ("cpusetmems", "CpusetMems"))
+_BUILD_RESOURCE_FLAGS = tuple(f for f in RESOURCE_FLAGS if f.long in (
+    "memory", "memory-swap", "cpu-shares", "cpu-period", "cpu-quota", "cpuset-cpus",
+    "cpuset-mems"))
+
+
+def _ulimit(text: str) -> dict[str, Any]:
+    """--ulimit name=soft[:hard] as the API's {"Name", "Soft", "Hard"}."""
+    name, _, limits = text.partition("=")
+    soft, _, hard = limits.partition(":")
+    try:
+        return {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
+    except ValueError:
+        raise CommandError(f'invalid argument "{text}" for "--ulimit" flag: invalid ulimit '
+                           "argument") from None
+
+
 def build(session: Session, opts: Options, args: list[str]) -> int:
     directory = args[0]
     if directory == "-" and opts.file == "-":
@@ -88,9 +110,16 @@ def build(session: Session, opts: Options, args: list[str]) -> int:
         "labels": json_codec.dumps(_key_values(opts.label, "label")),
         "target": opts.target or None, "nocache": opts.no_cache or None,
         "pull": opts.pull or None, "q": opts.quiet or None,
-        "networkmode": opts.network or None, "rm": "1",
+        "networkmode": opts.network or None, "rm": "1" if opts.rm else "0",
         "forcerm": opts.force_rm or None,
         "extrahosts": list(opts.add_host) or None, "platform": opts.platform or None,
+        "shmsize": ram_in_bytes(opts.shm_size) if opts.shm_size else None,
+        "cgroupparent": opts.cgroup_parent or None,
+        "cachefrom": json_codec.dumps(list(opts.cache_from)) if opts.cache_from else None,
+        "ulimits": json_codec.dumps([_ulimit(u) for u in opts.ulimit]) if opts.ulimit else None,
+        **{param: value for param, value in (
+            (param, resources(opts).get(field)) for param, field in _BUILD_RESOURCES)
+           if value is not None},
     }
 
     def sent(size: int) -> None:
@@ -153,8 +182,12 @@ def builder_prune(session: Session, opts: Options, _args: list[str]) -> int:
 
 SPECS = {
     "build": Spec("[OPTIONS] PATH | URL | -", build, (
+        *_BUILD_RESOURCE_FLAGS,
         flag("add-host", LIST, "Add a custom host-to-IP mapping (host:ip)"),
         flag("build-arg", LIST, "Set build-time variables"),
+        flag("cache-from", LIST, "Images to consider as cache sources"),
+        flag("cgroup-parent", STR, "Set the parent cgroup for the \"RUN\" instructions during "
+                                   "build"),
         flag("f|file", STR, "Name of the Dockerfile (Default is 'PATH/Dockerfile')"),
         flag("force-rm", BOOL, "Always remove intermediate containers"),
         flag("iidfile", STR, "Write the image ID to the file"),
@@ -167,6 +200,9 @@ SPECS = {
         flag("progress", STR, "Set type of progress output (auto, plain, tty)", "auto"),
         flag("pull", BOOL, "Always attempt to pull a newer version of the image"),
         flag("q|quiet", BOOL, "Suppress the build output and print image ID on success"),
+        flag("rm", BOOL, "Remove intermediate containers after a successful build", True),
+        flag("shm-size", STR, "Size of \"/dev/shm\""),
+        flag("ulimit", LIST, "Ulimit options"),
         flag("t|tag", LIST, "Name and optionally a tag in the 'name:tag' format"),
         flag("target", STR, "Set the target build stage to build.")), min_args=1, max_args=1),
     "builder_prune": Spec("[OPTIONS]", builder_prune, (

@@ -114,24 +114,27 @@ _INT_RESOURCES = (("blkio_weight", "BlkioWeight"), ("cpu_period", "CpuPeriod"),
 
 
 def resources(opts: Any) -> dict[str, Any]:
-    """The HostConfig resources the RESOURCE_FLAGS set (only those given)."""
-    out: dict[str, Any] = {key: getattr(opts, name) for name, key in _INT_RESOURCES
-                           if getattr(opts, name)}
+    """The HostConfig resources the RESOURCE_FLAGS set (only those given; a command may
+    define only some of them, as build does)."""
+    def given(name: str) -> Any:
+        return getattr(opts, name, None)
+
+    out: dict[str, Any] = {key: given(name) for name, key in _INT_RESOURCES if given(name)}
     for name, key in (("memory", "Memory"), ("memory_reservation", "MemoryReservation")):
-        if getattr(opts, name):
-            out[key] = ram_in_bytes(getattr(opts, name))
-    if opts.memory_swap:
+        if given(name):
+            out[key] = ram_in_bytes(given(name))
+    if given("memory_swap"):
         out["MemorySwap"] = -1 if opts.memory_swap == "-1" else ram_in_bytes(opts.memory_swap)
-    if opts.cpus:
+    if given("cpus"):
         try:
             out["NanoCpus"] = int(float(opts.cpus) * 1e9)
         except ValueError:
             raise CommandError(f'invalid argument "{opts.cpus}" for "--cpus" flag',
                                125, with_help=True) from None
     for name, key in (("cpuset_cpus", "CpusetCpus"), ("cpuset_mems", "CpusetMems")):
-        if getattr(opts, name):
-            out[key] = getattr(opts, name)
-    if opts.pids_limit is not None:
+        if given(name):
+            out[key] = given(name)
+    if given("pids_limit") is not None:
         out["PidsLimit"] = opts.pids_limit
     return out
 

@@ -157,3 +157,29 @@ def test_output_local_and_tar(clis: Clis, tmp_path: Path) -> None:
     bad = clis.moor("build", "-o", "type=registry", str(context))
     assert bad.stderr.strip() == b"output type 'registry' is not supported: use local or tar"
     clis.docker("rmi", done.stdout.decode().strip())
+
+
+def test_resource_flags_reach_the_run_steps(clis: Clis, tmp_path: Path) -> None:
+    """The classic builder's resource parameters: each RUN step's container has them."""
+    from test_compare import CPU, MEMORY, V2
+
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM busybox\nRUN cat {MEMORY} {CPU} > /limits; df -k /dev/shm | tail -1 | "
+        "awk '{print $2}' >> /limits\n")
+    made = []
+    try:
+        for cli in (clis.moor, clis.docker):
+            built = cli("build", "-q", "--no-cache", "--memory", "64m", "--memory-swap", "-1",
+                        "--cpu-period", "50000", "--cpu-quota", "25000", "--shm-size", "8m",
+                        "--rm=false", str(tmp_path), DOCKER_BUILDKIT="0")
+            assert built.returncode == 0, built.stderr
+            made.append(built.stdout.decode().strip())
+            shown = clis.docker("run", "--rm", made[-1], "cat", "/limits")
+            quota = b"25000 50000" if V2 else b"25000"
+            assert shown.stdout == b"67108864\n" + quota + b"\n8192\n", shown.stderr
+        refused = [cli("build", "--ulimit", "nofile=10:20", str(tmp_path),
+                       DOCKER_BUILDKIT="0") for cli in (clis.moor, clis.docker)]
+        assert refused[0].returncode == refused[1].returncode, refused
+    finally:
+        clis.docker("rmi", "-f", *made)
+        clis.docker("container", "prune", "-f")
