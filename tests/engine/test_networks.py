@@ -540,3 +540,37 @@ def test_starts_leave_no_network_namespace_held(pair: Pair) -> None:
         assert held == []
     finally:
         _rm_from(moord, ("nsfd-ok", "nsfd-refused"), ())
+
+
+def test_names_follow_renames_stops_disconnects_and_removals(pair: Pair) -> None:
+    """The embedded DNS answers from what it was told until a name's container changes:
+    each change shows at the next lookup, asked right after the command that made it."""
+    ask = (*RUN, "--dns", "127.0.0.1")
+
+    def follow(daemon: Daemon | Dockerd) -> list[tuple[int, str]]:
+        daemon.docker("network", "create", "--subnet", _subnet(), "chg", check=True)
+        daemon.docker(*ask, "-d", "--name", "asker", "--network", "chg", IMAGE, "sleep", "60",
+                      check=True)
+        daemon.docker(*ask, "-d", "--name", "old", "--network", "chg", IMAGE, "sleep", "60",
+                      check=True)
+        seen = [_lookup(daemon, "asker", "old")]
+        daemon.docker("rename", "old", "new", check=True)
+        seen += [_lookup(daemon, "asker", "old"), _lookup(daemon, "asker", "new")]
+        daemon.docker("stop", "-t", "0", "new", check=True)
+        daemon.docker("start", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        daemon.docker("network", "disconnect", "chg", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        daemon.docker("network", "connect", "chg", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        daemon.docker("rm", "-f", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        return [(code, name) for code, name in seen]
+
+    try:
+        ours, theirs = (follow(daemon) for daemon in (pair.moord, pair.dockerd))
+        # dockerd forwards an unknown bare name, moord answers it: exit codes compared
+        assert [code for code, _ in ours] == [code for code, _ in theirs] \
+            == [0, 1, 0, 0, 1, 0, 1]
+    finally:
+        _rm(pair, "asker", "old", "new", networks=("chg",))
