@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -574,3 +575,25 @@ def test_names_follow_renames_stops_disconnects_and_removals(pair: Pair) -> None
             == [0, 1, 0, 0, 1, 0, 1]
     finally:
         _rm(pair, "asker", "old", "new", networks=("chg",))
+
+
+def test_an_ended_dns_process_is_started_again(pair: Pair) -> None:
+    """moord's embedded DNS answers from a process of its own: killed, it comes back
+    with every container's server (dockerd has no such process)."""
+    daemon = pair.moord
+    ask = (*RUN, "--dns", "127.0.0.1")
+    try:
+        daemon.docker("network", "create", "--subnet", _subnet(), "dnsd", check=True)
+        for name in ("asker", "target"):
+            daemon.docker(*ask, "-d", "--name", name, "--network", "dnsd", IMAGE, "sleep",
+                          "60", check=True)
+        assert _lookup(daemon, "asker", "target") == (0, "target")
+        dnsd = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "networks.dnsd"],
+                              capture_output=True, text=True).stdout.split()
+        assert len(dnsd) == 1
+        os.kill(int(dnsd[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while _lookup(daemon, "asker", "target") != (0, "target"):
+            assert time.monotonic() < deadline
+    finally:
+        _rm_from(daemon, ("asker", "target"), ("dnsd",))
