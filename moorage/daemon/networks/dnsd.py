@@ -85,8 +85,11 @@ class Process:
                                   key.data.container_id)
 
     def _from_daemon(self) -> bool:
-        data, ancillary, _, _ = self.channel.recvmsg(_MESSAGE_SIZE,
-                                                     socket.CMSG_SPACE(struct.calcsize("i")))
+        try:
+            data, ancillary, _, _ = self.channel.recvmsg(
+                _MESSAGE_SIZE, socket.CMSG_SPACE(struct.calcsize("i")))
+        except BlockingIOError:
+            return True
         if not data:
             return False
         message = json.loads(data)
@@ -138,9 +141,15 @@ class Process:
             self._answer(server, data, source, name, qtype, end, self.known[key])
             return
         seq = next(self.seq)
+        try:
+            self.channel.sendmsg([json.dumps({"op": "ask", "seq": seq, "id": server.container_id,
+                                              "name": name}).encode()])
+        except BlockingIOError:
+            # The daemon has more questions than it answered yet: this query goes
+            # unanswered, as a datagram may (the client asks again). Never blocking
+            # here, the daemon's answers are always read.
+            return
         self.pending[seq] = _Pending(server, data, source, name, qtype, end, generation)
-        self.channel.sendmsg([json.dumps({"op": "ask", "seq": seq, "id": server.container_id,
-                                          "name": name}).encode()])
 
     def _told(self, message: dict) -> None:
         pending = self.pending.pop(message["seq"], None)
@@ -175,6 +184,7 @@ class Process:
 def main(argv: list[str]) -> int:
     logging.basicConfig(format="moord-dns: %(message)s")
     channel = socket.socket(fileno=int(argv[1]))
+    channel.setblocking(False)
     with open(int(argv[2]), "r+b") as counter_file:
         counter = mmap.mmap(counter_file.fileno(), struct.calcsize("=Q"))
     Process(channel, counter).run()
