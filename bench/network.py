@@ -7,11 +7,18 @@
    and modes so drift hits all four; the ratio of moord's cost to dockerd's.
 2. A large download from busybox httpd through a port published on 127.0.0.1: moord's
    kernel DNAT vs docker-proxy (the client on the host for moord, in dockerd's
-   namespace for dockerd), `--streams` at once, `--rounds` times alternating between
-   the daemons (medians); the median latency of a small request. Twice: with curl,
-   and with a client that splices what it receives to /dev/null (curl's copy into
-   its memory is the largest cost on either path; docker-proxy is Go's io.Copy, which
-   splices too, so what dockerd adds is one more pass through the TCP stack).
+   namespace for dockerd), `--streams` at once (a comma-separated list: one stream
+   leaves a core free, which docker-proxy's copy uses for nothing; two fill both),
+   `--rounds` times alternating between the daemons (medians); the median latency of
+   a small request. Twice: with curl, and with a client that splices what it
+   receives to /dev/null (curl's copy into its memory is the largest cost on either
+   path; docker-proxy is Go's io.Copy, which splices too, so what dockerd adds is one
+   more pass through the TCP stack). Beside each download: the machine's busy
+   CPU-seconds per GB moved (/proc/stat, every core, whoever ran: the cost of the
+   path when the cores are the bound), and the same download from the container's
+   own address, no port published: the ceiling of any forwarding through the veth
+   (dockerd's ceiling over its published speed is the most any path can gain on
+   docker-proxy on this machine).
 
 3. DNS: `--lookups` lookups of a container's name at its embedded DNS (127.0.0.11 on a
    user network), each timed by a client in the container's network namespace: median
@@ -35,6 +42,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(ROOT, "tests"), os.path.join(ROOT, "tests", "engine")]
@@ -99,43 +107,112 @@ def parallel_speed(netns: str, url: str, streams: int, client: str = "curl") -> 
     return sum(float(p.communicate(timeout=600)[0]) for p in running)
 
 
+@dataclass(frozen=True)
+class Site:
+    """Where a daemon's web container is reached: from `netns`, by the port published on
+    127.0.0.1 (`published`) and by the container's own address (`direct`)."""
+
+    netns: str
+    published: str
+    direct: str
+
+
 @contextmanager
-def served(daemon: object, netns: str, megabytes: int) -> Iterator[str]:
-    """busybox httpd in a container with a `megabytes` file, published on 127.0.0.1;
-    its URL, reachable from `netns`."""
+def served(daemon: object, netns: str, megabytes: int) -> Iterator[Site]:
+    """busybox httpd (sendfile(2), one call for the whole file) in a container with a
+    `megabytes` file, published on 127.0.0.1; its URLs, reachable from `netns`."""
     port = random.randint(20000, 29999)
     daemon.docker("run", "-d", "--pull", "never", "--name", "bench-web", "-p",  # type: ignore
                   f"127.0.0.1:{port}:80", IMAGE, "sh", "-c",
                   f"dd if=/dev/zero of=/tmp/big bs=1M count={megabytes} 2>/dev/null && "
                   "echo ok > /tmp/small && exec httpd -f -p 80 -h /tmp", check=True)
     try:
-        base = f"http://127.0.0.1:{port}"
+        address = daemon.docker(  # type: ignore[attr-defined]
+            "inspect", "-f", "{{.NetworkSettings.IPAddress}}", "bench-web",
+            check=True).stdout.decode().strip()
+        site = Site(netns, f"http://127.0.0.1:{port}", f"http://{address}:80")
         deadline = time.monotonic() + 120
-        while subprocess.run(in_netns(netns, "curl", "-sf", "-o", "/dev/null", base + "/small"),
+        while subprocess.run(in_netns(netns, "curl", "-sf", "-o", "/dev/null",
+                                      site.published + "/small"),
                              capture_output=True).returncode:
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not come up")
             time.sleep(0.2)
-        yield base
+        yield site
     finally:
         daemon.docker("rm", "-f", "bench-web")  # type: ignore[attr-defined]
 
 
-def downloads(sites: dict[str, tuple[str, str]], streams: int, rounds: int,
-              client: str) -> dict[str, tuple[float, float, list[float]]]:
-    """Per daemon: (median MB/s of the large file over `streams` downloads, median ms of a
-    small request, every round's MB/s). Rounds alternate between the daemons so that
-    the load of the machine, which changes by the second, weighs on both alike."""
-    speeds: dict[str, list[float]] = {name: [] for name in sites}
+def _busy_seconds() -> float:
+    """CPU-seconds every core of the machine spent not idle since boot."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    idle, iowait = ticks[3], ticks[4]
+    return (sum(ticks) - idle - iowait) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Path:
+    """One way to the large file: MB/s and busy CPU-seconds per GB, round by round."""
+
+    speeds: list[float] = field(default_factory=list)
+    costs: list[float] = field(default_factory=list)
+
+    def take(self, netns: str, url: str, streams: int, client: str, gigabytes: float) -> None:
+        before = _busy_seconds()
+        self.speeds.append(parallel_speed(netns, url, streams, client) / 1e6)
+        self.costs.append((_busy_seconds() - before) / (gigabytes * streams))
+
+
+@dataclass
+class Found:
+    published: Path = field(default_factory=Path)
+    direct: Path = field(default_factory=Path)
+    small_ms: float = 0.0
+
+
+def downloads(sites: dict[str, Site], streams: int, rounds: int, client: str,
+              megabytes: int) -> dict[str, Found]:
+    """Per daemon: the large file through the published port and from the container's
+    address, `streams` at once, and the median ms of a small request. Rounds alternate
+    between the daemons so that the load of the machine, which changes by the second,
+    weighs on both alike."""
+    found = {name: Found() for name in sites}
     for _ in range(rounds):
-        for name, (netns, base) in sites.items():
-            speeds[name].append(parallel_speed(netns, base + "/big", streams, client) / 1e6)
-    found = {}
-    for name, (netns, base) in sites.items():
-        small = [float(curl(netns, base + "/small", "-w", "%{time_total}")) for _ in range(50)]
-        found[name] = (statistics.median(speeds[name]), statistics.median(small) * 1000,
-                       speeds[name])
+        for name, site in sites.items():
+            for path, base in ((found[name].published, site.published),
+                               (found[name].direct, site.direct)):
+                path.take(site.netns, base + "/big", streams, client, megabytes / 1024)
+    for name, site in sites.items():
+        small = [float(curl(site.netns, site.published + "/small", "-w", "%{time_total}"))
+                 for _ in range(50)]
+        found[name].small_ms = statistics.median(small) * 1000
     return found
+
+
+def report_downloads(moved: dict[tuple[str, int], dict[str, Found]], megabytes: int) -> None:
+    for (client, streams), found in moved.items():
+        for name, f in found.items():
+            print(f"{name:8} {megabytes} MB x{streams} ({client}): 127.0.0.1 median "
+                  f"{statistics.median(f.published.speeds):6.0f} MB/s "
+                  f"{statistics.median(f.published.costs):4.2f} CPU-s/GB (rounds "
+                  f"{' '.join(f'{r:.0f}' for r in f.published.speeds)}); container address "
+                  f"{statistics.median(f.direct.speeds):6.0f} MB/s "
+                  f"{statistics.median(f.direct.costs):4.2f} CPU-s/GB; small request "
+                  f"{f.small_ms:5.2f} ms")
+        ours, theirs = found["moord"], found["dockerd"]
+        pairs = sorted(o / t for o, t in zip(ours.published.speeds, theirs.published.speeds,
+                                             strict=True))
+        speed = statistics.median(ours.published.speeds) / statistics.median(
+            theirs.published.speeds)
+        cost = statistics.median(theirs.published.costs) / statistics.median(
+            ours.published.costs)
+        ceiling = statistics.median(theirs.direct.speeds) / statistics.median(
+            theirs.published.speeds)
+        print(f"throughput ({client} x{streams}), moord / dockerd: {speed:.2f}x (round by "
+              f"round {pairs[0]:.2f}-{pairs[-1]:.2f}x); CPU per GB, dockerd / moord: "
+              f"{cost:.2f}x; ceiling (dockerd's container address / its 127.0.0.1): "
+              f"{ceiling:.2f}x; small request latency: {ours.small_ms / theirs.small_ms:.2f}x")
 
 
 _LOOKUP_SCRIPT = """
@@ -213,8 +290,9 @@ def main() -> int:
     parser.add_argument("--lookups", type=int, default=1000)
     parser.add_argument("--dns-rounds", type=int, default=3,
                         help="rounds of lookups per daemon, idle and busy")
-    parser.add_argument("--streams", type=int, default=1,
-                        help="downloads at once (the proxy's CPU shows with several)")
+    parser.add_argument("--streams", default="1,2",
+                        help="downloads at once, comma-separated counts (the proxy's CPU "
+                             "shows once the cores are full)")
     parser.add_argument("--parts", default="bridge,download,dns",
                         help="which of the three measures to take, comma-separated")
     args = parser.parse_args()
@@ -238,8 +316,10 @@ def main() -> int:
                 if "download" in parts:
                     with served(moord, "", args.megabytes) as ours, \
                             served(dockerd, dockerd.netns, args.megabytes) as theirs:
-                        sites = {"moord": ("", ours), "dockerd": (dockerd.netns, theirs)}
-                        moved = {client: downloads(sites, args.streams, args.rounds, client)
+                        sites = {"moord": ours, "dockerd": theirs}
+                        moved = {(client, streams): downloads(sites, streams, args.rounds,
+                                                              client, args.megabytes)
+                                 for streams in map(int, args.streams.split(","))
                                  for client in ("curl", "splice")}
                 resolved = {name: lookups(daemon, args.lookups, args.dns_rounds)
                             for name, daemon in daemons.items()} if "dns" in parts else {}
@@ -253,17 +333,7 @@ def main() -> int:
               f"bridge adds {added[name] * 1000:6.1f} ms")
     if added:
         print(f"bridge cost, moord / dockerd: {added['moord'] / added['dockerd']:.2f}x")
-    for client, found in moved.items():
-        for name, (speed, small, rounds) in found.items():
-            print(f"{name:8} {args.megabytes} MB x{args.streams} via 127.0.0.1 ({client}): "
-                  f"median {speed:7.1f} MB/s (rounds {' '.join(f'{r:.0f}' for r in rounds)}), "
-                  f"small request {small:5.2f} ms")
-        pairs = sorted(o / t for o, t in zip(found["moord"][2], found["dockerd"][2],
-                                             strict=True))
-        print(f"throughput ({client}), moord / dockerd: "
-              f"{found['moord'][0] / found['dockerd'][0]:.2f}x (round by round "
-              f"{pairs[0]:.2f}-{pairs[-1]:.2f}x); small request latency: "
-              f"{found['moord'][1] / found['dockerd'][1]:.2f}x")
+    report_downloads(moved, args.megabytes)
     print(f"load average after: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for mode in ("idle", "busy") if resolved else ():
         p99s = {}

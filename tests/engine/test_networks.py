@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -540,3 +541,59 @@ def test_starts_leave_no_network_namespace_held(pair: Pair) -> None:
         assert held == []
     finally:
         _rm_from(moord, ("nsfd-ok", "nsfd-refused"), ())
+
+
+def test_names_follow_renames_stops_disconnects_and_removals(pair: Pair) -> None:
+    """The embedded DNS answers from what it was told until a name's container changes:
+    each change shows at the next lookup, asked right after the command that made it."""
+    ask = (*RUN, "--dns", "127.0.0.1")
+
+    def follow(daemon: Daemon | Dockerd) -> list[tuple[int, str]]:
+        daemon.docker("network", "create", "--subnet", _subnet(), "chg", check=True)
+        daemon.docker(*ask, "-d", "--name", "asker", "--network", "chg", IMAGE, "sleep", "60",
+                      check=True)
+        daemon.docker(*ask, "-d", "--name", "old", "--network", "chg", IMAGE, "sleep", "60",
+                      check=True)
+        seen = [_lookup(daemon, "asker", "old")]
+        daemon.docker("rename", "old", "new", check=True)
+        seen += [_lookup(daemon, "asker", "old"), _lookup(daemon, "asker", "new")]
+        daemon.docker("stop", "-t", "0", "new", check=True)
+        daemon.docker("start", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        daemon.docker("network", "disconnect", "chg", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        daemon.docker("network", "connect", "chg", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        daemon.docker("rm", "-f", "new", check=True)
+        seen.append(_lookup(daemon, "asker", "new"))
+        return [(code, name) for code, name in seen]
+
+    try:
+        ours, theirs = (follow(daemon) for daemon in (pair.moord, pair.dockerd))
+        # dockerd forwards an unknown bare name, moord answers it: exit codes compared
+        assert [code for code, _ in ours] == [code for code, _ in theirs] \
+            == [0, 1, 0, 0, 1, 0, 1]
+    finally:
+        _rm(pair, "asker", "old", "new", networks=("chg",))
+
+
+def test_an_ended_dns_process_is_started_again(pair: Pair) -> None:
+    """moord's embedded DNS answers from a process of its own: killed, it comes back
+    with every container's server (dockerd has no such process)."""
+    daemon = pair.moord
+    ask = (*RUN, "--dns", "127.0.0.1")
+    try:
+        daemon.docker("network", "create", "--subnet", _subnet(), "dnsd", check=True)
+        for name in ("asker", "target"):
+            daemon.docker(*ask, "-d", "--name", name, "--network", "dnsd", IMAGE, "sleep",
+                          "60", check=True)
+        assert _lookup(daemon, "asker", "target") == (0, "target")
+        dnsd = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "networks.dnsd"],
+                              capture_output=True, text=True).stdout.split()
+        assert len(dnsd) == 1
+        os.kill(int(dnsd[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while _lookup(daemon, "asker", "target") != (0, "target"):
+            assert time.monotonic() < deadline
+    finally:
+        _rm_from(daemon, ("asker", "target"), ("dnsd",))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from moorage.daemon.config import DaemonConfig
-from moorage.daemon.events.bus import EventBus
+from moorage.daemon.events.bus import Event, EventBus
 from moorage.daemon.networks import dns, firewall, ipam, links, netns, ports
 from moorage.daemon.networks.filters import NetworkFilters
 from moorage.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemFailure
@@ -82,13 +82,14 @@ class NetworkService:
         # name → index of the bridges made at the start or by a network create: a
         # start's veth goes on its bridge without asking for the index.
         self._bridges: dict[str, int] = {}
-        # Endpoints in memory too: the DNS server's thread reads them at every query.
+        # Endpoints in memory too: the DNS server's questions read them.
         self._endpoint_cache = {e.id: e for e in (
             EndpointRecord.from_json(doc) for _, _, _, doc in self._endpoints.load_all())}
         self.lookup: Lookup = _no_containers
         # Called with a running container's id when it joins its first user network:
         # its resolv.conf then names the embedded DNS, as dockerd rewrites it.
         self.embedded_dns_joined: Callable[[str], None] = lambda container_id: None
+        events.subscribe(self._on_event)
 
     # ------------------------------------------------------------------ daemon
 
@@ -113,6 +114,7 @@ class NetworkService:
 
     async def stop(self, keep: bool) -> None:
         """`keep`: containers run on (live-restore) and keep their networks."""
+        await asyncio.to_thread(self.resolver.close)
         if not keep:
             await asyncio.to_thread(self._teardown)
 
@@ -606,6 +608,18 @@ class NetworkService:
     def _store(self, endpoint: EndpointRecord) -> None:
         self._endpoints.put(endpoint.id, endpoint.key, ENDPOINT_VERSION, endpoint.to_json())
         self._endpoint_cache[endpoint.id] = endpoint
+        self._names_changed([endpoint])
+
+    def _names_changed(self, endpoints: Iterable[EndpointRecord]) -> None:
+        """The embedded DNS forgets what it knew once a user network's endpoint changed
+        (the default bridge has no names: its churn costs no lookup a second ask)."""
+        if any(e.network_id != self._default_id for e in endpoints):
+            self.resolver.changed()
+
+    def _on_event(self, event: Event) -> None:
+        # A start makes a container's names resolve to its address, a rename moves them.
+        if event.type == "container" and event.action in ("start", "rename"):
+            self._names_changed(self.endpoints(container_id=event.actor_id))
 
     def _free_ifname(self, container_id: str) -> str:
         used = {e.ifname for e in self.endpoints(container_id=container_id)}
@@ -651,6 +665,7 @@ class NetworkService:
         self._endpoint_cache.pop(endpoint.id, None)
         self._endpoints.delete(endpoint.id)
         self.metadata.release_addresses(endpoint.id)
+        self._names_changed([endpoint])
 
     def _plug(self, namespace: str, endpoints: Sequence[tuple[NetworkRecord, EndpointRecord]],
               loopback: bool) -> None:
