@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from moorage.cli.common import FILTER, FORMAT, filters, for_each, template
 from moorage.cli.flags import BOOL, LIST, STR, Spec, UsageError, flag
 from moorage.cli.output import indented_json, natural_key, render, write
+from moorage.client.errors import APIError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,7 +72,10 @@ def network_create(session: Session, opts: Options, args: list[str]) -> int:
         ("AuxiliaryAddresses", _pairs(opts.aux_address))) if value}
     if (opts.ip_range or opts.gateway or opts.aux_address) and not opts.subnet:
         raise UsageError("every ip-range or gateway must have a corresponding subnet")
-    body["IPAM"] = {"Driver": "default", "Config": [pool] if pool else []}
+    body["IPAM"] = {"Driver": opts.ipam_driver, "Config": [pool] if pool else [],
+                    "Options": _pairs(opts.ipam_opt)}
+    if opts.scope:
+        body["Scope"] = opts.scope
     write(session.client.post("/networks/create", body=body)["Id"] + "\n")
     return 0
 
@@ -78,8 +84,21 @@ def _pairs(items: list[str]) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in items)
 
 
-def network_rm(session: Session, _opts: Options, args: list[str]) -> int:
-    return for_each(args, lambda n: (session.client.delete(f"/networks/{n}"), n)[1])
+def network_rm(session: Session, opts: Options, args: list[str]) -> int:
+    def remove(name: str) -> str | None:
+        try:
+            session.client.delete(f"/networks/{name}")
+        except APIError as err:
+            # -f: a network that does not exist is no error, and not listed (docker 28)
+            if not (opts.force and err.status == 404):
+                raise
+            return None
+        return name
+    failed = for_each(args, remove)
+    if failed:
+        # docker 28 ends a failed network rm with its StatusError's text
+        sys.stderr.write("exit status 1\n")
+    return failed
 
 
 def network_inspect(session: Session, opts: Options, args: list[str]) -> int:
@@ -95,9 +114,13 @@ def network_prune(session: Session, opts: Options, _args: list[str]) -> int:
 
 
 def network_connect(session: Session, opts: Options, args: list[str]) -> int:
-    endpoint: dict = {"Aliases": opts.alias or None, "Links": opts.link or None}
-    if opts.ip:
-        endpoint["IPAMConfig"] = {"IPv4Address": opts.ip}
+    endpoint: dict = {"Aliases": opts.alias or None, "Links": opts.link or None,
+                      "DriverOpts": _pairs(opts.driver_opt) or None}
+    ipam = {key: value for key, value in (("IPv4Address", opts.ip), ("IPv6Address", opts.ip6),
+                                          ("LinkLocalIPs", opts.link_local_ip or None))
+            if value}
+    if ipam:
+        endpoint["IPAMConfig"] = ipam
     session.client.post(f"/networks/{args[0]}/connect",
                         body={"Container": args[1], "EndpointConfig": endpoint})
     return 0
@@ -124,16 +147,23 @@ SPECS = {
         flag("subnet", STR, "Subnet in CIDR format that represents a network segment"),
         flag("gateway", STR, "IPv4 or IPv6 Gateway for the master subnet"),
         flag("ip-range", STR, "Allocate container ip from a sub-range"),
-        flag("aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network driver")),
+        flag("aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network driver"),
+        flag("ipam-driver", STR, "IP Address Management Driver", "default"),
+        flag("ipam-opt", LIST, "Set IPAM driver specific options"),
+        flag("scope", STR, "Control the network's scope")),
         min_args=1, max_args=1),
-    "network_rm": Spec("NETWORK [NETWORK...]", network_rm, min_args=1),
+    "network_rm": Spec("NETWORK [NETWORK...]", network_rm, (
+        flag("f|force", BOOL, "Do not error if the network does not exist"),), min_args=1),
     "network_inspect": Spec("[OPTIONS] NETWORK [NETWORK...]", network_inspect, (FORMAT,),
                             min_args=1),
     "network_prune": Spec("[OPTIONS]", network_prune, (
         FILTER, flag("f|force", BOOL, "Do not prompt for confirmation")), max_args=0),
     "network_connect": Spec("[OPTIONS] NETWORK CONTAINER", network_connect, (
         flag("alias", LIST, "Add network-scoped alias for the container"),
+        flag("driver-opt", LIST, "driver options for the network"),
         flag("ip", STR, "IPv4 address (e.g., \"172.30.100.104\")"),
+        flag("ip6", STR, "IPv6 address (e.g., \"2001:db8::33\")"),
+        flag("link-local-ip", LIST, "Add a link-local address for the container"),
         flag("link", LIST, "Add link to another container")), min_args=2, max_args=2),
     "network_disconnect": Spec("[OPTIONS] NETWORK CONTAINER", network_disconnect, (
         flag("f|force", BOOL, "Force the container to disconnect from a network"),),

@@ -165,6 +165,8 @@ def test_network_ls_formats(clis: Clis) -> None:
         shown = clis.moor("network", "ls", "--filter", f"name={name}", "--format",
                           '{{.Name}} {{.Internal}} {{.Label "k"}}')
         assert shown.stdout == f"{name} true v\n".encode()
+        same(clis, "network", "rm", "-f", "nosuch-network")
+        same(clis, "network", "rm", "nosuch-network")
     finally:
         clis.docker("network", "rm", name)
 
