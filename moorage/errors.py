@@ -38,5 +38,10 @@ class Unavailable(MoorError):
     """A dependency is not available right now (HTTP 503)."""
 
 
+class NotImplementedYet(MoorError):
+    """A whole feature moorage does not have, such as registry search (HTTP 501,
+    dockerd's errdefs.NotImplemented)."""
+
+
 class SystemFailure(MoorError):
     """The system failed to do what was asked (HTTP 500)."""

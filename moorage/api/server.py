@@ -26,7 +26,7 @@ log = logging.getLogger("moord.api")
 _STATUS = {
     errors.NotFound: 404, errors.InvalidParameter: 400, errors.Conflict: 409,
     errors.NotModified: 304, errors.Unauthorized: 401, errors.Forbidden: 403,
-    errors.Unavailable: 503, errors.SystemFailure: 500,
+    errors.Unavailable: 503, errors.NotImplementedYet: 501, errors.SystemFailure: 500,
 }
 SERVER_HEADER = f"moorage/{__version__} (linux)"
 

@@ -111,6 +111,7 @@ async def serve(config: object) -> int:
     from moorage.api.server import create_app
     from moorage.api.system.df import add_routes as disk_usage_routes
     from moorage.api.system.routes import add_routes as system_routes
+    from moorage.api.system.unsupported import add_routes as unsupported_routes
     from moorage.api.volumes.routes import add_routes as volume_routes
     from moorage.daemon.config import DaemonConfig
     from moorage.daemon.engine import Engine
@@ -137,6 +138,7 @@ async def serve(config: object) -> int:
     disk_usage_routes(app, engine.disk_usage)
     volume_routes(app, engine.volumes)
     network_routes(app, engine.networks)
+    unsupported_routes(app)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []

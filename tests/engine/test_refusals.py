@@ -222,3 +222,25 @@ def test_tls_without_client_verification_warns_like_dockerd(tmp_path: Path) -> N
                 in daemon.log())
     finally:
         stop_daemon(daemon)
+
+
+# Read-only commands of swarm mode and plugins: dockerd on a node in no swarm answers
+# them as moord must. (Never `swarm init` on dockerd, nor `search` anywhere: it would
+# ask Docker Hub.)
+_SWARM_AND_PLUGINS = (["node", "ls"], ["service", "ls"], ["secret", "ls"], ["config", "ls"],
+                      ["swarm", "leave"], ["swarm", "unlock-key"], ["plugin", "ls"],
+                      ["plugin", "inspect", "nosuch"], ["service", "ps", "x"])
+
+
+def test_swarm_and_plugins_answer_as_dockerd_outside_a_swarm(daemons: tuple) -> None:
+    moord, dockerd, _ = daemons
+    for args in _SWARM_AND_PLUGINS:
+        views = [(r.returncode, r.stdout, r.stderr) for r in
+                 (daemon.docker(*args) for daemon in (moord, dockerd) if daemon is not None)]
+        assert views[0] == views[-1], (args, views)
+    joined = moord.docker("swarm", "init")
+    assert (joined.returncode, joined.stderr) == (
+        1, b"Error response from daemon: swarm mode is not supported by moorage\n")
+    searched = moord.docker("search", "busybox")
+    assert searched.returncode == 1 and b"docker search) is not supported by moorage" \
+        in searched.stderr
