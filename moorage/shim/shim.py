@@ -455,7 +455,7 @@ class Shim:
         reply: Message = Ok()
         if isinstance(request, Start):
             if self.start_fifo and not self.started:
-                in_child(self.driver.release, self.start_fifo, self.init.pid, self.start_time)
+                self.driver.release(self.start_fifo, self.init.pid, self.start_time)
             else:
                 in_child(self.driver.start, cid)
             self.started = True
