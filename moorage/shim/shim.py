@@ -401,8 +401,11 @@ class Shim:
         # reads the exit file, instead of waiting in the backlog for the delete.
         self._forget(self.server.fileno())
         self.server.close()
+        # In the shim itself, not in a child as every other runtime operation: the shim
+        # ends after it, so the pages it dirties no longer matter, and a start or removal
+        # waiting for the shim to be gone saves a fork and a wait (~1 ms, measured).
         try:
-            in_child(self.driver.delete, self.config.container_id)
+            self.driver.delete(self.config.container_id)
         except Exception:  # the exit record matters more than the cleanup
             pass
 
@@ -452,7 +455,7 @@ class Shim:
         reply: Message = Ok()
         if isinstance(request, Start):
             if self.start_fifo and not self.started:
-                in_child(self.driver.release, self.start_fifo, self.init.pid, self.start_time)
+                self.driver.release(self.start_fifo, self.init.pid, self.start_time)
             else:
                 in_child(self.driver.start, cid)
             self.started = True

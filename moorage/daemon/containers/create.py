@@ -82,11 +82,7 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         if point.type == "volume":
             ctx.volumes.leases.acquire(container_id, point.name)
     try:
-        # containerd gives the CRI's containers no init layer, dockerd gives Docker's one.
-        rootfs = await asyncio.to_thread(ctx.images.prepare_rootfs, container_id, image_id,
-                                         NAMESPACE_LABEL not in merged.labels)
-        await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes,
-                                inherited)
+        await asyncio.to_thread(_make_files, ctx, record, inherited)
         ctx.registry.put(record)
     except Exception:
         setup.remove_container_dir(directory)
@@ -95,3 +91,13 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         volumes.remove_anonymous(ctx.volumes, record)
         raise
     return record
+
+
+def _make_files(ctx: Context, record: ContainerRecord, inherited: set[str]) -> None:
+    """Blocking: the writable layer, and the image's content in the empty volumes; one
+    trip to a worker thread, as each trip waits for a CPU on a loaded machine and every
+    create (`run --rm` above all) waits for both."""
+    # containerd gives the CRI's containers no init layer, dockerd gives Docker's one.
+    rootfs = ctx.images.prepare_rootfs(record.id, record.image,
+                                       NAMESPACE_LABEL not in record.config.labels)
+    volumes.populate(ctx.paths.dir(record.id), rootfs, record, ctx.volumes, inherited)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import threading
@@ -58,13 +57,9 @@ class Zygote:
             [sys.executable, "-P", "-m", "moorage.shim.zygote"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, close_fds=True)
 
-    def spawn(self, config: ShimConfig) -> CreateResult | Failure:
-        """Blocking: fork a shim that creates the container; its pids or the runtime's error.
-
-        The zygote is held only for the fork: the create's outcome comes from the
-        shim itself, so creates run side by side and a hung one blocks only its caller
-        (for at most CREATE_SECONDS).
-        """
+    def fork(self, config: ShimConfig) -> Forked | Failure:
+        """Blocking: fork a shim that creates the container; ask it for the outcome with
+        `created`. The zygote is held only for the fork, so creates run side by side."""
         with self._lock:
             if self._process is None or self._process.poll() is not None:
                 self.start()
@@ -77,23 +72,7 @@ class Zygote:
                 raise SystemFailure(f"zygote: {err}") from None
             if not line:
                 raise SystemFailure("zygote: exited unexpectedly")
-            forked = decode_reply(line, Forked)
-        if isinstance(forked, Failure):
-            return forked
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(CREATE_SECONDS)
-                conn.connect(config.socket_path)
-                conn.sendall(CreateOutcome().encode())
-                reply = conn.makefile("rb").readline()
-        except TimeoutError:
-            return Failure(f"shim: the runtime did not create the container within "
-                           f"{CREATE_SECONDS:g}s")
-        except OSError as err:
-            return Failure(f"shim: {err}")
-        if not reply:
-            return Failure("shim: exited before creating the container")
-        return decode_reply(reply, CreateResult)
+            return decode_reply(line, Forked)
 
     def stop(self) -> None:
         if self._process is not None:
@@ -101,6 +80,31 @@ class Zygote:
             self._process.stdin.close()
             self._process.wait()
             self._process = None
+
+
+async def created(config: ShimConfig) -> CreateResult | Failure:
+    """The create's outcome, from the shim `Zygote.fork` made: its pids or the runtime's
+    error. Asked on the event loop, not from a worker thread: the answer wakes the start
+    at once instead of through a thread's hand-back, and a hung create holds only its
+    caller (for at most CREATE_SECONDS)."""
+    try:
+        async with asyncio.timeout(CREATE_SECONDS):
+            reader, writer = await asyncio.open_unix_connection(config.socket_path,
+                                                                limit=1 << 20)
+            try:
+                writer.write(CreateOutcome().encode())
+                await writer.drain()
+                reply = await reader.readline()
+            finally:
+                writer.close()
+    except TimeoutError:
+        return Failure(f"shim: the runtime did not create the container within "
+                       f"{CREATE_SECONDS:g}s")
+    except (OSError, ValueError) as err:
+        return Failure(f"shim: {err}")
+    if not reply:
+        return Failure("shim: exited before creating the container")
+    return decode_reply(reply, CreateResult)
 
 
 async def request(socket_path: str, message: Message, answer: type[M]) -> M:

@@ -18,13 +18,14 @@ from moorage.daemon.containers.init_binary import moor_init_path
 from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
+from moorage.daemon.containers.shim_client import created
 from moorage.daemon.networks import Attachment, ContainerInfo
 from moorage.daemon.networks.netns import held_path
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
 from moorage.fsutil import atomic_write
 from moorage.model.records import EXITED, REMOVING, RESTARTING, RUNNING, ContainerRecord
 from moorage.model.times import now_ns
-from moorage.shim.wire import Failure, ShimConfig, Start, Started
+from moorage.shim.wire import Failure, Forked, ShimConfig, Start, Started
 
 log = logging.getLogger("moord.containers")
 
@@ -101,14 +102,14 @@ class Starter:
         # The last run's shim may still be deleting the runtime's container of this id.
         await shim_gone(ctx, record)
         try:
-            attachments, shim_config, namespace = await asyncio.to_thread(
-                self._prepare, record, ctx.paths.new_socket(record.id))
+            attachments, shim_config, namespace, forked = await asyncio.to_thread(
+                self._prepare_and_fork, record, ctx.paths.new_socket(record.id))
             # The endpoints go into the namespace made ahead while the runtime creates
             # the container; the fd holds the namespace until the init has joined it.
             plugging = None if namespace is None else asyncio.ensure_future(asyncio.to_thread(
                 ctx.networks.plug, container_info(record), attachments, held_path(namespace)))
             try:
-                reply = await asyncio.to_thread(ctx.zygote.spawn, shim_config)
+                reply = forked if isinstance(forked, Failure) else await created(shim_config)
             finally:
                 plug_error = await _settled(plugging)
                 if namespace is not None:
@@ -181,6 +182,19 @@ class Starter:
         host = record.host_config
         self.ctx.networks.publish(info, attachments, host.port_bindings,
                                   host.publish_all_ports, record.config.exposed_ports or ())
+
+    def _prepare_and_fork(self, record: ContainerRecord, socket_path: str
+                          ) -> tuple[list[Attachment], ShimConfig, int | None, Forked | Failure]:
+        """Blocking: `_prepare`, then the zygote's fork of the shim that creates the
+        container; one worker-thread trip, as each waits for a CPU on a loaded machine."""
+        attachments, shim_config, namespace = self._prepare(record, socket_path)
+        try:
+            forked = self.ctx.zygote.fork(shim_config)
+        except BaseException:
+            if namespace is not None:
+                os.close(namespace)
+            raise
+        return attachments, shim_config, namespace, forked
 
     def _prepare(self, record: ContainerRecord,
                  socket_path: str) -> tuple[list[Attachment], ShimConfig, int | None]:
