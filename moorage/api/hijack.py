@@ -126,17 +126,39 @@ def _keep_tls_open_after_eof(transport: asyncio.BaseTransport) -> bool:
     return True
 
 
-class Hijacked:
+class _Stdin:
+    """A client's stdin, cut at the detach keys."""
+
+    def __init__(self, detach_keys: bytes) -> None:
+        self.scanner = detachkeys.DetachScanner(detach_keys)
+        self.detached = False
+
+    async def _next(self) -> bytes | None:
+        raise NotImplementedError
+
+    async def read(self) -> bytes | None:
+        """The next bytes of the client's stdin; None at its EOF or once the client typed
+        the detach keys (`detached` says which)."""
+        while not self.detached:
+            data = await self._next()
+            if data is None:
+                return None
+            data, self.detached = self.scanner.feed(data)
+            if data:
+                return data
+        return None
+
+
+class Hijacked(_Stdin):
     """The client's connection once hijacked: read its stdin, write our output."""
 
     def __init__(self, request: web.Request, response: web.StreamResponse,
                  upgraded: bool, detach_keys: bytes = b"") -> None:
+        super().__init__(detach_keys)
         self.request = request
         self.response = response
         self.upgraded = upgraded
         self.input = RawInput(request.transport)
-        self.scanner = detachkeys.DetachScanner(detach_keys)
-        self.detached = False
         if upgraded:
             request.protocol.set_parser(self.input)  # type: ignore[arg-type]
             transport = request.transport
@@ -144,20 +166,10 @@ class Hijacked:
             tls = _keep_tls_open_after_eof(transport)
             transport.set_protocol(_HalfClose(request.protocol, self.input, keep_open=not tls))
 
-    async def read(self) -> bytes | None:
-        """The next bytes of the client's stdin; None at its EOF or once the client typed
-        the detach keys (`detached` says which)."""
-        while not self.detached:
-            if self.upgraded:
-                data = await self.input.get()
-            else:
-                data = await self.request.content.read(65536) or None
-            if data is None:
-                return None
-            data, self.detached = self.scanner.feed(data)
-            if data:
-                return data
-        return None
+    async def _next(self) -> bytes | None:
+        if self.upgraded:
+            return await self.input.get()
+        return await self.request.content.read(65536) or None
 
     async def write(self, data: bytes) -> None:
         if not self.upgraded:
@@ -176,6 +188,34 @@ class Hijacked:
     def closed(self) -> bool:
         transport = self.request.transport
         return transport is None or transport.is_closing()
+
+
+class WebSocketStream(_Stdin):
+    """An attach over a WebSocket (GET /containers/{id}/attach/ws), read and written as a
+    Hijacked is: the client's messages, text or binary, are stdin; the output goes as
+    binary messages (API 1.28 on), raw, since a WebSocket has no room for stdcopy's
+    stream headers."""
+
+    def __init__(self, ws: web.WebSocketResponse, detach_keys: bytes = b"") -> None:
+        super().__init__(detach_keys)
+        self.response = ws
+
+    async def _next(self) -> bytes | None:
+        message = await self.response.receive()
+        if message.type == web.WSMsgType.BINARY:
+            return bytes(message.data)
+        if message.type == web.WSMsgType.TEXT:
+            return str(message.data).encode()
+        return None  # closed, or an error: stdin's end
+
+    async def write(self, data: bytes) -> None:
+        if self.response.closed:
+            raise ConnectionResetError("client went away")
+        await self.response.send_bytes(data)
+
+    @property
+    def closed(self) -> bool:
+        return self.response.closed
 
 
 def detach_keys(keys: str, message: str) -> bytes:

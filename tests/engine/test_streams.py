@@ -445,3 +445,33 @@ def _hung_create_beside_another(tar: bytes, tmp_path: Path) -> None:
             hung.wait()
         daemon.docker("rm", "-f", "hung")
         stop_daemon(daemon)
+
+
+def test_attach_over_a_websocket(pair: Pair, names: list[str]) -> None:
+    """GET /containers/{id}/attach/ws: the client's messages are stdin; stdout and stderr
+    come back raw as binary messages, and the socket closes when the container ends."""
+    import asyncio
+
+    import aiohttp
+
+    async def talk(socket_path: str, name: str) -> tuple[set[str], bytes]:
+        connector = aiohttp.UnixConnector(path=socket_path)
+        async with aiohttp.ClientSession(connector=connector) as session, session.ws_connect(
+                f"http://localhost/v1.41/containers/{name}/attach/ws"
+                "?stream=1&stdin=1&stdout=1&stderr=1") as ws:
+            await ws.send_str("hello\n")
+            kinds, output = set(), b""
+            async for message in ws:
+                kinds.add(message.type.name)
+                output += message.data if isinstance(message.data, bytes) \
+                    else message.data.encode()
+            return kinds, output
+
+    def scenario(daemon: Daemon | Dockerd) -> tuple[set[str], bytes]:
+        name = unique_name(names, "ws")
+        daemon.docker("run", "-d", "-i", "--name", name, IMAGE, "sh", "-c",
+                      "read line; echo got $line; sleep 0.2; echo err >&2", check=True)
+        return asyncio.run(asyncio.wait_for(talk(daemon.socket, name), 30))
+
+    ours, theirs = pair.each(scenario)
+    assert ours == theirs == ({"BINARY"}, b"got hello\nerr\n")

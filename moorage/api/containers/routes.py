@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator
 from aiohttp import StreamReader, web
 
 from moorage.api import rawbody, versions
-from moorage.api.containers.backend import ContainerBackend, ProcessStream, TarChunks
+from moorage.api.containers.backend import ContainerBackend, LogLine, ProcessStream, TarChunks
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.containers.streams import tracked
 from moorage.api.hijack import (
     MULTIPLEXED_STREAM,
     RAW_STREAM,
     Hijacked,
+    WebSocketStream,
     detach_keys,
     hijack,
 )
@@ -53,8 +54,10 @@ def _body_models(body: dict) -> tuple[ContainerConfig, HostConfig]:
             decode(HostConfig, host_raw or {}, "HostConfig"))
 
 
-async def relay(client: Hijacked, process: ProcessStream, tty: bool, stdin: bool) -> None:
-    """Output to the client until the process ends; the client's bytes to its stdin."""
+async def relay(client: Hijacked | WebSocketStream, process: ProcessStream, tty: bool,
+                stdin: bool) -> None:
+    """Output to the client until the process ends (raw for a TTY, else in stdcopy's
+    frames); the client's bytes to its stdin."""
 
     async def pump_stdin() -> None:
         while (data := await client.read()) is not None:
@@ -77,6 +80,16 @@ async def relay(client: Hijacked, process: ProcessStream, tty: bool, stdin: bool
             with contextlib.suppress(asyncio.CancelledError, ConnectionError):
                 await feeder
         process.close()
+
+
+async def _replayed(request: web.Request, backend: ContainerBackend, name: str,
+                    log_path: str) -> list[LogLine]:
+    """logs=1: the log to replay before attaching (moby containerAttach); read before the
+    attach is registered, so a line is replayed or streamed, not both."""
+    if not (query_bool(request, "logs") and log_path):
+        return []
+    return [entry async for batch in backend.container_logs(
+        name, follow=False, since_ns=0, until_ns=0, tail=None)[1] for entry in batch]
 
 
 def add_routes(app: web.Application, backend: ContainerBackend) -> None:
@@ -175,11 +188,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         stdin, stdout = query_bool(request, "stdin"), query_bool(request, "stdout")
         stderr = query_bool(request, "stderr")
         container = backend.get(name)
-        # logs=1 replays the log first (moby containerAttach); read before attaching, so a
-        # line is replayed or streamed, not both.
-        replay = [e async for batch in backend.container_logs(
-            name, follow=False, since_ns=0, until_ns=0, tail=None)[1] for e in batch] \
-            if query_bool(request, "logs") and container.log_path else []
+        replay = await _replayed(request, backend, name, container.log_path)
         tty = container.config.tty
         keys = detach_keys(request.query.get("detachKeys", ""),
                            "Invalid detach keys ({}) provided") if tty else b""
@@ -202,6 +211,38 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         if process is not None:
             await relay(client, process, tty, stdin)
         return client.response
+
+    async def get_containers_attach_ws(request: web.Request) -> web.StreamResponse:
+        """moby's wsContainersAttach: every stream before API 1.42, which honours
+        stdin/stdout/stderr; the output raw whether or not the container has a TTY."""
+        name = request.match_info["name"]
+        container = backend.get(name)
+        every = not versions.at_least(request["api_version"], "1.42")
+        stdin, stdout, stderr = (every or query_bool(request, key)
+                                 for key in ("stdin", "stdout", "stderr"))
+        replay = await _replayed(request, backend, name, container.log_path)
+        keys = detach_keys(request.query.get("detachKeys", ""),
+                           "Invalid detach keys ({}) provided")
+        ws = web.WebSocketResponse()
+        if not ws.can_prepare(request).ok:
+            raise InvalidParameter("attach/ws: the request is not a WebSocket upgrade")
+        future = None
+        if query_bool(request, "stream"):
+            container, future = await backend.container_attach(
+                name, stdin=stdin, stdout=stdout, stderr=stderr)
+        await ws.prepare(request)
+        client = WebSocketStream(ws, keys)
+        try:
+            for entry in replay:
+                if (stdout and entry.stream == "stdout") or (stderr and entry.stream == "stderr"):
+                    await client.write(entry.line)
+            process = await future if future is not None else None
+            if process is not None:
+                await relay(client, process, True, stdin)
+        except (ConnectionError, MoorError):
+            pass
+        await ws.close()
+        return ws
 
     async def get_containers_logs(request: web.Request) -> web.StreamResponse:
         stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
@@ -345,6 +386,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("PUT", "/containers/{name}/archive", tracked(app, put_containers_archive)),
         ("GET", "/containers/{name}/stats", tracked(app, get_containers_stats)),
         ("POST", "/containers/{name}/attach", tracked(app, post_containers_attach)),
+        ("GET", "/containers/{name}/attach/ws", tracked(app, get_containers_attach_ws)),
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):
         add_route(app, method, path, handler)
