@@ -149,6 +149,8 @@ def test_pull_all_tags_as_dockerd(moord: Daemon, registry: Server, layout: Layou
     with dockerd_running("dist-all-tags-") as dockerd:
         shown = []
         for daemon in (moord, dockerd):
+            # the image under another name too: `images NAME` lists only NAME's digests
+            ok(daemon.docker("pull", f"{registry.host}/bb:busybox"))
             first, again = (ok(daemon.docker("pull", "--all-tags", name)) for _ in range(2))
             shown.append(([line for line in first.splitlines() if steps(line)], again))
             tags = ok(daemon.docker("images", "--format", "{{.Tag}}", name)).split()
@@ -616,5 +618,11 @@ def test_docker_schema2_and_distribution_inspect(moord: Daemon, registry: Server
     assert ok(moord.docker("run", "--rm", name, "cat", "/arch")) == "amd64\n"
     platform = index["manifests"][0]["digest"]
     assert registry.manifest("docker2", platform)["mediaType"] == DOCKER_MANIFEST
+    # The same image in OCI's format under another name: one image, a manifest for each;
+    # the one only the removed name's digest named goes with it.
+    oci = f"{registry.host}/multiarch:multiarch"
+    ok(moord.docker("pull", oci))
     ok(moord.docker("rmi", name))
+    store_clean(moord)
+    ok(moord.docker("rmi", oci))
     store_clean(moord)

@@ -160,14 +160,16 @@ class ImageService(ImageStore):
             config = self.config(record.id)
             if not selector(record, refs, config):
                 continue
-            tags = tuple(sorted(familiar(r.ref) for r in refs if not r.is_digest))
+            names = [(familiar(r.ref), r.is_digest) for r in refs]
             if "reference" in filters:
-                # Docker lists only the tags that matched the pattern.
-                tags = tuple(t for t in tags if image_filters.reference_matches(
-                    filters["reference"], t))
+                # moby lists only the tags and digests that matched the pattern: a digest
+                # of another repository would show as a row of its own, tagged <none>.
+                names = [(name, is_digest) for name, is_digest in names
+                         if image_filters.reference_matches(filters["reference"], name)]
             summaries.append(ImageSummary(
-                id=record.id, parent_id=record.parent, repo_tags=tags,
-                repo_digests=tuple(sorted(familiar(r.ref) for r in refs if r.is_digest)),
+                id=record.id, parent_id=record.parent,
+                repo_tags=tuple(sorted(name for name, is_digest in names if not is_digest)),
+                repo_digests=tuple(sorted(name for name, is_digest in names if is_digest)),
                 created=int(record.created), size=record.size,
                 labels=(config.get("config") or {}).get("Labels")))
         return summaries
@@ -279,6 +281,9 @@ class ImageService(ImageStore):
                             self.delete_ref(r.ref)
                             records.append(DeleteItem(untagged=familiar(r.ref)))
                 if self.refs(record.id):
+                    # The image stays; a manifest only the digests removed named goes
+                    # (pulled by two names in two formats, it has one manifest each).
+                    self.collect_garbage()
                     return records
                 quiet = True
             elif _single_reference(refs):
