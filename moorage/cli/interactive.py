@@ -176,8 +176,6 @@ def _proxy_signals(client: Client, container: str) -> None:
 
 def run_attached(session: Session, container: str, opts: Options) -> int:
     """`run` without -d: attach, wait for the exit, start, stream, exit with its code."""
-    from moorage.cli.start_errors import start_error
-
     client = session.client
     # The wait is a long poll on its own connection, registered before the start so
     # that a container that exits at once (and is auto-removed) is not missed.
@@ -194,6 +192,8 @@ def run_attached(session: Session, container: str, opts: Options) -> int:
         try:
             client.post(f"/containers/{container}/start")
         except APIError as err:
+            from moorage.cli.start_errors import start_error  # only on the failing path
+
             raise start_error(err) from None
 
     if opts.sig_proxy and not opts.tty:
