@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from moorage.cli.flags import Options
     from moorage.cli.session import Session
+    from moorage.client.http import Response
 
 DEFAULT_DETACH = "ctrl-p,ctrl-q"
 
@@ -175,19 +176,24 @@ def _proxy_signals(client: Client, container: str) -> None:
 
 def run_attached(session: Session, container: str, opts: Options) -> int:
     """`run` without -d: attach, wait for the exit, start, stream, exit with its code."""
-    from moorage.cli.start_errors import start_error
-
     client = session.client
     # The wait is a long poll on its own connection, registered before the start so
     # that a container that exits at once (and is auto-removed) is not missed.
     waiter = client.clone()  # no second /_ping: the version is negotiated
     condition = "removed" if opts.rm else "next-exit"
-    wait = waiter.request("POST", f"/containers/{container}/wait", {"condition": condition})
+    # Sent now, its answer read only before the start: the wait's and the attach's
+    # round trips overlap.
+    wait_registered = waiter.submit("POST", f"/containers/{container}/wait",
+                                    {"condition": condition})
+    waits: list[Response] = []
 
     def start() -> None:
+        waits.append(wait_registered())
         try:
             client.post(f"/containers/{container}/start")
         except APIError as err:
+            from moorage.cli.start_errors import start_error  # only on the failing path
+
             raise start_error(err) from None
 
     if opts.sig_proxy and not opts.tty:
@@ -196,7 +202,9 @@ def run_attached(session: Session, container: str, opts: Options) -> int:
               detach_keys=opts.detach_keys, start=start):
         return 0
     try:
-        result = json_codec.loads(wait.read() or b"{}")
+        # The first line is the whole answer (as the docker CLI's JSON decoder, no waiting
+        # for the chunked body's end).
+        result = json_codec.loads(next(waits[0].iter_lines(), b"{}"))
     except (OSError, ValueError):
         return 125
     finally:

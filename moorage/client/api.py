@@ -12,7 +12,7 @@ from moorage.client.http import ProtocolError, Response, send_chunked, send_requ
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs ~4 ms of start-up; annotations only
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from moorage.client.tarbody import Part
@@ -82,25 +82,44 @@ class Client:
 
     def _send(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
               chunks: Iterator[Part] | None) -> Response:
+        return self._submit(method, target, headers, body, chunks)()
+
+    def _submit(self, method: str, target: str, headers: dict[str, str], body: bytes | None,
+                chunks: Iterator[Part] | None) -> Callable[[], Response]:
+        """Send now; the returned call reads the answer's head."""
         reused = self._sock is not None
         sock = self._sock or self._connect()
         self._sock = None
-        try:
-            if chunks is not None:
-                send_chunked(sock, method, target, self.endpoint.http_host, headers, chunks)
-            else:
-                send_request(sock, method, target, self.endpoint.http_host, headers, body)
-            return Response(sock, b"", method)
-        except (ProtocolError, OSError) as err:
+
+        def failed(err: ProtocolError | OSError) -> Response:
             sock.close()
             if reused and chunks is None:  # the daemon closed an idle keep-alive connection
                 return self._send(method, target, headers, body, None)
             if isinstance(err, OSError):
                 raise ConnectionFailed(self.endpoint.host, err) from None
-            raise
+            raise err
+
+        def answer() -> Response:
+            try:
+                return Response(sock, b"", method)
+            except (ProtocolError, OSError) as err:
+                return failed(err)
+            except BaseException:
+                sock.close()
+                raise
+
+        try:
+            if chunks is not None:
+                send_chunked(sock, method, target, self.endpoint.http_host, headers, chunks)
+            else:
+                send_request(sock, method, target, self.endpoint.http_host, headers, body)
+        except (ProtocolError, OSError) as err:
+            retried = failed(err)
+            return lambda: retried
         except BaseException:  # the body's producer failed: the request is cut short
             sock.close()
             raise
+        return answer
 
     def _release(self, response: Response) -> None:
         sock, _ = response.detach()
@@ -140,15 +159,29 @@ class Client:
                 chunks: Iterator[Part] | None = None,
                 headers: dict[str, str] | None = None) -> Response:
         """Send and check the status; the caller reads the body (or streams it)."""
+        return self.submit(method, path, params, body=body, data=data, chunks=chunks,
+                           headers=headers)()
+
+    def submit(self, method: str, path: str, params: dict[str, Any] | None = None, *,
+               body: Any = None, data: bytes | None = None,
+               chunks: Iterator[Part] | None = None,
+               headers: dict[str, str] | None = None) -> Callable[[], Response]:
+        """`request` in two halves: send now, and a call that waits for the answer and
+        checks its status. Requests on other connections can go out in between, so their
+        round trips overlap."""
         target = f"/v{self.version}{path}{query(params)}"
         headers = dict(headers or {})
         if body is not None:
             data = json_codec.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        response = self._send(method, target, headers, data, chunks)
-        if response.status >= 400:
-            raise self._error(response)
-        return response
+        answer = self._submit(method, target, headers, data, chunks)
+
+        def checked() -> Response:
+            response = answer()
+            if response.status >= 400:
+                raise self._error(response)
+            return response
+        return checked
 
     def _error(self, response: Response) -> APIError:
         raw = response.read()
