@@ -64,11 +64,10 @@ def images(session: Session, opts: Options, args: list[str]) -> int:
         params["filters"] = {**(params["filters"] or {}), "reference": [args[0]]}
     found = session.client.get("/images/json", params)
     found.sort(key=lambda i: i.get("Created", 0), reverse=True)
-    if opts.quiet:
-        ids = [_short(i["Id"]) if not opts.no_trunc else i["Id"] for i in found]
-        write("".join(i + "\n" for i in dict.fromkeys(ids)))
-        return 0
     rows = _rows(found, not opts.no_trunc)
+    if opts.quiet:  # one line a row, as docker: an image with two tags shows twice
+        write("".join(row["ID"] + "\n" for row in rows))
+        return 0
     default = DEFAULT.replace("{{.Tag}}", "{{.Tag}}\t{{.Digest}}") if opts.digests else DEFAULT
     write(render(rows, opts.format, default, HEADERS))
     return 0

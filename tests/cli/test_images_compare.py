@@ -35,6 +35,7 @@ def test_tag_and_remove(clis: Clis) -> None:
         assert cli("image", "tag", "busybox", f"{name}:2").returncode == 0
         listed = cli("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
         assert {f"{name}:1".encode(), f"{name}:2".encode()} <= set(listed)
+        same(clis, "images", "-q")  # a line per tag: the ID more than once
         assert cli("rmi", f"{name}:1").stdout == f"Untagged: {name}:1\n".encode()
         assert cli("image", "rm", f"{name}:2").stdout == f"Untagged: {name}:2\n".encode()
     same(clis, "tag", "nosuch", "x:1")
