@@ -45,7 +45,8 @@ class Engine:
         self.commits = CommitService(self.containers.ctx)
         self.builds = BuildService(config.data_root, self.images, self.containers,
                                    self.events)
-        self.system = SystemService(config, self.containers.counts, self.images.count)
+        self.system = SystemService(config, self.containers.counts, self.images.count,
+                                    lambda: self.event_log.listeners)
         self.disk_usage = DiskUsageService(self.images, self.containers, self.volumes,
                                            self.builds.kept)
 

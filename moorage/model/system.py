@@ -26,6 +26,7 @@ class SystemInfo:
     operating_system: str
     architecture: str
     live_restore: bool
+    events_listeners: int
 
 
 @dataclass(frozen=True, slots=True)

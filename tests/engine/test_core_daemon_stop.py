@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,7 +105,6 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
                                            "hung").stdout == b"true\n", 20), "hung never ran"
         pids = _pids(daemon, ["one", "two", "hung"])
         ids.update(daemon.docker("ps", "-aq", "--no-trunc").stdout.decode().split())
-
         daemon.process.terminate()
         try:
             daemon.process.wait(timeout=SIGTERM_BOUND)
@@ -133,6 +133,39 @@ def test_sigterm_stops_containers_without_live_restore(kind: str, scratch: Path,
             hung.wait()
         _abandon(daemon)
         reap(str(scratch), ids, Footprint.nothing())
+
+
+@pytest.mark.parametrize("kind", ["moord", "dockerd"])
+def test_sigterm_ends_event_streams(kind: str, scratch: Path) -> None:
+    """An events stream still read and one whose client went away unseen (with no
+    container, no event comes to fail a write) end with the daemon's stop, as dockerd's;
+    moord's waited for aiohttp's 60 s shutdown timeout."""
+    if kind == "dockerd" and not dockerd_available():
+        pytest.skip("needs dockerd")
+    daemon = _start(kind, scratch)
+    events: subprocess.Popen | None = None
+    try:
+        env = {**os.environ, "DOCKER_HOST": daemon.host,
+               "DOCKER_CONFIG": str(scratch / "docker-config")}
+        events = subprocess.Popen([DOCKER_CLI, "events"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.connect(daemon.socket)
+            gone.sendall(b"GET /events HTTP/1.1\r\nHost: d\r\n\r\n")
+            assert b" 200 " in gone.recv(4096)
+        assert poll(lambda: int(daemon.docker("info", "-f", "{{.NEventsListener}}").stdout
+                                or 0) >= 1, 10)  # `docker events` is listening
+        daemon.process.terminate()
+        try:
+            daemon.process.wait(timeout=SIGTERM_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{kind} still running {SIGTERM_BOUND} s after SIGTERM")
+        assert events.wait(timeout=10) is not None
+    finally:
+        if events is not None and events.poll() is None:
+            events.kill()
+            events.wait()
+        _abandon(daemon)
 
 
 def test_live_restore_keeps_containers_running(scratch: Path, busybox_tar: bytes) -> None:

@@ -14,7 +14,6 @@ from aiohttp import StreamReader, web
 from moorage.api import rawbody, versions
 from moorage.api.containers.backend import ContainerBackend, LogLine, ProcessStream, TarChunks
 from moorage.api.containers.documents import inspect_document, summary
-from moorage.api.containers.streams import tracked
 from moorage.api.hijack import (
     MULTIPLEXED_STREAM,
     RAW_STREAM,
@@ -32,6 +31,7 @@ from moorage.api.server import (
     read_json,
     unless_disconnected,
 )
+from moorage.api.streams import tracked
 from moorage.api.wire import decode
 from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig

@@ -12,6 +12,7 @@ from typing import Protocol
 from aiohttp import web
 
 from moorage.api.server import add_route, query_filters
+from moorage.api.streams import tracked
 from moorage.errors import InvalidParameter
 
 
@@ -89,4 +90,4 @@ def add_routes(app: web.Application, backend: EventsBackend) -> None:
             stop()
         return response
 
-    add_route(app, "GET", "/events", get_events)
+    add_route(app, "GET", "/events", tracked(app, get_events))

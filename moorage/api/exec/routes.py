@@ -6,9 +6,9 @@ from aiohttp import web
 
 from moorage.api.containers.backend import ContainerBackend
 from moorage.api.containers.routes import relay
-from moorage.api.containers.streams import tracked
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, detach_keys, hijack
 from moorage.api.server import add_route, json_response, query_int, read_json
+from moorage.api.streams import tracked
 from moorage.api.wire import decode
 from moorage.errors import MoorError
 from moorage.model.config import ExecConfig

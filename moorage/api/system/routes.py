@@ -77,7 +77,7 @@ def _info_document(info: SystemInfo) -> dict:
         "Debug": False, "NFd": 0, "OomKillDisable": False, "NGoroutines": 0,
         "SystemTime": "", "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": info.cgroup_version,
-        "NEventsListener": 0, "KernelVersion": info.kernel_version,
+        "NEventsListener": info.events_listeners, "KernelVersion": info.kernel_version,
         "OperatingSystem": info.operating_system, "OSVersion": "", "OSType": "linux",
         "Architecture": info.architecture, "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"],

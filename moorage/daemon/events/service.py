@@ -17,6 +17,7 @@ class EventService:
         self.bus = bus
         self.journal = Journal(os.path.join(data_root, "events.log"))
         bus.subscribe(self.journal.append)
+        self.listeners = 0  # the streams following the live events (Info's NEventsListener)
 
     def subscribe(self, filters: dict[str, list[str]], since_ns: int, until_ns: int
                   ) -> tuple[list[Event], asyncio.Queue[Event], Callable[[], None]]:
@@ -28,7 +29,12 @@ class EventService:
         # Read and subscribed in one step of the loop, which publishes: no event falls
         # between the replay and the live stream, and none comes twice.
         queue, stop = self.bus.queue()
-        return past, queue, stop
+        self.listeners += 1
+
+        def unsubscribe() -> None:
+            self.listeners -= 1
+            stop()
+        return past, queue, unsubscribe
 
     def matches(self, filters: dict[str, list[str]], event: Event) -> bool:
         return event_filters.matches(filters, event)

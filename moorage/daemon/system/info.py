@@ -43,10 +43,11 @@ class SystemService:
     """``containers()`` answers (running, paused, stopped); ``images()`` the image count."""
 
     def __init__(self, config: DaemonConfig, containers: Callable[[], tuple[int, int, int]],
-                 images: Callable[[], int]) -> None:
+                 images: Callable[[], int], events_listeners: Callable[[], int]) -> None:
         self.config = config
         self._containers = containers
         self._images = images
+        self._events_listeners = events_listeners
         self.host = HostFacts.probe()
 
     def info(self) -> SystemInfo:
@@ -60,7 +61,7 @@ class SystemService:
             cgroup_version=host.cgroup_version, name=host.name, ncpu=host.ncpu,
             mem_total=host.mem_total, kernel_version=host.kernel_version,
             operating_system=host.operating_system, architecture=host.architecture,
-            live_restore=self.config.live_restore)
+            live_restore=self.config.live_restore, events_listeners=self._events_listeners())
 
     def version(self) -> VersionInfo:
         return VersionInfo(version=__version__, kernel_version=self.host.kernel_version,

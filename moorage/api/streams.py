@@ -1,7 +1,9 @@
-"""Requests that last as long as a container does: attach, exec, wait, logs --follow.
+"""Requests that last as long as a container or the daemon does: attach, exec, wait,
+logs --follow, stats, events.
 
-aiohttp's shutdown waits for every running handler; a hung attach client would keep
-the daemon's stop waiting for minutes. The daemon's stop ends these at once.
+aiohttp's shutdown waits for every running handler (60 s); a hung attach client, or an
+events stream whose client went away while no event came to fail a write, would keep
+the daemon's stop waiting. The daemon's stop ends these at once.
 """
 
 from __future__ import annotations
