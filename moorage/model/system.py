@@ -27,6 +27,13 @@ class SystemInfo:
     architecture: str
     live_restore: bool
     events_listeners: int
+    logging_driver: str  # daemon.json's log-driver, the containers' default
+    system_time: str     # RFC 3339, with nanoseconds
+    open_files: int      # the daemon's file descriptors (NFd)
+    threads: int         # the daemon's threads (where dockerd counts goroutines)
+    http_proxy: str      # the daemon's proxy settings, credentials masked, as dockerd's
+    https_proxy: str
+    no_proxy: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import http.client
 import json
 import socket
 
+import pytest
 from enginekit import Daemon
 
 
@@ -68,3 +69,31 @@ def test_docker_sdk_ping(moord: Daemon) -> None:
         assert client.version()["ApiVersion"] == "1.55"
     finally:
         client.close()
+
+
+def test_info_reports_the_daemon_itself(moord: Daemon) -> None:
+    """Fields that once said nothing (0, ""): the daemon's time, open files, threads,
+    proxy settings (moby masks a URL's password), default log driver, log drivers."""
+    import os
+    import time
+
+    from moorage import timefmt
+
+    _, _, body = request(moord, "GET", "/info")
+    info = json.loads(body)
+    assert abs(timefmt.parse_ns(info["SystemTime"]) - time.time_ns()) < 60 * 10**9
+    assert info["NFd"] > 3 and info["NGoroutines"] >= 1
+    # the suite's guard proxy, which the daemon inherits (tests/conftest.py)
+    assert info["HttpsProxy"] == os.environ.get("HTTPS_PROXY", "")
+    assert info["LoggingDriver"] == "json-file"
+    assert "local" in info["Plugins"]["Log"]
+
+
+def test_proxy_credentials_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moorage.daemon.system.info import _proxy
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://me:secret@127.0.0.1:3128")
+    assert _proxy("HTTPS_PROXY") == "http://me:xxxxx@127.0.0.1:3128"
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:3128")
+    assert _proxy("HTTPS_PROXY") == "http://127.0.0.1:3128"

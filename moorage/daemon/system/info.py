@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from moorage import __version__
+from moorage import __version__, timefmt
 from moorage.daemon.config import DaemonConfig
 from moorage.image.config import host_architecture
 from moorage.model.system import SystemInfo, VersionInfo
@@ -61,12 +62,27 @@ class SystemService:
             cgroup_version=host.cgroup_version, name=host.name, ncpu=host.ncpu,
             mem_total=host.mem_total, kernel_version=host.kernel_version,
             operating_system=host.operating_system, architecture=host.architecture,
-            live_restore=self.config.live_restore, events_listeners=self._events_listeners())
+            live_restore=self.config.live_restore, events_listeners=self._events_listeners(),
+            logging_driver=self.config.log_driver,
+            system_time=timefmt.now(), open_files=len(os.listdir("/proc/self/fd")),
+            threads=threading.active_count(), http_proxy=_proxy("HTTP_PROXY"),
+            https_proxy=_proxy("HTTPS_PROXY"), no_proxy=_proxy("NO_PROXY"))
 
     def version(self) -> VersionInfo:
         return VersionInfo(version=__version__, kernel_version=self.host.kernel_version,
                            arch=host_architecture(),
                            language=f"python{platform.python_version()}")
+
+
+def _proxy(name: str) -> str:
+    """A proxy variable as dockerd shows it (upper or lower case, the upper first), with
+    the password of a URL's credentials masked as moby's getConfigOrEnv does."""
+    value = os.environ.get(name) or os.environ.get(name.lower()) or ""
+    scheme, found, rest = value.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not (found and at and ":" in userinfo):
+        return value
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:xxxxx@{host}"
 
 
 def _operating_system() -> str:
