@@ -220,9 +220,12 @@ class Snapshotter:
         path = self.active_dir(record.key)
         lowers = (self.lower_dirs(record.parent) if record.parent is not None
                   else [os.path.join(path, "empty")])
-        link = os.path.join(path, INIT_DIR)
-        if os.path.islink(link):
-            lowers = [self._init_layer(os.path.basename(os.readlink(link))), *lowers,
+        try:
+            init = os.path.basename(os.readlink(os.path.join(path, INIT_DIR)))
+        except OSError:  # no init layer (the CRI's), or the snapshot is being removed
+            init = None
+        if init is not None:
+            lowers = [self._init_layer(init), *lowers,
                       self._made(self.init_below, initlayer.populate_below)]
         return [Mount("overlay", "overlay", (
             f"workdir={os.path.join(path, 'work')}", f"upperdir={os.path.join(path, 'fs')}",
