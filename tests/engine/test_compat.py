@@ -81,7 +81,7 @@ def test_detached_lifecycle(pair: Pair, names: list[str]) -> None:
              "State.OOMKilled", "State.Dead", "State.ExitCode", "State.Error", "RestartCount"]
     name = unique_name(names, "c")
     pair.same("run", "-d", "--name", name, IMAGE, "sh", "-c",
-              "echo started; trap 'echo bye; exit 7' TERM; while :; do sleep 0.1; done")
+              "trap 'echo bye; exit 7' TERM; echo started; while :; do sleep 0.1; done")
     time.sleep(0.5)
     for step in (["pause"], ["unpause"], ["restart", "-t", "1"], ["stop", "-t", "5"],
                  ["start"], ["kill", "-s", "KILL"]):
