@@ -368,9 +368,14 @@ def test_logs_exit_reasons_and_stats(cri: Cri, logs: str) -> None:
         time.sleep(0.2)
         os.rename(path, path + ".1")
         cri.runtime.ReopenContainerLog(pb.ReopenContainerLogRequest(container_id=ticker))
-        time.sleep(0.3)
-        with open(path, "rb") as f:
-            assert f.read().count(b" stdout F tick\n") >= 2
+
+        def ticks() -> int:
+            with open(path, "rb") as f:
+                return f.read().count(b" stdout F tick\n")
+        deadline = time.monotonic() + 10  # a hang guard: a tick each 50 ms when idle
+        while ticks() < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ticks() >= 2
         cri.runtime.StopContainer(pb.StopContainerRequest(container_id=ticker, timeout=0))
         cri.runtime.StopContainer(pb.StopContainerRequest(container_id=sleeper, timeout=1))
         assert wait_exited(cri, sleeper).state == pb.CONTAINER_EXITED
