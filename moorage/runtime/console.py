@@ -14,6 +14,8 @@ import os
 import socket
 import termios
 
+from moorage.linux import libc
+
 _TIOCSPTLCK = 0x40045431
 _TIOCGPTPEER = 0x5441
 
@@ -51,9 +53,29 @@ def make_controlling(slave: int) -> None:
         os.close(slave)
 
 
-def attach_new_pty(console_fd: int) -> None:
-    """Open a pty, send its master to the console socket, take the slave as terminal."""
+def mount_console(slave: int) -> None:
+    """The pty bound onto /dev/console, as runc does for a container's own terminal
+    (a process reads its size through it, or a getty opens it)."""
+    old_mask = os.umask(0)
+    try:
+        # O_NOFOLLOW, and the mount made through the fd: a link in the image's /dev
+        # cannot send the bind elsewhere.
+        target = os.open("/dev/console", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o666)
+    finally:
+        os.umask(old_mask)
+    try:
+        libc.mount(f"/proc/self/fd/{slave}", f"/proc/self/fd/{target}", None, libc.MS_BIND)
+    finally:
+        os.close(target)
+
+
+def attach_new_pty(console_fd: int, *, as_console: bool = False) -> None:
+    """Open a pty, send its master to the console socket, take the slave as terminal
+    (and as /dev/console: the container's own, not an exec's)."""
     master, slave = open_pty()
+    if as_console:
+        mount_console(slave)
     send_master(console_fd, master)
     os.close(master)
     os.close(console_fd)

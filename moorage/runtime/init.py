@@ -198,7 +198,7 @@ def _stage2(ctx: InitContext, channel: Channel, userns: bool) -> None:
     for path in linux.get("maskedPaths") or ():
         fs.mask_path(path)
     if console is not None and ctx.console_fd is not None:
-        console.attach_new_pty(ctx.console_fd)
+        console.attach_new_pty(ctx.console_fd, as_console=True)
     else:
         os.setsid()
     if config["root"].get("readonly"):

@@ -350,12 +350,14 @@ def test_terminal_console_socket(
     assert len(got.get("fds", [])) == 1, got
     master = got["fds"][0]
     try:
-        os.write(master, b"tty; echo hi; exit 3\n")
+        # The terminal is also /dev/console, as runc binds it.
+        os.write(master, b"tty; stat -c 'console %t,%T' /dev/console; echo hi; exit 3\n")
         output = _read_all(master).decode(errors="replace")
     finally:
         os.close(master)
     lines = [line.strip() for line in output.splitlines()]
     assert "/dev/pts/0" in lines, output
+    assert "console 88,0" in lines, output  # /dev/pts/0: major 136
     assert "hi" in lines, output
     wait_status(runtime, cid, "stopped")
 
