@@ -192,8 +192,11 @@ class _Remote:
     async def _resize(self) -> None:
         if self.size is not None:
             with contextlib.suppress(MoorError):
-                await self.containers.container_resize(self.request.container_id,
-                                                       *self.size, self.exec_id)
+                if self.exec_id:
+                    await self.containers.execs.exec_resize(self.exec_id, *self.size)
+                else:
+                    await self.containers.container_resize(self.request.container_id,
+                                                           *self.size)
 
     async def run(self) -> dict:
         """The exec's or attach's Kubernetes Status once it has ended."""

@@ -469,8 +469,10 @@ class Shim:
         elif isinstance(request, (Pause, Resume)):
             in_child(self.driver.pause, cid, isinstance(request, Pause))
         elif isinstance(request, Resize):
-            target = self.execs.get(request.exec_id or "") or self.init
-            if target.master is not None:
+            # An exec already forgotten (its exit raced the resize) is no one's size to
+            # set, least of all the container's own terminal.
+            target = self.execs.get(request.exec_id) if request.exec_id else self.init
+            if target is not None and target.master is not None:
                 _set_size(target.master, int(request.h), int(request.w))
         elif isinstance(request, ExecStatus):
             process = self.execs.get(request.exec_id)

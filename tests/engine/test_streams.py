@@ -475,3 +475,41 @@ def test_attach_over_a_websocket(pair: Pair, names: list[str]) -> None:
 
     ours, theirs = pair.each(scenario)
     assert ours == theirs == ({"BINARY"}, b"got hello\nerr\n")
+
+
+def test_resize_on_the_heels_of_the_exec_start(pair: Pair, names: list[str]) -> None:
+    """A terminal sends its size as soon as the start's 101 comes, before the process
+    exists: the resize waits for it, and reaches the exec's TTY (it was lost, as the
+    dashboard's terminal found, or changed the container's own TTY instead)."""
+    name = unique_name(names, "rz")
+
+    def scenario(daemon: Daemon | Dockerd) -> tuple[bytes, bytes, int]:
+        daemon.docker("run", "-d", "-t", "--name", name, IMAGE, "sleep", "300", check=True)
+        client = _sdk(daemon)
+        try:
+            api = client.api
+            console = api.exec_create(name, ["stty", "-F", "/dev/console", "size"])["Id"]
+            before = api.exec_start(console)
+            exec_id = api.exec_create(name, "sh", stdin=True, tty=True)["Id"]
+            sock = api.exec_start(exec_id, tty=True, socket=True)._sock
+            api.exec_resize(exec_id, height=33, width=111)
+            sock.sendall(b"stty size; exit\n")
+            output = _read_until(sock, b"33 111", 20)
+            sock.close()
+            after = api.exec_start(api.exec_create(name, ["stty", "-F", "/dev/console",
+                                                          "size"])["Id"])
+            assert after == before
+            # A resize once the exec has ended: the process is gone.
+            for _ in range(200):
+                if not api.exec_inspect(exec_id)["Running"]:
+                    break
+                time.sleep(0.05)
+            response = api._post(api._url("/exec/{0}/resize", exec_id),
+                                 params={"h": 10, "w": 10})
+            return b"33 111" in output, before, (response.status_code, response.json())
+        finally:
+            client.close()
+
+    ours, theirs = pair.each(scenario)
+    assert ours[:2] == (True, theirs[1]), ours
+    assert ours == theirs

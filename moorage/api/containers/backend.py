@@ -60,6 +60,10 @@ class ExecBackend(Protocol):
     async def exec_start(self, exec_id: str, *, detach: bool) -> ProcessStream:
         """Conflict when already started; the stream ends when the process exits."""
 
+    async def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        """Waits for the start (10 s); InvalidParameter when it failed, NotFound once
+        the process has ended."""
+
     def ids_of(self, container_id: str) -> list[str]: ...
 
 
@@ -150,5 +154,4 @@ class ContainerBackend(Protocol):
     async def container_size(self, container: ContainerRecord) -> tuple[int, int]:
         """(SizeRw, SizeRootFs) in bytes; walks the writable layer."""
 
-    async def container_resize(self, ref: str, height: int, width: int,
-                               exec_id: str = "") -> None: ...
+    async def container_resize(self, ref: str, height: int, width: int) -> None: ...

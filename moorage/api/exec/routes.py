@@ -50,9 +50,8 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         return client.response
 
     async def post_exec_resize(request: web.Request) -> web.Response:
-        instance = execs.get(request.match_info["id"])
-        await backend.container_resize(instance.container_id, query_int(request, "h", 0) or 0,
-                                       query_int(request, "w", 0) or 0, instance.id)
+        await execs.exec_resize(request.match_info["id"], query_int(request, "h", 0) or 0,
+                                query_int(request, "w", 0) or 0)
         return web.Response(status=200)
 
     async def get_exec_inspect(request: web.Request) -> web.Response:

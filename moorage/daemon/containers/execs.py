@@ -13,15 +13,18 @@ from moorage.daemon.containers import setup, spec
 from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import ShimError, ShimStream
-from moorage.errors import Conflict, NotFound, SystemFailure
+from moorage.errors import Conflict, InvalidParameter, NotFound, SystemFailure
 from moorage.model.config import ExecConfig
 from moorage.model.records import ContainerRecord, ExecRecord
 from moorage.model.times import now_ns
-from moorage.shim.wire import Exec, ExitRecord, KillExec
+from moorage.shim.wire import Exec, ExitRecord, KillExec, Resize
 
 # Seconds an exec's failure waits for the container's exit before it counts as the
 # runtime's own failure.
 _EXIT_GRACE = 0.5
+# Seconds a resize waits for its exec to start: a client sends its terminal's size on
+# the heels of the start's 101, before the process exists (dockerd waits as long).
+_START_WAIT = 10.0
 
 
 class ExecManager:
@@ -29,6 +32,7 @@ class ExecManager:
         self.ctx = ctx
         self.execs: dict[str, ExecRecord] = {}
         self._processes: dict[str, dict] = {}  # id → the OCI process to run
+        self._start_tried: dict[str, asyncio.Event] = {}  # set once the start has run
         self._drains: set[asyncio.Task] = set()
         ctx.states.listen(self._on_event)
 
@@ -54,6 +58,7 @@ class ExecManager:
         record = ExecRecord(secrets.token_hex(32), container.id, config, now_ns())
         self.execs[record.id] = record
         self._processes[record.id] = process
+        self._start_tried[record.id] = asyncio.Event()
         container_events.publish(self.ctx, container, f"exec_create: {_command(config)}",
                                  execID=record.id)
         return record
@@ -89,6 +94,14 @@ class ExecManager:
         if not container.state.running:
             raise Conflict(f"Container {container.id} is not running")
         record.started = True
+        try:
+            return await self._start(container, record, detach)
+        finally:
+            if tried := self._start_tried.get(exec_id):
+                tried.set()
+
+    async def _start(self, container: ContainerRecord, record: ExecRecord,
+                     detach: bool) -> ShimStream:
         config = record.config
         container_events.publish(self.ctx, container, f"exec_start: {_command(config)}",
                                  execID=record.id)
@@ -116,6 +129,23 @@ class ExecManager:
             self._drains.add(task)
             task.add_done_callback(self._drains.discard)
         return stream
+
+    async def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        record = self.get(exec_id)
+        tried = self._start_tried.get(exec_id)
+        if tried is not None:
+            try:
+                await asyncio.wait_for(tried.wait(), _START_WAIT)
+            except TimeoutError:
+                raise Conflict("timeout waiting for exec session ready") from None
+        if not record.pid:
+            raise InvalidParameter("exec process is not started")
+        if not record.running:
+            raise NotFound("no such exec")  # containerd's word for a process gone
+        container = self.ctx.registry.get(record.container_id)
+        if not container.state.running:
+            raise Conflict(f"Container {container.id} is not running")
+        await call(self.ctx.paths, container, Resize(height, width, exec_id))
 
     async def _ending(self, container: ContainerRecord) -> bool:
         """After a failed exec: whether the container was dying (its exit comes within
@@ -148,8 +178,7 @@ class ExecManager:
                         record.exit_code = 137
         elif event == "removed":
             for exec_id in self.ids_of(container.id):
-                del self.execs[exec_id]
-                self._processes.pop(exec_id, None)
+                self.discard(exec_id)
 
     async def exec_kill(self, exec_id: str, signal: int) -> None:
         """Signal a running exec's process (an ExecSync past its timeout)."""
@@ -161,6 +190,7 @@ class ExecManager:
         """An internal exec (a healthcheck's) is forgotten once it ends."""
         self.execs.pop(exec_id, None)
         self._processes.pop(exec_id, None)
+        self._start_tried.pop(exec_id, None)
 
     def ids_of(self, container_id: str) -> list[str]:
         return [e.id for e in self.execs.values() if e.container_id == container_id]

@@ -308,15 +308,13 @@ class ContainerService:
         container_events.publish(self.ctx, record, "attach")
         return record, future
 
-    async def container_resize(self, ref: str, height: int, width: int,
-                               exec_id: str = "") -> None:
+    async def container_resize(self, ref: str, height: int, width: int) -> None:
         record = self.get(ref)
         if not record.state.running:
             raise Conflict(f"Container {record.id} is not running")
-        await call(self.ctx.paths, record, Resize(height, width, exec_id))
-        if not exec_id:
-            container_events.publish(self.ctx, record, "resize", height=str(height),
-                                     width=str(width))
+        await call(self.ctx.paths, record, Resize(height, width))
+        container_events.publish(self.ctx, record, "resize", height=str(height),
+                                 width=str(width))
 
     async def container_reopen_log(self, ref: str) -> None:
         """The log file opened anew at its path (the CRI's ReopenContainerLog, after
