@@ -83,6 +83,8 @@ class Snapshotter:
         self.active_root = os.path.join(root, ACTIVE_DIR)
         os.makedirs(self.active_root, mode=0o700, exist_ok=True)
         self.init_below = os.path.join(root, INIT_DIR, "below")
+        # Init layers seen in place: never removed, so each is looked for once a process.
+        self._init_layers_present: set[str] = set()
 
     def dir_of(self, chain_id: str) -> str:
         return os.path.join(self.root, hex_of(chain_id))
@@ -240,7 +242,10 @@ class Snapshotter:
     def _made(self, path: str, populate: Callable[[str], None]) -> str:
         """``path``, made by ``populate`` on first need: staged under tmp/ and renamed
         into place, so a visible one is complete (a leftover stage goes at daemon start)."""
+        if path in self._init_layers_present:
+            return path
         if os.path.isdir(path):
+            self._init_layers_present.add(path)
             return path
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         work = tempfile.mkdtemp(prefix=_UNPACK_PREFIX, dir=self.tmp_dir)
@@ -252,6 +257,7 @@ class Snapshotter:
                 raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        self._init_layers_present.add(path)
         return path
 
     def active_dir(self, key: str) -> str:
