@@ -101,8 +101,15 @@ def _make(path: str) -> str | None:
 
 def remove_path(leaf: str, top: str) -> None:
     """rmdir `leaf`, the sub-cgroups its processes made, then its parents up to `top`."""
-    for dirpath, _, _ in os.walk(leaf, topdown=False):
-        _rmdir_when_empty(dirpath)
+    try:
+        # Most often the leaf has no sub-cgroup and no process left: one rmdir, where a
+        # walk first would open and read it (~0.5 ms over a v1 host's hierarchies).
+        os.rmdir(leaf)
+    except FileNotFoundError:
+        pass
+    except OSError:  # EBUSY: sub-cgroups, or processes still leaving
+        for dirpath, _, _ in os.walk(leaf, topdown=False):
+            _rmdir_when_empty(dirpath)
     parent = os.path.dirname(leaf)
     while len(parent) >= len(top):
         try:
