@@ -18,6 +18,12 @@ zygote ignores SIGCHLD so that the kernel reaps its shims.
 Before forking, the zygote does what every shim would otherwise repeat: it
 compiles the bundle's seccomp profile (the runtime caches the program, so the
 shim inherits it ready).
+
+While no request waits, the zygote forks the next shim ahead (a spare): a request
+then hands it its configuration and its bound socket instead of forking, which takes
+the fork and the new process's first page faults (~1 ms) off the container's start.
+A spare forked before a profile was compiled lacks it, and is let go (it ends when
+its channel closes, as it does when the zygote ends).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ import os
 import sys
 from _signal import SIG_IGN, SIGCHLD
 from _signal import signal as set_handler
+from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_SEQPACKET, SOL_SOCKET, socketpair
+from _socket import socket as Socket
+from select import select
 
 # Loaded before the first fork so that every shim starts warm.
 import moorage.runtime.container
@@ -41,26 +50,30 @@ from moorage.shim.wire import Failure, Forked, Message, ShimConfig
 
 # The profiles compiled so far, by _profile_key.
 _compiled_profiles: set[int] = set()
+# Seconds without a request after which the zygote forks a spare: not at once, where
+# the fork would take a CPU from the start it just served.
+_SPARE_AFTER = 0.05
 
 
-def _precompile_seccomp(bundle: str) -> None:
+def _precompile_seccomp(bundle: str) -> bool:
     """Compile the bundle's profile into the runtime's cache, which every later fork
     inherits: Docker's default profile costs ~21 ms to build and export (measured
     here), which each container start paid before.
 
     Parsed once per profile, not per container: every page the zygote writes after a
     fork stays behind in the shims forked before as a private copy, and parsing the
-    spec wrote ~300 KiB of them a spawn (measured)."""
+    spec wrote ~300 KiB of them a spawn (measured). Whether it compiled one now."""
     try:
         key = _profile_key(os.path.join(bundle, "config.json"))
         if key is None or key in _compiled_profiles:
-            return
+            return False
         seccomp = config_mod.load(bundle).get("linux", {}).get("seccomp")
         if seccomp and seccomp.get("defaultAction"):
             compile_filter(seccomp)
         _compiled_profiles.add(key)
+        return True
     except Exception:  # the shim's create meets the same error and reports it
-        pass
+        return False
 
 
 def _profile_key(path: str) -> int | None:
@@ -86,28 +99,84 @@ def _profile_key(path: str) -> int | None:
             return hash(profile)
 
 
-def spawn(config: ShimConfig) -> Forked:
-    if not config.runtime_path:
-        _precompile_seccomp(config.bundle)
-    # The shims' collector then never visits the zygote's objects: a visit writes
-    # the object's header and so copies its page into the shim. Small at start
-    # (PSS 2753 -> 2691 KiB a shim, measured); it keeps a long-lived shim's
-    # full collections from copying every page the zygote's objects live on.
-    gc.freeze()
-    server = shim.listen(config.socket_path)
-    pid = os.fork()
-    if pid == 0:
+class Spare:
+    """A shim forked ahead: it waits on its end of a channel for its configuration and
+    its bound socket, then lives as any shim."""
+
+    def __init__(self) -> None:
+        self.channel, theirs = socketpair(AF_UNIX, SOCK_SEQPACKET)
+        gc.freeze()  # as spawn(): the shim's collector never visits the zygote's objects
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                self.channel.close()
+                _become_shim()
+                container = _await_container(theirs)
+                if container is not None:
+                    shim.run(*container)
+            finally:
+                os._exit(0)
+        theirs.close()
+
+    def hand(self, config: ShimConfig, server: Socket) -> Forked:
         try:
-            os.setsid()
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
-            shim.run(config, server)
+            self.channel.sendmsg([json_codec.dumps(config.to_dict()).encode()],
+                                 [(SOL_SOCKET, SCM_RIGHTS,
+                                   server.fileno().to_bytes(4, sys.byteorder))])
         finally:
-            os._exit(0)
-    server.close()
-    return Forked(pid)
+            self.channel.close()
+        return Forked(self.pid)
+
+    def let_go(self) -> None:
+        self.channel.close()
+
+
+def _await_container(channel: Socket) -> tuple[ShimConfig, Socket] | None:
+    """The configuration and bound socket the zygote hands over; None when it lets
+    this spare go (the channel closes)."""
+    try:
+        data, ancillary, _, _ = channel.recvmsg(1 << 20, CMSG_SPACE(4))
+    finally:
+        channel.close()
+    for level, kind, fd in ancillary:
+        if level == SOL_SOCKET and kind == SCM_RIGHTS and len(fd) >= 4:
+            server = Socket(fileno=int.from_bytes(fd[:4], sys.byteorder))
+            return ShimConfig.from_dict(json_codec.loads(data)), server
+    return None
+
+
+def _become_shim() -> None:
+    """In a freshly forked shim: its own session, no stdio of the zygote's."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def spawn(config: ShimConfig, spare: Spare | None) -> Forked:
+    fresh_profile = not config.runtime_path and _precompile_seccomp(config.bundle)
+    server = shim.listen(config.socket_path)
+    try:
+        if spare is not None and not fresh_profile:
+            return spare.hand(config, server)
+        if spare is not None:
+            spare.let_go()
+        # The shims' collector then never visits the zygote's objects: a visit writes
+        # the object's header and so copies its page into the shim. Small at start
+        # (PSS 2753 -> 2691 KiB a shim, measured); it keeps a long-lived shim's
+        # full collections from copying every page the zygote's objects live on.
+        gc.freeze()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _become_shim()
+                shim.run(config, server)
+            finally:
+                os._exit(0)
+        return Forked(pid)
+    finally:
+        server.close()
 
 
 def main() -> None:
@@ -117,12 +186,24 @@ def main() -> None:
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 0)
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
-    for line in stdin:
+    spare: Spare | None = None
+    while True:
+        # The daemon sends a request only once the last is answered: nothing is left
+        # in stdin's buffer when select() looks at the pipe.
+        if spare is None and not select([stdin], [], [], _SPARE_AFTER)[0]:
+            try:
+                spare = Spare()
+            except OSError:  # no fork now: the next request forks its own
+                spare = None
+        line = stdin.readline()
+        if not line:
+            break
         reply: Message
         try:
-            reply = spawn(ShimConfig.from_dict(json_codec.loads(line)))
+            reply = spawn(ShimConfig.from_dict(json_codec.loads(line)), spare)
         except Exception as err:  # the daemon gets every failure as a reply
             reply = Failure(f"zygote: {type(err).__name__}: {err}")
+        spare = None  # handed over or let go by spawn
         stdout.write(reply.encode())
         stdout.flush()
 
