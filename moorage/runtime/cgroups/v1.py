@@ -59,10 +59,8 @@ class V1Manager(CgroupManager):
             fs.write(self._dir("cpuset", "cpu.mems") + "/cpuset.mems", cpu["mems"])
         devices = resources.get("devices")
         if devices:
-            directory = self._dir("devices", "devices")
-            for rule in devices:
-                file, line = convert.device_rule(rule)
-                fs.write(f"{directory}/{file}", line)
+            fs.write_commands(self._dir("devices", "devices"),
+                              (convert.device_rule(rule) for rule in devices))
         memory = resources.get("memory")
         if memory:
             self._set_memory(memory)
