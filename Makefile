@@ -31,12 +31,13 @@ $(STAMP_APT): Makefile
 	@touch $@
 
 # compat mode: setuptools' default editable finder costs ~10 ms on every start.
-$(STAMP_PIP): pyproject.toml $(MOOR_INIT)
+$(STAMP_PIP): pyproject.toml $(MOOR_INIT) $(wildcard bin/*)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]' --config-settings editable_mode=compat
-	@# pip writes "#!<python>" without the script's -S (see bin/moor-runtime).
-	@sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -S|' $(VENV)/bin/moor-runtime
-	@$(PY) -m compileall -q moorage >/dev/null
+	@# pip writes "#!<python>" without the scripts' -S (see bin/_moor_paths.py).
+	@sed -i '1s|^\(#!.*python[0-9.]*\)$$|\1 -S|' $(VENV)/bin/moor $(VENV)/bin/moor-compose \
+		$(VENV)/bin/moor-runtime
+	@$(PY) -m compileall -q moorage $(VENV)/bin/_moor_paths.py >/dev/null
 	@touch $@
 
 # The CRI's generated modules are committed; this remakes them after api.proto changes.
