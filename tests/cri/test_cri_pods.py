@@ -347,7 +347,11 @@ def test_logs_exit_reasons_and_stats(cri: Cri, logs: str) -> None:
             "hog", ["sh", "-c", "tail /dev/zero"], linux=pb.LinuxContainerConfig(
                 resources=pb.LinuxContainerResources(memory_limit_in_bytes=16 << 20))))
         status = wait_exited(cri, hog, 30)
-        assert (status.reason, status.exit_code) == ("OOMKilled", 137)
+        # containerd 1.6 sometimes misses the OOM event of a v1 memory cgroup whose
+        # process it reaps at once (seen once in a full run: "Error", 137); moord reads
+        # the cgroup's oom_kill count at the exit, and must say OOMKilled every time.
+        reasons = ("OOMKilled", "Error") if cri.name == "containerd" else ("OOMKilled",)
+        assert status.reason in reasons and status.exit_code == 137, status
 
         sleeper = run_container(cri, pod_id, config, container_config(
             "sleeper", ["sh", "-c", "while :; do :; done"]))
