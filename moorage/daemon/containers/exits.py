@@ -67,8 +67,10 @@ async def end_process(ctx: Context, record: ContainerRecord) -> ExitRecord:
     try:
         exit_record = await _end_shim(ctx.paths.socket(record))
     except (TimeoutError, MoorError, OSError, ValueError) as err:
-        # The shim writes the exit record before it answers (and request() takes the
-        # record's own "error" key for a failure): the file is the truth when present.
+        # The shim writes the exit record right after it answers its waiters and before
+        # its socket closes (and request() takes the record's own "error" key for a
+        # failure): the file is the truth when present; kill_remains reads it again once
+        # the shim is gone.
         exit_record = read_exit_file(ctx.paths, record.id) \
             or await kill_remains(ctx, record, repr(err))
     await asyncio.to_thread(_reap_shim, record.shim_pid)
