@@ -175,7 +175,7 @@ class Client:
         if body is not None:
             data = json_codec.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        if self._version is None and chunks is None:
+        if self._version is None and chunks is None and self.endpoint.local:
             answer = self._beside_ping(method, path + query(params), headers, data)
         else:
             answer = self._submit(method, f"/v{self.version}{path}{query(params)}", headers,
@@ -193,7 +193,8 @@ class Client:
         """The first request, sent as our newest version on a connection of its own at the
         same time as the /_ping that negotiates: one round trip fewer when the daemon
         takes that version (moord does). Else it is sent again as the negotiated one: a
-        daemon refuses a version above its own before it acts on the request."""
+        daemon refuses a version above its own before it acts on the request. Over a unix
+        socket only, where the second connection is cheap."""
         ping = self._submit("HEAD", "/_ping", {}, None, None)
         sent = self._submit(method, f"/v{MAX_API_VERSION}{path}", headers, data, None)
 

@@ -24,6 +24,12 @@ class Endpoint:
                  context: str = "default") -> None:
         self.host, self.tls, self.context = host, tls, context
 
+    @property
+    def local(self) -> bool:
+        """A unix socket: another connection costs a connect(2), where tcp with TLS costs
+        a handshake and ssh a process."""
+        return self.host.startswith("unix://")
+
     def connect(self, timeout: float | None = None) -> _socket.socket:
         scheme, _, rest = self.host.partition("://")
         if scheme == "unix":
