@@ -162,8 +162,12 @@ def test_oom_killed_restarts_on_failure(pair: Pair) -> None:
                   "--restart", "on-failure:1", IMAGE, "sh", "-c", hog, compare_stdout=False)
         ours, theirs = _settled(pair, name, lambda d: d["RestartCount"] == 1
                                 and d["State"]["Status"] == "exited")
-        assert ours == theirs, (ours, theirs)
         assert ours["State"]["OOMKilled"] is True and ours["State"]["ExitCode"] == 137
+        # dockerd learns of the OOM kill from containerd 1.6's v1 memory event, which it
+        # sometimes misses (seen once in a fresh-clone run: exit 137, OOMKilled false);
+        # moord reads the cgroup's oom_kill count at the exit.
+        theirs["State"]["OOMKilled"] = True
+        assert ours == theirs, (ours, theirs)
     finally:
         pair.both("rm", "-f", name)
 
