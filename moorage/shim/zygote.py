@@ -48,6 +48,10 @@ from moorage.runtime.seccomp import compile_filter
 from moorage.shim import shim
 from moorage.shim.wire import Failure, Forked, Message, ShimConfig
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see runtime/init.py)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # The profiles compiled so far, by _profile_key.
 _compiled_profiles: set[int] = set()
 # Seconds without a request after which the zygote forks a spare: not at once, where
@@ -105,17 +109,14 @@ class Spare:
 
     def __init__(self) -> None:
         self.channel, theirs = socketpair(AF_UNIX, SOCK_SEQPACKET)
-        gc.freeze()  # as spawn(): the shim's collector never visits the zygote's objects
-        self.pid = os.fork()
-        if self.pid == 0:
-            try:
-                self.channel.close()
-                _become_shim()
-                container = _await_container(theirs)
-                if container is not None:
-                    shim.run(*container)
-            finally:
-                os._exit(0)
+
+        def live() -> None:
+            self.channel.close()
+            container = _await_container(theirs)
+            if container is not None:
+                shim.run(*container)
+
+        self.pid = _fork_shim(live)
         theirs.close()
 
     def hand(self, config: ShimConfig, server: Socket) -> Forked:
@@ -145,13 +146,26 @@ def _await_container(channel: Socket) -> tuple[ShimConfig, Socket] | None:
     return None
 
 
-def _become_shim() -> None:
-    """In a freshly forked shim: its own session, no stdio of the zygote's."""
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.close(null)
+def _fork_shim(live: Callable[[], None]) -> int:
+    """Fork a shim, in its own session with no stdio of the zygote's, that runs `live`
+    and ends; its pid."""
+    # The shims' collector then never visits the zygote's objects: a visit writes
+    # the object's header and so copies its page into the shim. Small at start
+    # (PSS 2753 -> 2691 KiB a shim, measured); it keeps a long-lived shim's
+    # full collections from copying every page the zygote's objects live on.
+    gc.freeze()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+            live()
+        finally:
+            os._exit(0)
+    return pid
 
 
 def spawn(config: ShimConfig, spare: Spare | None) -> Forked:
@@ -162,19 +176,7 @@ def spawn(config: ShimConfig, spare: Spare | None) -> Forked:
             return spare.hand(config, server)
         if spare is not None:
             spare.let_go()
-        # The shims' collector then never visits the zygote's objects: a visit writes
-        # the object's header and so copies its page into the shim. Small at start
-        # (PSS 2753 -> 2691 KiB a shim, measured); it keeps a long-lived shim's
-        # full collections from copying every page the zygote's objects live on.
-        gc.freeze()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _become_shim()
-                shim.run(config, server)
-            finally:
-                os._exit(0)
-        return Forked(pid)
+        return Forked(_fork_shim(lambda: shim.run(config, server)))
     finally:
         server.close()
 
