@@ -256,12 +256,14 @@ def _create(opts: CreateOptions, config: dict, rootfs: str, prepared: PreparedPr
         _hooks(st, "prestart", "creating")
         _hooks(st, "createRuntime", "creating")
         parent.send("continue")
+        # Written while the init pivots and readies itself on the other CPU; a failure
+        # from here on removes it with the state folder.
+        st.save()
         parent.expect("ready")
     except ChildFailed as err:
         raise MoorError(str(err)) from None
     finally:
         parent.close()
-    st.save()
     if opts.pid_file:
         write_pid_file(opts.pid_file, st.pid)
     if opts.console_socket and console is not None:
