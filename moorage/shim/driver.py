@@ -81,17 +81,14 @@ class Driver:
         if not self.path:
             previous = set_handler(SIGPIPE, SIG_DFL)
             try:
+                # No pid file: the pid is in the state the call returns.
                 created = rt.create(rt.CreateOptions(
                     root=self.root, container_id=container_id, bundle=bundle,
-                    console_socket=console_socket, pid_file=pid_file))
+                    console_socket=console_socket))
             except MoorError as err:
                 raise RuntimeFailed(str(err)) from None
             finally:
                 set_handler(SIGPIPE, previous)
-                try:
-                    os.unlink(pid_file)
-                except FileNotFoundError:
-                    pass
             st = created.state
             fast_start = not (st.config.get("hooks") or {}).get("poststart")
             return {"pid": st.pid,
@@ -174,14 +171,21 @@ class Driver:
         return _take_pid(pid_file)
 
 
-def in_child(call: Callable[..., T], *args: object) -> T:
+def in_child(call: Callable[..., T], *args: object,
+             meanwhile: Callable[[], None] | None = None) -> T:
     """`call(*args)` in a forked child; its result (JSON) or its error comes back on a pipe.
+    `meanwhile` runs in the caller while the child works; its error is raised once the
+    child has answered.
 
     The shim runs every runtime operation so: what the runtime allocates and touches
     (the parsed spec, its modules' objects; for runc, subprocess and tempfile) then
     dirties the child's copy of the zygote's pages, not the shim's, which stays small
     for the container's whole life. A process the runtime starts is the child's child;
     once the child exits it is the shim's, the shim being its subreaper.
+
+    The child is not waited for: its answer is its last act, and the teardown of its
+    address space (~0.3 ms) would only delay the caller. The shim's reaper collects it
+    (Shim.serve reaps once before its loop, then at every SIGCHLD).
     """
     read_end, write_end = os.pipe()
     child = os.fork()
@@ -198,13 +202,16 @@ def in_child(call: Callable[..., T], *args: object) -> T:
         finally:
             os._exit(0)
     os.close(write_end)
-    # Up to the newline, not to EOF: a process started holds a copy of the pipe
-    # until it execs.
-    chunks = [b""]
-    while not chunks[-1].endswith(b"\n") and (chunk := os.read(read_end, 65536)):
-        chunks.append(chunk)
-    os.close(read_end)
-    os.waitpid(child, 0)
+    try:
+        if meanwhile is not None:
+            meanwhile()
+    finally:
+        # Up to the newline, not to EOF: a process started holds a copy of the pipe
+        # until it execs.
+        chunks = [b""]
+        while not chunks[-1].endswith(b"\n") and (chunk := os.read(read_end, 65536)):
+            chunks.append(chunk)
+        os.close(read_end)
     if len(chunks) == 1:
         raise RuntimeFailed("shim: the runtime's process ended without an answer")
     answer = json_codec.loads(b"".join(chunks))
