@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +33,8 @@ from moorage.shim.wire import (
 CREATE_SECONDS = 60.0
 SPAWN_SECONDS = 30.0
 REQUEST_SECONDS = 5.0
+# A reply line is a small JSON document; the stream readers' limit, as before.
+_REPLY_LIMIT = 1 << 20
 
 
 T = TypeVar("T")
@@ -89,14 +92,8 @@ async def created(config: ShimConfig) -> CreateResult | Failure:
     caller (for at most CREATE_SECONDS)."""
     try:
         async with asyncio.timeout(CREATE_SECONDS):
-            reader, writer = await asyncio.open_unix_connection(config.socket_path,
-                                                                limit=1 << 20)
-            try:
-                writer.write(CreateOutcome().encode())
-                await writer.drain()
-                reply = await reader.readline()
-            finally:
-                writer.close()
+            reply = await _exchange(await _connected(config.socket_path),
+                                    CreateOutcome().encode())
     except TimeoutError:
         return Failure(f"shim: the runtime did not create the container within "
                        f"{CREATE_SECONDS:g}s")
@@ -117,13 +114,43 @@ async def request(socket_path: str, message: Message, answer: type[M]) -> M:
 
 
 async def _request(socket_path: str, message: Message, answer: type[M]) -> M:
-    reader, writer = await _connect(socket_path)
     try:
-        writer.write(message.encode())
-        await writer.drain()
-        return _reply(await reader.readline(), answer)
+        sock = await _connected(socket_path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise NotFound("container is not running") from None
+    return _reply(await _exchange(sock, message.encode()), answer)
+
+
+async def _connected(socket_path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, socket_path)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _exchange(sock: socket.socket, request: bytes) -> bytes:
+    """`request` out on the connected `sock`, then the reply line back (b"" when the
+    shim closed first); the socket is closed after. The loop's socket calls, not a
+    stream pair: a transport, protocol and reader cost ~0.1 ms more a request (measured),
+    and a start makes two (`created`, `start`)."""
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_sendall(sock, request)
+        reply = b""
+        while b"\n" not in reply:
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                return reply
+            reply += chunk
+            if len(reply) > _REPLY_LIMIT:
+                raise ValueError(f"shim: a reply longer than {_REPLY_LIMIT} bytes")
+        return reply[:reply.index(b"\n") + 1]
     finally:
-        writer.close()
+        sock.close()
 
 
 async def _within(seconds: float, op: object, awaitable: Awaitable[T]) -> T:
