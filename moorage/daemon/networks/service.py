@@ -462,10 +462,15 @@ class NetworkService:
         if namespace is None:
             self.serve_dns(info, attachments)
 
+    @staticmethod
+    def embedded_dns(attachments: Sequence[Attachment]) -> bool:
+        """Whether the container gets the embedded DNS server: on a user-defined network."""
+        return any(a.network.name != "bridge" for a in attachments)
+
     def serve_dns(self, info: ContainerInfo, attachments: Sequence[Attachment]) -> None:
         """The embedded DNS server of a container on a user-defined network, in its init's
         namespace (the server keeps that path to forward queries from there)."""
-        if any(a.network.name != "bridge" for a in attachments):
+        if self.embedded_dns(attachments):
             self.resolver.attach(info.id, netns.namespace_path(info.pid),
                                  dns.upstreams(info.dns))
 
@@ -476,6 +481,12 @@ class NetworkService:
         if found and (network_mode in ("host", "none") or network_mode.startswith("container:")):
             raise InvalidParameter("conflicting options: port publishing and the container "
                                    "type network mode")
+
+    @staticmethod
+    def publishes(port_bindings: Mapping[str, object] | None, publish_all: bool,
+                  exposed: Iterable[str]) -> bool:
+        """Whether a start has ports to publish."""
+        return bool(ports.bindings(port_bindings, publish_all, exposed))
 
     def publish(self, info: ContainerInfo, attachments: Sequence[Attachment],
                 port_bindings: Mapping[str, object] | None, publish_all: bool,
@@ -515,7 +526,7 @@ class NetworkService:
         again (its links and addresses never went away)."""
         attachments = self.prepare(info)
         self.publish(info, attachments, port_bindings, publish_all, exposed)
-        if any(a.network.name != "bridge" for a in attachments):
+        if self.embedded_dns(attachments):
             self.resolver.attach(info.id, netns.namespace_path(info.pid),
                                  dns.upstreams(info.dns))
 
