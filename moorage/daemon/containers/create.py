@@ -14,6 +14,7 @@ from moorage.errors import InvalidParameter
 from moorage.model.config import ContainerConfig, HostConfig, MountPoint
 from moorage.model.records import NAMESPACE_LABEL, ContainerRecord
 from moorage.model.times import now_ns
+from moorage.store.snapshots import Mount
 
 
 async def container_create(ctx: Context, name: str, config: ContainerConfig,
@@ -40,28 +41,47 @@ async def container_create(ctx: Context, name: str, config: ContainerConfig,
     for mode in (host.pid_mode, host.ipc_mode):
         if mode.startswith("container:"):
             ctx.registry.get(mode.partition(":")[2])
-    image = await asyncio.to_thread(ctx.images.resolve, config.image)
     container_id = secrets.token_hex(32)
+    image_id, merged, command, rootfs = await asyncio.to_thread(
+        _image_and_layer, ctx, config, container_id)
+    try:
+        name = name or ctx.registry.new_name()
+        ctx.registry.reserve(name, container_id)
+        try:
+            record = await _create(ctx, container_id, name, merged, host, mounts, command,
+                                   image_id, cri_log_path, rootfs)
+        finally:
+            ctx.registry.release(name, container_id)
+    except Exception:
+        await asyncio.to_thread(ctx.images.remove_rootfs, container_id)
+        raise
+    container_events.publish(ctx, record, "create")
+    return record
+
+
+def _image_and_layer(ctx: Context, config: ContainerConfig, container_id: str
+                     ) -> tuple[str, ContainerConfig, list[str], list[Mount]]:
+    """Blocking: the image, the configuration merged with its own and the command, in
+    dockerd's order (the image, then the command); then the container's writable layer
+    and its mounts. One worker-thread trip, as each trip waits for a CPU on a loaded
+    machine and every create (`run --rm` above all) waits for it."""
+    image = ctx.images.resolve(config.image)
     merged = setup.merge_image_config(config, image.config, container_id)
     command = [*(merged.entrypoint or ()), *(merged.cmd or ())]
     if not command:
         raise InvalidParameter("No command specified")
     if merged.stop_signal:
         spec.parse_signal(merged.stop_signal)
-    name = name or ctx.registry.new_name()
-    ctx.registry.reserve(name, container_id)
-    try:
-        record = await _create(ctx, container_id, name, merged, host, mounts, command,
-                               image.id, cri_log_path)
-    finally:
-        ctx.registry.release(name, container_id)
-    container_events.publish(ctx, record, "create")
-    return record
+    # containerd gives the CRI's containers no init layer, dockerd gives Docker's one.
+    return image.id, merged, command, ctx.images.prepare_rootfs(
+        container_id, image.id, NAMESPACE_LABEL not in merged.labels)
 
 
 async def _create(ctx: Context, container_id: str, name: str, merged: ContainerConfig,
                   host: HostConfig, mounts: tuple[MountPoint, ...], command: list[str],
-                  image_id: str, cri_log_path: str) -> ContainerRecord:
+                  image_id: str, cri_log_path: str, rootfs: list[Mount]) -> ContainerRecord:
+    """The record, directory and volumes of the container on its writable layer
+    (`rootfs`, which the caller removes on a failure)."""
     directory = ctx.paths.dir(container_id)
     host = setup.host_defaults(host, ctx.config.default_runtime,
                                (ctx.config.log_driver, ctx.config.log_opts))
@@ -82,22 +102,13 @@ async def _create(ctx: Context, container_id: str, name: str, merged: ContainerC
         if point.type == "volume":
             ctx.volumes.leases.acquire(container_id, point.name)
     try:
-        await asyncio.to_thread(_make_files, ctx, record, inherited)
+        if any(point.type == "volume" for point in mounts):
+            await asyncio.to_thread(volumes.populate, directory, rootfs, record, ctx.volumes,
+                                    inherited)
         ctx.registry.put(record)
     except Exception:
         setup.remove_container_dir(directory)
-        await asyncio.to_thread(ctx.images.remove_rootfs, container_id)
         ctx.volumes.leases.release(container_id)
         volumes.remove_anonymous(ctx.volumes, record)
         raise
     return record
-
-
-def _make_files(ctx: Context, record: ContainerRecord, inherited: set[str]) -> None:
-    """Blocking: the writable layer, and the image's content in the empty volumes; one
-    trip to a worker thread, as each trip waits for a CPU on a loaded machine and every
-    create (`run --rm` above all) waits for both."""
-    # containerd gives the CRI's containers no init layer, dockerd gives Docker's one.
-    rootfs = ctx.images.prepare_rootfs(record.id, record.image,
-                                       NAMESPACE_LABEL not in record.config.labels)
-    volumes.populate(ctx.paths.dir(record.id), rootfs, record, ctx.volumes, inherited)
