@@ -39,6 +39,11 @@ def load(bundle: str) -> dict:
         raise NotFound(f"config.json not found in bundle {bundle}") from None
     except OSError as err:
         raise InvalidParameter(f"cannot read {path}: {err.strerror}") from None
+    return parse(raw, path)
+
+
+def parse(raw: bytes, path: str) -> dict:
+    """A spec from the bytes of the file at `path` (named in the errors), validated."""
     try:
         config = json_codec.loads(raw)
     except ValueError as err:

@@ -32,7 +32,7 @@ from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.protocol import stdcopy
 from moorage.runtime.cgroups.manager import read_oom_kills
-from moorage.shim.driver import Driver, RuntimeFailed, in_child
+from moorage.shim.driver import AheadChild, Driver, RuntimeFailed, in_child
 from moorage.shim.stdio import CHUNK, STALL_SECONDS, Conn, CriLog, JsonLog, Process
 from moorage.shim.wire import (
     EXIT_STREAM,
@@ -62,11 +62,6 @@ from moorage.shim.wire import (
     decode_request,
 )
 
-# typing.TYPE_CHECKING without importing typing (the zygote maps what this imports).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 # Output still buffered in pipes after the init's exit is drained for this long:
 # processes outside the container's pid namespace may hold the pipes open.
 _DRAIN_SECONDS = 2.0
@@ -83,9 +78,11 @@ def _set_size(master: int, height: int, width: int) -> None:
 
 
 class Shim:
-    def __init__(self, config: ShimConfig, server: Socket) -> None:
+    def __init__(self, config: ShimConfig, server: Socket,
+                 ahead: AheadChild | None = None) -> None:
         self.config = config
         self.driver = Driver(config.runtime_root, config.runtime_path, config.runtime_args)
+        self.ahead = ahead  # runs the create, when the zygote forked this shim ahead
         self.poller = epoll()
         # What each polled fd is for and the events asked of it; _poll_set brings the
         # epoll set in line with the state after every round.
@@ -118,10 +115,7 @@ class Shim:
 
     def create(self) -> int:
         """Create the container with its stdio; return the init's pid."""
-        created = self._spawn(
-            self.init, self.config.open_stdin, lambda console, pid_file:
-            self.driver.create(self.config.container_id, self.config.bundle, console, pid_file),
-            meanwhile=self._open_log)
+        created = self._spawn(self.init, self.config.open_stdin, self._create_in_child)
         self.init.pid = created["pid"]
         self.oom_file = created["oom_file"]
         self.start_fifo = created["fifo"]
@@ -138,10 +132,22 @@ class Shim:
             log_class = CriLog if config.log_format == "cri" else JsonLog
             self.init.log = log_class(config.log_path, config.log_rotation)
 
-    def _spawn(self, process: Process, with_stdin: bool, call,  # type: ignore[no-untyped-def]
-               meanwhile: Callable[[], None] | None = None):
-        """Run `call(console_socket, pid_file)` (in a child, see driver.in_child, with
-        `meanwhile`) with the process's stdio on fds 0-2; what it returns."""
+    def _create_in_child(self, console_socket: str | None, pid_file: str) -> dict:
+        """The runtime's create, in the child forked ahead or else in a new one, the
+        init's log opened meanwhile."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            try:
+                return ahead.create(self.driver, self.config.container_id, self.config.bundle,
+                                    console_socket, pid_file, meanwhile=self._open_log)
+            except OSError:  # gone before it got the request
+                pass
+        return in_child(self.driver.create, self.config.container_id, self.config.bundle,
+                        console_socket, pid_file, meanwhile=self._open_log)
+
+    def _spawn(self, process: Process, with_stdin: bool, launch):  # type: ignore[no-untyped-def]
+        """Run `launch(console_socket, pid_file)` (which runs the runtime in a child, see
+        driver.in_child) with the process's stdio on fds 0-2; what it returns."""
         # sun_path is 108 bytes: a short tag keeps the console socket's path within it.
         base = f"{self.config.socket_path}.{(process.key or 'init')[:8]}"
         pid_file = f"{base}.pid"
@@ -155,7 +161,7 @@ class Shim:
             console.bind(console_path)
             console.listen(1)
             try:
-                result = in_child(call, console_path, pid_file, meanwhile=meanwhile)
+                result = launch(console_path, pid_file)
                 process.master = _receive_fd(Socket(fileno=console._accept()[0]))
             finally:
                 console.close()
@@ -170,7 +176,7 @@ class Shim:
         try:
             for fd, target in ((in_r, 0), (out_w, 1), (err_w, 2)):
                 os.dup2(fd, target)
-            result = in_child(call, None, pid_file, meanwhile=meanwhile)
+            result = launch(None, pid_file)
         except BaseException:
             for fd in (out_r, err_r, in_w):
                 if fd is not None:
@@ -511,8 +517,8 @@ class Shim:
         self.execs[key] = process
         try:
             process.pid = self._spawn(process, bool(request.stdin), lambda console, pid_file:
-                                      self.driver.exec(self.config.container_id,
-                                                       request.process, console, pid_file))
+                                      in_child(self.driver.exec, self.config.container_id,
+                                               request.process, console, pid_file))
         except BaseException:
             del self.execs[key]
             raise
@@ -551,7 +557,7 @@ def listen(socket_path: str) -> Socket:
     return server
 
 
-def run(config: ShimConfig, server: Socket) -> None:
+def run(config: ShimConfig, server: Socket, ahead: AheadChild | None = None) -> None:
     """The shim's life: create the container, then serve until the exit.
 
     The create's outcome is the answer to the daemon's `created` request; after a
@@ -559,7 +565,7 @@ def run(config: ShimConfig, server: Socket) -> None:
     """
     set_handler(SIGCHLD, SIG_DFL)  # the zygote ignores it, and ignoring it reaps for us
     libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
-    shim = Shim(config, server)
+    shim = Shim(config, server, ahead)
     try:
         shim.created = CreateResult(os.getpid(), shim.create())
     except Exception as err:  # reported to the daemon as the create error
