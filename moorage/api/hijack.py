@@ -42,7 +42,9 @@ class RawInput:
     """aiohttp's payload-parser interface, queuing what the client sends (bounded)."""
 
     def __init__(self, transport: asyncio.BaseTransport | None) -> None:
-        self.transport = transport
+        # By what it can do: uvloop's transports are no asyncio.ReadTransport subclasses.
+        self.transport: asyncio.ReadTransport | None = \
+            transport if hasattr(transport, "pause_reading") else None  # type: ignore[assignment]
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.eof = False
@@ -53,8 +55,7 @@ class RawInput:
         self.chunks.append(bytes(data))
         self.size += len(data)
         self.ready.set()
-        if self.size > _STDIN_HIGH_WATER and not self.paused and \
-                isinstance(self.transport, asyncio.ReadTransport):
+        if self.size > _STDIN_HIGH_WATER and not self.paused and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
         return False, b""
@@ -74,7 +75,7 @@ class RawInput:
         self.size -= len(data)
         if self.paused and self.size <= _STDIN_HIGH_WATER // 2:
             self.paused = False
-            assert isinstance(self.transport, asyncio.ReadTransport)
+            assert self.transport is not None
             if not self.transport.is_closing():
                 self.transport.resume_reading()
         return data
