@@ -32,6 +32,7 @@ from moorage.cri.backends import Containers
 from moorage.errors import MoorError
 from moorage.model.config import ExecConfig
 from moorage.protocol import stdcopy
+from moorage.streamwrite import write, write_eof
 
 if TYPE_CHECKING:
     from moorage.cri import websocket
@@ -128,12 +129,12 @@ class StreamingServer:
                 await self._websocket(request, head, reader, writer)
                 return
             if request is None or upgrade != "spdy/3.1" or not protocol:
-                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
+                write(writer, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"
                              if request is None else
                              b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
                 await writer.drain()
                 return
-            writer.write(("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+            write(writer, ("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
                           f"Upgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\n"
                           "\r\n").encode())
             await writer.drain()
@@ -292,16 +293,16 @@ class _Session:
             reading.cancel()
         for name in ("stdout", "stderr"):
             if name in self.channels:
-                self.writer.write(spdy.Codec.data(self.channels[name], b"", fin=True))
+                write(self.writer, spdy.Codec.data(self.channels[name], b"", fin=True))
         error = self.channels["error"]
         if message := _status_message(status, self.protocol):
-            self.writer.write(spdy.Codec.data(error, message))
-        self.writer.write(spdy.Codec.data(error, b"", fin=True))
+            write(self.writer, spdy.Codec.data(error, message))
+        write(self.writer, spdy.Codec.data(error, b"", fin=True))
         await self.writer.drain()
 
     async def _send(self, name: str, data: bytes) -> None:
         if name in self.channels:
-            self.writer.write(spdy.Codec.data(self.channels[name], data))
+            write(self.writer, spdy.Codec.data(self.channels[name], data))
             await self.writer.drain()
 
     async def _read(self) -> None:
@@ -309,9 +310,9 @@ class _Session:
             for frame in self.codec.feed(chunk):
                 if frame.control and frame.kind == spdy.SYN_STREAM:
                     self.channels[frame.headers.get("streamtype", "")] = frame.stream_id
-                    self.writer.write(self.codec.syn_reply(frame.stream_id))
+                    write(self.writer, self.codec.syn_reply(frame.stream_id))
                 elif frame.control and frame.kind == spdy.PING:
-                    self.writer.write(spdy.Codec.echo(frame))
+                    write(self.writer, spdy.Codec.echo(frame))
                 elif not frame.control:
                     await self._data(frame)
             await self.writer.drain()
@@ -411,7 +412,7 @@ class _Forward:
                     if frame.control and frame.kind == spdy.SYN_STREAM:
                         self._stream(frame)
                     elif frame.control and frame.kind == spdy.PING:
-                        self.writer.write(spdy.Codec.echo(frame))
+                        write(self.writer, spdy.Codec.echo(frame))
                     elif not frame.control and frame.stream_id in self.inbound:
                         queue = self.inbound[frame.stream_id]
                         if frame.data:
@@ -435,9 +436,9 @@ class _Forward:
         except ValueError:
             port = 0
         if kind not in ("error", "data") or not 0 < port < 65536:
-            self.writer.write(spdy.Codec.rst(frame.stream_id))
+            write(self.writer, spdy.Codec.rst(frame.stream_id))
             return
-        self.writer.write(self.codec.syn_reply(frame.stream_id))
+        write(self.writer, self.codec.syn_reply(frame.stream_id))
         pair = self.pairs.setdefault(request_id, {})
         pair[kind] = frame.stream_id
         if kind == "data":
@@ -451,17 +452,17 @@ class _Forward:
 
     async def _pair(self, port: int, error: int, data: int) -> None:
         async def send(chunk: bytes) -> None:
-            self.writer.write(spdy.Codec.data(data, chunk))
+            write(self.writer, spdy.Codec.data(data, chunk))
             await self.writer.drain()
 
         try:
             if message := await _forward(self.socket_in, self.request, port,
                                          self.inbound[data], send):
-                self.writer.write(spdy.Codec.data(error, message))
+                write(self.writer, spdy.Codec.data(error, message))
         finally:
             del self.inbound[data]
-            self.writer.write(spdy.Codec.data(data, b"", fin=True))
-            self.writer.write(spdy.Codec.data(error, b"", fin=True))
+            write(self.writer, spdy.Codec.data(data, b"", fin=True))
+            write(self.writer, spdy.Codec.data(error, b"", fin=True))
             with contextlib.suppress(OSError):  # the client may have gone first
                 await self.writer.drain()
 
@@ -497,10 +498,10 @@ async def _forward(socket_in: SocketIn, request: ForwardRequest, port: int,
 
 async def _to_port(inbound: asyncio.Queue[bytes | None], writer: asyncio.StreamWriter) -> None:
     while (data := await inbound.get()) is not None:
-        writer.write(data)
+        write(writer, data)
         await writer.drain()
     if writer.can_write_eof():
-        writer.write_eof()
+        write_eof(writer)
     await asyncio.Event().wait()  # the reply still flows back until the port ends
 
 

@@ -19,6 +19,8 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from moorage.streamwrite import write
+
 _DATA = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
 # The library tells of every connection's opening at INFO; kubelet's server says
 # nothing of them, and moord logs at INFO by default.
@@ -83,7 +85,7 @@ class Channels:
     async def _flush(self) -> None:
         data = b"".join(self.connection.data_to_send())
         if data and not self.writer.is_closing():
-            self.writer.write(data)
+            write(self.writer, data)
             await self.writer.drain()
 
 
@@ -109,11 +111,11 @@ async def accept(head: bytes, protocols: Sequence[str], reader: asyncio.StreamRe
     connection.receive_data(head)
     request = next((e for e in connection.events_received() if isinstance(e, Request)), None)
     if request is None:
-        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        write(writer, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()
         return None
     response = connection.accept(request)
     connection.send_response(response)
-    writer.write(b"".join(connection.data_to_send()))
+    write(writer, b"".join(connection.data_to_send()))
     await writer.drain()
     return Channels(connection, reader, writer) if response.status_code == 101 else None

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from moorage import json_codec
+from moorage import json_codec, streamwrite
 from moorage.errors import MoorError, NotFound, SystemFailure
 from moorage.protocol import stdcopy
 from moorage.shim.wire import (
@@ -193,7 +193,7 @@ class ShimStream:
         """Attach or exec; the stream carries the process's output from this moment on."""
         reader, writer = await _within(SPAWN_SECONDS, message.op, _connect(socket_path))
         try:
-            writer.write(message.encode())
+            streamwrite.write(writer, message.encode())
             await writer.drain()
             reply = _reply(await _within(SPAWN_SECONDS, message.op, reader.readline()),
                            StreamOpened)
@@ -218,7 +218,7 @@ class ShimStream:
         return stream, payload
 
     async def write(self, data: bytes) -> None:
-        self._writer.write(data)
+        streamwrite.write(self._writer, data)
         await self._writer.drain()
 
     def close_stdin(self) -> None:
