@@ -13,13 +13,12 @@ IntEnums import enum.
 from __future__ import annotations
 
 import os
-import sys
 from _signal import SIG_DFL, SIGCHLD, SIGPIPE
 from _signal import signal as set_handler
-from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_SEQPACKET, SOL_SOCKET, socketpair
+from _socket import AF_UNIX, SOCK_SEQPACKET, socketpair
 from _socket import socket as Socket
 
-from moorage import json_codec
+from moorage import fdpass, json_codec
 from moorage.errors import MoorError
 from moorage.runtime import container as rt
 from moorage.runtime.cgroups import load_manager
@@ -270,9 +269,7 @@ class AheadChild:
             "pid_file": pid_file}).encode()
         read_end, write_end = os.pipe()
         try:
-            fds = (write_end, 0, 1, 2)
-            self.channel.sendmsg([request], [(SOL_SOCKET, SCM_RIGHTS, b"".join(
-                fd.to_bytes(4, sys.byteorder) for fd in fds))])
+            fdpass.send(self.channel, request, (write_end, 0, 1, 2))
         except OSError:
             os.close(read_end)
             raise
@@ -284,11 +281,8 @@ class AheadChild:
 
 def _serve_ahead(channel: Socket) -> None:
     """The ahead child: one create request with its answer pipe and stdio, or none."""
-    data, ancillary, _, _ = channel.recvmsg(1 << 16, CMSG_SPACE(16))
+    data, fds = fdpass.receive(channel, 1 << 16, 4)
     channel.close()
-    fds = [int.from_bytes(fd[i:i + 4], sys.byteorder)
-           for level, kind, fd in ancillary if level == SOL_SOCKET and kind == SCM_RIGHTS
-           for i in range(0, len(fd) - 3, 4)]
     if not data or len(fds) != 4:
         return
     # The zygote ignores SIGCHLD, and an ignored signal stays so across exec: the shim

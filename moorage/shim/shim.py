@@ -18,16 +18,15 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-import sys
 import termios
 import time
 from _signal import SIG_DFL, SIGCHLD, set_wakeup_fd
 from _signal import signal as set_handler
-from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET
+from _socket import AF_UNIX, SOCK_STREAM
 from _socket import socket as Socket
 from select import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, epoll
 
-from moorage import json_codec, timefmt
+from moorage import fdpass, json_codec, timefmt
 from moorage.fsutil import atomic_write
 from moorage.linux import libc
 from moorage.protocol import stdcopy
@@ -529,17 +528,13 @@ class Shim:
 
 
 def _receive_fd(conn: Socket) -> int:
-    """The pty master a runtime sends on the console socket (SCM_RIGHTS, as runc does).
-
-    socket.recv_fds does this, but the socket module imports enum and more: ~1.2 MB
-    in every terminal container's shim, measured."""
+    """The pty master a runtime sends on the console socket (SCM_RIGHTS, as runc does)."""
     try:
-        _, ancillary, _, _ = conn.recvmsg(4096, CMSG_SPACE(4))
+        _, fds = fdpass.receive(conn, 4096, 1)
     finally:
         conn.close()
-    for level, kind, data in ancillary:
-        if level == SOL_SOCKET and kind == SCM_RIGHTS and len(data) >= 4:
-            return int.from_bytes(data[:4], sys.byteorder)
+    if fds:
+        return fds[0]
     raise OSError("console socket: no file descriptor received")
 
 

@@ -32,19 +32,18 @@ parse alone, ~3.6 µs each here) then leave the start's path too.
 from __future__ import annotations
 
 import gc
-import mmap
 import os
 import sys
 from _signal import SIG_IGN, SIGCHLD
 from _signal import signal as set_handler
-from _socket import AF_UNIX, CMSG_SPACE, SCM_RIGHTS, SOCK_SEQPACKET, SOL_SOCKET, socketpair
+from _socket import AF_UNIX, SOCK_SEQPACKET, socketpair
 from _socket import socket as Socket
 from select import select
 
 # Loaded before the first fork so that every shim starts warm.
 import moorage.runtime.container
 import moorage.runtime.execute  # noqa: F401
-from moorage import json_codec
+from moorage import fdpass, json_codec
 from moorage.linux import libc
 from moorage.runtime import config as config_mod
 from moorage.runtime.seccomp import compile_filter
@@ -63,7 +62,7 @@ _compiled_profiles: set[int] = set()
 _SPARE_AFTER = 0.05
 
 
-def _precompile_seccomp(bundle: str) -> bool:
+def _precompile_seccomp(spec: bytes) -> bool:
     """Compile the bundle's profile into the runtime's cache, which every later fork
     inherits: Docker's default profile costs ~21 ms to build and export (measured
     here), which each container start paid before.
@@ -72,10 +71,10 @@ def _precompile_seccomp(bundle: str) -> bool:
     fork stays behind in the shims forked before as a private copy, and parsing the
     spec wrote ~300 KiB of them a spawn (measured). Whether it compiled one now."""
     try:
-        key = _profile_key(os.path.join(bundle, "config.json"))
+        key = _profile_key(spec)
         if key is None or key in _compiled_profiles:
             return False
-        seccomp = config_mod.load(bundle).get("linux", {}).get("seccomp")
+        seccomp = config_mod.parse(spec, "config.json").get("linux", {}).get("seccomp")
         if seccomp and seccomp.get("defaultAction"):
             compile_filter(seccomp)
         _compiled_profiles.add(key)
@@ -84,27 +83,26 @@ def _precompile_seccomp(bundle: str) -> bool:
         return False
 
 
-def _profile_key(path: str) -> int | None:
-    """A hash of the spec's "seccomp" object, read in place (a file mapping, no copy on
-    the zygote's heap); None without one. Braces inside its strings may end it early
-    or late: the key then differs or repeats, which costs a compile in the shim or
-    one skipped here, never a wrong filter (the runtime keys its cache by profile)."""
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        start = data.find(b'"seccomp"')
-        end = data.find(b"{", start)
-        if start < 0 or end < 0:
+def _profile_key(spec: bytes) -> int | None:
+    """A hash of the spec's "seccomp" object, found in its text without a parse; None
+    without one. Braces inside its strings may end it early or late: the key then
+    differs or repeats, which costs a compile in the shim or one skipped here, never a
+    wrong filter (the runtime keys its cache by profile)."""
+    start = spec.find(b'"seccomp"')
+    end = spec.find(b"{", start)
+    if start < 0 or end < 0:
+        return None
+    depth = 1
+    while depth:
+        opening, closing = spec.find(b"{", end + 1), spec.find(b"}", end + 1)
+        if closing < 0:
             return None
-        depth = 1
-        while depth:
-            opening, closing = data.find(b"{", end + 1), data.find(b"}", end + 1)
-            if closing < 0:
-                return None
-            if 0 <= opening < closing:
-                depth, end = depth + 1, opening
-            else:
-                depth, end = depth - 1, closing
-        with memoryview(data) as view, view[start:end + 1] as profile:
-            return hash(profile)
+        if 0 <= opening < closing:
+            depth, end = depth + 1, opening
+        else:
+            depth, end = depth - 1, closing
+    with memoryview(spec) as view, view[start:end + 1] as profile:
+        return hash(profile)
 
 
 class Spare:
@@ -130,9 +128,8 @@ class Spare:
 
     def hand(self, config: ShimConfig, server: Socket) -> Forked:
         try:
-            self.channel.sendmsg([json_codec.dumps(config.to_dict()).encode()],
-                                 [(SOL_SOCKET, SCM_RIGHTS,
-                                   server.fileno().to_bytes(4, sys.byteorder))])
+            fdpass.send(self.channel, json_codec.dumps(config.to_dict()).encode(),
+                        (server.fileno(),))
         finally:
             self.channel.close()
         return Forked(self.pid)
@@ -145,19 +142,18 @@ def _await_container(channel: Socket) -> tuple[ShimConfig, Socket] | None:
     """The configuration and bound socket the zygote hands over; None when it lets
     this spare go (the channel closes)."""
     try:
-        data, ancillary, _, _ = channel.recvmsg(1 << 20, CMSG_SPACE(4))
+        data, fds = fdpass.receive(channel, 1 << 20, 1)
     finally:
         channel.close()
-    for level, kind, fd in ancillary:
-        if level == SOL_SOCKET and kind == SCM_RIGHTS and len(fd) >= 4:
-            server = Socket(fileno=int.from_bytes(fd[:4], sys.byteorder))
-            return ShimConfig.from_dict(json_codec.loads(data)), server
-    return None
+    if not fds:
+        return None
+    return ShimConfig.from_dict(json_codec.loads(data)), Socket(fileno=fds[0])
 
 
 def _read_spec(bundle: str) -> bytes:
-    """The bundle's config.json, or nothing when it cannot be read (the shim's create
-    reports why)."""
+    """The bundle's config.json, read once a request: for its seccomp profile, and for
+    the next spare's warm-up. Nothing when it cannot be read (the shim's create reports
+    why)."""
     try:
         with open(os.path.join(bundle, "config.json"), "rb") as f:
             return f.read()
@@ -187,8 +183,9 @@ def _fork_shim(live: Callable[[], None]) -> int:
     return pid
 
 
-def spawn(config: ShimConfig, spare: Spare | None) -> Forked:
-    fresh_profile = not config.runtime_path and _precompile_seccomp(config.bundle)
+def spawn(config: ShimConfig, spec: bytes, spare: Spare | None) -> Forked:
+    """`spec`: the bundle's config.json, for moor-runtime's containers."""
+    fresh_profile = bool(spec) and _precompile_seccomp(spec)
     server = shim.listen(config.socket_path)
     try:
         if spare is not None and not fresh_profile:
@@ -221,19 +218,17 @@ def main() -> None:
         if not line:
             break
         reply: Message
-        config = None
         try:
             config = ShimConfig.from_dict(json_codec.loads(line))
-            reply = spawn(config, spare)
+            spec = b"" if config.runtime_path else _read_spec(config.bundle)
+            reply = spawn(config, spec, spare)
+            # The runc runtimes' specs warm nothing up: the last one of moor-runtime stays.
+            last_spec = spec or last_spec
         except Exception as err:  # the daemon gets every failure as a reply
             reply = Failure(f"zygote: {type(err).__name__}: {err}")
         spare = None  # handed over or let go by spawn
         stdout.write(reply.encode())
         stdout.flush()
-        if config is not None and not config.runtime_path:
-            # Read after the answer, off the start's path; a `run --rm` container's
-            # bundle is gone by the time the next spare is forked.
-            last_spec = _read_spec(config.bundle)
 
 
 if __name__ == "__main__":
