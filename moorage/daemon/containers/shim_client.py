@@ -114,11 +114,15 @@ async def request(socket_path: str, message: Message, answer: type[M]) -> M:
 
 
 async def _request(socket_path: str, message: Message, answer: type[M]) -> M:
+    return _reply(await _exchange(await _reach(socket_path), message.encode()), answer)
+
+
+async def _reach(socket_path: str) -> socket.socket:
+    """A connection to a running container's shim; NotFound when it is gone."""
     try:
-        sock = await _connected(socket_path)
+        return await _connected(socket_path)
     except (FileNotFoundError, ConnectionRefusedError):
         raise NotFound("container is not running") from None
-    return _reply(await _exchange(sock, message.encode()), answer)
 
 
 async def _connected(socket_path: str) -> socket.socket:
@@ -160,13 +164,6 @@ async def _within(seconds: float, op: object, awaitable: Awaitable[T]) -> T:
         raise SystemFailure(f"shim: no answer to {op} within {seconds:g}s") from None
 
 
-async def _connect(socket_path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    try:
-        return await asyncio.open_unix_connection(socket_path, limit=1 << 20)
-    except (FileNotFoundError, ConnectionRefusedError):
-        raise NotFound("container is not running") from None
-
-
 def _reply(line: bytes, answer: type[M]) -> M:
     if not line:
         raise NotFound("container is not running")
@@ -191,7 +188,12 @@ class ShimStream:
     @classmethod
     async def open(cls, socket_path: str, message: Message) -> ShimStream:
         """Attach or exec; the stream carries the process's output from this moment on."""
-        reader, writer = await _within(SPAWN_SECONDS, message.op, _connect(socket_path))
+        sock = await _within(SPAWN_SECONDS, message.op, _reach(socket_path))
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=_REPLY_LIMIT)
+        except BaseException:
+            sock.close()
+            raise
         try:
             streamwrite.write(writer, message.encode())
             await writer.drain()
