@@ -152,12 +152,14 @@ async def serve(config: object) -> int:
         # Every tcp:// host is checked (addresses, TLS files) before anything listens.
         tcp = {host: _tcp_listener(host, config) for host in config.hosts
                if host.startswith("tcp://")}
+        for address, port, context in tcp.values():
+            site = web.TCPSite if context is None else TLSSite
+            await site(runner, address, port, ssl_context=context).start()
+            log.info("API listen on %s:%s%s", address, port, " (TLS)" if context else "")
+        # The unix sockets last: a client that finds one (a test, a unit waiting for the
+        # file) then finds every tcp:// host listening too.
         for host in config.hosts:
             if host in tcp:
-                address, port, context = tcp[host]
-                site = web.TCPSite if context is None else TLSSite
-                await site(runner, address, port, ssl_context=context).start()
-                log.info("API listen on %s:%s%s", address, port, " (TLS)" if context else "")
                 continue
             if not host.startswith("unix://"):
                 raise MoorError(f"unsupported host {host!r}: unix:// or tcp://")
