@@ -109,10 +109,12 @@ async def serve(config: object) -> int:
     from moorage.api.build.routes import add_routes as build_routes
     from moorage.api.commit.routes import add_routes as commit_routes
     from moorage.api.containers.routes import add_routes as container_routes
+    from moorage.api.containers.routes import claims_body
     from moorage.api.events.routes import add_routes as event_routes
     from moorage.api.exec.routes import add_routes as exec_routes
     from moorage.api.images.routes import add_routes as image_routes
     from moorage.api.networks.routes import add_routes as network_routes
+    from moorage.api.rawrequest import Runner
     from moorage.api.server import create_app
     from moorage.api.system.df import add_routes as disk_usage_routes
     from moorage.api.system.routes import add_routes as system_routes
@@ -145,7 +147,7 @@ async def serve(config: object) -> int:
     volume_routes(app, engine.volumes)
     network_routes(app, engine.networks)
     unsupported_routes(app)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = Runner(app, wanted=claims_body, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []
     try:

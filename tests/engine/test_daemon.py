@@ -183,6 +183,23 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([DOCKER_CLI, *args], capture_output=True, timeout=30, env=env)
 
 
+def _copy_in_and_back(tmp_path: Path, host: list[str]) -> None:
+    """docker cp of a few MB into a container and back over `host`: its body is read
+    from the socket by moord's extracting thread on plain TCP, through aiohttp over TLS."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for n in range(3):
+        (tree / f"f{n}").write_bytes(os.urandom(1_500_000 + n))
+    created = _cli(*host, "create", "--name", "cp", "busybox", "true")
+    assert created.returncode == 0, created.stderr
+    into = _cli(*host, "cp", str(tree), "cp:/tree")
+    assert into.returncode == 0, into.stderr
+    out = _cli(*host, "cp", "cp:/tree", str(tmp_path / "back"))
+    assert out.returncode == 0, out.stderr
+    for n in range(3):
+        assert (tmp_path / "back" / f"f{n}").read_bytes() == (tree / f"f{n}").read_bytes()
+
+
 def test_tcp_mutual_tls(tmp_path: Path, busybox_tar: bytes) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -209,6 +226,7 @@ def test_tcp_mutual_tls(tmp_path: Path, busybox_tar: bytes) -> None:
         daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
         ran = _cli(*tls, "run", "--rm", "busybox", "echo", "over tls")
         assert (ran.returncode, ran.stdout) == (0, b"over tls\n"), ran.stderr
+        _copy_in_and_back(tmp_path, tls)
         no_cert = _cli("--tlsverify", *ca, "-H", host, "version")
         assert no_cert.returncode != 0
         plain = _cli("-H", host, "version")
@@ -217,7 +235,7 @@ def test_tcp_mutual_tls(tmp_path: Path, busybox_tar: bytes) -> None:
         stop_daemon(daemon)
 
 
-def test_plain_tcp_only_when_asked(tmp_path: Path) -> None:
+def test_plain_tcp_only_when_asked(tmp_path: Path, busybox_tar: bytes) -> None:
     host = f"tcp://127.0.0.1:{_free_port()}"
     (tmp_path / "refused").mkdir()
     with pytest.raises(RuntimeError, match="without encryption"):
@@ -228,5 +246,7 @@ def test_plain_tcp_only_when_asked(tmp_path: Path) -> None:
         result = _cli("-H", host, "version", "--format", "{{.Server.Os}}")
         assert (result.returncode, result.stdout) == (0, b"linux\n"), result.stderr
         assert "without encryption" in daemon.log()
+        daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+        _copy_in_and_back(tmp_path, ["-H", host])
     finally:
         stop_daemon(daemon)

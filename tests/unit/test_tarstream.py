@@ -45,7 +45,7 @@ def _extract(data: bytes, dest: Path, piece: int = 700) -> None:
     chunks.put(None)
     root = os.open(dest, os.O_PATH | os.O_DIRECTORY)
     try:
-        treecopy.extract(root, "/", tarstream.Source(chunks), no_overwrite_dir_non_dir=True,
+        treecopy.extract(root, "/", tarstream.QueueSource(chunks), no_overwrite_dir_non_dir=True,
                          owner=None)
     finally:
         os.close(root)

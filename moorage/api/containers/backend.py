@@ -5,7 +5,7 @@ The daemon answers with its records (moorage.model.records); the routes encode t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from moorage.model.config import ContainerConfig, ExecConfig, HostConfig
@@ -127,9 +127,12 @@ class ContainerBackend(Protocol):
         """The path's stat and its tar, made as it is read."""
 
     async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                                    direct: Callable[[], list[memoryview] | None] | None,
                                     no_overwrite_dir_non_dir: bool,
                                     copy_uid_gid: bool) -> None:
-        """Unpack the tar `body` into the directory `path`."""
+        """Unpack the tar `body` into the directory `path`. `direct`, where given, reads
+        the same body from a worker thread (blocking; the views are valid until the next
+        call; None at the end), and then `body` is not read."""
 
     async def container_update(self, ref: str, body: dict) -> None:
         """Resources (zero: unchanged) and restart policy, live while it runs."""

@@ -10,8 +10,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import StreamReader, web
+from aiohttp.http_parser import RawRequestMessage
 
-from moorage.api import rawbody, versions
+from moorage.api import rawbody, rawrequest, versions
 from moorage.api.containers.backend import ContainerBackend, LogLine, ProcessStream, TarChunks
 from moorage.api.containers.documents import inspect_document, summary
 from moorage.api.hijack import (
@@ -347,11 +348,16 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         return response
 
     async def put_containers_archive(request: web.Request) -> web.Response:
-        await backend.container_put_archive(
-            request.match_info["name"], request.query.get("path", ""),
-            _body_chunks(request.content),
-            no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
-            copy_uid_gid=query_bool(request, "copyUIDGID"))
+        claimed = rawrequest.claim(request)  # before aiohttp's buffer fills and pauses
+        try:
+            await backend.container_put_archive(
+                request.match_info["name"], request.query.get("path", ""),
+                _body_chunks(request.content), direct=claimed and claimed.read,
+                no_overwrite_dir_non_dir=query_bool(request, "noOverwriteDirNonDir"),
+                copy_uid_gid=query_bool(request, "copyUIDGID"))
+        finally:
+            if claimed is not None:
+                claimed.release()
         return web.Response(status=200)
 
     async def post_containers_update(request: web.Request) -> web.Response:
@@ -390,6 +396,11 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         ("GET", "/containers/{name}/logs", tracked(app, get_containers_logs)),
     ):
         add_route(app, method, path, handler)
+
+
+def claims_body(message: RawRequestMessage) -> bool:
+    """Whether a request's handler reads its body from the socket (rawrequest.claim)."""
+    return message.method == "PUT" and message.path.partition("?")[0].endswith("/archive")
 
 
 async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:

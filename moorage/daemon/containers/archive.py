@@ -230,13 +230,47 @@ class TarStream:
         await self.opened.__aexit__(None, None, None)
 
 
+def _extract_all(root: int, inner: str, take: Callable[[], tarstream.Item],
+                 **options: Any) -> None:
+    treecopy.extract(root, inner, tarstream.Source(take), **options)
+    while take() is not None:  # what a client sends after the tar's end
+        pass
+
+
+async def _extract_queued(ref: str, path: str, root: int, inner: str,
+                          body: AsyncIterator[bytes], **options: Any) -> None:
+    """The body read on the loop, handed to the extracting thread in batches."""
+    chunks: queue.Queue[tarstream.Item] = queue.Queue(_QUEUE_BATCHES)
+    extractor = asyncio.ensure_future(_blocking(
+        ref, path, treecopy.extract, root, inner, tarstream.QueueSource(chunks), **options))
+    batch: list[bytes] = []
+    size = 0
+    try:
+        async for piece in body:
+            batch.append(piece)
+            size += len(piece)
+            if size >= _BATCH_BYTES:
+                if not await _hand_over(chunks, batch, extractor):
+                    break
+                batch, size = [], 0
+    finally:
+        if batch:
+            await _hand_over(chunks, batch, extractor)
+        await _hand_over(chunks, None, extractor)
+    await extractor
+
+
 def _drain(out: queue.Queue[bytes | None]) -> None:
     with contextlib.suppress(queue.Empty):
         out.get(timeout=0.05)
 
 
 async def put_archive(ctx: Context, ref: str, path: str, body: AsyncIterator[bytes], *,
+                      direct: Callable[[], tarstream.Item] | None,
                       no_overwrite_dir_non_dir: bool, copy_uid_gid: bool) -> None:
+    """Unpack the tar `body` into the directory `path`; `direct`, where given, reads the
+    same body in the extracting thread itself (blocking; None at its end), and then
+    `body` is not read."""
     _check_path(path)
     record = ctx.registry.get(ref)
     async with _root(ctx, record, path) as (root, inner, in_mount):
@@ -249,24 +283,11 @@ async def put_archive(ctx: Context, ref: str, path: str, body: AsyncIterator[byt
             uid, gid, _ = await asyncio.to_thread(setup.resolve_user, rootfs,
                                                   record.config.user, ())
             owner = (uid, gid)
-        chunks: queue.Queue[tarstream.Item] = queue.Queue(_QUEUE_BATCHES)
-        source = tarstream.Source(chunks)
-        extractor = asyncio.ensure_future(_blocking(
-            ref, path, treecopy.extract, root, inner, source,
-            no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner))
-        batch: list[bytes] = []
-        size = 0
-        try:
-            async for piece in body:
-                batch.append(piece)
-                size += len(piece)
-                if size >= _BATCH_BYTES:
-                    if not await _hand_over(chunks, batch, extractor):
-                        break
-                    batch, size = [], 0
-        finally:
-            if batch:
-                await _hand_over(chunks, batch, extractor)
-            await _hand_over(chunks, None, extractor)
-        await extractor
+        if direct is not None:
+            await _blocking(ref, path, _extract_all, root, inner, direct,
+                            no_overwrite_dir_non_dir=no_overwrite_dir_non_dir, owner=owner)
+        else:
+            await _extract_queued(ref, path, root, inner, body,
+                                  no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
+                                  owner=owner)
     container_events.publish(ctx, record, "extract-to-dir")

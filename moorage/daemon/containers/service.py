@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from moorage.daemon.config import DaemonConfig
@@ -22,6 +22,7 @@ from moorage.daemon.containers import (
     setup,
     stats,
     stop,
+    tarstream,
     top,
     update,
 )
@@ -347,9 +348,10 @@ class ContainerService:
         return await archive.get_archive(self.ctx, ref, path)
 
     async def container_put_archive(self, ref: str, path: str, body: AsyncIterator[bytes], *,
+                                    direct: Callable[[], tarstream.Item] | None,
                                     no_overwrite_dir_non_dir: bool,
                                     copy_uid_gid: bool) -> None:
-        await archive.put_archive(self.ctx, ref, path, body,
+        await archive.put_archive(self.ctx, ref, path, body, direct=direct,
                                   no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
                                   copy_uid_gid=copy_uid_gid)
 

@@ -12,7 +12,7 @@ import os
 import queue
 import tarfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from moorage.errors import InvalidParameter
 
@@ -24,16 +24,17 @@ _TYPES = {b"0": tarfile.REGTYPE, b"\0": tarfile.REGTYPE, b"7": tarfile.REGTYPE,
           b"4": tarfile.BLKTYPE, b"5": tarfile.DIRTYPE, b"6": tarfile.FIFOTYPE}
 
 
-# What a Source's queue carries: a chunk, or a batch of them handed over at once (one
+# What a Source takes: a chunk, or a batch of them handed over at once (from a queue: one
 # queue operation and one thread wake-up per batch instead of per chunk); None ends it.
-Item = bytes | list[bytes] | None
+Item = bytes | list[bytes] | list[memoryview] | None
 
 
 class Source:
-    """The chunks a queue gives (None ends them), read as a file or copied to an fd."""
+    """Chunks from `take` (blocking; None ends them), read as a file or copied to an fd.
+    What `take` gives need stay valid only until it is called again."""
 
-    def __init__(self, chunks: queue.Queue[Item]) -> None:
-        self.chunks = chunks
+    def __init__(self, take: Callable[[], Item]) -> None:
+        self.take = take
         self.pieces: deque[memoryview] = deque()
         self.done = False
 
@@ -48,12 +49,14 @@ class Source:
     def _fill(self) -> bool:
         if self.done:
             return False
-        self._add(self.chunks.get())
+        self._add(self.take())
         return not self.done
 
     def peek(self, size: int) -> bytes:
-        while sum(len(p) for p in self.pieces) < size and self._fill():
-            pass
+        while sum(len(p) for p in self.pieces) < size and not self.done:
+            # Kept, not read: copied before `take` may reuse what they are views of.
+            self.pieces = deque(memoryview(bytes(p)) for p in self.pieces)
+            self._fill()
         return b"".join(bytes(p) for p in self.pieces)[:size]
 
     def read(self, size: int = -1) -> bytes:
@@ -97,7 +100,17 @@ class Source:
                     done = 0
 
     def _take_waiting(self) -> None:
-        """Move the chunks already queued into the pieces, without waiting."""
+        """More pieces for one writev, where they can be had without waiting."""
+
+
+class QueueSource(Source):
+    """The chunks a queue gives, handed over by the event loop."""
+
+    def __init__(self, chunks: queue.Queue[Item]) -> None:
+        super().__init__(chunks.get)
+        self.chunks = chunks
+
+    def _take_waiting(self) -> None:
         while not self.done and len(self.pieces) < _WRITEV_PIECES:
             try:
                 self._add(self.chunks.get_nowait())
