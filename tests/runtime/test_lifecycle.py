@@ -53,6 +53,11 @@ def running(rt: Runtime, bundle: BundleFactory, args: list[str] | None = None) -
     return cid
 
 
+def _program(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().split(b"\0")[0]
+
+
 def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -75,8 +80,12 @@ def test_create_start_kill_delete(runtime: Runtime, bundle: BundleFactory, sig: 
 
     assert runtime("start", cid).rc == 0
     st = wait_status(runtime, cid, "running")
-    with open(f"/proc/{st['pid']}/cmdline", "rb") as f:
-        assert f.read().split(b"\0")[0] == b"sleep"
+    # runc's start returns once its init has read the exec fifo, before the exec itself:
+    # on a loaded machine the init is still `runc init` a moment later (seen in CI).
+    deadline = time.monotonic() + 5
+    while _program(st["pid"]) != b"sleep" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _program(st["pid"]) == b"sleep"
 
     r = runtime("kill", cid, sig)
     assert r.rc == 0, r.err
