@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import http.client
 import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -321,3 +323,14 @@ class Engine:
             except subprocess.TimeoutExpired:
                 problems.append("docker rm -f hung for 10 s")
         return problems + residue(self.base, chosen, self.baseline)
+
+
+def store_clean(daemon: Daemon) -> None:
+    """moord's store check (POST /moor/system/check) finds nothing wrong or orphaned."""
+    conn = http.client.HTTPConnection("localhost", timeout=120)
+    conn.sock = socket.socket(socket.AF_UNIX)
+    conn.sock.connect(daemon.socket)
+    conn.request("POST", "/moor/system/check")
+    response = conn.getresponse()
+    report = json.loads(response.read())
+    assert response.status == 200 and report["Clean"], report

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from enginekit import MOORD, Daemon, start_daemon, stop_daemon
+from enginekit import MOORD, Daemon, start_daemon, stop_daemon, store_clean
 from peers import dockerd_running
 from registrykit import (
     DOCKER_LIST,
@@ -68,12 +68,6 @@ def api(daemon: Daemon, method: str, path: str,
     conn.request(method, path, headers=headers or {})
     response = conn.getresponse()
     return response.status, response.read()
-
-
-def store_clean(daemon: Daemon) -> None:
-    status, body = api(daemon, "POST", "/moor/system/check")
-    report = json.loads(body)
-    assert status == 200 and report["Clean"], report
 
 
 @pytest.fixture(scope="module")
