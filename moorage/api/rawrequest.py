@@ -20,7 +20,8 @@ aiohttp's parser has to agree with what was done in its place:
   on as if it had read everything;
 - a body left unread gives the connection back untouched, so aiohttp reads it as
   usual; one read part way (a bad tar, a cancelled request) closes the connection
-  after the answer.
+  after the answer, though not the socket while the client still sends the rest
+  (`_linger`).
 
 This relies on aiohttp's internals (pinned in pyproject): the handler's message queue,
 request count and constructor arguments, and the StreamReader's buffer.
@@ -32,6 +33,7 @@ import functools
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +53,8 @@ _RECORD_LIMIT = 1 << 20
 # pauses the connection past 512 KiB, which would stop its parser inside them.
 _COMPLETION_LIMIT = 256 << 10
 _BUFFER = 256 << 10
+# aiohttp's lingering close reads an unread body for as long (its lingering_time).
+_LINGER_SECONDS = 10.0
 
 Wanted = Callable[[RawRequestMessage], bool]
 
@@ -228,13 +232,13 @@ class ClaimedBody:
         with self._lock:
             self._released = True
             reading = self._reading
-            if not reading:
-                self._close()
-            else:
+            if reading:  # given up while the consumer reads: its read() closes the fds
                 os.eventfd_write(self._wake, 1)
         if not self._started:
+            self._close()
             self._transport.resume_reading()  # aiohttp reads the body as if never claimed
         elif not reading and self._decoder.done and self._content.exception() is None:
+            self._close()
             self._content.read_nowait()  # what the parser decoded before the claim
             self._protocol.data_received(self._completion + bytes(self._decoder.rest))
             if not self._transport.is_closing() and not self._transport.is_reading():
@@ -244,6 +248,34 @@ class ClaimedBody:
             # ended: the connection closes after the answer.
             self._protocol.close()
             self._content.feed_eof()
+            if not reading:
+                # The consumer stopped before the body's end (a tar refused, a full disk).
+                # The socket stays open through this fd while what the client still sends
+                # is read and dropped, as aiohttp's or Go's lingering close would: a
+                # client still sending gets the answer, not a broken pipe.
+                threading.Thread(target=self._linger, name="request body",
+                                 daemon=True).start()
+
+    def _linger(self) -> None:
+        deadline = time.monotonic() + _LINGER_SECONDS
+        buffer = memoryview(self._buffer)
+        try:
+            while not self._decoder.done:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                try:
+                    count = os.readv(self._fd, [buffer])
+                except BlockingIOError:
+                    self._poll.poll(left * 1000)
+                    continue
+                if not count:
+                    return
+                self._decoder.feed(buffer[:count])
+        except (OSError, ChunkedError):
+            return
+        finally:
+            self._close()
 
     def _close(self) -> None:
         if self._fd >= 0:
