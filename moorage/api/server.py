@@ -11,8 +11,10 @@ bodies with the matching status, so a handler never builds an error response.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -76,9 +78,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(405, "method not allowed")
     except web.HTTPException:
         raise
-    except Exception:
-        log.exception("%s %s failed", request.method, request.path)
-        response = error_response(500, "internal error: see the daemon's log")
+    except Exception as err:
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            # A full disk that no layer below named: the cause, in Go's words.
+            log.warning("%s %s: %s", request.method, request.path, err)
+            cause = os.strerror(err.errno).lower()
+            response = error_response(500, f"write {err.filename}: {cause}"
+                                      if err.filename else cause)
+        else:
+            log.exception("%s %s failed", request.method, request.path)
+            response = error_response(500, "internal error: see the daemon's log")
     if not response.prepared:
         response.headers.setdefault("Api-Version", versions.MAX_VERSION)
         response.headers.setdefault("Server", SERVER_HEADER)

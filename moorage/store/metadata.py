@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from moorage.errors import SystemFailure
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     id            TEXT PRIMARY KEY,  -- sha256 of the config blob (image-spec config.md ImageID)
@@ -194,10 +196,14 @@ class Metadata:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(err, sqlite3.OperationalError) \
+                    and err.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise SystemFailure(f"write {self.path}: no space left on device") from None
             raise
-        conn.execute("COMMIT")
 
     # --- images ---------------------------------------------------------------
 

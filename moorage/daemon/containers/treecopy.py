@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from moorage.daemon.containers import tarstream
-from moorage.errors import InvalidParameter
+from moorage.errors import InvalidParameter, SystemFailure
 from moorage.image import tarwriter
 from moorage.linux import libc
 from moorage.timefmt import format_ns
@@ -274,8 +274,16 @@ def extract(root: int, dest: str, source: tarstream.Source, *, no_overwrite_dir_
             if not parts:
                 continue
             parent = parents.get(parts[:-1])
-            _place(member, data, parent, parts[-1], posixpath.join(wanted, *parts),
-                   no_overwrite_dir_non_dir, owner, parents)
+            shown = posixpath.join(wanted, *parts)
+            try:
+                _place(member, data, parent, parts[-1], shown, no_overwrite_dir_non_dir,
+                       owner, parents)
+            except OSError as err:
+                if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                # dockerd's words, but for its untar process's "(exit status 1)".
+                raise SystemFailure(f"Error processing tar file: write {shown}: "
+                                    f"{os.strerror(err.errno).lower()}") from None
     except tarfile.ReadError as err:
         if str(err) != "empty file":  # no body: nothing to unpack, as dockerd
             raise InvalidParameter(f"Error processing tar file: {err}") from None
