@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 import sys
+from typing import Any
 
 import uvloop
 
@@ -150,6 +151,7 @@ async def serve(config: object) -> int:
     runner = Runner(app, wanted=claims_body, access_log=None, handle_signals=False)
     await runner.setup()
     sockets: list[str] = []
+    cri: Any = None
     try:
         # Every tcp:// host is checked (addresses, TLS files) before anything listens.
         tcp = {host: _tcp_listener(host, config) for host in config.hosts
@@ -158,8 +160,9 @@ async def serve(config: object) -> int:
             site = web.TCPSite if context is None else TLSSite
             await site(runner, address, port, ssl_context=context).start()
             log.info("API listen on %s:%s%s", address, port, " (TLS)" if context else "")
+        cri = await _serve_cri(engine) if config.cri_socket else None
         # The unix sockets last: a client that finds one (a test, a unit waiting for the
-        # file) then finds every tcp:// host listening too.
+        # file) then finds every tcp:// host and the CRI listening too.
         for host in config.hosts:
             if host in tcp:
                 continue
@@ -170,11 +173,12 @@ async def serve(config: object) -> int:
             sockets.append(path)
             log.info("API listen on %s", path)
     except BaseException:
+        if cri is not None:
+            await cri.stop(1)
         await runner.cleanup()
         await engine.stop()
         release_pidfile(pidfile)
         raise
-    cri = await _serve_cri(engine) if config.cri_socket else None
     # What the start made lives as long as the daemon: out of the collector's sight,
     # its collections walk only what came after (a full one took 15 ms, an older-
     # generation one ~1 ms, measured; the event loop, and so every embedded DNS
@@ -185,6 +189,9 @@ async def serve(config: object) -> int:
     log.info("shutting down")
     if cri is not None:
         await cri.stop(1)
+        # Gone with the daemon, as the API's: a client waiting for the file of the next
+        # start must not find this one.
+        sockets.append(config.cri_socket)
     await runner.cleanup()
     await engine.stop()
     for path in sockets:
