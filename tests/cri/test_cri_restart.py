@@ -73,6 +73,8 @@ def test_restart_with_pods_running(network: Network, busybox_tar: bytes) -> None
             cri.runtime.RemovePodSandbox(pb.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
             assert cri.runtime.ListContainers(pb.ListContainersRequest()).containers == []
         finally:
-            remove_all_pods(cri)
-            cri.close()
-            stop_daemon(cri.daemon)
+            try:
+                remove_all_pods(cri)
+            finally:  # the daemon stops even when its pods could not be removed
+                cri.close()
+                stop_daemon(cri.daemon)
