@@ -45,3 +45,9 @@ class NotImplementedYet(MoorError):
 
 class SystemFailure(MoorError):
     """The system failed to do what was asked (HTTP 500)."""
+
+
+def write_failed(err: OSError, target: str) -> SystemFailure:
+    """A write that failed (a full disk, an I/O error) in Go's words: "write <target>:
+    <reason>", as dockerd reports it."""
+    return SystemFailure(f"write {target}: {(err.strerror or str(err)).lower()}")

@@ -212,13 +212,7 @@ class ClaimedBody:
                 return first
         buffer = memoryview(self._buffer)
         while not self._decoder.done:
-            try:
-                count = os.readv(self._fd, [buffer])
-            except BlockingIOError:
-                ready = dict(self._poll.poll())
-                if self._wake in ready:
-                    raise ConnectionAbortedError("the request is over") from None
-                continue
+            count = self._receive(buffer, None)
             if not count:
                 raise InvalidParameter("unexpected EOF")
             pieces = self._decoder.feed(buffer[:count])
@@ -256,19 +250,26 @@ class ClaimedBody:
                 threading.Thread(target=self._linger, name="request body",
                                  daemon=True).start()
 
+    def _receive(self, buffer: memoryview, deadline: float | None) -> int | None:
+        """Bytes read into `buffer`, 0 at the client's end, None once `deadline` (a
+        monotonic time; None: no end) has passed; ConnectionAbortedError when release()
+        wakes it."""
+        while True:
+            try:
+                return os.readv(self._fd, [buffer])
+            except BlockingIOError:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                if self._wake in dict(self._poll.poll(None if left is None else left * 1000)):
+                    raise ConnectionAbortedError("the request is over") from None
+
     def _linger(self) -> None:
         deadline = time.monotonic() + _LINGER_SECONDS
         buffer = memoryview(self._buffer)
         try:
             while not self._decoder.done:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return
-                try:
-                    count = os.readv(self._fd, [buffer])
-                except BlockingIOError:
-                    self._poll.poll(left * 1000)
-                    continue
+                count = self._receive(buffer, deadline)
                 if not count:
                     return
                 self._decoder.feed(buffer[:count])

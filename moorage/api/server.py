@@ -82,9 +82,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
             # A full disk that no layer below named: the cause, in Go's words.
             log.warning("%s %s: %s", request.method, request.path, err)
-            cause = os.strerror(err.errno).lower()
-            response = error_response(500, f"write {err.filename}: {cause}"
-                                      if err.filename else cause)
+            response = error_response(500, str(errors.write_failed(err, err.filename))
+                                      if err.filename else os.strerror(err.errno).lower())
         else:
             log.exception("%s %s failed", request.method, request.path)
             response = error_response(500, "internal error: see the daemon's log")

@@ -21,7 +21,14 @@ from moorage.distribution.auth import Credentials, error_message, json_body
 from moorage.distribution.blobs import Aborted, BlobSource, VerifyingReader
 from moorage.distribution.client import Registry, RegistryError, Repository, first_answer
 from moorage.distribution.mirrors import Endpoint, endpoints
-from moorage.errors import InvalidParameter, MoorError, NotFound, SystemFailure, Unauthorized
+from moorage.errors import (
+    InvalidParameter,
+    MoorError,
+    NotFound,
+    SystemFailure,
+    Unauthorized,
+    write_failed,
+)
 from moorage.image import config as image_config
 from moorage.image.manifest import (
     DOCKER_LIST,
@@ -301,8 +308,7 @@ async def _layer(source: BlobSource, diff_id: str, content: ContentStore,
         except MoorError as e:
             raise type(e)(_layer_error(e)) from None
         except OSError as e:  # the blob's ingest failed: disk full, I/O error
-            raise SystemFailure(_layer_error(SystemFailure(
-                f"write {e.filename or 'blob'}: {(e.strerror or str(e)).lower()}"))) from None
+            raise SystemFailure(_layer_error(write_failed(e, e.filename or "blob"))) from None
     emit(JSONMessage("Verifying Checksum", layer_id))
     emit(JSONMessage("Download complete", layer_id))
     emit(JSONMessage("Extracting", layer_id, descriptor.size, descriptor.size))

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from moorage.daemon.containers import tarstream
-from moorage.errors import InvalidParameter, SystemFailure
+from moorage.errors import InvalidParameter, SystemFailure, write_failed
 from moorage.image import tarwriter
 from moorage.linux import libc
 from moorage.timefmt import format_ns
@@ -282,8 +282,8 @@ def extract(root: int, dest: str, source: tarstream.Source, *, no_overwrite_dir_
                 if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 # dockerd's words, but for its untar process's "(exit status 1)".
-                raise SystemFailure(f"Error processing tar file: write {shown}: "
-                                    f"{os.strerror(err.errno).lower()}") from None
+                raise SystemFailure(f"Error processing tar file: {write_failed(err, shown)}"
+                                    ) from None
     except tarfile.ReadError as err:
         if str(err) != "empty file":  # no body: nothing to unpack, as dockerd
             raise InvalidParameter(f"Error processing tar file: {err}") from None

@@ -14,7 +14,7 @@ from typing import IO, Any
 from moorage import __version__
 from moorage.daemon.images.store import ImageStore
 from moorage.daemon.images.transfer import add_image, register
-from moorage.errors import SystemFailure
+from moorage.errors import write_failed
 from moorage.image import config as image_config
 from moorage.image.diff import write_layer
 from moorage.image.manifest import OCI_CONFIG, Descriptor, encode_manifest
@@ -73,8 +73,7 @@ def _commit(service: ImageStore, parent_id: str | None, child: ChildImage) -> st
             except OSError as err:  # the blob's write: a full disk, an I/O error
                 if staged is not None:
                     service.snapshots.discard(staged)
-                raise SystemFailure(f"write layer: {(err.strerror or str(err)).lower()}"
-                                    ) from None
+                raise write_failed(err, "layer") from None
         # Stored uncompressed, the layer's blob digest is its diff ID.
         if staged is not None:
             _place(service, parent_id, staged, blob)
