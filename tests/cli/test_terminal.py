@@ -22,8 +22,10 @@ class Pty:
                  cols: int = 80) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:
+            # Sized before the program starts: set from the parent, it raced the
+            # program's first look (a CI run drew `moor load` 0 columns wide, no bar).
+            fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
             os.execve(argv[0], argv, env)
-        self.resize(rows, cols, signal=False)
         self.seen = b""
 
     def resize(self, rows: int, cols: int, signal: bool = True) -> None:
