@@ -3,6 +3,7 @@ matching rules."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,27 @@ def test_journal_replays_after_restart_and_stays_bounded(tmp_path: Path) -> None
     again.append(_event(40))
     assert again.replay(40_000)[0].attributes == {"name": "c40"}
     again.close()
+
+
+def test_full_disk_loses_only_the_journal_entries(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(tmp_path)],
+                   check=True)
+    try:
+        journal = Journal(str(tmp_path / "events.log"), limit=1000)
+        for n in range(1, 101):  # two pages hold about 60: the rest find the disk full
+            journal.append(_event(n))
+        subprocess.run(["mount", "-o", "remount,size=64k", str(tmp_path)], check=True)
+        journal.append(_event(200))
+        kept = [e.time_ns // 1000 for e in journal.replay(0)]
+        journal.close()
+    finally:
+        subprocess.run(["umount", str(tmp_path)], check=True)
+    # Whole lines up to the full disk, the line cut by it skipped, then the next one.
+    assert 50 < len(kept) < 100 and kept == [*range(1, len(kept)), 200], kept
+    assert [r.message.split(": ", 1)[1] for r in caplog.records] == [
+        "[Errno 28] No space left on device; events are not kept until it can be "
+        "written again", "written again"]
 
 
 def test_bus_feeds_the_journal(tmp_path: Path) -> None:
