@@ -28,6 +28,7 @@ from collections import deque
 
 from aiohttp import web
 
+from moorage.api.server import start_stream
 from moorage.errors import InvalidParameter
 from moorage.protocol import detachkeys
 
@@ -241,7 +242,7 @@ async def hijack(request: web.Request, content_type: str,
     else:
         response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     response.force_close()
-    await response.prepare(request)
+    await start_stream(request, response)
     hijacked = Hijacked(request, response, upgraded, detach_keys)  # takes stdin from here
     await _until_read(request.transport)
     return hijacked

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from moorage import __version__, errors
 from moorage.api import versions
@@ -33,6 +34,7 @@ _STATUS = {
 SERVER_HEADER = f"moorage/{__version__} (linux)"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_STREAM_STARTED = "moorage.stream_started"
 
 
 def error_response(status: int, message: str) -> web.Response:
@@ -66,12 +68,32 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler) ->
     app.router.add_route(method, r"/v{api_version:\d+\.\d+}" + path, handler)
 
 
+async def start_stream(request: web.Request,
+                       response: web.StreamResponse) -> AbstractStreamWriter | None:
+    """Send `response`'s head (a stream, a 101 upgrade): after it a failure cannot be
+    answered in HTTP any more, so the error middleware ends the connection instead."""
+    request[_STREAM_STARTED] = response
+    return await response.prepare(request)
+
+
+def failure(request: web.Request, err: Exception) -> tuple[int, str]:
+    """The status and Docker's message a failed request answers with; a failure that is
+    not the client's is logged."""
+    if isinstance(err, errors.MoorError):
+        return status_of(err), str(err)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        # A full disk that no layer below named: the cause, in Go's words.
+        log.warning("%s %s: %s", request.method, request.path, err)
+        return 500, (str(errors.write_failed(err, err.filename)) if err.filename
+                     else os.strerror(err.errno).lower())
+    log.exception("%s %s failed", request.method, request.path, exc_info=err)
+    return 500, "internal error: see the daemon's log"
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
-    except errors.MoorError as err:
-        response = error_response(status_of(err), str(err))
     except web.HTTPNotFound:
         response = error_response(404, "page not found")
     except web.HTTPMethodNotAllowed:
@@ -79,14 +101,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException:
         raise
     except Exception as err:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            # A full disk that no layer below named: the cause, in Go's words.
-            log.warning("%s %s: %s", request.method, request.path, err)
-            response = error_response(500, str(errors.write_failed(err, err.filename))
-                                      if err.filename else os.strerror(err.errno).lower())
+        status, message = failure(request, err)
+        started: web.StreamResponse | None = request.get(_STREAM_STARTED)
+        if started is None:
+            response = error_response(status, message)
         else:
-            log.exception("%s %s failed", request.method, request.path)
-            response = error_response(500, "internal error: see the daemon's log")
+            # A second HTTP answer would be garbage inside the stream or past the 101.
+            log.info("%s %s: stream ended: %s", request.method, request.path, message)
+            started.force_close()
+            response = started
     if not response.prepared:
         response.headers.setdefault("Api-Version", versions.MAX_VERSION)
         response.headers.setdefault("Server", SERVER_HEADER)

@@ -20,6 +20,7 @@ from moorage.api.server import (
     query_filters,
     query_int,
     read_json,
+    start_stream,
 )
 from moorage.errors import InvalidParameter
 from moorage.model.build import BuildCachePruneReport, BuildRequest
@@ -149,13 +150,13 @@ def add_routes(app: web.Application, backend: BuildBackend) -> None:
 
         async def emit(message: dict[str, Any]) -> None:
             if not response.prepared:
-                await response.prepare(request)
+                await start_stream(request, response)
             await response.write(json.dumps(message).encode() + b"\r\n")
 
         body = BodyReader(request.content, asyncio.get_running_loop())
         await start(build, body, emit)  # type: ignore[arg-type]
         if not response.prepared:
-            await response.prepare(request)
+            await start_stream(request, response)
         await response.write_eof()
         return response
 

@@ -30,6 +30,7 @@ from moorage.api.server import (
     query_filters,
     query_int,
     read_json,
+    start_stream,
     unless_disconnected,
 )
 from moorage.api.streams import tracked
@@ -155,7 +156,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         # Headers first, as dockerd does: the client takes them as "the wait is registered"
         # before it starts the container.
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
+        await start_stream(request, response)
         try:
             code, error = await unless_disconnected(request, future)
         except ConnectionResetError:
@@ -231,7 +232,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         if query_bool(request, "stream"):
             container, future = await backend.container_attach(
                 name, stdin=stdin, stdout=stdout, stderr=stderr)
-        await ws.prepare(request)
+        await start_stream(request, ws)
         client = WebSocketStream(ws, keys)
         try:
             for entry in replay:
@@ -259,7 +260,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         timestamps = query_bool(request, "timestamps")
         response = web.StreamResponse(headers={
             "Content-Type": RAW_STREAM if tty else MULTIPLEXED_STREAM})
-        await response.prepare(request)
+        await start_stream(request, response)
         async for batch in entries:
             chunks = []
             for entry in batch:
@@ -291,7 +292,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         if not stream:
             return json_response(first)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
+        await start_stream(request, response)
         try:
             await response.write(json.dumps(first).encode() + b"\n")
             async for document in documents:
@@ -326,7 +327,7 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
                         headers: dict[str, str]) -> web.StreamResponse:
         response = web.StreamResponse(headers={**headers, "Content-Type": "application/x-tar"})
         try:
-            writer = await response.prepare(request)
+            writer = await start_stream(request, response)
             body = await rawbody.direct_body(request, writer) if writer is not None else None
             if body is not None:
                 # Shielded: a cancelled handler must not close the fd under the thread.

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from moorage.api.distribution.backend import DistributionBackend, Emit
-from moorage.api.server import add_route, json_response, read_json
+from moorage.api.server import add_route, json_response, read_json, start_stream
 from moorage.errors import MoorError
 from moorage.model.distribution import AuthConfig, PullRequest, PushRequest
 from moorage.protocol.jsonmessage import JSONMessage, encode
@@ -72,7 +72,7 @@ async def stream_progress(request: web.Request,
             if response is None:
                 # Exactly "application/json": the docker CLI draws progress only then.
                 response = web.StreamResponse(headers={"Content-Type": "application/json"})
-                await response.prepare(request)
+                await start_stream(request, response)
             chunk, ended = encode(message), False
             while not queue.empty():  # send what piled up in one write
                 more = queue.get_nowait()

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from moorage.api.server import add_route, query_filters
+from moorage.api.server import add_route, query_filters, start_stream
 from moorage.api.streams import tracked
 from moorage.errors import InvalidParameter
 
@@ -70,7 +70,7 @@ def add_routes(app: web.Application, backend: EventsBackend) -> None:
         past, queue, stop = backend.subscribe(filters, since, until)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         try:
-            await response.prepare(request)
+            await start_stream(request, response)
             for event in past:
                 await response.write(json.dumps(document(event)).encode() + b"\n")
             while not until or time.time_ns() < until:

@@ -7,10 +7,9 @@ from aiohttp import web
 from moorage.api.containers.backend import ContainerBackend
 from moorage.api.containers.routes import relay
 from moorage.api.hijack import MULTIPLEXED_STREAM, RAW_STREAM, detach_keys, hijack
-from moorage.api.server import add_route, json_response, query_int, read_json
+from moorage.api.server import add_route, failure, json_response, query_int, read_json
 from moorage.api.streams import tracked
 from moorage.api.wire import decode
-from moorage.errors import MoorError
 from moorage.model.config import ExecConfig
 from moorage.protocol import stdcopy
 
@@ -40,10 +39,10 @@ def add_routes(app: web.Application, backend: ContainerBackend) -> None:
         client = await hijack(request, RAW_STREAM if tty else MULTIPLEXED_STREAM, keys)
         try:
             process = await execs.exec_start(instance.id, detach=False)
-        except MoorError as err:
-            # The failure is the stream's only output; the exec's exit code (126)
-            # says the rest.
-            message = f"{err}\r\n".encode()
+        except Exception as err:
+            # As dockerd: the failure is the stream's only output; the exec's exit code
+            # (126) says the rest.
+            message = f"{failure(request, err)[1]}\r\n".encode()
             await client.write(message if tty else stdcopy.frame(1, message))
             return client.response
         await relay(client, process, tty, instance.config.attach_stdin)

@@ -21,7 +21,7 @@ from moorage.api.distribution.routes import Handlers as DistributionHandlers
 from moorage.api.distribution.routes import add_routes as distribution_routes
 from moorage.api.images.backend import ImageBackend, ImageExport
 from moorage.api.images.streams import BodyReader, ResponseWriter
-from moorage.api.server import add_route, json_response, query_bool, query_filters
+from moorage.api.server import add_route, json_response, query_bool, query_filters, start_stream
 from moorage.errors import InvalidParameter
 from moorage.model.image import (
     CheckReport,
@@ -184,7 +184,7 @@ class _Handlers:
             else request.query.getall("names", [])
         export: ImageExport = await self._call(self.backend.export_image, names)
         response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
-        await response.prepare(request)
+        await start_stream(request, response)
         writer = ResponseWriter(response, asyncio.get_running_loop())
         try:
             await self._call(_write_all, export, writer)
