@@ -12,8 +12,9 @@ image row goes when no namespace holds it and no lease does; until the leases
 are gone it stays, ``retained``.
 
 Every change is one transaction (BEGIN IMMEDIATE, so writers queue instead of
-failing midway). Connections are per thread: the daemon calls in from its event
-loop and from worker threads, and a sqlite3 connection must stay in its thread.
+failing midway); room is kept aside for them on a filling disk
+(moorage.store.reserve). Connections are per thread: the daemon calls in from its
+event loop and from worker threads, and a sqlite3 connection must stay in its thread.
 The file's schema version is SQLite's user_version; ``_MIGRATIONS`` brings an
 older file forward in one transaction when the layer opens it.
 """
@@ -29,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from moorage.errors import SystemFailure
+from moorage.store.reserve import Reserve
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -160,6 +162,7 @@ class Metadata:
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
+        self._reserve = Reserve(path + "-reserve")
         # executescript commits on its own; every statement is IF NOT EXISTS.
         self.connection().executescript(SCHEMA)
         self._migrate()
@@ -193,6 +196,7 @@ class Metadata:
         if conn.in_transaction:
             yield conn
             return
+        self._reserve.before_write()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
