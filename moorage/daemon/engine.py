@@ -77,10 +77,14 @@ class Engine:
             self.volumes.leases.release(holder)
 
     async def stop(self) -> None:
-        await self.containers.stop()
-        self.event_log.close()
-        await self.networks.stop(keep=any(
-            r.state.running for r in self.containers.ctx.registry.all()))
+        try:
+            await self.containers.stop()
+        finally:
+            # Even after a failed container stop: the bridge and its firewall table
+            # must not outlive the daemon.
+            self.event_log.close()
+            await self.networks.stop(keep=any(
+                r.state.running for r in self.containers.ctx.registry.all()))
 
     def _adopt_writable_layers(self, containers: list[tuple[str, str]]) -> None:
         """Containers made before writable layers were snapshots kept theirs in

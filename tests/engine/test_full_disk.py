@@ -13,17 +13,28 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from enginekit import start_daemon, stop_daemon, store_clean
+from enginekit import daemon_bridge_name, mounts_under, start_daemon, stop_daemon, store_clean
 
 
-def test_full_disk(tmp_path: Path, busybox_tar: bytes) -> None:
+@contextmanager
+def _data_root_on_40mb(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """The folder for start_daemon, and its data-root on a tmpfs of its own."""
     base = tmp_path / "moord"
     data = base / "data"
     data.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(data)], check=True)
     try:
+        yield base, data
+    finally:
+        subprocess.run(["umount", str(data)], check=True)
+
+
+def test_full_disk(tmp_path: Path, busybox_tar: bytes) -> None:
+    with _data_root_on_40mb(tmp_path) as (base, data):
         daemon = start_daemon(str(base))
         try:
             daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
@@ -69,5 +80,41 @@ def test_full_disk(tmp_path: Path, busybox_tar: bytes) -> None:
             store_clean(daemon)
         finally:
             stop_daemon(daemon)
-    finally:
-        subprocess.run(["umount", str(data)], check=True)
+
+
+def test_stop_past_the_reserve(tmp_path: Path, busybox_tar: bytes) -> None:
+    """The disk filled again after the room kept for moor.db was given back: the exit of
+    the container the daemon's stop ends cannot be saved. The stop still ends whole
+    (no bridge, firewall table or mount left), and the next start records the exit."""
+    with _data_root_on_40mb(tmp_path) as (base, data):
+        bridge = daemon_bridge_name(str(base))
+        daemon = start_daemon(str(base))
+        try:
+            daemon.docker("import", "-", "busybox:latest", input=busybox_tar, check=True)
+            daemon.docker("run", "-d", "--name", "kept", "--stop-timeout", "1",
+                          "busybox:latest", "sleep", "600", check=True)
+            fill = ["dd", "if=/dev/zero", "bs=1M"]
+            subprocess.run([*fill, f"of={data / 'filler'}"], capture_output=True)
+            daemon.docker("pause", "kept", check=True)  # a write: the reserve goes
+            subprocess.run([*fill, f"of={data / 'filler-after-the-reserve'}"],
+                           capture_output=True)
+            assert os.statvfs(data).f_bavail == 0
+            assert not (data / "moor.db-reserve").exists()
+        finally:
+            stop_daemon(daemon)
+        assert daemon.process.returncode == 0, Path(daemon.log_path).read_text()
+        assert not Path(f"/sys/class/net/{bridge}").exists()
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+        assert f"moorage_{bridge}" not in tables.stdout
+        assert mounts_under(str(base)) == {str(data)}
+
+        for filler in ("filler", "filler-after-the-reserve"):
+            (data / filler).unlink()
+        daemon = start_daemon(str(base))
+        try:
+            shown = daemon.docker("ps", "-a", "--format", "{{.Names}} {{.Status}}")
+            assert shown.stdout.decode().startswith("kept Exited (137) "), shown
+            daemon.docker("rm", "kept", check=True)
+            store_clean(daemon)
+        finally:
+            stop_daemon(daemon)

@@ -20,7 +20,7 @@ from moorage.daemon.containers.context import Context
 from moorage.daemon.containers.paths import SHIM_GONE, exit_status, read_exit_file
 from moorage.daemon.containers.shim_client import REQUEST_SECONDS, request
 from moorage.daemon.containers.spec import cgroup_path
-from moorage.errors import MoorError
+from moorage.errors import MoorError, SystemFailure
 from moorage.model.records import EXITED, ContainerRecord
 from moorage.runtime.cgroups import new_manager
 from moorage.shim.wire import (
@@ -47,7 +47,10 @@ async def apply_exit(ctx: Context, container_id: str, exit_record: ExitRecord,
     current = ctx.registry.find(container_id)
     if current is None or not current.state.running or current.state.restarting:
         return current
-    await asyncio.to_thread(release_run, ctx, current)
+    try:
+        await asyncio.to_thread(release_run, ctx, current)
+    except SystemFailure as err:  # a full disk: the addresses are released at the next start
+        log.error("container %s exited: %s", container_id, err)
     code, oom, error, finished = exit_status(exit_record)
     return ctx.states.transition(container_id, status, event="exit", pid=0, exit_code=code,
                                  oom_killed=oom, error=error, finished_at=finished)

@@ -6,12 +6,15 @@ database together.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from moorage.daemon.containers.names import generate_name
 from moorage.daemon.containers.store import ContainerStore
-from moorage.errors import Conflict, InvalidParameter, NotFound
+from moorage.errors import Conflict, InvalidParameter, NotFound, SystemFailure
 from moorage.model.records import ContainerRecord
+
+log = logging.getLogger("moord.containers")
 
 
 class Registry:
@@ -66,10 +69,19 @@ class Registry:
         if self._names.get(name) == container_id and container_id not in self._records:
             del self._names[name]
 
-    def put(self, record: ContainerRecord) -> None:
-        """Saves `record` (new, changed or renamed); sqlite3.IntegrityError for a taken name."""
+    def put(self, record: ContainerRecord, *, even_unsaved: bool = False) -> None:
+        """Saves `record` (new, changed or renamed); sqlite3.IntegrityError for a taken name.
+
+        `even_unsaved`: the record tells what happened whatever the disk says (a process
+        exited), so it is kept even when a full disk refuses it; the daemon's next start
+        finds the shim gone and saves the exit then."""
         old = self._records.get(record.id)
-        self._store.save(record)
+        try:
+            self._store.save(record)
+        except SystemFailure as err:
+            if not even_unsaved:
+                raise
+            log.error("container %s: %s: its state is kept in memory only", record.id, err)
         if old is not None and old.name != record.name \
                 and self._names.get(old.name) == record.id:
             del self._names[old.name]

@@ -150,14 +150,21 @@ class ContainerService:
 
     async def stop(self) -> None:
         """Without live-restore the containers stop with the daemon and their rootfs
-        is unmounted; with it they keep running and their shims outlive the daemon."""
+        is unmounted; with it they keep running and their shims outlive the daemon.
+        A stop that fails (its exit not recorded on a full disk) still lets the rest of
+        the shutdown run; its error is raised after."""
         ctx = self.ctx
-        if not ctx.config.live_restore:
-            try:
+        try:
+            if not ctx.config.live_restore:
                 await asyncio.wait_for(stop.stop_all(ctx), _SHUTDOWN_DEADLINE)
-            except TimeoutError:
-                log.warning("containers still running after %ss of shutdown",
-                            _SHUTDOWN_DEADLINE)
+        except TimeoutError:
+            log.warning("containers still running after %ss of shutdown",
+                        _SHUTDOWN_DEADLINE)
+        finally:
+            await self._stop_services()
+
+    async def _stop_services(self) -> None:
+        ctx = self.ctx
         await ctx.restarts.stop()
         await self.health.stop()
         await self.monitors.stop()

@@ -75,7 +75,7 @@ class StateMachine:
                         running=status in (RUNNING, PAUSED, RESTARTING),
                         paused=status == PAUSED, restarting=status == RESTARTING, **changes)
         updated = replace(record, state=state)
-        self.registry.put(updated)
+        self.registry.put(updated, even_unsaved=event == "exit")
         if event:
             self._tell(event, updated, error)
         return updated

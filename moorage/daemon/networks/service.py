@@ -534,13 +534,13 @@ class NetworkService:
         """When the container stops: its DNS server, port listeners and rules go, and
         its addresses, as dockerd releases them at the stop (a start claims anew)."""
         self.resolver.detach(container_id)
-        with self._lock:
-            self._release_addresses(container_id)
         with self._ports_lock:
             taken = self._ports.pop(container_id, None)
         if taken is not None:
             taken.close()
             self._apply_firewall()
+        with self._lock:  # last: on a full disk it fails, and the next start does it
+            self._release_addresses(container_id)
 
     def release_stopped(self, container_ids: set[str]) -> None:
         """At the daemon's start: the addresses the stopped containers still hold."""
