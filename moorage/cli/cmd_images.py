@@ -18,6 +18,7 @@ from moorage.cli.progress import Progress
 from moorage.cli.pulling import pull_image
 from moorage.cli.session import CommandError
 from moorage.client.credentials import auth_header
+from moorage.protocol.stringid import short_id
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,10 +29,6 @@ if TYPE_CHECKING:
 
 DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 HEADERS = {"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}
-
-
-def _short(image_id: str) -> str:
-    return image_id.removeprefix("sha256:")[:12]
 
 
 def _rows(images: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]]:
@@ -47,7 +44,7 @@ def _rows(images: list[dict[str, Any]], trunc: bool) -> list[dict[str, Any]]:
                            if d.startswith(repo + "@")), "<none>")
             rows.append({
                 "Repository": repo, "Tag": name,
-                "ID": _short(image["Id"]) if trunc else image["Id"],
+                "ID": short_id(image["Id"]) if trunc else image["Id"],
                 "Digest": digest,
                 "CreatedSince": since(image.get("Created", 0)),
                 "CreatedAt": go_time(image.get("Created", 0)),
@@ -199,7 +196,7 @@ def history(session: Session, opts: Options, args: list[str]) -> int:
         if not opts.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
         rows.append(Row({
-            "ID": e["Id"] if e["Id"] == "<missing>" or opts.no_trunc else _short(e["Id"]),
+            "ID": e["Id"] if e["Id"] == "<missing>" or opts.no_trunc else short_id(e["Id"]),
             "CreatedSince": since(created) if opts.human else rfc3339, "CreatedAt": rfc3339,
             "CreatedBy": created_by, "Comment": e.get("Comment", ""),
             "Size": human_size(e.get("Size", 0)) if opts.human else str(e.get("Size", 0))},

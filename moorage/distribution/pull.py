@@ -43,12 +43,11 @@ from moorage.image.manifest import (
     pick_platform,
 )
 from moorage.image.reference import Reference
-from moorage.protocol.jsonmessage import JSONMessage
+from moorage.protocol.jsonmessage import Emit, JSONMessage
+from moorage.protocol.stringid import short_id
 from moorage.store.content import ContentStore
 from moorage.store.metadata import LayerRecord
 from moorage.store.snapshots import Snapshotter, Staged
-
-Emit = Callable[[JSONMessage], None]
 
 # Docker pulls three layers at a time (dockerd --max-concurrent-downloads).
 CONCURRENT_DOWNLOADS = 3
@@ -72,10 +71,6 @@ class Resolved:
     data: bytes
     media_type: str
     digest: str
-
-
-def short(digest: str) -> str:
-    return digest.removeprefix("sha256:")[:12]
 
 
 def _digest(data: bytes) -> str:
@@ -236,7 +231,7 @@ async def _pull_layers(repo: Repository, descriptors: tuple[Descriptor, ...],
     if not (image_known and all(present)):
         for descriptor, done in zip(descriptors, present, strict=True):
             emit(JSONMessage("Already exists" if done else "Pulling fs layer",
-                             short(descriptor.digest)))
+                             short_id(descriptor.digest)))
     loop = asyncio.get_running_loop()
     limit = asyncio.Semaphore(CONCURRENT_DOWNLOADS)
     sources: list[BlobSource] = []
@@ -255,7 +250,7 @@ async def _pull_layers(repo: Repository, descriptors: tuple[Descriptor, ...],
             if index in tasks:
                 staged = await tasks[index]
                 await asyncio.to_thread(snapshots.commit, parent, staged)
-                emit(JSONMessage("Pull complete", short(descriptor.digest)))
+                emit(JSONMessage("Pull complete", short_id(descriptor.digest)))
             records.append(LayerRecord(descriptor.digest, descriptor.media_type,
                                        descriptor.size, diff_ids[index], chains[index]))
             parent = chains[index]
@@ -271,7 +266,7 @@ async def _pull_layers(repo: Repository, descriptors: tuple[Descriptor, ...],
 
 
 def _download_progress(emit: Emit, descriptor: Descriptor) -> Callable[[int], None]:
-    return lambda offset: emit(JSONMessage("Downloading", short(descriptor.digest), offset,
+    return lambda offset: emit(JSONMessage("Downloading", short_id(descriptor.digest), offset,
                                            descriptor.size))
 
 
@@ -279,7 +274,7 @@ async def _layer(source: BlobSource, diff_id: str, content: ContentStore,
                  snapshots: Snapshotter, limit: asyncio.Semaphore,
                  loop: asyncio.AbstractEventLoop, emit: Emit) -> Staged:
     descriptor = source.descriptor
-    layer_id = short(descriptor.digest)
+    layer_id = short_id(descriptor.digest)
     async with limit:
         if source.aborted:
             raise Aborted

@@ -23,10 +23,11 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from moorage.distribution.auth import Credentials
 from moorage.distribution.client import Registry, Repository, first_answer
 from moorage.distribution.mirrors import Endpoint, endpoints
-from moorage.distribution.pull import Emit, short
+from moorage.distribution.pull import Emit
 from moorage.image.manifest import Descriptor
 from moorage.image.reference import Reference
 from moorage.protocol.jsonmessage import JSONMessage
+from moorage.protocol.stringid import short_id
 
 # dockerd --max-concurrent-uploads defaults to 5.
 CONCURRENT_UPLOADS = 5
@@ -60,7 +61,7 @@ async def push(registry: Registry, ref: Reference, tag: str, image: PushImage,
     # dockerd lists layers top first.
     layers = list(reversed(image.layers))
     for layer in layers:
-        emit(JSONMessage("Preparing", short(layer.digest)))
+        emit(JSONMessage("Preparing", short_id(layer.digest)))
     limit = asyncio.Semaphore(CONCURRENT_UPLOADS)
 
     async def one(layer: Descriptor) -> None:
@@ -82,7 +83,7 @@ async def push(registry: Registry, ref: Reference, tag: str, image: PushImage,
 async def _push_blob(repo: Repository, blob: Descriptor, mount_from: tuple[str, ...],
                      open_blob: Callable[[str], BinaryIO], emit: Emit, *,
                      report: bool) -> None:
-    layer_id = short(blob.digest)
+    layer_id = short_id(blob.digest)
     response = await repo.request("HEAD", repo.url(f"blobs/{blob.digest}"))
     response.release()
     if response.status == 200:

@@ -7,6 +7,7 @@ Pull, push and load stream them; the docker CLI draws its progress bars from
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +19,13 @@ class JSONMessage:
     current: int | None = None  # progressDetail, for "Downloading", "Extracting", "Pushing"
     total: int | None = None
     error: str = ""
+    stream: str = ""  # text the CLI prints as it is ("Loaded image: …\n")
 
     def to_json(self) -> dict[str, Any]:
         if self.error:
             return {"errorDetail": {"message": self.error}, "error": self.error}
+        if self.stream:
+            return {"stream": self.stream}
         out: dict[str, Any] = {"status": self.status}
         detail: dict[str, int] = {}
         if self.current is not None:
@@ -33,6 +37,9 @@ class JSONMessage:
             out["progressDetail"] = detail
             out["id"] = self.id
         return out
+
+
+Emit = Callable[[JSONMessage], None]  # where an operation sends its messages
 
 
 def encode(message: JSONMessage) -> bytes:

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-import pytest
 from peers import DOCKER_CLI
 
 MOOR = os.path.join(os.path.dirname(sys.executable), "moor")
@@ -37,9 +36,3 @@ class Clis:
     def docker(self, *args: str, **kw: object) -> subprocess.CompletedProcess:
         return self.run(DOCKER_CLI, *args, **kw)  # type: ignore[arg-type]
 
-
-def engine_gap(request: pytest.FixtureRequest, clis: Clis, reason: str) -> None:
-    """Against moord, expect this test to fail for `reason` (an engine gap): a strict
-    xfail, so the test still runs and reports XPASS as a failure once the engine is fixed."""
-    if clis.engine == "moord":
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))

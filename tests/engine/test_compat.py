@@ -9,9 +9,14 @@ contract, and HTTP 400 where dockerd 20.10 answered a malformed body with a 500.
 from __future__ import annotations
 
 import http.client
+import json
+import os
 import socket
+import subprocess
 import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from comparekit import Pair, daemon_pair, mask
@@ -224,3 +229,39 @@ def test_save_load_prune(pair: Pair) -> None:
     assert loads[0].endswith("Loaded image: busybox:latest\n")
     pair.same("image", "prune", "-f")
     pair.same("image", "inspect", "--format", "{{.RepoTags}} {{.Os}}", IMAGE)
+
+
+def test_load_on_a_terminal_streams_layer_progress(pair: Pair, tmp_path: Path) -> None:
+    # quiet=0 is what the docker CLI asks on a terminal. A layer new to both daemons
+    # (nothing is drawn for a layer an engine has).
+    (tmp_path / "blob").write_bytes(os.urandom(3 << 19))
+    layer = subprocess.run(["tar", "-C", str(tmp_path), "-c", "blob"], capture_output=True,
+                           check=True).stdout
+    name = f"progress-{uuid.uuid4().hex[:10]}"
+    pair.moord.docker("import", "-", f"{name}:1", input=layer, check=True)
+    archive = pair.moord.docker("save", f"{name}:1", check=True).stdout
+    pair.moord.docker("rmi", f"{name}:1", check=True)
+    try:
+        streams = pair.each(lambda d: _post_json_lines(d.socket, "/v1.41/images/load?quiet=0",
+                                                       archive))
+    finally:
+        pair.both("rmi", f"{name}:1")
+    for messages in streams:
+        *bars, loaded = messages
+        assert loaded == {"stream": f"Loaded image: {name}:1\n"}, messages
+        assert {(m["status"], m["id"]) for m in bars} == {("Loading layer", bars[0]["id"])}
+        steps = [m["progressDetail"]["current"] for m in bars]
+        assert steps == sorted(steps) and steps[-1] == bars[0]["progressDetail"]["total"]
+        assert len(steps) >= 2, messages  # the first read and the end, at least
+    # The same layer (its diff ID, short) and size: how often a bar moves may differ.
+    shapes = [{(m["status"], m["id"], m["progressDetail"]["total"]) for m in messages[:-1]}
+              for messages in streams]
+    assert shapes[0] == shapes[1], streams
+
+
+def _post_json_lines(path: str, url: str, body: bytes) -> list[dict]:
+    conn = _unix_http(path)
+    conn.request("POST", url, body=body, headers={"Content-Type": "application/x-tar"})
+    answer = conn.getresponse()
+    assert (answer.status, answer.getheader("Content-Type")) == (200, "application/json")
+    return [json.loads(line) for line in answer.read().splitlines() if line.strip()]

@@ -7,13 +7,10 @@ through ``emit``, which the route writes to the response as they come.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from moorage.model.distribution import AuthConfig, DistributionInspect, PullRequest, PushRequest
-from moorage.protocol.jsonmessage import JSONMessage
-
-Emit = Callable[[JSONMessage], None]
+from moorage.protocol.jsonmessage import Emit
 
 
 class DistributionBackend(Protocol):

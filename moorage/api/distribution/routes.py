@@ -1,29 +1,21 @@
 """Registry routes: pull (POST /images/create?fromImage=), push, /auth, /distribution.
 
-Engine API: pull and push answer a JSON-message stream; an error found before
-anything was streamed gets a plain error status (dockerd's WriteFlusher has
-not flushed yet), a later one a final ``errorDetail`` line after the 200.
+Engine API: pull and push answer a JSON-message stream (moorage.api.progress).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
-import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from moorage.api.distribution.backend import DistributionBackend, Emit
-from moorage.api.server import add_route, json_response, read_json, start_stream
-from moorage.errors import MoorError
+from moorage.api.distribution.backend import DistributionBackend
+from moorage.api.progress import stream_progress
+from moorage.api.server import add_route, json_response, read_json
 from moorage.model.distribution import AuthConfig, PullRequest, PushRequest
-from moorage.protocol.jsonmessage import JSONMessage, encode
-
-log = logging.getLogger("moord.api.distribution")
 
 
 def add_routes(app: web.Application, backend: DistributionBackend) -> None:
@@ -59,49 +51,6 @@ def auth_config(data: dict[str, Any]) -> AuthConfig:
                       server_address=str(data.get("serveraddress") or ""),
                       identity_token=str(data.get("identitytoken") or ""),
                       registry_token=str(data.get("registrytoken") or ""))
-
-
-async def stream_progress(request: web.Request,
-                          run: Callable[[Emit], Awaitable[None]]) -> web.StreamResponse:
-    queue: asyncio.Queue[JSONMessage | None] = asyncio.Queue()
-    task = asyncio.create_task(run(queue.put_nowait))
-    task.add_done_callback(lambda _task: queue.put_nowait(None))
-    response: web.StreamResponse | None = None
-    try:
-        while (message := await queue.get()) is not None:
-            if response is None:
-                # Exactly "application/json": the docker CLI draws progress only then.
-                response = web.StreamResponse(headers={"Content-Type": "application/json"})
-                await start_stream(request, response)
-            chunk, ended = encode(message), False
-            while not queue.empty():  # send what piled up in one write
-                more = queue.get_nowait()
-                if more is None:
-                    ended = True
-                    break
-                chunk += encode(more)
-            await response.write(chunk)
-            if ended:
-                break
-        try:
-            await task
-        except MoorError as e:
-            if response is None:
-                raise
-            await response.write(encode(JSONMessage(error=str(e))))
-        except Exception as e:
-            log.exception("%s %s failed", request.method, request.path)
-            if response is None:
-                raise
-            await response.write(encode(JSONMessage(error=str(e) or type(e).__name__)))
-    finally:
-        if not task.done():
-            # The client went away: stop the transfer (it cleans up after itself).
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    assert response is not None
-    await response.write_eof()
-    return response
 
 
 class Handlers:

@@ -8,6 +8,7 @@ into the Engine API's PascalCase JSON.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import IO, BinaryIO, Protocol
 
 from moorage.api.distribution.backend import DistributionBackend
@@ -55,11 +56,14 @@ class ImageBackend(DistributionBackend, Protocol):
         (in use by a container, referenced in several repositories)."""
         ...
 
-    def load_image(self, stream: BinaryIO, namespace: str = "") -> list[str]:
+    def load_image(self, stream: BinaryIO, namespace: str = "",
+                   progress: Callable[[str, int, int], None] | None = None) -> list[str]:
         """Load a docker-archive or OCI-layout tar; returns the "Loaded image…" lines.
         InvalidParameter for a malformed archive or a hostile layer; nothing is
         left behind then. ``namespace`` (moorage's own ``namespace`` query parameter)
-        loads into another namespace of images: "k8s.io", the CRI's."""
+        loads into another namespace of images: "k8s.io", the CRI's. ``progress`` is
+        told (diff ID, bytes read, size) from a worker thread while a layer the store
+        lacked is unpacked."""
         ...
 
     def export_image(self, names: list[str]) -> ImageExport:

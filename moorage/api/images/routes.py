@@ -21,6 +21,7 @@ from moorage.api.distribution.routes import Handlers as DistributionHandlers
 from moorage.api.distribution.routes import add_routes as distribution_routes
 from moorage.api.images.backend import ImageBackend, ImageExport
 from moorage.api.images.streams import BodyReader, ResponseWriter
+from moorage.api.progress import stream_progress
 from moorage.api.server import add_route, json_response, query_bool, query_filters, start_stream
 from moorage.errors import InvalidParameter
 from moorage.model.image import (
@@ -31,6 +32,8 @@ from moorage.model.image import (
     ImageSummary,
     ImportRequest,
 )
+from moorage.protocol.jsonmessage import Emit, JSONMessage
+from moorage.protocol.stringid import short_id
 
 log = logging.getLogger("moord.api.images")
 
@@ -155,13 +158,27 @@ class _Handlers:
         return json_response({"ImagesDeleted": _delete_items(report.deleted) or None,
                               "SpaceReclaimed": report.space_reclaimed})
 
-    async def post_images_load(self, request: web.Request) -> web.Response:
-        # The answer waits for the whole load, so a bad archive gets a real 4xx
-        # status rather than an error inside a 200 stream (dockerd's way).
-        body = BodyReader(request.content, asyncio.get_running_loop())
-        lines = await self._call(self.backend.load_image, body,
-                                 request.query.get("namespace", ""))
-        return _json_lines([{"stream": line + "\n"} for line in lines])
+    async def post_images_load(self, request: web.Request) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        body = BodyReader(request.content, loop)
+        namespace = request.query.get("namespace", "")
+        if query_bool(request, "quiet", default=True):
+            # The answer waits for the whole load, so a bad archive gets a real 4xx
+            # status rather than an error inside a 200 stream (dockerd's way).
+            lines = await self._call(self.backend.load_image, body, namespace)
+            return _json_lines([{"stream": line + "\n"} for line in lines])
+
+        async def load(emit: Emit) -> None:
+            # The docker CLI on a terminal: a bar for each layer unpacked, as dockerd's.
+            def progress(diff_id: str, current: int, total: int) -> None:
+                loop.call_soon_threadsafe(emit, JSONMessage(
+                    "Loading layer", short_id(diff_id), current, total))
+
+            lines = await self._call(self.backend.load_image, body, namespace, progress)
+            for line in lines:
+                emit(JSONMessage(stream=line + "\n"))
+
+        return await stream_progress(request, load)
 
     async def post_images_create(self, request: web.Request) -> web.StreamResponse:
         query = request.query

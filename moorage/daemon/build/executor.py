@@ -43,11 +43,12 @@ from moorage.daemon.build.workspace import mounted
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.containers.setup import resolve_user
 from moorage.daemon.images.commit import ChildImage, commit_child
-from moorage.daemon.images.service import ImageService, short_id
+from moorage.daemon.images.service import ImageService
 from moorage.errors import InvalidParameter, MoorError, NotFound
 from moorage.image import config as image_config
 from moorage.image.diff import settle_times
 from moorage.model.build import BuildRequest
+from moorage.protocol.stringid import short_id
 
 Emit = Callable[[dict[str, Any]], Awaitable[None]]
 DEFAULT_SHELL = ["/bin/sh", "-c"]

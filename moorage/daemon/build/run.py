@@ -12,10 +12,11 @@ from typing import Any
 from moorage.daemon.build.mounts import drop_file_stubs
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.images.commit import ChildImage, commit_child
-from moorage.daemon.images.service import ImageService, short_id
+from moorage.daemon.images.service import ImageService
 from moorage.errors import MoorError
 from moorage.model.build import BuildRequest
 from moorage.model.config import ContainerConfig, HostConfig, Mount
+from moorage.protocol.stringid import short_id
 
 
 class StepFailed(MoorError):

@@ -16,10 +16,11 @@ from moorage.daemon.build.kept import KeptContexts, Manifest
 from moorage.daemon.build.run import StepFailed
 from moorage.daemon.containers.service import ContainerService
 from moorage.daemon.events.bus import EventBus
-from moorage.daemon.images.service import ImageService, short_id
+from moorage.daemon.images.service import ImageService
 from moorage.errors import InvalidParameter, MoorError
 from moorage.image.reference import Reference, parse_normalized
 from moorage.model.build import BuildCachePruneReport, BuildRequest
+from moorage.protocol.stringid import short_id
 
 log = logging.getLogger("moord.build")
 

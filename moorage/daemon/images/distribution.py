@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 
 from moorage.daemon.images import transfer
 from moorage.daemon.images.store import ImageStore
@@ -39,9 +38,7 @@ from moorage.model.distribution import (
     PullRequest,
     PushRequest,
 )
-from moorage.protocol.jsonmessage import JSONMessage
-
-Emit = Callable[[JSONMessage], None]
+from moorage.protocol.jsonmessage import Emit, JSONMessage
 
 
 def credentials(auth: AuthConfig) -> Credentials:

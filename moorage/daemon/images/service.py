@@ -34,6 +34,7 @@ from moorage.model.image import (
     ImportRequest,
     PruneReport,
 )
+from moorage.protocol.stringid import short_id
 from moorage.store.metadata import DOCKER_NAMESPACE, NAMESPACES, Metadata, RefRecord
 from moorage.store.snapshots import Mount
 
@@ -47,10 +48,6 @@ class ResolvedImage:
     id: str  # "sha256:<hex>", the config digest
     config: dict[str, Any]  # the image config JSON; its "config" has Env, Cmd, Entrypoint…
     repo_tags: list[str]
-
-
-def short_id(image_id: str) -> str:
-    return image_id.removeprefix("sha256:")[:12]
 
 
 class ImageService(ImageStore):
@@ -376,13 +373,14 @@ class ImageService(ImageStore):
 
     # --- transfer and check (other modules) ------------------------------------------------
 
-    def load_image(self, stream: BinaryIO, namespace: str = "") -> list[str]:
+    def load_image(self, stream: BinaryIO, namespace: str = "",
+                   progress: transfer.LayerProgress | None = None) -> list[str]:
         if namespace and namespace != self.namespace:
             if namespace not in NAMESPACES:
                 raise InvalidParameter(f"unknown image namespace {namespace!r}: "
                                        f"one of {', '.join(NAMESPACES)}")
-            return self.namespaced(namespace).load_image(stream)
-        lines = transfer.load(self, stream)
+            return self.namespaced(namespace).load_image(stream, progress=progress)
+        lines = transfer.load(self, stream, progress)
         for line in lines:
             for prefix in ("Loaded image ID: ", "Loaded image: "):
                 if line.startswith(prefix):

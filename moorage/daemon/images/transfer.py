@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -28,8 +29,12 @@ from moorage.store.metadata import ImageRecord, LayerRecord
 _URL_TIMEOUT = 60
 
 
+LayerProgress = Callable[[str, int, int], None]
+"""Told (diff ID, bytes read, layer size) while a layer the store lacked is unpacked."""
+
+
 def register(service: ImageStore, config_digest: str, blobs: list[str],
-             parent_image: str = "") -> str:
+             parent_image: str = "", progress: LayerProgress | None = None) -> str:
     """Unpack ``blobs`` (the layers, bottom first) and record the image whose config
     is the stored blob ``config_digest``; returns its ID. Call inside
     ``service.operation()``. InvalidParameter when the layers do not match the
@@ -42,7 +47,8 @@ def register(service: ImageStore, config_digest: str, blobs: list[str],
     parent: str | None = None
     layers: list[LayerRecord] = []
     for blob, diff_id in zip(blobs, diff_ids, strict=True):
-        snapshot = service.snapshots.unpack(parent, _opener(service, blob), diff_id)
+        snapshot = service.snapshots.unpack(parent, _opener(service, blob, diff_id, progress),
+                                            diff_id)
         with service.content.open(blob) as f:
             media_type = layer_media_type(f.read(8))
         layers.append(LayerRecord(blob, media_type, service.content.size(blob), diff_id,
@@ -76,14 +82,52 @@ def add_image(service: ImageStore, config_digest: str, manifest_digest: str,
             last_tag_time="", retained=False), layers, namespace=service.namespace)
 
 
-def _opener(service: ImageStore, digest: str) -> Callable[[], BinaryIO]:
-    return lambda: service.content.open(digest)
+def _opener(service: ImageStore, digest: str, diff_id: str,
+            progress: LayerProgress | None) -> Callable[[], BinaryIO]:
+    if progress is None:
+        return lambda: service.content.open(digest)
+    return lambda: _Reported(service.content.open(digest), service.content.size(digest),
+                             lambda current, total: progress(diff_id, current, total))
+
+
+class _Reported:
+    """A layer blob read for unpacking that tells how far the reading got, as dockerd's
+    progress reader does: after each 1% (512 KiB at most) but at most ten times a
+    second, and at the end."""
+
+    _STEP = 512 * 1024
+    _INTERVAL = 0.1
+
+    def __init__(self, blob: BinaryIO, size: int, tell: Callable[[int, int], None]) -> None:
+        self._blob, self._size, self._tell = blob, size, tell
+        self._step = min(self._STEP, size // 100)
+        self._current = self._told = 0
+        self._next = 0.0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._blob.read(n)
+        self._current += len(data)
+        if self._current == self._told:
+            return data
+        now = time.monotonic()
+        if not data or self._current >= self._size \
+                or (self._current - self._told > self._step and now >= self._next):
+            self._told, self._next = self._current, now + self._INTERVAL
+            self._tell(self._current, self._size)
+        return data
+
+    def __enter__(self) -> _Reported:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._blob.close()
 
 
 # --- load -------------------------------------------------------------------------------
 
 
-def load(service: ImageStore, stream: BinaryIO) -> list[str]:
+def load(service: ImageStore, stream: BinaryIO,
+         progress: LayerProgress | None = None) -> list[str]:
     """moby's tarexport Load, in one pass over the stream; returns the output lines."""
     lines: list[str] = []
     try:
@@ -93,8 +137,8 @@ def load(service: ImageStore, stream: BinaryIO) -> list[str]:
                 service.content.read)
             if not found:
                 raise InvalidParameter("invalid archive: it contains no image")
-            loaded = [(register(service, image.config, list(image.layers)), image.names)
-                      for image in found]
+            loaded = [(register(service, image.config, list(image.layers),
+                                progress=progress), image.names) for image in found]
             for image_id, names in loaded:
                 lines.extend(_tag_loaded(service, image_id, names))
     finally:
