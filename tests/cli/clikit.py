@@ -1,4 +1,4 @@
-"""What the CLI suites share: both command lines pointed at one daemon, and engine gaps."""
+"""What the CLI suites share: both command lines pointed at one daemon."""
 
 from __future__ import annotations
 
