@@ -21,7 +21,15 @@ import pytest
 from dashkit import CuttableProxy, Dashboard, api, moor, start_dashboard, state, wait_for
 from enginekit import Daemon
 from peers import dockerd_available, start_dockerd, stop_dockerd, stop_process
-from registrykit import Server, free_port, start_moor, stop_server
+from registrykit import (
+    Server,
+    free_port,
+    skopeo,
+    start_moor,
+    stop_server,
+    write_htpasswd,
+    write_oci_layout,
+)
 
 from moorage.dashboard.pages.containers import FIRST_ROWS
 
@@ -250,6 +258,36 @@ def test_pull_shows_progress_and_lands_in_the_list(page: Any, engine: Daemon,
     page.get_by_role("button", name="Log in").click()
     page.locator("#login-result", has_text="Login Succeeded").wait_for(timeout=15000)
     assert page.locator("#catalog").get_by_role("link", name="v1").count() == 1
+
+
+def test_browsing_a_registry_that_asks_for_credentials(page: Any, dashboard: Dashboard,
+                                                       base: str) -> None:
+    # moor registry serve with htpasswd: a 401 with a bearer challenge; the catalog
+    # needs a token for registry:catalog:*, each tag list one for its repository.
+    folder = os.path.join(base, "registry-auth")
+    os.makedirs(folder)
+    htpasswd = write_htpasswd(os.path.join(folder, "htpasswd"), {"alice": "s3cret"})
+    layout = os.path.join(folder, "layout")
+    write_oci_layout(layout, [("linux", "amd64")])
+    with start_moor(os.path.join(folder, "registry"), "--htpasswd", htpasswd) as server:
+        copied = skopeo("--insecure-policy", "copy", "--dest-tls-verify=false",
+                        "--dest-creds", "alice:s3cret", f"oci:{layout}:latest",
+                        f"docker://{server.host}/secure/app:1")
+        assert copied.returncode == 0, copied.stderr
+        page.goto(f"{dashboard.url}/registries")
+        page.get_by_label("Address").fill(server.host)
+        page.get_by_role("button", name="Browse").click()
+        alert = page.locator("#alerts .alert", has_text=server.host)
+        alert.wait_for(timeout=15000)
+        assert "answered 401 to /v2/_catalog, not a catalog: log in first" in alert.inner_text()
+        page.get_by_label("Server").fill(server.host)
+        page.get_by_label("User name").fill("alice")
+        page.get_by_label("Password").fill("s3cret")
+        page.get_by_role("button", name="Log in").click()
+        page.locator("#login-result", has_text="Login Succeeded").wait_for(timeout=15000)
+        page.get_by_role("button", name="Browse").click()
+        page.locator("#catalog", has_text=f"{server.host}/secure/app").wait_for(timeout=15000)
+        assert page.locator("#catalog").get_by_role("link", name="1", exact=True).count() == 1
 
 
 def test_run_dialog_publishes_a_port(page: Any, engine: Daemon, dashboard: Dashboard) -> None:
