@@ -13,7 +13,7 @@ from moorage.daemon.containers import ContainerService
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.events.service import EventService
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.networks import NetworkService
+from moorage.daemon.networks.service import NetworkService
 from moorage.daemon.system.df import DiskUsageService
 from moorage.daemon.system.info import SystemService
 from moorage.daemon.volumes.service import VolumeService

@@ -13,7 +13,7 @@ from moorage.daemon.containers.shim_client import Zygote
 from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.networks import NetworkService
+from moorage.daemon.networks.service import NetworkService
 from moorage.daemon.volumes.service import VolumeService
 
 

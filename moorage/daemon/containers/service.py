@@ -52,7 +52,7 @@ from moorage.daemon.containers.state import StateMachine
 from moorage.daemon.containers.store import ContainerStore
 from moorage.daemon.events.bus import EventBus
 from moorage.daemon.images.service import ImageService
-from moorage.daemon.networks import ContainerInfo, NetworkService
+from moorage.daemon.networks.service import ContainerInfo, NetworkService
 from moorage.daemon.volumes.service import VolumeService
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotFound
 from moorage.model.config import ContainerConfig, HostConfig

@@ -19,8 +19,8 @@ from moorage.daemon.containers.monitor import Monitors
 from moorage.daemon.containers.remove import remove_locked
 from moorage.daemon.containers.shim_calls import call
 from moorage.daemon.containers.shim_client import created
-from moorage.daemon.networks import Attachment, ContainerInfo
 from moorage.daemon.networks.netns import held_path
+from moorage.daemon.networks.service import Attachment, ContainerInfo
 from moorage.errors import Conflict, InvalidParameter, MoorError, NotModified, SystemFailure
 from moorage.fsutil import atomic_write
 from moorage.model.records import EXITED, REMOVING, RESTARTING, RUNNING, ContainerRecord

@@ -1,9 +1,4 @@
-"""Networks: IPAM, the bridge driver, endpoints, the daemon's nftables table."""
+"""Networks: IPAM, the bridge driver, endpoints, the daemon's nftables table.
 
-from moorage.daemon.networks.service import (
-    Attachment,
-    ContainerInfo,
-    NetworkService,
-)
-
-__all__ = ["Attachment", "ContainerInfo", "NetworkService"]
+Nothing is imported here: `dnsd`, a process of its own, imports `dns` alone.
+"""

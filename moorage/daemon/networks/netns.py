@@ -12,11 +12,14 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from pyroute2 import IPRoute
-
-from moorage.daemon.networks import rtnl
 from moorage.linux import libc
+
+# pyroute2 (rtnl's too) is ~20 MiB and 0.1 s of imports: dnsd, which only enters
+# namespaces, needs none of it.
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 
 def namespace_path(pid: int) -> str:
@@ -74,6 +77,8 @@ def tcp_socket(path: str) -> socket.socket:
 @contextmanager
 def routes(path: str | None = None) -> Iterator[IPRoute]:
     """An IPRoute on the namespace at `path` (the daemon's own with None)."""
+    from pyroute2 import IPRoute
+
     ipr = IPRoute() if path is None else IPRoute(use_socket=rtnl_socket(path))
     try:
         yield ipr
@@ -83,5 +88,7 @@ def routes(path: str | None = None) -> Iterator[IPRoute]:
 
 def rtnl_socket(path: str) -> socket.socket:
     """An rtnetlink socket of the namespace at `path`."""
+    from moorage.daemon.networks import rtnl
+
     with entered(path):
         return rtnl.open_socket()
