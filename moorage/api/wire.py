@@ -37,9 +37,10 @@ def _go_type(tp: Any) -> str:
         return "[]" + _go_type(typing.get_args(tp)[0])
     if origin is dict:
         key, item = typing.get_args(tp)
-        return f"map[{_go_type(key)}]{_go_type(item)}"
+        pointer = "*" if typing.get_origin(item) in (typing.Union, types.UnionType) else ""
+        return f"map[{_go_type(key)}]{pointer}{_go_type(item)}"
     if dataclasses.is_dataclass(tp):
-        return f"container.{tp.__name__}"
+        return f"{getattr(tp, 'GO_PACKAGE', 'container')}.{tp.__name__}"
     return {str: "string", int: "int64", bool: "bool", float: "float64"}.get(
         tp, "interface {}")
 
@@ -116,6 +117,12 @@ def decode(cls: type[T], data: dict, path: str = "", *, struct: str = "") -> T:
             kwargs[f.name] = _value(hints[f.name], data[key], f"{struct}.{field_path}",
                                     f.metadata.get("strslice", False))
     return cls(**kwargs)
+
+
+def decode_member(cls: type[T], data: dict, key: str, *, struct: str) -> T | None:
+    """`data[key]` as a `cls`, None when absent or null: one member of a body decoded on
+    its own, a wrong type named as Go names it inside `struct`."""
+    return _value(cls, data.get(key), f"{struct}.{key}")
 
 
 # The model knows its wire names: the daemon encodes with the same function.

@@ -158,3 +158,4 @@ def link_list(value: object) -> tuple[str, ...]:
     for link in value:
         parse_link(link)
     return tuple(value)
+

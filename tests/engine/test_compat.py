@@ -265,3 +265,39 @@ def _post_json_lines(path: str, url: str, body: bytes) -> list[dict]:
     answer = conn.getresponse()
     assert (answer.status, answer.getheader("Content-Type")) == (200, "application/json")
     return [json.loads(line) for line in answer.read().splitlines() if line.strip()]
+
+
+ENDPOINT_TYPES = [{"Aliases": 1}, 3, {"IPAMConfig": {"IPv4Address": 7}}, {"Links": "a"},
+                  {"IPAMConfig": 2, "Aliases": ["ok"]}]
+
+
+def test_wrong_types_in_endpoint_settings(pair: Pair) -> None:
+    # Go's decoder names the field; dockerd 20.10 answers a create's with a 500 (moord 400).
+    network, container = unique_name([], "typed"), unique_name([], "typed")
+    pair.both("network", "create", network)
+    pair.both("create", "--name", container, IMAGE, "true")
+    try:
+        connect = f"/networks/{network}/connect"
+        bodies = [(connect, {"Container": container, "EndpointConfig": endpoint})
+                  for endpoint in ENDPOINT_TYPES] + [
+            (connect, {"Container": 5}),
+            ("/containers/create", {"Image": IMAGE, "NetworkingConfig": 4}),
+            ("/containers/create", {"Image": IMAGE, "NetworkingConfig": {"EndpointsConfig": 3}}),
+            *(("/containers/create", {"Image": IMAGE, "NetworkingConfig": {
+                "EndpointsConfig": {network: endpoint}}}) for endpoint in ENDPOINT_TYPES)]
+        for url, body in bodies:
+            answers = pair.each(lambda d, url=url, body=body: _post_json(d.socket, url, body))
+            created = url == "/containers/create"
+            assert answers[0] == (400, answers[1][1]), (body, answers)
+            assert answers[1][0] == (500 if created else 400), (body, answers)
+    finally:
+        pair.both("rm", container)
+        pair.both("network", "rm", network)
+
+
+def _post_json(path: str, url: str, body: object) -> tuple[int, str]:
+    conn = _unix_http(path)
+    conn.request("POST", "/v1.41" + url, body=json.dumps(body),
+                 headers={"Content-Type": "application/json"})
+    answer = conn.getresponse()
+    return answer.status, json.loads(answer.read())["message"]

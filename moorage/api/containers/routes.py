@@ -34,9 +34,10 @@ from moorage.api.server import (
     unless_disconnected,
 )
 from moorage.api.streams import tracked
-from moorage.api.wire import decode
+from moorage.api.wire import decode, decode_member
 from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig
+from moorage.model.endpoints import EndpointIPAMConfig, EndpointSettings, NetworkingConfig
 from moorage.model.networks import EndpointRequest, link_list
 from moorage.protocol import stdcopy
 
@@ -44,16 +45,11 @@ log = logging.getLogger("moord.api")
 
 
 def _body_models(body: dict) -> tuple[ContainerConfig, HostConfig]:
-    host_raw = body.get("HostConfig")
-    if host_raw is not None and not isinstance(host_raw, dict):
-        kind = "array" if isinstance(host_raw, list) else "string" \
-            if isinstance(host_raw, str) else "number"
-        raise InvalidParameter(f"json: cannot unmarshal {kind} into Go struct field "
-                               "ContainerConfigWrapper.HostConfig of type container.HostConfig")
     # dockerd decodes the body into runconfig.ContainerConfigWrapper (Config embedded);
     # errors name its fields so.
     return (decode(ContainerConfig, body, struct="ContainerConfigWrapper"),
-            decode(HostConfig, host_raw or {}, "HostConfig"))
+            decode_member(HostConfig, body, "HostConfig", struct="ContainerConfigWrapper")
+            or HostConfig())
 
 
 async def relay(client: Hijacked | WebSocketStream, process: ProcessStream, tty: bool,
@@ -429,9 +425,9 @@ def _time_param(request: web.Request, name: str) -> int:
 def _endpoint_request(body: dict) -> EndpointRequest | None:
     """NetworkingConfig: one network's aliases, links and address, as API 1.41 takes it;
     HostConfig.Links join the links of that network's endpoint, as dockerd makes them."""
-    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
-    if not isinstance(endpoints, dict):
-        raise InvalidParameter("invalid JSON: EndpointsConfig must be an object")
+    networking = decode_member(NetworkingConfig, body, "NetworkingConfig",
+                               struct="ContainerConfigWrapper")
+    endpoints = (networking.endpoints_config if networking else None) or {}
     mac = str(body.get("MacAddress") or "")
     network_mode = str((body.get("HostConfig") or {}).get("NetworkMode") or "default")
     # dockerd makes links only on a network; with none or host it has nothing to link
@@ -441,16 +437,16 @@ def _endpoint_request(body: dict) -> EndpointRequest | None:
     if len(endpoints) > 1:
         raise InvalidParameter("Container cannot be connected to network endpoints: "
                                + ", ".join(endpoints))
-    for network, settings in endpoints.items():
-        settings = settings or {}
-        ipam = settings.get("IPAMConfig") or {}
-        mac = str(settings.get("MacAddress") or mac)
-        if settings.get("DriverOpts") or ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+    for network, given in endpoints.items():
+        settings = given or EndpointSettings()
+        ipam = settings.ipam_config or EndpointIPAMConfig()
+        mac = settings.mac_address or mac
+        if settings.driver_opts or ipam.ipv6_address or ipam.link_local_ips:
             raise InvalidParameter("driver options and IPv6 or link-local addresses "
                                    "of an endpoint are not supported yet")
-        aliases = tuple(settings.get("Aliases") or ())
-        links = tuple(dict.fromkeys((*links, *link_list(settings.get("Links")))))
-        address = str(ipam.get("IPv4Address") or "")
+        aliases = settings.aliases or ()
+        links = tuple(dict.fromkeys((*links, *link_list(list(settings.links or ())))))
+        address = ipam.ipv4_address
         if aliases or address or mac or links:
             return EndpointRequest(network, aliases, address, mac, links)
     if links:

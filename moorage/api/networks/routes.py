@@ -9,7 +9,9 @@ from aiohttp import web
 
 from moorage.api.networks.documents import network_document
 from moorage.api.server import add_route, json_response, query_filters, read_json
+from moorage.api.wire import decode
 from moorage.errors import InvalidParameter
+from moorage.model.endpoints import EndpointIPAMConfig, EndpointSettings, NetworkConnect
 from moorage.model.networks import CreateRequest, NetworkRecord, NetworkView, link_list
 
 
@@ -45,17 +47,17 @@ def add_routes(app: web.Application, backend: NetworkBackend) -> None:
                               or None})
 
     async def post_connect(request: web.Request) -> web.Response:
-        body = await read_json(request)
-        endpoint = _object(body.get("EndpointConfig"), "EndpointConfig")
-        if endpoint.get("DriverOpts") or endpoint.get("MacAddress"):
+        connect = decode(NetworkConnect, await read_json(request))
+        endpoint = connect.endpoint_config or EndpointSettings()
+        if endpoint.driver_opts or endpoint.mac_address:
             raise InvalidParameter("driver options and MAC addresses of a network "
                                    "connect are not supported yet")
-        ipam = _object(endpoint.get("IPAMConfig"), "IPAMConfig")
-        if ipam.get("IPv6Address") or ipam.get("LinkLocalIPs"):
+        ipam = endpoint.ipam_config or EndpointIPAMConfig()
+        if ipam.ipv6_address or ipam.link_local_ips:
             raise InvalidParameter("IPv6 and link-local addresses are not supported yet")
-        await backend.connect(request.match_info["id"], str(body.get("Container") or ""),
-                              tuple(endpoint.get("Aliases") or ()),
-                              str(ipam.get("IPv4Address") or ""), link_list(endpoint.get("Links")))
+        await backend.connect(request.match_info["id"], connect.container,
+                              endpoint.aliases or (), ipam.ipv4_address,
+                              link_list(list(endpoint.links or ())))
         return web.Response(status=200)
 
     async def post_disconnect(request: web.Request) -> web.Response:
