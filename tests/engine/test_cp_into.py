@@ -179,3 +179,19 @@ def test_what_must_not_break_the_daemon(pair: Pair, container: str) -> None:
     status, _, _, _ = put_in_two(moord.socket, container, path, body, 20_000)
     assert status == 200
     assert moord.docker("exec", container, "cat", f"{path}/dir/small").stdout == b"small\n"
+
+
+def test_bodiless_puts(pair: Pair, container: str) -> None:
+    # aiohttp gives every bodiless request one shared reader, which answers without
+    # waiting once any request has read its end: the second such PUT held moord's loop.
+    def put(socket_path: str, length: str) -> tuple[int, bytes]:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(10)
+            client.connect(socket_path)
+            client.sendall(f"PUT /containers/{container}/archive?path=/tmp HTTP/1.1\r\n"
+                           f"Host: engine\r\n{length}\r\n".encode())
+            return answer(client)
+
+    for length in ("Content-Length: 0\r\n", "", "Content-Length: 0\r\n"):
+        answers = pair.each(lambda d, length=length: put(d.socket, length))
+        assert answers[0] == answers[1], answers

@@ -406,6 +406,11 @@ async def _body_chunks(content: StreamReader) -> AsyncIterator[bytes]:
     async for data, _ in content.iter_chunks():
         if data:
             yield data
+        elif content.at_eof():
+            # A bodiless request's reader is aiohttp's one shared EmptyStreamReader: once
+            # any request has read its end, it answers (b"", True) forever, and this
+            # loop, which then never waits, would hold the daemon's loop.
+            return
 
 
 def _time_param(request: web.Request, name: str) -> int:
