@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from moorage.errors import InvalidParameter
+from moorage.model.network_requests import IPAMConfig
 
 NETWORK_VERSION = 1
 ENDPOINT_VERSION = 1
@@ -91,7 +92,7 @@ class CreateRequest:
     attachable: bool = False
     enable_ipv6: bool = False
     ipam_driver: str = "default"
-    pools: tuple[Mapping[str, object], ...] = ()
+    pools: tuple[IPAMConfig, ...] = ()
     options: Mapping[str, str] | None = None
     labels: Mapping[str, str] | None = None
 

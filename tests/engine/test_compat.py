@@ -301,3 +301,15 @@ def _post_json(path: str, url: str, body: object) -> tuple[int, str]:
                  headers={"Content-Type": "application/json"})
     answer = conn.getresponse()
     return answer.status, json.loads(answer.read())["message"]
+
+
+def test_wrong_types_in_network_create(pair: Pair) -> None:
+    name = unique_name([], "typed")
+    for body in ({"IPAM": {"Config": 1.5}}, {"IPAM": 3}, {"Name": 5}, {"ConfigFrom": 3},
+                 {"Options": 3}, {"Labels": {"a": 1}}, {"IPAM": {"Config": [3]}},
+                 {"IPAM": {"Config": [{"Subnet": 5}]}}, {"IPAM": {"Driver": 1}},
+                 {"Internal": "yes"}, {"IPAM": {"Config": [{"AuxiliaryAddresses": {"a": 1}}]}},
+                 {"ConfigFrom": {"Network": 1}}, {"Scope": 1}):
+        answers = pair.each(lambda d, body=body: _post_json(
+            d.socket, "/networks/create", {"Name": name, **body}))
+        assert answers[0] == answers[1] and answers[0][0] == 400, (body, answers)

@@ -37,7 +37,7 @@ from moorage.api.streams import tracked
 from moorage.api.wire import decode, decode_member
 from moorage.errors import InvalidParameter, MoorError
 from moorage.model.config import ContainerConfig, HostConfig
-from moorage.model.endpoints import EndpointIPAMConfig, EndpointSettings, NetworkingConfig
+from moorage.model.network_requests import EndpointIPAMConfig, EndpointSettings, NetworkingConfig
 from moorage.model.networks import EndpointRequest, link_list
 from moorage.protocol import stdcopy
 

@@ -11,7 +11,13 @@ from moorage.api.networks.documents import network_document
 from moorage.api.server import add_route, json_response, query_filters, read_json
 from moorage.api.wire import decode
 from moorage.errors import InvalidParameter
-from moorage.model.endpoints import EndpointIPAMConfig, EndpointSettings, NetworkConnect
+from moorage.model.network_requests import (
+    IPAM,
+    EndpointIPAMConfig,
+    EndpointSettings,
+    NetworkConnect,
+    NetworkCreateRequest,
+)
 from moorage.model.networks import CreateRequest, NetworkRecord, NetworkView, link_list
 
 
@@ -79,30 +85,20 @@ def add_routes(app: web.Application, backend: NetworkBackend) -> None:
 
 def create_request(body: dict) -> CreateRequest:
     """POST /networks/create's body; what the engine cannot honour is refused."""
-    for key in ("Ingress", "ConfigOnly"):
-        if body.get(key):
+    given = decode(NetworkCreateRequest, body)
+    for key, asked in (("Ingress", given.ingress), ("ConfigOnly", given.config_only)):
+        if asked:
             raise InvalidParameter(f"{key} networks are not supported")
-    if (body.get("ConfigFrom") or {}).get("Network"):
+    if given.config_from is not None and given.config_from.network:
         raise InvalidParameter("networks configured from another network are not supported")
-    ipam = _object(body.get("IPAM"), "IPAM")
-    if ipam.get("Options"):
+    ipam = given.ipam or IPAM()
+    if ipam.options:
         raise InvalidParameter("IPAM driver options are not supported yet")
-    scope = body.get("Scope") or "local"
+    scope = given.scope or "local"
     if scope != "local":
         raise InvalidParameter(f"{scope} scope networks are not supported")
     return CreateRequest(
-        name=str(body.get("Name") or ""), driver=str(body.get("Driver") or "bridge"),
-        internal=bool(body.get("Internal")), attachable=bool(body.get("Attachable")),
-        enable_ipv6=bool(body.get("EnableIPv6")),
-        ipam_driver=str(ipam.get("Driver") or "default"),
-        pools=tuple(_object(c, "IPAM.Config") for c in ipam.get("Config") or ()),
-        options={str(k): str(v) for k, v in _object(body.get("Options"), "Options").items()},
-        labels={str(k): str(v) for k, v in _object(body.get("Labels"), "Labels").items()})
-
-
-def _object(value: object, what: str) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid JSON: {what} must be an object")
-    return value
+        name=given.name, driver=given.driver or "bridge", internal=given.internal,
+        attachable=given.attachable, enable_ipv6=given.enable_ipv6,
+        ipam_driver=ipam.driver or "default", pools=ipam.config or (),
+        options=given.options or {}, labels=given.labels or {})

@@ -24,6 +24,7 @@ from moorage.daemon.events.bus import Event, EventBus
 from moorage.daemon.networks import dns, firewall, ipam, links, netns, ports
 from moorage.daemon.networks.filters import NetworkFilters
 from moorage.errors import Conflict, Forbidden, InvalidParameter, NotFound, SystemFailure
+from moorage.model.network_requests import IPAMConfig
 from moorage.model.networks import (
     ENDPOINT_VERSION,
     NETWORK_VERSION,
@@ -722,17 +723,14 @@ def _validate_request(request: CreateRequest) -> None:
             raise InvalidParameter(f"bridge driver option {option} is not supported yet")
 
 
-def _pools(configs: Sequence[Mapping[str, object]]) -> tuple[IpamPool, ...]:
+def _pools(configs: Sequence[IPAMConfig]) -> tuple[IpamPool, ...]:
     pools = []
     for config in configs:
-        subnet = str(config.get("Subnet") or "")
-        if not subnet:
+        if not config.subnet:
             raise InvalidParameter("an IPAM pool without a subnet is not supported yet")
-        aux = config.get("AuxiliaryAddresses") or {}
-        gateway = str(config.get("Gateway") or "")
-        pools.append(ipam.make_pool(subnet, gateway, str(config.get("IPRange") or ""),
-                                    {str(k): str(v) for k, v in dict(aux).items()},
-                                    shows_gateway=bool(gateway)))
+        pools.append(ipam.make_pool(config.subnet, config.gateway, config.ip_range,
+                                    dict(config.auxiliary_addresses or {}),
+                                    shows_gateway=bool(config.gateway)))
     if len(pools) > 1:
         raise InvalidParameter("more than one IPv4 pool per network is not supported yet")
     for i, pool in enumerate(pools):

@@ -1,6 +1,6 @@
-"""What a client asks of a container's place on a network: a network connect's body and
-a create's NetworkingConfig (Docker's network.EndpointSettings), as wire models that
-moorage.api.wire decodes, naming a wrong type as Go does."""
+"""What a client asks of networks: a network's creation, and a container's place on one
+(a network connect, a create's NetworkingConfig), as wire models that moorage.api.wire
+decodes, naming a wrong type as Go does."""
 
 # w() returns dataclasses.field(...) with the JSON key; ruff cannot see through it.
 # ruff: noqa: RUF009
@@ -59,3 +59,50 @@ class NetworkConnect:
 
     container: str = w("Container", "")
     endpoint_config: EndpointSettings | None = w("EndpointConfig")
+
+
+@dataclass(frozen=True, slots=True)
+class IPAMConfig:
+    GO_PACKAGE: ClassVar[str] = "network"
+
+    subnet: str = w("Subnet", "")
+    ip_range: str = w("IPRange", "")
+    gateway: str = w("Gateway", "")
+    auxiliary_addresses: dict[str, str] | None = w("AuxiliaryAddresses")
+
+
+@dataclass(frozen=True, slots=True)
+class IPAM:
+    GO_PACKAGE: ClassVar[str] = "network"
+
+    driver: str = w("Driver", "")
+    config: tuple[IPAMConfig, ...] | None = w("Config")
+    options: dict[str, str] | None = w("Options")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReference:
+    GO_PACKAGE: ClassVar[str] = "network"
+
+    network: str = w("Network", "")
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkCreateRequest:
+    """POST /networks/create."""
+
+    GO_PACKAGE: ClassVar[str] = "types"
+
+    name: str = w("Name", "")
+    check_duplicate: bool = w("CheckDuplicate", False)
+    driver: str = w("Driver", "")
+    scope: str = w("Scope", "")
+    enable_ipv6: bool = w("EnableIPv6", False)
+    ipam: IPAM | None = w("IPAM")
+    internal: bool = w("Internal", False)
+    attachable: bool = w("Attachable", False)
+    ingress: bool = w("Ingress", False)
+    config_only: bool = w("ConfigOnly", False)
+    config_from: ConfigReference | None = w("ConfigFrom")
+    options: dict[str, str] | None = w("Options")
+    labels: dict[str, str] | None = w("Labels")
