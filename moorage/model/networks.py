@@ -154,7 +154,7 @@ def link_list(value: object) -> tuple[str, ...]:
     """Links from a request body (HostConfig.Links, an endpoint's Links), each checked."""
     if not value:
         return ()
-    if not isinstance(value, list) or not all(isinstance(link, str) for link in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(link, str) for link in value):
         raise InvalidParameter("invalid JSON: Links must be a list of strings")
     for link in value:
         parse_link(link)

@@ -273,7 +273,7 @@ ENDPOINT_TYPES = [{"Aliases": 1}, 3, {"IPAMConfig": {"IPv4Address": 7}}, {"Links
 
 def test_wrong_types_in_endpoint_settings(pair: Pair) -> None:
     # Go's decoder names the field; dockerd 20.10 answers a create's with a 500 (moord 400).
-    network, container = unique_name([], "typed"), unique_name([], "typed")
+    network, container = (f"typed-{uuid.uuid4().hex[:10]}" for _ in range(2))
     pair.both("network", "create", network)
     pair.both("create", "--name", container, IMAGE, "true")
     try:
@@ -304,7 +304,7 @@ def _post_json(path: str, url: str, body: object) -> tuple[int, str]:
 
 
 def test_wrong_types_in_network_create(pair: Pair) -> None:
-    name = unique_name([], "typed")
+    name = f"typed-{uuid.uuid4().hex[:10]}"
     for body in ({"IPAM": {"Config": 1.5}}, {"IPAM": 3}, {"Name": 5}, {"ConfigFrom": 3},
                  {"Options": 3}, {"Labels": {"a": 1}}, {"IPAM": {"Config": [3]}},
                  {"IPAM": {"Config": [{"Subnet": 5}]}}, {"IPAM": {"Driver": 1}},

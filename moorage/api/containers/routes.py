@@ -450,7 +450,7 @@ def _endpoint_request(body: dict) -> EndpointRequest | None:
             raise InvalidParameter("driver options and IPv6 or link-local addresses "
                                    "of an endpoint are not supported yet")
         aliases = settings.aliases or ()
-        links = tuple(dict.fromkeys((*links, *link_list(list(settings.links or ())))))
+        links = tuple(dict.fromkeys((*links, *link_list(settings.links))))
         address = ipam.ipv4_address
         if aliases or address or mac or links:
             return EndpointRequest(network, aliases, address, mac, links)

@@ -166,7 +166,7 @@ class _Handlers:
             # The answer waits for the whole load, so a bad archive gets a real 4xx
             # status rather than an error inside a 200 stream (dockerd's way).
             lines = await self._call(self.backend.load_image, body, namespace)
-            return _json_lines([{"stream": line + "\n"} for line in lines])
+            return _json_lines([JSONMessage(stream=line + "\n").to_json() for line in lines])
 
         async def load(emit: Emit) -> None:
             # The docker CLI on a terminal: a bar for each layer unpacked, as dockerd's.

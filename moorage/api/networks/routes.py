@@ -63,7 +63,7 @@ def add_routes(app: web.Application, backend: NetworkBackend) -> None:
             raise InvalidParameter("IPv6 and link-local addresses are not supported yet")
         await backend.connect(request.match_info["id"], connect.container,
                               endpoint.aliases or (), ipam.ipv4_address,
-                              link_list(list(endpoint.links or ())))
+                              link_list(endpoint.links))
         return web.Response(status=200)
 
     async def post_disconnect(request: web.Request) -> web.Response:

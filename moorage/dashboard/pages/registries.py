@@ -111,7 +111,7 @@ def _catalog(address: str, registry_auth: str = "") -> dict[str, list[str]]:
     A registry that asks for credentials gets those of a login made here, `registry_auth`:
     HTTP basic, or a bearer token for each scope it asks for."""
     endpoint = _endpoint(address, _scheme(address) == "https")
-    basic = _basic(registry_auth) if registry_auth else ""
+    basic = _basic(registry_auth)
 
     def get(target: str) -> tuple[int, Any]:
         status, headers, body = _get(endpoint, target)
